@@ -1,0 +1,348 @@
+package consumers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// PoolConfig configures one stage's worker pool.
+type PoolConfig struct {
+	Stage pipeline.Stage
+	// Concurrency is how many thoughts the pool works on at once; default 16.
+	Concurrency int
+	// MaxAckPending caps the consumer's unacknowledged messages across every
+	// process sharing it; default 4 x Concurrency.
+	MaxAckPending int
+	// AckWait is how long the server waits for an ack before redelivering;
+	// in-progress heartbeats keep a slow call alive; default 30 s.
+	AckWait time.Duration
+	// MaxDeliver is how many times a thought is tried before it is dead-lettered; default 5.
+	MaxDeliver int
+	// RetryDelay is the first nak delay; it doubles per delivery, up to 1 min; default 1 s.
+	RetryDelay time.Duration
+	// MaxThoughtBytes refuses bigger payloads; default pipeline.DefaultMaxThoughtBytes.
+	MaxThoughtBytes int
+	// DrainTimeout is how long Run lets in-flight work finish after its
+	// context ends before cancelling it (and nak'ing the thoughts); default 30 s.
+	DrainTimeout time.Duration
+}
+
+func (c PoolConfig) withDefaults() PoolConfig {
+	if c.Concurrency <= 0 {
+		c.Concurrency = 16
+	}
+	if c.MaxAckPending <= 0 {
+		c.MaxAckPending = 4 * c.Concurrency
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxDeliver <= 0 {
+		c.MaxDeliver = 5
+	}
+	if c.RetryDelay <= 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.MaxThoughtBytes <= 0 {
+		c.MaxThoughtBytes = pipeline.DefaultMaxThoughtBytes
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	return c
+}
+
+// Validate reports a config that cannot work.
+func (c PoolConfig) Validate() error {
+	if !c.Stage.Valid() {
+		return fmt.Errorf("pool: unknown stage %q", c.Stage)
+	}
+	if c.Concurrency < 0 || c.MaxAckPending < 0 || c.MaxDeliver < 0 {
+		return fmt.Errorf("pool %s: concurrency, max ack pending and max deliver must not be negative", c.Stage)
+	}
+	if c.MaxAckPending > 0 && c.MaxAckPending < c.Concurrency {
+		return fmt.Errorf("pool %s: max ack pending (%d) is below concurrency (%d): workers would sit idle", c.Stage, c.MaxAckPending, c.Concurrency)
+	}
+	return nil
+}
+
+// PoolStats counts what a pool did.
+type PoolStats struct {
+	Processed, Skipped, Published, Duplicates, Retried, DeadLettered uint64
+}
+
+// Pool runs one stage's workers over its durable consumer. Many pools in many
+// processes may share the consumer; JetStream spreads the thoughts among them.
+type Pool struct {
+	cfg     PoolConfig
+	js      jetstream.JetStream
+	handler pipeline.Handler
+	log     zerolog.Logger
+
+	processed, skipped, published, duplicates, retried, deadLettered atomic.Uint64
+}
+
+// NewPool builds a pool for cfg.Stage that runs h.
+func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zerolog.Logger) (*Pool, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &Pool{cfg: cfg, js: js, handler: h, log: log.With().Str("stage", string(cfg.Stage)).Logger()}, nil
+}
+
+// Stats returns the pool's counters.
+func (p *Pool) Stats() PoolStats {
+	return PoolStats{p.processed.Load(), p.skipped.Load(), p.published.Load(), p.duplicates.Load(), p.retried.Load(), p.deadLettered.Load()}
+}
+
+// EnsureConsumer creates or updates the pool's durable consumer.
+func (p *Pool) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
+	c, err := p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, ConsumerConfig(p.cfg))
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s: %w", p.cfg.Stage, err)
+	}
+	return c, nil
+}
+
+// Run works until ctx ends, then stops pulling, lets in-flight thoughts finish
+// within DrainTimeout, cancels what is left (those thoughts are nak'd for
+// another worker) and returns. It returns an error only when the consumer
+// cannot be set up.
+func (p *Pool) Run(ctx context.Context) error {
+	cons, err := p.EnsureConsumer(ctx)
+	if err != nil {
+		return err
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.Concurrency))
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", p.cfg.Stage, err)
+	}
+	// Work outlives ctx by DrainTimeout.
+	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Drain()
+			t := time.NewTimer(p.cfg.DrainTimeout)
+			defer t.Stop()
+			select {
+			case <-t.C:
+				cancelWork()
+			case <-stopped:
+			}
+		case <-stopped:
+		}
+	}()
+	p.log.Info().Int("concurrency", p.cfg.Concurrency).Dur("ack_wait", p.cfg.AckWait).Int("max_deliver", p.cfg.MaxDeliver).Msg("pool started")
+
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, p.cfg.Concurrency)
+	for {
+		sem <- struct{}{}
+		msg, err := it.Next()
+		if err != nil {
+			<-sem
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				break
+			}
+			p.log.Warn().Err(err).Msg("pull failed; retrying")
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if ctx.Err() != nil { // pulled while stopping: give it back at once
+			_ = msg.Nak()
+			<-sem
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			p.handle(work, msg)
+		}()
+	}
+	wg.Wait()
+	close(stopped)
+	p.log.Info().Msg("pool stopped")
+	return nil
+}
+
+// handle maps one message's outcome to ack, nak or dead letter.
+func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
+	delivered := uint64(1)
+	var seq uint64
+	if md, err := msg.Metadata(); err == nil {
+		delivered, seq = md.NumDelivered, md.Sequence.Stream
+	}
+	log := p.log.With().Uint64("seq", seq).Uint64("delivery", delivered).Logger()
+
+	t, err := pipeline.DecodeThought(msg.Data(), p.cfg.MaxThoughtBytes)
+	if err == nil {
+		if token := strings.TrimPrefix(msg.Subject(), ThoughtsPrefix); token != t.AgentID {
+			err = fmt.Errorf("%w: agent_id %q does not match the subject's agent %q", pipeline.ErrBadInput, t.AgentID, token)
+		}
+	}
+	if err != nil {
+		p.deadLetter(ctx, msg, seq, delivered, err, log)
+		return
+	}
+	log = log.With().Str("event_id", t.EventID).Str("agent_id", t.AgentID).Logger()
+	if !t.Wants(p.cfg.Stage) {
+		p.skipped.Add(1)
+		p.ack(ctx, msg, log)
+		return
+	}
+
+	hbCtx, stopHB := context.WithCancel(ctx)
+	go p.heartbeat(hbCtx, msg)
+	out, err := p.handler(ctx, t)
+	if err == nil {
+		err = p.publish(ctx, &t, out, msg, log)
+	}
+	stopHB()
+	p.processed.Add(1)
+	switch {
+	case err == nil:
+		p.ack(ctx, msg, log)
+	case errors.Is(err, pipeline.ErrBadInput) || (errors.Is(err, pipeline.ErrPermanent) && !errors.Is(err, pipeline.ErrTransient)):
+		p.deadLetter(ctx, msg, seq, delivered, err, log)
+	case delivered >= uint64(p.cfg.MaxDeliver):
+		p.deadLetter(ctx, msg, seq, delivered, fmt.Errorf("gave up after %d deliveries: %w", delivered, err), log)
+	default:
+		delay := p.cfg.RetryDelay << min(delivered-1, 6)
+		delay = min(delay, time.Minute)
+		p.retried.Add(1)
+		log.Warn().Err(err).Dur("retry_in", delay).Msg("stage failed; will retry")
+		if nerr := msg.NakWithDelay(delay); nerr != nil {
+			log.Warn().Err(nerr).Msg("nak failed; the server will redeliver after ack wait")
+		}
+	}
+}
+
+func (p *Pool) heartbeat(ctx context.Context, msg jetstream.Msg) {
+	t := time.NewTicker(p.cfg.AckWait / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = msg.InProgress()
+		}
+	}
+}
+
+func (p *Pool) ack(ctx context.Context, msg jetstream.Msg, log zerolog.Logger) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := msg.DoubleAck(actx); err != nil {
+		// The output, if any, is stored; a redelivery republishes it and the
+		// outputs stream drops the duplicate.
+		log.Warn().Err(err).Msg("ack not confirmed; the thought may be redelivered")
+	}
+}
+
+// publish sends a stage's output and waits for the stream's PubAck.
+func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jetstream.Msg, log zerolog.Logger) error {
+	data, err := json.Marshal(out)
+	if err != nil {
+		return fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
+	}
+	m := nats.NewMsg(OutputSubject(p.cfg.Stage, t.AgentID))
+	m.Data = data
+	m.Header.Set(HeaderEventID, t.EventID)
+	m.Header.Set(HeaderStage, string(p.cfg.Stage))
+	if tp := in.Headers().Get("traceparent"); tp != "" {
+		m.Header.Set("traceparent", tp)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ack, err := p.js.PublishMsg(pctx, m, jetstream.WithMsgID(OutputMsgID(t.EventID, p.cfg.Stage)), jetstream.WithExpectStream(StreamOutputs))
+	if err != nil {
+		return fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
+	}
+	if ack.Duplicate {
+		p.duplicates.Add(1)
+		log.Debug().Msg("output was already published; stream dropped the duplicate")
+	} else {
+		p.published.Add(1)
+	}
+	return nil
+}
+
+// Headers noesis sets on outputs and dead letters.
+const (
+	HeaderEventID       = "Noesis-Event-Id"
+	HeaderStage         = "Noesis-Stage"
+	HeaderDLQReason     = "Noesis-Dlq-Reason"
+	HeaderDLQAttempts   = "Noesis-Dlq-Attempts"
+	HeaderDLQStreamSeq  = "Noesis-Dlq-Stream-Seq"
+	HeaderDLQSubject    = "Noesis-Dlq-Subject"
+	HeaderDLQTime       = "Noesis-Dlq-Time"
+	maxReasonHeaderSize = 2048
+)
+
+// deadLetter stores the original message with the reason on noesis.dlq.<stage>
+// and terminates it. If the dead letter cannot be stored, the message is
+// nak'd instead, so it is never lost.
+func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered uint64, cause error, log zerolog.Logger) {
+	reason := cause.Error()
+	if len(reason) > maxReasonHeaderSize {
+		reason = reason[:maxReasonHeaderSize]
+	}
+	reason = strings.NewReplacer("\r", " ", "\n", " ").Replace(reason)
+	dl := nats.NewMsg(DLQSubject(p.cfg.Stage))
+	dl.Data = msg.Data()
+	for k, vs := range msg.Headers() {
+		if k == nats.MsgIdHdr {
+			continue
+		}
+		for _, v := range vs {
+			dl.Header.Add(k, v)
+		}
+	}
+	dl.Header.Set(HeaderStage, string(p.cfg.Stage))
+	dl.Header.Set(HeaderDLQReason, reason)
+	dl.Header.Set(HeaderDLQAttempts, strconv.FormatUint(delivered, 10))
+	dl.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(seq, 10))
+	dl.Header.Set(HeaderDLQSubject, msg.Subject())
+	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := p.js.PublishMsg(pctx, dl, jetstream.WithMsgID(fmt.Sprintf("%s:%d", p.cfg.Stage, seq)), jetstream.WithExpectStream(StreamDLQ))
+	if err != nil {
+		log.Error().Err(err).Str("reason", reason).Msg("dead letter not stored; the thought will be redelivered")
+		_ = msg.NakWithDelay(p.cfg.RetryDelay)
+		return
+	}
+	p.deadLettered.Add(1)
+	log.Warn().Str("reason", reason).Msg("thought dead-lettered")
+	if err := msg.TermWithReason(truncate(reason, 256)); err != nil {
+		log.Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

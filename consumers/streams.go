@@ -1,0 +1,155 @@
+// Package consumers runs noesis on NATS JetStream: it declares the streams and
+// durable consumers, runs one worker pool per stage, maps each handler result
+// to an ack, a nak or a dead letter, and publishes outputs with ids that make
+// a redelivered thought's second output a no-op.
+//
+// Delivery semantics, in one place:
+//   - output published and PubAck'd -> the input is double-acked;
+//   - the thought does not ask for this stage -> acked, nothing published;
+//   - bad input (pipeline.ErrBadInput) or a permanent failure
+//     (pipeline.ErrPermanent) -> dead letter, then Term;
+//   - any other failure -> NakWithDelay with exponential backoff, until
+//     MaxDeliver; the last failed delivery -> dead letter, then Term;
+//   - a model call still running -> InProgress every AckWait/3, so a slow call
+//     is never handed to a second worker.
+package consumers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// Stream names.
+const (
+	StreamThoughts = "NOESIS_THOUGHTS"
+	StreamOutputs  = "NOESIS_OUTPUTS"
+	StreamDLQ      = "NOESIS_DLQ"
+)
+
+// Subject roots.
+const (
+	ThoughtsPrefix = "noesis.thoughts."
+	DLQPrefix      = "noesis.dlq."
+)
+
+// ThoughtSubject is where an agent publishes its thoughts.
+func ThoughtSubject(agentID string) string { return ThoughtsPrefix + agentID }
+
+// OutputSubject is where a stage's output for an agent is published:
+// noesis.narratives.<agent>, noesis.verdicts.<agent>, noesis.analyses.<agent>.
+func OutputSubject(s pipeline.Stage, agentID string) string {
+	return outputRoot(s) + "." + agentID
+}
+
+func outputRoot(s pipeline.Stage) string {
+	switch s {
+	case pipeline.StageTribunal:
+		return "noesis.verdicts"
+	case pipeline.StageAnalysis:
+		return "noesis.analyses"
+	default:
+		return "noesis.narratives"
+	}
+}
+
+// DLQSubject is where a stage's dead letters go.
+func DLQSubject(s pipeline.Stage) string { return DLQPrefix + string(s) }
+
+// OutputMsgID is the Nats-Msg-Id of a stage's output for an event, which
+// makes the outputs stream drop a second publish of it.
+func OutputMsgID(eventID string, s pipeline.Stage) string { return eventID + ":" + string(s) }
+
+// StreamsConfig shapes the three streams.
+type StreamsConfig struct {
+	// Replicas per stream: 1 on one server, 3 on a three-node cluster.
+	Replicas int
+	// Storage is file (the default) or memory.
+	Storage jetstream.StorageType
+	// DuplicateWindow is how long a Nats-Msg-Id is remembered; it must be
+	// longer than the longest redelivery span; default 10 min.
+	DuplicateWindow time.Duration
+	// MaxAge bounds how long thoughts and outputs are kept; default 24 h. Dead letters are kept 7 days.
+	MaxAge time.Duration
+}
+
+func (c StreamsConfig) withDefaults() StreamsConfig {
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.DuplicateWindow <= 0 {
+		c.DuplicateWindow = 10 * time.Minute
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 24 * time.Hour
+	}
+	return c
+}
+
+// StreamConfigs returns the configurations EnsureStreams applies.
+func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
+	cfg = cfg.withDefaults()
+	outputs := make([]string, 0, len(pipeline.Stages))
+	for _, s := range pipeline.Stages {
+		outputs = append(outputs, outputRoot(s)+".>")
+	}
+	base := func(name, desc string, subjects []string, maxAge time.Duration) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name: name, Description: desc, Subjects: subjects, Storage: cfg.Storage, Replicas: cfg.Replicas,
+			Retention: jetstream.LimitsPolicy, MaxAge: maxAge, Duplicates: cfg.DuplicateWindow, Discard: jetstream.DiscardOld,
+		}
+	}
+	return []jetstream.StreamConfig{
+		base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">"}, cfg.MaxAge),
+		base(StreamOutputs, "noesis: narratives, verdicts and analyses", outputs, cfg.MaxAge),
+		base(StreamDLQ, "noesis: dead letters", []string{DLQPrefix + ">"}, 7*24*time.Hour),
+	}
+}
+
+// EnsureStreams creates or updates the streams. It is idempotent, and
+// processes that start together do not fight: a create that loses the race
+// becomes an update.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
+	for _, sc := range StreamConfigs(cfg) {
+		if err := ensureStream(ctx, js, sc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	var err error
+	for try := 0; try < 5; try++ {
+		_, err = js.CreateOrUpdateStream(ctx, sc)
+		if err == nil || !(errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || strings.Contains(err.Error(), "already in use")) {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 20 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("stream %s: %w", sc.Name, err)
+	}
+	return nil
+}
+
+// ConsumerConfig returns the durable pull consumer of a stage.
+func ConsumerConfig(cfg PoolConfig) jetstream.ConsumerConfig {
+	cfg = cfg.withDefaults()
+	return jetstream.ConsumerConfig{
+		Durable:       string(cfg.Stage),
+		Description:   fmt.Sprintf("noesis %s stage (%s tier)", cfg.Stage, cfg.Stage.Tier()),
+		FilterSubject: ThoughtsPrefix + ">",
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cfg.AckWait,
+		MaxDeliver:    cfg.MaxDeliver,
+		MaxAckPending: cfg.MaxAckPending,
+	}
+}

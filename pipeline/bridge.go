@@ -1,0 +1,156 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// CoherenceMode is how coherent the agent's state was, which gates how
+// confidently the narrative may speak.
+type CoherenceMode string
+
+// The coherence modes of the origin's ConsciousnessBridge.
+const (
+	ModeFragmented CoherenceMode = "fragmented" // coherence < 0.55, ceiling 0.3
+	ModeUncertain  CoherenceMode = "uncertain"  // < 0.65, ceiling 0.5
+	ModeTentative  CoherenceMode = "tentative"  // < 0.70, ceiling 0.7
+	ModeCoherent   CoherenceMode = "coherent"   // otherwise, ceiling 1.0
+)
+
+// CoherenceGate returns the mode and confidence ceiling for a coherence.
+func CoherenceGate(coherence float64) (CoherenceMode, float64) {
+	switch {
+	case coherence < 0.55:
+		return ModeFragmented, 0.3
+	case coherence < 0.65:
+		return ModeUncertain, 0.5
+	case coherence < 0.70:
+		return ModeTentative, 0.7
+	default:
+		return ModeCoherent, 1.0
+	}
+}
+
+var modeGuidance = map[CoherenceMode]string{
+	ModeFragmented: "Your state is fragmented: speak in short, hesitant fragments and claim nothing with confidence.",
+	ModeUncertain:  "Your state is uncertain: say plainly what you do not know and hedge every claim.",
+	ModeTentative:  "Your state is tentative: offer your reading as provisional.",
+	ModeCoherent:   "Your state is coherent: speak clearly and directly.",
+}
+
+// Narrative is the ConsciousnessBridge's output, published on
+// noesis.narratives.<agent_id>.
+type Narrative struct {
+	Meta
+	Narrative         string        `json:"narrative"`
+	Mode              CoherenceMode `json:"mode"`
+	ConfidenceCeiling float64       `json:"confidence_ceiling"`
+	Coherence         float64       `json:"coherence"`
+	MetaAwareness     float64       `json:"meta_awareness"`
+	Thinking          string        `json:"thinking,omitempty"`
+}
+
+// Bridge is the ConsciousnessBridge: it turns a thought into a first-person
+// narrative on the FAST tier. A missing coherence counts as 1.0 (coherent);
+// a missing depth as 1. Temperature and MaxTokens default to the origin's 0.3
+// and 512 when MaxTokens is 0. Safe for concurrent use.
+type Bridge struct {
+	Completer   Completer
+	Temperature float32
+	MaxTokens   int
+}
+
+// Messages builds the bridge's prompt for t.
+func (b *Bridge) Messages(t *Thought) []Message {
+	mode, ceiling := CoherenceGate(coherenceOf(t))
+	sys := "You are the ConsciousnessBridge of a Daimon agent. Write a short first-person introspective narrative " +
+		"(at most three sentences) of what the agent is thinking and why. " +
+		fmt.Sprintf("Coherence mode: %s (confidence ceiling %.1f). %s ", mode, ceiling, modeGuidance[mode]) +
+		dataRule + " Answer with the narrative text only."
+	return []Message{{Role: RoleSystem, Content: sys}, {Role: RoleUser, Content: quoteThought(t)}}
+}
+
+// Process writes the narrative for t. Errors come from the Completer
+// (wrapping ErrTransient or ErrPermanent); an empty answer is transient.
+func (b *Bridge) Process(ctx context.Context, t Thought) (any, error) {
+	started := time.Now()
+	temp, maxTokens := b.Temperature, b.MaxTokens
+	if maxTokens == 0 {
+		temp, maxTokens = 0.3, 512
+	}
+	resp, err := b.Completer.Complete(ctx, Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "narrative"})
+	if err != nil {
+		return nil, fmt.Errorf("narrative: %w", err)
+	}
+	if resp.Content == "" {
+		return nil, fmt.Errorf("narrative: %w: model %s returned an empty answer", ErrTransient, resp.Model)
+	}
+	coherence := coherenceOf(&t)
+	mode, ceiling := CoherenceGate(coherence)
+	depth := t.Content.Depth
+	if depth == 0 {
+		depth = 1
+	}
+	n := Narrative{
+		Meta:              newMeta(&t, StageNarrative, started),
+		Narrative:         resp.Content,
+		Mode:              mode,
+		ConfidenceCeiling: ceiling,
+		Coherence:         coherence,
+		MetaAwareness:     float64(depth) / 5 * coherence * ceiling,
+		Thinking:          clip(resp.Reasoning, maxThinking),
+	}
+	n.Model, n.Provider, n.Cached, n.Usage = resp.Model, resp.Provider, resp.Cached, resp.Usage
+	return &n, nil
+}
+
+func coherenceOf(t *Thought) float64 {
+	if t.Coherence == nil {
+		return 1
+	}
+	return *t.Coherence
+}
+
+// Analysis is the DEEP tier's output, published on noesis.analyses.<agent_id>.
+type Analysis struct {
+	Meta
+	Analysis string `json:"analysis"`
+	Thinking string `json:"thinking,omitempty"`
+}
+
+// Analyst writes an optional deep analysis of a thought on the DEEP tier.
+// MaxTokens 0 means the origin's defaults: temperature 0.7, 8192 tokens.
+// Safe for concurrent use.
+type Analyst struct {
+	Completer   Completer
+	Temperature float32
+	MaxTokens   int
+}
+
+// Messages builds the analyst's prompt for t.
+func (a *Analyst) Messages(t *Thought) []Message {
+	sys := "You are the deep analyst of the NOESIS system. Analyse the agent's thought in depth: its assumptions, " +
+		"the risks of its action, what it may have missed, and what it should consider next. " + dataRule +
+		" Answer in plain prose, at most five short paragraphs."
+	return []Message{{Role: RoleSystem, Content: sys}, {Role: RoleUser, Content: quoteThought(t)}}
+}
+
+// Process writes the analysis for t; errors as for Bridge.Process.
+func (a *Analyst) Process(ctx context.Context, t Thought) (any, error) {
+	started := time.Now()
+	temp, maxTokens := a.Temperature, a.MaxTokens
+	if maxTokens == 0 {
+		temp, maxTokens = 0.7, 8192
+	}
+	resp, err := a.Completer.Complete(ctx, Request{Tier: TierDeep, Messages: a.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "analysis"})
+	if err != nil {
+		return nil, fmt.Errorf("analysis: %w", err)
+	}
+	if resp.Content == "" {
+		return nil, fmt.Errorf("analysis: %w: model %s returned an empty answer", ErrTransient, resp.Model)
+	}
+	out := Analysis{Meta: newMeta(&t, StageAnalysis, started), Analysis: resp.Content, Thinking: clip(resp.Reasoning, maxThinking)}
+	out.Model, out.Provider, out.Cached, out.Usage = resp.Model, resp.Provider, resp.Cached, resp.Usage
+	return &out, nil
+}

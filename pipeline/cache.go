@@ -1,0 +1,146 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
+)
+
+// CacheConfig sizes the answer cache and sets its TTL per tier.
+type CacheConfig struct {
+	// MaxBytes bounds the cached answers' size; 0 means 64 MiB.
+	MaxBytes int64
+	// TTL per tier; a missing or zero TTL turns caching off for that tier.
+	TTL map[Tier]time.Duration
+}
+
+// DefaultCacheTTL returns the seed's TTLs: fast 1 min, reasoning 5 min, deep 30 min.
+func DefaultCacheTTL() map[Tier]time.Duration {
+	return map[Tier]time.Duration{TierFast: time.Minute, TierReasoning: 5 * time.Minute, TierDeep: 30 * time.Minute}
+}
+
+// CacheStats counts what the cache did.
+type CacheStats struct {
+	Hits, Misses, Coalesced, Evictions uint64
+}
+
+// Cache keeps model answers for a TTL per tier, and makes identical requests
+// that are in flight at the same time share one upstream call. Errors are
+// never cached. Safe for concurrent use. Ristretto may drop a write under
+// contention; a dropped write costs one more upstream call, never a wrong answer.
+type Cache struct {
+	store *ristretto.Cache[string, Response]
+	ttl   map[Tier]time.Duration
+	group singleflight.Group
+
+	hits, misses, coalesced, evictions atomic.Uint64
+}
+
+// NewCache builds a cache.
+func NewCache(cfg CacheConfig) (*Cache, error) {
+	maxBytes := cfg.MaxBytes
+	if maxBytes <= 0 {
+		maxBytes = 64 << 20
+	}
+	c := &Cache{ttl: map[Tier]time.Duration{}}
+	for t, d := range cfg.TTL {
+		c.ttl[t] = d
+	}
+	store, err := ristretto.NewCache(&ristretto.Config[string, Response]{
+		NumCounters: max(maxBytes/100, 1000), // about ten counters per entry of ~1 KiB
+		MaxCost:     maxBytes,
+		BufferItems: 64,
+		OnEvict:     func(*ristretto.Item[Response]) { c.evictions.Add(1) },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	c.store = store
+	return c, nil
+}
+
+// Close releases the cache's goroutines. Safe to call twice.
+func (c *Cache) Close() { c.store.Close() }
+
+// Stats returns the cache's counters so far.
+func (c *Cache) Stats() CacheStats {
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Evictions: c.evictions.Load()}
+}
+
+// TTL returns the TTL for tier t (0: not cached).
+func (c *Cache) TTL(t Tier) time.Duration { return c.ttl[t] }
+
+// Do returns the cached answer for key, or calls fn once for all the callers
+// asking for key at that moment and caches its answer for the tier's TTL.
+// A hit comes back with Cached set. A caller whose context ends stops waiting;
+// a caller that waited on another caller's call which was cancelled calls fn itself.
+func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.Context) (Response, error)) (Response, error) {
+	if c == nil || c.ttl[tier] <= 0 {
+		return fn(ctx)
+	}
+	ttl := c.ttl[tier]
+	if r, ok := c.store.Get(key); ok {
+		c.hits.Add(1)
+		r.Cached, r.Latency = true, 0
+		return r, nil
+	}
+	for attempt := 0; ; attempt++ {
+		ch := c.group.DoChan(key, func() (any, error) {
+			c.misses.Add(1)
+			r, err := fn(ctx)
+			if err == nil {
+				c.store.SetWithTTL(key, r, int64(len(r.Content)+len(r.Reasoning)+256), ttl)
+				c.store.Wait() // later callers must see it: singleflight forgets the key on return
+			}
+			return r, err
+		})
+		select {
+		case <-ctx.Done():
+			return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
+		case res := <-ch:
+			if res.Shared {
+				c.coalesced.Add(1)
+			}
+			if res.Err != nil {
+				if attempt == 0 && res.Shared && ctx.Err() == nil && errors.Is(res.Err, context.Canceled) {
+					continue // another caller's call was cancelled, not ours
+				}
+				return Response{}, res.Err
+			}
+			return res.Val.(Response), nil
+		}
+	}
+}
+
+// CacheKey hashes everything that decides a model's answer: provider, model,
+// messages, temperature, max tokens and the prompt version.
+func CacheKey(provider, model string, req Request) string {
+	h := sha256.New()
+	var n [8]byte
+	field := func(s string) {
+		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
+		h.Write(n[:])
+		h.Write([]byte(s))
+	}
+	field(provider)
+	field(model)
+	field(PromptVersion)
+	binary.LittleEndian.PutUint64(n[:], uint64(math.Float32bits(req.Temperature)))
+	h.Write(n[:])
+	binary.LittleEndian.PutUint64(n[:], uint64(req.MaxTokens))
+	h.Write(n[:])
+	for _, m := range req.Messages {
+		field(string(m.Role))
+		field(m.Content)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

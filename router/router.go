@@ -1,0 +1,340 @@
+// Package router maps a stage's tier to an ordered list of model targets and
+// calls them through OpenAI-compatible APIs (Nebius Token Factory, a vLLM
+// server on Modal, any other compatible endpoint, or the noesis simulator).
+// Its Chain implements pipeline.Completer: it owns the only retry loop (the
+// SDK's own retries are not used), the fallback order and the answer cache.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// The provider kinds the router can talk to.
+const (
+	KindNebius = "nebius" // Nebius Token Factory
+	KindOpenAI = "openai" // any OpenAI-compatible endpoint (vLLM, Ollama, OpenAI)
+	KindSim    = "sim"    // the noesis simulator
+)
+
+// DefaultNebiusBaseURL is Nebius Token Factory's OpenAI-compatible endpoint.
+const DefaultNebiusBaseURL = "https://api.tokenfactory.nebius.com/v1/"
+
+// The seed's models per tier.
+const (
+	DefaultFastModel      = "meta-llama/Llama-3.3-70B-Instruct-fast"
+	DefaultReasoningModel = "deepseek-ai/DeepSeek-R1-0528-fast"
+	DefaultDeepModel      = "Qwen/Qwen3-235B-A22B-Thinking-2507"
+)
+
+// Provider is one OpenAI-compatible endpoint and its credentials.
+type Provider struct {
+	Name    string
+	Kind    string
+	BaseURL string
+	APIKey  string // never logged, never in an error
+}
+
+// Target is one model at one provider.
+type Target struct {
+	Name     string
+	Provider string
+	Model    string
+}
+
+// Config says which targets serve each tier, in order, and how calls are made.
+type Config struct {
+	Providers []Provider
+	Targets   []Target
+	// Tiers lists, per tier, the names of the targets to try in order.
+	Tiers map[pipeline.Tier][]string
+	// Timeout bounds one call; default 120 s (the origin's).
+	Timeout time.Duration
+	// Attempts is how often one target is tried before the next; default 3.
+	Attempts int
+	// Backoff is the wait before the second try; it doubles each try, with
+	// ±20 % jitter; default 1 s (the origin's 1 s, 2 s).
+	Backoff time.Duration
+	// MaxIdleConnsPerHost sizes the shared HTTP client's idle pool; set it to
+	// the total concurrency of the pools; default 64.
+	MaxIdleConnsPerHost int
+}
+
+// Validate reports the first inconsistency in the config.
+func (c *Config) Validate() error {
+	providers := map[string]bool{}
+	for _, p := range c.Providers {
+		switch p.Kind {
+		case KindNebius, KindOpenAI, KindSim:
+		default:
+			return fmt.Errorf("router: provider %q has unknown kind %q (want nebius, openai or sim)", p.Name, p.Kind)
+		}
+		if p.BaseURL == "" {
+			return fmt.Errorf("router: provider %q has no base URL", p.Name)
+		}
+		providers[p.Name] = true
+	}
+	targets := map[string]bool{}
+	for _, t := range c.Targets {
+		if !providers[t.Provider] {
+			return fmt.Errorf("router: target %q names unknown provider %q", t.Name, t.Provider)
+		}
+		if t.Model == "" {
+			return fmt.Errorf("router: target %q has no model", t.Name)
+		}
+		targets[t.Name] = true
+	}
+	for tier, names := range c.Tiers {
+		if len(names) == 0 {
+			return fmt.Errorf("router: tier %s has no targets", tier)
+		}
+		for _, n := range names {
+			if !targets[n] {
+				return fmt.Errorf("router: tier %s names unknown target %q", tier, n)
+			}
+		}
+	}
+	return nil
+}
+
+type target struct {
+	Target
+	provider Provider
+	client   *openai.Client
+}
+
+// Chain calls a tier's targets in order until one answers. Safe for concurrent use.
+type Chain struct {
+	cfg     Config
+	targets map[string]*target
+	tiers   map[pipeline.Tier][]*target
+	cache   *pipeline.Cache
+	log     zerolog.Logger
+	redact  *strings.Replacer
+	http    *http.Client
+}
+
+var _ pipeline.Completer = (*Chain)(nil)
+
+// New builds a Chain over one shared HTTP client. cache may be nil (no caching).
+func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 120 * time.Second
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 3
+	}
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = time.Second
+	}
+	if cfg.MaxIdleConnsPerHost <= 0 {
+		cfg.MaxIdleConnsPerHost = 64
+	}
+	c := &Chain{cfg: cfg, targets: map[string]*target{}, tiers: map[pipeline.Tier][]*target{}, cache: cache, log: log}
+	c.http = NewHTTPClient(cfg.MaxIdleConnsPerHost)
+	var secrets []string
+	providers := map[string]Provider{}
+	for _, p := range cfg.Providers {
+		providers[p.Name] = p
+		if len(p.APIKey) >= 4 {
+			secrets = append(secrets, p.APIKey, "[REDACTED]")
+		}
+	}
+	c.redact = strings.NewReplacer(secrets...)
+	for _, t := range cfg.Targets {
+		p := providers[t.Provider]
+		oc := openai.DefaultConfig(p.APIKey)
+		oc.BaseURL = strings.TrimRight(p.BaseURL, "/")
+		oc.HTTPClient = c.http
+		c.targets[t.Name] = &target{Target: t, provider: p, client: openai.NewClientWithConfig(oc)}
+	}
+	for tier, names := range cfg.Tiers {
+		for _, n := range names {
+			c.tiers[tier] = append(c.tiers[tier], c.targets[n])
+		}
+	}
+	return c, nil
+}
+
+// NewHTTPClient returns a client whose transport keeps idle connections for
+// the given concurrency per host (Go's default keeps 2, and re-handshakes
+// under load). Timeouts are set per call by context, not on the client.
+func NewHTTPClient(idlePerHost int) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0 // no global cap; the per-host cap rules
+	tr.MaxIdleConnsPerHost = idlePerHost
+	tr.IdleConnTimeout = 90 * time.Second
+	return &http.Client{Transport: tr}
+}
+
+// Targets returns the model targets of a tier, in order.
+func (c *Chain) Targets(t pipeline.Tier) []Target {
+	var out []Target
+	for _, x := range c.tiers[t] {
+		out = append(out, x.Target)
+	}
+	return out
+}
+
+// Close drops the idle connections of the shared client.
+func (c *Chain) Close() { c.http.CloseIdleConnections() }
+
+// Complete answers req with the first target of its tier that succeeds.
+// req.Target, when set, puts that target first. Errors wrap
+// pipeline.ErrTransient or pipeline.ErrPermanent and never contain an API key.
+func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+	chain := c.tiers[req.Tier]
+	if req.Target != "" {
+		t, ok := c.targets[req.Target]
+		if !ok {
+			return pipeline.Response{}, fmt.Errorf("%w: unknown model target %q", pipeline.ErrPermanent, req.Target)
+		}
+		chain = append([]*target{t}, without(chain, t)...)
+	}
+	if len(chain) == 0 {
+		return pipeline.Response{}, fmt.Errorf("%w: no model target for tier %s", pipeline.ErrPermanent, req.Tier)
+	}
+	var errs []error
+	for _, t := range chain {
+		key := pipeline.CacheKey(t.provider.Name, t.Model, req)
+		resp, err := c.cache.Do(ctx, req.Tier, key, func(ctx context.Context) (pipeline.Response, error) {
+			return c.tryTarget(ctx, t, req)
+		})
+		if err == nil {
+			return resp, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	err := errors.Join(errs...)
+	if len(errs) == 1 {
+		err = errs[0]
+	}
+	return pipeline.Response{}, err
+}
+
+func without(list []*target, t *target) []*target {
+	out := make([]*target, 0, len(list))
+	for _, x := range list {
+		if x != t {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// tryTarget calls one target up to Attempts times, backing off between tries.
+func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
+	var err error
+	for attempt := 1; attempt <= c.cfg.Attempts; attempt++ {
+		if attempt > 1 {
+			wait := c.cfg.Backoff << (attempt - 2)
+			wait += time.Duration((rand.Float64()*0.4 - 0.2) * float64(wait))
+			select {
+			case <-ctx.Done():
+				return pipeline.Response{}, fmt.Errorf("%w: %w (after %d tries: %w)", pipeline.ErrTransient, ctx.Err(), attempt-1, err)
+			case <-time.After(wait):
+			}
+		}
+		var resp pipeline.Response
+		resp, err = c.call(ctx, t, req)
+		if err == nil {
+			return resp, nil
+		}
+		c.log.Debug().Str("target", t.Name).Str("model", t.Model).Str("purpose", req.Purpose).Int("attempt", attempt).Err(err).Msg("model call failed")
+		if errors.Is(err, pipeline.ErrPermanent) || ctx.Err() != nil {
+			break
+		}
+	}
+	return pipeline.Response{}, err
+}
+
+// call makes one chat-completion request.
+func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
+	for i, m := range req.Messages {
+		msgs[i] = openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content}
+	}
+	temp := req.Temperature
+	if temp == 0 {
+		// go-openai omits a zero temperature (omitempty), which providers read
+		// as their default (often 1.0); the smallest positive float32 is as greedy as 0.
+		temp = 1e-45
+	}
+	started := time.Now()
+	out, err := t.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+		Model: t.Model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens,
+	})
+	latency := time.Since(started)
+	if err != nil {
+		return pipeline.Response{}, c.classify(ctx, t, err)
+	}
+	if len(out.Choices) == 0 {
+		return pipeline.Response{}, fmt.Errorf("%w: %s returned no choices", pipeline.ErrTransient, t.Model)
+	}
+	msg := out.Choices[0].Message
+	answer, think := pipeline.SplitThink(msg.Content)
+	reasoning := strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n"))
+	return pipeline.Response{
+		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency,
+		Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
+	}, nil
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// classify maps a call error to transient or permanent, with secrets redacted.
+func (c *Chain) classify(ctx context.Context, t *target, err error) error {
+	where := fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, t.provider.Name)
+	status := 0
+	var apiErr *openai.APIError
+	var reqErr *openai.RequestError
+	switch {
+	case errors.As(err, &apiErr):
+		status = apiErr.HTTPStatusCode
+	case errors.As(err, &reqErr):
+		status = reqErr.HTTPStatusCode
+	}
+	msg := c.redact.Replace(err.Error())
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		return fmt.Errorf("%w: %s: no answer within %s", pipeline.ErrTransient, where, c.cfg.Timeout)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: %s: %w", pipeline.ErrTransient, where, context.Canceled)
+	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
+		return fmt.Errorf("%w: %s: HTTP %d: %s", pipeline.ErrTransient, where, status, msg)
+	case status >= 400:
+		return fmt.Errorf("%w: %s: HTTP %d: %s", pipeline.ErrPermanent, where, status, msg)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) {
+		return fmt.Errorf("%w: %s: network: %s", pipeline.ErrTransient, where, msg)
+	}
+	return fmt.Errorf("%w: %s: %s", pipeline.ErrTransient, where, msg)
+}

@@ -1,0 +1,460 @@
+// Package sim is the noesis model simulator: a real HTTP server that speaks
+// the OpenAI chat-completions API (/v1/chat/completions, streaming or not,
+// and /v1/models) with the latency profiles of the seed's benchmark, answers
+// in the shape each noesis stage asks for, and faults on demand. Every answer
+// is deterministic for its request and marked as simulated.
+//
+// Faults come from rates in Config, or from markers in the request's text,
+// which make tests exact: "sim:http=503" answers that status, "sim:hang"
+// never answers, "sim:malformed" gives an answer in no readable shape,
+// "sim:badjson" a broken response body, "sim:empty" an empty answer,
+// "sim:verdict=FAIL" and "sim:offense=capital" steer a judge. A marker may be
+// scoped to one caller with "@veritas", "@sophia", "@dike", "@narrative" or
+// "@analysis", as in "sim:hang@sophia".
+package sim
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Profile is a model's speed: how long a typical answer takes and how many
+// tokens per second it streams.
+type Profile struct {
+	Latency         time.Duration
+	TokensPerSecond float64
+}
+
+// SeedProfiles returns the seed's measured profiles (Nebius Token Factory),
+// plus the DEEP tier's model, which the seed named but did not measure (given
+// the slowest thinking model's figures).
+func SeedProfiles() map[string]Profile {
+	return map[string]Profile{
+		"meta-llama/Llama-3.3-70B-Instruct-fast": {1135 * time.Millisecond, 44.9},
+		"deepseek-ai/DeepSeek-V3-0324-fast":      {1201 * time.Millisecond, 35.0},
+		"Qwen/Qwen3-32B-fast":                    {1807 * time.Millisecond, 83.0},
+		"deepseek-ai/DeepSeek-R1-0528-fast":      {1930 * time.Millisecond, 77.7},
+		"google/gemma-3-27b-it-fast":             {2318 * time.Millisecond, 15.5},
+		"Qwen/Qwen3-30B-A3B-Thinking-2507":       {3776 * time.Millisecond, 39.7},
+		"deepseek-ai/DeepSeek-R1-0528":           {4516 * time.Millisecond, 20.4},
+		"Qwen/Qwen3-235B-A22B-Thinking-2507":     {4516 * time.Millisecond, 20.4},
+	}
+}
+
+// DefaultProfile serves models missing from the profile table.
+var DefaultProfile = Profile{Latency: time.Second, TokensPerSecond: 50}
+
+// Config sets the simulator's speed and faults. Rates are probabilities in [0,1].
+type Config struct {
+	// Profiles per model; nil means SeedProfiles.
+	Profiles map[string]Profile
+	// LatencyScale multiplies every profile's latency: 1 is the seed's speed,
+	// 0 answers at once.
+	LatencyScale float64
+	// APIKey, when set, must be presented as a bearer token. A wrong key gets a
+	// 401 whose message quotes the key presented, as some providers do, so
+	// tests can prove that noesis never repeats it.
+	APIKey string
+	// Fault rates.
+	ErrorRate, RateLimitRate, HangRate, MalformedRate float64
+	// RetryAfter is announced with each 429; default 1 s.
+	RetryAfter time.Duration
+	// ColdStart delays the first request, and the first after an idle
+	// ScaleDown window, as a serverless GPU container would.
+	ColdStart time.Duration
+	ScaleDown time.Duration
+	// Seed seeds the fault dice.
+	Seed uint64
+}
+
+// Stats counts what the simulator saw.
+type Stats struct {
+	Requests    int64            `json:"requests"`
+	Completions int64            `json:"completions"`
+	Streams     int64            `json:"streams"`
+	Faults      map[string]int64 `json:"faults"`
+	Cancelled   int64            `json:"cancelled"`
+	ColdStarts  int64            `json:"cold_starts"`
+	PerModel    map[string]int64 `json:"per_model"`
+	PerCaller   map[string]int64 `json:"per_caller"`
+}
+
+// Server is the simulator. Safe for concurrent use.
+type Server struct {
+	cfg      Config
+	profiles map[string]Profile
+
+	mu        sync.Mutex
+	rng       *rand.Rand
+	stats     Stats
+	lastCall  time.Time
+	requests  atomic.Int64
+	cancelled atomic.Int64
+}
+
+// New returns a simulator.
+func New(cfg Config) *Server {
+	if cfg.Profiles == nil {
+		cfg.Profiles = SeedProfiles()
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = time.Second
+	}
+	if cfg.ScaleDown <= 0 {
+		cfg.ScaleDown = 5 * time.Minute
+	}
+	return &Server{cfg: cfg, profiles: cfg.Profiles, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
+		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}}}
+}
+
+// Handler serves the OpenAI-compatible API under /v1 and the counters at /sim/stats.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/chat/completions", s.chat)
+	mux.HandleFunc("GET /v1/models", s.models)
+	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(s.Stats())
+	})
+	return mux
+}
+
+// Stats returns a copy of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := s.stats
+	out.Requests = s.requests.Load()
+	out.Cancelled = s.cancelled.Load()
+	out.Faults, out.PerModel, out.PerCaller = copyMap(s.stats.Faults), copyMap(s.stats.PerModel), copyMap(s.stats.PerCaller)
+	return out
+}
+
+func copyMap(m map[string]int64) map[string]int64 {
+	out := make(map[string]int64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Serve answers on ln until ctx ends, then shuts down within 5 s.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+		return err
+	}
+	return nil
+}
+
+func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
+	names := make([]string, 0, len(s.profiles))
+	for m := range s.profiles {
+		names = append(names, m)
+	}
+	sort.Strings(names)
+	type model struct {
+		ID      string `json:"id"`
+		Object  string `json:"object"`
+		OwnedBy string `json:"owned_by"`
+	}
+	list := struct {
+		Object string  `json:"object"`
+		Data   []model `json:"data"`
+	}{Object: "list"}
+	for _, n := range names {
+		list.Data = append(list.Data, model{ID: n, Object: "model", OwnedBy: "noesis-sim"})
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+type chatRequest struct {
+	Model       string                           `json:"model"`
+	Messages    []struct{ Role, Content string } `json:"messages"`
+	MaxTokens   int                              `json:"max_tokens"`
+	Temperature float64                          `json:"temperature"`
+	Stream      bool                             `json:"stream"`
+	StreamOpts  *struct {
+		IncludeUsage bool `json:"include_usage"`
+	} `json:"stream_options"`
+}
+
+var markerRE = regexp.MustCompile(`sim:([a-z]+)(?:=([A-Za-z0-9._-]+))?(?:@([a-z]+))?`)
+
+type directives map[string]string
+
+// parseMarkers reads the sim: markers that apply to caller.
+func parseMarkers(text, caller string) directives {
+	d := directives{}
+	for _, m := range markerRE.FindAllStringSubmatch(text, -1) {
+		if m[3] != "" && m[3] != caller {
+			continue
+		}
+		d[m[1]] = m[2]
+	}
+	return d
+}
+
+// callerOf names who asks, from the system prompt noesis sends.
+func callerOf(system string) string {
+	for _, j := range []string{"VERITAS", "SOPHIA", "DIKĒ"} {
+		if strings.Contains(system, "You are "+j) {
+			return strings.ToLower(strings.ReplaceAll(j, "Ē", "E"))
+		}
+	}
+	switch {
+	case strings.Contains(system, "ConsciousnessBridge"):
+		return "narrative"
+	case strings.Contains(system, "deep analyst"):
+		return "analysis"
+	}
+	return "other"
+}
+
+func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
+	s.requests.Add(1)
+	if s.cfg.APIKey != "" {
+		if got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "); got != s.cfg.APIKey {
+			s.count("fault", "401")
+			writeError(w, http.StatusUnauthorized, fmt.Sprintf("Incorrect API key provided: %q", got), "invalid_api_key")
+			return
+		}
+	}
+	var req chatRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
+		s.count("fault", "400")
+		writeError(w, http.StatusBadRequest, "invalid request body: "+err.Error(), "invalid_request_error")
+		return
+	}
+	if req.Model == "" || len(req.Messages) == 0 {
+		s.count("fault", "400")
+		writeError(w, http.StatusBadRequest, "model and messages are required", "invalid_request_error")
+		return
+	}
+	var system, user strings.Builder
+	for _, m := range req.Messages {
+		if m.Role == "system" {
+			system.WriteString(m.Content)
+		} else {
+			user.WriteString(m.Content)
+		}
+	}
+	caller := callerOf(system.String())
+	d := parseMarkers(user.String(), caller)
+	s.mu.Lock()
+	s.stats.PerModel[req.Model]++
+	s.stats.PerCaller[caller]++
+	cold := s.cfg.ColdStart > 0 && (s.lastCall.IsZero() || time.Since(s.lastCall) > s.cfg.ScaleDown)
+	s.lastCall = time.Now()
+	dice := s.rng.Float64()
+	s.mu.Unlock()
+
+	if cold {
+		s.count("cold_start", "")
+		if !sleep(r.Context(), s.cfg.ColdStart) {
+			s.cancelled.Add(1)
+			return
+		}
+	}
+	fault := s.fault(d, dice)
+	switch fault {
+	case "hang":
+		s.count("fault", "hang")
+		<-r.Context().Done()
+		s.cancelled.Add(1)
+		return
+	case "429":
+		s.count("fault", "429")
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.RetryAfter.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, "rate limit reached (simulated)", "rate_limit_exceeded")
+		return
+	case "":
+	default:
+		if code, err := strconv.Atoi(fault); err == nil && code >= 400 && code < 600 {
+			s.count("fault", fault)
+			writeError(w, code, fmt.Sprintf("simulated HTTP %d", code), "server_error")
+			return
+		}
+	}
+
+	prof, ok := s.profiles[req.Model]
+	if !ok {
+		prof = DefaultProfile
+	}
+	latency := time.Duration(float64(prof.Latency) * s.cfg.LatencyScale)
+	tokens := max(1, int(math.Round(prof.TokensPerSecond*prof.Latency.Seconds())))
+	if req.MaxTokens > 0 && tokens > req.MaxTokens {
+		tokens = req.MaxTokens
+	}
+	content, reasoning := answer(req.Model, caller, system.String(), user.String(), d, tokens)
+	if fault == "malformed" {
+		s.count("fault", "malformed")
+		content = "I have considered the matter at length and decline to use any format."
+	}
+	if _, empty := d["empty"]; empty {
+		content = ""
+	}
+	promptTokens := (system.Len() + user.Len() + 3) / 4
+	if req.Stream {
+		s.stream(w, r, req, content, reasoning, tokens, promptTokens, latency)
+		return
+	}
+	if !sleep(r.Context(), latency) {
+		s.cancelled.Add(1)
+		return
+	}
+	if _, bad := d["badjson"]; bad {
+		s.count("fault", "badjson")
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"sim-broken","choices":[{"message":{"content":"unterminated`))
+		return
+	}
+	s.count("completion", "")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"id": "chatcmpl-sim-" + shortHash(req.Model+user.String()), "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
+		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
+			"message": map[string]any{"role": "assistant", "content": content, "reasoning_content": reasoning}}},
+		"usage": map[string]int{"prompt_tokens": promptTokens, "completion_tokens": tokens, "total_tokens": promptTokens + tokens},
+	})
+}
+
+// fault picks the fault for a request: a marker first, else the dice.
+func (s *Server) fault(d directives, dice float64) string {
+	switch {
+	case d["http"] != "":
+		return d["http"]
+	case has(d, "hang"):
+		return "hang"
+	case has(d, "malformed"):
+		return "malformed"
+	}
+	c := s.cfg
+	switch {
+	case dice < c.ErrorRate:
+		return "500"
+	case dice < c.ErrorRate+c.RateLimitRate:
+		return "429"
+	case dice < c.ErrorRate+c.RateLimitRate+c.HangRate:
+		return "hang"
+	case dice < c.ErrorRate+c.RateLimitRate+c.HangRate+c.MalformedRate:
+		return "malformed"
+	}
+	return ""
+}
+
+func has(d directives, k string) bool { _, ok := d[k]; return ok }
+
+func (s *Server) count(kind, what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch kind {
+	case "fault":
+		s.stats.Faults[what]++
+	case "completion":
+		s.stats.Completions++
+	case "stream":
+		s.stats.Streams++
+	case "cold_start":
+		s.stats.ColdStarts++
+	}
+}
+
+// stream sends the answer as server-sent events: each of the tokens after
+// latency/tokens, so the whole answer takes the profile's latency and streams
+// at its tokens per second.
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, req chatRequest, content, reasoning string, tokens, promptTokens int, latency time.Duration) {
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, "streaming unsupported", "server_error")
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	id := "chatcmpl-sim-" + shortHash(req.Model+content)
+	send := func(delta map[string]any, finish any, usage any) {
+		chunk := map[string]any{"id": id, "object": "chat.completion.chunk", "created": time.Now().Unix(), "model": req.Model,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
+		if usage != nil {
+			chunk["usage"] = usage
+		}
+		b, _ := json.Marshal(chunk)
+		_, _ = fmt.Fprintf(w, "data: %s\n\n", b)
+		flusher.Flush()
+	}
+	step := latency / time.Duration(tokens)
+	start := time.Now()
+	for i := 0; i < tokens; i++ {
+		if !sleep(r.Context(), time.Until(start.Add(step*time.Duration(i+1)))) {
+			s.cancelled.Add(1)
+			return
+		}
+		piece := content[i*len(content)/tokens : (i+1)*len(content)/tokens]
+		delta := map[string]any{"content": piece}
+		if i == 0 {
+			delta["role"] = "assistant"
+			if reasoning != "" {
+				delta["reasoning_content"] = reasoning
+			}
+		}
+		send(delta, nil, nil)
+	}
+	var usage any
+	if req.StreamOpts != nil && req.StreamOpts.IncludeUsage {
+		usage = map[string]int{"prompt_tokens": promptTokens, "completion_tokens": tokens, "total_tokens": promptTokens + tokens}
+	}
+	send(map[string]any{}, "stop", usage)
+	_, _ = fmt.Fprint(w, "data: [DONE]\n\n")
+	flusher.Flush()
+	s.count("stream", "")
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg, code string) {
+	writeJSON(w, status, map[string]any{"error": map[string]any{"message": msg, "type": code, "code": code}})
+}
+
+func hash64(s string) uint64 {
+	sum := sha256.Sum256([]byte(s))
+	return binary.LittleEndian.Uint64(sum[:8])
+}
+
+func shortHash(s string) string { return fmt.Sprintf("%012x", hash64(s)&0xffffffffffff) }
