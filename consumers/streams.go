@@ -73,7 +73,7 @@ type StreamsConfig struct {
 	// Storage is file (the default) or memory.
 	Storage jetstream.StorageType
 	// DuplicateWindow is how long a Nats-Msg-Id is remembered; it must be
-	// longer than the longest redelivery span; default 10 min.
+	// longer than the longest redelivery span; default 15 min.
 	DuplicateWindow time.Duration
 	// MaxAge bounds how long thoughts and outputs are kept; default 24 h. Dead letters are kept 7 days.
 	MaxAge time.Duration
@@ -84,7 +84,7 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 		c.Replicas = 1
 	}
 	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 10 * time.Minute
+		c.DuplicateWindow = 15 * time.Minute
 	}
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour

@@ -73,7 +73,9 @@ type Completer interface {
 type CompleterFunc func(ctx context.Context, req Request) (Response, error)
 
 // Complete calls f.
-func (f CompleterFunc) Complete(ctx context.Context, req Request) (Response, error) { return f(ctx, req) }
+func (f CompleterFunc) Complete(ctx context.Context, req Request) (Response, error) {
+	return f(ctx, req)
+}
 
 // ErrTransient marks a failure that may pass: a timeout, a 429, a 5xx, a lost
 // connection. The message carrying the work is redelivered later.

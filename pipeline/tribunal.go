@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"time"
@@ -124,6 +125,9 @@ func Decide(votes []JudgeVote) (Decision, float64) {
 		return DecisionFail, c
 	}
 }
+
+// round4 rounds a reported score; decisions are taken on the unrounded one.
+func round4(f float64) float64 { return math.Round(f*10000) / 10000 }
 
 func consensus(sum, weights float64) float64 {
 	if weights == 0 {
@@ -249,6 +253,10 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (any, error) {
 	}
 	v := &Verdict{Meta: newMeta(&t, StageTribunal, started), Judges: final}
 	v.Decision, v.ConsensusScore = Decide(final)
+	v.ConsensusScore = round4(v.ConsensusScore)
+	for i := range v.Judges {
+		v.Judges[i].WeightedVote = round4(v.Judges[i].WeightedVote)
+	}
 	if unavailable {
 		v.Decision = DecisionUnavailable
 	}

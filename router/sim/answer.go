@@ -29,7 +29,7 @@ func answer(model, caller, system, user string, d directives, tokens int) (conte
 	}
 	switch caller {
 	case "veritas", "sophia", "dike":
-		verdict, conf := "PASS", 0.80+float64(h%20)/100
+		verdict, conf := "PASS", float64(80+h%20)/100
 		switch h % 10 {
 		case 8:
 			verdict, conf = "REVIEW", 0.60

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
+	"github.com/noesis-dev/noesis/router/sim"
+)
+
+func newServeCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the worker pools (and, with NATS_URL unset, an embedded NATS server)",
+		Long: `Run the tier worker pools. With NATS_URL unset, noesis starts an embedded
+JetStream server on NOESIS_NATS_LISTEN storing under NOESIS_DATA_DIR. With no
+NEBIUS_API_KEY and LLM_PROVIDER=auto it answers with the built-in simulator.
+Stops on SIGINT or SIGTERM, letting in-flight thoughts finish within NOESIS_DRAIN_TIMEOUT.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("tiers") {
+				cfg.Tiers, _ = cmd.Flags().GetStringSlice("tiers")
+				if err := cfg.Validate(); err != nil {
+					return err
+				}
+			}
+			log := newLogger(cfg, cmd.ErrOrStderr())
+			svc, err := startService(cmd.Context(), cfg, log)
+			if err != nil {
+				return err
+			}
+			return svc.Wait()
+		},
+	}
+	cmd.Flags().StringSlice("tiers", nil, "run only these tier pools: fast, reasoning, deep (default NOESIS_TIERS, all three)")
+	return cmd
+}
+
+// service is one running noesis process: its connections and pools.
+type service struct {
+	log      zerolog.Logger
+	embedded *server.Server
+	nc       *nats.Conn
+	chain    *router.Chain
+	cache    *pipeline.Cache
+	simSrv   *sim.Server
+	pools    map[pipeline.Stage]*consumers.Pool
+	natsURL  string
+
+	done    chan struct{}
+	errMu   sync.Mutex
+	err     error
+	cleanup []func()
+}
+
+// startService wires every component from cfg and starts the pools. It runs
+// until ctx ends; Wait then returns once everything has drained.
+func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *service, err error) {
+	s := &service{log: log, pools: map[pipeline.Stage]*consumers.Pool{}, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
+	s.natsURL = cfg.NATSURL
+	if s.natsURL == "" {
+		s.embedded, err = consumers.StartEmbedded(cfg.Embedded(), log)
+		if err != nil {
+			return nil, err
+		}
+		s.cleanup = append(s.cleanup, func() { s.embedded.Shutdown(); s.embedded.WaitForShutdown() })
+		s.natsURL = s.embedded.ClientURL()
+		log.Info().Str("url", s.natsURL).Str("data_dir", cfg.DataDir).Msg("embedded NATS server with JetStream started")
+	}
+	s.nc, err = nats.Connect(s.natsURL, nats.Name("noesis"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn().Err(err).Msg("NATS disconnected") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") }))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(s.natsURL), err)
+	}
+	s.cleanup = append(s.cleanup, func() { _ = s.nc.Drain(); s.nc.Close() })
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := consumers.EnsureStreams(sctx, js, cfg.Streams()); err != nil {
+		return nil, err
+	}
+
+	simURL := cfg.SimURL
+	provider := cfg.ResolvedProvider()
+	if provider == router.KindSim && simURL == "" {
+		simURL, err = s.startSim(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if provider == router.KindSim {
+		reason := "LLM_PROVIDER=sim"
+		if cfg.Provider == "auto" {
+			reason = "LLM_PROVIDER=auto and NEBIUS_API_KEY is not set"
+		}
+		log.Warn().Str("sim_url", simURL).Float64("latency_scale", cfg.SimLatencyScale).
+			Msgf("USING THE SIMULATOR (%s): every answer is synthetic; set NEBIUS_API_KEY for real models", reason)
+	}
+	s.cache, err = pipeline.NewCache(cfg.Cache())
+	if err != nil {
+		return nil, err
+	}
+	s.cleanup = append(s.cleanup, s.cache.Close)
+	s.chain, err = router.New(cfg.Router(strings.TrimRight(simURL, "/")), s.cache, log.With().Str("component", "router").Logger())
+	if err != nil {
+		return nil, err
+	}
+	s.cleanup = append(s.cleanup, s.chain.Close)
+	for _, t := range pipeline.Tiers {
+		targets := s.chain.Targets(t)
+		log.Info().Str("tier", string(t)).Str("provider", targets[0].Provider).Str("model", targets[0].Model).Msg("tier routed")
+	}
+
+	tcfg := cfg.Tribunal()
+	tcfg.OnBreakerChange = func(judge string, from, to pipeline.BreakerState) {
+		log.Warn().Str("judge", judge).Str("from", string(from)).Str("to", string(to)).Msg("judge circuit breaker changed state")
+	}
+	tribunal, err := pipeline.NewTribunal(s.chain, tcfg)
+	if err != nil {
+		return nil, err
+	}
+	processors := map[pipeline.Stage]pipeline.Processor{
+		pipeline.StageNarrative: &pipeline.Bridge{Completer: s.chain, Temperature: float32(cfg.NarrativeTemperature), MaxTokens: cfg.NarrativeMaxTokens},
+		pipeline.StageTribunal:  tribunal,
+		pipeline.StageAnalysis:  &pipeline.Analyst{Completer: s.chain, Temperature: float32(cfg.Temperature), MaxTokens: cfg.MaxTokens},
+	}
+	var wg sync.WaitGroup
+	for _, t := range cfg.RunTiers() {
+		stage, _ := pipeline.StageForTier(t)
+		pool, err := consumers.NewPool(js, cfg.Pool(t), processors[stage].Process, log)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := pool.EnsureConsumer(sctx); err != nil {
+			return nil, err
+		}
+		s.pools[stage] = pool
+	}
+	for stage, pool := range s.pools {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := pool.Run(ctx); err != nil {
+				s.fail(fmt.Errorf("pool %s: %w", stage, err))
+			}
+		}()
+	}
+	log.Info().Strs("tiers", cfg.Tiers).Str("provider", provider).Msg("noesis is running; publish thoughts on noesis.thoughts.<agent_id>")
+	go func() {
+		wg.Wait()
+		s.close()
+		log.Info().Msg("noesis stopped")
+		close(s.done)
+	}()
+	return s, nil
+}
+
+// startSim runs the simulator in this process on a loopback port, over real HTTP.
+func (s *service) startSim(ctx context.Context, cfg config.Config) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("simulator: %w", err)
+	}
+	s.simSrv = sim.New(cfg.Sim())
+	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cleanup = append(s.cleanup, cancel)
+	go func() {
+		if err := s.simSrv.Serve(simCtx, ln); err != nil {
+			s.log.Error().Err(err).Msg("simulator stopped")
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/v1", nil
+}
+
+func (s *service) fail(err error) {
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	s.err = errors.Join(s.err, err)
+	s.log.Error().Err(err).Msg("component failed")
+}
+
+// Wait blocks until the service has stopped and returns what failed, if anything.
+func (s *service) Wait() error {
+	<-s.done
+	s.errMu.Lock()
+	defer s.errMu.Unlock()
+	return s.err
+}
+
+// close releases everything in reverse order of creation.
+func (s *service) close() {
+	for i := len(s.cleanup) - 1; i >= 0; i-- {
+		s.cleanup[i]()
+	}
+	s.cleanup = nil
+}
+
+func redactNATSURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "REDACTED@" + u[i+1:]
+		}
+	}
+	return u
+}

@@ -1,0 +1,399 @@
+// Package config reads noesis's settings from the environment, an optional
+// .env file and command-line flags (flags win, then the environment, then
+// .env, then the defaults), validates them, and hands each component its own
+// Config. It has no behaviour of its own.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+	"github.com/joho/godotenv"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
+	"github.com/noesis-dev/noesis/router/sim"
+)
+
+// Config is every setting, named by its environment variable.
+type Config struct {
+	// NATS
+	NATSURL    string `env:"NATS_URL"`                                       // empty: start an embedded server
+	NATSListen string `env:"NOESIS_NATS_LISTEN" envDefault:"127.0.0.1:4222"` // the embedded server's address
+	DataDir    string `env:"NOESIS_DATA_DIR" envDefault:"./data"`            // the embedded server's JetStream storage
+
+	// Which pools this process runs.
+	Tiers []string `env:"NOESIS_TIERS" envDefault:"fast,reasoning,deep" envSeparator:","`
+
+	// Providers
+	Provider             string `env:"LLM_PROVIDER" envDefault:"auto"`
+	NebiusAPIKey         string `env:"NEBIUS_API_KEY"`
+	NebiusBaseURL        string `env:"NEBIUS_BASE_URL" envDefault:"https://api.tokenfactory.nebius.com/v1/"`
+	NebiusModel          string `env:"NEBIUS_MODEL" envDefault:"meta-llama/Llama-3.3-70B-Instruct-fast"`
+	NebiusModelReasoning string `env:"NEBIUS_MODEL_REASONING" envDefault:"deepseek-ai/DeepSeek-R1-0528-fast"`
+	NebiusModelDeep      string `env:"NEBIUS_MODEL_DEEP" envDefault:"Qwen/Qwen3-235B-A22B-Thinking-2507"`
+	OpenAIBaseURL        string `env:"OPENAI_BASE_URL"`
+	OpenAIAPIKey         string `env:"OPENAI_API_KEY"`
+	OpenAIModel          string `env:"OPENAI_MODEL"`           // default: NEBIUS_MODEL
+	OpenAIModelReasoning string `env:"OPENAI_MODEL_REASONING"` // default: NEBIUS_MODEL_REASONING
+	OpenAIModelDeep      string `env:"OPENAI_MODEL_DEEP"`      // default: NEBIUS_MODEL_DEEP
+
+	// Simulator
+	SimURL          string  `env:"NOESIS_SIM_URL"`                                // empty: run the simulator in-process
+	SimListen       string  `env:"NOESIS_SIM_LISTEN" envDefault:"127.0.0.1:8090"` // `noesis sim`'s address
+	SimLatencyScale float64 `env:"NOESIS_SIM_LATENCY_SCALE" envDefault:"1"`       // 1 = the seed's latencies, 0 = none
+
+	// Model calls
+	LLMTimeout  time.Duration `env:"NOESIS_LLM_TIMEOUT" envDefault:"120s"`
+	LLMAttempts int           `env:"NOESIS_LLM_ATTEMPTS" envDefault:"3"`
+	LLMBackoff  time.Duration `env:"NOESIS_LLM_BACKOFF" envDefault:"1s"`
+	Temperature float64       `env:"NOESIS_TEMPERATURE" envDefault:"0.7"`
+	MaxTokens   int           `env:"NOESIS_MAX_TOKENS" envDefault:"8192"`
+
+	NarrativeTemperature float64 `env:"NOESIS_NARRATIVE_TEMPERATURE" envDefault:"0.3"`
+	NarrativeMaxTokens   int     `env:"NOESIS_NARRATIVE_MAX_TOKENS" envDefault:"512"`
+
+	// Tribunal
+	TribunalDeadline time.Duration `env:"NOESIS_TRIBUNAL_DEADLINE" envDefault:"15s"`
+	VeritasTimeout   time.Duration `env:"NOESIS_JUDGE_TIMEOUT_VERITAS" envDefault:"3s"`
+	SophiaTimeout    time.Duration `env:"NOESIS_JUDGE_TIMEOUT_SOPHIA" envDefault:"10s"`
+	DikeTimeout      time.Duration `env:"NOESIS_JUDGE_TIMEOUT_DIKE" envDefault:"3s"`
+
+	// Cache
+	CacheTTLFast      time.Duration `env:"NOESIS_CACHE_TTL_FAST" envDefault:"1m"`
+	CacheTTLReasoning time.Duration `env:"NOESIS_CACHE_TTL_REASONING" envDefault:"5m"`
+	CacheTTLDeep      time.Duration `env:"NOESIS_CACHE_TTL_DEEP" envDefault:"30m"`
+	CacheMaxBytes     int64         `env:"NOESIS_CACHE_MAX_BYTES" envDefault:"67108864"`
+
+	// Pools, per tier
+	FastConcurrency        int           `env:"NOESIS_FAST_CONCURRENCY" envDefault:"64"`
+	ReasoningConcurrency   int           `env:"NOESIS_REASONING_CONCURRENCY" envDefault:"64"`
+	DeepConcurrency        int           `env:"NOESIS_DEEP_CONCURRENCY" envDefault:"16"`
+	FastMaxAckPending      int           `env:"NOESIS_FAST_MAX_ACK_PENDING" envDefault:"1024"`
+	ReasoningMaxAckPending int           `env:"NOESIS_REASONING_MAX_ACK_PENDING" envDefault:"1024"`
+	DeepMaxAckPending      int           `env:"NOESIS_DEEP_MAX_ACK_PENDING" envDefault:"256"`
+	FastAckWait            time.Duration `env:"NOESIS_FAST_ACK_WAIT" envDefault:"30s"`
+	ReasoningAckWait       time.Duration `env:"NOESIS_REASONING_ACK_WAIT" envDefault:"60s"`
+	DeepAckWait            time.Duration `env:"NOESIS_DEEP_ACK_WAIT" envDefault:"120s"`
+	MaxDeliver             int           `env:"NOESIS_MAX_DELIVER" envDefault:"5"`
+	RetryDelay             time.Duration `env:"NOESIS_RETRY_DELAY" envDefault:"1s"`
+	MaxThoughtBytes        int           `env:"NOESIS_MAX_THOUGHT_BYTES" envDefault:"65536"`
+	DrainTimeout           time.Duration `env:"NOESIS_DRAIN_TIMEOUT" envDefault:"30s"`
+	DuplicateWindow        time.Duration `env:"NOESIS_DUPLICATE_WINDOW" envDefault:"15m"`
+	StreamMaxAge           time.Duration `env:"NOESIS_STREAM_MAX_AGE" envDefault:"24h"`
+	StreamReplicas         int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
+	StreamStorage          string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
+
+	// Logs
+	LogLevel  string `env:"NOESIS_LOG_LEVEL" envDefault:"info"`
+	LogFormat string `env:"NOESIS_LOG_FORMAT" envDefault:"auto"` // auto: console on a terminal, else JSON
+}
+
+// Load reads envFile (when it exists; an explicitly named file must exist),
+// then the environment, applies defaults and validates. Variables already in
+// the environment win over the file.
+func Load(envFile string, explicit bool) (Config, error) {
+	if envFile != "" {
+		if _, err := os.Stat(envFile); err == nil {
+			if err := godotenv.Load(envFile); err != nil {
+				return Config{}, fmt.Errorf("config: read %s: %w", envFile, err)
+			}
+		} else if explicit {
+			return Config{}, fmt.Errorf("config: env file %s: %w", envFile, err)
+		}
+	}
+	var c Config
+	if err := env.Parse(&c); err != nil {
+		return Config{}, describeEnvError(err)
+	}
+	return c, c.Validate()
+}
+
+// describeEnvError rewrites the parser's errors to name the variable and what it expects.
+func describeEnvError(err error) error {
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return fmt.Errorf("config: %w", err)
+	}
+	var msgs []string
+	t := reflect.TypeOf(Config{})
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) {
+			name := pe.Name
+			if f, ok := t.FieldByName(pe.Name); ok {
+				name = strings.Split(f.Tag.Get("env"), ",")[0]
+			}
+			msgs = append(msgs, fmt.Sprintf("%s: want %s, got %q", name, expects(pe.Type), os.Getenv(name)))
+			continue
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
+}
+
+func expects(t reflect.Type) string {
+	switch {
+	case t == reflect.TypeOf(time.Duration(0)):
+		return "a duration such as 500ms, 30s or 5m"
+	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
+		return "a whole number"
+	case t.Kind() == reflect.Float64:
+		return "a number"
+	}
+	return "a " + t.String()
+}
+
+// Validate names the first setting that cannot work and what it expects.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
+	}
+	switch c.Provider {
+	case "auto", router.KindNebius, router.KindOpenAI, router.KindSim:
+	case "gemini", "anthropic":
+		bad("LLM_PROVIDER", "%q is not supported: noesis speaks OpenAI-compatible APIs; use nebius, openai (with OPENAI_BASE_URL), sim or auto", c.Provider)
+	default:
+		bad("LLM_PROVIDER", "want auto, nebius, openai or sim, got %q", c.Provider)
+	}
+	if c.Provider == router.KindNebius && c.NebiusAPIKey == "" {
+		bad("NEBIUS_API_KEY", "required when LLM_PROVIDER=nebius")
+	}
+	if c.Provider == router.KindOpenAI && c.OpenAIBaseURL == "" {
+		bad("OPENAI_BASE_URL", "required when LLM_PROVIDER=openai (for example http://127.0.0.1:8000/v1)")
+	}
+	for name, u := range map[string]string{"NEBIUS_BASE_URL": c.NebiusBaseURL, "OPENAI_BASE_URL": c.OpenAIBaseURL, "NOESIS_SIM_URL": c.SimURL, "NATS_URL": c.NATSURL} {
+		if u == "" {
+			continue
+		}
+		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
+			bad(name, "want an absolute URL such as %s, got %q", map[bool]string{true: "nats://127.0.0.1:4222", false: "http://127.0.0.1:8090/v1"}[name == "NATS_URL"], redactURL(u))
+		}
+	}
+	if len(c.Tiers) == 0 {
+		bad("NOESIS_TIERS", "name at least one of fast, reasoning, deep")
+	}
+	for _, t := range c.Tiers {
+		if _, err := pipeline.ParseTier(t); err != nil {
+			bad("NOESIS_TIERS", "%v", err)
+		}
+	}
+	positive := map[string]int{
+		"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency, "NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency,
+		"NOESIS_MAX_DELIVER": c.MaxDeliver, "NOESIS_LLM_ATTEMPTS": c.LLMAttempts, "NOESIS_MAX_TOKENS": c.MaxTokens,
+		"NOESIS_NARRATIVE_MAX_TOKENS": c.NarrativeMaxTokens, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
+	}
+	for name, v := range positive {
+		if v <= 0 {
+			bad(name, "want a whole number above 0, got %d", v)
+		}
+	}
+	pending := map[string][2]int{
+		"NOESIS_FAST_MAX_ACK_PENDING": {c.FastMaxAckPending, c.FastConcurrency}, "NOESIS_REASONING_MAX_ACK_PENDING": {c.ReasoningMaxAckPending, c.ReasoningConcurrency},
+		"NOESIS_DEEP_MAX_ACK_PENDING": {c.DeepMaxAckPending, c.DeepConcurrency},
+	}
+	for name, v := range pending {
+		if v[0] < v[1] {
+			bad(name, "want at least the tier's concurrency (%d), got %d", v[1], v[0])
+		}
+	}
+	durations := map[string]time.Duration{
+		"NOESIS_LLM_TIMEOUT": c.LLMTimeout, "NOESIS_LLM_BACKOFF": c.LLMBackoff, "NOESIS_TRIBUNAL_DEADLINE": c.TribunalDeadline,
+		"NOESIS_JUDGE_TIMEOUT_VERITAS": c.VeritasTimeout, "NOESIS_JUDGE_TIMEOUT_SOPHIA": c.SophiaTimeout, "NOESIS_JUDGE_TIMEOUT_DIKE": c.DikeTimeout,
+		"NOESIS_FAST_ACK_WAIT": c.FastAckWait, "NOESIS_REASONING_ACK_WAIT": c.ReasoningAckWait, "NOESIS_DEEP_ACK_WAIT": c.DeepAckWait,
+		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
+	}
+	for name, d := range durations {
+		if d <= 0 {
+			bad(name, "want a duration above 0, got %s", d)
+		}
+	}
+	for name, d := range map[string]time.Duration{"NOESIS_CACHE_TTL_FAST": c.CacheTTLFast, "NOESIS_CACHE_TTL_REASONING": c.CacheTTLReasoning, "NOESIS_CACHE_TTL_DEEP": c.CacheTTLDeep} {
+		if d < 0 {
+			bad(name, "want a duration of 0 (off) or more, got %s", d)
+		}
+	}
+	if c.AckWaitFor(pipeline.TierReasoning) <= c.TribunalDeadline/3 {
+		bad("NOESIS_REASONING_ACK_WAIT", "want more than a third of NOESIS_TRIBUNAL_DEADLINE (%s), so heartbeats can keep a deliberation alive", c.TribunalDeadline)
+	}
+	for name, f := range map[string]float64{"NOESIS_TEMPERATURE": c.Temperature, "NOESIS_NARRATIVE_TEMPERATURE": c.NarrativeTemperature} {
+		if f < 0 || f > 2 {
+			bad(name, "want a number from 0 to 2, got %g", f)
+		}
+	}
+	if c.SimLatencyScale < 0 {
+		bad("NOESIS_SIM_LATENCY_SCALE", "want 0 or more, got %g", c.SimLatencyScale)
+	}
+	if c.StreamStorage != "file" && c.StreamStorage != "memory" {
+		bad("NOESIS_STREAM_STORAGE", "want file or memory, got %q", c.StreamStorage)
+	}
+	if window := c.DuplicateWindow; window < c.maxRedeliverySpan() {
+		bad("NOESIS_DUPLICATE_WINDOW", "%s is shorter than the longest redelivery span (%s): a late output could be published twice", window, c.maxRedeliverySpan())
+	}
+	switch c.LogLevel {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		bad("NOESIS_LOG_LEVEL", "want trace, debug, info, warn or error, got %q", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "auto", "json", "console":
+	default:
+		bad("NOESIS_LOG_FORMAT", "want auto, json or console, got %q", c.LogFormat)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("config: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// maxRedeliverySpan bounds how long after its first delivery a thought can
+// still be worked on: MaxDeliver ack waits plus the nak delays between them.
+func (c *Config) maxRedeliverySpan() time.Duration {
+	longest := max(c.FastAckWait, c.ReasoningAckWait, c.DeepAckWait)
+	var naks time.Duration
+	for i := 0; i < c.MaxDeliver-1; i++ {
+		naks += min(c.RetryDelay<<min(i, 6), time.Minute)
+	}
+	return time.Duration(c.MaxDeliver)*longest + naks
+}
+
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil && p.User != nil {
+		p.User = url.User("REDACTED")
+		return p.String()
+	}
+	return u
+}
+
+// ResolvedProvider is the provider kind in effect: auto picks nebius when
+// NEBIUS_API_KEY is set, else sim.
+func (c *Config) ResolvedProvider() string {
+	if c.Provider != "auto" {
+		return c.Provider
+	}
+	if c.NebiusAPIKey != "" {
+		return router.KindNebius
+	}
+	return router.KindSim
+}
+
+// RunTiers returns the tiers this process runs.
+func (c *Config) RunTiers() []pipeline.Tier {
+	var out []pipeline.Tier
+	seen := map[pipeline.Tier]bool{}
+	for _, s := range c.Tiers {
+		if t, err := pipeline.ParseTier(s); err == nil && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Models returns the model per tier for the resolved provider.
+func (c *Config) Models() map[pipeline.Tier]string {
+	m := map[pipeline.Tier]string{pipeline.TierFast: c.NebiusModel, pipeline.TierReasoning: c.NebiusModelReasoning, pipeline.TierDeep: c.NebiusModelDeep}
+	if c.ResolvedProvider() == router.KindOpenAI {
+		for t, v := range map[pipeline.Tier]string{pipeline.TierFast: c.OpenAIModel, pipeline.TierReasoning: c.OpenAIModelReasoning, pipeline.TierDeep: c.OpenAIModelDeep} {
+			if v != "" {
+				m[t] = v
+			}
+		}
+	}
+	return m
+}
+
+// Router returns the router's config. simURL is the simulator's base URL
+// (…/v1) when the provider is sim.
+func (c *Config) Router(simURL string) router.Config {
+	p := router.Provider{Name: c.ResolvedProvider(), Kind: c.ResolvedProvider()}
+	switch p.Kind {
+	case router.KindNebius:
+		p.BaseURL, p.APIKey = c.NebiusBaseURL, c.NebiusAPIKey
+	case router.KindOpenAI:
+		p.BaseURL, p.APIKey = c.OpenAIBaseURL, c.OpenAIAPIKey
+	case router.KindSim:
+		p.BaseURL, p.APIKey = simURL, "sim"
+	}
+	rc := router.Config{Providers: []router.Provider{p}, Tiers: map[pipeline.Tier][]string{},
+		Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
+		MaxIdleConnsPerHost: c.FastConcurrency + 3*c.ReasoningConcurrency + c.DeepConcurrency}
+	for _, t := range pipeline.Tiers {
+		name := string(t)
+		rc.Targets = append(rc.Targets, router.Target{Name: name, Provider: p.Name, Model: c.Models()[t]})
+		rc.Tiers[t] = []string{name}
+	}
+	return rc
+}
+
+// Cache returns the answer cache's config.
+func (c *Config) Cache() pipeline.CacheConfig {
+	return pipeline.CacheConfig{MaxBytes: c.CacheMaxBytes, TTL: map[pipeline.Tier]time.Duration{
+		pipeline.TierFast: c.CacheTTLFast, pipeline.TierReasoning: c.CacheTTLReasoning, pipeline.TierDeep: c.CacheTTLDeep}}
+}
+
+// Tribunal returns the tribunal's config.
+func (c *Config) Tribunal() pipeline.TribunalConfig {
+	judges := pipeline.DefaultJudges()
+	timeouts := []time.Duration{c.VeritasTimeout, c.SophiaTimeout, c.DikeTimeout}
+	for i := range judges {
+		judges[i].Timeout = timeouts[i]
+	}
+	temp := float32(c.Temperature)
+	return pipeline.TribunalConfig{Judges: judges, Deadline: c.TribunalDeadline, Temperature: &temp, MaxTokens: c.MaxTokens}
+}
+
+// AckWaitFor returns the ack wait of a tier's pool.
+func (c *Config) AckWaitFor(t pipeline.Tier) time.Duration {
+	switch t {
+	case pipeline.TierReasoning:
+		return c.ReasoningAckWait
+	case pipeline.TierDeep:
+		return c.DeepAckWait
+	}
+	return c.FastAckWait
+}
+
+// Pool returns the worker pool config of a tier.
+func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
+	stage, _ := pipeline.StageForTier(t)
+	pc := consumers.PoolConfig{Stage: stage, AckWait: c.AckWaitFor(t), MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay,
+		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout}
+	switch t {
+	case pipeline.TierFast:
+		pc.Concurrency, pc.MaxAckPending = c.FastConcurrency, c.FastMaxAckPending
+	case pipeline.TierReasoning:
+		pc.Concurrency, pc.MaxAckPending = c.ReasoningConcurrency, c.ReasoningMaxAckPending
+	case pipeline.TierDeep:
+		pc.Concurrency, pc.MaxAckPending = c.DeepConcurrency, c.DeepMaxAckPending
+	}
+	return pc
+}
+
+// Streams returns the streams' config.
+func (c *Config) Streams() consumers.StreamsConfig {
+	storage := jetstream.FileStorage
+	if c.StreamStorage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	return consumers.StreamsConfig{Replicas: c.StreamReplicas, Storage: storage, DuplicateWindow: c.DuplicateWindow, MaxAge: c.StreamMaxAge}
+}
+
+// Embedded returns the embedded NATS server's config.
+func (c *Config) Embedded() consumers.EmbeddedConfig {
+	return consumers.EmbeddedConfig{Listen: c.NATSListen, DataDir: c.DataDir}
+}
+
+// Sim returns the simulator's config.
+func (c *Config) Sim() sim.Config {
+	return sim.Config{LatencyScale: c.SimLatencyScale}
+}
