@@ -91,6 +91,9 @@ type Stats struct {
 	ColdStarts  int64            `json:"cold_starts"`
 	PerModel    map[string]int64 `json:"per_model"`
 	PerCaller   map[string]int64 `json:"per_caller"`
+	// NoTemperature counts requests that left the temperature out, which a
+	// provider reads as its own default, not as the 0 the caller may have meant.
+	NoTemperature int64 `json:"no_temperature"`
 }
 
 // Server is the simulator. Safe for concurrent use.
@@ -192,7 +195,7 @@ type chatRequest struct {
 	Model       string                           `json:"model"`
 	Messages    []struct{ Role, Content string } `json:"messages"`
 	MaxTokens   int                              `json:"max_tokens"`
-	Temperature float64                          `json:"temperature"`
+	Temperature *float64                         `json:"temperature"`
 	Stream      bool                             `json:"stream"`
 	StreamOpts  *struct {
 		IncludeUsage bool `json:"include_usage"`
@@ -264,6 +267,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.stats.PerModel[req.Model]++
 	s.stats.PerCaller[caller]++
+	if req.Temperature == nil {
+		s.stats.NoTemperature++
+	}
 	cold := s.cfg.ColdStart > 0 && (s.lastCall.IsZero() || time.Since(s.lastCall) > s.cfg.ScaleDown)
 	s.lastCall = time.Now()
 	dice := s.rng.Float64()

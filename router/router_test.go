@@ -1,0 +1,179 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+func newChain(t *testing.T, url, key string, cache *pipeline.Cache, attempts int) *router.Chain {
+	t.Helper()
+	cfg := router.Config{
+		Providers: []router.Provider{{Name: "sim", Kind: router.KindSim, BaseURL: url, APIKey: key}},
+		Targets: []router.Target{
+			{Name: "fast", Provider: "sim", Model: router.DefaultFastModel},
+			{Name: "reasoning", Provider: "sim", Model: router.DefaultReasoningModel},
+			{Name: "deep", Provider: "sim", Model: router.DefaultDeepModel},
+		},
+		Tiers:    map[pipeline.Tier][]string{pipeline.TierFast: {"fast"}, pipeline.TierReasoning: {"reasoning"}, pipeline.TierDeep: {"deep"}},
+		Timeout:  500 * time.Millisecond,
+		Attempts: attempts,
+		Backoff:  10 * time.Millisecond,
+	}
+	c, err := router.New(cfg, cache, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func judgeRequest(tier pipeline.Tier, user string) pipeline.Request {
+	return pipeline.Request{Tier: tier, Temperature: 0.7, MaxTokens: 64, Messages: []pipeline.Message{
+		{Role: pipeline.RoleSystem, Content: "You are VERITAS, the judge of truth"}, {Role: pipeline.RoleUser, Content: user}}}
+}
+
+func TestEachTierUsesItsOwnModel(t *testing.T) {
+	s, url := simtest.Start(t, sim.Config{})
+	c := newChain(t, url, "k", nil, 1)
+	want := map[pipeline.Tier]string{pipeline.TierFast: router.DefaultFastModel, pipeline.TierReasoning: router.DefaultReasoningModel, pipeline.TierDeep: router.DefaultDeepModel}
+	for tier, model := range want {
+		r, err := c.Complete(context.Background(), judgeRequest(tier, "x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Model != model {
+			t.Errorf("tier %s answered by %s, want %s", tier, r.Model, model)
+		}
+	}
+	st := s.Stats()
+	for _, model := range want {
+		if st.PerModel[model] != 1 {
+			t.Errorf("simulator saw %d calls for %s, want 1", st.PerModel[model], model)
+		}
+	}
+}
+
+func TestReasoningIsSeparated(t *testing.T) {
+	_, url := simtest.Start(t, sim.Config{})
+	c := newChain(t, url, "k", nil, 1)
+	// R1 puts <think> inline; the Thinking model uses reasoning_content.
+	for _, tier := range []pipeline.Tier{pipeline.TierReasoning, pipeline.TierDeep} {
+		r, err := c.Complete(context.Background(), judgeRequest(tier, "x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(r.Content, "think>") || strings.Contains(r.Content, "simulated reasoning") {
+			t.Errorf("%s: reasoning leaked into the content: %q", tier, r.Content)
+		}
+		if !strings.Contains(r.Reasoning, "simulated reasoning") {
+			t.Errorf("%s: reasoning lost: %q", tier, r.Reasoning)
+		}
+		if _, err := pipeline.ParseJudgeAnswer(r.Content); err != nil {
+			t.Errorf("%s: judge answer unreadable: %v", tier, err)
+		}
+	}
+}
+
+func TestErrorsAreClassifiedAndRetried(t *testing.T) {
+	cases := []struct {
+		marker   string
+		want     error
+		attempts int64
+	}{
+		{"sim:http=503", pipeline.ErrTransient, 3},
+		{"sim:http=429", pipeline.ErrTransient, 3},
+		{"sim:hang", pipeline.ErrTransient, 3},
+		{"sim:http=400", pipeline.ErrPermanent, 1},
+		{"sim:http=404", pipeline.ErrPermanent, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.marker, func(t *testing.T) {
+			s, url := simtest.Start(t, sim.Config{})
+			c := newChain(t, url, "k", nil, 3)
+			_, err := c.Complete(context.Background(), judgeRequest(pipeline.TierReasoning, tc.marker))
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			if got := s.Stats().Requests; got != tc.attempts {
+				t.Fatalf("%d requests, want %d", got, tc.attempts)
+			}
+		})
+	}
+}
+
+func TestAPIKeyNeverInErrors(t *testing.T) {
+	const secret = "nb-super-secret-key-0123456789"
+	_, url := simtest.Start(t, sim.Config{APIKey: "the-right-key"})
+	c := newChain(t, url, secret, nil, 3)
+	_, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, "x"))
+	if !errors.Is(err, pipeline.ErrPermanent) {
+		t.Fatalf("a 401 must be permanent, got %v", err)
+	}
+	if strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "[REDACTED]") {
+		t.Fatalf("error does not redact the key: %v", err)
+	}
+}
+
+func TestCacheServesRepeatsAndSaysSo(t *testing.T) {
+	s, url := simtest.Start(t, sim.Config{})
+	cache, err := pipeline.NewCache(pipeline.CacheConfig{TTL: pipeline.DefaultCacheTTL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	c := newChain(t, url, "k", cache, 1)
+	first, err := c.Complete(context.Background(), judgeRequest(pipeline.TierReasoning, "same thought"))
+	if err != nil || first.Cached {
+		t.Fatalf("first: %+v %v", first, err)
+	}
+	second, err := c.Complete(context.Background(), judgeRequest(pipeline.TierReasoning, "same thought"))
+	if err != nil || !second.Cached || second.Content != first.Content {
+		t.Fatalf("second: %+v %v", second, err)
+	}
+	if s.Stats().Requests != 1 {
+		t.Fatalf("%d upstream requests, want 1", s.Stats().Requests)
+	}
+}
+
+func TestTemperatureZeroIsSent(t *testing.T) {
+	// go-openai drops a zero temperature (omitempty); the origin turned 0 into
+	// 0.7. The router must send something the provider reads as greedy.
+	s, url := simtest.Start(t, sim.Config{})
+	c := newChain(t, url, "k", nil, 1)
+	req := judgeRequest(pipeline.TierFast, "x")
+	req.Temperature = 0
+	if _, err := c.Complete(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Stats().NoTemperature; n != 0 {
+		t.Fatalf("%d requests went out without a temperature", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  router.Config
+		want string
+	}{
+		{"unknown kind", router.Config{Providers: []router.Provider{{Name: "x", Kind: "gemini", BaseURL: "http://h"}}}, "unknown kind"},
+		{"no base url", router.Config{Providers: []router.Provider{{Name: "x", Kind: "openai"}}}, "no base URL"},
+		{"unknown provider", router.Config{Targets: []router.Target{{Name: "t", Provider: "nope", Model: "m"}}}, "unknown provider"},
+		{"unknown target", router.Config{Tiers: map[pipeline.Tier][]string{pipeline.TierFast: {"ghost"}}}, "unknown target"},
+	}
+	for _, c := range cases {
+		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
+		}
+	}
+}

@@ -1,0 +1,100 @@
+package sim_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+func client(url string) *openai.Client {
+	cfg := openai.DefaultConfig("k")
+	cfg.BaseURL = url
+	return openai.NewClientWithConfig(cfg)
+}
+
+func TestStreamingFollowsTheProfile(t *testing.T) {
+	model := "test/model"
+	s, url := simtest.Start(t, sim.Config{LatencyScale: 1, Profiles: map[string]sim.Profile{model: {Latency: 200 * time.Millisecond, TokensPerSecond: 50}}})
+	st, err := client(url).CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{
+		Model: model, Stream: true, StreamOptions: &openai.StreamOptions{IncludeUsage: true},
+		Messages: []openai.ChatCompletionMessage{{Role: "user", Content: "count"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	start := time.Now()
+	var text strings.Builder
+	chunks, usage := 0, 0
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Usage != nil {
+			usage = r.Usage.CompletionTokens
+		}
+		if len(r.Choices) > 0 && r.Choices[0].Delta.Content != "" {
+			chunks++
+			text.WriteString(r.Choices[0].Delta.Content)
+		}
+	}
+	elapsed := time.Since(start)
+	if usage != 10 || chunks != 10 { // 50 tok/s x 0.2 s
+		t.Fatalf("usage %d, chunks %d; want 10 and 10", usage, chunks)
+	}
+	if elapsed < 180*time.Millisecond {
+		t.Fatalf("stream took %s, want about 200ms", elapsed)
+	}
+	if !strings.HasPrefix(text.String(), "[simulated]") {
+		t.Fatalf("answer not marked simulated: %q", text.String())
+	}
+	if s.Stats().Streams != 1 {
+		t.Fatalf("stats %+v", s.Stats())
+	}
+}
+
+func TestModelsAndRateLimit(t *testing.T) {
+	_, url := simtest.Start(t, sim.Config{RetryAfter: 7 * time.Second})
+	list, err := client(url).ListModels(context.Background())
+	if err != nil || len(list.Models) != len(sim.SeedProfiles()) {
+		t.Fatalf("models: %d, %v", len(list.Models), err)
+	}
+	resp, err := http.Post(url+"/chat/completions", "application/json",
+		strings.NewReader(`{"model":"m","messages":[{"role":"user","content":"sim:http=429"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("Retry-After") != "7" {
+		t.Fatalf("status %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+}
+
+func TestMarkersAreScoped(t *testing.T) {
+	_, url := simtest.Start(t, sim.Config{})
+	c := client(url)
+	ask := func(system string) error {
+		_, err := c.CreateChatCompletion(context.Background(), openai.ChatCompletionRequest{Model: "m", Messages: []openai.ChatCompletionMessage{
+			{Role: "system", Content: system}, {Role: "user", Content: "sim:http=502@sophia"}}})
+		return err
+	}
+	if err := ask("You are VERITAS, the judge of truth"); err != nil {
+		t.Fatalf("VERITAS got a fault meant for SOPHIA: %v", err)
+	}
+	var apiErr *openai.APIError
+	if err := ask("You are SOPHIA, the judge of wisdom"); !errors.As(err, &apiErr) || apiErr.HTTPStatusCode != 502 {
+		t.Fatalf("SOPHIA: err = %v, want HTTP 502", err)
+	}
+}

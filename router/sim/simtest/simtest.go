@@ -1,0 +1,20 @@
+// Package simtest runs the noesis simulator on a loopback port for tests, in
+// the manner of net/http/httptest.
+package simtest
+
+import (
+	"net/http/httptest"
+	"testing"
+
+	"github.com/noesis-dev/noesis/router/sim"
+)
+
+// Start serves a simulator with cfg over real HTTP until the test ends. It
+// returns the simulator, for its counters, and its base URL (ending in /v1).
+func Start(t testing.TB, cfg sim.Config) (*sim.Server, string) {
+	t.Helper()
+	s := sim.New(cfg)
+	hs := httptest.NewServer(s.Handler())
+	t.Cleanup(hs.Close)
+	return s, hs.URL + "/v1"
+}
