@@ -117,6 +117,15 @@ func Load(envFile string, explicit bool) (Config, error) {
 	return c, c.Validate()
 }
 
+// Defaults returns every setting at its default, ignoring the environment.
+func Defaults() Config {
+	var c Config
+	if err := env.ParseWithOptions(&c, env.Options{Environment: map[string]string{}}); err != nil {
+		panic(fmt.Sprintf("config: defaults do not parse: %v", err)) // a bug in the tags above
+	}
+	return c
+}
+
 // describeEnvError rewrites the parser's errors to name the variable and what it expects.
 func describeEnvError(err error) error {
 	var agg env.AggregateError

@@ -266,7 +266,7 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 	if err != nil {
 		return fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
 	}
-	m := nats.NewMsg(OutputSubject(p.cfg.Stage, t.AgentID))
+	m := nats.NewMsg(StoreSubject(OutputSubject(p.cfg.Stage, t.AgentID)))
 	m.Data = data
 	m.Header.Set(HeaderEventID, t.EventID)
 	m.Header.Set(HeaderStage, string(p.cfg.Stage))
@@ -309,7 +309,7 @@ func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered
 		reason = reason[:maxReasonHeaderSize]
 	}
 	reason = strings.NewReplacer("\r", " ", "\n", " ").Replace(reason)
-	dl := nats.NewMsg(DLQSubject(p.cfg.Stage))
+	dl := nats.NewMsg(StoreSubject(DLQSubject(p.cfg.Stage)))
 	dl.Data = msg.Data()
 	for k, vs := range msg.Headers() {
 		if k == nats.MsgIdHdr {

@@ -33,10 +33,17 @@ const (
 	StreamDLQ      = "NOESIS_DLQ"
 )
 
-// Subject roots.
+// Subject roots. Outputs and dead letters are stored under internal subjects
+// (StorePrefix) and the streams republish each stored message once onto the
+// public subjects (noesis.narratives.<agent>, noesis.dlq.<stage>, ...). A
+// second publish of the same output is dropped by the stream's duplicate
+// window before it is stored, so it never reaches a subscriber of the public
+// subjects either. Workers publish to the internal subjects; people and
+// agents subscribe to the public ones.
 const (
 	ThoughtsPrefix = "noesis.thoughts."
 	DLQPrefix      = "noesis.dlq."
+	StorePrefix    = "_noesis.store."
 )
 
 // ThoughtSubject is where an agent publishes its thoughts.
@@ -59,7 +66,11 @@ func outputRoot(s pipeline.Stage) string {
 	}
 }
 
-// DLQSubject is where a stage's dead letters go.
+// StoreSubject is the internal subject under which a public subject's
+// messages are stored; the stream republishes them onto the public subject.
+func StoreSubject(public string) string { return StorePrefix + strings.TrimPrefix(public, "noesis.") }
+
+// DLQSubject is where a stage's dead letters are seen.
 func DLQSubject(s pipeline.Stage) string { return DLQPrefix + string(s) }
 
 // OutputMsgID is the Nats-Msg-Id of a stage's output for an event, which
@@ -95,20 +106,24 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 // StreamConfigs returns the configurations EnsureStreams applies.
 func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	cfg = cfg.withDefaults()
-	outputs := make([]string, 0, len(pipeline.Stages))
-	for _, s := range pipeline.Stages {
-		outputs = append(outputs, outputRoot(s)+".>")
-	}
 	base := func(name, desc string, subjects []string, maxAge time.Duration) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
 			Name: name, Description: desc, Subjects: subjects, Storage: cfg.Storage, Replicas: cfg.Replicas,
 			Retention: jetstream.LimitsPolicy, MaxAge: maxAge, Duplicates: cfg.DuplicateWindow, Discard: jetstream.DiscardOld,
 		}
 	}
+	var stored []string
+	for _, s := range pipeline.Stages {
+		stored = append(stored, StoreSubject(outputRoot(s))+".>")
+	}
+	outputs := base(StreamOutputs, "noesis: narratives, verdicts and analyses", stored, cfg.MaxAge)
+	outputs.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
+	dlq := base(StreamDLQ, "noesis: dead letters", []string{StoreSubject(DLQPrefix) + ">"}, 7*24*time.Hour)
+	dlq.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
 	return []jetstream.StreamConfig{
 		base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">"}, cfg.MaxAge),
-		base(StreamOutputs, "noesis: narratives, verdicts and analyses", outputs, cfg.MaxAge),
-		base(StreamDLQ, "noesis: dead letters", []string{DLQPrefix + ">"}, 7*24*time.Hour),
+		outputs,
+		dlq,
 	}
 }
 

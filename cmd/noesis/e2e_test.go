@@ -1,0 +1,335 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+// testConfig is the default config pointed at a test NATS server and a
+// zero-latency simulator, with fast retries.
+func testConfig(t *testing.T, ns *server.Server, simURL string) config.Config {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.NATSURL = ns.ClientURL()
+	cfg.Provider = "sim"
+	cfg.SimURL = simURL
+	cfg.LLMBackoff = 5 * time.Millisecond
+	cfg.RetryDelay = 10 * time.Millisecond
+	cfg.DrainTimeout = 5 * time.Second
+	cfg.FastConcurrency, cfg.ReasoningConcurrency, cfg.DeepConcurrency = 16, 16, 8
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runService starts a service and stops it, drained, when the test ends.
+func runService(t *testing.T, cfg config.Config) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := startService(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := svc.Wait(); err != nil {
+			t.Errorf("service: %v", err)
+		}
+	})
+	return svc
+}
+
+// collector counts every output and dead letter by subject root and event.
+type collector struct {
+	mu     sync.Mutex
+	counts map[string]map[string]int // root (narratives, verdicts, analyses, dlq.<stage>) -> event -> n
+	msgs   map[string][]*nats.Msg
+}
+
+func collect(t *testing.T, nc *nats.Conn) *collector {
+	t.Helper()
+	c := &collector{counts: map[string]map[string]int{}, msgs: map[string][]*nats.Msg{}}
+	sub, err := nc.Subscribe("noesis.>", func(m *nats.Msg) {
+		if strings.HasPrefix(m.Subject, consumers.ThoughtsPrefix) {
+			return
+		}
+		parts := strings.Split(m.Subject, ".")
+		root := parts[1]
+		event := m.Header.Get(consumers.HeaderEventID)
+		if root == "dlq" {
+			root = "dlq." + parts[2]
+			var th struct {
+				EventID string `json:"event_id"`
+			}
+			_ = json.Unmarshal(m.Data, &th)
+			event = th.EventID
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.counts[root] == nil {
+			c.counts[root] = map[string]int{}
+		}
+		c.counts[root][event]++
+		c.msgs[root] = append(c.msgs[root], m)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *collector) distinct(root string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.counts[root])
+}
+
+func (c *collector) messages(root string) []*nats.Msg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*nats.Msg(nil), c.msgs[root]...)
+}
+
+// waitFor polls until each root has n distinct events, or fails after timeout.
+func (c *collector) waitFor(t *testing.T, timeout time.Duration, want map[string]int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		for root, n := range want {
+			if c.distinct(root) < n {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			got := map[string]int{}
+			for root := range want {
+				got[root] = c.distinct(root)
+			}
+			t.Fatalf("after %s: got %v, want %v", timeout, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exactlyOnce fails unless every event under root arrived exactly once.
+func (c *collector) exactlyOnce(t *testing.T, root string, events []string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range events {
+		if n := c.counts[root][e]; n != 1 {
+			t.Errorf("%s for %s arrived %d times, want 1", root, e, n)
+		}
+	}
+	if len(c.counts[root]) != len(events) {
+		t.Errorf("%s: %d distinct events, want %d", root, len(c.counts[root]), len(events))
+	}
+}
+
+func publishThought(t *testing.T, js jetstream.JetStream, th pipeline.Thought) {
+	t.Helper()
+	data, err := json.Marshal(th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(th.AgentID), data, jetstream.WithMsgID(th.EventID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func thought(i int, text string) pipeline.Thought {
+	return pipeline.Thought{EventID: fmt.Sprintf("evt-%04d", i), AgentID: fmt.Sprintf("daimon-%d", i%4), Content: pipeline.Content{UserInput: text, Depth: 1 + i%5}}
+}
+
+func TestEndToEndExactlyOnce(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{})
+	runService(t, testConfig(t, ns, simURL))
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+
+	const n = 400
+	var events, deep []string
+	for i := 0; i < n; i++ {
+		th := thought(i, fmt.Sprintf("thought number %d: I will tidy the archive", i))
+		publishThought(t, js, th)
+		events = append(events, th.EventID)
+		if th.Content.Depth >= 4 {
+			deep = append(deep, th.EventID)
+		}
+	}
+	got.waitFor(t, 60*time.Second, map[string]int{"narratives": n, "verdicts": n, "analyses": len(deep)})
+	time.Sleep(300 * time.Millisecond) // room for any duplicate to show up
+	got.exactlyOnce(t, "narratives", events)
+	got.exactlyOnce(t, "verdicts", events)
+	got.exactlyOnce(t, "analyses", deep)
+	if dl := got.distinct("dlq.narrative") + got.distinct("dlq.tribunal") + got.distinct("dlq.analysis"); dl != 0 {
+		t.Errorf("%d dead letters in a clean run", dl)
+	}
+
+	// The outputs are well-formed and say who made them.
+	for _, m := range got.messages("verdicts")[:5] {
+		var v pipeline.Verdict
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Judges) != 3 || v.Model != "deepseek-ai/DeepSeek-R1-0528-fast" || v.Decision == "" || v.Usage.TotalTokens == 0 {
+			t.Errorf("verdict incomplete: %s", m.Data)
+		}
+		if m.Subject != "noesis.verdicts."+v.AgentID || m.Header.Get(nats.MsgIdHdr) != v.EventID+":tribunal" {
+			t.Errorf("verdict on %s with id %q", m.Subject, m.Header.Get(nats.MsgIdHdr))
+		}
+		for _, j := range v.Judges {
+			if strings.Contains(j.Reasoning, "simulated reasoning") {
+				t.Errorf("chain of thought leaked into %s's reasoning", j.Name)
+			}
+		}
+	}
+	for _, m := range got.messages("narratives")[:5] {
+		var nv pipeline.Narrative
+		if err := json.Unmarshal(m.Data, &nv); err != nil {
+			t.Fatal(err)
+		}
+		if nv.Narrative == "" || nv.Mode == "" || nv.Model != "meta-llama/Llama-3.3-70B-Instruct-fast" {
+			t.Errorf("narrative incomplete: %s", m.Data)
+		}
+	}
+	st := s.Stats()
+	if want := int64(n + 3*n + len(deep)); st.Requests != want {
+		t.Errorf("simulator saw %d requests, want %d (one per narrative, judge and analysis)", st.Requests, want)
+	}
+
+	// The same thought again (a publisher retry with the same Nats-Msg-Id) is dropped at the door.
+	data, _ := json.Marshal(thought(0, "thought number 0: I will tidy the archive"))
+	ack, err := js.Publish(context.Background(), consumers.ThoughtSubject("daimon-0"), data, jetstream.WithMsgID("evt-0000"))
+	if err != nil || !ack.Duplicate {
+		t.Fatalf("republished thought: ack %+v, err %v; want a duplicate", ack, err)
+	}
+}
+
+func TestRepublishedThoughtYieldsOneOutput(t *testing.T) {
+	// A publisher that forgot Nats-Msg-Id sends the same event twice: both are
+	// processed, the second answer comes from the cache, and the outputs
+	// stream drops the second output by its id.
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{})
+	runService(t, testConfig(t, ns, simURL))
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	th := thought(1, "said twice")
+	data, _ := json.Marshal(th)
+	for i := 0; i < 2; i++ {
+		if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(th.AgentID), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConsumerIdle(t, js, "narrative", 2)
+	waitConsumerIdle(t, js, "tribunal", 2)
+	got.exactlyOnce(t, "narratives", []string{th.EventID})
+	got.exactlyOnce(t, "verdicts", []string{th.EventID})
+}
+
+// waitConsumerIdle waits until a durable consumer has acked at least n messages and has none pending.
+func waitConsumerIdle(t *testing.T, js jetstream.JetStream, durable string, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := js.Consumer(context.Background(), consumers.StreamThoughts, durable)
+		if err == nil {
+			info, err := c.Info(context.Background())
+			if err == nil && info.AckFloor.Stream >= n && info.NumAckPending == 0 && info.NumPending == 0 {
+				time.Sleep(100 * time.Millisecond)
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("consumer %s did not finish %d messages", durable, n)
+}
+
+func TestTiersSplitAcrossProcesses(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{})
+	fast := testConfig(t, ns, simURL)
+	fast.Tiers = []string{"fast"}
+	reasoning := testConfig(t, ns, simURL)
+	reasoning.Tiers = []string{"reasoning"}
+	a := runService(t, fast)
+	b := runService(t, reasoning)
+	if len(a.pools) != 1 || a.pools[pipeline.StageNarrative] == nil || len(b.pools) != 1 || b.pools[pipeline.StageTribunal] == nil {
+		t.Fatalf("pools: a %v, b %v", a.pools, b.pools)
+	}
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	var events []string
+	for i := 0; i < 100; i++ {
+		th := thought(i, "split work")
+		th.Content.Depth = 1
+		th.Content.UserInput = fmt.Sprintf("split work %d", i)
+		publishThought(t, js, th)
+		events = append(events, th.EventID)
+	}
+	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 100, "verdicts": 100})
+	time.Sleep(200 * time.Millisecond)
+	got.exactlyOnce(t, "narratives", events)
+	got.exactlyOnce(t, "verdicts", events)
+	if pa, pb := a.pools[pipeline.StageNarrative].Stats(), b.pools[pipeline.StageTribunal].Stats(); pa.Published != 100 || pb.Published != 100 {
+		t.Fatalf("published: narrative pool %d, tribunal pool %d", pa.Published, pb.Published)
+	}
+	if st := s.Stats(); st.PerCaller["narrative"] != 100 || st.PerCaller["veritas"] != 100 {
+		t.Fatalf("simulator callers %v", st.PerCaller)
+	}
+}
+
+func TestSeveralProcessesShareOneDurableConsumer(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.005}) // ~10 ms a call, so both workers get work
+	cfg := testConfig(t, ns, simURL)
+	cfg.Tiers = []string{"fast"}
+	cfg.FastConcurrency = 4
+	a, b := runService(t, cfg), runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	var events []string
+	for i := 0; i < 200; i++ {
+		th := thought(i, fmt.Sprintf("shared %d", i))
+		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
+		publishThought(t, js, th)
+		events = append(events, th.EventID)
+	}
+	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 200})
+	time.Sleep(200 * time.Millisecond)
+	got.exactlyOnce(t, "narratives", events)
+	pa, pb := a.pools[pipeline.StageNarrative].Stats().Published, b.pools[pipeline.StageNarrative].Stats().Published
+	if pa+pb != 200 || pa == 0 || pb == 0 {
+		t.Fatalf("work split %d/%d, want both processes to share 200", pa, pb)
+	}
+	t.Logf("work split between two processes: %d / %d", pa, pb)
+}
