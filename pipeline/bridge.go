@@ -98,7 +98,7 @@ func (b *Bridge) Process(ctx context.Context, t Thought) (any, error) {
 		Mode:              mode,
 		ConfidenceCeiling: ceiling,
 		Coherence:         coherence,
-		MetaAwareness:     float64(depth) / 5 * coherence * ceiling,
+		MetaAwareness:     round4(float64(depth) / 5 * coherence * ceiling),
 		Thinking:          clip(resp.Reasoning, maxThinking),
 	}
 	n.Model, n.Provider, n.Cached, n.Usage = resp.Model, resp.Provider, resp.Cached, resp.Usage

@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -43,8 +46,14 @@ func testConfig(t *testing.T, ns *server.Server, simURL string) config.Config {
 // runService starts a service and stops it, drained, when the test ends.
 func runService(t *testing.T, cfg config.Config) *service {
 	t.Helper()
+	return runServiceLogging(t, cfg, zerolog.NewTestWriter(t), zerolog.WarnLevel)
+}
+
+// runServiceLogging is runService with the log written to w at level.
+func runServiceLogging(t *testing.T, cfg config.Config, w io.Writer, level zerolog.Level) *service {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := startService(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	svc, err := startService(ctx, cfg, zerolog.New(w).Level(level))
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -332,4 +341,37 @@ func TestSeveralProcessesShareOneDurableConsumer(t *testing.T) {
 		t.Fatalf("work split %d/%d, want both processes to share 200", pa, pb)
 	}
 	t.Logf("work split between two processes: %d / %d", pa, pb)
+}
+
+// The `make run` path: no NATS_URL, no API key: an embedded JetStream server
+// and the in-process simulator, reached over TCP and HTTP like the real ones.
+func TestEmbeddedDefaults(t *testing.T) {
+	cfg := config.Defaults()
+	cfg.NATSListen = "127.0.0.1:0"
+	cfg.DataDir = t.TempDir()
+	cfg.SimLatencyScale = 0
+	if cfg.ResolvedProvider() != "sim" {
+		t.Fatalf("provider %s", cfg.ResolvedProvider())
+	}
+	var logs syncBuffer
+	svc := runServiceLogging(t, cfg, &logs, zerolog.InfoLevel)
+	if svc.embedded == nil || svc.simSrv == nil {
+		t.Fatal("no embedded server or simulator")
+	}
+	nc, err := nats.Connect(svc.natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	got := collect(t, nc)
+	th := thought(3, "first thought on a fresh machine")
+	publishThought(t, js, th)
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1, "analyses": 1})
+	if !strings.Contains(logs.String(), "USING THE SIMULATOR (LLM_PROVIDER=auto and NEBIUS_API_KEY is not set)") {
+		t.Errorf("the simulator was not announced loudly:\n%s", logs.String())
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, "jetstream")); err != nil {
+		t.Errorf("JetStream did not store under NOESIS_DATA_DIR: %v", err)
+	}
 }

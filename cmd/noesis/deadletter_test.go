@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"sync"
+
+	"context"
+	"encoding/json"
+	"fmt"
+	"github.com/rs/zerolog"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.MaxThoughtBytes = 2048
+	svc := runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+
+	cases := []struct {
+		name, subject, body, reason string
+	}{
+		{"invalid json", "noesis.thoughts.a1", `{"event_id": "bad-1", "agent_id": `, "invalid JSON"},
+		{"missing field", "noesis.thoughts.a1", `{"event_id":"bad-2","agent_id":"a1","content":{}}`, "content.user_input is required"},
+		{"wrong type", "noesis.thoughts.a1", `{"event_id":"bad-3","agent_id":"a1","content":{"user_input":"x","depth":"five"}}`, "wrong type"},
+		{"unknown stage", "noesis.thoughts.a1", `{"event_id":"bad-4","agent_id":"a1","content":{"user_input":"x"},"stages":["poetry"]}`, `unknown stage "poetry"`},
+		{"oversize", "noesis.thoughts.a1", `{"event_id":"bad-5","agent_id":"a1","content":{"user_input":"` + strings.Repeat("y", 4096) + `"}}`, "over the 2048-byte limit"},
+		{"agent mismatch", "noesis.thoughts.a2", `{"event_id":"bad-6","agent_id":"a1","content":{"user_input":"x"}}`, `does not match the subject's agent "a2"`},
+	}
+	for _, c := range cases {
+		if _, err := js.Publish(context.Background(), c.subject, []byte(c.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	good := thought(1, "a good thought after the bad ones")
+	good.Content.Depth = 1
+	publishThought(t, js, good)
+
+	// Every stage consumer accounts for every message: bad ones land in its DLQ.
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1, "dlq.narrative": len(cases), "dlq.tribunal": len(cases), "dlq.analysis": len(cases)})
+	for _, stage := range []string{"narrative", "tribunal", "analysis"} {
+		msgs := got.messages("dlq." + stage)
+		if len(msgs) != len(cases) {
+			t.Errorf("dlq.%s has %d letters, want %d", stage, len(msgs), len(cases))
+		}
+		for i, c := range cases {
+			m := findLetter(msgs, c.body)
+			if m == nil {
+				t.Errorf("%s: no dead letter on dlq.%s", c.name, stage)
+				continue
+			}
+			if r := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(r, c.reason) || !strings.Contains(r, "bad input") {
+				t.Errorf("%s: reason %q does not say %q", c.name, r, c.reason)
+			}
+			if m.Header.Get(consumers.HeaderDLQAttempts) != "1" || m.Header.Get(consumers.HeaderDLQSubject) != c.subject {
+				t.Errorf("%s: attempts %q subject %q", c.name, m.Header.Get(consumers.HeaderDLQAttempts), m.Header.Get(consumers.HeaderDLQSubject))
+			}
+			if seq, _ := strconv.Atoi(m.Header.Get(consumers.HeaderDLQStreamSeq)); seq != i+1 {
+				t.Errorf("%s: stream seq %d, want %d", c.name, seq, i+1)
+			}
+		}
+	}
+	// Terminated, not redelivered: nothing is pending on the consumers.
+	waitConsumerIdle(t, js, "narrative", uint64(len(cases)+1))
+	if st := svc.pools[pipeline.StageNarrative].Stats(); st.DeadLettered != uint64(len(cases)) || st.Retried != 0 {
+		t.Errorf("narrative pool stats %+v", st)
+	}
+}
+
+func findLetter(msgs []*nats.Msg, body string) *nats.Msg {
+	for _, m := range msgs {
+		if string(m.Data) == body {
+			return m
+		}
+	}
+	return nil
+}
+
+func TestProviderFailuresRetryThenDeadLetter(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.LLMAttempts = 1
+	cfg.MaxDeliver = 3
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+
+	flaky := thought(1, "sim:http=503@narrative the narrator's provider is down")
+	flaky.Content.Depth = 1
+	rejected := thought(2, "sim:http=400@narrative the narrator's provider refuses this")
+	rejected.Content.Depth = 1
+	publishThought(t, js, flaky)
+	publishThought(t, js, rejected)
+
+	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 2, "dlq.narrative": 2})
+	time.Sleep(200 * time.Millisecond)
+	got.exactlyOnce(t, "dlq.narrative", []string{flaky.EventID, rejected.EventID})
+	if n := got.distinct("narratives"); n != 0 {
+		t.Fatalf("%d narratives from a failing provider", n)
+	}
+	for _, m := range got.messages("dlq.narrative") {
+		var th pipeline.Thought
+		_ = json.Unmarshal(m.Data, &th)
+		reason, attempts := m.Header.Get(consumers.HeaderDLQReason), m.Header.Get(consumers.HeaderDLQAttempts)
+		switch th.EventID {
+		case flaky.EventID:
+			if attempts != "3" || !strings.Contains(reason, "gave up after 3 deliveries") || !strings.Contains(reason, "HTTP 503") {
+				t.Errorf("transient: attempts %s, reason %q", attempts, reason)
+			}
+		case rejected.EventID:
+			if attempts != "1" || !strings.Contains(reason, "HTTP 400") || !strings.Contains(reason, "permanent") {
+				t.Errorf("permanent: attempts %s, reason %q", attempts, reason)
+			}
+		}
+	}
+	// Exactly MaxDeliver upstream calls for the transient case, one for the permanent one.
+	if n := s.Stats().Faults["503"]; n != 3 {
+		t.Errorf("%d calls to the failing narrator, want 3", n)
+	}
+	if n := s.Stats().Faults["400"]; n != 1 {
+		t.Errorf("%d calls for the rejected request, want 1", n)
+	}
+}
+
+func TestSecretsNeverReachADeadLetter(t *testing.T) {
+	const secret = "nb-live-0123456789abcdefSECRET"
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{APIKey: "another-key"}) // answers 401 quoting the key it got
+	cfg := testConfig(t, ns, simURL)
+	cfg.Provider, cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = "openai", simURL, secret
+	var logs syncBuffer
+	runServiceLogging(t, cfg, &logs, zerolog.TraceLevel)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	th := thought(1, "anything")
+	th.Content.Depth = 1
+	publishThought(t, js, th)
+	got.waitFor(t, 20*time.Second, map[string]int{"dlq.narrative": 1, "dlq.tribunal": 1})
+	for _, root := range []string{"dlq.narrative", "dlq.tribunal"} {
+		for _, m := range got.messages(root) {
+			all := fmt.Sprint(m.Header) + string(m.Data)
+			if strings.Contains(all, secret) {
+				t.Fatalf("%s carries the API key: %s", root, all)
+			}
+			if r := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(r, "401") || !strings.Contains(r, "[REDACTED]") {
+				t.Errorf("%s reason %q", root, r)
+			}
+		}
+	}
+	if l := logs.String(); strings.Contains(l, secret) || !strings.Contains(l, "401") {
+		t.Fatalf("trace-level logs carry the key, or miss the failure:\n%s", l)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,169 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
+)
+
+func TestDefaultsFollowTheSeed(t *testing.T) {
+	c := config.Defaults()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	models := c.Models()
+	if models[pipeline.TierFast] != router.DefaultFastModel || models[pipeline.TierReasoning] != router.DefaultReasoningModel || models[pipeline.TierDeep] != router.DefaultDeepModel {
+		t.Errorf("models %v", models)
+	}
+	if c.ResolvedProvider() != "sim" {
+		t.Errorf("auto without a key resolves to %s, want sim", c.ResolvedProvider())
+	}
+	ttl := c.Cache().TTL
+	if ttl[pipeline.TierFast] != time.Minute || ttl[pipeline.TierReasoning] != 5*time.Minute || ttl[pipeline.TierDeep] != 30*time.Minute {
+		t.Errorf("cache TTLs %v", ttl)
+	}
+	tc := c.Tribunal()
+	if tc.Deadline != 15*time.Second || tc.Judges[0].Timeout != 3*time.Second || tc.Judges[1].Timeout != 10*time.Second || tc.Judges[2].Timeout != 3*time.Second {
+		t.Errorf("tribunal %+v", tc)
+	}
+	if c.LLMAttempts != 3 || c.LLMBackoff != time.Second || c.LLMTimeout != 120*time.Second || c.Temperature != 0.7 || c.MaxTokens != 8192 {
+		t.Errorf("call defaults differ from the origin's: %+v", c)
+	}
+}
+
+func TestEachTierGetsItsOwnModelFromEnv(t *testing.T) {
+	t.Setenv("NEBIUS_API_KEY", "k")
+	t.Setenv("NEBIUS_MODEL", "fast-model")
+	t.Setenv("NEBIUS_MODEL_REASONING", "reasoning-model")
+	t.Setenv("NEBIUS_MODEL_DEEP", "deep-model")
+	c, err := config.Load("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ResolvedProvider() != "nebius" {
+		t.Fatalf("auto with a key resolves to %s", c.ResolvedProvider())
+	}
+	rc := c.Router("")
+	got := map[pipeline.Tier]string{}
+	for tier, names := range rc.Tiers {
+		for _, tg := range rc.Targets {
+			if tg.Name == names[0] {
+				got[tier] = tg.Model
+			}
+		}
+	}
+	want := map[pipeline.Tier]string{pipeline.TierFast: "fast-model", pipeline.TierReasoning: "reasoning-model", pipeline.TierDeep: "deep-model"}
+	for tier, m := range want {
+		if got[tier] != m {
+			t.Errorf("tier %s routed to %q, want %q", tier, got[tier], m)
+		}
+	}
+	if rc.Providers[0].BaseURL != router.DefaultNebiusBaseURL {
+		t.Errorf("base URL %s", rc.Providers[0].BaseURL)
+	}
+}
+
+func TestValidationNamesTheVariable(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"LLM_PROVIDER": "nebius"}, "NEBIUS_API_KEY: required when LLM_PROVIDER=nebius"},
+		{map[string]string{"LLM_PROVIDER": "gemini"}, "LLM_PROVIDER: \"gemini\" is not supported"},
+		{map[string]string{"LLM_PROVIDER": "openai"}, "OPENAI_BASE_URL: required"},
+		{map[string]string{"NOESIS_LLM_TIMEOUT": "soon"}, "NOESIS_LLM_TIMEOUT: want a duration such as 500ms, 30s or 5m, got \"soon\""},
+		{map[string]string{"NOESIS_FAST_CONCURRENCY": "many"}, "NOESIS_FAST_CONCURRENCY: want a whole number"},
+		{map[string]string{"NOESIS_FAST_CONCURRENCY": "0"}, "NOESIS_FAST_CONCURRENCY: want a whole number above 0"},
+		{map[string]string{"NOESIS_TIERS": "fast,turbo"}, "NOESIS_TIERS: unknown tier \"turbo\""},
+		{map[string]string{"NOESIS_TEMPERATURE": "3"}, "NOESIS_TEMPERATURE: want a number from 0 to 2"},
+		{map[string]string{"NATS_URL": "localhost"}, "NATS_URL: want an absolute URL"},
+		{map[string]string{"NOESIS_DUPLICATE_WINDOW": "1m"}, "NOESIS_DUPLICATE_WINDOW: 1m0s is shorter than the longest redelivery span"},
+		{map[string]string{"NOESIS_FAST_MAX_ACK_PENDING": "8"}, "NOESIS_FAST_MAX_ACK_PENDING: want at least the tier's concurrency"},
+		{map[string]string{"NOESIS_LOG_LEVEL": "loud"}, "NOESIS_LOG_LEVEL"},
+	}
+	for _, c := range cases {
+		t.Run(c.want, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			_, err := config.Load("", false)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want it to say %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestEnvFileAndPrecedence(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, ".env")
+	if err := os.WriteFile(file, []byte("NOESIS_FAST_CONCURRENCY=7\nNOESIS_DEEP_CONCURRENCY=5\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NOESIS_DEEP_CONCURRENCY", "9") // the environment wins over the file
+	c, err := config.Load(file, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FastConcurrency != 7 || c.DeepConcurrency != 9 {
+		t.Fatalf("fast %d deep %d, want 7 (file) and 9 (env)", c.FastConcurrency, c.DeepConcurrency)
+	}
+	if _, err := config.Load(filepath.Join(dir, "missing.env"), true); err == nil {
+		t.Fatal("an explicitly named missing env file must be an error")
+	}
+	if _, err := config.Load(filepath.Join(dir, "missing.env"), false); err != nil {
+		t.Fatalf("the default .env may be missing: %v", err)
+	}
+}
+
+// nats.conf runs a standalone server with the embedded server's settings.
+func TestNatsConfMatchesEmbeddedDefaults(t *testing.T) {
+	opts, err := server.ProcessConfigFile("../nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := config.Defaults()
+	emb, err := c.Embedded().Options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.Host != emb.Host || opts.Port != emb.Port || opts.StoreDir != emb.StoreDir || !opts.JetStream ||
+		opts.MaxPayload != emb.MaxPayload || opts.ServerName != emb.ServerName {
+		t.Fatalf("nats.conf: host %s port %d store %s js %v payload %d name %s; embedded: %s %d %s %d %s",
+			opts.Host, opts.Port, opts.StoreDir, opts.JetStream, opts.MaxPayload, opts.ServerName, emb.Host, emb.Port, emb.StoreDir, emb.MaxPayload, emb.ServerName)
+	}
+	if c.NATSListen != consumers.EmbeddedDefaults.Listen || c.DataDir != consumers.EmbeddedDefaults.DataDir {
+		t.Fatalf("config defaults %s %s differ from the embedded defaults", c.NATSListen, c.DataDir)
+	}
+}
+
+func TestEnvExampleListsEverySetting(t *testing.T) {
+	example, err := os.ReadFile("../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ := reflect.TypeOf(config.Config{})
+	for i := 0; i < typ.NumField(); i++ {
+		name := strings.Split(typ.Field(i).Tag.Get("env"), ",")[0]
+		if !strings.Contains(string(example), "\n"+name+"=") {
+			t.Errorf(".env.example does not list %s", name)
+		}
+		if !strings.Contains(string(readme), "`"+name+"`") {
+			t.Errorf("README.md does not document %s", name)
+		}
+	}
+}
