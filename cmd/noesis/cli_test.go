@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
