@@ -3,6 +3,12 @@ package router_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"strings"
 	"testing"
 	"time"
@@ -175,5 +181,41 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want %q", c.name, err, c.want)
 		}
+	}
+}
+
+// The shared client keeps its connections under concurrent load: a second
+// wave of as many concurrent calls opens no new connection (Go's default
+// transport keeps 2 idle per host and would re-dial the rest).
+func TestSharedClientReusesConnections(t *testing.T) {
+	s := sim.New(sim.Config{LatencyScale: 0.02})
+	var opened atomic.Int32
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	hs.Start()
+	defer hs.Close()
+	c := newChain(t, hs.URL+"/v1", "k", nil, 1)
+	wave := func() {
+		var wg sync.WaitGroup
+		for i := 0; i < 32; i++ {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint(i))); err != nil {
+					t.Error(err)
+				}
+			}(i)
+		}
+		wg.Wait()
+	}
+	wave()
+	first := opened.Load()
+	wave()
+	if again := opened.Load() - first; again != 0 {
+		t.Fatalf("second wave opened %d new connections (first opened %d)", again, first)
 	}
 }

@@ -375,3 +375,35 @@ func TestEmbeddedDefaults(t *testing.T) {
 		t.Errorf("JetStream did not store under NOESIS_DATA_DIR: %v", err)
 	}
 }
+
+// With NEBIUS_API_KEY set, auto picks Nebius; here its base URL points at the
+// simulator, which checks the bearer key, so the real provider path runs.
+func TestNebiusPathWithKey(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{APIKey: "nb-test-key"})
+	cfg := testConfig(t, ns, "")
+	cfg.Provider, cfg.NebiusAPIKey, cfg.NebiusBaseURL = "auto", "nb-test-key", simURL+"/"
+	if cfg.ResolvedProvider() != "nebius" {
+		t.Fatalf("provider %s", cfg.ResolvedProvider())
+	}
+	svc := runService(t, cfg)
+	if svc.simSrv != nil {
+		t.Fatal("an in-process simulator was started although Nebius was chosen")
+	}
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	th := thought(1, "through the nebius path")
+	th.Content.Depth = 1
+	publishThought(t, js, th)
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
+	var v pipeline.Verdict
+	if err := json.Unmarshal(got.messages("verdicts")[0].Data, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Provider != "nebius" || v.Decision == "" || v.AbstentionCount != 0 {
+		t.Fatalf("verdict %+v", v)
+	}
+	if st := s.Stats(); st.Faults["401"] != 0 || st.Requests != 4 {
+		t.Fatalf("simulator stats %+v", st)
+	}
+}
