@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +37,15 @@ type PoolConfig struct {
 	// DrainTimeout is how long Run lets in-flight work finish after its
 	// context ends before cancelling it (and nak'ing the thoughts); default 30 s.
 	DrainTimeout time.Duration
+	// CallBudget bounds the upstream model calls one delivery of a thought may
+	// make, retries and judges included; default 10 (the tribunal's worst case
+	// is 3 judges x 3 tries); negative: unlimited.
+	CallBudget int
+	// RateLimitPatience is how long a worker keeps a rate-limited thought,
+	// waiting out the provider's Retry-After and trying again, before it gives
+	// the delivery up; default 5 min. Rate limits thus slow the pool down
+	// instead of spending the thought's deliveries.
+	RateLimitPatience time.Duration
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
@@ -62,6 +70,12 @@ func (c PoolConfig) withDefaults() PoolConfig {
 	if c.DrainTimeout <= 0 {
 		c.DrainTimeout = 30 * time.Second
 	}
+	if c.CallBudget == 0 {
+		c.CallBudget = 10
+	}
+	if c.RateLimitPatience <= 0 {
+		c.RateLimitPatience = 5 * time.Minute
+	}
 	return c
 }
 
@@ -81,7 +95,7 @@ func (c PoolConfig) Validate() error {
 
 // PoolStats counts what a pool did.
 type PoolStats struct {
-	Processed, Skipped, Published, Duplicates, Retried, DeadLettered uint64
+	Processed, Skipped, Published, Duplicates, Retried, DeadLettered, RateLimitWaits uint64
 }
 
 // Pool runs one stage's workers over its durable consumer. Many pools in many
@@ -92,7 +106,7 @@ type Pool struct {
 	handler pipeline.Handler
 	log     zerolog.Logger
 
-	processed, skipped, published, duplicates, retried, deadLettered atomic.Uint64
+	processed, skipped, published, duplicates, retried, deadLettered, rateLimitWaits atomic.Uint64
 }
 
 // NewPool builds a pool for cfg.Stage that runs h.
@@ -106,7 +120,7 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats {
-	return PoolStats{p.processed.Load(), p.skipped.Load(), p.published.Load(), p.duplicates.Load(), p.retried.Load(), p.deadLettered.Load()}
+	return PoolStats{p.processed.Load(), p.skipped.Load(), p.published.Load(), p.duplicates.Load(), p.retried.Load(), p.deadLettered.Load(), p.rateLimitWaits.Load()}
 }
 
 // EnsureConsumer creates or updates the pool's durable consumer.
@@ -205,7 +219,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log = log.With().Str("event_id", t.EventID).Str("agent_id", t.AgentID).Logger()
-	if !t.Wants(p.cfg.Stage) {
+	if only := msg.Headers().Get(HeaderOnlyStage); !t.Wants(p.cfg.Stage) || (only != "" && only != string(p.cfg.Stage)) {
 		p.skipped.Add(1)
 		p.ack(ctx, msg, log)
 		return
@@ -213,7 +227,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 
 	hbCtx, stopHB := context.WithCancel(ctx)
 	go p.heartbeat(hbCtx, msg)
-	out, err := p.handler(ctx, t)
+	out, err := p.run(ctx, t, log)
 	if err == nil {
 		err = p.publish(ctx, &t, out, msg, log)
 	}
@@ -233,6 +247,35 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Warn().Err(err).Dur("retry_in", delay).Msg("stage failed; will retry")
 		if nerr := msg.NakWithDelay(delay); nerr != nil {
 			log.Warn().Err(nerr).Msg("nak failed; the server will redeliver after ack wait")
+		}
+	}
+}
+
+// run calls the handler with a fresh call budget, and again after a rate
+// limit's Retry-After while the pool's patience lasts.
+func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) (any, error) {
+	started := time.Now()
+	for {
+		hctx, _ := pipeline.WithCallBudget(ctx, p.cfg.CallBudget)
+		out, err := p.handler(hctx, t)
+		if err == nil || !errors.Is(err, pipeline.ErrRateLimited) {
+			return out, err
+		}
+		after, ok := pipeline.RetryAfter(err)
+		if !ok {
+			after = p.cfg.RetryDelay
+		}
+		if time.Since(started)+after > p.cfg.RateLimitPatience {
+			return out, fmt.Errorf("rate limited for longer than %s: %w", p.cfg.RateLimitPatience, err)
+		}
+		p.rateLimitWaits.Add(1)
+		log.Debug().Dur("retry_after", after).Msg("rate limited; holding the thought and trying again")
+		timer := time.NewTimer(after)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return out, err
+		case <-timer.C:
 		}
 	}
 }
@@ -288,54 +331,22 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 	return nil
 }
 
-// Headers noesis sets on outputs and dead letters.
-const (
-	HeaderEventID       = "Noesis-Event-Id"
-	HeaderStage         = "Noesis-Stage"
-	HeaderDLQReason     = "Noesis-Dlq-Reason"
-	HeaderDLQAttempts   = "Noesis-Dlq-Attempts"
-	HeaderDLQStreamSeq  = "Noesis-Dlq-Stream-Seq"
-	HeaderDLQSubject    = "Noesis-Dlq-Subject"
-	HeaderDLQTime       = "Noesis-Dlq-Time"
-	maxReasonHeaderSize = 2048
-)
-
-// deadLetter stores the original message with the reason on noesis.dlq.<stage>
-// and terminates it. If the dead letter cannot be stored, the message is
-// nak'd instead, so it is never lost.
+// deadLetter stores the message as a dead letter and terminates it. If the
+// letter cannot be stored, the message is nak'd instead, so it is never lost.
 func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered uint64, cause error, log zerolog.Logger) {
-	reason := cause.Error()
-	if len(reason) > maxReasonHeaderSize {
-		reason = reason[:maxReasonHeaderSize]
+	l := Letter{Stage: p.cfg.Stage, Subject: msg.Subject(), Seq: seq, Attempts: delivered, Reason: cause.Error(), Data: msg.Data(), Header: msg.Headers()}
+	var partial *pipeline.PartialError
+	if errors.As(cause, &partial) {
+		l.Transcript = partial.Transcript
 	}
-	reason = strings.NewReplacer("\r", " ", "\n", " ").Replace(reason)
-	dl := nats.NewMsg(StoreSubject(DLQSubject(p.cfg.Stage)))
-	dl.Data = msg.Data()
-	for k, vs := range msg.Headers() {
-		if k == nats.MsgIdHdr {
-			continue
-		}
-		for _, v := range vs {
-			dl.Header.Add(k, v)
-		}
-	}
-	dl.Header.Set(HeaderStage, string(p.cfg.Stage))
-	dl.Header.Set(HeaderDLQReason, reason)
-	dl.Header.Set(HeaderDLQAttempts, strconv.FormatUint(delivered, 10))
-	dl.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(seq, 10))
-	dl.Header.Set(HeaderDLQSubject, msg.Subject())
-	dl.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err := p.js.PublishMsg(pctx, dl, jetstream.WithMsgID(fmt.Sprintf("%s:%d", p.cfg.Stage, seq)), jetstream.WithExpectStream(StreamDLQ))
-	if err != nil {
-		log.Error().Err(err).Str("reason", reason).Msg("dead letter not stored; the thought will be redelivered")
+	if err := StoreLetter(ctx, p.js, l); err != nil {
+		log.Error().Err(err).Str("reason", l.Reason).Msg("dead letter not stored; the thought will be redelivered")
 		_ = msg.NakWithDelay(p.cfg.RetryDelay)
 		return
 	}
 	p.deadLettered.Add(1)
-	log.Warn().Str("reason", reason).Msg("thought dead-lettered")
-	if err := msg.TermWithReason(truncate(reason, 256)); err != nil {
+	log.Warn().Str("reason", l.Reason).Msg("thought dead-lettered")
+	if err := msg.TermWithReason(truncate(l.Reason, 256)); err != nil {
 		log.Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")
 	}
 }

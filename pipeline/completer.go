@@ -3,6 +3,8 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -84,3 +86,77 @@ var ErrTransient = errors.New("transient failure")
 // ErrPermanent marks a failure that retrying cannot fix: a rejected request
 // or bad credentials. The message carrying the work is dead-lettered.
 var ErrPermanent = errors.New("permanent failure")
+
+// ErrRateLimited marks a provider's 429: always alongside ErrTransient. The
+// worker holding the thought waits and tries again rather than spending one of
+// the thought's deliveries.
+var ErrRateLimited = errors.New("rate limited")
+
+// ErrBudgetExhausted marks a call refused because the thought has made as many
+// upstream calls as its budget allows (see WithCallBudget). It is transient:
+// a later delivery gets a fresh budget.
+var ErrBudgetExhausted = errors.New("upstream call budget exhausted")
+
+// RetryAfterError carries the wait a provider asked for (its Retry-After header).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter returns the wait a provider asked for somewhere in err's chain.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > 0 {
+		return ra.After, true
+	}
+	return 0, false
+}
+
+type budgetKey struct{}
+
+// CallBudget counts the upstream calls one thought may still make. Safe for concurrent use.
+type CallBudget struct{ left atomic.Int64 }
+
+// WithCallBudget returns a context that allows n upstream calls (n <= 0: unlimited).
+func WithCallBudget(ctx context.Context, n int) (context.Context, *CallBudget) {
+	if n <= 0 {
+		return ctx, nil
+	}
+	b := &CallBudget{}
+	b.left.Store(int64(n))
+	return context.WithValue(ctx, budgetKey{}, b), b
+}
+
+// SpendCall takes one upstream call from ctx's budget, or fails with
+// ErrBudgetExhausted (wrapping ErrTransient) when none is left.
+func SpendCall(ctx context.Context) error {
+	b, _ := ctx.Value(budgetKey{}).(*CallBudget)
+	if b == nil {
+		return nil
+	}
+	if b.left.Add(-1) < 0 {
+		return fmt.Errorf("%w: %w", ErrTransient, ErrBudgetExhausted)
+	}
+	return nil
+}
+
+// Left reports how many calls the budget still allows (-1: no budget).
+func (b *CallBudget) Left() int64 {
+	if b == nil {
+		return -1
+	}
+	return max(b.left.Load(), 0)
+}
+
+// PartialError carries what a stage learned before it failed, such as the
+// judges' votes and abstentions, so a dead letter can show it.
+type PartialError struct {
+	Err        error
+	Transcript any
+}
+
+func (e *PartialError) Error() string { return e.Err.Error() }
+func (e *PartialError) Unwrap() error { return e.Err }

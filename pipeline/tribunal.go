@@ -315,9 +315,9 @@ func (tr *Tribunal) unreachable(votes []JudgeVote) error {
 	}
 	joined := errors.Join(errs...)
 	if errors.Is(joined, ErrPermanent) && !errors.Is(joined, ErrTransient) {
-		return fmt.Errorf("tribunal: no judge could be reached: %w", joined)
+		return &PartialError{Err: fmt.Errorf("tribunal: no judge could be reached: %w", joined), Transcript: votes}
 	}
-	return fmt.Errorf("tribunal: %w: no judge could be reached: %w", ErrTransient, joined)
+	return &PartialError{Err: fmt.Errorf("tribunal: %w: no judge could be reached: %w", ErrTransient, joined), Transcript: votes}
 }
 
 var offenseRank = map[Offense]int{OffenseNone: 0, "": 0, OffenseMinor: 1, OffenseMajor: 2, OffenseCapital: 3}

@@ -12,7 +12,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -112,6 +114,83 @@ type target struct {
 	Target
 	provider Provider
 	client   *openai.Client
+	// blockedUntil (unix nanos) holds every call to the target back after a
+	// 429, until the provider's Retry-After has passed: one rate-limited
+	// answer slows the whole process down instead of each worker finding out.
+	blockedUntil atomic.Int64
+}
+
+// waitUnblocked waits out the target's rate-limit pause, or fails at once
+// when ctx would end first.
+func (t *target) waitUnblocked(ctx context.Context) error {
+	until := time.Unix(0, t.blockedUntil.Load())
+	wait := time.Until(until)
+	if wait <= 0 {
+		return nil
+	}
+	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
+		return &pipeline.RetryAfterError{After: wait,
+			Err: fmt.Errorf("%w: %w: %s is rate limited for another %s", pipeline.ErrTransient, pipeline.ErrRateLimited, t.Name, wait.Round(time.Millisecond))}
+	}
+	return sleepCtx(ctx, wait)
+}
+
+func (t *target) block(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := t.blockedUntil.Load()
+		if cur >= until || t.blockedUntil.CompareAndSwap(cur, until) {
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", pipeline.ErrTransient, ctx.Err())
+	case <-timer.C:
+		return nil
+	}
+}
+
+// respInfoKey carries a *respInfo through a call's context to the HTTP
+// client, which fills in what go-openai's errors do not keep: Retry-After.
+type respInfoKey struct{}
+
+type respInfo struct{ retryAfter time.Duration }
+
+// headerDoer is the HTTP client go-openai calls through.
+type headerDoer struct{ c *http.Client }
+
+func (d headerDoer) Do(req *http.Request) (*http.Response, error) {
+	resp, err := d.c.Do(req)
+	if resp != nil && resp.StatusCode >= 400 {
+		if info, ok := req.Context().Value(respInfoKey{}).(*respInfo); ok {
+			info.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+	}
+	return resp, err
+}
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // Chain calls a tier's targets in order until one answers. Safe for concurrent use.
@@ -159,7 +238,7 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 		p := providers[t.Provider]
 		oc := openai.DefaultConfig(p.APIKey)
 		oc.BaseURL = strings.TrimRight(p.BaseURL, "/")
-		oc.HTTPClient = c.http
+		oc.HTTPClient = headerDoer{c.http}
 		c.targets[t.Name] = &target{Target: t, provider: p, client: openai.NewClientWithConfig(oc)}
 	}
 	for tier, names := range cfg.Tiers {
@@ -239,18 +318,36 @@ func without(list []*target, t *target) []*target {
 	return out
 }
 
-// tryTarget calls one target up to Attempts times, backing off between tries.
+// tryTarget calls one target up to Attempts times, backing off between tries
+// with jitter, and waiting at least what a Retry-After asked for. It gives
+// up early when the wait would outlast ctx.
 func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
 	var err error
 	for attempt := 1; attempt <= c.cfg.Attempts; attempt++ {
 		if attempt > 1 {
 			wait := c.cfg.Backoff << (attempt - 2)
 			wait += time.Duration((rand.Float64()*0.4 - 0.2) * float64(wait))
-			select {
-			case <-ctx.Done():
-				return pipeline.Response{}, fmt.Errorf("%w: %w (after %d tries: %w)", pipeline.ErrTransient, ctx.Err(), attempt-1, err)
-			case <-time.After(wait):
+			if ra, ok := pipeline.RetryAfter(err); ok && ra > wait {
+				wait = ra
 			}
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+				break
+			}
+			if serr := sleepCtx(ctx, wait); serr != nil {
+				return pipeline.Response{}, fmt.Errorf("%w (after %d tries: %w)", serr, attempt-1, err)
+			}
+		}
+		if werr := t.waitUnblocked(ctx); werr != nil {
+			if err == nil {
+				err = werr
+			}
+			break
+		}
+		if berr := pipeline.SpendCall(ctx); berr != nil {
+			if err == nil {
+				err = berr
+			}
+			break
 		}
 		var resp pipeline.Response
 		resp, err = c.call(ctx, t, req)
@@ -280,12 +377,23 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		temp = 1e-45
 	}
 	started := time.Now()
-	out, err := t.client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{
+	info := &respInfo{}
+	out, err := t.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), openai.ChatCompletionRequest{
 		Model: t.Model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens,
 	})
 	latency := time.Since(started)
 	if err != nil {
-		return pipeline.Response{}, c.classify(ctx, t, err)
+		err = c.classify(ctx, t, err)
+		if errors.Is(err, pipeline.ErrRateLimited) && info.retryAfter <= 0 {
+			info.retryAfter = c.cfg.Backoff // a 429 without Retry-After still pauses the target
+		}
+		if info.retryAfter > 0 {
+			if errors.Is(err, pipeline.ErrRateLimited) {
+				t.block(info.retryAfter)
+			}
+			err = &pipeline.RetryAfterError{Err: err, After: info.retryAfter}
+		}
+		return pipeline.Response{}, err
 	}
 	if len(out.Choices) == 0 {
 		return pipeline.Response{}, fmt.Errorf("%w: %s returned no choices", pipeline.ErrTransient, t.Model)
@@ -327,7 +435,9 @@ func (c *Chain) classify(ctx context.Context, t *target, err error) error {
 		return fmt.Errorf("%w: %s: no answer within %s", pipeline.ErrTransient, where, c.cfg.Timeout)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: %s: %w", pipeline.ErrTransient, where, context.Canceled)
-	case status == http.StatusTooManyRequests || status == http.StatusRequestTimeout || status >= 500:
+	case status == http.StatusTooManyRequests:
+		return fmt.Errorf("%w: %w: %s: HTTP %d: %s", pipeline.ErrTransient, pipeline.ErrRateLimited, where, status, msg)
+	case status == http.StatusRequestTimeout || status >= 500:
 		return fmt.Errorf("%w: %s: HTTP %d: %s", pipeline.ErrTransient, where, status, msg)
 	case status >= 400:
 		return fmt.Errorf("%w: %s: HTTP %d: %s", pipeline.ErrPermanent, where, status, msg)

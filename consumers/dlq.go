@@ -1,0 +1,271 @@
+package consumers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// Headers noesis sets on outputs and dead letters.
+const (
+	HeaderEventID       = "Noesis-Event-Id"
+	HeaderStage         = "Noesis-Stage"
+	HeaderOnlyStage     = "Noesis-Only-Stage" // set by replay: other stages skip the thought
+	HeaderDLQReason     = "Noesis-Dlq-Reason"
+	HeaderDLQAttempts   = "Noesis-Dlq-Attempts"
+	HeaderDLQStreamSeq  = "Noesis-Dlq-Stream-Seq"
+	HeaderDLQSubject    = "Noesis-Dlq-Subject"
+	HeaderDLQTime       = "Noesis-Dlq-Time"
+	HeaderDLQTranscript = "Noesis-Dlq-Transcript"
+	maxReasonHeaderSize = 2048
+	maxTranscriptSize   = 16 << 10
+)
+
+// Letter is one dead letter: the original message and why it could not be processed.
+type Letter struct {
+	Stage      pipeline.Stage
+	Subject    string // where the thought was published
+	Seq        uint64 // its sequence in NOESIS_THOUGHTS
+	Attempts   uint64
+	Reason     string
+	Data       []byte
+	Header     nats.Header
+	Transcript any // what the judges said before the failure, if any
+
+	DLQSeq uint64    // the letter's own sequence in NOESIS_DLQ (when read back)
+	Time   time.Time // when it was stored (when read back)
+}
+
+// StoreLetter publishes a dead letter and waits for the DLQ stream to store
+// it. A letter for the same stage and thought sequence is stored once.
+func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
+	reason := strings.NewReplacer("\r", " ", "\n", " ").Replace(l.Reason)
+	if len(reason) > maxReasonHeaderSize {
+		reason = reason[:maxReasonHeaderSize]
+	}
+	m := nats.NewMsg(StoreSubject(DLQSubject(l.Stage)))
+	m.Data = l.Data
+	for k, vs := range l.Header {
+		if k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-") {
+			continue
+		}
+		for _, v := range vs {
+			m.Header.Add(k, v)
+		}
+	}
+	m.Header.Set(HeaderStage, string(l.Stage))
+	m.Header.Set(HeaderDLQReason, reason)
+	m.Header.Set(HeaderDLQAttempts, strconv.FormatUint(l.Attempts, 10))
+	m.Header.Set(HeaderDLQStreamSeq, strconv.FormatUint(l.Seq, 10))
+	m.Header.Set(HeaderDLQSubject, l.Subject)
+	m.Header.Set(HeaderDLQTime, time.Now().UTC().Format(time.RFC3339Nano))
+	if l.Transcript != nil {
+		if b, err := json.Marshal(l.Transcript); err == nil {
+			if len(b) > maxTranscriptSize {
+				b = b[:maxTranscriptSize]
+			}
+			m.Header.Set(HeaderDLQTranscript, string(b))
+		}
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := js.PublishMsg(pctx, m, jetstream.WithMsgID(fmt.Sprintf("%s:%d", l.Stage, l.Seq)), jetstream.WithExpectStream(StreamDLQ))
+	if err != nil {
+		return fmt.Errorf("store dead letter: %w", err)
+	}
+	return nil
+}
+
+// ListLetters reads the dead letters, oldest first, optionally of one stage.
+func ListLetters(ctx context.Context, js jetstream.JetStream, stage pipeline.Stage) ([]Letter, error) {
+	s, err := js.Stream(ctx, StreamDLQ)
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	filter := StoreSubject(DLQPrefix) + ">"
+	if stage != "" {
+		filter = StoreSubject(DLQSubject(stage))
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
+	if err != nil {
+		return nil, err
+	}
+	var out []Letter
+	for {
+		batch, err := c.Fetch(500, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			return nil, err
+		}
+		var pending uint64
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			out = append(out, letterFrom(m))
+			if md, err := m.Metadata(); err == nil {
+				pending = md.NumPending
+			}
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
+			return nil, err
+		}
+		if n == 0 || pending == 0 {
+			return out, nil
+		}
+	}
+}
+
+func letterFrom(m jetstream.Msg) Letter {
+	h := m.Headers()
+	l := Letter{Stage: pipeline.Stage(h.Get(HeaderStage)), Subject: h.Get(HeaderDLQSubject), Reason: h.Get(HeaderDLQReason), Data: m.Data(), Header: h}
+	l.Attempts, _ = strconv.ParseUint(h.Get(HeaderDLQAttempts), 10, 64)
+	l.Seq, _ = strconv.ParseUint(h.Get(HeaderDLQStreamSeq), 10, 64)
+	if t := h.Get(HeaderDLQTranscript); t != "" {
+		l.Transcript = json.RawMessage(t)
+	}
+	if md, err := m.Metadata(); err == nil {
+		l.DLQSeq, l.Time = md.Sequence.Stream, md.Timestamp
+	}
+	return l
+}
+
+// ErrNotReplayable is returned for a letter that has no thought subject to go back to.
+var ErrNotReplayable = errors.New("dead letter cannot be replayed")
+
+// Replay publishes a dead letter's original thought again, for its stage only
+// (header Noesis-Only-Stage), then deletes the letter. The thought gets a new
+// Nats-Msg-Id, "<event or seq>:replay:<letter seq>", so the thoughts stream
+// does not drop it as a duplicate of the first publish; the outputs stream
+// still drops a second output of a stage that had already published one.
+func Replay(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.PubAck, error) {
+	if !strings.HasPrefix(l.Subject, ThoughtsPrefix) || !l.Stage.Valid() {
+		return nil, fmt.Errorf("%w: letter %d has subject %q and stage %q", ErrNotReplayable, l.DLQSeq, l.Subject, l.Stage)
+	}
+	m := nats.NewMsg(l.Subject)
+	m.Data = l.Data
+	for k, vs := range l.Header {
+		if strings.HasPrefix(k, "Noesis-Dlq-") || strings.HasPrefix(k, "Nats-") || k == HeaderStage {
+			continue
+		}
+		for _, v := range vs {
+			m.Header.Add(k, v)
+		}
+	}
+	m.Header.Set(HeaderOnlyStage, string(l.Stage))
+	id := strconv.FormatUint(l.Seq, 10)
+	var th struct {
+		EventID string `json:"event_id"`
+	}
+	if json.Unmarshal(l.Data, &th) == nil && th.EventID != "" {
+		id = th.EventID
+	}
+	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("%s:replay:%d", id, l.DLQSeq)), jetstream.WithExpectStream(StreamThoughts))
+	if err != nil {
+		return nil, fmt.Errorf("replay letter %d: %w", l.DLQSeq, err)
+	}
+	if l.DLQSeq > 0 {
+		s, err := js.Stream(ctx, StreamDLQ)
+		if err != nil {
+			return ack, err
+		}
+		if err := s.DeleteMsg(ctx, l.DLQSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			return ack, fmt.Errorf("replayed, but letter %d not removed: %w", l.DLQSeq, err)
+		}
+	}
+	return ack, nil
+}
+
+// Reaper turns JetStream's max-deliveries advisories into dead letters: a
+// thought whose last delivery ended without an ack (the worker was killed,
+// hung, or lost its connection) is not redelivered by the server, and would
+// otherwise vanish. The advisories are captured by a stream, so none is lost
+// while no noesis process runs; any number of processes may run a Reaper.
+type Reaper struct {
+	js  jetstream.JetStream
+	log zerolog.Logger
+}
+
+// Advisory stream and its durable consumer.
+const (
+	StreamAdvisories = "NOESIS_ADVISORIES"
+	reaperDurable    = "dead-letters"
+	advisorySubject  = "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + StreamThoughts + ".*"
+)
+
+// NewReaper returns a reaper.
+func NewReaper(js jetstream.JetStream, log zerolog.Logger) *Reaper {
+	return &Reaper{js: js, log: log.With().Str("component", "reaper").Logger()}
+}
+
+// EnsureAdvisoryStream creates the stream that keeps the advisories.
+func EnsureAdvisoryStream(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
+	cfg = cfg.withDefaults()
+	return ensureStream(ctx, js, jetstream.StreamConfig{
+		Name: StreamAdvisories, Description: "noesis: thoughts that ran out of deliveries", Subjects: []string{advisorySubject},
+		Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour,
+	})
+}
+
+// Run consumes advisories until ctx ends.
+func (r *Reaper) Run(ctx context.Context) error {
+	c, err := r.js.CreateOrUpdateConsumer(ctx, StreamAdvisories, jetstream.ConsumerConfig{
+		Durable: reaperDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
+	})
+	if err != nil {
+		return fmt.Errorf("reaper: %w", err)
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) { r.handle(ctx, m) })
+	if err != nil {
+		return fmt.Errorf("reaper: %w", err)
+	}
+	<-ctx.Done()
+	cc.Drain()
+	<-cc.Closed()
+	return nil
+}
+
+func (r *Reaper) handle(ctx context.Context, m jetstream.Msg) {
+	var adv struct {
+		Stream     string `json:"stream"`
+		Consumer   string `json:"consumer"`
+		StreamSeq  uint64 `json:"stream_seq"`
+		Deliveries uint64 `json:"deliveries"`
+	}
+	if err := json.Unmarshal(m.Data(), &adv); err != nil || !pipeline.Stage(adv.Consumer).Valid() {
+		_ = m.Term() // not ours, or not readable: nothing to dead-letter
+		return
+	}
+	l := Letter{Stage: pipeline.Stage(adv.Consumer), Seq: adv.StreamSeq, Attempts: adv.Deliveries,
+		Reason: fmt.Sprintf("no answer after %d deliveries: the worker holding it stopped, hung or lost its connection", adv.Deliveries)}
+	s, err := r.js.Stream(ctx, adv.Stream)
+	if err == nil {
+		var raw *jetstream.RawStreamMsg
+		raw, err = s.GetMsg(ctx, adv.StreamSeq)
+		if err == nil {
+			l.Subject, l.Data, l.Header = raw.Subject, raw.Data, raw.Header
+		}
+	}
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrMsgNotFound) {
+			_ = m.NakWithDelay(time.Second)
+			return
+		}
+		l.Reason += "; the thought itself is no longer in the stream"
+	}
+	if err := StoreLetter(ctx, r.js, l); err != nil {
+		r.log.Error().Err(err).Uint64("seq", l.Seq).Msg("dead letter not stored; will retry")
+		_ = m.NakWithDelay(time.Second)
+		return
+	}
+	r.log.Warn().Str("stage", string(l.Stage)).Uint64("seq", l.Seq).Msg("thought ran out of deliveries; dead-lettered")
+	_ = m.Ack()
+}
