@@ -394,6 +394,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req chatRequest,
 		writeError(w, http.StatusInternalServerError, "streaming unsupported", "server_error")
 		return
 	}
+	s.count("stream", "")
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	id := "chatcmpl-sim-" + shortHash(req.Model+content)
@@ -431,7 +432,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req chatRequest,
 	send(map[string]any{}, "stop", usage)
 	_, _ = fmt.Fprint(w, "data: [DONE]\n\n")
 	flusher.Flush()
-	s.count("stream", "")
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {
