@@ -66,6 +66,9 @@ type Config struct {
 	VeritasTimeout   time.Duration `env:"NOESIS_JUDGE_TIMEOUT_VERITAS" envDefault:"3s"`
 	SophiaTimeout    time.Duration `env:"NOESIS_JUDGE_TIMEOUT_SOPHIA" envDefault:"10s"`
 	DikeTimeout      time.Duration `env:"NOESIS_JUDGE_TIMEOUT_DIKE" envDefault:"3s"`
+	BreakerFailures  int           `env:"NOESIS_JUDGE_BREAKER_FAILURES" envDefault:"3"`
+	BreakerCooldown  time.Duration `env:"NOESIS_JUDGE_BREAKER_COOLDOWN" envDefault:"60s"`
+	BreakerSuccesses int           `env:"NOESIS_JUDGE_BREAKER_SUCCESSES" envDefault:"2"`
 
 	// Cache
 	CacheTTLFast      time.Duration `env:"NOESIS_CACHE_TTL_FAST" envDefault:"1m"`
@@ -87,6 +90,8 @@ type Config struct {
 	RetryDelay             time.Duration `env:"NOESIS_RETRY_DELAY" envDefault:"1s"`
 	MaxThoughtBytes        int           `env:"NOESIS_MAX_THOUGHT_BYTES" envDefault:"65536"`
 	DrainTimeout           time.Duration `env:"NOESIS_DRAIN_TIMEOUT" envDefault:"30s"`
+	CallBudget             int           `env:"NOESIS_CALL_BUDGET" envDefault:"10"`
+	RateLimitPatience      time.Duration `env:"NOESIS_RATE_LIMIT_PATIENCE" envDefault:"5m"`
 	DuplicateWindow        time.Duration `env:"NOESIS_DUPLICATE_WINDOW" envDefault:"15m"`
 	StreamMaxAge           time.Duration `env:"NOESIS_STREAM_MAX_AGE" envDefault:"24h"`
 	StreamReplicas         int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
@@ -199,7 +204,8 @@ func (c *Config) Validate() error {
 	positive := map[string]int{
 		"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency, "NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency,
 		"NOESIS_MAX_DELIVER": c.MaxDeliver, "NOESIS_LLM_ATTEMPTS": c.LLMAttempts, "NOESIS_MAX_TOKENS": c.MaxTokens,
-		"NOESIS_NARRATIVE_MAX_TOKENS": c.NarrativeMaxTokens, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
+		"NOESIS_NARRATIVE_MAX_TOKENS": c.NarrativeMaxTokens, "NOESIS_CALL_BUDGET": c.CallBudget,
+		"NOESIS_JUDGE_BREAKER_FAILURES": c.BreakerFailures, "NOESIS_JUDGE_BREAKER_SUCCESSES": c.BreakerSuccesses, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
 	}
 	for name, v := range positive {
 		if v <= 0 {
@@ -219,7 +225,8 @@ func (c *Config) Validate() error {
 		"NOESIS_LLM_TIMEOUT": c.LLMTimeout, "NOESIS_LLM_BACKOFF": c.LLMBackoff, "NOESIS_TRIBUNAL_DEADLINE": c.TribunalDeadline,
 		"NOESIS_JUDGE_TIMEOUT_VERITAS": c.VeritasTimeout, "NOESIS_JUDGE_TIMEOUT_SOPHIA": c.SophiaTimeout, "NOESIS_JUDGE_TIMEOUT_DIKE": c.DikeTimeout,
 		"NOESIS_FAST_ACK_WAIT": c.FastAckWait, "NOESIS_REASONING_ACK_WAIT": c.ReasoningAckWait, "NOESIS_DEEP_ACK_WAIT": c.DeepAckWait,
-		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
+		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
+		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
 	}
 	for name, d := range durations {
 		if d <= 0 {
@@ -358,7 +365,8 @@ func (c *Config) Tribunal() pipeline.TribunalConfig {
 		judges[i].Timeout = timeouts[i]
 	}
 	temp := float32(c.Temperature)
-	return pipeline.TribunalConfig{Judges: judges, Deadline: c.TribunalDeadline, Temperature: &temp, MaxTokens: c.MaxTokens}
+	return pipeline.TribunalConfig{Judges: judges, Deadline: c.TribunalDeadline, Temperature: &temp, MaxTokens: c.MaxTokens,
+		Breaker: pipeline.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Successes: c.BreakerSuccesses}}
 }
 
 // AckWaitFor returns the ack wait of a tier's pool.
@@ -376,7 +384,7 @@ func (c *Config) AckWaitFor(t pipeline.Tier) time.Duration {
 func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 	stage, _ := pipeline.StageForTier(t)
 	pc := consumers.PoolConfig{Stage: stage, AckWait: c.AckWaitFor(t), MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay,
-		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout}
+		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout, CallBudget: c.CallBudget, RateLimitPatience: c.RateLimitPatience}
 	switch t {
 	case pipeline.TierFast:
 		pc.Concurrency, pc.MaxAckPending = c.FastConcurrency, c.FastMaxAckPending

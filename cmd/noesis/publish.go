@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -44,19 +43,11 @@ A missing event_id is generated. The thought is validated before it is sent.`,
 			if _, err := pipeline.DecodeThought(data, cfg.MaxThoughtBytes); err != nil {
 				return err
 			}
-			url := cfg.NATSURL
-			if url == "" {
-				url = "nats://" + cfg.NATSListen
-			}
-			nc, err := nats.Connect(url, nats.Name("noesis-publish"))
-			if err != nil {
-				return fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(url), err)
-			}
-			defer nc.Close()
-			js, err := jetstream.New(nc)
+			nc, js, err := connectNATS(cfg, "noesis-publish")
 			if err != nil {
 				return err
 			}
+			defer nc.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			ack, err := js.Publish(ctx, consumers.ThoughtSubject(t.AgentID), data, jetstream.WithMsgID(t.EventID))

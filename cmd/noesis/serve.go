@@ -106,6 +106,9 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 	if err := consumers.EnsureStreams(sctx, js, cfg.Streams()); err != nil {
 		return nil, err
 	}
+	if err := consumers.EnsureAdvisoryStream(sctx, js, cfg.Streams()); err != nil {
+		return nil, err
+	}
 
 	simURL := cfg.SimURL
 	provider := cfg.ResolvedProvider()
@@ -163,6 +166,14 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		}
 		s.pools[stage] = pool
 	}
+	reaper := consumers.NewReaper(js, log)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := reaper.Run(ctx); err != nil {
+			s.fail(err)
+		}
+	}()
 	for stage, pool := range s.pools {
 		wg.Add(1)
 		go func() {

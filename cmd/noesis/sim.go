@@ -39,10 +39,8 @@ Counters are at /sim/stats.`,
 			sc.RetryAfter, _ = f.GetDuration("retry-after")
 			sc.ColdStart, _ = f.GetDuration("cold-start")
 			sc.APIKey, _ = f.GetString("api-key")
-			for name, r := range map[string]float64{"error-rate": sc.ErrorRate, "rate-limit-rate": sc.RateLimitRate, "hang-rate": sc.HangRate, "malformed-rate": sc.MalformedRate} {
-				if r < 0 || r > 1 {
-					return fmt.Errorf("--%s: want a probability from 0 to 1, got %g", name, r)
-				}
+			if err := sc.Faults.Validate(); err != nil {
+				return fmt.Errorf("simulator faults: %w", err)
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {

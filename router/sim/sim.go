@@ -69,8 +69,8 @@ type Config struct {
 	// 401 whose message quotes the key presented, as some providers do, so
 	// tests can prove that noesis never repeats it.
 	APIKey string
-	// Fault rates.
-	ErrorRate, RateLimitRate, HangRate, MalformedRate float64
+	// Faults are the fault rates at start; SetFaults and POST /sim/faults change them.
+	Faults
 	// RetryAfter is announced with each 429; default 1 s.
 	RetryAfter time.Duration
 	// ColdStart delays the first request, and the first after an idle
@@ -79,6 +79,24 @@ type Config struct {
 	ScaleDown time.Duration
 	// Seed seeds the fault dice.
 	Seed uint64
+}
+
+// Faults are the shares of requests that fail, each in [0,1].
+type Faults struct {
+	ErrorRate     float64 `json:"error_rate"`      // HTTP 500
+	RateLimitRate float64 `json:"rate_limit_rate"` // HTTP 429 with Retry-After
+	HangRate      float64 `json:"hang_rate"`       // never answered
+	MalformedRate float64 `json:"malformed_rate"`  // an answer in no readable shape
+}
+
+// Validate reports a rate outside [0,1].
+func (f Faults) Validate() error {
+	for name, r := range map[string]float64{"error_rate": f.ErrorRate, "rate_limit_rate": f.RateLimitRate, "hang_rate": f.HangRate, "malformed_rate": f.MalformedRate} {
+		if r < 0 || r > 1 {
+			return fmt.Errorf("%s: want a probability from 0 to 1, got %g", name, r)
+		}
+	}
+	return nil
 }
 
 // Stats counts what the simulator saw.
@@ -130,10 +148,32 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/chat/completions", s.chat)
 	mux.HandleFunc("GET /v1/models", s.models)
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(s.Stats())
+		writeJSON(w, http.StatusOK, s.Stats())
+	})
+	mux.HandleFunc("POST /sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		var f Faults
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), "invalid_request_error")
+			return
+		}
+		if err := s.SetFaults(f); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error(), "invalid_request_error")
+			return
+		}
+		writeJSON(w, http.StatusOK, f)
 	})
 	return mux
+}
+
+// SetFaults changes the fault rates from now on.
+func (s *Server) SetFaults(f Faults) error {
+	if err := f.Validate(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cfg.Faults = f
+	return nil
 }
 
 // Stats returns a copy of the counters.
@@ -273,6 +313,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	cold := s.cfg.ColdStart > 0 && (s.lastCall.IsZero() || time.Since(s.lastCall) > s.cfg.ScaleDown)
 	s.lastCall = time.Now()
 	dice := s.rng.Float64()
+	faults := s.cfg.Faults
 	s.mu.Unlock()
 
 	if cold {
@@ -282,7 +323,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	fault := s.fault(d, dice)
+	fault := pickFault(d, faults, dice)
 	switch fault {
 	case "hang":
 		s.count("fault", "hang")
@@ -344,8 +385,8 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// fault picks the fault for a request: a marker first, else the dice.
-func (s *Server) fault(d directives, dice float64) string {
+// pickFault picks the fault for a request: a marker first, else the dice.
+func pickFault(d directives, c Faults, dice float64) string {
 	switch {
 	case d["http"] != "":
 		return d["http"]
@@ -354,7 +395,6 @@ func (s *Server) fault(d directives, dice float64) string {
 	case has(d, "malformed"):
 		return "malformed"
 	}
-	c := s.cfg
 	switch {
 	case dice < c.ErrorRate:
 		return "500"

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+// An operator lists dead letters, fixes the cause, and replays them: each
+// thought then gets the output it missed, once, and the letters are gone.
+func TestDLQListAndReplay(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.LLMAttempts, cfg.MaxDeliver = 1, 2
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	t.Setenv("NATS_URL", ns.ClientURL())
+
+	// The tribunal's provider fails for a while.
+	if err := s.SetFaults(sim.Faults{ErrorRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for i := 0; i < 3; i++ {
+		th := thought(i, fmt.Sprintf("needs a replay %d", i))
+		th.Stages = []pipeline.Stage{pipeline.StageTribunal}
+		publishThought(t, js, th)
+		events = append(events, th.EventID)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"dlq.tribunal": 3})
+
+	out, err := runCLI(t, "", "dlq", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range events {
+		if !strings.Contains(out, e) {
+			t.Errorf("list does not show %s:\n%s", e, out)
+		}
+	}
+	if !strings.Contains(out, "3 dead letters") || !strings.Contains(out, "no judge could be reached") {
+		t.Errorf("list output:\n%s", out)
+	}
+	out, err = runCLI(t, "", "dlq", "list", "--json", "--stage", "tribunal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []struct {
+		EventID    string          `json:"event_id"`
+		Attempts   int             `json:"attempts"`
+		Transcript json.RawMessage `json:"transcript"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 3 {
+		t.Fatalf("json list: %v\n%s", err, out)
+	}
+	if rows[0].Attempts != 2 || !strings.Contains(string(rows[0].Transcript), `"abstain_reason"`) {
+		t.Errorf("letter %+v: want 2 attempts and the judges' partial transcript", rows[0])
+	}
+
+	// The provider recovers; replay one by event id, then the rest.
+	if err := s.SetFaults(sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, "", "dlq", "replay", "--id", events[0]); err != nil || !strings.Contains(out, "1 replayed") {
+		t.Fatalf("replay one: %v %s", err, out)
+	}
+	if out, err := runCLI(t, "", "dlq", "replay", "--all"); err != nil || !strings.Contains(out, "2 replayed") {
+		t.Fatalf("replay all: %v %s", err, out)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 3})
+	time.Sleep(200 * time.Millisecond)
+	got.exactlyOnce(t, "verdicts", events)
+	if n := got.distinct("narratives"); n != 0 {
+		t.Errorf("replay ran other stages: %d narratives", n)
+	}
+	if out, _ := runCLI(t, "", "dlq", "list"); !strings.Contains(out, "0 dead letters") {
+		t.Errorf("letters left after replay:\n%s", out)
+	}
+	if _, err := runCLI(t, "", "dlq", "replay"); err == nil {
+		t.Error("replay without --id or --all must fail")
+	}
+}
+
+// A 429 storm slows the pool down instead of burning deliveries: no thought is
+// dead-lettered or redelivered, each gets its outputs once, and the upstream
+// calls during the storm stay bounded by Retry-After.
+func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{RetryAfter: time.Second})
+	cfg := testConfig(t, ns, simURL)
+	cfg.MaxDeliver = 2
+	cfg.FastConcurrency, cfg.ReasoningConcurrency = 8, 8
+	svc := runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+
+	if err := s.SetFaults(sim.Faults{RateLimitRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	stormStart := time.Now()
+	var events []string
+	for i := 0; i < 20; i++ {
+		th := thought(i, fmt.Sprintf("during the storm %d", i))
+		th.Content.Depth = 1
+		publishThought(t, js, th)
+		events = append(events, th.EventID)
+	}
+	time.Sleep(3 * time.Second)
+	if err := s.SetFaults(sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	storm := time.Since(stormStart)
+	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 20, "verdicts": 20})
+	time.Sleep(200 * time.Millisecond)
+	got.exactlyOnce(t, "narratives", events)
+	got.exactlyOnce(t, "verdicts", events)
+	for _, st := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
+		ps := svc.pools[st].Stats()
+		if ps.DeadLettered != 0 || ps.Retried != 0 {
+			t.Errorf("%s pool burned deliveries in the storm: %+v", st, ps)
+		}
+		if ps.RateLimitWaits == 0 {
+			t.Errorf("%s pool never waited on the rate limit", st)
+		}
+	}
+	// Each target is paused for Retry-After after a 429, so the storm sees at
+	// most one wave of calls (up to every busy slot: 8 narrative + 8x3 judge
+	// calls) per second, plus the first wave.
+	limit := int64(32 * (int(storm.Seconds()) + 2))
+	if n := s.Stats().Faults["429"]; n > limit || n == 0 {
+		t.Errorf("%d rate-limited calls in a %s storm, want 1..%d", n, storm.Round(time.Second), limit)
+	}
+	t.Logf("storm of %s: %d calls answered 429", storm.Round(time.Millisecond), s.Stats().Faults["429"])
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/olekukonko/tablewriter"
+	"github.com/spf13/cobra"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// connectNATS connects a command to NATS_URL, or to the embedded server's
+// address when NATS_URL is unset.
+func connectNATS(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+	url := cfg.NATSURL
+	if url == "" {
+		url = "nats://" + cfg.NATSListen
+	}
+	nc, err := nats.Connect(url, nats.Name(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+func newDLQCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "Inspect and replay dead letters",
+	}
+	cmd.PersistentFlags().String("stage", "", "only this stage's letters: narrative, tribunal or analysis")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List dead letters, oldest first",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			letters, err := loadLetters(cmd)
+			if err != nil {
+				return err
+			}
+			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
+				type row struct {
+					Seq        uint64          `json:"seq"`
+					Time       time.Time       `json:"time"`
+					Stage      pipeline.Stage  `json:"stage"`
+					EventID    string          `json:"event_id,omitempty"`
+					Subject    string          `json:"subject"`
+					ThoughtSeq uint64          `json:"thought_seq"`
+					Attempts   uint64          `json:"attempts"`
+					Reason     string          `json:"reason"`
+					Transcript any             `json:"transcript,omitempty"`
+					Data       json.RawMessage `json:"data,omitempty"`
+					RawData    string          `json:"raw_data,omitempty"`
+				}
+				rows := []row{}
+				for _, l := range letters {
+					r := row{Seq: l.DLQSeq, Time: l.Time, Stage: l.Stage, EventID: eventID(l), Subject: l.Subject, ThoughtSeq: l.Seq, Attempts: l.Attempts, Reason: l.Reason, Transcript: l.Transcript}
+					if json.Valid(l.Data) {
+						r.Data = l.Data
+					} else {
+						r.RawData = string(l.Data)
+					}
+					rows = append(rows, r)
+				}
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(rows)
+			}
+			t := tablewriter.NewWriter(cmd.OutOrStdout())
+			t.Header([]string{"Seq", "Time", "Stage", "Event", "Subject", "Attempts", "Reason"})
+			for _, l := range letters {
+				_ = t.Append([]string{strconv.FormatUint(l.DLQSeq, 10), l.Time.UTC().Format(time.DateTime), string(l.Stage), eventID(l), l.Subject,
+					strconv.FormatUint(l.Attempts, 10), clipText(l.Reason, 100)})
+			}
+			if err := t.Render(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d dead letters\n", len(letters))
+			return nil
+		},
+	}
+	list.Flags().Bool("json", false, "print JSON, with each letter's thought and transcript")
+
+	replay := &cobra.Command{
+		Use:   "replay",
+		Short: "Publish dead-lettered thoughts again, for the stage that failed them, and remove the letters",
+		Long: `Publish dead-lettered thoughts again on their original subject, marked so that
+only the stage that dead-lettered them runs (header Noesis-Only-Stage), then remove
+the letters. --id takes a letter's sequence (from 'dlq list') or an event_id.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			id, _ := cmd.Flags().GetString("id")
+			all, _ := cmd.Flags().GetBool("all")
+			if (id == "") == !all {
+				return fmt.Errorf("name the letters: --id SEQ|EVENT_ID, or --all")
+			}
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			nc, js, err := connectNATS(cfg, "noesis-dlq")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			stage, _ := cmd.Flags().GetString("stage")
+			letters, err := consumers.ListLetters(cmd.Context(), js, pipeline.Stage(stage))
+			if err != nil {
+				return err
+			}
+			n := 0
+			for _, l := range letters {
+				if !all && strconv.FormatUint(l.DLQSeq, 10) != id && eventID(l) != id {
+					continue
+				}
+				ack, err := consumers.Replay(cmd.Context(), js, l)
+				if err != nil {
+					return err
+				}
+				n++
+				fmt.Fprintf(cmd.OutOrStdout(), "replayed letter %d (%s, stage %s) as thought seq %d\n", l.DLQSeq, eventID(l), l.Stage, ack.Sequence)
+			}
+			if n == 0 {
+				return fmt.Errorf("no dead letter matches")
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%d replayed\n", n)
+			return nil
+		},
+	}
+	replay.Flags().String("id", "", "a letter's sequence, or an event_id")
+	replay.Flags().Bool("all", false, "every letter (of --stage, if given)")
+	cmd.AddCommand(list, replay)
+	return cmd
+}
+
+func loadLetters(cmd *cobra.Command) ([]consumers.Letter, error) {
+	cfg, err := loadConfig(cmd)
+	if err != nil {
+		return nil, err
+	}
+	stage, _ := cmd.Flags().GetString("stage")
+	if stage != "" && !pipeline.Stage(stage).Valid() {
+		return nil, fmt.Errorf("--stage %q: want narrative, tribunal or analysis", stage)
+	}
+	nc, js, err := connectNATS(cfg, "noesis-dlq")
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	return consumers.ListLetters(cmd.Context(), js, pipeline.Stage(stage))
+}
+
+func eventID(l consumers.Letter) string {
+	var th struct {
+		EventID string `json:"event_id"`
+	}
+	_ = json.Unmarshal(l.Data, &th)
+	return th.EventID
+}
+
+func clipText(s string, n int) string {
+	if len([]rune(s)) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}
+
