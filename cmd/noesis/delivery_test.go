@@ -128,9 +128,11 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 		if ps.DeadLettered != 0 || ps.Retried != 0 {
 			t.Errorf("%s pool burned deliveries in the storm: %+v", st, ps)
 		}
-		if ps.RateLimitWaits == 0 {
-			t.Errorf("%s pool never waited on the rate limit", st)
-		}
+	}
+	// A judge may outlast the storm within its own timeout (then its peers
+	// abstain, as the origin's rules say); the narrator has only the pool's patience.
+	if svc.pools[pipeline.StageNarrative].Stats().RateLimitWaits == 0 {
+		t.Error("the narrative pool never waited on the rate limit")
 	}
 	// Each target is paused for Retry-After after a 429, so the storm sees at
 	// most one wave of calls (up to every busy slot: 8 narrative + 8x3 judge

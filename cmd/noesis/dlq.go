@@ -177,4 +177,3 @@ func clipText(s string, n int) string {
 	}
 	return string([]rune(s)[:n]) + "…"
 }
-
