@@ -7,14 +7,27 @@ import (
 	"strings"
 )
 
-var modeRE = regexp.MustCompile(`Coherence mode: ([a-z]+)`)
+var (
+	modeRE    = regexp.MustCompile(`Coherence mode: ([a-z]+)`)
+	eventIDRE = regexp.MustCompile(`"event_id": "([^"]*)"`)
+)
+
+// seedOf is what a default verdict depends on: the quoted thought's event_id
+// when there is one, so that two runs of the same events agree whatever else
+// the thoughts say (the prompt-injection tests compare such runs).
+func seedOf(caller, user string) uint64 {
+	if m := eventIDRE.FindStringSubmatch(user); m != nil {
+		return hash64(caller + "\x00" + m[1])
+	}
+	return hash64(caller + "\x00" + user)
+}
 
 // answer builds the deterministic, clearly simulated answer for a caller.
 // Judges answer like DeepSeek-R1 (a <think> block, then the verdict; SOPHIA
 // in the documented VERDICT:/CONFIDENCE:/REASONING: lines, the others in
 // JSON); "Thinking" models put their reasoning in reasoning_content instead.
 func answer(model, caller, system, user string, d directives, tokens int) (content, reasoning string) {
-	h := hash64(caller + "\x00" + user)
+	h := seedOf(caller, user)
 	think := fmt.Sprintf("[simulated reasoning of %s for %s] weighing the quoted thought %s.", model, caller, shortHash(user))
 	thinksInline := strings.Contains(model, "R1")
 	thinksApart := strings.Contains(model, "Thinking")

@@ -30,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 )
 
 // Profile is a model's speed: how long a typical answer takes and how many
@@ -112,6 +113,9 @@ type Stats struct {
 	// NoTemperature counts requests that left the temperature out, which a
 	// provider reads as its own default, not as the 0 the caller may have meant.
 	NoTemperature int64 `json:"no_temperature"`
+	// Invisible counts requests whose text held invisible format characters
+	// (zero-width, bidi, tag characters), which noesis strips before sending.
+	Invisible int64 `json:"invisible"`
 }
 
 // Server is the simulator. Safe for concurrent use.
@@ -309,6 +313,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	s.stats.PerCaller[caller]++
 	if req.Temperature == nil {
 		s.stats.NoTemperature++
+	}
+	if strings.IndexFunc(user.String(), func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
+		s.stats.Invisible++
 	}
 	cold := s.cfg.ColdStart > 0 && (s.lastCall.IsZero() || time.Since(s.lastCall) > s.cfg.ScaleDown)
 	s.lastCall = time.Now()
