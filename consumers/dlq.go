@@ -77,10 +77,7 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 			m.Header.Set(HeaderDLQTranscript, string(b))
 		}
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	_, err := js.PublishMsg(pctx, m, jetstream.WithMsgID(fmt.Sprintf("%s:%d", l.Stage, l.Seq)), jetstream.WithExpectStream(StreamDLQ))
-	if err != nil {
+	if _, err := publishRetrying(ctx, js, m, fmt.Sprintf("%s:%d", l.Stage, l.Seq), StreamDLQ); err != nil {
 		return fmt.Errorf("store dead letter: %w", err)
 	}
 	return nil

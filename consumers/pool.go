@@ -316,9 +316,7 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 	if tp := in.Headers().Get("traceparent"); tp != "" {
 		m.Header.Set("traceparent", tp)
 	}
-	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	ack, err := p.js.PublishMsg(pctx, m, jetstream.WithMsgID(OutputMsgID(t.EventID, p.cfg.Stage)), jetstream.WithExpectStream(StreamOutputs))
+	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage), StreamOutputs)
 	if err != nil {
 		return fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
 	}
@@ -348,6 +346,31 @@ func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered
 	log.Warn().Str("reason", l.Reason).Msg("thought dead-lettered")
 	if err := msg.TermWithReason(truncate(l.Reason, 256)); err != nil {
 		log.Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")
+	}
+}
+
+// publishRetrying publishes m with a message id and waits for the stream's
+// acknowledgement, trying again for up to 30 s while NATS is unreachable (a
+// restart, a leader election, a network blip). The id makes every retry safe.
+func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string) (*jetstream.PubAck, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	wait := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ack, err := js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
 	}
 }
 

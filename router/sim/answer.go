@@ -9,14 +9,14 @@ import (
 
 var (
 	modeRE    = regexp.MustCompile(`Coherence mode: ([a-z]+)`)
-	eventIDRE = regexp.MustCompile(`"event_id": "([^"]*)"`)
+	actionRE  = regexp.MustCompile(`"action": "((?:[^"\\]|\\.)*)"`)
 )
 
-// seedOf is what a default verdict depends on: the quoted thought's event_id
-// when there is one, so that two runs of the same events agree whatever else
+// seedOf is what a default verdict depends on: the quoted thought's action
+// when there is one, so that two runs of the same actions agree whatever else
 // the thoughts say (the prompt-injection tests compare such runs).
 func seedOf(caller, user string) uint64 {
-	if m := eventIDRE.FindStringSubmatch(user); m != nil {
+	if m := actionRE.FindStringSubmatch(user); m != nil {
 		return hash64(caller + "\x00" + m[1])
 	}
 	return hash64(caller + "\x00" + user)
