@@ -7,7 +7,12 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 BIN     := bin/noesis
 
-.PHONY: all build run sim test vet fmt fmt-check smoke clean
+GOBIN   := $(shell $(GO) env GOPATH)/bin
+NATS_SERVER := $(GOBIN)/nats-server
+NATS_CLI    := $(GOBIN)/nats
+CHAOS_N ?= 5000
+
+.PHONY: all build run sim test vet fmt fmt-check smoke chaos chaos-short fuzz tools clean
 
 all: build
 
@@ -35,9 +40,31 @@ fmt:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+## tools: the real NATS programs the smoke and chaos runs use, from the Go module proxy.
+tools: $(NATS_SERVER) $(NATS_CLI)
+$(NATS_SERVER):
+	$(GO) install github.com/nats-io/nats-server/v2@v2.15.2
+$(NATS_CLI):
+	$(GO) install github.com/nats-io/natscli/nats@v0.5.0
+
+## chaos: kill -9, SIGTERM, NATS restart, cluster leader loss, provider faults,
+## cold-cache coalescing; real processes; prints the table in the README.
+chaos: build tools
+	$(GO) run ./cmd/chaos -noesis $(BIN) -nats-server $(NATS_SERVER) -n $(CHAOS_N)
+
+## chaos-short: the same scenarios with fewer thoughts (CI).
+chaos-short: build tools
+	$(GO) run ./cmd/chaos -noesis $(BIN) -nats-server $(NATS_SERVER) -n 300
+
+## fuzz: the thought decoder and the judge-answer parser, FUZZTIME each.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test ./pipeline -run '^$$' -fuzz FuzzDecodeThought -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline -run '^$$' -fuzz FuzzParseJudgeAnswer -fuzztime $(FUZZTIME)
+
 ## smoke: the built binary end to end: serve, publish, and wait for both outputs.
-smoke: build
-	PATH="$$PATH:$$($(GO) env GOPATH)/bin" ./.ci/smoke.sh
+smoke: build tools
+	PATH="$$PATH:$(GOBIN)" ./.ci/smoke.sh
 
 clean:
 	rm -rf bin data

@@ -125,11 +125,12 @@ func (p *Pool) Stats() PoolStats {
 
 // EnsureConsumer creates or updates the pool's durable consumer.
 func (p *Pool) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
-	c, err := p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, ConsumerConfig(p.cfg))
-	if err != nil {
-		return nil, fmt.Errorf("consumer %s: %w", p.cfg.Stage, err)
-	}
-	return c, nil
+	var c jetstream.Consumer
+	err := retryUnavailable(ctx, "consumer "+string(p.cfg.Stage), func(ctx context.Context) (err error) {
+		c, err = p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, ConsumerConfig(p.cfg))
+		return err
+	})
+	return c, err
 }
 
 // Run works until ctx ends, then stops pulling, lets in-flight thoughts finish

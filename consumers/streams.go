@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/pipeline"
@@ -140,18 +141,48 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 }
 
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
-	var err error
-	for try := 0; try < 5; try++ {
-		_, err = js.CreateOrUpdateStream(ctx, sc)
-		if err == nil || !(errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) || strings.Contains(err.Error(), "already in use")) {
-			break
+	return retryUnavailable(ctx, "stream "+sc.Name, func(ctx context.Context) error {
+		_, err := js.CreateOrUpdateStream(ctx, sc)
+		return err
+	})
+}
+
+// retryUnavailable runs op until it succeeds, fails for good, or ctx ends.
+// It tries again while JetStream is not there yet (a cluster electing its
+// leaders, a server starting) and when another process won a create race.
+func retryUnavailable(ctx context.Context, what string, op func(context.Context) error) error {
+	wait := 50 * time.Millisecond
+	for {
+		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := op(octx)
+		cancel()
+		if err == nil {
+			return nil
 		}
-		time.Sleep(time.Duration(try+1) * 20 * time.Millisecond)
+		if !unavailable(err) || ctx.Err() != nil {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
 	}
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", sc.Name, err)
+}
+
+func unavailable(err error) bool {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
+		return true
+	case errors.As(err, &apiErr):
+		return apiErr.Code >= 500 || apiErr.ErrorCode == jetstream.JSErrCodeStreamNameInUse ||
+			strings.Contains(apiErr.Description, "already in use") || strings.Contains(apiErr.Description, "insufficient resources") ||
+			strings.Contains(apiErr.Description, "no suitable peers") || strings.Contains(apiErr.Description, "not available")
 	}
-	return nil
+	return false
 }
 
 // ConsumerConfig returns the durable pull consumer of a stage.

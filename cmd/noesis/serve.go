@@ -101,7 +101,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	sctx, cancel := context.WithTimeout(ctx, time.Minute) // a cluster may still be electing its leaders
 	defer cancel()
 	if err := consumers.EnsureStreams(sctx, js, cfg.Streams()); err != nil {
 		return nil, err

@@ -1,0 +1,144 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is one child process of a scenario: a nats-server, the simulator or a worker.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{} // closed when the process has exited
+	err  error         // its exit status, once done is closed
+}
+
+func startProc(dir, name string, env []string, bin string, args ...string) (*proc, error) {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
+	return p, nil
+}
+
+// kill9 kills the process at once, as a crash would.
+func (p *proc) kill9() { _ = p.cmd.Process.Signal(syscall.SIGKILL); <-p.done }
+
+// term asks the process to stop and waits up to d for it.
+func (p *proc) term(d time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return p.err
+	case <-time.After(d):
+		p.kill9()
+		return fmt.Errorf("%s did not stop within %s after SIGTERM", p.name, d)
+	}
+}
+
+// stop ends the process if it still runs.
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+	default:
+		_ = p.term(20 * time.Second)
+	}
+}
+
+// tail returns the last lines of the process's log.
+func (p *proc) tail(n int) string {
+	b, _ := os.ReadFile(p.log)
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return string(bytes.Join(lines, []byte("\n")))
+}
+
+// freePort asks the kernel for a free loopback port.
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// waitPort waits until something listens on addr.
+func waitPort(addr string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %s after %s", addr, d)
+}
+
+// natsNode is one nats-server of a scenario, restartable on the same store.
+type natsNode struct {
+	name, dir, conf string
+	port            int
+	p               *proc
+}
+
+func (n *natsNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
+
+func (n *natsNode) start(bin, logDir string) error {
+	p, err := startProc(logDir, n.name, nil, bin, "-c", n.conf)
+	if err != nil {
+		return err
+	}
+	n.p = p
+	return waitPort(fmt.Sprintf("127.0.0.1:%d", n.port), 15*time.Second)
+}
+
+// newNATS writes the configs of a single server (size 1) or a cluster.
+func newNATS(dir string, size int) ([]*natsNode, error) {
+	nodes := make([]*natsNode, size)
+	clusterPorts := make([]int, size)
+	for i := range nodes {
+		nodes[i] = &natsNode{name: fmt.Sprintf("nats-%d", i+1), dir: filepath.Join(dir, fmt.Sprintf("nats-%d", i+1)), port: freePort()}
+		clusterPorts[i] = freePort()
+	}
+	for i, n := range nodes {
+		var b strings.Builder
+		fmt.Fprintf(&b, "server_name: %s\nlisten: 127.0.0.1:%d\njetstream { store_dir: %q }\n", n.name, n.port, n.dir)
+		if size > 1 {
+			var routes []string
+			for j, p := range clusterPorts {
+				if j != i {
+					routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+				}
+			}
+			fmt.Fprintf(&b, "cluster { name: noesis-chaos\n listen: 127.0.0.1:%d\n routes: [%s]\n}\n", clusterPorts[i], strings.Join(routes, ", "))
+		}
+		n.conf = filepath.Join(dir, n.name+".conf")
+		if err := os.WriteFile(n.conf, []byte(b.String()), 0o644); err != nil {
+			return nil, err
+		}
+	}
+	return nodes, nil
+}

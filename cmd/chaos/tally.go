@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/olekukonko/tablewriter"
+	"github.com/olekukonko/tablewriter/renderer"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// subscriber counts what a plain `nats sub` on the output subjects receives.
+type subscriber struct {
+	mu   sync.Mutex
+	seen map[string]int
+	subs []*nats.Subscription
+	nc   *nats.Conn
+}
+
+func newSubscriber(nc *nats.Conn) *subscriber {
+	s := &subscriber{seen: map[string]int{}, nc: nc}
+	for _, subj := range []string{"noesis.narratives.>", "noesis.verdicts.>"} {
+		sub, err := nc.Subscribe(subj, func(m *nats.Msg) {
+			s.mu.Lock()
+			s.seen[m.Header.Get(consumers.HeaderEventID)+"/"+m.Header.Get(consumers.HeaderStage)]++
+			s.mu.Unlock()
+		})
+		if err == nil {
+			_ = sub.SetPendingLimits(-1, -1)
+			s.subs = append(s.subs, sub)
+		}
+	}
+	_ = nc.Flush()
+	return s
+}
+
+func (s *subscriber) duplicates() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := 0
+	for _, n := range s.seen {
+		d += n - 1
+	}
+	return d
+}
+
+func (s *subscriber) close() {
+	for _, sub := range s.subs {
+		_ = sub.Unsubscribe()
+	}
+}
+
+type tally struct {
+	outputs, letters, lost, duplicates int
+}
+
+// settle waits until every thought's stages are accounted for (an output or a
+// dead letter each), or nothing has moved for 30 s, then counts from the streams.
+func settle(js jetstream.JetStream, thoughts []pipeline.Thought, d time.Duration) (tally, error) {
+	want := 2 * len(thoughts)
+	deadline := time.Now().Add(d)
+	last, lastChange := -1, time.Now()
+	for time.Now().Before(deadline) {
+		n := stored(js)
+		if n >= want {
+			break
+		}
+		if n != last {
+			last, lastChange = n, time.Now()
+		}
+		if time.Since(lastChange) > 30*time.Second {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	outputs, err := readStream(js, consumers.StreamOutputs, func(m jetstream.Msg) string {
+		return m.Headers().Get(consumers.HeaderEventID) + "/" + m.Headers().Get(consumers.HeaderStage)
+	})
+	if err != nil {
+		return tally{}, err
+	}
+	letters, err := readStream(js, consumers.StreamDLQ, func(m jetstream.Msg) string {
+		var th pipeline.Thought
+		_ = json.Unmarshal(m.Data(), &th)
+		return th.EventID + "/" + m.Headers().Get(consumers.HeaderStage)
+	})
+	if err != nil {
+		return tally{}, err
+	}
+	var t tally
+	for _, n := range outputs {
+		t.outputs += n
+		t.duplicates += n - 1
+	}
+	for _, n := range letters {
+		t.letters += n
+	}
+	for _, th := range thoughts {
+		for _, st := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
+			k := th.EventID + "/" + string(st)
+			if outputs[k] == 0 && letters[k] == 0 {
+				t.lost++
+			}
+		}
+	}
+	return t, nil
+}
+
+// readStream counts a stream's messages by key.
+func readStream(js jetstream.JetStream, name string, key func(jetstream.Msg) string) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	counts := map[string]int{}
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if info.State.Msgs == 0 {
+		return counts, nil
+	}
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		return nil, err
+	}
+	for read := uint64(0); read < info.State.Msgs; {
+		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			return nil, err
+		}
+		got := 0
+		for m := range batch.Messages() {
+			counts[key(m)]++
+			got++
+		}
+		if got == 0 {
+			return nil, fmt.Errorf("%s: read %d of %d messages", name, read, info.State.Msgs)
+		}
+		read += uint64(got)
+	}
+	return counts, nil
+}
+
+func printTable(w io.Writer, results []result) {
+	t := tablewriter.NewTable(w, tablewriter.WithRenderer(renderer.NewMarkdown()))
+	t.Header([]string{"scenario", "thoughts sent", "outputs", "lost", "duplicates", "dead letters", "upstream calls", "took", "check"})
+	for _, r := range results {
+		_ = t.Append([]string{r.Scenario, fmt.Sprint(r.Sent), fmt.Sprint(r.Outputs), fmt.Sprint(r.Lost), fmt.Sprint(r.Duplicates),
+			fmt.Sprint(r.DeadLetters), fmt.Sprint(r.Upstream), r.Took.Round(100 * time.Millisecond).String(), r.Check})
+	}
+	_ = t.Render()
+}
