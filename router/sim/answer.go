@@ -8,8 +8,8 @@ import (
 )
 
 var (
-	modeRE    = regexp.MustCompile(`Coherence mode: ([a-z]+)`)
-	actionRE  = regexp.MustCompile(`"action": "((?:[^"\\]|\\.)*)"`)
+	modeRE   = regexp.MustCompile(`Coherence mode: ([a-z]+)`)
+	actionRE = regexp.MustCompile(`"action": "((?:[^"\\]|\\.)*)"`)
 )
 
 // seedOf is what a default verdict depends on: the quoted thought's action
