@@ -338,15 +338,11 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 			}
 		}
 		if werr := t.waitUnblocked(ctx); werr != nil {
-			if err == nil {
-				err = werr
-			}
+			err = andThen(err, werr)
 			break
 		}
 		if berr := pipeline.SpendCall(ctx); berr != nil {
-			if err == nil {
-				err = berr
-			}
+			err = andThen(err, berr)
 			break
 		}
 		var resp pipeline.Response
@@ -405,6 +401,14 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency,
 		Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
 	}, nil
+}
+
+// andThen reports why the tries stopped after the last try's error.
+func andThen(last, stop error) error {
+	if last == nil {
+		return stop
+	}
+	return fmt.Errorf("%w; then %w", last, stop)
 }
 
 func nonEmpty(ss ...string) []string {

@@ -143,3 +143,27 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	}
 	t.Logf("storm of %s: %d calls answered 429", storm.Round(time.Millisecond), s.Stats().Faults["429"])
 }
+
+// However many tries and judges, one delivery of a thought makes at most
+// NOESIS_CALL_BUDGET upstream calls.
+func TestCallBudgetCapsUpstreamCalls(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.CallBudget, cfg.LLMAttempts, cfg.MaxDeliver = 4, 3, 2
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	th := thought(1, "sim:http=503 every provider call fails")
+	th.Stages = []pipeline.Stage{pipeline.StageTribunal}
+	publishThought(t, js, th)
+	got.waitFor(t, 20*time.Second, map[string]int{"dlq.tribunal": 1})
+	// 3 judges x 3 tries would be 9 calls a delivery; the budget allows 4.
+	if n := s.Stats().Requests; n != 4*2 {
+		t.Fatalf("%d upstream calls over 2 deliveries, want 8 (budget 4 each)", n)
+	}
+	l := got.messages("dlq.tribunal")[0]
+	if r := l.Header.Get("Noesis-Dlq-Reason"); !strings.Contains(r, "budget") {
+		t.Errorf("reason %q does not mention the budget", r)
+	}
+}
