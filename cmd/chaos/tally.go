@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"sync"
 	"time"
 
@@ -114,30 +115,44 @@ func settle(js jetstream.JetStream, thoughts []pipeline.Thought, d time.Duration
 	return t, nil
 }
 
-// readStream counts a stream's messages by key.
+// readStream counts a stream's messages by key, trying again while the
+// cluster is still settling after a failover.
 func readStream(js jetstream.JetStream, name string, key func(jetstream.Msg) string) (map[string]int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	var err error
+	for try := 0; try < 6; try++ {
+		var counts map[string]int
+		if counts, err = readStreamOnce(js, name, key); err == nil {
+			return counts, nil
+		}
+		fmt.Fprintf(os.Stderr, "   reading %s: %v; trying again\n", name, err)
+		time.Sleep(2 * time.Second)
+	}
+	return nil, err
+}
+
+func readStreamOnce(js jetstream.JetStream, name string, key func(jetstream.Msg) string) (map[string]int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	counts := map[string]int{}
 	s, err := js.Stream(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s: %w", name, err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s info: %w", name, err)
 	}
 	if info.State.Msgs == 0 {
 		return counts, nil
 	}
 	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stream %s consumer: %w", name, err)
 	}
 	for read := uint64(0); read < info.State.Msgs; {
 		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("stream %s fetch after %d of %d: %w", name, read, info.State.Msgs, err)
 		}
 		got := 0
 		for m := range batch.Messages() {
