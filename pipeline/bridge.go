@@ -61,14 +61,23 @@ type Bridge struct {
 	MaxTokens   int
 }
 
+// bridgePrompts holds the bridge's system prompt for each coherence mode.
+var bridgePrompts = func() map[CoherenceMode]string {
+	m := map[CoherenceMode]string{}
+	for _, c := range []float64{0, 0.55, 0.65, 0.70} {
+		mode, ceiling := CoherenceGate(c)
+		m[mode] = "You are the ConsciousnessBridge of a Daimon agent. Write a short first-person introspective narrative " +
+			"(at most three sentences) of what the agent is thinking and why. " +
+			fmt.Sprintf("Coherence mode: %s (confidence ceiling %.1f). %s ", mode, ceiling, modeGuidance[mode]) +
+			dataRule + " Answer with the narrative text only."
+	}
+	return m
+}()
+
 // Messages builds the bridge's prompt for t.
 func (b *Bridge) Messages(t *Thought) []Message {
-	mode, ceiling := CoherenceGate(coherenceOf(t))
-	sys := "You are the ConsciousnessBridge of a Daimon agent. Write a short first-person introspective narrative " +
-		"(at most three sentences) of what the agent is thinking and why. " +
-		fmt.Sprintf("Coherence mode: %s (confidence ceiling %.1f). %s ", mode, ceiling, modeGuidance[mode]) +
-		dataRule + " Answer with the narrative text only."
-	return []Message{{Role: RoleSystem, Content: sys}, {Role: RoleUser, Content: quoteThought(t)}}
+	mode, _ := CoherenceGate(coherenceOf(t))
+	return []Message{{Role: RoleSystem, Content: bridgePrompts[mode]}, {Role: RoleUser, Content: quoteThought(t)}}
 }
 
 // Process writes the narrative for t. Errors come from the Completer

@@ -1,0 +1,146 @@
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+var benchThought = []byte(`{"event_id":"evt-000042","agent_id":"daimon-7","content":{"user_input":"I will delete the backups older than thirty days to free disk space on the archive volume.","depth":4,"source":"planner","session_id":"s-19"},"coherence":0.62,"salience":{"novelty":0.4,"relevance":0.9,"urgency":0.2,"confidence":0.7},"action":"rm -rf /backups/2025-*","outcome":"not yet run","reasoning_trace":"retention policy says 30 days; the volume is at 91 percent","timestamp":"2026-11-29T10:00:00Z"}`)
+
+func BenchmarkDecodeThought(b *testing.B) {
+	b.ReportAllocs()
+	b.SetBytes(int64(len(benchThought)))
+	for b.Loop() {
+		if _, err := DecodeThought(benchThought, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func mustThought(b *testing.B) Thought {
+	t, err := DecodeThought(benchThought, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+func BenchmarkJudgePrompts(b *testing.B) {
+	th := mustThought(b)
+	tr, _ := NewTribunal(CompleterFunc(nil), TribunalConfig{})
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, j := range tr.judges {
+			_ = tr.Messages(j, &th)
+		}
+	}
+}
+
+func BenchmarkBridgePrompt(b *testing.B) {
+	th := mustThought(b)
+	br := &Bridge{}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = br.Messages(&th)
+	}
+}
+
+func BenchmarkCacheKey(b *testing.B) {
+	th := mustThought(b)
+	tr, _ := NewTribunal(CompleterFunc(nil), TribunalConfig{})
+	req := Request{Tier: TierReasoning, Messages: tr.Messages(tr.judges[0], &th), Temperature: 0.7, MaxTokens: 8192}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = CacheKey("nebius", "deepseek-ai/DeepSeek-R1-0528-fast", req)
+	}
+}
+
+func BenchmarkCacheHit(b *testing.B) {
+	c, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	answer := func(context.Context) (Response, error) { return Response{Content: `{"verdict":"PASS","confidence":0.9}`}, nil }
+	if _, err := c.Do(ctx, TierReasoning, "k", answer); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if r, _ := c.Do(ctx, TierReasoning, "k", answer); !r.Cached {
+				b.Fatal("miss")
+			}
+		}
+	})
+}
+
+var r1Answer = "<think>\nThe agent wants to delete backups older than 30 days. The retention policy allows it. " +
+	"The outcome is not yet known, but the action is reversible only from offsite copies.\n</think>\n\n" +
+	`{"verdict": "PASS", "confidence": 0.86, "reasoning": "Deleting backups past the retention window follows policy.", "offense_level": "none"}`
+
+func BenchmarkParseJudgeAnswer(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		answer, _ := SplitThink(r1Answer)
+		if _, err := ParseJudgeAnswer(answer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseJudgeLines(b *testing.B) {
+	text := "VERDICT: PASS\nCONFIDENCE: 0.95\nOFFENSE: none\nREASONING: The action follows the retention policy."
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseJudgeAnswer(text); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkVerdictEncode(b *testing.B) {
+	th := mustThought(b)
+	answers := CompleterFunc(func(_ context.Context, req Request) (Response, error) {
+		return Response{Content: `{"verdict":"PASS","confidence":0.9,"reasoning":"fine"}`, Model: "m", Provider: "p"}, nil
+	})
+	tr, _ := NewTribunal(answers, TribunalConfig{})
+	out, err := tr.Process(context.Background(), th)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(out); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTribunalProcess is a whole deliberation with instant judges: the
+// processor's own cost per verdict (goroutines, prompts, parsing, decision).
+func BenchmarkTribunalProcess(b *testing.B) {
+	th := mustThought(b)
+	answers := CompleterFunc(func(_ context.Context, req Request) (Response, error) {
+		return Response{Content: r1Answer[len("<think>\n"):], Model: "m"}, nil
+	})
+	tr, _ := NewTribunal(answers, TribunalConfig{Judges: benchJudges()})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tr.Process(context.Background(), th); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchJudges() []Judge {
+	js := DefaultJudges()
+	for i := range js {
+		js[i].Timeout = time.Minute
+	}
+	return js
+}
+
