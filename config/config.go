@@ -97,6 +97,9 @@ type Config struct {
 	StreamReplicas         int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
 	StreamStorage          string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
 
+	// Profiling: net/http/pprof on this address when set (for example 127.0.0.1:6060).
+	PprofAddr string `env:"NOESIS_PPROF_ADDR"`
+
 	// Logs
 	LogLevel  string `env:"NOESIS_LOG_LEVEL" envDefault:"info"`
 	LogFormat string `env:"NOESIS_LOG_FORMAT" envDefault:"auto"` // auto: console on a terminal, else JSON

@@ -107,6 +107,56 @@ type Pool struct {
 	log     zerolog.Logger
 
 	processed, skipped, published, duplicates, retried, deadLettered, rateLimitWaits atomic.Uint64
+
+	beats heartbeats
+}
+
+// heartbeats keeps every thought in flight alive with one goroutine per pool,
+// not one per thought: every AckWait/3 it tells the server that each thought
+// held that long is still being worked on.
+type heartbeats struct {
+	mu       sync.Mutex
+	inflight map[jetstream.Msg]time.Time // last beat (or start)
+}
+
+func (h *heartbeats) add(m jetstream.Msg) {
+	h.mu.Lock()
+	if h.inflight == nil {
+		h.inflight = map[jetstream.Msg]time.Time{}
+	}
+	h.inflight[m] = time.Now()
+	h.mu.Unlock()
+}
+
+func (h *heartbeats) remove(m jetstream.Msg) {
+	h.mu.Lock()
+	delete(h.inflight, m)
+	h.mu.Unlock()
+}
+
+func (h *heartbeats) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every / 4)
+	defer t.Stop()
+	var due []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			due = due[:0]
+			h.mu.Lock()
+			for m, last := range h.inflight {
+				if now.Sub(last) >= every {
+					due = append(due, m)
+					h.inflight[m] = now
+				}
+			}
+			h.mu.Unlock()
+			for _, m := range due {
+				_ = m.InProgress()
+			}
+		}
+	}
 }
 
 // NewPool builds a pool for cfg.Stage that runs h.
@@ -164,6 +214,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		case <-stopped:
 		}
 	}()
+	go p.beats.run(work, p.cfg.AckWait/3)
 	p.log.Info().Int("concurrency", p.cfg.Concurrency).Dur("ack_wait", p.cfg.AckWait).Int("max_deliver", p.cfg.MaxDeliver).Msg("pool started")
 
 	var wg sync.WaitGroup
@@ -226,13 +277,12 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 
-	hbCtx, stopHB := context.WithCancel(ctx)
-	go p.heartbeat(hbCtx, msg)
+	p.beats.add(msg)
 	out, err := p.run(ctx, t, log)
 	if err == nil {
 		err = p.publish(ctx, &t, out, msg, log)
 	}
-	stopHB()
+	p.beats.remove(msg)
 	p.processed.Add(1)
 	switch {
 	case err == nil:
@@ -277,19 +327,6 @@ func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) 
 			timer.Stop()
 			return out, err
 		case <-timer.C:
-		}
-	}
-}
-
-func (p *Pool) heartbeat(ctx context.Context, msg jetstream.Msg) {
-	t := time.NewTicker(p.cfg.AckWait / 3)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = msg.InProgress()
 		}
 	}
 }

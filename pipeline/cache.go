@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
-	"golang.org/x/sync/singleflight"
 )
 
 // CacheConfig sizes the answer cache and sets its TTL per tier.
@@ -40,7 +40,9 @@ type CacheStats struct {
 type Cache struct {
 	store *ristretto.Cache[string, Response]
 	ttl   map[Tier]time.Duration
-	group singleflight.Group
+
+	mu      sync.Mutex
+	flights map[string]*flight // calls in flight, by key
 
 	hits, misses, coalesced, evictions atomic.Uint64
 }
@@ -51,7 +53,7 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if maxBytes <= 0 {
 		maxBytes = 64 << 20
 	}
-	c := &Cache{ttl: map[Tier]time.Duration{}}
+	c := &Cache{ttl: map[Tier]time.Duration{}, flights: map[string]*flight{}}
 	for t, d := range cfg.TTL {
 		c.ttl[t] = d
 	}
@@ -94,31 +96,48 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 		return r, nil
 	}
 	for attempt := 0; ; attempt++ {
-		ch := c.group.DoChan(key, func() (any, error) {
+		c.mu.Lock()
+		f, shared := c.flights[key]
+		if !shared {
+			f = &flight{done: make(chan struct{})}
+			c.flights[key] = f
+		}
+		c.mu.Unlock()
+		if !shared {
+			// The leader calls in its own goroutine; the others wait for it.
 			c.misses.Add(1)
-			r, err := fn(ctx)
-			if err == nil {
-				c.store.SetWithTTL(key, r, int64(len(r.Content)+len(r.Reasoning)+256), ttl)
-				c.store.Wait() // later callers must see it: singleflight forgets the key on return
+			f.resp, f.err = fn(ctx)
+			if f.err == nil {
+				c.store.SetWithTTL(key, f.resp, int64(len(f.resp.Content)+len(f.resp.Reasoning)+256), ttl)
+				c.store.Wait() // later callers must find it: the flight is forgotten next
 			}
-			return r, err
-		})
+			c.mu.Lock()
+			delete(c.flights, key)
+			c.mu.Unlock()
+			close(f.done)
+			return f.resp, f.err
+		}
 		select {
 		case <-ctx.Done():
 			return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
-		case res := <-ch:
-			if res.Shared {
-				c.coalesced.Add(1)
-			}
-			if res.Err != nil {
-				if attempt == 0 && res.Shared && ctx.Err() == nil && errors.Is(res.Err, context.Canceled) {
-					continue // another caller's call was cancelled, not ours
-				}
-				return Response{}, res.Err
-			}
-			return res.Val.(Response), nil
+		case <-f.done:
 		}
+		c.coalesced.Add(1)
+		if f.err != nil {
+			if attempt == 0 && ctx.Err() == nil && errors.Is(f.err, context.Canceled) {
+				continue // the leader's call was cancelled, not ours
+			}
+			return Response{}, f.err
+		}
+		return f.resp, nil
 	}
+}
+
+// flight is one upstream call that identical requests wait on.
+type flight struct {
+	done chan struct{}
+	resp Response
+	err  error
 }
 
 // CacheKey hashes everything that decides a model's answer: provider, model,

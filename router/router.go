@@ -201,7 +201,8 @@ type Chain struct {
 	cache   *pipeline.Cache
 	log     zerolog.Logger
 	redact  *strings.Replacer
-	http    *http.Client
+	http    *http.Client // HTTP/1.1, or HTTP/2 where TLS offers it
+	h2c     *http.Client // HTTP/2 without TLS: the simulator
 }
 
 var _ pipeline.Completer = (*Chain)(nil)
@@ -224,7 +225,8 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 		cfg.MaxIdleConnsPerHost = 64
 	}
 	c := &Chain{cfg: cfg, targets: map[string]*target{}, tiers: map[pipeline.Tier][]*target{}, cache: cache, log: log}
-	c.http = NewHTTPClient(cfg.MaxIdleConnsPerHost)
+	c.http = NewHTTPClient(cfg.MaxIdleConnsPerHost, false)
+	c.h2c = NewHTTPClient(cfg.MaxIdleConnsPerHost, true)
 	var secrets []string
 	providers := map[string]Provider{}
 	for _, p := range cfg.Providers {
@@ -239,6 +241,9 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 		oc := openai.DefaultConfig(p.APIKey)
 		oc.BaseURL = strings.TrimRight(p.BaseURL, "/")
 		oc.HTTPClient = headerDoer{c.http}
+		if p.Kind == KindSim {
+			oc.HTTPClient = headerDoer{c.h2c}
+		}
 		c.targets[t.Name] = &target{Target: t, provider: p, client: openai.NewClientWithConfig(oc)}
 	}
 	for tier, names := range cfg.Tiers {
@@ -251,12 +256,19 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 
 // NewHTTPClient returns a client whose transport keeps idle connections for
 // the given concurrency per host (Go's default keeps 2, and re-handshakes
-// under load). Timeouts are set per call by context, not on the client.
-func NewHTTPClient(idlePerHost int) *http.Client {
+// under load). It speaks HTTP/2 to HTTPS endpoints that offer it (Nebius);
+// with h2c it speaks HTTP/2 without TLS, which only the simulator is assumed
+// to understand (a vLLM server on plain HTTP gets HTTP/1.1). Timeouts are set
+// per call by context, not on the client.
+func NewHTTPClient(idlePerHost int, h2c bool) *http.Client {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 0 // no global cap; the per-host cap rules
 	tr.MaxIdleConnsPerHost = idlePerHost
 	tr.IdleConnTimeout = 90 * time.Second
+	if h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
 	return &http.Client{Transport: tr}
 }
 
@@ -269,8 +281,11 @@ func (c *Chain) Targets(t pipeline.Tier) []Target {
 	return out
 }
 
-// Close drops the idle connections of the shared client.
-func (c *Chain) Close() { c.http.CloseIdleConnections() }
+// Close drops the idle connections of the shared clients.
+func (c *Chain) Close() {
+	c.http.CloseIdleConnections()
+	c.h2c.CloseIdleConnections()
+}
 
 // Complete answers req with the first target of its tier that succeeds.
 // req.Target, when set, puts that target first. Errors wrap

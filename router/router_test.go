@@ -23,8 +23,13 @@ import (
 
 func newChain(t *testing.T, url, key string, cache *pipeline.Cache, attempts int) *router.Chain {
 	t.Helper()
+	return newChainOfKind(t, router.KindSim, url, key, cache, attempts)
+}
+
+func newChainOfKind(t *testing.T, kind, url, key string, cache *pipeline.Cache, attempts int) *router.Chain {
+	t.Helper()
 	cfg := router.Config{
-		Providers: []router.Provider{{Name: "sim", Kind: router.KindSim, BaseURL: url, APIKey: key}},
+		Providers: []router.Provider{{Name: "sim", Kind: kind, BaseURL: url, APIKey: key}},
 		Targets: []router.Target{
 			{Name: "fast", Provider: "sim", Model: router.DefaultFastModel},
 			{Name: "reasoning", Provider: "sim", Model: router.DefaultReasoningModel},
@@ -184,9 +189,10 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// The shared client keeps its connections under concurrent load: a second
-// wave of as many concurrent calls opens no new connection (Go's default
-// transport keeps 2 idle per host and would re-dial the rest).
+// The shared client keeps its HTTP/1.1 connections under concurrent load (an
+// OpenAI-compatible server on plain HTTP, such as vLLM): a second wave of as
+// many concurrent calls opens no new connection (Go's default transport keeps
+// 2 idle per host and would re-dial the rest).
 func TestSharedClientReusesConnections(t *testing.T) {
 	s := sim.New(sim.Config{LatencyScale: 0.02})
 	var opened atomic.Int32
@@ -198,7 +204,7 @@ func TestSharedClientReusesConnections(t *testing.T) {
 	}
 	hs.Start()
 	defer hs.Close()
-	c := newChain(t, hs.URL+"/v1", "k", nil, 1)
+	c := newChainOfKind(t, router.KindOpenAI, hs.URL+"/v1", "k", nil, 1)
 	wave := func() {
 		var wg sync.WaitGroup
 		for i := 0; i < 32; i++ {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/config"
@@ -79,7 +78,7 @@ func newDLQCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
-			t := tablewriter.NewWriter(cmd.OutOrStdout())
+			t := newTable(cmd.OutOrStdout())
 			t.Header([]string{"Seq", "Time", "Stage", "Event", "Subject", "Attempts", "Reason"})
 			for _, l := range letters {
 				_ = t.Append([]string{strconv.FormatUint(l.DLQSeq, 10), l.Time.UTC().Format(time.DateTime), string(l.Stage), eventID(l), l.Subject,

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -62,6 +64,7 @@ type service struct {
 	chain    *router.Chain
 	cache    *pipeline.Cache
 	simSrv   *sim.Server
+	simURL   string // the simulator's base URL, when the provider is the simulator
 	pools    map[pipeline.Stage]*consumers.Pool
 	natsURL  string
 
@@ -80,6 +83,11 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 			s.close()
 		}
 	}()
+	if cfg.PprofAddr != "" {
+		if err := s.startPprof(cfg.PprofAddr); err != nil {
+			return nil, err
+		}
+	}
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
 		s.embedded, err = consumers.StartEmbedded(cfg.Embedded(), log)
@@ -119,6 +127,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		}
 	}
 	if provider == router.KindSim {
+		s.simURL = strings.TrimRight(simURL, "/")
 		reason := "LLM_PROVIDER=sim"
 		if cfg.Provider == "auto" {
 			reason = "LLM_PROVIDER=auto and NEBIUS_API_KEY is not set"
@@ -208,6 +217,23 @@ func (s *service) startSim(ctx context.Context, cfg config.Config) (string, erro
 		}
 	}()
 	return "http://" + ln.Addr().String() + "/v1", nil
+}
+
+// startPprof serves net/http/pprof on addr until the service closes.
+func (s *service) startPprof(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("NOESIS_PPROF_ADDR %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	s.cleanup = append(s.cleanup, func() { _ = srv.Close() })
+	s.log.Info().Str("addr", ln.Addr().String()).Msg("pprof listening")
+	return nil
 }
 
 func (s *service) fail(err error) {

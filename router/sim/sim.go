@@ -180,6 +180,15 @@ func (s *Server) SetFaults(f Faults) error {
 	return nil
 }
 
+// Protocols are what the simulator speaks: HTTP/1.1, and HTTP/2 without TLS
+// (h2c, prior knowledge), as an HTTPS provider speaks HTTP/2 through ALPN.
+func Protocols() *http.Protocols {
+	p := new(http.Protocols)
+	p.SetHTTP1(true)
+	p.SetUnencryptedHTTP2(true)
+	return p
+}
+
 // Stats returns a copy of the counters.
 func (s *Server) Stats() Stats {
 	s.mu.Lock()
@@ -201,7 +210,7 @@ func copyMap(m map[string]int64) map[string]int64 {
 
 // Serve answers on ln until ctx ends, then shuts down within 5 s.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, Protocols: Protocols()}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -14,7 +14,9 @@ import (
 func Start(t testing.TB, cfg sim.Config) (*sim.Server, string) {
 	t.Helper()
 	s := sim.New(cfg)
-	hs := httptest.NewServer(s.Handler())
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Config.Protocols = sim.Protocols()
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return s, hs.URL + "/v1"
 }
