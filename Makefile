@@ -12,7 +12,7 @@ NATS_SERVER := $(GOBIN)/nats-server
 NATS_CLI    := $(GOBIN)/nats
 CHAOS_N ?= 5000
 
-.PHONY: all build run sim test vet fmt fmt-check smoke chaos chaos-short fuzz tools clean
+.PHONY: all build run sim test vet fmt fmt-check smoke chaos chaos-short fuzz tools bench clean
 
 all: build
 
@@ -55,6 +55,19 @@ chaos: build tools
 ## chaos-short: the same scenarios with fewer thoughts (CI).
 chaos-short: build tools
 	$(GO) run ./cmd/chaos -noesis $(BIN) -nats-server $(NATS_SERVER) -n 300
+
+## bench: Go benchmarks of the hot paths, the models against the simulator, and
+## the pipeline in its three modes, 3 runs each, with the nats bench ceiling
+## measured on the same server; charts in docs/.
+BENCH_RUNS ?= 3
+bench: build tools
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/
+	./$(BIN) bench models --env-file /dev/null --all --calls 3
+	@for i in $$(seq $(BENCH_RUNS)); do \
+	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
+	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --sequential 10 --ceiling=false --chart docs/bench-seed.svg || exit 1; \
+	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode cache --n 20000 --chart docs/bench-cache.svg || exit 1; \
+	done
 
 ## fuzz: the thought decoder and the judge-answer parser, FUZZTIME each.
 FUZZTIME ?= 30s

@@ -91,6 +91,7 @@ reports noesis's throughput as a share of that ceiling.`,
 			o.sequential, _ = f.GetInt("sequential")
 			o.chart, _ = f.GetString("chart")
 			o.ceiling, _ = f.GetBool("ceiling")
+			o.inProcess, _ = f.GetBool("in-process")
 			format, _ := f.GetString("format")
 			if o.mode != "seed" && o.mode != "zero" && o.mode != "cache" {
 				return fmt.Errorf("--mode %q: want seed, zero or cache", o.mode)
@@ -125,6 +126,7 @@ reports noesis's throughput as a share of that ceiling.`,
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
 	f.String("format", "table", "table or json")
+	f.Bool("in-process", false, "run the worker in this process, not as a child (its memory is then not its own)")
 	return cmd
 }
 
@@ -136,6 +138,7 @@ type benchOptions struct {
 	sequential  int
 	chart       string
 	ceiling     bool
+	inProcess   bool
 }
 
 func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progress io.Writer) (*PipelineFigures, error) {
@@ -163,7 +166,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, dir, progress)
+	stack, err := startBenchStack(ctx, cfg, o.inProcess, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -186,10 +189,10 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if o.mode == "cache" {
 		const distinct = 10
 		warm := newArrivals(distinct)
-		if err := warm.subscribe(nc, "warm"); err != nil {
+		if err := warm.subscribe(nc, "bench"); err != nil {
 			return nil, err
 		}
-		if _, err := publishThoughts(ctx, js, "warm", distinct, 0, func(i int) string { return contents(i) }, warm); err != nil {
+		if _, err := publishThoughts(ctx, js, "bench", "warm", distinct, 0, func(i int) string { return contents(i) }, warm); err != nil {
 			return nil, err
 		}
 		if !warm.wait(60 * time.Second) {
@@ -207,7 +210,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	defer arr.close()
 	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %d\n", o.mode, o.n, rateText(o.rate), conc)
-	start, err := publishThoughts(ctx, js, "bench", o.n, o.rate, contents, arr)
+	start, err := publishThoughts(ctx, js, "bench", "bench", o.n, o.rate, contents, arr)
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +222,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Both.Received) / res.Seconds
 	}
-	res.PeakRSSMB = peakRSSMB(stack.worker.Process.Pid)
+	res.PeakRSSMB = peakRSSMB(stack.workerPID())
 	res.UpstreamCalls = stack.sim.Stats().Requests
 
 	if o.mode == "seed" && o.sequential > 0 {
@@ -358,10 +361,10 @@ func stageFigures(name string, xs []float64) StageFigures {
 
 // publishThoughts publishes n thoughts for agent at rate (0: at once),
 // asynchronously, recording each publish time. It returns the first publish time.
-func publishThoughts(ctx context.Context, js jetstream.JetStream, agent string, n int, rate float64, content func(int) string, a *arrivals) (time.Time, error) {
+func publishThoughts(ctx context.Context, js jetstream.JetStream, agent, prefix string, n int, rate float64, content func(int) string, a *arrivals) (time.Time, error) {
 	payloads := make([][]byte, n)
 	for i := range payloads {
-		th := pipeline.Thought{EventID: fmt.Sprintf("%s-%d", agent, i), AgentID: agent, Content: pipeline.Content{UserInput: content(i), Depth: 2},
+		th := pipeline.Thought{EventID: fmt.Sprintf("%s-%d", prefix, i), AgentID: agent, Content: pipeline.Content{UserInput: content(i), Depth: 2},
 			Action: "compact /archive", Stages: []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal}}
 		payloads[i], _ = json.Marshal(th)
 	}
@@ -376,7 +379,7 @@ func publishThoughts(ctx context.Context, js jetstream.JetStream, agent string, 
 		a.mu.Lock()
 		a.published[i] = time.Now()
 		a.mu.Unlock()
-		if _, err := js.PublishAsync(subject, payloads[i], jetstream.WithMsgID(fmt.Sprintf("%s-%d", agent, i))); err != nil {
+		if _, err := js.PublishAsync(subject, payloads[i], jetstream.WithMsgID(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
 			return start, fmt.Errorf("publish: %w", err)
 		}
 	}
@@ -516,12 +519,20 @@ type benchStack struct {
 	natsURL string
 	sim     *sim.Server
 	simURL  string
-	worker  *exec.Cmd
+	worker  *exec.Cmd // the worker as a child process, or
+	inProc  *service  // the worker in this process
 	exited  chan struct{}
 	cancel  context.CancelFunc
 }
 
-func startBenchStack(ctx context.Context, cfg config.Config, dir string, progress io.Writer) (_ *benchStack, err error) {
+func (st *benchStack) workerPID() int {
+	if st.worker != nil {
+		return st.worker.Process.Pid
+	}
+	return os.Getpid()
+}
+
+func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, progress io.Writer) (_ *benchStack, err error) {
 	st := &benchStack{exited: make(chan struct{})}
 	defer func() {
 		if err != nil {
@@ -542,6 +553,15 @@ func startBenchStack(ctx context.Context, cfg config.Config, dir string, progres
 	go func() { _ = st.sim.Serve(sctx, ln) }()
 	st.simURL = "http://" + ln.Addr().String() + "/v1"
 
+	if inProcess {
+		wcfg := cfg
+		wcfg.NATSURL, wcfg.SimURL = st.natsURL, st.simURL
+		if st.inProc, err = startService(sctx, wcfg, zerolog.New(progress).Level(zerolog.ErrorLevel)); err != nil {
+			return nil, err
+		}
+		close(st.exited)
+		return st, nil
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -593,6 +613,9 @@ func (st *benchStack) stop() {
 	}
 	if st.cancel != nil {
 		st.cancel()
+	}
+	if st.inProc != nil {
+		_ = st.inProc.Wait()
 	}
 	if st.server != nil {
 		st.server.Shutdown()

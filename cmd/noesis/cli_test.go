@@ -19,9 +19,9 @@ import (
 func runCLI(t *testing.T, stdin string, args ...string) (string, error) {
 	t.Helper()
 	cmd := newRootCmd()
-	var out bytes.Buffer
+	var out, errOut bytes.Buffer
 	cmd.SetOut(&out)
-	cmd.SetErr(&out)
+	cmd.SetErr(&errOut) // progress bars and logs
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetArgs(append(args, "--env-file", "/dev/null"))
 	err := cmd.ExecuteContext(context.Background())
