@@ -75,6 +75,8 @@ type Config struct {
 	CacheTTLReasoning time.Duration `env:"NOESIS_CACHE_TTL_REASONING" envDefault:"5m"`
 	CacheTTLDeep      time.Duration `env:"NOESIS_CACHE_TTL_DEEP" envDefault:"30m"`
 	CacheMaxBytes     int64         `env:"NOESIS_CACHE_MAX_BYTES" envDefault:"67108864"`
+	SharedCache       bool          `env:"NOESIS_SHARED_CACHE" envDefault:"true"`
+	SharedCacheLease  time.Duration `env:"NOESIS_SHARED_CACHE_LEASE" envDefault:"60s"`
 
 	// Pools, per tier
 	FastConcurrency        int           `env:"NOESIS_FAST_CONCURRENCY" envDefault:"64"`
@@ -229,7 +231,7 @@ func (c *Config) Validate() error {
 		"NOESIS_JUDGE_TIMEOUT_VERITAS": c.VeritasTimeout, "NOESIS_JUDGE_TIMEOUT_SOPHIA": c.SophiaTimeout, "NOESIS_JUDGE_TIMEOUT_DIKE": c.DikeTimeout,
 		"NOESIS_FAST_ACK_WAIT": c.FastAckWait, "NOESIS_REASONING_ACK_WAIT": c.ReasoningAckWait, "NOESIS_DEEP_ACK_WAIT": c.DeepAckWait,
 		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
-		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
+		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
 	}
 	for name, d := range durations {
 		if d <= 0 {

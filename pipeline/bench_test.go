@@ -64,7 +64,9 @@ func BenchmarkCacheHit(b *testing.B) {
 	}
 	defer c.Close()
 	ctx := context.Background()
-	answer := func(context.Context) (Response, error) { return Response{Content: `{"verdict":"PASS","confidence":0.9}`}, nil }
+	answer := func(context.Context) (Response, error) {
+		return Response{Content: `{"verdict":"PASS","confidence":0.9}`}, nil
+	}
 	if _, err := c.Do(ctx, TierReasoning, "k", answer); err != nil {
 		b.Fatal(err)
 	}
@@ -143,4 +145,3 @@ func benchJudges() []Judge {
 	}
 	return js
 }
-

@@ -31,6 +31,25 @@ func DefaultCacheTTL() map[Tier]time.Duration {
 // CacheStats counts what the cache did.
 type CacheStats struct {
 	Hits, Misses, Coalesced, Evictions uint64
+	// SharedHits are answers found in the shared level (another process's);
+	// SharedWaits are calls that waited for another process's call instead of making their own.
+	SharedHits, SharedWaits uint64
+}
+
+// Shared is a second cache level that every worker process sees (a NATS KV
+// bucket per tier, in consumers), so a thought answered by one process is a
+// hit for all, and identical requests in flight in different processes share
+// one upstream call. Its methods are best effort: a failure reads as a miss.
+// Implementations must be safe for concurrent use.
+type Shared interface {
+	Get(ctx context.Context, tier Tier, key string) (Response, bool)
+	Put(ctx context.Context, tier Tier, key string, r Response)
+	// Lease claims the upstream call for key. It returns false when another
+	// process holds the claim; release gives up a claim that was granted.
+	Lease(ctx context.Context, tier Tier, key string) (granted bool, release func())
+	// Await waits for another process's answer to key until ctx ends or its
+	// claim lapses, and reports whether one came.
+	Await(ctx context.Context, tier Tier, key string) (Response, bool)
 }
 
 // Cache keeps model answers for a TTL per tier, and makes identical requests
@@ -43,9 +62,13 @@ type Cache struct {
 
 	mu      sync.Mutex
 	flights map[string]*flight // calls in flight, by key
+	shared  Shared
 
-	hits, misses, coalesced, evictions atomic.Uint64
+	hits, misses, coalesced, evictions, sharedHits, sharedWaits atomic.Uint64
 }
+
+// SetShared adds a shared second level. Call it before the cache is used.
+func (c *Cache) SetShared(s Shared) { c.shared = s }
 
 // NewCache builds a cache.
 func NewCache(cfg CacheConfig) (*Cache, error) {
@@ -75,7 +98,8 @@ func (c *Cache) Close() { c.store.Close() }
 
 // Stats returns the cache's counters so far.
 func (c *Cache) Stats() CacheStats {
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Evictions: c.evictions.Load()}
+	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Evictions: c.evictions.Load(),
+		SharedHits: c.sharedHits.Load(), SharedWaits: c.sharedWaits.Load()}
 }
 
 // TTL returns the TTL for tier t (0: not cached).
@@ -105,8 +129,7 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 		c.mu.Unlock()
 		if !shared {
 			// The leader calls in its own goroutine; the others wait for it.
-			c.misses.Add(1)
-			f.resp, f.err = fn(ctx)
+			f.resp, f.err = c.lead(ctx, tier, key, fn)
 			if f.err == nil {
 				c.store.SetWithTTL(key, f.resp, int64(len(f.resp.Content)+len(f.resp.Reasoning)+256), ttl)
 				c.store.Wait() // later callers must find it: the flight is forgotten next
@@ -131,6 +154,37 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 		}
 		return f.resp, nil
 	}
+}
+
+// lead answers for this process: from the shared level when another process
+// has the answer or is getting it, else from fn, sharing the answer after.
+func (c *Cache) lead(ctx context.Context, tier Tier, key string, fn func(context.Context) (Response, error)) (Response, error) {
+	if c.shared == nil {
+		c.misses.Add(1)
+		return fn(ctx)
+	}
+	if r, ok := c.shared.Get(ctx, tier, key); ok {
+		c.sharedHits.Add(1)
+		r.Cached, r.Latency = true, 0
+		return r, nil
+	}
+	granted, release := c.shared.Lease(ctx, tier, key)
+	if !granted {
+		c.sharedWaits.Add(1)
+		if r, ok := c.shared.Await(ctx, tier, key); ok {
+			c.sharedHits.Add(1)
+			r.Cached, r.Latency = true, 0
+			return r, nil
+		}
+	} else {
+		defer release()
+	}
+	c.misses.Add(1)
+	r, err := fn(ctx)
+	if err == nil {
+		c.shared.Put(ctx, tier, key, r)
+	}
+	return r, err
 }
 
 // flight is one upstream call that identical requests wait on.

@@ -96,7 +96,8 @@ over HTTP, at NOESIS_SIM_LATENCY_SCALE.`,
 				}
 			}
 			bar := progressbar.NewOptions(len(models)*calls, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
-				progressbar.OptionSetDescription("bench models"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish())
+				progressbar.OptionSetDescription("bench models"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(),
+				progressbar.OptionSetVisibility(isTerminal(cmd.ErrOrStderr())))
 			var rows []ModelFigures
 			seed := sim.SeedProfiles()
 			for _, m := range models {

@@ -167,3 +167,35 @@ func TestCallBudgetCapsUpstreamCalls(t *testing.T) {
 		t.Errorf("reason %q does not mention the budget", r)
 	}
 }
+
+// Two worker processes share the answer cache through NATS KV: 50 identical
+// thoughts at once make one upstream call per caller in all, not one per
+// process, and a repeat later makes none.
+func TestSharedCacheAcrossProcesses(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.05}) // ~60-100 ms a call: the processes overlap
+	cfg := testConfig(t, ns, simURL)
+	a, b := runService(t, cfg), runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	var events []string
+	for i := 0; i < 50; i++ {
+		th := pipeline.Thought{EventID: fmt.Sprintf("same-%02d", i), AgentID: "daimon-1", Content: pipeline.Content{UserInput: "one thought, fifty times", Depth: 1}}
+		publishThought(t, js, th)
+		events = append(events, th.EventID)
+	}
+	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 50, "verdicts": 50})
+	for _, caller := range []string{"narrative", "veritas", "sophia", "dike"} {
+		if n := s.Stats().PerCaller[caller]; n != 1 {
+			t.Errorf("%s: %d upstream calls from two processes, want 1", caller, n)
+		}
+	}
+	sa, sb := a.cache.Stats(), b.cache.Stats()
+	if sa.SharedHits+sb.SharedHits == 0 {
+		t.Errorf("no shared hits: a %+v, b %+v", sa, sb)
+	}
+	if a.pools[pipeline.StageNarrative].Stats().Published == 0 || b.pools[pipeline.StageNarrative].Stats().Published == 0 {
+		t.Errorf("one process did all the work; the test proves nothing about sharing")
+	}
+	t.Logf("process a: %+v; process b: %+v", sa, sb)
+}

@@ -38,16 +38,17 @@ func newLogger(cfg config.Config, w io.Writer) zerolog.Logger {
 	if err != nil {
 		level = zerolog.InfoLevel
 	}
-	console := cfg.LogFormat == "console"
-	if cfg.LogFormat == "auto" {
-		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
-			console = true
-		}
-	}
+	console := cfg.LogFormat == "console" || (cfg.LogFormat == "auto" && isTerminal(w))
 	if console {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isatty.IsTerminal(f.Fd())
 }
 
 func newVersionCmd() *cobra.Command {

@@ -140,6 +140,13 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		return nil, err
 	}
 	s.cleanup = append(s.cleanup, s.cache.Close)
+	if cfg.SharedCache {
+		kvc, err := consumers.NewKVCache(sctx, js, cfg.Cache().TTL, cfg.Streams(), cfg.SharedCacheLease, log)
+		if err != nil {
+			return nil, err
+		}
+		s.cache.SetShared(kvc)
+	}
 	s.chain, err = router.New(cfg.Router(strings.TrimRight(simURL, "/")), s.cache, log.With().Str("component", "router").Logger())
 	if err != nil {
 		return nil, err

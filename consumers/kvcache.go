@@ -1,0 +1,143 @@
+package consumers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// KVCache is the answer cache every worker process shares: one NATS KV bucket
+// per tier (noesis_cache_fast, ..._reasoning, ..._deep) whose TTL is the
+// tier's, plus short-lived claims ("lease.<key>") so that identical requests
+// in flight in different processes make one upstream call. Safe for
+// concurrent use.
+type KVCache struct {
+	buckets  map[pipeline.Tier]jetstream.KeyValue
+	leaseTTL time.Duration
+	owner    []byte
+	log      zerolog.Logger
+}
+
+var _ pipeline.Shared = (*KVCache)(nil)
+
+// CacheBucket names a tier's bucket.
+func CacheBucket(t pipeline.Tier) string { return "noesis_cache_" + string(t) }
+
+// NewKVCache creates or updates the buckets for the tiers with a TTL above 0.
+// leaseTTL bounds how long a claim outlives a process that died holding it.
+func NewKVCache(ctx context.Context, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration, cfg StreamsConfig, leaseTTL time.Duration, log zerolog.Logger) (*KVCache, error) {
+	cfg = cfg.withDefaults()
+	host, _ := os.Hostname()
+	c := &KVCache{buckets: map[pipeline.Tier]jetstream.KeyValue{}, leaseTTL: leaseTTL,
+		owner: []byte(host + ":" + strconv.Itoa(os.Getpid())), log: log.With().Str("component", "kvcache").Logger()}
+	for t, d := range ttl {
+		if d <= 0 {
+			continue
+		}
+		var kv jetstream.KeyValue
+		err := retryUnavailable(ctx, "cache bucket "+CacheBucket(t), func(ctx context.Context) (err error) {
+			kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: CacheBucket(t), Description: fmt.Sprintf("noesis: %s tier answers, shared by every worker", t),
+				TTL: d, LimitMarkerTTL: max(d, leaseTTL), Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1,
+			})
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		c.buckets[t] = kv
+	}
+	return c, nil
+}
+
+type storedAnswer struct {
+	Content   string         `json:"content"`
+	Reasoning string         `json:"reasoning,omitempty"`
+	Provider  string         `json:"provider"`
+	Model     string         `json:"model"`
+	Usage     pipeline.Usage `json:"usage"`
+}
+
+// Get reads an answer.
+func (c *KVCache) Get(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool) {
+	kv := c.buckets[t]
+	if kv == nil {
+		return pipeline.Response{}, false
+	}
+	e, err := kv.Get(ctx, "answer."+key)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyNotFound) {
+			c.log.Debug().Err(err).Msg("shared cache read failed")
+		}
+		return pipeline.Response{}, false
+	}
+	var a storedAnswer
+	if err := json.Unmarshal(e.Value(), &a); err != nil {
+		return pipeline.Response{}, false
+	}
+	return pipeline.Response{Content: a.Content, Reasoning: a.Reasoning, Provider: a.Provider, Model: a.Model, Usage: a.Usage}, true
+}
+
+// Put stores an answer for the tier's TTL.
+func (c *KVCache) Put(ctx context.Context, t pipeline.Tier, key string, r pipeline.Response) {
+	kv := c.buckets[t]
+	if kv == nil {
+		return
+	}
+	b, _ := json.Marshal(storedAnswer{r.Content, r.Reasoning, r.Provider, r.Model, r.Usage})
+	if _, err := kv.Put(ctx, "answer."+key, b); err != nil {
+		c.log.Debug().Err(err).Msg("shared cache write failed")
+	}
+}
+
+// Lease claims the upstream call for key, create-if-absent with a TTL.
+func (c *KVCache) Lease(ctx context.Context, t pipeline.Tier, key string) (bool, func()) {
+	kv := c.buckets[t]
+	if kv == nil {
+		return true, func() {}
+	}
+	_, err := kv.Create(ctx, "lease."+key, c.owner, jetstream.KeyTTL(c.leaseTTL))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return false, func() {}
+	}
+	if err != nil {
+		c.log.Debug().Err(err).Msg("shared cache claim failed; calling anyway")
+		return true, func() {}
+	}
+	return true, func() {
+		_ = kv.Purge(context.WithoutCancel(ctx), "lease."+key)
+	}
+}
+
+// Await polls for another process's answer while its claim stands.
+func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool) {
+	kv := c.buckets[t]
+	if kv == nil {
+		return pipeline.Response{}, false
+	}
+	wait := 5 * time.Millisecond
+	for {
+		if r, ok := c.Get(ctx, t, key); ok {
+			return r, true
+		}
+		if _, err := kv.Get(ctx, "lease."+key); err != nil {
+			// The claim is gone: answered (read once more) or failed.
+			return c.Get(ctx, t, key)
+		}
+		select {
+		case <-ctx.Done():
+			return pipeline.Response{}, false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
