@@ -65,6 +65,7 @@ bench: build tools
 	./$(BIN) bench models --env-file /dev/null --all --calls 3
 	@for i in $$(seq $(BENCH_RUNS)); do \
 	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
+	  NOESIS_SHARED_CACHE=false ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false || exit 1; \
 	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --sequential 10 --ceiling=false --chart docs/bench-seed.svg || exit 1; \
 	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode cache --n 20000 --chart docs/bench-cache.svg || exit 1; \
 	done

@@ -114,7 +114,9 @@ func (c *KVCache) Lease(ctx context.Context, t pipeline.Tier, key string) (bool,
 		return true, func() {}
 	}
 	return true, func() {
-		_ = kv.Purge(context.WithoutCancel(ctx), "lease."+key)
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = kv.Purge(pctx, "lease."+key)
 	}
 }
 

@@ -176,14 +176,20 @@ func (c *Cache) lead(ctx context.Context, tier Tier, key string, fn func(context
 			r.Cached, r.Latency = true, 0
 			return r, nil
 		}
-	} else {
-		defer release()
+		release = func() {}
 	}
 	c.misses.Add(1)
 	r, err := fn(ctx)
-	if err == nil {
-		c.shared.Put(ctx, tier, key, r)
-	}
+	// Sharing the answer and dropping the claim are off the caller's path:
+	// other processes wait on the claim, and find the answer before it goes.
+	go func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err == nil {
+			c.shared.Put(ctx, tier, key, r)
+		}
+		release()
+	}(context.WithoutCancel(ctx))
 	return r, err
 }
 
