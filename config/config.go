@@ -99,6 +99,9 @@ type Config struct {
 	StreamReplicas         int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
 	StreamStorage          string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
 
+	// Metrics: Prometheus /metrics, /healthz and /readyz on this address when set.
+	MetricsAddr string `env:"NOESIS_METRICS_ADDR"`
+
 	// Profiling: net/http/pprof on this address when set (for example 127.0.0.1:6060).
 	PprofAddr string `env:"NOESIS_PPROF_ADDR"`
 

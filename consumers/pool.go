@@ -109,6 +109,24 @@ type Pool struct {
 	processed, skipped, published, duplicates, retried, deadLettered, rateLimitWaits atomic.Uint64
 
 	beats heartbeats
+	obs   Observer
+}
+
+// Observer is told how each delivery of a thought ended, for metrics.
+// Outcomes: published, duplicate, skipped, retried, dead_lettered,
+// rate_limit_wait. out is the stage's output when there is one. Implementations
+// must be safe for concurrent use and must not block.
+type Observer interface {
+	Handled(stage pipeline.Stage, outcome string, delivery uint64, out any)
+}
+
+// SetObserver makes o see every delivery. Call it before Run.
+func (p *Pool) SetObserver(o Observer) { p.obs = o }
+
+func (p *Pool) observe(outcome string, delivery uint64, out any) {
+	if p.obs != nil {
+		p.obs.Handled(p.cfg.Stage, outcome, delivery, out)
+	}
 }
 
 // heartbeats keeps every thought in flight alive with one goroutine per pool,
@@ -273,20 +291,27 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	log = log.With().Str("event_id", t.EventID).Str("agent_id", t.AgentID).Logger()
 	if only := msg.Headers().Get(HeaderOnlyStage); !t.Wants(p.cfg.Stage) || (only != "" && only != string(p.cfg.Stage)) {
 		p.skipped.Add(1)
+		p.observe("skipped", delivered, nil)
 		p.ack(ctx, msg, log)
 		return
 	}
 
 	p.beats.add(msg)
 	out, err := p.run(ctx, t, log)
+	dup := false
 	if err == nil {
-		err = p.publish(ctx, &t, out, msg, log)
+		dup, err = p.publish(ctx, &t, out, msg, log)
 	}
 	p.beats.remove(msg)
 	p.processed.Add(1)
 	switch {
 	case err == nil:
 		p.ack(ctx, msg, log)
+		if dup {
+			p.observe("duplicate", delivered, out)
+		} else {
+			p.observe("published", delivered, out)
+		}
 	case errors.Is(err, pipeline.ErrBadInput) || (errors.Is(err, pipeline.ErrPermanent) && !errors.Is(err, pipeline.ErrTransient)):
 		p.deadLetter(ctx, msg, seq, delivered, err, log)
 	case delivered >= uint64(p.cfg.MaxDeliver):
@@ -295,6 +320,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		delay := p.cfg.RetryDelay << min(delivered-1, 6)
 		delay = min(delay, time.Minute)
 		p.retried.Add(1)
+		p.observe("retried", delivered, nil)
 		log.Warn().Err(err).Dur("retry_in", delay).Msg("stage failed; will retry")
 		if nerr := msg.NakWithDelay(delay); nerr != nil {
 			log.Warn().Err(nerr).Msg("nak failed; the server will redeliver after ack wait")
@@ -320,6 +346,7 @@ func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) 
 			return out, fmt.Errorf("rate limited for longer than %s: %w", p.cfg.RateLimitPatience, err)
 		}
 		p.rateLimitWaits.Add(1)
+		p.observe("rate_limit_wait", 0, nil)
 		log.Debug().Dur("retry_after", after).Msg("rate limited; holding the thought and trying again")
 		timer := time.NewTimer(after)
 		select {
@@ -341,11 +368,12 @@ func (p *Pool) ack(ctx context.Context, msg jetstream.Msg, log zerolog.Logger) {
 	}
 }
 
-// publish sends a stage's output and waits for the stream's PubAck.
-func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jetstream.Msg, log zerolog.Logger) error {
+// publish sends a stage's output and waits for the stream's PubAck. It
+// reports whether the stream already had it.
+func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jetstream.Msg, log zerolog.Logger) (bool, error) {
 	data, err := json.Marshal(out)
 	if err != nil {
-		return fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
+		return false, fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
 	}
 	m := nats.NewMsg(StoreSubject(OutputSubject(p.cfg.Stage, t.AgentID)))
 	m.Data = data
@@ -356,7 +384,7 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 	}
 	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage), StreamOutputs)
 	if err != nil {
-		return fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
+		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
 	}
 	if ack.Duplicate {
 		p.duplicates.Add(1)
@@ -364,7 +392,7 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 	} else {
 		p.published.Add(1)
 	}
-	return nil
+	return ack.Duplicate, nil
 }
 
 // deadLetter stores the message as a dead letter and terminates it. If the
@@ -381,6 +409,7 @@ func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered
 		return
 	}
 	p.deadLettered.Add(1)
+	p.observe("dead_lettered", delivered, nil)
 	log.Warn().Str("reason", l.Reason).Msg("thought dead-lettered")
 	if err := msg.TermWithReason(truncate(l.Reason, 256)); err != nil {
 		log.Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")

@@ -64,7 +64,14 @@ type Cache struct {
 	flights map[string]*flight // calls in flight, by key
 	shared  Shared
 
-	hits, misses, coalesced, evictions, sharedHits, sharedWaits atomic.Uint64
+	counts    map[Tier]*tierCounts
+	evictions atomic.Uint64
+}
+
+type tierCounts struct{ hits, misses, coalesced, sharedHits, sharedWaits atomic.Uint64 }
+
+func (t *tierCounts) stats() CacheStats {
+	return CacheStats{Hits: t.hits.Load(), Misses: t.misses.Load(), Coalesced: t.coalesced.Load(), SharedHits: t.sharedHits.Load(), SharedWaits: t.sharedWaits.Load()}
 }
 
 // SetShared adds a shared second level. Call it before the cache is used.
@@ -76,7 +83,10 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if maxBytes <= 0 {
 		maxBytes = 64 << 20
 	}
-	c := &Cache{ttl: map[Tier]time.Duration{}, flights: map[string]*flight{}}
+	c := &Cache{ttl: map[Tier]time.Duration{}, flights: map[string]*flight{}, counts: map[Tier]*tierCounts{}}
+	for _, t := range Tiers {
+		c.counts[t] = &tierCounts{}
+	}
 	for t, d := range cfg.TTL {
 		c.ttl[t] = d
 	}
@@ -96,10 +106,30 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 // Close releases the cache's goroutines. Safe to call twice.
 func (c *Cache) Close() { c.store.Close() }
 
-// Stats returns the cache's counters so far.
+// Stats returns the cache's counters so far, all tiers together.
 func (c *Cache) Stats() CacheStats {
-	return CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load(), Coalesced: c.coalesced.Load(), Evictions: c.evictions.Load(),
-		SharedHits: c.sharedHits.Load(), SharedWaits: c.sharedWaits.Load()}
+	var s CacheStats
+	for _, t := range c.StatsByTier() {
+		s.Hits, s.Misses, s.Coalesced, s.SharedHits, s.SharedWaits = s.Hits+t.Hits, s.Misses+t.Misses, s.Coalesced+t.Coalesced, s.SharedHits+t.SharedHits, s.SharedWaits+t.SharedWaits
+	}
+	s.Evictions = c.evictions.Load()
+	return s
+}
+
+// StatsByTier returns the counters of each tier (evictions are not split by tier).
+func (c *Cache) StatsByTier() map[Tier]CacheStats {
+	out := make(map[Tier]CacheStats, len(c.counts))
+	for t, n := range c.counts {
+		out[t] = n.stats()
+	}
+	return out
+}
+
+func (c *Cache) count(t Tier) *tierCounts {
+	if n, ok := c.counts[t]; ok {
+		return n
+	}
+	return c.counts[TierFast] // unknown tiers are counted as fast; Request.Tier is always one of Tiers
 }
 
 // TTL returns the TTL for tier t (0: not cached).
@@ -115,7 +145,7 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 	}
 	ttl := c.ttl[tier]
 	if r, ok := c.store.Get(key); ok {
-		c.hits.Add(1)
+		c.count(tier).hits.Add(1)
 		r.Cached, r.Latency = true, 0
 		return r, nil
 	}
@@ -145,7 +175,7 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 			return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
 		case <-f.done:
 		}
-		c.coalesced.Add(1)
+		c.count(tier).coalesced.Add(1)
 		if f.err != nil {
 			if attempt == 0 && ctx.Err() == nil && errors.Is(f.err, context.Canceled) {
 				continue // the leader's call was cancelled, not ours
@@ -159,26 +189,27 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 // lead answers for this process: from the shared level when another process
 // has the answer or is getting it, else from fn, sharing the answer after.
 func (c *Cache) lead(ctx context.Context, tier Tier, key string, fn func(context.Context) (Response, error)) (Response, error) {
+	n := c.count(tier)
 	if c.shared == nil {
-		c.misses.Add(1)
+		n.misses.Add(1)
 		return fn(ctx)
 	}
 	if r, ok := c.shared.Get(ctx, tier, key); ok {
-		c.sharedHits.Add(1)
+		n.sharedHits.Add(1)
 		r.Cached, r.Latency = true, 0
 		return r, nil
 	}
 	granted, release := c.shared.Lease(ctx, tier, key)
 	if !granted {
-		c.sharedWaits.Add(1)
+		n.sharedWaits.Add(1)
 		if r, ok := c.shared.Await(ctx, tier, key); ok {
-			c.sharedHits.Add(1)
+			n.sharedHits.Add(1)
 			r.Cached, r.Latency = true, 0
 			return r, nil
 		}
 		release = func() {}
 	}
-	c.misses.Add(1)
+	n.misses.Add(1)
 	r, err := fn(ctx)
 	// Sharing the answer and dropping the claim are off the caller's path:
 	// other processes wait on the claim, and find the answer before it goes.

@@ -367,3 +367,12 @@ func joinKeys(m map[string]bool) string {
 	sort.Strings(keys)
 	return strings.Join(keys, ",")
 }
+
+// BreakerStates returns each judge's circuit-breaker state.
+func (tr *Tribunal) BreakerStates() map[string]string {
+	out := make(map[string]string, len(tr.judges))
+	for i, j := range tr.judges {
+		out[j.Name] = string(tr.breakers[i].State())
+	}
+	return out
+}

@@ -193,6 +193,43 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
+// Observer is told of every upstream call, for metrics. Implementations must
+// be safe for concurrent use and must not block.
+type Observer interface {
+	CallStarted(tier pipeline.Tier, t Target)
+	CallFinished(tier pipeline.Tier, t Target, d time.Duration, usage pipeline.Usage, err error)
+}
+
+// ErrorClass names the kind of a call error for metrics: timeout,
+// rate_limited, server (5xx), client (4xx), canceled, budget, or other.
+func ErrorClass(err error) string {
+	var apiErr *openai.APIError
+	var reqErr *openai.RequestError
+	status := 0
+	switch {
+	case errors.As(err, &apiErr):
+		status = apiErr.HTTPStatusCode
+	case errors.As(err, &reqErr):
+		status = reqErr.HTTPStatusCode
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, pipeline.ErrRateLimited):
+		return "rate_limited"
+	case errors.Is(err, pipeline.ErrBudgetExhausted):
+		return "budget"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "no answer within"):
+		return "timeout"
+	case status >= 500 || strings.Contains(msg, "HTTP 5"):
+		return "server"
+	case status >= 400 || strings.Contains(msg, "HTTP 4"):
+		return "client"
+	}
+	return "other"
+}
+
 // Chain calls a tier's targets in order until one answers. Safe for concurrent use.
 type Chain struct {
 	cfg     Config
@@ -201,6 +238,7 @@ type Chain struct {
 	cache   *pipeline.Cache
 	log     zerolog.Logger
 	redact  *strings.Replacer
+	obs     Observer
 	http    *http.Client // HTTP/1.1, or HTTP/2 where TLS offers it
 	h2c     *http.Client // HTTP/2 without TLS: the simulator
 }
@@ -271,6 +309,9 @@ func NewHTTPClient(idlePerHost int, h2c bool) *http.Client {
 	}
 	return &http.Client{Transport: tr}
 }
+
+// SetObserver makes o see every upstream call. Call it before the chain is used.
+func (c *Chain) SetObserver(o Observer) { c.obs = o }
 
 // Targets returns the model targets of a tier, in order.
 func (c *Chain) Targets(t pipeline.Tier) []Target {
@@ -389,10 +430,16 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	}
 	started := time.Now()
 	info := &respInfo{}
+	if c.obs != nil {
+		c.obs.CallStarted(req.Tier, t.Target)
+	}
 	out, err := t.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), openai.ChatCompletionRequest{
 		Model: t.Model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens,
 	})
 	latency := time.Since(started)
+	if c.obs != nil {
+		c.obs.CallFinished(req.Tier, t.Target, latency, pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}, err)
+	}
 	if err != nil {
 		err = c.classify(ctx, t, err)
 		if errors.Is(err, pipeline.ErrRateLimited) && info.retryAfter <= 0 {

@@ -7,10 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,6 +70,10 @@ type service struct {
 	simURL   string // the simulator's base URL, when the provider is the simulator
 	pools    map[pipeline.Stage]*consumers.Pool
 	natsURL  string
+	metrics  *metrics
+	// metricsAddr is where /metrics listens, when it does.
+	metricsAddr string
+	ready       atomic.Bool
 
 	done    chan struct{}
 	errMu   sync.Mutex
@@ -170,6 +177,8 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		pipeline.StageTribunal:  tribunal,
 		pipeline.StageAnalysis:  &pipeline.Analyst{Completer: s.chain, Temperature: float32(cfg.Temperature), MaxTokens: cfg.MaxTokens},
 	}
+	s.metrics = newMetrics(s.cache)
+	s.chain.SetObserver(s.metrics)
 	var wg sync.WaitGroup
 	for _, t := range cfg.RunTiers() {
 		stage, _ := pipeline.StageForTier(t)
@@ -180,7 +189,24 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		if _, err := pool.EnsureConsumer(sctx); err != nil {
 			return nil, err
 		}
+		pool.SetObserver(s.metrics)
 		s.pools[stage] = pool
+	}
+	if cfg.MetricsAddr != "" {
+		srv, addr, err := serveMetrics(cfg.MetricsAddr, s.metrics, s.nc, &s.ready)
+		if err != nil {
+			return nil, err
+		}
+		s.metricsAddr = addr
+		s.cleanup = append(s.cleanup, func() { _ = srv.Close() })
+		var stages []pipeline.Stage
+		for st := range s.pools {
+			stages = append(stages, st)
+		}
+		lagCtx, stopLag := context.WithCancel(ctx)
+		s.cleanup = append(s.cleanup, stopLag)
+		go s.metrics.watchLag(lagCtx, js, stages, 5*time.Second)
+		log.Info().Str("addr", addr).Msg("metrics on /metrics, health on /healthz and /readyz")
 	}
 	reaper := consumers.NewReaper(js, log)
 	wg.Add(1)
@@ -199,6 +225,27 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 			}
 		}()
 	}
+	reg, err := consumers.NewRegistry(sctx, js, cfg.Streams(), 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	me := consumers.WorkerInfo{ID: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), uuid.NewString()[:8]), Version: version, Started: time.Now().UTC()}
+	for _, t := range cfg.RunTiers() {
+		me.Tiers = append(me.Tiers, string(t))
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		reg.Announce(ctx, func() consumers.WorkerInfo {
+			wi := me
+			if _, ok := s.pools[pipeline.StageTribunal]; ok {
+				wi.Breakers = tribunal.BreakerStates()
+			}
+			return wi
+		})
+	}()
+	s.ready.Store(true)
 	log.Info().Strs("tiers", cfg.Tiers).Str("provider", provider).Msg("noesis is running; publish thoughts on noesis.thoughts.<agent_id>")
 	go func() {
 		wg.Wait()

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
+)
+
+// metrics turns what the router, the pools and the cache report into
+// Prometheus metrics. It implements router.Observer and consumers.Observer.
+type metrics struct {
+	reg *prometheus.Registry
+
+	callSeconds *prometheus.HistogramVec
+	tokens      *prometheus.CounterVec
+	callErrors  *prometheus.CounterVec
+	inFlight    *prometheus.GaugeVec
+	deliveries  *prometheus.CounterVec
+	redelivered *prometheus.CounterVec
+	deadLetters *prometheus.CounterVec
+	decisions   *prometheus.CounterVec
+	abstentions *prometheus.CounterVec
+	pending     *prometheus.GaugeVec
+	ackPending  *prometheus.GaugeVec
+	redeliverQ  *prometheus.GaugeVec
+	waiting     *prometheus.GaugeVec
+}
+
+var (
+	_ router.Observer    = (*metrics)(nil)
+	_ consumers.Observer = (*metrics)(nil)
+)
+
+func newMetrics(cache *pipeline.Cache) *metrics {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	f := func(c prometheus.Collector) { reg.MustRegister(c) }
+	m := &metrics{reg: reg}
+	m.callSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "noesis_model_call_duration_seconds", Help: "Upstream model call latency.",
+		Buckets: []float64{.01, .05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120}}, []string{"tier", "provider", "model", "outcome"})
+	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_tokens_total", Help: "Tokens sent (in) and received (out)."}, []string{"tier", "provider", "model", "direction"})
+	m.callErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_errors_total", Help: "Failed upstream calls by class: timeout, rate_limited, server, client, canceled, budget, other; parse for judge answers in no readable shape."}, []string{"tier", "provider", "model", "class"})
+	m.inFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_model_calls_in_flight", Help: "Upstream calls under way."}, []string{"tier", "provider", "model"})
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_thoughts_total", Help: "Deliveries of thoughts by stage and outcome: published, duplicate, skipped, retried, dead_lettered, rate_limit_wait."}, []string{"stage", "outcome"})
+	m.redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_redeliveries_total", Help: "Deliveries after the first."}, []string{"stage"})
+	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_dead_letters_total", Help: "Thoughts dead-lettered by this process."}, []string{"stage"})
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_tribunal_decisions_total", Help: "Verdicts by decision."}, []string{"decision"})
+	m.abstentions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_judge_abstentions_total", Help: "Judges that abstained."}, []string{"judge"})
+	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_pending", Help: "Thoughts not yet delivered to a stage's consumer (its lag)."}, []string{"stage"})
+	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_ack_pending", Help: "Thoughts delivered and not yet acknowledged."}, []string{"stage"})
+	m.redeliverQ = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_redelivered", Help: "Thoughts being redelivered."}, []string{"stage"})
+	m.waiting = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_waiting_pulls", Help: "Pull requests waiting on the consumer (idle workers)."}, []string{"stage"})
+	for _, c := range []prometheus.Collector{m.callSeconds, m.tokens, m.callErrors, m.inFlight, m.deliveries, m.redelivered, m.deadLetters,
+		m.decisions, m.abstentions, m.pending, m.ackPending, m.redeliverQ, m.waiting} {
+		f(c)
+	}
+	if cache != nil {
+		for _, t := range pipeline.Tiers {
+			tier := t
+			for _, kind := range []string{"hit", "miss", "coalesced", "shared_hit", "shared_wait"} {
+				kind := kind
+				f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "noesis_cache_requests_total", Help: "Cache lookups by result.",
+					ConstLabels: prometheus.Labels{"tier": string(tier), "result": kind}}, func() float64 {
+					s := cache.StatsByTier()[tier]
+					return float64(map[string]uint64{"hit": s.Hits, "miss": s.Misses, "coalesced": s.Coalesced, "shared_hit": s.SharedHits, "shared_wait": s.SharedWaits}[kind])
+				}))
+			}
+		}
+		f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "noesis_cache_evictions_total", Help: "Answers evicted from the in-process cache."},
+			func() float64 { return float64(cache.Stats().Evictions) }))
+	}
+	return m
+}
+
+// CallStarted implements router.Observer.
+func (m *metrics) CallStarted(tier pipeline.Tier, t router.Target) {
+	m.inFlight.WithLabelValues(string(tier), t.Provider, t.Model).Inc()
+}
+
+// CallFinished implements router.Observer.
+func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Duration, u pipeline.Usage, err error) {
+	m.inFlight.WithLabelValues(string(tier), t.Provider, t.Model).Dec()
+	outcome := "ok"
+	if err != nil {
+		outcome = "error"
+		m.callErrors.WithLabelValues(string(tier), t.Provider, t.Model, router.ErrorClass(err)).Inc()
+	}
+	m.callSeconds.WithLabelValues(string(tier), t.Provider, t.Model, outcome).Observe(d.Seconds())
+	m.tokens.WithLabelValues(string(tier), t.Provider, t.Model, "in").Add(float64(u.PromptTokens))
+	m.tokens.WithLabelValues(string(tier), t.Provider, t.Model, "out").Add(float64(u.CompletionTokens))
+}
+
+// Handled implements consumers.Observer.
+func (m *metrics) Handled(stage pipeline.Stage, outcome string, delivery uint64, out any) {
+	m.deliveries.WithLabelValues(string(stage), outcome).Inc()
+	if delivery > 1 {
+		m.redelivered.WithLabelValues(string(stage)).Inc()
+	}
+	if outcome == "dead_lettered" {
+		m.deadLetters.WithLabelValues(string(stage)).Inc()
+	}
+	if v, ok := out.(*pipeline.Verdict); ok && outcome == "published" {
+		m.decisions.WithLabelValues(string(v.Decision)).Inc()
+		for _, j := range v.Judges {
+			if j.Abstained {
+				m.abstentions.WithLabelValues(j.Name).Inc()
+				if j.Model != "" { // the model answered, in no readable shape
+					m.callErrors.WithLabelValues(string(pipeline.TierReasoning), j.Provider, j.Model, "parse").Inc()
+				}
+			}
+		}
+	}
+}
+
+// watchLag polls each stage consumer's info into the lag gauges until ctx ends.
+func (m *metrics) watchLag(ctx context.Context, js jetstream.JetStream, stages []pipeline.Stage, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for _, st := range stages {
+			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			c, err := js.Consumer(ictx, consumers.StreamThoughts, string(st))
+			if err == nil {
+				var info *jetstream.ConsumerInfo
+				if info, err = c.Info(ictx); err == nil {
+					m.pending.WithLabelValues(string(st)).Set(float64(info.NumPending))
+					m.ackPending.WithLabelValues(string(st)).Set(float64(info.NumAckPending))
+					m.redeliverQ.WithLabelValues(string(st)).Set(float64(info.NumRedelivered))
+					m.waiting.WithLabelValues(string(st)).Set(float64(info.NumWaiting))
+				}
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// serveMetrics serves /metrics, /healthz and /readyz on addr. /readyz answers
+// 200 once ready is set and NATS is connected.
+func serveMetrics(addr string, m *metrics, nc *nats.Conn, ready *atomic.Bool) (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, "", fmt.Errorf("NOESIS_METRICS_ADDR %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case !ready.Load():
+			http.Error(w, "starting: streams and consumers not set up yet", http.StatusServiceUnavailable)
+		case !nc.IsConnected():
+			http.Error(w, "NATS connection is "+nc.Status().String(), http.StatusServiceUnavailable)
+		default:
+			_, _ = w.Write([]byte("ready\n"))
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			_ = err
+		}
+	}()
+	return srv, ln.Addr().String(), nil
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+func scrape(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// metricValue returns the value of the sample whose name and labels match
+// exactly (labels in any order), or -1.
+func metricValue(text, name string, labels map[string]string) float64 {
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + `\{([^}]*)\} (\S+)$`)
+	for _, m := range re.FindAllStringSubmatch(text, -1) {
+		got := map[string]string{}
+		for _, kv := range strings.Split(m[1], ",") {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				got[k] = strings.Trim(v, `"`)
+			}
+		}
+		match := true
+		for k, v := range labels {
+			if got[k] != v {
+				match = false
+			}
+		}
+		if match {
+			f, _ := strconv.ParseFloat(m[2], 64)
+			return f
+		}
+	}
+	return -1
+}
+
+// After an end-to-end run, /metrics counts what was sent.
+func TestMetricsCountWhatWasSent(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.MetricsAddr = "127.0.0.1:0"
+	cfg.MaxDeliver = 1
+	svc := runService(t, cfg)
+	base := "http://" + svc.metricsAddr
+	if code, _ := scrape(t, base+"/healthz"); code != 200 {
+		t.Fatalf("/healthz %d", code)
+	}
+	if code, body := scrape(t, base+"/readyz"); code != 200 {
+		t.Fatalf("/readyz %d: %s", code, body)
+	}
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	const n = 20
+	for i := 0; i < n; i++ {
+		text := fmt.Sprintf("metrics thought %d", i)
+		switch i {
+		case 0:
+			text += " sim:malformed@veritas"
+		case 1:
+			text += " sim:http=400@narrative"
+		}
+		th := thought(i, text)
+		th.Content.Depth = 1
+		publishThought(t, js, th)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": n - 1, "verdicts": n, "dlq.narrative": 1})
+	time.Sleep(100 * time.Millisecond)
+	_, text := scrape(t, base+"/metrics")
+	checks := []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"noesis_thoughts_total", map[string]string{"stage": "narrative", "outcome": "published"}, n - 1},
+		{"noesis_thoughts_total", map[string]string{"stage": "narrative", "outcome": "dead_lettered"}, 1},
+		{"noesis_thoughts_total", map[string]string{"stage": "tribunal", "outcome": "published"}, n},
+		{"noesis_dead_letters_total", map[string]string{"stage": "narrative"}, 1},
+		{"noesis_judge_abstentions_total", map[string]string{"judge": "VERITAS"}, 1},
+		{"noesis_model_errors_total", map[string]string{"tier": "reasoning", "class": "parse"}, 1},
+		{"noesis_model_errors_total", map[string]string{"tier": "fast", "class": "client"}, 1},
+		{"noesis_model_call_duration_seconds_count", map[string]string{"tier": "reasoning", "outcome": "ok"}, 3 * n},
+		{"noesis_cache_requests_total", map[string]string{"tier": "reasoning", "result": "miss"}, 3 * n},
+		{"noesis_model_calls_in_flight", map[string]string{"tier": "reasoning"}, 0},
+	}
+	for _, c := range checks {
+		if got := metricValue(text, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+	var decisions float64
+	for _, d := range []pipeline.Decision{pipeline.DecisionPass, pipeline.DecisionReview, pipeline.DecisionFail, pipeline.DecisionCapital, pipeline.DecisionUnavailable} {
+		if v := metricValue(text, "noesis_tribunal_decisions_total", map[string]string{"decision": string(d)}); v > 0 {
+			decisions += v
+		}
+	}
+	if decisions != n {
+		t.Errorf("decisions sum to %v, want %d", decisions, n)
+	}
+	if v := metricValue(text, "noesis_model_tokens_total", map[string]string{"tier": "fast", "direction": "out"}); v <= 0 {
+		t.Errorf("no output tokens counted")
+	}
+}

@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// Status is what `noesis status` reports.
+type Status struct {
+	Time      time.Time              `json:"time"`
+	Streams   []StreamStatus         `json:"streams"`
+	Consumers []ConsumerStatus       `json:"consumers"`
+	Workers   []consumers.WorkerInfo `json:"workers"`
+}
+
+// StreamStatus is one stream's state.
+type StreamStatus struct {
+	Name     string    `json:"name"`
+	Messages uint64    `json:"messages"`
+	Bytes    uint64    `json:"bytes"`
+	LastSeq  uint64    `json:"last_seq"`
+	LastTime time.Time `json:"last_time"`
+	Replicas int       `json:"replicas"`
+	Leader   string    `json:"leader,omitempty"`
+}
+
+// ConsumerStatus is one stage's durable consumer.
+type ConsumerStatus struct {
+	Stage        string     `json:"stage"`
+	Tier         string     `json:"tier"`
+	Pending      uint64     `json:"pending"`     // not yet delivered: the lag
+	AckPending   int        `json:"ack_pending"` // delivered, not yet acknowledged
+	Redelivered  int        `json:"redelivered"`
+	Waiting      int        `json:"waiting"` // pull requests waiting: idle worker capacity
+	Delivered    uint64     `json:"delivered_stream_seq"`
+	AckFloor     uint64     `json:"ack_floor_stream_seq"`
+	LastActivity *time.Time `json:"last_activity,omitempty"`
+	Workers      int        `json:"workers"` // live processes running this stage's tier
+}
+
+func newStatusCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Streams, stage consumers (lag, ack pending, redeliveries) and live workers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd)
+			if err != nil {
+				return err
+			}
+			asJSON, _ := cmd.Flags().GetBool("json")
+			watch, _ := cmd.Flags().GetDuration("watch")
+			nc, js, err := connectNATS(cfg, "noesis-status")
+			if err != nil {
+				return err
+			}
+			defer nc.Close()
+			for {
+				st, err := readStatus(cmd.Context(), js)
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					if err := enc.Encode(st); err != nil {
+						return err
+					}
+				} else {
+					if watch > 0 && isTerminal(cmd.OutOrStdout()) {
+						fmt.Fprint(cmd.OutOrStdout(), "\033[H\033[2J")
+					}
+					if err := writeStatus(cmd.OutOrStdout(), st); err != nil {
+						return err
+					}
+				}
+				if watch <= 0 {
+					return nil
+				}
+				select {
+				case <-cmd.Context().Done():
+					return nil
+				case <-time.After(watch):
+				}
+			}
+		},
+	}
+	cmd.Flags().Bool("json", false, "print JSON")
+	cmd.Flags().Duration("watch", 0, "refresh at this interval (for example 2s) until interrupted")
+	cmd.Flags().Lookup("watch").NoOptDefVal = "2s"
+	return cmd
+}
+
+func readStatus(ctx context.Context, js jetstream.JetStream) (*Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st := &Status{Time: time.Now().UTC()}
+	for _, name := range []string{consumers.StreamThoughts, consumers.StreamOutputs, consumers.StreamDLQ} {
+		s, err := js.Stream(ctx, name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", name, err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ss := StreamStatus{Name: name, Messages: info.State.Msgs, Bytes: info.State.Bytes, LastSeq: info.State.LastSeq, LastTime: info.State.LastTime, Replicas: info.Config.Replicas}
+		if info.Cluster != nil {
+			ss.Leader = info.Cluster.Leader
+		}
+		st.Streams = append(st.Streams, ss)
+	}
+	workers, err := consumers.ListWorkers(ctx, js)
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(workers, func(i, j int) bool { return workers[i].ID < workers[j].ID })
+	st.Workers = workers
+	for _, stage := range pipeline.Stages {
+		c, err := js.Consumer(ctx, consumers.StreamThoughts, string(stage))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", stage, err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cs := ConsumerStatus{Stage: string(stage), Tier: string(stage.Tier()), Pending: info.NumPending, AckPending: info.NumAckPending,
+			Redelivered: info.NumRedelivered, Waiting: info.NumWaiting, Delivered: info.Delivered.Stream, AckFloor: info.AckFloor.Stream, LastActivity: info.Delivered.Last}
+		for _, w := range workers {
+			for _, t := range w.Tiers {
+				if t == string(stage.Tier()) {
+					cs.Workers++
+				}
+			}
+		}
+		st.Consumers = append(st.Consumers, cs)
+	}
+	return st, nil
+}
+
+func writeStatus(w io.Writer, st *Status) error {
+	fmt.Fprintf(w, "noesis status at %s\n\n", st.Time.Format(time.DateTime))
+	t := newTable(w)
+	t.Header([]string{"stream", "messages", "bytes", "last seq", "last message", "replicas", "leader"})
+	for _, s := range st.Streams {
+		_ = t.Append([]string{s.Name, strconv.FormatUint(s.Messages, 10), strconv.FormatUint(s.Bytes, 10), strconv.FormatUint(s.LastSeq, 10), ago(st.Time, s.LastTime), strconv.Itoa(s.Replicas), s.Leader})
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	t = newTable(w)
+	t.Header([]string{"stage", "tier", "pending", "ack pending", "redelivered", "waiting pulls", "workers", "last activity"})
+	for _, c := range st.Consumers {
+		last := "never"
+		if c.LastActivity != nil {
+			last = ago(st.Time, *c.LastActivity)
+		}
+		_ = t.Append([]string{c.Stage, c.Tier, strconv.FormatUint(c.Pending, 10), strconv.Itoa(c.AckPending), strconv.Itoa(c.Redelivered), strconv.Itoa(c.Waiting), strconv.Itoa(c.Workers), last})
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	t = newTable(w)
+	t.Header([]string{"worker", "version", "tiers", "up", "judge breakers"})
+	for _, wk := range st.Workers {
+		var br []string
+		for _, j := range []string{"VERITAS", "SOPHIA", "DIKĒ"} {
+			if s, ok := wk.Breakers[j]; ok {
+				br = append(br, j+" "+s)
+			}
+		}
+		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(br, ", ")})
+	}
+	return t.Render()
+}
+
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return now.Sub(t).Round(time.Millisecond).String() + " ago"
+}

@@ -1,0 +1,108 @@
+package consumers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// WorkersBucket is the KV bucket where every worker process announces itself.
+const WorkersBucket = "noesis_workers"
+
+// WorkerInfo is what a worker process says of itself.
+type WorkerInfo struct {
+	ID       string            `json:"id"` // host:pid
+	Version  string            `json:"version"`
+	Tiers    []string          `json:"tiers"`
+	Started  time.Time         `json:"started"`
+	Seen     time.Time         `json:"seen"`
+	Breakers map[string]string `json:"breakers,omitempty"` // judge -> closed | open | half-open
+}
+
+// Registry keeps worker announcements in a KV bucket whose entries expire
+// after three missed announcements. Safe for concurrent use.
+type Registry struct {
+	kv    jetstream.KeyValue
+	every time.Duration
+}
+
+// NewRegistry creates or updates the bucket; workers announce every `every`.
+func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig, every time.Duration) (*Registry, error) {
+	cfg = cfg.withDefaults()
+	var kv jetstream.KeyValue
+	err := retryUnavailable(ctx, "bucket "+WorkersBucket, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: WorkersBucket, Description: "noesis: live worker processes",
+			TTL: 3 * every, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Registry{kv: kv, every: every}, nil
+}
+
+// Announce puts info now and every interval until ctx ends, then removes it.
+// info is called for each announcement, so it can report live state.
+func (r *Registry) Announce(ctx context.Context, info func() WorkerInfo) {
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	for {
+		wi := info()
+		wi.Seen = time.Now().UTC()
+		if b, err := json.Marshal(wi); err == nil {
+			_, _ = r.kv.Put(ctx, key(wi.ID), b)
+		}
+		select {
+		case <-ctx.Done():
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = r.kv.Delete(dctx, key(wi.ID))
+			cancel()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func key(id string) string {
+	b := []byte(id)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// ListWorkers reads the live workers' announcements.
+func ListWorkers(ctx context.Context, js jetstream.JetStream) ([]WorkerInfo, error) {
+	kv, err := js.KeyValue(ctx, WorkersBucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("workers: %w", err)
+	}
+	keys, err := kv.Keys(ctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("workers: %w", err)
+	}
+	var out []WorkerInfo
+	for _, k := range keys {
+		e, err := kv.Get(ctx, k)
+		if err != nil {
+			continue
+		}
+		var wi WorkerInfo
+		if json.Unmarshal(e.Value(), &wi) == nil {
+			out = append(out, wi)
+		}
+	}
+	return out, nil
+}
