@@ -1,0 +1,82 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+// noesis status --json agrees with JetStream's own consumer info.
+func TestStatusMatchesConsumerInfo(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.Tiers = []string{"fast", "reasoning"}
+	runService(t, cfg)
+	fastOnly := cfg
+	fastOnly.Tiers = []string{"fast"}
+	runService(t, fastOnly)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	for i := 0; i < 30; i++ {
+		th := thought(i, "status thought")
+		th.Content.UserInput += string(rune('a' + i%26))
+		th.Content.Depth = 1
+		publishThought(t, js, th)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 30, "verdicts": 30})
+	waitConsumerIdle(t, js, "tribunal", 30)
+	t.Setenv("NATS_URL", ns.ClientURL())
+
+	out, err := runCLI(t, "", "status", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(st.Workers) != 2 {
+		t.Fatalf("%d workers, want 2: %+v", len(st.Workers), st.Workers)
+	}
+	for _, cs := range st.Consumers {
+		c, err := js.Consumer(context.Background(), consumers.StreamThoughts, cs.Stage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cs.Pending != info.NumPending || cs.AckPending != info.NumAckPending || cs.Redelivered != info.NumRedelivered ||
+			cs.Delivered != info.Delivered.Stream || cs.AckFloor != info.AckFloor.Stream {
+			t.Errorf("%s: status %+v, consumer info pending %d ack pending %d redelivered %d delivered %d ack floor %d",
+				cs.Stage, cs, info.NumPending, info.NumAckPending, info.NumRedelivered, info.Delivered.Stream, info.AckFloor.Stream)
+		}
+		want := map[string]int{"narrative": 2, "tribunal": 1, "analysis": 0}[cs.Stage]
+		if cs.Workers != want {
+			t.Errorf("%s: %d workers, want %d", cs.Stage, cs.Workers, want)
+		}
+	}
+	if len(st.Streams) != 3 || st.Streams[0].Messages != 30 {
+		t.Errorf("streams %+v", st.Streams)
+	}
+	var breakers int
+	for _, w := range st.Workers {
+		breakers += len(w.Breakers)
+	}
+	if breakers != 3 {
+		t.Errorf("judge breaker states reported: %d, want 3 (one tribunal worker)", breakers)
+	}
+	table, err := runCLI(t, "", "status")
+	if err != nil || !strings.Contains(table, "VERITAS closed") || !strings.Contains(table, "NOESIS_THOUGHTS") {
+		t.Fatalf("%v\n%s", err, table)
+	}
+}
