@@ -30,6 +30,16 @@ type Config struct {
 	NATSListen string `env:"NOESIS_NATS_LISTEN" envDefault:"127.0.0.1:4222"` // the embedded server's address
 	DataDir    string `env:"NOESIS_DATA_DIR" envDefault:"./data"`            // the embedded server's JetStream storage
 
+	// NATS credentials and TLS, under natscli's names.
+	NATSUser     string `env:"NATS_USER"`
+	NATSPassword string `env:"NATS_PASSWORD"`
+	NATSToken    string `env:"NATS_TOKEN"`
+	NATSCreds    string `env:"NATS_CREDS"` // a .creds file (JWT + NKey seed)
+	NATSNKey     string `env:"NATS_NKEY"`  // a file holding an NKey seed
+	NATSCA       string `env:"NATS_CA"`    // CA certificate(s) to trust
+	NATSCert     string `env:"NATS_CERT"`  // client certificate
+	NATSKey      string `env:"NATS_KEY"`   // client key
+
 	// Which pools this process runs.
 	Tiers []string `env:"NOESIS_TIERS" envDefault:"fast,reasoning,deep" envSeparator:","`
 
@@ -200,6 +210,9 @@ func (c *Config) Validate() error {
 		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
 			bad(name, "want an absolute URL such as %s, got %q", map[bool]string{true: "nats://127.0.0.1:4222", false: "http://127.0.0.1:8090/v1"}[name == "NATS_URL"], redactURL(u))
 		}
+	}
+	if (c.NATSCert == "") != (c.NATSKey == "") {
+		bad("NATS_CERT", "NATS_CERT and NATS_KEY go together")
 	}
 	if len(c.Tiers) == 0 {
 		bad("NOESIS_TIERS", "name at least one of fast, reasoning, deep")

@@ -22,7 +22,11 @@ func connectNATS(cfg config.Config, name string) (*nats.Conn, jetstream.JetStrea
 	if url == "" {
 		url = "nats://" + cfg.NATSListen
 	}
-	nc, err := nats.Connect(url, nats.Name(name))
+	opts, err := natsOptions(cfg, name)
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(url), err)
 	}

@@ -77,8 +77,14 @@ type collector struct {
 
 func collect(t *testing.T, nc *nats.Conn) *collector {
 	t.Helper()
+	return collectOn(t, nc, "noesis.>")
+}
+
+// collectOn is collect on the given subjects only.
+func collectOn(t *testing.T, nc *nats.Conn, subjects ...string) *collector {
+	t.Helper()
 	c := &collector{counts: map[string]map[string]int{}, msgs: map[string][]*nats.Msg{}}
-	sub, err := nc.Subscribe("noesis.>", func(m *nats.Msg) {
+	handler := func(m *nats.Msg) {
 		if strings.HasPrefix(m.Subject, consumers.ThoughtsPrefix) {
 			return
 		}
@@ -100,11 +106,14 @@ func collect(t *testing.T, nc *nats.Conn) *collector {
 		}
 		c.counts[root][event]++
 		c.msgs[root] = append(c.msgs[root], m)
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	for _, subj := range subjects {
+		sub, err := nc.Subscribe(subj, handler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}

@@ -105,9 +105,13 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		s.natsURL = s.embedded.ClientURL()
 		log.Info().Str("url", s.natsURL).Str("data_dir", cfg.DataDir).Msg("embedded NATS server with JetStream started")
 	}
-	s.nc, err = nats.Connect(s.natsURL, nats.Name("noesis"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { log.Warn().Err(err).Msg("NATS disconnected") }),
-		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") }))
+	opts, err := serviceOptions(cfg,
+		func(_ *nats.Conn, err error) { log.Warn().Err(err).Msg("NATS disconnected") },
+		func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") })
+	if err != nil {
+		return nil, err
+	}
+	s.nc, err = nats.Connect(s.natsURL, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(s.natsURL), err)
 	}
