@@ -167,3 +167,15 @@ func TestEnvExampleListsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// nats-cluster.conf parses, names three routes and keeps JetStream on.
+func TestNatsClusterConf(t *testing.T) {
+	t.Setenv("NOESIS_NODE", "nats-2")
+	opts, err := server.ProcessConfigFile("../nats-cluster.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opts.ServerName != "nats-2" || !opts.JetStream || len(opts.Routes) != 3 || opts.Cluster.Name != "noesis" || opts.Cluster.Port != 6222 {
+		t.Fatalf("name %s js %v routes %d cluster %s:%d", opts.ServerName, opts.JetStream, len(opts.Routes), opts.Cluster.Name, opts.Cluster.Port)
+	}
+}
