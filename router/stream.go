@@ -107,4 +107,3 @@ func (p *Prober) Models(ctx context.Context) ([]string, error) {
 	}
 	return out, nil
 }
-
