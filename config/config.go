@@ -112,6 +112,11 @@ type Config struct {
 	// Metrics: Prometheus /metrics, /healthz and /readyz on this address when set.
 	MetricsAddr string `env:"NOESIS_METRICS_ADDR"`
 
+	// Tracing: OpenTelemetry spans per stage and model call, exported over
+	// OTLP/HTTP when set (for example http://127.0.0.1:4318). The exporter also
+	// reads the other standard OTEL_EXPORTER_OTLP_* variables.
+	OTLPEndpoint string `env:"OTEL_EXPORTER_OTLP_ENDPOINT"`
+
 	// Profiling: net/http/pprof on this address when set (for example 127.0.0.1:6060).
 	PprofAddr string `env:"NOESIS_PPROF_ADDR"`
 

@@ -13,6 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -297,11 +300,20 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	p.beats.add(msg)
+	ctx = propagator.Extract(ctx, headerCarrier(msg.Headers()))
+	ctx, span := tracer.Start(ctx, "noesis "+string(p.cfg.Stage), trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("noesis.event_id", t.EventID), attribute.String("noesis.agent_id", t.AgentID),
+			attribute.String("noesis.stage", string(p.cfg.Stage)), attribute.Int64("noesis.delivery", int64(delivered))))
 	out, err := p.run(ctx, t, log)
 	dup := false
 	if err == nil {
 		dup, err = p.publish(ctx, &t, out, msg, log)
 	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "stage failed")
+	}
+	span.End()
 	p.beats.remove(msg)
 	p.processed.Add(1)
 	switch {
@@ -379,9 +391,7 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 	m.Data = data
 	m.Header.Set(HeaderEventID, t.EventID)
 	m.Header.Set(HeaderStage, string(p.cfg.Stage))
-	if tp := in.Headers().Get("traceparent"); tp != "" {
-		m.Header.Set("traceparent", tp)
-	}
+	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
 	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage), StreamOutputs)
 	if err != nil {
 		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)

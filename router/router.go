@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/noesis-dev/noesis/pipeline"
@@ -192,6 +196,9 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// tracer makes a span per upstream call, a child of the stage's span.
+var tracer = otel.Tracer("github.com/noesis-dev/noesis/router")
 
 // Observer is told of every upstream call, for metrics. Implementations must
 // be safe for concurrent use and must not block.
@@ -428,6 +435,10 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		// as their default (often 1.0); the smallest positive float32 is as greedy as 0.
 		temp = 1e-45
 	}
+	ctx, span := tracer.Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("noesis.tier", string(req.Tier)), attribute.String("noesis.provider", t.provider.Name),
+		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
+	defer span.End()
 	started := time.Now()
 	info := &respInfo{}
 	if c.obs != nil {
@@ -440,8 +451,11 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	if c.obs != nil {
 		c.obs.CallFinished(req.Tier, t.Target, latency, pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}, err)
 	}
+	span.SetAttributes(attribute.Int("noesis.tokens.in", out.Usage.PromptTokens), attribute.Int("noesis.tokens.out", out.Usage.CompletionTokens))
 	if err != nil {
 		err = c.classify(ctx, t, err)
+		span.RecordError(err)
+		span.SetStatus(codes.Error, ErrorClass(err))
 		if errors.Is(err, pipeline.ErrRateLimited) && info.retryAfter <= 0 {
 			info.retryAfter = c.cfg.Backoff // a 429 without Retry-After still pauses the target
 		}

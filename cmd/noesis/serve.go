@@ -90,6 +90,14 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 			s.close()
 		}
 	}()
+	if cfg.OTLPEndpoint != "" {
+		shutdown, err := startTracing(ctx)
+		if err != nil {
+			return nil, err
+		}
+		s.cleanup = append(s.cleanup, shutdown)
+		log.Info().Str("endpoint", cfg.OTLPEndpoint).Msg("exporting OpenTelemetry spans")
+	}
 	if cfg.PprofAddr != "" {
 		if err := s.startPprof(cfg.PprofAddr); err != nil {
 			return nil, err
