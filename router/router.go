@@ -18,11 +18,11 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	openai "github.com/sashabaranov/go-openai"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/noesis-dev/noesis/pipeline"
 )

@@ -1,17 +1,23 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
@@ -117,5 +123,60 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 	}
 	if v := metricValue(text, "noesis_model_tokens_total", map[string]string{"tier": "fast", "direction": "out"}); v <= 0 {
 		t.Errorf("no output tokens counted")
+	}
+}
+
+// Every metric the shipped Grafana dashboard queries is one noesis exports.
+func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
+	b, err := os.ReadFile("../../docs/grafana-noesis.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	cache, err := pipeline.NewCache(pipeline.CacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	// Vectors without samples are not gathered: give each a sample.
+	m := newMetrics(cache)
+	m.CallFinished("fast", router.Target{}, 0, pipeline.Usage{}, errors.New("x"))
+	m.CallStarted("fast", router.Target{})
+	m.Handled("narrative", "dead_lettered", 2, &pipeline.Verdict{Judges: []pipeline.JudgeVote{{Abstained: true}}})
+	m.Handled("tribunal", "published", 1, &pipeline.Verdict{Decision: "pass", Judges: []pipeline.JudgeVote{{Name: "V", Abstained: true}}})
+	for _, g := range []*prometheus.GaugeVec{m.pending, m.ackPending, m.redeliverQ, m.waiting} {
+		g.WithLabelValues("narrative").Set(0)
+	}
+	families, err := m.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	for _, f := range families {
+		exported[f.GetName()] = true
+	}
+	re := regexp.MustCompile(`noesis_[a-z_]+`)
+	if len(dash.Panels) == 0 {
+		t.Fatal("no panels")
+	}
+	for _, p := range dash.Panels {
+		for _, tg := range p.Targets {
+			for _, name := range re.FindAllString(tg.Expr, -1) {
+				base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_count"), "_sum")
+				if !exported[name] && !exported[base] {
+					t.Errorf("panel %q queries %s, which noesis does not export", p.Title, name)
+				}
+			}
+		}
 	}
 }
