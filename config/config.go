@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -108,6 +109,10 @@ type Config struct {
 	StreamMaxAge           time.Duration `env:"NOESIS_STREAM_MAX_AGE" envDefault:"24h"`
 	StreamReplicas         int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
 	StreamStorage          string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
+
+	// Prices per model, in USD per million tokens in/out, for cost estimates:
+	// "model=in/out,model=in/out". Models without a price cost nothing.
+	Prices string `env:"NOESIS_PRICES"`
 
 	// Metrics: Prometheus /metrics, /healthz and /readyz on this address when set.
 	MetricsAddr string `env:"NOESIS_METRICS_ADDR"`
@@ -215,6 +220,9 @@ func (c *Config) Validate() error {
 		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
 			bad(name, "want an absolute URL such as %s, got %q", map[bool]string{true: "nats://127.0.0.1:4222", false: "http://127.0.0.1:8090/v1"}[name == "NATS_URL"], redactURL(u))
 		}
+	}
+	if _, err := c.PriceTable(); err != nil {
+		bad("NOESIS_PRICES", "%v", err)
 	}
 	if (c.NATSCert == "") != (c.NATSKey == "") {
 		bad("NATS_CERT", "NATS_CERT and NATS_KEY go together")
@@ -439,4 +447,30 @@ func (c *Config) Embedded() consumers.EmbeddedConfig {
 // Sim returns the simulator's config.
 func (c *Config) Sim() sim.Config {
 	return sim.Config{LatencyScale: c.SimLatencyScale}
+}
+
+// Price is a model's price in USD per million tokens.
+type Price struct{ In, Out float64 }
+
+// PriceTable parses NOESIS_PRICES.
+func (c *Config) PriceTable() (map[string]Price, error) {
+	out := map[string]Price{}
+	for _, item := range strings.Split(c.Prices, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		model, prices, ok := strings.Cut(item, "=")
+		in, outPrice, ok2 := strings.Cut(prices, "/")
+		if !ok || !ok2 || strings.TrimSpace(model) == "" {
+			return nil, fmt.Errorf("want model=in/out (USD per million tokens), got %q", item)
+		}
+		pin, err1 := strconv.ParseFloat(strings.TrimSpace(in), 64)
+		pout, err2 := strconv.ParseFloat(strings.TrimSpace(outPrice), 64)
+		if err1 != nil || err2 != nil || pin < 0 || pout < 0 {
+			return nil, fmt.Errorf("prices in %q must be numbers of 0 or more", item)
+		}
+		out[strings.TrimSpace(model)] = Price{pin, pout}
+	}
+	return out, nil
 }

@@ -90,6 +90,9 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		{map[string]string{"NOESIS_DUPLICATE_WINDOW": "1m"}, "NOESIS_DUPLICATE_WINDOW: 1m0s is shorter than the longest redelivery span"},
 		{map[string]string{"NOESIS_FAST_MAX_ACK_PENDING": "8"}, "NOESIS_FAST_MAX_ACK_PENDING: want at least the tier's concurrency"},
 		{map[string]string{"NOESIS_LOG_LEVEL": "loud"}, "NOESIS_LOG_LEVEL"},
+		{map[string]string{"NOESIS_PRICES": "llama"}, "NOESIS_PRICES: want model=in/out"},
+		{map[string]string{"NOESIS_PRICES": "llama=1/x"}, "NOESIS_PRICES: prices in \"llama=1/x\" must be numbers"},
+		{map[string]string{"NATS_CERT": "c.pem"}, "NATS_CERT: NATS_CERT and NATS_KEY go together"},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {

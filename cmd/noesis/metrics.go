@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
@@ -27,6 +28,8 @@ type metrics struct {
 
 	callSeconds *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
+	cost        *prometheus.CounterVec
+	prices      map[string]config.Price
 	callErrors  *prometheus.CounterVec
 	inFlight    *prometheus.GaugeVec
 	deliveries  *prometheus.CounterVec
@@ -45,11 +48,12 @@ var (
 	_ consumers.Observer = (*metrics)(nil)
 )
 
-func newMetrics(cache *pipeline.Cache) *metrics {
+func newMetrics(cache *pipeline.Cache, prices map[string]config.Price) *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &metrics{reg: reg}
+	m := &metrics{reg: reg, prices: prices}
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_cost_usd_total", Help: "Estimated spend in USD, from NOESIS_PRICES."}, []string{"tier", "provider", "model"})
 	m.callSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "noesis_model_call_duration_seconds", Help: "Upstream model call latency.",
 		Buckets: []float64{.01, .05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120}}, []string{"tier", "provider", "model", "outcome"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_tokens_total", Help: "Tokens sent (in) and received (out)."}, []string{"tier", "provider", "model", "direction"})
@@ -64,7 +68,7 @@ func newMetrics(cache *pipeline.Cache) *metrics {
 	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_ack_pending", Help: "Thoughts delivered and not yet acknowledged."}, []string{"stage"})
 	m.redeliverQ = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_redelivered", Help: "Thoughts being redelivered."}, []string{"stage"})
 	m.waiting = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_waiting_pulls", Help: "Pull requests waiting on the consumer (idle workers)."}, []string{"stage"})
-	for _, c := range []prometheus.Collector{m.callSeconds, m.tokens, m.callErrors, m.inFlight, m.deliveries, m.redelivered, m.deadLetters,
+	for _, c := range []prometheus.Collector{m.callSeconds, m.tokens, m.cost, m.callErrors, m.inFlight, m.deliveries, m.redelivered, m.deadLetters,
 		m.decisions, m.abstentions, m.pending, m.ackPending, m.redeliverQ, m.waiting} {
 		f(c)
 	}
@@ -102,6 +106,9 @@ func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Durat
 	m.callSeconds.WithLabelValues(string(tier), t.Provider, t.Model, outcome).Observe(d.Seconds())
 	m.tokens.WithLabelValues(string(tier), t.Provider, t.Model, "in").Add(float64(u.PromptTokens))
 	m.tokens.WithLabelValues(string(tier), t.Provider, t.Model, "out").Add(float64(u.CompletionTokens))
+	if p, ok := m.prices[t.Model]; ok {
+		m.cost.WithLabelValues(string(tier), t.Provider, t.Model).Add((float64(u.PromptTokens)*p.In + float64(u.CompletionTokens)*p.Out) / 1e6)
+	}
 }
 
 // Handled implements consumers.Observer.

@@ -65,6 +65,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 	cfg := testConfig(t, ns, simURL)
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.MaxDeliver = 1
+	cfg.Prices = "meta-llama/Llama-3.3-70B-Instruct-fast=1000000/2000000" // $1 a token in, $2 out: easy to check
 	svc := runService(t, cfg)
 	base := "http://" + svc.metricsAddr
 	if code, _ := scrape(t, base+"/healthz"); code != 200 {
@@ -121,8 +122,16 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 	if decisions != n {
 		t.Errorf("decisions sum to %v, want %d", decisions, n)
 	}
-	if v := metricValue(text, "noesis_model_tokens_total", map[string]string{"tier": "fast", "direction": "out"}); v <= 0 {
-		t.Errorf("no output tokens counted")
+	in := metricValue(text, "noesis_model_tokens_total", map[string]string{"tier": "fast", "direction": "in"})
+	out := metricValue(text, "noesis_model_tokens_total", map[string]string{"tier": "fast", "direction": "out"})
+	if in <= 0 || out <= 0 {
+		t.Errorf("tokens in %v, out %v", in, out)
+	}
+	if cost := metricValue(text, "noesis_model_cost_usd_total", map[string]string{"tier": "fast"}); cost != in+2*out {
+		t.Errorf("cost %v, want %v (tokens in + 2 x tokens out)", cost, in+2*out)
+	}
+	if v := metricValue(text, "noesis_model_cost_usd_total", map[string]string{"tier": "reasoning"}); v != -1 {
+		t.Errorf("an unpriced model cost %v", v)
 	}
 }
 
@@ -149,7 +158,7 @@ func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
 	}
 	defer cache.Close()
 	// Vectors without samples are not gathered: give each a sample.
-	m := newMetrics(cache)
+	m := newMetrics(cache, nil)
 	m.CallFinished("fast", router.Target{}, 0, pipeline.Usage{}, errors.New("x"))
 	m.CallStarted("fast", router.Target{})
 	m.Handled("narrative", "dead_lettered", 2, &pipeline.Verdict{Judges: []pipeline.JudgeVote{{Abstained: true}}})

@@ -189,7 +189,8 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		pipeline.StageTribunal:  tribunal,
 		pipeline.StageAnalysis:  &pipeline.Analyst{Completer: s.chain, Temperature: float32(cfg.Temperature), MaxTokens: cfg.MaxTokens},
 	}
-	s.metrics = newMetrics(s.cache)
+	prices, _ := cfg.PriceTable() // validated with the config
+	s.metrics = newMetrics(s.cache, prices)
 	s.chain.SetObserver(s.metrics)
 	var wg sync.WaitGroup
 	for _, t := range cfg.RunTiers() {
