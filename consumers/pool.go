@@ -331,6 +331,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	default:
 		delay := p.cfg.RetryDelay << min(delivered-1, 6)
 		delay = min(delay, time.Minute)
+		if after, ok := pipeline.RetryAfter(err); ok && after > delay {
+			delay = min(after, 5*time.Minute) // a provider's Retry-After, or an open breaker's cool-down
+		}
 		p.retried.Add(1)
 		p.observe("retried", delivered, nil)
 		log.Warn().Err(err).Dur("retry_in", delay).Msg("stage failed; will retry")

@@ -72,6 +72,16 @@ func (b *Breaker) stateLocked() BreakerState {
 	return b.state
 }
 
+// RetryIn returns how long an open breaker stays open (0 when it is not).
+func (b *Breaker) RetryIn() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.stateLocked() != BreakerOpen {
+		return 0
+	}
+	return b.cfg.Cooldown - b.now().Sub(b.openedAt)
+}
+
 // Allow reports whether a call may go ahead now.
 func (b *Breaker) Allow() bool { return b.State() != BreakerOpen }
 

@@ -279,7 +279,8 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string) JudgeVote {
 		return v
 	}
 	if !br.Allow() {
-		return abstain("circuit breaker open after repeated failures", fmt.Errorf("%w: judge %s circuit open", ErrTransient, j.Name))
+		return abstain("circuit breaker open after repeated failures",
+			&RetryAfterError{Err: fmt.Errorf("%w: judge %s circuit open", ErrTransient, j.Name), After: br.RetryIn()})
 	}
 	jctx, cancel := context.WithTimeout(ctx, j.Timeout)
 	defer cancel()
@@ -292,7 +293,9 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string) JudgeVote {
 		if ctx.Err() != nil { // the tribunal, not this judge, ran out of time
 			return abstain("tribunal deadline passed", err)
 		}
-		br.Record(false)
+		if !errors.Is(err, ErrRateLimited) { // a busy provider is not a broken one: the router holds back
+			br.Record(false)
+		}
 		if jctx.Err() != nil {
 			return abstain(fmt.Sprintf("no answer within %s", j.Timeout), fmt.Errorf("%w: judge %s timed out", ErrTransient, j.Name))
 		}

@@ -274,3 +274,27 @@ func TestBridgeEmptyAnswerIsTransient(t *testing.T) {
 }
 
 func ptr(f float64) *float64 { return &f }
+
+// A rate-limited provider is busy, not broken: it must not open the judges' breakers.
+func TestRateLimitsDoNotOpenBreakers(t *testing.T) {
+	limited := func(context.Context) (Response, error) {
+		return Response{}, &RetryAfterError{Err: fmt.Errorf("%w: %w: 429", ErrTransient, ErrRateLimited), After: time.Second}
+	}
+	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": limited, "SOPHIA": limited, "DIKĒ": limited}),
+		TribunalConfig{Judges: fastJudges(), Breaker: BreakerConfig{Failures: 1, Cooldown: time.Hour}})
+	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}}
+	for i := 0; i < 3; i++ {
+		_, err := tr.Process(context.Background(), th)
+		if !errors.Is(err, ErrRateLimited) {
+			t.Fatalf("err = %v, want rate limited", err)
+		}
+		if after, ok := RetryAfter(err); !ok || after != time.Second {
+			t.Fatalf("Retry-After lost: %v %v", after, ok)
+		}
+	}
+	for judge, state := range tr.BreakerStates() {
+		if state != string(BreakerClosed) {
+			t.Errorf("%s's breaker is %s after rate limits", judge, state)
+		}
+	}
+}
