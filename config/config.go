@@ -57,6 +57,30 @@ type Config struct {
 	OpenAIModelReasoning string `env:"OPENAI_MODEL_REASONING"` // default: NEBIUS_MODEL_REASONING
 	OpenAIModelDeep      string `env:"OPENAI_MODEL_DEEP"`      // default: NEBIUS_MODEL_DEEP
 
+	// Modal: a vLLM server deployed with modal/vllm_app.py.
+	ModalBaseURL          string        `env:"MODAL_BASE_URL"` // https://<workspace>--noesis-vllm-serve.modal.run/v1
+	ModalAPIKey           string        `env:"MODAL_API_KEY"`  // the vLLM server's --api-key, if set
+	ModalKey              string        `env:"MODAL_KEY"`      // proxy auth token id (Modal-Key), if the app requires proxy auth
+	ModalSecret           string        `env:"MODAL_SECRET"`   // proxy auth token secret (Modal-Secret)
+	ModalModel            string        `env:"MODAL_MODEL"`    // default: NEBIUS_MODEL
+	ModalColdStartTimeout time.Duration `env:"MODAL_COLD_START_TIMEOUT" envDefault:"90s"`
+	ModalScaledownWindow  time.Duration `env:"MODAL_SCALEDOWN_WINDOW" envDefault:"5m"`
+	ModalWarmup           bool          `env:"MODAL_WARMUP" envDefault:"false"`
+
+	// Fallback chains: "provider:model,provider:model" per tier, tried in
+	// order; empty: the resolved provider's model for the tier.
+	ChainFast      string `env:"NOESIS_CHAIN_FAST"`
+	ChainReasoning string `env:"NOESIS_CHAIN_REASONING"`
+	ChainDeep      string `env:"NOESIS_CHAIN_DEEP"`
+	// A judge's own model ("provider:model"), first in its chain: a panel of
+	// different model families judges better (PoLL).
+	JudgeTargetVeritas string `env:"NOESIS_JUDGE_TARGET_VERITAS"`
+	JudgeTargetSophia  string `env:"NOESIS_JUDGE_TARGET_SOPHIA"`
+	JudgeTargetDike    string `env:"NOESIS_JUDGE_TARGET_DIKE"`
+	// A model target's circuit breaker.
+	TargetBreakerFailures int           `env:"NOESIS_TARGET_BREAKER_FAILURES" envDefault:"5"`
+	TargetBreakerCooldown time.Duration `env:"NOESIS_TARGET_BREAKER_COOLDOWN" envDefault:"30s"`
+
 	// Simulator
 	SimURL          string  `env:"NOESIS_SIM_URL"`                                // empty: run the simulator in-process
 	SimListen       string  `env:"NOESIS_SIM_LISTEN" envDefault:"127.0.0.1:8090"` // `noesis sim`'s address
@@ -201,11 +225,11 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s: %s", name, fmt.Sprintf(format, args...)))
 	}
 	switch c.Provider {
-	case "auto", router.KindNebius, router.KindOpenAI, router.KindSim:
+	case "auto", router.KindNebius, router.KindOpenAI, router.KindModal, router.KindSim:
 	case "gemini", "anthropic":
 		bad("LLM_PROVIDER", "%q is not supported: noesis speaks OpenAI-compatible APIs; use nebius, openai (with OPENAI_BASE_URL), sim or auto", c.Provider)
 	default:
-		bad("LLM_PROVIDER", "want auto, nebius, openai or sim, got %q", c.Provider)
+		bad("LLM_PROVIDER", "want auto, nebius, openai, modal or sim, got %q", c.Provider)
 	}
 	if c.Provider == router.KindNebius && c.NebiusAPIKey == "" {
 		bad("NEBIUS_API_KEY", "required when LLM_PROVIDER=nebius")
@@ -213,7 +237,26 @@ func (c *Config) Validate() error {
 	if c.Provider == router.KindOpenAI && c.OpenAIBaseURL == "" {
 		bad("OPENAI_BASE_URL", "required when LLM_PROVIDER=openai (for example http://127.0.0.1:8000/v1)")
 	}
-	for name, u := range map[string]string{"NEBIUS_BASE_URL": c.NebiusBaseURL, "OPENAI_BASE_URL": c.OpenAIBaseURL, "NOESIS_SIM_URL": c.SimURL, "NATS_URL": c.NATSURL} {
+	if c.Provider == router.KindModal && c.ModalBaseURL == "" {
+		bad("MODAL_BASE_URL", "required when LLM_PROVIDER=modal")
+	}
+	chains := map[string]string{"NOESIS_CHAIN_FAST": c.ChainFast, "NOESIS_CHAIN_REASONING": c.ChainReasoning, "NOESIS_CHAIN_DEEP": c.ChainDeep,
+		"NOESIS_JUDGE_TARGET_VERITAS": c.JudgeTargetVeritas, "NOESIS_JUDGE_TARGET_SOPHIA": c.JudgeTargetSophia, "NOESIS_JUDGE_TARGET_DIKE": c.JudgeTargetDike}
+	for name, chain := range chains {
+		refs, err := parseChain(chain)
+		if err != nil {
+			bad(name, "%v", err)
+		}
+		for _, r := range refs {
+			if msg := c.providerProblem(r.kind); msg != "" {
+				bad(name, "%s", msg)
+			}
+		}
+	}
+	if c.TargetBreakerFailures <= 0 {
+		bad("NOESIS_TARGET_BREAKER_FAILURES", "want a whole number above 0")
+	}
+	for name, u := range map[string]string{"NEBIUS_BASE_URL": c.NebiusBaseURL, "OPENAI_BASE_URL": c.OpenAIBaseURL, "MODAL_BASE_URL": c.ModalBaseURL, "NOESIS_SIM_URL": c.SimURL, "NATS_URL": c.NATSURL} {
 		if u == "" {
 			continue
 		}
@@ -260,7 +303,8 @@ func (c *Config) Validate() error {
 		"NOESIS_JUDGE_TIMEOUT_VERITAS": c.VeritasTimeout, "NOESIS_JUDGE_TIMEOUT_SOPHIA": c.SophiaTimeout, "NOESIS_JUDGE_TIMEOUT_DIKE": c.DikeTimeout,
 		"NOESIS_FAST_ACK_WAIT": c.FastAckWait, "NOESIS_REASONING_ACK_WAIT": c.ReasoningAckWait, "NOESIS_DEEP_ACK_WAIT": c.DeepAckWait,
 		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
-		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
+		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease,
+		"NOESIS_TARGET_BREAKER_COOLDOWN": c.TargetBreakerCooldown, "MODAL_COLD_START_TIMEOUT": c.ModalColdStartTimeout, "MODAL_SCALEDOWN_WINDOW": c.ModalScaledownWindow, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
 	}
 	for name, d := range durations {
 		if d <= 0 {
@@ -362,27 +406,142 @@ func (c *Config) Models() map[pipeline.Tier]string {
 	return m
 }
 
-// Router returns the router's config. simURL is the simulator's base URL
-// (…/v1) when the provider is sim.
+// targetRef is one "provider:model" entry of a chain.
+type targetRef struct{ kind, model string }
+
+func (r targetRef) name() string { return r.kind + ":" + r.model }
+
+// parseChain reads "provider:model,provider:model".
+func parseChain(s string) ([]targetRef, error) {
+	var out []targetRef
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		kind, model, ok := strings.Cut(item, ":")
+		kind, model = strings.TrimSpace(kind), strings.TrimSpace(model)
+		if !ok || model == "" {
+			return nil, fmt.Errorf("want provider:model entries, got %q", item)
+		}
+		switch kind {
+		case router.KindNebius, router.KindOpenAI, router.KindModal, router.KindSim:
+		default:
+			return nil, fmt.Errorf("provider %q in %q: want nebius, openai, modal or sim", kind, item)
+		}
+		out = append(out, targetRef{kind, model})
+	}
+	return out, nil
+}
+
+// providerProblem says what a provider kind is missing, if anything.
+func (c *Config) providerProblem(kind string) string {
+	switch kind {
+	case router.KindNebius:
+		if c.NebiusAPIKey == "" {
+			return "the nebius provider needs NEBIUS_API_KEY"
+		}
+	case router.KindOpenAI:
+		if c.OpenAIBaseURL == "" {
+			return "the openai provider needs OPENAI_BASE_URL"
+		}
+	case router.KindModal:
+		if c.ModalBaseURL == "" {
+			return "the modal provider needs MODAL_BASE_URL"
+		}
+	}
+	return ""
+}
+
+// chain returns a tier's chain: NOESIS_CHAIN_<TIER>, or the resolved provider's model.
+func (c *Config) chain(t pipeline.Tier) []targetRef {
+	raw := map[pipeline.Tier]string{pipeline.TierFast: c.ChainFast, pipeline.TierReasoning: c.ChainReasoning, pipeline.TierDeep: c.ChainDeep}[t]
+	refs, _ := parseChain(raw)
+	if len(refs) == 0 {
+		model := c.Models()[t]
+		if c.ResolvedProvider() == router.KindModal && c.ModalModel != "" {
+			model = c.ModalModel
+		}
+		refs = []targetRef{{c.ResolvedProvider(), model}}
+	}
+	return refs
+}
+
+// judgeTargets returns each judge's own target, where one is set.
+func (c *Config) judgeTargets() map[string]targetRef {
+	out := map[string]targetRef{}
+	for judge, raw := range map[string]string{"VERITAS": c.JudgeTargetVeritas, "SOPHIA": c.JudgeTargetSophia, "DIKĒ": c.JudgeTargetDike} {
+		if refs, _ := parseChain(raw); len(refs) > 0 {
+			out[judge] = refs[0]
+		}
+	}
+	return out
+}
+
+// UsesSim reports whether any target is the simulator.
+func (c *Config) UsesSim() bool {
+	for _, t := range pipeline.Tiers {
+		for _, r := range c.chain(t) {
+			if r.kind == router.KindSim {
+				return true
+			}
+		}
+	}
+	for _, r := range c.judgeTargets() {
+		if r.kind == router.KindSim {
+			return true
+		}
+	}
+	return false
+}
+
+// Router returns the router's config: one provider per kind in use, a
+// target per provider:model, and each tier's chain. simURL is the
+// simulator's base URL (…/v1) when the simulator is in use.
 func (c *Config) Router(simURL string) router.Config {
-	p := router.Provider{Name: c.ResolvedProvider(), Kind: c.ResolvedProvider()}
-	switch p.Kind {
+	rc := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
+		MaxIdleConnsPerHost: c.FastConcurrency + 3*c.ReasoningConcurrency + c.DeepConcurrency,
+		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown}}
+	providers, targets := map[string]bool{}, map[string]bool{}
+	add := func(r targetRef) string {
+		if !providers[r.kind] {
+			providers[r.kind] = true
+			rc.Providers = append(rc.Providers, c.provider(r.kind, simURL))
+		}
+		if !targets[r.name()] {
+			targets[r.name()] = true
+			rc.Targets = append(rc.Targets, router.Target{Name: r.name(), Provider: r.kind, Model: r.model})
+		}
+		return r.name()
+	}
+	for _, t := range pipeline.Tiers {
+		for _, r := range c.chain(t) {
+			rc.Tiers[t] = append(rc.Tiers[t], add(r))
+		}
+	}
+	for _, r := range c.judgeTargets() {
+		add(r)
+	}
+	return rc
+}
+
+func (c *Config) provider(kind, simURL string) router.Provider {
+	p := router.Provider{Name: kind, Kind: kind}
+	switch kind {
 	case router.KindNebius:
 		p.BaseURL, p.APIKey = c.NebiusBaseURL, c.NebiusAPIKey
 	case router.KindOpenAI:
 		p.BaseURL, p.APIKey = c.OpenAIBaseURL, c.OpenAIAPIKey
+	case router.KindModal:
+		p.BaseURL, p.APIKey = c.ModalBaseURL, c.ModalAPIKey
+		p.ColdStartTimeout, p.IdleWindow = c.ModalColdStartTimeout, c.ModalScaledownWindow
+		if c.ModalKey != "" || c.ModalSecret != "" {
+			p.Headers = map[string]string{"Modal-Key": c.ModalKey, "Modal-Secret": c.ModalSecret}
+		}
 	case router.KindSim:
 		p.BaseURL, p.APIKey = simURL, "sim"
 	}
-	rc := router.Config{Providers: []router.Provider{p}, Tiers: map[pipeline.Tier][]string{},
-		Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
-		MaxIdleConnsPerHost: c.FastConcurrency + 3*c.ReasoningConcurrency + c.DeepConcurrency}
-	for _, t := range pipeline.Tiers {
-		name := string(t)
-		rc.Targets = append(rc.Targets, router.Target{Name: name, Provider: p.Name, Model: c.Models()[t]})
-		rc.Tiers[t] = []string{name}
-	}
-	return rc
+	return p
 }
 
 // Cache returns the answer cache's config.
@@ -397,6 +556,11 @@ func (c *Config) Tribunal() pipeline.TribunalConfig {
 	timeouts := []time.Duration{c.VeritasTimeout, c.SophiaTimeout, c.DikeTimeout}
 	for i := range judges {
 		judges[i].Timeout = timeouts[i]
+	}
+	for i := range judges {
+		if r, ok := c.judgeTargets()[judges[i].Name]; ok {
+			judges[i].Target = r.name()
+		}
 	}
 	temp := float32(c.Temperature)
 	return pipeline.TribunalConfig{Judges: judges, Deadline: c.TribunalDeadline, Temperature: &temp, MaxTokens: c.MaxTokens,

@@ -21,6 +21,8 @@ type WorkerInfo struct {
 	Started  time.Time         `json:"started"`
 	Seen     time.Time         `json:"seen"`
 	Breakers map[string]string `json:"breakers,omitempty"` // judge -> closed | open | half-open
+	// TargetBreakers are the model targets' breakers: provider:model -> state.
+	TargetBreakers map[string]string `json:"target_breakers,omitempty"`
 }
 
 // Registry keeps worker announcements in a KV bucket whose entries expire

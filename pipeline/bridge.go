@@ -110,7 +110,7 @@ func (b *Bridge) Process(ctx context.Context, t Thought) (any, error) {
 		MetaAwareness:     round4(float64(depth) / 5 * coherence * ceiling),
 		Thinking:          clip(resp.Reasoning, maxThinking),
 	}
-	n.Model, n.Provider, n.Cached, n.Usage = resp.Model, resp.Provider, resp.Cached, resp.Usage
+	n.from(resp)
 	return &n, nil
 }
 
@@ -160,6 +160,6 @@ func (a *Analyst) Process(ctx context.Context, t Thought) (any, error) {
 		return nil, fmt.Errorf("analysis: %w: model %s returned an empty answer", ErrTransient, resp.Model)
 	}
 	out := Analysis{Meta: newMeta(&t, StageAnalysis, started), Analysis: resp.Content, Thinking: clip(resp.Reasoning, maxThinking)}
-	out.Model, out.Provider, out.Cached, out.Usage = resp.Model, resp.Provider, resp.Cached, resp.Usage
+	out.from(resp)
 	return &out, nil
 }

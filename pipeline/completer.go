@@ -62,6 +62,12 @@ type Response struct {
 	// Cached is true when the answer came from the cache, not the provider.
 	Cached  bool
 	Latency time.Duration
+	// Target names the model target that answered; Fallback is true when it
+	// was not the first of its tier's chain; ColdStart when the call met a
+	// target that had been idle (a serverless container starting).
+	Target    string
+	Fallback  bool
+	ColdStart bool
 }
 
 // Completer answers model requests. Implementations must be safe for

@@ -63,10 +63,19 @@ type Meta struct {
 	Model         string    `json:"model"`
 	Provider      string    `json:"provider"`
 	Cached        bool      `json:"cached"`
+	Target        string    `json:"target,omitempty"`     // the model target that answered
+	Fallback      bool      `json:"fallback,omitempty"`   // it was not the first of the tier's chain
+	ColdStart     bool      `json:"cold_start,omitempty"` // the call met a cold (idle) target
 	LatencyMS     int64     `json:"latency_ms"`
 	Usage         Usage     `json:"usage"`
 	PromptVersion string    `json:"prompt_version"`
 	CreatedAt     time.Time `json:"created_at"`
+}
+
+// from copies a response's provenance into the envelope.
+func (m *Meta) from(r Response) {
+	m.Model, m.Provider, m.Cached, m.Usage = r.Model, r.Provider, r.Cached, r.Usage
+	m.Target, m.Fallback, m.ColdStart = r.Target, r.Fallback, r.ColdStart
 }
 
 func newMeta(t *Thought, s Stage, started time.Time) Meta {

@@ -64,6 +64,9 @@ type JudgeVote struct {
 	AbstainReason string  `json:"abstain_reason,omitempty"`
 	Model         string  `json:"model,omitempty"`
 	Provider      string  `json:"provider,omitempty"`
+	Target        string  `json:"target,omitempty"`
+	Fallback      bool    `json:"fallback,omitempty"`
+	ColdStart     bool    `json:"cold_start,omitempty"`
 	Cached        bool    `json:"cached"`
 	LatencyMS     int64   `json:"latency_ms"`
 	Usage         Usage   `json:"usage"`
@@ -303,6 +306,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string) JudgeVote {
 	}
 	br.Record(true)
 	v.Model, v.Provider, v.Cached, v.Usage, v.Thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, clip(resp.Reasoning, maxThinking)
+	v.Target, v.Fallback, v.ColdStart = resp.Target, resp.Fallback, resp.ColdStart
 	a, err := ParseJudgeAnswer(resp.Content)
 	if err != nil {
 		return abstain(err.Error(), nil)
@@ -337,6 +341,7 @@ func (tr *Tribunal) summarise(v *Verdict) {
 	v.OffenseLevel = OffenseNone
 	models := map[string]bool{}
 	providers := map[string]bool{}
+	targets := map[string]bool{}
 	cached := true
 	var lines []string
 	for _, j := range v.Judges {
@@ -352,11 +357,14 @@ func (tr *Tribunal) summarise(v *Verdict) {
 		if j.Model != "" {
 			models[j.Model] = true
 			providers[j.Provider] = true
+			targets[j.Target] = true
 		}
+		v.Fallback = v.Fallback || j.Fallback
+		v.ColdStart = v.ColdStart || j.ColdStart
 		cached = cached && j.Cached
 		v.Usage = v.Usage.Add(j.Usage)
 	}
-	v.Model, v.Provider = joinKeys(models), joinKeys(providers)
+	v.Model, v.Provider, v.Target = joinKeys(models), joinKeys(providers), joinKeys(targets)
 	v.Cached = cached
 	v.Reasoning = strings.Join(lines, "\n")
 	v.RequiresHumanReview = v.Decision != DecisionPass && v.Decision != DecisionFail

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 const (
 	KindNebius = "nebius" // Nebius Token Factory
 	KindOpenAI = "openai" // any OpenAI-compatible endpoint (vLLM, Ollama, OpenAI)
+	KindModal  = "modal"  // a vLLM server deployed on Modal.com (see modal/)
 	KindSim    = "sim"    // the noesis simulator
 )
 
@@ -50,6 +52,14 @@ type Provider struct {
 	Kind    string
 	BaseURL string
 	APIKey  string // never logged, never in an error
+	// Headers are sent with every request: Modal's proxy auth (Modal-Key,
+	// Modal-Secret). Their values are secrets too.
+	Headers map[string]string
+	// ColdStartTimeout, when set, replaces the call timeout for the first call
+	// and for the first after an idle IdleWindow: a serverless GPU container
+	// (Modal) may take 30-60 s to start.
+	ColdStartTimeout time.Duration
+	IdleWindow       time.Duration
 }
 
 // Target is one model at one provider.
@@ -75,6 +85,12 @@ type Config struct {
 	// MaxIdleConnsPerHost sizes the shared HTTP client's idle pool; set it to
 	// the total concurrency of the pools; default 64.
 	MaxIdleConnsPerHost int
+	// Breaker opens a target's circuit after failures in a row (timeouts,
+	// 5xx, lost connections; not 429s and not 4xx); an open target is skipped
+	// in favour of the next one. Zero values: 5 failures, 30 s, 2 successes.
+	Breaker pipeline.BreakerConfig
+	// OnBreakerChange, when set, is told of every target breaker's change.
+	OnBreakerChange func(target string, from, to pipeline.BreakerState)
 }
 
 // Validate reports the first inconsistency in the config.
@@ -82,9 +98,9 @@ func (c *Config) Validate() error {
 	providers := map[string]bool{}
 	for _, p := range c.Providers {
 		switch p.Kind {
-		case KindNebius, KindOpenAI, KindSim:
+		case KindNebius, KindOpenAI, KindModal, KindSim:
 		default:
-			return fmt.Errorf("router: provider %q has unknown kind %q (want nebius, openai or sim)", p.Name, p.Kind)
+			return fmt.Errorf("router: provider %q has unknown kind %q (want nebius, openai, modal or sim)", p.Name, p.Kind)
 		}
 		if p.BaseURL == "" {
 			return fmt.Errorf("router: provider %q has no base URL", p.Name)
@@ -122,6 +138,21 @@ type target struct {
 	// 429, until the provider's Retry-After has passed: one rate-limited
 	// answer slows the whole process down instead of each worker finding out.
 	blockedUntil atomic.Int64
+	breaker      *pipeline.Breaker
+	lastCall     atomic.Int64 // unix nanos of the last answer, for cold starts
+}
+
+// cold reports whether the next call may meet a cold container.
+func (t *target) cold() bool {
+	if t.provider.ColdStartTimeout <= 0 {
+		return false
+	}
+	last := t.lastCall.Load()
+	idle := t.provider.IdleWindow
+	if idle <= 0 {
+		idle = 5 * time.Minute
+	}
+	return last == 0 || time.Since(time.Unix(0, last)) > idle
 }
 
 // waitUnblocked waits out the target's rate-limit pause, or fails at once
@@ -166,10 +197,27 @@ type respInfoKey struct{}
 
 type respInfo struct{ retryAfter time.Duration }
 
-// headerDoer is the HTTP client go-openai calls through.
-type headerDoer struct{ c *http.Client }
+func withTargetDefaults(b pipeline.BreakerConfig) pipeline.BreakerConfig {
+	if b.Failures <= 0 {
+		b.Failures = 5
+	}
+	if b.Cooldown <= 0 {
+		b.Cooldown = 30 * time.Second
+	}
+	return b
+}
+
+// headerDoer is the HTTP client go-openai calls through: it adds the
+// provider's headers and reads what go-openai's errors do not keep.
+type headerDoer struct {
+	c       *http.Client
+	headers map[string]string
+}
 
 func (d headerDoer) Do(req *http.Request) (*http.Response, error) {
+	for k, v := range d.headers {
+		req.Header.Set(k, v)
+	}
 	resp, err := d.c.Do(req)
 	if resp != nil && resp.StatusCode >= 400 {
 		if info, ok := req.Context().Value(respInfoKey{}).(*respInfo); ok {
@@ -279,17 +327,28 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 		if len(p.APIKey) >= 4 {
 			secrets = append(secrets, p.APIKey, "[REDACTED]")
 		}
+		for _, v := range p.Headers {
+			if len(v) >= 4 {
+				secrets = append(secrets, v, "[REDACTED]")
+			}
+		}
 	}
 	c.redact = strings.NewReplacer(secrets...)
 	for _, t := range cfg.Targets {
 		p := providers[t.Provider]
 		oc := openai.DefaultConfig(p.APIKey)
 		oc.BaseURL = strings.TrimRight(p.BaseURL, "/")
-		oc.HTTPClient = headerDoer{c.http}
+		doer := headerDoer{c: c.http, headers: p.Headers}
 		if p.Kind == KindSim {
-			oc.HTTPClient = headerDoer{c.h2c}
+			doer.c = c.h2c
 		}
-		c.targets[t.Name] = &target{Target: t, provider: p, client: openai.NewClientWithConfig(oc)}
+		oc.HTTPClient = doer
+		tg := &target{Target: t, provider: p, client: openai.NewClientWithConfig(oc), breaker: pipeline.NewBreaker(withTargetDefaults(cfg.Breaker))}
+		if fn := cfg.OnBreakerChange; fn != nil {
+			name := t.Name
+			tg.breaker.OnChange = func(from, to pipeline.BreakerState) { fn(name, from, to) }
+		}
+		c.targets[t.Name] = tg
 	}
 	for tier, names := range cfg.Tiers {
 		for _, n := range names {
@@ -319,6 +378,46 @@ func NewHTTPClient(idlePerHost int, h2c bool) *http.Client {
 
 // SetObserver makes o see every upstream call. Call it before the chain is used.
 func (c *Chain) SetObserver(o Observer) { c.obs = o }
+
+// BreakerStates returns each target's circuit-breaker state.
+func (c *Chain) BreakerStates() map[string]string {
+	out := make(map[string]string, len(c.targets))
+	for name, t := range c.targets {
+		out[name] = string(t.breaker.State())
+	}
+	return out
+}
+
+// WarmUp calls each cold-start target once (GET /models, within its cold-start
+// timeout), so the first thought does not wait for a container to start. It
+// returns when every warm-up has ended, and reports the failures.
+func (c *Chain) WarmUp(ctx context.Context) error {
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, t := range c.targets {
+		if t.provider.ColdStartTimeout <= 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			wctx, cancel := context.WithTimeout(ctx, t.provider.ColdStartTimeout)
+			defer cancel()
+			started := time.Now()
+			if _, err := t.client.ListModels(wctx); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("warm up %s: %s", t.Name, c.redact.Replace(err.Error())))
+				mu.Unlock()
+				return
+			}
+			t.lastCall.Store(time.Now().UnixNano())
+			c.log.Info().Str("target", t.Name).Dur("took", time.Since(started)).Msg("target warmed up")
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
 
 // Targets returns the model targets of a tier, in order.
 func (c *Chain) Targets(t pipeline.Tier) []Target {
@@ -351,12 +450,18 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 		return pipeline.Response{}, fmt.Errorf("%w: no model target for tier %s", pipeline.ErrPermanent, req.Tier)
 	}
 	var errs []error
-	for _, t := range chain {
+	for i, t := range chain {
+		if !t.breaker.Allow() {
+			errs = append(errs, &pipeline.RetryAfterError{After: t.breaker.RetryIn(),
+				Err: fmt.Errorf("%w: %s (%s at %s): circuit open after repeated failures", pipeline.ErrTransient, t.Model, t.Name, t.provider.Name)})
+			continue
+		}
 		key := pipeline.CacheKey(t.provider.Name, t.Model, req)
 		resp, err := c.cache.Do(ctx, req.Tier, key, func(ctx context.Context) (pipeline.Response, error) {
 			return c.tryTarget(ctx, t, req)
 		})
 		if err == nil {
+			resp.Target, resp.Fallback = t.Name, i > 0
 			return resp, nil
 		}
 		errs = append(errs, err)
@@ -411,7 +516,11 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 		var resp pipeline.Response
 		resp, err = c.call(ctx, t, req)
 		if err == nil {
+			t.breaker.Record(true)
 			return resp, nil
+		}
+		if breaks(err) && ctx.Err() == nil {
+			t.breaker.Record(false)
 		}
 		c.log.Debug().Str("target", t.Name).Str("model", t.Model).Str("purpose", req.Purpose).Int("attempt", attempt).Err(err).Msg("model call failed")
 		if errors.Is(err, pipeline.ErrPermanent) || ctx.Err() != nil {
@@ -423,7 +532,11 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 
 // call makes one chat-completion request.
 func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	timeout, cold := c.cfg.Timeout, t.cold()
+	if cold {
+		timeout = max(timeout, t.provider.ColdStartTimeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
 	for i, m := range req.Messages {
@@ -470,13 +583,28 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	if len(out.Choices) == 0 {
 		return pipeline.Response{}, fmt.Errorf("%w: %s returned no choices", pipeline.ErrTransient, t.Model)
 	}
+	t.lastCall.Store(time.Now().UnixNano())
+	if cold {
+		c.log.Info().Str("target", t.Name).Str("model", t.Model).Dur("latency", latency).Msg("first call to a cold target answered (cold start)")
+	}
 	msg := out.Choices[0].Message
 	answer, think := pipeline.SplitThink(msg.Content)
 	reasoning := strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n"))
 	return pipeline.Response{
-		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency,
+		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
 		Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
 	}, nil
+}
+
+// breaks reports whether an error says the target is broken (and counts
+// toward its breaker): timeouts, 5xx, lost connections; not 429 (busy), not
+// 4xx (our request), not a cancelled call or an exhausted budget.
+func breaks(err error) bool {
+	switch ErrorClass(err) {
+	case "timeout", "server", "other":
+		return true
+	}
+	return false
 }
 
 // andThen reports why the tries stopped after the last try's error.

@@ -247,7 +247,7 @@ func runScenario(o options, sc scenario) (r result) {
 	if s.js, err = jetstream.New(s.nc); err != nil {
 		return fail("%v", err)
 	}
-	if err := waitConsumers(s.js, 30*time.Second); err != nil {
+	if err := waitConsumers(s.js, 90*time.Second); err != nil {
 		return fail("%v", err)
 	}
 

@@ -139,13 +139,13 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 
 	simURL := cfg.SimURL
 	provider := cfg.ResolvedProvider()
-	if provider == router.KindSim && simURL == "" {
+	if cfg.UsesSim() && simURL == "" {
 		simURL, err = s.startSim(ctx, cfg)
 		if err != nil {
 			return nil, err
 		}
 	}
-	if provider == router.KindSim {
+	if cfg.UsesSim() {
 		s.simURL = strings.TrimRight(simURL, "/")
 		reason := "LLM_PROVIDER=sim"
 		if cfg.Provider == "auto" {
@@ -166,14 +166,28 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		}
 		s.cache.SetShared(kvc)
 	}
-	s.chain, err = router.New(cfg.Router(strings.TrimRight(simURL, "/")), s.cache, log.With().Str("component", "router").Logger())
+	rcfg := cfg.Router(strings.TrimRight(simURL, "/"))
+	rcfg.OnBreakerChange = func(target string, from, to pipeline.BreakerState) {
+		log.Warn().Str("target", target).Str("from", string(from)).Str("to", string(to)).Msg("model target circuit breaker changed state")
+	}
+	s.chain, err = router.New(rcfg, s.cache, log.With().Str("component", "router").Logger())
 	if err != nil {
 		return nil, err
 	}
+	if cfg.ModalWarmup {
+		go func() {
+			if err := s.chain.WarmUp(ctx); err != nil {
+				log.Warn().Err(err).Msg("warm-up failed; the first thought will wait for the cold start")
+			}
+		}()
+	}
 	s.cleanup = append(s.cleanup, s.chain.Close)
 	for _, t := range pipeline.Tiers {
-		targets := s.chain.Targets(t)
-		log.Info().Str("tier", string(t)).Str("provider", targets[0].Provider).Str("model", targets[0].Model).Msg("tier routed")
+		var chain []string
+		for _, tg := range s.chain.Targets(t) {
+			chain = append(chain, tg.Name)
+		}
+		log.Info().Str("tier", string(t)).Strs("chain", chain).Msg("tier routed")
 	}
 
 	tcfg := cfg.Tribunal()
@@ -255,6 +269,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 			if _, ok := s.pools[pipeline.StageTribunal]; ok {
 				wi.Breakers = tribunal.BreakerStates()
 			}
+			wi.TargetBreakers = s.chain.BreakerStates()
 			return wi
 		})
 	}()

@@ -183,7 +183,7 @@ func writeStatus(w io.Writer, st *Status) error {
 	}
 	fmt.Fprintln(w)
 	t = newTable(w)
-	t.Header([]string{"worker", "version", "tiers", "up", "judge breakers"})
+	t.Header([]string{"worker", "version", "tiers", "up", "judge breakers", "targets not closed"})
 	for _, wk := range st.Workers {
 		var br []string
 		for _, j := range []string{"VERITAS", "SOPHIA", "DIKĒ"} {
@@ -191,7 +191,14 @@ func writeStatus(w io.Writer, st *Status) error {
 				br = append(br, j+" "+s)
 			}
 		}
-		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(br, ", ")})
+		var open []string
+		for name, state := range wk.TargetBreakers {
+			if state != "closed" {
+				open = append(open, name+" "+state)
+			}
+		}
+		sort.Strings(open)
+		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(br, ", "), strings.Join(open, ", ")})
 	}
 	return t.Render()
 }
