@@ -120,12 +120,24 @@ func (c *KVCache) Lease(ctx context.Context, t pipeline.Tier, key string) (bool,
 	}
 }
 
-// Await polls for another process's answer while its claim stands.
+// maxAwait bounds how long a process waits on another's claim before it calls
+// the model itself: the claim's holder may have died (its claim then stands
+// until the lease TTL), and a judge with a 3 s timeout cannot wait for that.
+const maxAwait = 2 * time.Second
+
+// Await polls for another process's answer while its claim stands, for at
+// most maxAwait and a quarter of the time ctx has left.
 func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool) {
 	kv := c.buckets[t]
 	if kv == nil {
 		return pipeline.Response{}, false
 	}
+	limit := maxAwait
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl)/4)
+	}
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	wait := 5 * time.Millisecond
 	for {
 		if r, ok := c.Get(ctx, t, key); ok {
