@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/modal"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -535,9 +536,7 @@ func (c *Config) provider(kind, simURL string) router.Provider {
 	case router.KindModal:
 		p.BaseURL, p.APIKey = c.ModalBaseURL, c.ModalAPIKey
 		p.ColdStartTimeout, p.IdleWindow = c.ModalColdStartTimeout, c.ModalScaledownWindow
-		if c.ModalKey != "" || c.ModalSecret != "" {
-			p.Headers = map[string]string{"Modal-Key": c.ModalKey, "Modal-Secret": c.ModalSecret}
-		}
+		p.Headers = modal.Headers(c.ModalKey, c.ModalSecret)
 	case router.KindSim:
 		p.BaseURL, p.APIKey = simURL, "sim"
 	}

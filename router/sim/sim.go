@@ -70,6 +70,9 @@ type Config struct {
 	// 401 whose message quotes the key presented, as some providers do, so
 	// tests can prove that noesis never repeats it.
 	APIKey string
+	// ModalKey and ModalSecret, when set, must come as the Modal-Key and
+	// Modal-Secret headers, as Modal's proxy auth asks (the simulator playing Modal).
+	ModalKey, ModalSecret string
 	// Faults are the fault rates at start; SetFaults and POST /sim/faults change them.
 	Faults
 	// RetryAfter is announced with each 429; default 1 s.
@@ -293,6 +296,13 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		if got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "); got != s.cfg.APIKey {
 			s.count("fault", "401")
 			writeError(w, http.StatusUnauthorized, fmt.Sprintf("Incorrect API key provided: %q", got), "invalid_api_key")
+			return
+		}
+	}
+	if s.cfg.ModalKey != "" || s.cfg.ModalSecret != "" {
+		if r.Header.Get("Modal-Key") != s.cfg.ModalKey || r.Header.Get("Modal-Secret") != s.cfg.ModalSecret {
+			s.count("fault", "401")
+			writeError(w, http.StatusUnauthorized, "modal-http: missing or invalid proxy auth", "invalid_api_key")
 			return
 		}
 	}

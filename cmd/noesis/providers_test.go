@@ -1,0 +1,69 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+// A FAST chain of two providers: an OpenAI-compatible primary that fails
+// every call, and a Modal-hosted fallback behind proxy auth that starts cold.
+// The primary's breaker opens and it is skipped; the fallback answers, its cold
+// start allowed for and reported; every narrative names the target that answered.
+func TestFallbackBreakerAndModalColdStart(t *testing.T) {
+	ns := natstest.RunServer(t)
+	primary, primaryURL := simtest.Start(t, sim.Config{Faults: sim.Faults{ErrorRate: 1}})
+	fallback, fallbackURL := simtest.Start(t, sim.Config{ColdStart: 400 * time.Millisecond, ModalKey: "wk-test", ModalSecret: "ws-test"})
+	cfg := testConfig(t, ns, "")
+	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
+	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = primaryURL, "k"
+	cfg.ModalBaseURL, cfg.ModalKey, cfg.ModalSecret = fallbackURL, "wk-test", "ws-test"
+	cfg.ModalColdStartTimeout = 3 * time.Second
+	cfg.ChainFast = "openai:primary/llama,modal:modal/llama"
+	cfg.LLMTimeout, cfg.LLMAttempts = 250*time.Millisecond, 1 // shorter than the cold start
+	cfg.TargetBreakerFailures, cfg.TargetBreakerCooldown = 2, time.Hour
+	cfg.FastConcurrency = 1
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	svc := runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	for i := 0; i < 6; i++ {
+		th := thought(i, fmt.Sprintf("fallback thought %d", i))
+		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
+		publishThought(t, js, th)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 6})
+	cold := 0
+	for _, m := range got.messages("narratives") {
+		var n pipeline.Narrative
+		if err := json.Unmarshal(m.Data, &n); err != nil {
+			t.Fatal(err)
+		}
+		if n.Target != "modal:modal/llama" || !n.Fallback || n.Provider != "modal" {
+			t.Errorf("narrative from %s (fallback %v, provider %s)", n.Target, n.Fallback, n.Provider)
+		}
+		if n.ColdStart {
+			cold++
+		}
+	}
+	if cold != 1 {
+		t.Errorf("%d narratives report a cold start, want 1 (the first call)", cold)
+	}
+	if n := primary.Stats().Requests; n != 2 {
+		t.Errorf("the failing primary got %d calls; its breaker should open after 2 and skip it", n)
+	}
+	if st := fallback.Stats(); st.Requests != 6 || st.Faults["401"] != 0 || st.ColdStarts != 1 {
+		t.Errorf("fallback stats %+v", st)
+	}
+	if states := svc.chain.BreakerStates(); states["openai:primary/llama"] != "open" || states["modal:modal/llama"] != "closed" {
+		t.Errorf("breakers %v", states)
+	}
+}
