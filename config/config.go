@@ -78,6 +78,10 @@ type Config struct {
 	JudgeTargetVeritas string `env:"NOESIS_JUDGE_TARGET_VERITAS"`
 	JudgeTargetSophia  string `env:"NOESIS_JUDGE_TARGET_SOPHIA"`
 	JudgeTargetDike    string `env:"NOESIS_JUDGE_TARGET_DIKE"`
+	// Hedged requests per tier (see router.Config.Hedge).
+	HedgeFast      bool `env:"NOESIS_HEDGE_FAST" envDefault:"false"`
+	HedgeReasoning bool `env:"NOESIS_HEDGE_REASONING" envDefault:"false"`
+	HedgeDeep      bool `env:"NOESIS_HEDGE_DEEP" envDefault:"false"`
 	// A model target's circuit breaker.
 	TargetBreakerFailures int           `env:"NOESIS_TARGET_BREAKER_FAILURES" envDefault:"5"`
 	TargetBreakerCooldown time.Duration `env:"NOESIS_TARGET_BREAKER_COOLDOWN" envDefault:"30s"`
@@ -502,7 +506,8 @@ func (c *Config) UsesSim() bool {
 func (c *Config) Router(simURL string) router.Config {
 	rc := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
 		MaxIdleConnsPerHost: c.FastConcurrency + 3*c.ReasoningConcurrency + c.DeepConcurrency,
-		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown}}
+		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
+		Hedge:               map[pipeline.Tier]bool{pipeline.TierFast: c.HedgeFast, pipeline.TierReasoning: c.HedgeReasoning, pipeline.TierDeep: c.HedgeDeep}}
 	providers, targets := map[string]bool{}, map[string]bool{}
 	add := func(r targetRef) string {
 		if !providers[r.kind] {

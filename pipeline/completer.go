@@ -68,6 +68,8 @@ type Response struct {
 	Target    string
 	Fallback  bool
 	ColdStart bool
+	// Hedged is true when a hedged request to the next target answered first.
+	Hedged bool
 }
 
 // Completer answers model requests. Implementations must be safe for

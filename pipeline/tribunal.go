@@ -67,6 +67,7 @@ type JudgeVote struct {
 	Target        string  `json:"target,omitempty"`
 	Fallback      bool    `json:"fallback,omitempty"`
 	ColdStart     bool    `json:"cold_start,omitempty"`
+	Hedged        bool    `json:"hedged,omitempty"`
 	Cached        bool    `json:"cached"`
 	LatencyMS     int64   `json:"latency_ms"`
 	Usage         Usage   `json:"usage"`
@@ -306,7 +307,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string) JudgeVote {
 	}
 	br.Record(true)
 	v.Model, v.Provider, v.Cached, v.Usage, v.Thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, clip(resp.Reasoning, maxThinking)
-	v.Target, v.Fallback, v.ColdStart = resp.Target, resp.Fallback, resp.ColdStart
+	v.Target, v.Fallback, v.ColdStart, v.Hedged = resp.Target, resp.Fallback, resp.ColdStart, resp.Hedged
 	a, err := ParseJudgeAnswer(resp.Content)
 	if err != nil {
 		return abstain(err.Error(), nil)
@@ -361,6 +362,7 @@ func (tr *Tribunal) summarise(v *Verdict) {
 		}
 		v.Fallback = v.Fallback || j.Fallback
 		v.ColdStart = v.ColdStart || j.ColdStart
+		v.Hedged = v.Hedged || j.Hedged
 		cached = cached && j.Cached
 		v.Usage = v.Usage.Add(j.Usage)
 	}

@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +92,11 @@ type Config struct {
 	Breaker pipeline.BreakerConfig
 	// OnBreakerChange, when set, is told of every target breaker's change.
 	OnBreakerChange func(target string, from, to pipeline.BreakerState)
+	// Hedge, per tier: when the first target has not answered within its
+	// observed p95 latency (over its last 128 answers, once it has 20), send
+	// the same request to the next target and take whichever answers first,
+	// cancelling the other. Off by default.
+	Hedge map[pipeline.Tier]bool
 }
 
 // Validate reports the first inconsistency in the config.
@@ -140,6 +146,30 @@ type target struct {
 	blockedUntil atomic.Int64
 	breaker      *pipeline.Breaker
 	lastCall     atomic.Int64 // unix nanos of the last answer, for cold starts
+
+	latMu     sync.Mutex
+	latencies [128]time.Duration // the last answers' latencies, a ring
+	latN      int
+}
+
+func (t *target) observe(d time.Duration) {
+	t.latMu.Lock()
+	t.latencies[t.latN%len(t.latencies)] = d
+	t.latN++
+	t.latMu.Unlock()
+}
+
+// p95 returns the target's observed p95 latency, or false below 20 answers.
+func (t *target) p95() (time.Duration, bool) {
+	t.latMu.Lock()
+	n := min(t.latN, len(t.latencies))
+	xs := append([]time.Duration(nil), t.latencies[:n]...)
+	t.latMu.Unlock()
+	if n < 20 {
+		return 0, false
+	}
+	slices.Sort(xs)
+	return xs[(n*95+99)/100-1], true
 }
 
 // cold reports whether the next call may meet a cold container.
@@ -450,18 +480,34 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 		return pipeline.Response{}, fmt.Errorf("%w: no model target for tier %s", pipeline.ErrPermanent, req.Tier)
 	}
 	var errs []error
+	var open []*target // targets whose breaker lets calls through, in order
+	first := -1        // index in chain of the first of them
 	for i, t := range chain {
 		if !t.breaker.Allow() {
 			errs = append(errs, &pipeline.RetryAfterError{After: t.breaker.RetryIn(),
 				Err: fmt.Errorf("%w: %s (%s at %s): circuit open after repeated failures", pipeline.ErrTransient, t.Model, t.Name, t.provider.Name)})
 			continue
 		}
-		key := pipeline.CacheKey(t.provider.Name, t.Model, req)
-		resp, err := c.cache.Do(ctx, req.Tier, key, func(ctx context.Context) (pipeline.Response, error) {
-			return c.tryTarget(ctx, t, req)
-		})
+		if first < 0 {
+			first = i
+		}
+		open = append(open, t)
+	}
+	if c.cfg.Hedge[req.Tier] && len(open) >= 2 {
+		if d, ok := open[0].p95(); ok {
+			resp, err := c.hedge(ctx, req, open[0], open[1], d)
+			if err == nil {
+				resp.Fallback = resp.Target != chain[0].Name
+				return resp, nil
+			}
+			errs = append(errs, err)
+			open = open[2:]
+		}
+	}
+	for _, t := range open {
+		resp, err := c.viaCache(ctx, t, req)
 		if err == nil {
-			resp.Target, resp.Fallback = t.Name, i > 0
+			resp.Fallback = t != chain[0]
 			return resp, nil
 		}
 		errs = append(errs, err)
@@ -474,6 +520,74 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 		err = errs[0]
 	}
 	return pipeline.Response{}, err
+}
+
+// viaCache answers req from t, through the cache.
+func (c *Chain) viaCache(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
+	key := pipeline.CacheKey(t.provider.Name, t.Model, req)
+	resp, err := c.cache.Do(ctx, req.Tier, key, func(ctx context.Context) (pipeline.Response, error) {
+		return c.tryTarget(ctx, t, req)
+	})
+	if err == nil {
+		resp.Target = t.Name
+	}
+	return resp, err
+}
+
+// hedge asks primary, and backup too once primary has taken longer than
+// after (or failed); the first answer wins and the other call is cancelled.
+func (c *Chain) hedge(ctx context.Context, req pipeline.Request, primary, backup *target, after time.Duration) (pipeline.Response, error) {
+	type result struct {
+		resp   pipeline.Response
+		err    error
+		backup bool
+	}
+	results := make(chan result, 2)
+	pctx, cancelPrimary := context.WithCancel(ctx)
+	defer cancelPrimary()
+	bctx, cancelBackup := context.WithCancel(ctx)
+	defer cancelBackup()
+	go func() {
+		r, err := c.viaCache(pctx, primary, req)
+		results <- result{r, err, false}
+	}()
+	timer := time.NewTimer(after)
+	defer timer.Stop()
+	pending, hedged := 1, false
+	startBackup := func() {
+		if !hedged {
+			hedged = true
+			pending++
+			go func() {
+				r, err := c.viaCache(bctx, backup, req)
+				results <- result{r, err, true}
+			}()
+		}
+	}
+	var errs []error
+	for pending > 0 {
+		select {
+		case <-timer.C:
+			startBackup()
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				if r.backup {
+					cancelPrimary()
+					r.resp.Hedged = true
+					c.log.Debug().Str("winner", backup.Name).Str("loser", primary.Name).Dur("after", after).Msg("hedge won")
+				} else {
+					cancelBackup()
+				}
+				return r.resp, nil
+			}
+			errs = append(errs, r.err)
+			if !r.backup {
+				startBackup() // the primary failed: the backup is now a plain fallback
+			}
+		}
+	}
+	return pipeline.Response{}, errors.Join(errs...)
 }
 
 func without(list []*target, t *target) []*target {
@@ -584,6 +698,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		return pipeline.Response{}, fmt.Errorf("%w: %s returned no choices", pipeline.ErrTransient, t.Model)
 	}
 	t.lastCall.Store(time.Now().UnixNano())
+	t.observe(latency)
 	if cold {
 		c.log.Info().Str("target", t.Name).Str("model", t.Model).Dur("latency", latency).Msg("first call to a cold target answered (cold start)")
 	}

@@ -225,3 +225,49 @@ func TestSharedClientReusesConnections(t *testing.T) {
 		t.Fatalf("second wave opened %d new connections (first opened %d)", again, first)
 	}
 }
+
+// A hedge: once the primary has a latency record, a call it does not answer
+// within its p95 goes to the next target too; the first answer wins and the
+// primary's request is cancelled (the simulator sees the cancellation).
+func TestHedgeWinsAgainstASlowTarget(t *testing.T) {
+	slow, slowURL := simtest.Start(t, sim.Config{})
+	fast, fastURL := simtest.Start(t, sim.Config{})
+	cfg := router.Config{
+		Providers: []router.Provider{{Name: "a", Kind: router.KindOpenAI, BaseURL: slowURL, APIKey: "k"}, {Name: "b", Kind: router.KindOpenAI, BaseURL: fastURL, APIKey: "k"}},
+		Targets:   []router.Target{{Name: "primary", Provider: "a", Model: "m"}, {Name: "backup", Provider: "b", Model: "m"}},
+		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"primary", "backup"}},
+		Timeout:   5 * time.Second, Attempts: 1, Hedge: map[pipeline.Tier]bool{pipeline.TierFast: true},
+	}
+	c, err := router.New(cfg, nil, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for i := 0; i < 25; i++ { // a latency record for the primary
+		r, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint("warm ", i)))
+		if err != nil || r.Target != "primary" || r.Hedged {
+			t.Fatalf("warm-up %d: %+v %v", i, r, err)
+		}
+	}
+	if err := slow.SetFaults(sim.Faults{HangRate: 1}); err != nil { // the primary stops answering
+		t.Fatal(err)
+	}
+	start := time.Now()
+	r, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, "the hedged one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Target != "backup" || !r.Hedged || !r.Fallback {
+		t.Fatalf("response %+v: want the backup, hedged", r)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("the hedge took %s", d)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for slow.Stats().Cancelled == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if slow.Stats().Cancelled != 1 || fast.Stats().Requests != 1 {
+		t.Fatalf("primary cancelled %d, backup requests %d; want 1 and 1", slow.Stats().Cancelled, fast.Stats().Requests)
+	}
+}
