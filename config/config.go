@@ -509,6 +509,7 @@ func (c *Config) Router(simURL string) router.Config {
 		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
 		Hedge:               map[pipeline.Tier]bool{pipeline.TierFast: c.HedgeFast, pipeline.TierReasoning: c.HedgeReasoning, pipeline.TierDeep: c.HedgeDeep}}
 	providers, targets := map[string]bool{}, map[string]bool{}
+	prices, _ := c.PriceTable()
 	add := func(r targetRef) string {
 		if !providers[r.kind] {
 			providers[r.kind] = true
@@ -516,7 +517,8 @@ func (c *Config) Router(simURL string) router.Config {
 		}
 		if !targets[r.name()] {
 			targets[r.name()] = true
-			rc.Targets = append(rc.Targets, router.Target{Name: r.name(), Provider: r.kind, Model: r.model})
+			price := prices[r.model]
+			rc.Targets = append(rc.Targets, router.Target{Name: r.name(), Provider: r.kind, Model: r.model, PriceIn: price.In, PriceOut: price.Out})
 		}
 		return r.name()
 	}

@@ -88,7 +88,7 @@ func (b *Bridge) Process(ctx context.Context, t Thought) (any, error) {
 	if maxTokens == 0 {
 		temp, maxTokens = 0.3, 512
 	}
-	resp, err := b.Completer.Complete(ctx, Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "narrative"})
+	resp, err := b.Completer.Complete(ctx, Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "narrative", Priority: t.Priority})
 	if err != nil {
 		return nil, fmt.Errorf("narrative: %w", err)
 	}
@@ -152,7 +152,7 @@ func (a *Analyst) Process(ctx context.Context, t Thought) (any, error) {
 	if maxTokens == 0 {
 		temp, maxTokens = 0.7, 8192
 	}
-	resp, err := a.Completer.Complete(ctx, Request{Tier: TierDeep, Messages: a.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "analysis"})
+	resp, err := a.Completer.Complete(ctx, Request{Tier: TierDeep, Messages: a.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "analysis", Priority: t.Priority})
 	if err != nil {
 		return nil, fmt.Errorf("analysis: %w", err)
 	}

@@ -146,7 +146,7 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 	ttl := c.ttl[tier]
 	if r, ok := c.store.Get(key); ok {
 		c.count(tier).hits.Add(1)
-		r.Cached, r.Latency = true, 0
+		r.Cached, r.Latency, r.CostUSD = true, 0, 0
 		return r, nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -196,7 +196,7 @@ func (c *Cache) lead(ctx context.Context, tier Tier, key string, fn func(context
 	}
 	if r, ok := c.shared.Get(ctx, tier, key); ok {
 		n.sharedHits.Add(1)
-		r.Cached, r.Latency = true, 0
+		r.Cached, r.Latency, r.CostUSD = true, 0, 0
 		return r, nil
 	}
 	granted, release := c.shared.Lease(ctx, tier, key)
@@ -204,7 +204,7 @@ func (c *Cache) lead(ctx context.Context, tier Tier, key string, fn func(context
 		n.sharedWaits.Add(1)
 		if r, ok := c.shared.Await(ctx, tier, key); ok {
 			n.sharedHits.Add(1)
-			r.Cached, r.Latency = true, 0
+			r.Cached, r.Latency, r.CostUSD = true, 0, 0
 			return r, nil
 		}
 		release = func() {}

@@ -35,6 +35,8 @@ type Request struct {
 	Target string
 	// Purpose labels the call in logs and metrics (for example "judge:VERITAS").
 	Purpose string
+	// Priority is the thought's: "batch" prefers batch targets.
+	Priority string
 }
 
 // Usage counts the tokens a call used.
@@ -70,6 +72,8 @@ type Response struct {
 	ColdStart bool
 	// Hedged is true when a hedged request to the next target answered first.
 	Hedged bool
+	// CostUSD estimates the call's price from the target's per-token prices.
+	CostUSD float64
 }
 
 // Completer answers model requests. Implementations must be safe for

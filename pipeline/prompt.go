@@ -67,6 +67,7 @@ type Meta struct {
 	Fallback      bool      `json:"fallback,omitempty"`   // it was not the first of the tier's chain
 	ColdStart     bool      `json:"cold_start,omitempty"` // the call met a cold (idle) target
 	Hedged        bool      `json:"hedged,omitempty"`     // a hedged request to the next target won
+	CostUSD       float64   `json:"cost_usd,omitempty"`   // estimated from the targets' prices
 	LatencyMS     int64     `json:"latency_ms"`
 	Usage         Usage     `json:"usage"`
 	PromptVersion string    `json:"prompt_version"`
@@ -76,7 +77,7 @@ type Meta struct {
 // from copies a response's provenance into the envelope.
 func (m *Meta) from(r Response) {
 	m.Model, m.Provider, m.Cached, m.Usage = r.Model, r.Provider, r.Cached, r.Usage
-	m.Target, m.Fallback, m.ColdStart, m.Hedged = r.Target, r.Fallback, r.ColdStart, r.Hedged
+	m.Target, m.Fallback, m.ColdStart, m.Hedged, m.CostUSD = r.Target, r.Fallback, r.ColdStart, r.Hedged, r.CostUSD
 }
 
 func newMeta(t *Thought, s Stage, started time.Time) Meta {

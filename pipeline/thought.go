@@ -117,6 +117,9 @@ type Thought struct {
 	ReasoningTrace string     `json:"reasoning_trace,omitempty"`
 	Timestamp      *time.Time `json:"timestamp,omitempty"`
 	Stages         []Stage    `json:"stages,omitempty"`
+	// Priority routes the model calls: "batch" prefers the batch targets
+	// (Modal), "critical" and "normal" (the default) the tier's chain as configured.
+	Priority string `json:"priority,omitempty"`
 }
 
 // Wants reports whether the thought asks for stage s. With no explicit
@@ -191,6 +194,11 @@ func (t *Thought) Validate() error {
 				return bad("salience.%s is %g, want 0-1", name, v)
 			}
 		}
+	}
+	switch t.Priority {
+	case "", "normal", "batch", "critical":
+	default:
+		return bad("priority %q: want normal, batch or critical", t.Priority)
 	}
 	for _, s := range t.Stages {
 		if !s.Valid() {

@@ -68,6 +68,7 @@ type JudgeVote struct {
 	Fallback      bool    `json:"fallback,omitempty"`
 	ColdStart     bool    `json:"cold_start,omitempty"`
 	Hedged        bool    `json:"hedged,omitempty"`
+	CostUSD       float64 `json:"cost_usd,omitempty"`
 	Cached        bool    `json:"cached"`
 	LatencyMS     int64   `json:"latency_ms"`
 	Usage         Usage   `json:"usage"`
@@ -228,7 +229,7 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (any, error) {
 	data := quoteThought(&t) // the same quoted thought for every judge
 	for i := range tr.judges {
 		go func(i int) {
-			votes[i] = tr.judge(dctx, i, data)
+			votes[i] = tr.judge(dctx, i, data, t.Priority)
 			results <- i
 		}(i)
 	}
@@ -275,7 +276,7 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (any, error) {
 }
 
 // judge asks one judge, within its timeout and breaker.
-func (tr *Tribunal) judge(ctx context.Context, i int, data string) JudgeVote {
+func (tr *Tribunal) judge(ctx context.Context, i int, data, priority string) JudgeVote {
 	j, br := tr.judges[i], tr.breakers[i]
 	v := JudgeVote{Name: j.Name, Pillar: j.Pillar, Weight: j.Weight}
 	abstain := func(reason string, callErr error) JudgeVote {
@@ -291,7 +292,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string) JudgeVote {
 	started := time.Now()
 	msgs := []Message{{Role: RoleSystem, Content: tr.prompts[i]}, {Role: RoleUser, Content: data}}
 	resp, err := tr.completer.Complete(jctx, Request{Tier: TierReasoning, Messages: msgs, Temperature: tr.temperature,
-		MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name})
+		MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority})
 	v.LatencyMS = time.Since(started).Milliseconds()
 	if err != nil {
 		if ctx.Err() != nil { // the tribunal, not this judge, ran out of time
@@ -307,7 +308,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string) JudgeVote {
 	}
 	br.Record(true)
 	v.Model, v.Provider, v.Cached, v.Usage, v.Thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, clip(resp.Reasoning, maxThinking)
-	v.Target, v.Fallback, v.ColdStart, v.Hedged = resp.Target, resp.Fallback, resp.ColdStart, resp.Hedged
+	v.Target, v.Fallback, v.ColdStart, v.Hedged, v.CostUSD = resp.Target, resp.Fallback, resp.ColdStart, resp.Hedged, resp.CostUSD
 	a, err := ParseJudgeAnswer(resp.Content)
 	if err != nil {
 		return abstain(err.Error(), nil)
@@ -363,6 +364,7 @@ func (tr *Tribunal) summarise(v *Verdict) {
 		v.Fallback = v.Fallback || j.Fallback
 		v.ColdStart = v.ColdStart || j.ColdStart
 		v.Hedged = v.Hedged || j.Hedged
+		v.CostUSD += j.CostUSD
 		cached = cached && j.Cached
 		v.Usage = v.Usage.Add(j.Usage)
 	}

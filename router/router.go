@@ -68,6 +68,8 @@ type Target struct {
 	Name     string
 	Provider string
 	Model    string
+	// PriceIn and PriceOut are USD per million tokens, for cost estimates.
+	PriceIn, PriceOut float64
 }
 
 // Config says which targets serve each tier, in order, and how calls are made.
@@ -479,6 +481,9 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 	if len(chain) == 0 {
 		return pipeline.Response{}, fmt.Errorf("%w: no model target for tier %s", pipeline.ErrPermanent, req.Tier)
 	}
+	if req.Priority == "batch" && req.Target == "" {
+		chain = batchFirst(chain)
+	}
 	var errs []error
 	var open []*target // targets whose breaker lets calls through, in order
 	first := -1        // index in chain of the first of them
@@ -520,6 +525,24 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 		err = errs[0]
 	}
 	return pipeline.Response{}, err
+}
+
+// batchFirst puts the batch targets (Modal: self-hosted GPUs, cheap for bulk,
+// slow to start) before the others, as the seed's routing table says; the
+// order within each group stays.
+func batchFirst(chain []*target) []*target {
+	out := make([]*target, 0, len(chain))
+	for _, t := range chain {
+		if t.provider.Kind == KindModal {
+			out = append(out, t)
+		}
+	}
+	for _, t := range chain {
+		if t.provider.Kind != KindModal {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // viaCache answers req from t, through the cache.
@@ -707,6 +730,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	reasoning := strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n"))
 	return pipeline.Response{
 		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
+		CostUSD: (float64(out.Usage.PromptTokens)*t.PriceIn + float64(out.Usage.CompletionTokens)*t.PriceOut) / 1e6,
 		Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
 	}, nil
 }

@@ -67,3 +67,45 @@ func TestFallbackBreakerAndModalColdStart(t *testing.T) {
 		t.Errorf("breakers %v", states)
 	}
 }
+
+// priority "batch" goes to the batch target (Modal) first; other thoughts
+// follow the chain. Each output carries its cost from NOESIS_PRICES.
+func TestBatchRoutingAndCost(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, nebiusLike := simtest.Start(t, sim.Config{})
+	_, modalLike := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, "")
+	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
+	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = nebiusLike, "k", modalLike
+	cfg.ChainFast = "openai:fast/llama,modal:batch/llama"
+	cfg.Prices = "fast/llama=2/4,batch/llama=1/1"
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	for i, prio := range []string{"batch", "normal", "critical", ""} {
+		th := thought(i, "route me "+prio)
+		th.Stages, th.Priority = []pipeline.Stage{pipeline.StageNarrative}, prio
+		publishThought(t, js, th)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 4})
+	for _, m := range got.messages("narratives") {
+		var n pipeline.Narrative
+		if err := json.Unmarshal(m.Data, &n); err != nil {
+			t.Fatal(err)
+		}
+		want, in, out := "openai:fast/llama", 2.0, 4.0
+		if n.EventID == "evt-0000" {
+			want, in, out = "modal:batch/llama", 1, 1
+		}
+		if n.Target != want {
+			t.Errorf("%s went to %s, want %s", n.EventID, n.Target, want)
+		}
+		cost := (float64(n.Usage.PromptTokens)*in + float64(n.Usage.CompletionTokens)*out) / 1e6
+		if n.CostUSD <= 0 || n.CostUSD != cost {
+			t.Errorf("%s cost %v, want %v", n.EventID, n.CostUSD, cost)
+		}
+	}
+}
