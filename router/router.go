@@ -731,7 +731,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	return pipeline.Response{
 		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
 		CostUSD: (float64(out.Usage.PromptTokens)*t.PriceIn + float64(out.Usage.CompletionTokens)*t.PriceOut) / 1e6,
-		Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
+		Usage:   pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
 	}, nil
 }
 
