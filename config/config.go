@@ -78,6 +78,12 @@ type Config struct {
 	JudgeTargetVeritas string `env:"NOESIS_JUDGE_TARGET_VERITAS"`
 	JudgeTargetSophia  string `env:"NOESIS_JUDGE_TARGET_SOPHIA"`
 	JudgeTargetDike    string `env:"NOESIS_JUDGE_TARGET_DIKE"`
+	// Limits per target, shared by every worker (rpm, tpm) or per process
+	// (concurrency): "provider:model=rpm/tpm/concurrency,..." with 0 for none.
+	Limits      string        `env:"NOESIS_LIMITS"`
+	LimitWindow time.Duration `env:"NOESIS_LIMIT_WINDOW" envDefault:"1m"`
+	// Monthly budgets per provider in USD, summed across workers: "nebius=50,modal=270".
+	Budgets string `env:"NOESIS_BUDGETS"`
 	// Hedged requests per tier (see router.Config.Hedge).
 	HedgeFast      bool `env:"NOESIS_HEDGE_FAST" envDefault:"false"`
 	HedgeReasoning bool `env:"NOESIS_HEDGE_REASONING" envDefault:"false"`
@@ -272,6 +278,12 @@ func (c *Config) Validate() error {
 	if _, err := c.PriceTable(); err != nil {
 		bad("NOESIS_PRICES", "%v", err)
 	}
+	if _, err := c.LimitTable(); err != nil {
+		bad("NOESIS_LIMITS", "%v", err)
+	}
+	if _, err := c.BudgetTable(); err != nil {
+		bad("NOESIS_BUDGETS", "%v", err)
+	}
 	if (c.NATSCert == "") != (c.NATSKey == "") {
 		bad("NATS_CERT", "NATS_CERT and NATS_KEY go together")
 	}
@@ -309,7 +321,7 @@ func (c *Config) Validate() error {
 		"NOESIS_FAST_ACK_WAIT": c.FastAckWait, "NOESIS_REASONING_ACK_WAIT": c.ReasoningAckWait, "NOESIS_DEEP_ACK_WAIT": c.DeepAckWait,
 		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
 		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease,
-		"NOESIS_TARGET_BREAKER_COOLDOWN": c.TargetBreakerCooldown, "MODAL_COLD_START_TIMEOUT": c.ModalColdStartTimeout, "MODAL_SCALEDOWN_WINDOW": c.ModalScaledownWindow, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
+		"NOESIS_TARGET_BREAKER_COOLDOWN": c.TargetBreakerCooldown, "NOESIS_LIMIT_WINDOW": c.LimitWindow, "MODAL_COLD_START_TIMEOUT": c.ModalColdStartTimeout, "MODAL_SCALEDOWN_WINDOW": c.ModalScaledownWindow, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
 	}
 	for name, d := range durations {
 		if d <= 0 {
@@ -510,6 +522,7 @@ func (c *Config) Router(simURL string) router.Config {
 		Hedge:               map[pipeline.Tier]bool{pipeline.TierFast: c.HedgeFast, pipeline.TierReasoning: c.HedgeReasoning, pipeline.TierDeep: c.HedgeDeep}}
 	providers, targets := map[string]bool{}, map[string]bool{}
 	prices, _ := c.PriceTable()
+	limits, _ := c.LimitTable()
 	add := func(r targetRef) string {
 		if !providers[r.kind] {
 			providers[r.kind] = true
@@ -517,8 +530,9 @@ func (c *Config) Router(simURL string) router.Config {
 		}
 		if !targets[r.name()] {
 			targets[r.name()] = true
-			price := prices[r.model]
-			rc.Targets = append(rc.Targets, router.Target{Name: r.name(), Provider: r.kind, Model: r.model, PriceIn: price.In, PriceOut: price.Out})
+			price, lim := prices[r.model], limits[r.name()]
+			rc.Targets = append(rc.Targets, router.Target{Name: r.name(), Provider: r.kind, Model: r.model, PriceIn: price.In, PriceOut: price.Out,
+				RPM: lim.RPM, TPM: lim.TPM, Concurrency: lim.Concurrency})
 		}
 		return r.name()
 	}
@@ -643,4 +657,63 @@ func (c *Config) PriceTable() (map[string]Price, error) {
 		out[strings.TrimSpace(model)] = Price{pin, pout}
 	}
 	return out, nil
+}
+
+// Limit is one target's limits; 0 means none.
+type Limit struct{ RPM, TPM, Concurrency int }
+
+// LimitTable parses NOESIS_LIMITS: "provider:model=rpm/tpm/concurrency,...".
+func (c *Config) LimitTable() (map[string]Limit, error) {
+	out := map[string]Limit{}
+	for _, item := range strings.Split(c.Limits, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		name, vals, ok := strings.Cut(item, "=")
+		parts := strings.Split(vals, "/")
+		if !ok || len(parts) != 3 || !strings.Contains(name, ":") {
+			return nil, fmt.Errorf("want provider:model=rpm/tpm/concurrency, got %q", item)
+		}
+		var n [3]int
+		for i, p := range parts {
+			v, err := strconv.Atoi(strings.TrimSpace(p))
+			if err != nil || v < 0 {
+				return nil, fmt.Errorf("limits in %q must be whole numbers of 0 or more", item)
+			}
+			n[i] = v
+		}
+		out[strings.TrimSpace(name)] = Limit{n[0], n[1], n[2]}
+	}
+	return out, nil
+}
+
+// BudgetTable parses NOESIS_BUDGETS: "provider=usd,...".
+func (c *Config) BudgetTable() (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, item := range strings.Split(c.Budgets, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		p, v, ok := strings.Cut(item, "=")
+		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if !ok || err != nil || f < 0 {
+			return nil, fmt.Errorf("want provider=usd, got %q", item)
+		}
+		out[strings.TrimSpace(p)] = f
+	}
+	return out, nil
+}
+
+// SharedLimits reports whether any limit or budget needs the shared counters.
+func (c *Config) SharedLimits() bool {
+	limits, _ := c.LimitTable()
+	for _, l := range limits {
+		if l.RPM > 0 || l.TPM > 0 {
+			return true
+		}
+	}
+	budgets, _ := c.BudgetTable()
+	return len(budgets) > 0
 }

@@ -70,6 +70,20 @@ type Target struct {
 	Model    string
 	// PriceIn and PriceOut are USD per million tokens, for cost estimates.
 	PriceIn, PriceOut float64
+	// RPM and TPM limit requests and tokens per window across every worker
+	// (with a Limiter); Concurrency limits this process's calls in flight. 0: no limit.
+	RPM, TPM, Concurrency int
+}
+
+// Limiter keeps limits that hold across worker processes (consumers.KVLimits,
+// in NATS). Implementations must be safe for concurrent use.
+type Limiter interface {
+	// Take waits until the target may make one more request.
+	Take(ctx context.Context, target string, rpm, tpm int) error
+	// Spend records a call's tokens and estimated cost.
+	Spend(ctx context.Context, target, provider string, tokens int, costUSD float64)
+	// BudgetSpent reports whether the provider's budget is spent.
+	BudgetSpent(provider string) bool
 }
 
 // Config says which targets serve each tier, in order, and how calls are made.
@@ -147,7 +161,8 @@ type target struct {
 	// answer slows the whole process down instead of each worker finding out.
 	blockedUntil atomic.Int64
 	breaker      *pipeline.Breaker
-	lastCall     atomic.Int64 // unix nanos of the last answer, for cold starts
+	lastCall     atomic.Int64  // unix nanos of the last answer, for cold starts
+	slots        chan struct{} // Concurrency, when limited
 
 	latMu     sync.Mutex
 	latencies [128]time.Duration // the last answers' latencies, a ring
@@ -326,6 +341,7 @@ type Chain struct {
 	log     zerolog.Logger
 	redact  *strings.Replacer
 	obs     Observer
+	limiter Limiter
 	http    *http.Client // HTTP/1.1, or HTTP/2 where TLS offers it
 	h2c     *http.Client // HTTP/2 without TLS: the simulator
 }
@@ -376,6 +392,9 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 		}
 		oc.HTTPClient = doer
 		tg := &target{Target: t, provider: p, client: openai.NewClientWithConfig(oc), breaker: pipeline.NewBreaker(withTargetDefaults(cfg.Breaker))}
+		if t.Concurrency > 0 {
+			tg.slots = make(chan struct{}, t.Concurrency)
+		}
 		if fn := cfg.OnBreakerChange; fn != nil {
 			name := t.Name
 			tg.breaker.OnChange = func(from, to pipeline.BreakerState) { fn(name, from, to) }
@@ -407,6 +426,9 @@ func NewHTTPClient(idlePerHost int, h2c bool) *http.Client {
 	}
 	return &http.Client{Transport: tr}
 }
+
+// SetLimiter enforces shared limits and budgets. Call it before the chain is used.
+func (c *Chain) SetLimiter(l Limiter) { c.limiter = l }
 
 // SetObserver makes o see every upstream call. Call it before the chain is used.
 func (c *Chain) SetObserver(o Observer) { c.obs = o }
@@ -488,6 +510,10 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 	var open []*target // targets whose breaker lets calls through, in order
 	first := -1        // index in chain of the first of them
 	for i, t := range chain {
+		if c.limiter != nil && c.limiter.BudgetSpent(t.provider.Name) {
+			errs = append(errs, fmt.Errorf("%w: %s: provider %s has spent its budget", pipeline.ErrTransient, t.Name, t.provider.Name))
+			continue
+		}
 		if !t.breaker.Allow() {
 			errs = append(errs, &pipeline.RetryAfterError{After: t.breaker.RetryIn(),
 				Err: fmt.Errorf("%w: %s (%s at %s): circuit open after repeated failures", pipeline.ErrTransient, t.Model, t.Name, t.provider.Name)})
@@ -669,6 +695,19 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 
 // call makes one chat-completion request.
 func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
+	if t.slots != nil {
+		select {
+		case t.slots <- struct{}{}:
+			defer func() { <-t.slots }()
+		case <-ctx.Done():
+			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, ctx.Err())
+		}
+	}
+	if c.limiter != nil && (t.RPM > 0 || t.TPM > 0) {
+		if err := c.limiter.Take(ctx, t.Name, t.RPM, t.TPM); err != nil {
+			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for the rate limit: %w", pipeline.ErrTransient, t.Name, err)
+		}
+	}
 	timeout, cold := c.cfg.Timeout, t.cold()
 	if cold {
 		timeout = max(timeout, t.provider.ColdStartTimeout)
@@ -722,6 +761,10 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	}
 	t.lastCall.Store(time.Now().UnixNano())
 	t.observe(latency)
+	cost := (float64(out.Usage.PromptTokens)*t.PriceIn + float64(out.Usage.CompletionTokens)*t.PriceOut) / 1e6
+	if c.limiter != nil {
+		c.limiter.Spend(ctx, t.Name, t.provider.Name, out.Usage.TotalTokens, cost)
+	}
 	if cold {
 		c.log.Info().Str("target", t.Name).Str("model", t.Model).Dur("latency", latency).Msg("first call to a cold target answered (cold start)")
 	}
@@ -730,7 +773,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	reasoning := strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n"))
 	return pipeline.Response{
 		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
-		CostUSD: (float64(out.Usage.PromptTokens)*t.PriceIn + float64(out.Usage.CompletionTokens)*t.PriceOut) / 1e6,
+		CostUSD: cost,
 		Usage:   pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
 	}, nil
 }

@@ -109,3 +109,78 @@ func TestBatchRoutingAndCost(t *testing.T) {
 		}
 	}
 }
+
+// Two worker processes with a limit of 4 requests a second on one target make
+// at most 4 requests a second together (counted by the simulator).
+func TestRequestLimitHoldsAcrossProcesses(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.Tiers = []string{"fast"}
+	cfg.Limits = "sim:meta-llama/Llama-3.3-70B-Instruct-fast=4/0/0"
+	cfg.LimitWindow = time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := runService(t, cfg), runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	for i := 0; i < 14; i++ {
+		th := thought(i, fmt.Sprintf("limited %d", i))
+		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
+		publishThought(t, js, th)
+	}
+	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 14})
+	st := s.Stats()
+	for sec, n := range st.PerSecond {
+		if n > 4+1 { // +1: a request taken at a window's end may arrive in the next second
+			t.Errorf("second %d saw %d requests, limit 4", sec, n)
+		}
+	}
+	if len(st.PerSecond) < 3 {
+		t.Errorf("14 requests at 4 a second came in %d seconds: %v", len(st.PerSecond), st.PerSecond)
+	}
+	if a.pools[pipeline.StageNarrative].Stats().Published == 0 || b.pools[pipeline.StageNarrative].Stats().Published == 0 {
+		t.Log("one process did all the work; the limit still held")
+	}
+}
+
+// A provider past its budget is skipped for its fallback, across processes.
+func TestBudgetSkipsASpentProvider(t *testing.T) {
+	ns := natstest.RunServer(t)
+	openaiSim, openaiURL := simtest.Start(t, sim.Config{})
+	_, modalURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, "")
+	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
+	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = openaiURL, "k", modalURL
+	cfg.ChainFast = "openai:paid/llama,modal:own/llama"
+	cfg.Prices = "paid/llama=1000/1000" // a call (about 190 tokens in, 51 out) costs about 0.24 USD
+	cfg.Budgets = "openai=0.3"
+	cfg.FastConcurrency = 1
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	for i := 0; i < 6; i++ {
+		th := thought(i, fmt.Sprintf("budget %d", i))
+		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
+		publishThought(t, js, th)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 6})
+	if n := openaiSim.Stats().Requests; n != 2 {
+		t.Errorf("the budgeted provider got %d calls; at about 0.24 USD each a 0.3 USD budget is spent after 2", n)
+	}
+	modal := 0
+	for _, m := range got.messages("narratives") {
+		var n pipeline.Narrative
+		_ = json.Unmarshal(m.Data, &n)
+		if n.Target == "modal:own/llama" {
+			modal++
+		}
+	}
+	if modal != 4 {
+		t.Errorf("%d narratives from the fallback, want 4", modal)
+	}
+}

@@ -174,6 +174,15 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 	if err != nil {
 		return nil, err
 	}
+	if cfg.SharedLimits() {
+		budgets, _ := cfg.BudgetTable()
+		lim, err := consumers.NewKVLimits(sctx, js, cfg.Streams(), cfg.LimitWindow, budgets, log)
+		if err != nil {
+			return nil, err
+		}
+		lim.Refresh(sctx)
+		s.chain.SetLimiter(lim)
+	}
 	if cfg.ModalWarmup {
 		go func() {
 			if err := s.chain.WarmUp(ctx); err != nil {

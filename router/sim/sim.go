@@ -116,6 +116,8 @@ type Stats struct {
 	// NoTemperature counts requests that left the temperature out, which a
 	// provider reads as its own default, not as the 0 the caller may have meant.
 	NoTemperature int64 `json:"no_temperature"`
+	// PerSecond counts completion requests by the unix second they arrived in.
+	PerSecond map[int64]int64 `json:"per_second"`
 	// Invisible counts requests whose text held invisible format characters
 	// (zero-width, bidi, tag characters), which noesis strips before sending.
 	Invisible int64 `json:"invisible"`
@@ -146,7 +148,7 @@ func New(cfg Config) *Server {
 		cfg.ScaleDown = 5 * time.Minute
 	}
 	return &Server{cfg: cfg, profiles: cfg.Profiles, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}}}
+		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}, PerSecond: map[int64]int64{}}}
 }
 
 // Handler serves the OpenAI-compatible API under /v1 and the counters at /sim/stats.
@@ -200,6 +202,10 @@ func (s *Server) Stats() Stats {
 	out.Requests = s.requests.Load()
 	out.Cancelled = s.cancelled.Load()
 	out.Faults, out.PerModel, out.PerCaller = copyMap(s.stats.Faults), copyMap(s.stats.PerModel), copyMap(s.stats.PerCaller)
+	out.PerSecond = make(map[int64]int64, len(s.stats.PerSecond))
+	for k, v := range s.stats.PerSecond {
+		out.PerSecond[k] = v
+	}
 	return out
 }
 
@@ -329,6 +335,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	d := parseMarkers(user.String(), caller)
 	s.mu.Lock()
 	s.stats.PerModel[req.Model]++
+	s.stats.PerSecond[time.Now().Unix()]++
 	s.stats.PerCaller[caller]++
 	if req.Temperature == nil {
 		s.stats.NoTemperature++
