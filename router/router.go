@@ -217,6 +217,9 @@ func (t *target) waitUnblocked(ctx context.Context) error {
 	return sleepCtx(ctx, wait)
 }
 
+// rateLimited reports whether the target is paused by a 429 right now.
+func (t *target) rateLimited() bool { return time.Now().UnixNano() < t.blockedUntil.Load() }
+
 func (t *target) block(d time.Duration) {
 	until := time.Now().Add(d).UnixNano()
 	for {
@@ -535,7 +538,13 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 			open = open[2:]
 		}
 	}
-	for _, t := range open {
+	for i, t := range open {
+		if i < len(open)-1 && t.rateLimited() {
+			// Paused by a 429's Retry-After: the next target takes the traffic
+			// meanwhile, and this one has it back once the pause is over.
+			errs = append(errs, fmt.Errorf("%w: %w: %s is rate limited", pipeline.ErrTransient, pipeline.ErrRateLimited, t.Name))
+			continue
+		}
 		resp, err := c.viaCache(ctx, t, req)
 		if err == nil {
 			resp.Fallback = t != chain[0]

@@ -90,6 +90,18 @@ func newMetrics(cache *pipeline.Cache, prices map[string]config.Price) *metrics 
 	return m
 }
 
+// watchBreakers exports each model target's breaker: 0 closed, 1 half-open, 2 open.
+func (m *metrics) watchBreakers(chain *router.Chain) {
+	for name := range chain.BreakerStates() {
+		target := name
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_target_breaker_state",
+			Help: "A model target's circuit breaker: 0 closed, 1 half-open, 2 open.", ConstLabels: prometheus.Labels{"target": target}},
+			func() float64 {
+				return map[string]float64{"closed": 0, "half-open": 1, "open": 2}[chain.BreakerStates()[target]]
+			}))
+	}
+}
+
 // CallStarted implements router.Observer.
 func (m *metrics) CallStarted(tier pipeline.Tier, t router.Target) {
 	m.inFlight.WithLabelValues(string(tier), t.Provider, t.Model).Inc()

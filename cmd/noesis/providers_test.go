@@ -184,3 +184,58 @@ func TestBudgetSkipsASpentProvider(t *testing.T) {
 		t.Errorf("%d narratives from the fallback, want 4", modal)
 	}
 }
+
+// A 429 storm on the primary moves traffic to the fallback, and it comes back
+// when the storm is over.
+func TestRateLimitStormMovesTrafficToTheFallback(t *testing.T) {
+	ns := natstest.RunServer(t)
+	primary, primaryURL := simtest.Start(t, sim.Config{RetryAfter: time.Second})
+	_, fallbackURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, "")
+	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
+	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = primaryURL, "k", fallbackURL
+	cfg.ChainFast = "openai:primary/llama,modal:fallback/llama"
+	cfg.LLMAttempts, cfg.FastConcurrency = 1, 1
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	send := func(from, n int) {
+		for i := from; i < from+n; i++ {
+			th := thought(i, fmt.Sprintf("storm %d", i))
+			th.Stages = []pipeline.Stage{pipeline.StageNarrative}
+			publishThought(t, js, th)
+		}
+	}
+	if err := primary.SetFaults(sim.Faults{RateLimitRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	send(0, 10)
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 10})
+	if err := primary.SetFaults(sim.Faults{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // the last Retry-After passes
+	send(10, 5)
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 15})
+	targets := map[string]string{}
+	for _, m := range got.messages("narratives") {
+		var n pipeline.Narrative
+		_ = json.Unmarshal(m.Data, &n)
+		targets[n.EventID] = n.Target
+	}
+	for i := 0; i < 15; i++ {
+		id, want := fmt.Sprintf("evt-%04d", i), "modal:fallback/llama"
+		if i >= 10 {
+			want = "openai:primary/llama"
+		}
+		if targets[id] != want {
+			t.Errorf("%s answered by %s, want %s", id, targets[id], want)
+		}
+	}
+	if n := primary.Stats().Faults["429"]; n < 1 || n > 3 {
+		t.Errorf("the primary answered 429 %d times: the pause should spare it during the storm", n)
+	}
+}

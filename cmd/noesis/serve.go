@@ -215,6 +215,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 	prices, _ := cfg.PriceTable() // validated with the config
 	s.metrics = newMetrics(s.cache, prices)
 	s.chain.SetObserver(s.metrics)
+	s.metrics.watchBreakers(s.chain)
 	var wg sync.WaitGroup
 	for _, t := range cfg.RunTiers() {
 		stage, _ := pipeline.StageForTier(t)
