@@ -67,12 +67,19 @@ type storedAnswer struct {
 	Usage     pipeline.Usage `json:"usage"`
 }
 
+// opTimeout bounds each shared-cache operation: when NATS is slow (a leader
+// election, a restart) the cache gives up and the model is called, rather than
+// eating a judge's few seconds.
+const opTimeout = 300 * time.Millisecond
+
 // Get reads an answer.
 func (c *KVCache) Get(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool) {
 	kv := c.buckets[t]
 	if kv == nil {
 		return pipeline.Response{}, false
 	}
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
 	e, err := kv.Get(ctx, "answer."+key)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -94,6 +101,8 @@ func (c *KVCache) Put(ctx context.Context, t pipeline.Tier, key string, r pipeli
 		return
 	}
 	b, _ := json.Marshal(storedAnswer{r.Content, r.Reasoning, r.Provider, r.Model, r.Usage})
+	ctx, cancel := context.WithTimeout(ctx, 5*opTimeout)
+	defer cancel()
 	if _, err := kv.Put(ctx, "answer."+key, b); err != nil {
 		c.log.Debug().Err(err).Msg("shared cache write failed")
 	}
@@ -105,7 +114,9 @@ func (c *KVCache) Lease(ctx context.Context, t pipeline.Tier, key string) (bool,
 	if kv == nil {
 		return true, func() {}
 	}
-	_, err := kv.Create(ctx, "lease."+key, c.owner, jetstream.KeyTTL(c.leaseTTL))
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	_, err := kv.Create(cctx, "lease."+key, c.owner, jetstream.KeyTTL(c.leaseTTL))
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return false, func() {}
 	}
@@ -143,7 +154,10 @@ func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipel
 		if r, ok := c.Get(ctx, t, key); ok {
 			return r, true
 		}
-		if _, err := kv.Get(ctx, "lease."+key); err != nil {
+		lctx, cancel := context.WithTimeout(ctx, opTimeout)
+		_, err := kv.Get(lctx, "lease."+key)
+		cancel()
+		if err != nil {
 			// The claim is gone: answered (read once more) or failed.
 			return c.Get(ctx, t, key)
 		}

@@ -73,6 +73,7 @@ type result struct {
 	Duplicates  int
 	DeadLetters int
 	Upstream    int64
+	Abstaining  int // verdicts in which some judge abstained
 	Took        time.Duration
 	Check       string // what the scenario expects, and whether it held
 	Failed      bool
@@ -287,7 +288,7 @@ func runScenario(o options, sc scenario) (r result) {
 		return fail("%v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // let any late duplicate reach the subscriber
-	r.Outputs, r.DeadLetters, r.Lost = tally.outputs, tally.letters, tally.lost
+	r.Outputs, r.DeadLetters, r.Lost, r.Abstaining = tally.outputs, tally.letters, tally.lost, tally.abstaining
 	r.Duplicates = tally.duplicates + sub.duplicates()
 	if st, err := s.simStats(); err == nil {
 		r.Upstream = st.Requests

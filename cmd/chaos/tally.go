@@ -61,6 +61,7 @@ func (s *subscriber) close() {
 
 type tally struct {
 	outputs, letters, lost, duplicates int
+	abstaining                         int // verdicts in which some judge abstained
 }
 
 // settle waits until every thought's stages are accounted for (an output or a
@@ -82,8 +83,18 @@ func settle(js jetstream.JetStream, thoughts []pipeline.Thought, d time.Duration
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	abstaining := map[string]bool{}
 	outputs, err := readStream(js, consumers.StreamOutputs, func(m jetstream.Msg) string {
-		return m.Headers().Get(consumers.HeaderEventID) + "/" + m.Headers().Get(consumers.HeaderStage)
+		k := m.Headers().Get(consumers.HeaderEventID) + "/" + m.Headers().Get(consumers.HeaderStage)
+		if m.Headers().Get(consumers.HeaderStage) == string(pipeline.StageTribunal) {
+			var v struct {
+				Abstentions int `json:"abstention_count"`
+			}
+			if json.Unmarshal(m.Data(), &v) == nil && v.Abstentions > 0 {
+				abstaining[k] = true
+			}
+		}
+		return k
 	})
 	if err != nil {
 		return tally{}, err
@@ -96,7 +107,7 @@ func settle(js jetstream.JetStream, thoughts []pipeline.Thought, d time.Duration
 	if err != nil {
 		return tally{}, err
 	}
-	var t tally
+	t := tally{abstaining: len(abstaining)}
 	for _, n := range outputs {
 		t.outputs += n
 		t.duplicates += n - 1
@@ -169,10 +180,10 @@ func readStreamOnce(js jetstream.JetStream, name string, key func(jetstream.Msg)
 
 func printTable(w io.Writer, results []result) {
 	t := tablewriter.NewTable(w, tablewriter.WithRenderer(renderer.NewMarkdown()))
-	t.Header([]string{"scenario", "thoughts sent", "outputs", "lost", "duplicates", "dead letters", "upstream calls", "took", "check"})
+	t.Header([]string{"scenario", "thoughts sent", "outputs", "lost", "duplicates", "dead letters", "upstream calls", "verdicts with an abstention", "took", "check"})
 	for _, r := range results {
 		_ = t.Append([]string{r.Scenario, fmt.Sprint(r.Sent), fmt.Sprint(r.Outputs), fmt.Sprint(r.Lost), fmt.Sprint(r.Duplicates),
-			fmt.Sprint(r.DeadLetters), fmt.Sprint(r.Upstream), r.Took.Round(100 * time.Millisecond).String(), r.Check})
+			fmt.Sprint(r.DeadLetters), fmt.Sprint(r.Upstream), fmt.Sprint(r.Abstaining), r.Took.Round(100 * time.Millisecond).String(), r.Check})
 	}
 	_ = t.Render()
 }
