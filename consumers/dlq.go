@@ -85,40 +85,71 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 
 // ListLetters reads the dead letters, oldest first, optionally of one stage.
 func ListLetters(ctx context.Context, js jetstream.JetStream, stage pipeline.Stage) ([]Letter, error) {
-	s, err := js.Stream(ctx, StreamDLQ)
-	if err != nil {
-		return nil, fmt.Errorf("dead letters: %w", err)
-	}
 	filter := StoreSubject(DLQPrefix) + ">"
 	if stage != "" {
 		filter = StoreSubject(DLQSubject(stage))
 	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
-	if err != nil {
-		return nil, err
-	}
 	var out []Letter
-	for {
+	err := ReadStream(ctx, js, StreamDLQ, filter, func(m jetstream.Msg) { out = append(out, letterFrom(m)) })
+	if err != nil {
+		return nil, fmt.Errorf("dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// ReadStream calls fn with every message of a stream (matching filter, if
+// any) stored when it starts, oldest first, through an ephemeral consumer
+// that acknowledges nothing. Unlike an ordered consumer it gives up with an
+// error when ctx ends, even while the stream's cluster is changing leaders.
+func ReadStream(ctx context.Context, js jetstream.JetStream, stream, filter string, fn func(jetstream.Msg)) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return err
+	}
+	last := info.State.LastSeq
+	if info.State.Msgs == 0 {
+		return nil
+	}
+	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: filter, AckPolicy: jetstream.AckNonePolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: 30 * time.Second, MemoryStorage: true})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = s.DeleteConsumer(dctx, c.CachedInfo().Name)
+	}()
+	for ctx.Err() == nil {
 		batch, err := c.Fetch(500, jetstream.FetchMaxWait(500*time.Millisecond))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		var pending uint64
-		n := 0
+		n, done := 0, false
 		for m := range batch.Messages() {
 			n++
-			out = append(out, letterFrom(m))
-			if md, err := m.Metadata(); err == nil {
-				pending = md.NumPending
+			md, err := m.Metadata()
+			if err == nil && md.Sequence.Stream > last {
+				done = true // stored after we started
+				continue
+			}
+			fn(m)
+			if err == nil && (md.Sequence.Stream >= last || md.NumPending == 0) {
+				done = true
 			}
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return nil, err
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, jetstream.ErrNoMessages) {
+			return err
 		}
-		if n == 0 || pending == 0 {
-			return out, nil
+		if done || n == 0 {
+			return nil
 		}
 	}
+	return ctx.Err()
 }
 
 func letterFrom(m jetstream.Msg) Letter {

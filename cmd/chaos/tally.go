@@ -142,38 +142,12 @@ func readStream(js jetstream.JetStream, name string, key func(jetstream.Msg) str
 }
 
 func readStreamOnce(js jetstream.JetStream, name string, key func(jetstream.Msg) string) (map[string]int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	counts := map[string]int{}
-	s, err := js.Stream(ctx, name)
+	err := consumers.ReadStream(ctx, js, name, "", func(m jetstream.Msg) { counts[key(m)]++ })
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", name, err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s info: %w", name, err)
-	}
-	if info.State.Msgs == 0 {
-		return counts, nil
-	}
-	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		return nil, fmt.Errorf("stream %s consumer: %w", name, err)
-	}
-	for read := uint64(0); read < info.State.Msgs; {
-		batch, err := c.Fetch(1000, jetstream.FetchMaxWait(2*time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("stream %s fetch after %d of %d: %w", name, read, info.State.Msgs, err)
-		}
-		got := 0
-		for m := range batch.Messages() {
-			counts[key(m)]++
-			got++
-		}
-		if got == 0 {
-			return nil, fmt.Errorf("%s: read %d of %d messages", name, read, info.State.Msgs)
-		}
-		read += uint64(got)
 	}
 	return counts, nil
 }
