@@ -11,11 +11,9 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/noesis-dev/noesis/router"
 )
 
-// KVLimits keeps the limits that hold across every worker process in NATS
+// KVLimits implements the router's Limiter. It keeps the limits that hold across every worker process in NATS
 // KV: requests and tokens per target per window (fixed windows, aligned to the
 // clock), and spend per provider per calendar month. Counters are updated with
 // compare-and-set, so concurrent workers never lose an increment. Safe for
@@ -32,8 +30,6 @@ type KVLimits struct {
 	now      func() time.Time
 	onWarned func(provider string, spent, budget float64)
 }
-
-var _ router.Limiter = (*KVLimits)(nil)
 
 // Limit buckets.
 const (

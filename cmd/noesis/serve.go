@@ -59,6 +59,12 @@ Stops on SIGINT or SIGTERM, letting in-flight thoughts finish within NOESIS_DRAI
 	return cmd
 }
 
+// The consumers package keeps, in NATS, what the router asks of these interfaces.
+var (
+	_ router.Limiter  = (*consumers.KVLimits)(nil)
+	_ pipeline.Shared = (*consumers.KVCache)(nil)
+)
+
 // service is one running noesis process: its connections and pools.
 type service struct {
 	log      zerolog.Logger
