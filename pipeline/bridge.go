@@ -88,12 +88,9 @@ func (b *Bridge) Process(ctx context.Context, t Thought) (any, error) {
 	if maxTokens == 0 {
 		temp, maxTokens = 0.3, 512
 	}
-	resp, err := b.Completer.Complete(ctx, Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "narrative", Priority: t.Priority})
+	resp, err := ask(ctx, b.Completer, "narrative", Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "narrative", Priority: t.Priority})
 	if err != nil {
-		return nil, fmt.Errorf("narrative: %w", err)
-	}
-	if resp.Content == "" {
-		return nil, fmt.Errorf("narrative: %w: model %s returned an empty answer", ErrTransient, resp.Model)
+		return nil, err
 	}
 	coherence := coherenceOf(&t)
 	mode, ceiling := CoherenceGate(coherence)
@@ -112,6 +109,18 @@ func (b *Bridge) Process(ctx context.Context, t Thought) (any, error) {
 	}
 	n.from(resp)
 	return &n, nil
+}
+
+// ask makes a stage's one model call; an empty answer is a transient failure.
+func ask(ctx context.Context, c Completer, stage string, req Request) (Response, error) {
+	resp, err := c.Complete(ctx, req)
+	if err != nil {
+		return resp, fmt.Errorf("%s: %w", stage, err)
+	}
+	if resp.Content == "" {
+		return resp, fmt.Errorf("%s: %w: model %s returned an empty answer", stage, ErrTransient, resp.Model)
+	}
+	return resp, nil
 }
 
 func coherenceOf(t *Thought) float64 {
@@ -152,12 +161,9 @@ func (a *Analyst) Process(ctx context.Context, t Thought) (any, error) {
 	if maxTokens == 0 {
 		temp, maxTokens = 0.7, 8192
 	}
-	resp, err := a.Completer.Complete(ctx, Request{Tier: TierDeep, Messages: a.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "analysis", Priority: t.Priority})
+	resp, err := ask(ctx, a.Completer, "analysis", Request{Tier: TierDeep, Messages: a.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "analysis", Priority: t.Priority})
 	if err != nil {
-		return nil, fmt.Errorf("analysis: %w", err)
-	}
-	if resp.Content == "" {
-		return nil, fmt.Errorf("analysis: %w: model %s returned an empty answer", ErrTransient, resp.Model)
+		return nil, err
 	}
 	out := Analysis{Meta: newMeta(&t, StageAnalysis, started), Analysis: resp.Content, Thinking: clip(resp.Reasoning, maxThinking)}
 	out.from(resp)
