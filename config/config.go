@@ -67,6 +67,11 @@ type Config struct {
 	ModalColdStartTimeout time.Duration `env:"MODAL_COLD_START_TIMEOUT" envDefault:"90s"`
 	ModalScaledownWindow  time.Duration `env:"MODAL_SCALEDOWN_WINDOW" envDefault:"5m"`
 	ModalWarmup           bool          `env:"MODAL_WARMUP" envDefault:"false"`
+	// For cost estimates of Modal calls: the app's GPUs and how many requests a
+	// container serves at once (vllm_app.py's NOESIS_MAX_INPUTS).
+	ModalGPU       string `env:"MODAL_GPU" envDefault:"H100"`
+	ModalGPUCount  int    `env:"MODAL_GPU_COUNT" envDefault:"1"`
+	ModalMaxInputs int    `env:"MODAL_MAX_INPUTS" envDefault:"64"`
 
 	// Fallback chains: "provider:model,provider:model" per tier, tried in
 	// order; empty: the resolved provider's model for the tier.
@@ -264,6 +269,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if _, ok := modal.GPUHourPrice[c.ModalGPU]; !ok {
+		bad("MODAL_GPU", "want one of A100-40GB, A100-80GB, H100, got %q", c.ModalGPU)
+	}
 	if c.TargetBreakerFailures <= 0 {
 		bad("NOESIS_TARGET_BREAKER_FAILURES", "want a whole number above 0")
 	}
@@ -299,7 +307,7 @@ func (c *Config) Validate() error {
 		"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency, "NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency,
 		"NOESIS_MAX_DELIVER": c.MaxDeliver, "NOESIS_LLM_ATTEMPTS": c.LLMAttempts, "NOESIS_MAX_TOKENS": c.MaxTokens,
 		"NOESIS_NARRATIVE_MAX_TOKENS": c.NarrativeMaxTokens, "NOESIS_CALL_BUDGET": c.CallBudget,
-		"NOESIS_JUDGE_BREAKER_FAILURES": c.BreakerFailures, "NOESIS_JUDGE_BREAKER_SUCCESSES": c.BreakerSuccesses, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
+		"NOESIS_JUDGE_BREAKER_FAILURES": c.BreakerFailures, "MODAL_GPU_COUNT": c.ModalGPUCount, "MODAL_MAX_INPUTS": c.ModalMaxInputs, "NOESIS_JUDGE_BREAKER_SUCCESSES": c.BreakerSuccesses, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
 	}
 	for name, v := range positive {
 		if v <= 0 {
@@ -531,8 +539,14 @@ func (c *Config) Router(simURL string) router.Config {
 		if !targets[r.name()] {
 			targets[r.name()] = true
 			price, lim := prices[r.model], limits[r.name()]
-			rc.Targets = append(rc.Targets, router.Target{Name: r.name(), Provider: r.kind, Model: r.model, PriceIn: price.In, PriceOut: price.Out,
-				RPM: lim.RPM, TPM: lim.TPM, Concurrency: lim.Concurrency})
+			tg := router.Target{Name: r.name(), Provider: r.kind, Model: r.model, PriceIn: price.In, PriceOut: price.Out,
+				RPM: lim.RPM, TPM: lim.TPM, Concurrency: lim.Concurrency}
+			if r.kind == router.KindModal {
+				if hourly, ok := modal.Cost(c.ModalGPU, c.ModalGPUCount, time.Hour); ok {
+					tg.CallHourUSD = hourly / float64(max(c.ModalMaxInputs, 1))
+				}
+			}
+			rc.Targets = append(rc.Targets, tg)
 		}
 		return r.name()
 	}

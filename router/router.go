@@ -70,6 +70,9 @@ type Target struct {
 	Model    string
 	// PriceIn and PriceOut are USD per million tokens, for cost estimates.
 	PriceIn, PriceOut float64
+	// CallHourUSD prices a call by its duration instead (self-hosted GPUs,
+	// Modal): the GPUs' hourly price divided by the calls they serve at once.
+	CallHourUSD float64
 	// RPM and TPM limit requests and tokens per window across every worker
 	// (with a Limiter); Concurrency limits this process's calls in flight. 0: no limit.
 	RPM, TPM, Concurrency int
@@ -770,7 +773,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	}
 	t.lastCall.Store(time.Now().UnixNano())
 	t.observe(latency)
-	cost := (float64(out.Usage.PromptTokens)*t.PriceIn + float64(out.Usage.CompletionTokens)*t.PriceOut) / 1e6
+	cost := (float64(out.Usage.PromptTokens)*t.PriceIn+float64(out.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
 	if c.limiter != nil {
 		c.limiter.Spend(ctx, t.Name, t.provider.Name, out.Usage.TotalTokens, cost)
 	}

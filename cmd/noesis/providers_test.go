@@ -104,6 +104,14 @@ func TestBatchRoutingAndCost(t *testing.T) {
 			t.Errorf("%s went to %s, want %s", n.EventID, n.Target, want)
 		}
 		cost := (float64(n.Usage.PromptTokens)*in + float64(n.Usage.CompletionTokens)*out) / 1e6
+		if want == "modal:batch/llama" {
+			// plus its GPU time: at most the call's latency x 4.50 USD/h / 64 calls at once
+			gpu := n.CostUSD - cost
+			if gpu <= 0 || gpu > float64(n.LatencyMS+50)/3.6e6*4.5/64 {
+				t.Errorf("%s GPU cost %v for %d ms", n.EventID, gpu, n.LatencyMS)
+			}
+			continue
+		}
 		if n.CostUSD <= 0 || n.CostUSD != cost {
 			t.Errorf("%s cost %v, want %v", n.EventID, n.CostUSD, cost)
 		}
