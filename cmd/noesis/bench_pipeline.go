@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/exec"
@@ -51,7 +52,9 @@ type PipelineFigures struct {
 	Stages           []StageFigures `json:"stages"`
 	Both             StageFigures   `json:"both"` // the later of the two outputs
 	Sequential       *StageFigures  `json:"sequential,omitempty"`
-	PeakRSSMB        float64        `json:"worker_peak_rss_mb"`
+	PeakRSSMB        float64        `json:"worker_peak_rss_mb"` // the largest worker's
+	WorkerRSSMB      []float64      `json:"workers_peak_rss_mb"`
+	Workers          int            `json:"workers"`
 	UpstreamCalls    int64          `json:"upstream_calls"`
 	CeilingPub       float64        `json:"ceiling_js_pub_async_msgs_per_sec,omitempty"`
 	CeilingConsume   float64        `json:"ceiling_js_consume_msgs_per_sec,omitempty"`
@@ -92,6 +95,7 @@ reports noesis's throughput as a share of that ceiling.`,
 			o.chart, _ = f.GetString("chart")
 			o.ceiling, _ = f.GetBool("ceiling")
 			o.inProcess, _ = f.GetBool("in-process")
+			o.workers, _ = f.GetInt("workers")
 			format, _ := f.GetString("format")
 			if o.mode != "seed" && o.mode != "zero" && o.mode != "cache" {
 				return fmt.Errorf("--mode %q: want seed, zero or cache", o.mode)
@@ -126,6 +130,7 @@ reports noesis's throughput as a share of that ceiling.`,
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
 	f.String("format", "table", "table or json")
+	f.Int("workers", 1, "worker processes sharing the durable consumers")
 	f.Bool("in-process", false, "run the worker in this process, not as a child (its memory is then not its own)")
 	return cmd
 }
@@ -139,6 +144,7 @@ type benchOptions struct {
 	chart       string
 	ceiling     bool
 	inProcess   bool
+	workers     int
 }
 
 func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progress io.Writer) (*PipelineFigures, error) {
@@ -166,7 +172,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, o.inProcess, progress)
+	stack, err := startBenchStack(ctx, cfg, o.inProcess, o.workers, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +187,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if err != nil {
 		return nil, err
 	}
-	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, samples: map[string][]float64{}}
+	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), samples: map[string][]float64{}}
 
 	contents := func(i int) string {
 		return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i)
@@ -222,7 +228,11 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Both.Received) / res.Seconds
 	}
-	res.PeakRSSMB = peakRSSMB(stack.workerPID())
+	for _, pid := range stack.workerPIDs() {
+		rss := peakRSSMB(pid)
+		res.WorkerRSSMB = append(res.WorkerRSSMB, rss)
+		res.PeakRSSMB = max(res.PeakRSSMB, rss)
+	}
 	res.UpstreamCalls = stack.sim.Stats().Requests
 
 	if o.mode == "seed" && o.sequential > 0 {
@@ -248,6 +258,14 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		}
 	}
 	return res, nil
+}
+
+func roundAll(xs []float64) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = math.Round(x)
+	}
+	return out
 }
 
 func rateText(r float64) string {
@@ -486,7 +504,7 @@ func peakRSSMB(pid int) float64 {
 }
 
 func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
-	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, concurrency %d per pool\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Concurrency)
+	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %d per pool\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, r.Concurrency)
 	t := newTable(w)
 	t.Header([]string{"end to end", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"})
 	rows := append(append([]StageFigures{}, r.Stages...), r.Both)
@@ -500,7 +518,7 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		return err
 	}
 	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output)\n", r.Throughput, r.Seconds)
-	fmt.Fprintf(w, "upstream calls: %d; peak RSS of the worker process: %.0f MB\n", r.UpstreamCalls, r.PeakRSSMB)
+	fmt.Fprintf(w, "upstream calls: %d; peak RSS per worker process: %v MB\n", r.UpstreamCalls, roundAll(r.WorkerRSSMB))
 	if r.NotDelivered > 0 {
 		fmt.Fprintf(w, "NOT DELIVERED within the wait: %d outputs\n", r.NotDelivered)
 	}
@@ -519,21 +537,31 @@ type benchStack struct {
 	natsURL string
 	sim     *sim.Server
 	simURL  string
-	worker  *exec.Cmd // the worker as a child process, or
-	inProc  *service  // the worker in this process
-	exited  chan struct{}
+	workers []*childWorker // the workers as child processes, or
+	inProc  *service       // the worker in this process
 	cancel  context.CancelFunc
 }
 
-func (st *benchStack) workerPID() int {
-	if st.worker != nil {
-		return st.worker.Process.Pid
-	}
-	return os.Getpid()
+// childWorker is one `noesis serve` child process.
+type childWorker struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
 }
 
-func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, progress io.Writer) (_ *benchStack, err error) {
-	st := &benchStack{exited: make(chan struct{})}
+// workerPIDs lists the workers' process ids (this process's, in-process).
+func (st *benchStack) workerPIDs() []int {
+	if len(st.workers) == 0 {
+		return []int{os.Getpid()}
+	}
+	var out []int
+	for _, w := range st.workers {
+		out = append(out, w.cmd.Process.Pid)
+	}
+	return out
+}
+
+func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, workers int, progress io.Writer) (_ *benchStack, err error) {
+	st := &benchStack{}
 	defer func() {
 		if err != nil {
 			st.stop()
@@ -559,23 +587,25 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, pro
 		if st.inProc, err = startService(sctx, wcfg, zerolog.New(progress).Level(zerolog.ErrorLevel)); err != nil {
 			return nil, err
 		}
-		close(st.exited)
 		return st, nil
 	}
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	st.worker = exec.Command(self, "serve", "--env-file", "/dev/null")
-	st.worker.Env = append(os.Environ(), "NATS_URL="+st.natsURL, "LLM_PROVIDER=sim", "NOESIS_SIM_URL="+st.simURL, "NOESIS_TIERS=fast,reasoning",
-		"NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
-		fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.FastConcurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.ReasoningConcurrency),
-		fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.FastMaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.ReasoningMaxAckPending))
-	st.worker.Stdout, st.worker.Stderr = progress, progress
-	if err := st.worker.Start(); err != nil {
-		return nil, fmt.Errorf("start the worker: %w", err)
+	for i := 0; i < max(workers, 1); i++ {
+		w := &childWorker{cmd: exec.Command(self, "serve", "--env-file", "/dev/null"), exited: make(chan struct{})}
+		w.cmd.Env = append(os.Environ(), "NATS_URL="+st.natsURL, "LLM_PROVIDER=sim", "NOESIS_SIM_URL="+st.simURL, "NOESIS_TIERS=fast,reasoning",
+			"NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
+			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.FastConcurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.ReasoningConcurrency),
+			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.FastMaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.ReasoningMaxAckPending))
+		w.cmd.Stdout, w.cmd.Stderr = progress, progress
+		if err := w.cmd.Start(); err != nil {
+			return nil, fmt.Errorf("start a worker: %w", err)
+		}
+		go func() { _ = w.cmd.Wait(); close(w.exited) }()
+		st.workers = append(st.workers, w)
 	}
-	go func() { _ = st.worker.Wait(); close(st.exited) }()
 
 	nc, err := nats.Connect(st.natsURL)
 	if err != nil {
@@ -585,30 +615,34 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, pro
 	js, _ := jetstream.New(nc)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		_, e1 := js.Consumer(ctx, consumers.StreamThoughts, string(pipeline.StageNarrative))
-		_, e2 := js.Consumer(ctx, consumers.StreamThoughts, string(pipeline.StageTribunal))
-		if e1 == nil && e2 == nil {
+		live, _ := consumers.ListWorkers(ctx, js) // each worker announces itself once its pools run
+		if len(live) >= len(st.workers) {
 			time.Sleep(200 * time.Millisecond) // the pools start pulling
 			return st, nil
 		}
-		select {
-		case <-st.exited:
-			return nil, fmt.Errorf("the worker exited before it was ready")
-		case <-time.After(50 * time.Millisecond):
+		for _, w := range st.workers {
+			select {
+			case <-w.exited:
+				return nil, fmt.Errorf("a worker exited before it was ready")
+			default:
+			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("the worker did not set up its consumers within 30 s")
+			return nil, fmt.Errorf("%d of %d workers ready after 30 s", len(live), len(st.workers))
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 func (st *benchStack) stop() {
-	if st.worker != nil && st.worker.Process != nil {
-		_ = st.worker.Process.Signal(syscall.SIGTERM)
+	for _, w := range st.workers {
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	for _, w := range st.workers {
 		select {
-		case <-st.exited:
+		case <-w.exited:
 		case <-time.After(30 * time.Second):
-			_ = st.worker.Process.Kill()
+			_ = w.cmd.Process.Kill()
 		}
 	}
 	if st.cancel != nil {
