@@ -12,7 +12,7 @@ NATS_SERVER := $(GOBIN)/nats-server
 NATS_CLI    := $(GOBIN)/nats
 CHAOS_N ?= 5000
 
-.PHONY: all build run sim test vet fmt fmt-check smoke chaos chaos-short fuzz tools bench clean
+.PHONY: all build run sim test vet lint fmt fmt-check smoke chaos chaos-short fuzz tools bench clean
 
 all: build
 
@@ -33,6 +33,11 @@ test: vet
 
 vet:
 	$(GO) vet ./...
+
+## lint: staticcheck, from the Go module proxy.
+lint:
+	@test -x $(GOBIN)/staticcheck || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+	$(GOBIN)/staticcheck ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -155,14 +155,6 @@ func SpendCall(ctx context.Context) error {
 	return nil
 }
 
-// Left reports how many calls the budget still allows (-1: no budget).
-func (b *CallBudget) Left() int64 {
-	if b == nil {
-		return -1
-	}
-	return max(b.left.Load(), 0)
-}
-
 // PartialError carries what a stage learned before it failed, such as the
 // judges' votes and abstentions, so a dead letter can show it.
 type PartialError struct {

@@ -8,9 +8,6 @@ import "context"
 // try again later. Handlers must be safe for concurrent use.
 type Handler func(ctx context.Context, t Thought) (any, error)
 
-// Middleware wraps a Handler.
-type Middleware func(Handler) Handler
-
 // Processor is a stage implementation: Bridge, Tribunal, Analyst.
 type Processor interface {
 	Process(ctx context.Context, t Thought) (any, error)

@@ -746,7 +746,9 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		c.obs.CallStarted(req.Tier, t.Target)
 	}
 	out, err := t.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), openai.ChatCompletionRequest{
-		Model: t.Model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens,
+		// max_tokens, not max_completion_tokens: the field vLLM, Nebius and the
+		// other OpenAI-compatible servers all read.
+		Model: t.Model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens, //lint:ignore SA1019 see above
 	})
 	latency := time.Since(started)
 	if c.obs != nil {

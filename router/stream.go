@@ -53,7 +53,8 @@ func NewProber(p Provider, idlePerHost int) *Prober {
 // the limit to the provider.
 func (p *Prober) Stream(ctx context.Context, model string, msgs []pipeline.Message, maxTokens int) (StreamResult, error) {
 	var res StreamResult
-	req := openai.ChatCompletionRequest{Model: model, Stream: true, MaxTokens: maxTokens, Temperature: 1e-45,
+	// max_tokens: the field every OpenAI-compatible server reads (see router.go).
+	req := openai.ChatCompletionRequest{Model: model, Stream: true, MaxTokens: maxTokens, Temperature: 1e-45, //lint:ignore SA1019 see above
 		StreamOptions: &openai.StreamOptions{IncludeUsage: true}}
 	for _, m := range msgs {
 		req.Messages = append(req.Messages, openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content})

@@ -80,9 +80,8 @@ type result struct {
 }
 
 type scenario struct {
-	name   string
-	nodes  int // nats-servers
-	expect string
+	name  string
+	nodes int // nats-servers
 	// build returns the thoughts to publish.
 	thoughts func(n int) []pipeline.Thought
 	// disrupt breaks something once half the outputs are in (at once when early is set).

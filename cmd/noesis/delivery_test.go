@@ -185,6 +185,9 @@ func TestSharedCacheAcrossProcesses(t *testing.T) {
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 50, "verdicts": 50})
+	time.Sleep(200 * time.Millisecond)
+	got.exactlyOnce(t, "narratives", events)
+	got.exactlyOnce(t, "verdicts", events)
 	for _, caller := range []string{"narrative", "veritas", "sophia", "dike"} {
 		if n := s.Stats().PerCaller[caller]; n != 1 {
 			t.Errorf("%s: %d upstream calls from two processes, want 1", caller, n)
