@@ -380,7 +380,7 @@ func (c *Config) maxRedeliverySpan() time.Duration {
 	longest := max(c.FastAckWait, c.ReasoningAckWait, c.DeepAckWait)
 	var naks time.Duration
 	for i := 0; i < c.MaxDeliver-1; i++ {
-		naks += min(c.RetryDelay<<min(i, 6), time.Minute)
+		naks += consumers.NakDelay(c.RetryDelay, uint64(i+1))
 	}
 	return time.Duration(c.MaxDeliver)*longest + naks
 }

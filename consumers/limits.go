@@ -23,12 +23,10 @@ type KVLimits struct {
 	window      time.Duration
 	log         zerolog.Logger
 
-	mu       sync.Mutex
-	spent    map[string]float64 // provider -> this month's spend, as last read
-	warned   map[string]bool
-	budgets  map[string]float64
-	now      func() time.Time
-	onWarned func(provider string, spent, budget float64)
+	mu      sync.Mutex
+	spent   map[string]float64 // provider -> this month's spend, as last read
+	warned  map[string]bool
+	budgets map[string]float64
 }
 
 // Limit buckets.
@@ -43,7 +41,7 @@ const (
 func NewKVLimits(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig, window time.Duration, budgets map[string]float64, log zerolog.Logger) (*KVLimits, error) {
 	cfg = cfg.withDefaults()
 	l := &KVLimits{window: window, log: log.With().Str("component", "limits").Logger(), spent: map[string]float64{}, warned: map[string]bool{},
-		budgets: budgets, now: time.Now}
+		budgets: budgets}
 	for _, b := range []struct {
 		name string
 		ttl  time.Duration
@@ -60,9 +58,6 @@ func NewKVLimits(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig,
 	}
 	return l, nil
 }
-
-// OnBudgetWarning sets what is told when a provider passes 80 % of its budget.
-func (l *KVLimits) OnBudgetWarning(fn func(provider string, spent, budget float64)) { l.onWarned = fn }
 
 func kvKey(parts ...string) string {
 	k := strings.Join(parts, ".")
@@ -110,7 +105,7 @@ func add(ctx context.Context, kv jetstream.KeyValue, key string, delta, limit fl
 }
 
 func (l *KVLimits) windowIndex() (int64, time.Time) {
-	n := l.now().UnixNano() / int64(l.window)
+	n := time.Now().UnixNano() / int64(l.window)
 	return n, time.Unix(0, (n+1)*int64(l.window))
 }
 
@@ -168,7 +163,7 @@ func (l *KVLimits) Spend(ctx context.Context, target, provider string, tokens in
 	if costUSD <= 0 {
 		return
 	}
-	total, _, err := add(ctx, l.spend, kvKey("usd", provider, l.now().UTC().Format("2006-01")), costUSD, 0)
+	total, _, err := add(ctx, l.spend, kvKey("usd", provider, time.Now().UTC().Format("2006-01")), costUSD, 0)
 	if err != nil {
 		l.log.Debug().Err(err).Msg("spend not recorded")
 		return
@@ -180,13 +175,9 @@ func (l *KVLimits) Spend(ctx context.Context, target, provider string, tokens in
 	if warn {
 		l.warned[provider] = true
 	}
-	fn := l.onWarned
 	l.mu.Unlock()
 	if warn {
 		l.log.Warn().Str("provider", provider).Float64("spent_usd", total).Float64("budget_usd", budget).Msg("provider past 80% of its monthly budget")
-		if fn != nil {
-			fn(provider, total, budget)
-		}
 	}
 }
 
@@ -203,7 +194,7 @@ func (l *KVLimits) BudgetSpent(provider string) bool {
 // starts after others have spent.
 func (l *KVLimits) Refresh(ctx context.Context) {
 	for p := range l.budgets {
-		total, _, err := add(ctx, l.spend, kvKey("usd", p, l.now().UTC().Format("2006-01")), 0, 0)
+		total, _, err := add(ctx, l.spend, kvKey("usd", p, time.Now().UTC().Format("2006-01")), 0, 0)
 		if err == nil {
 			l.mu.Lock()
 			l.spent[p] = total

@@ -82,6 +82,12 @@ func (c PoolConfig) withDefaults() PoolConfig {
 	return c
 }
 
+// NakDelay is how long a thought that failed its delivery-th delivery waits
+// before the next: base doubled per delivery, at most a minute.
+func NakDelay(base time.Duration, delivery uint64) time.Duration {
+	return min(base<<min(max(delivery, 1)-1, 6), time.Minute)
+}
+
 // Validate reports a config that cannot work.
 func (c PoolConfig) Validate() error {
 	if !c.Stage.Valid() {
@@ -329,8 +335,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	case delivered >= uint64(p.cfg.MaxDeliver):
 		p.deadLetter(ctx, msg, seq, delivered, fmt.Errorf("gave up after %d deliveries: %w", delivered, err), log)
 	default:
-		delay := p.cfg.RetryDelay << min(delivered-1, 6)
-		delay = min(delay, time.Minute)
+		delay := NakDelay(p.cfg.RetryDelay, delivered)
 		if after, ok := pipeline.RetryAfter(err); ok && after > delay {
 			delay = min(after, 5*time.Minute) // a provider's Retry-After, or an open breaker's cool-down
 		}

@@ -3,8 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -168,7 +171,8 @@ func TestBudgetSkipsASpentProvider(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	runService(t, cfg)
+	var logs syncBuffer
+	runServiceLogging(t, cfg, &logs, zerolog.WarnLevel)
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)
 	for i := 0; i < 6; i++ {
@@ -190,6 +194,9 @@ func TestBudgetSkipsASpentProvider(t *testing.T) {
 	}
 	if modal != 4 {
 		t.Errorf("%d narratives from the fallback, want 4", modal)
+	}
+	if n := strings.Count(logs.String(), "provider past 80% of its monthly budget"); n != 1 {
+		t.Errorf("the 80 %% budget warning was logged %d times, want once", n)
 	}
 }
 
