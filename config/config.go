@@ -103,7 +103,10 @@ type Config struct {
 	SimLatencyScale float64 `env:"NOESIS_SIM_LATENCY_SCALE" envDefault:"1"`       // 1 = the seed's latencies, 0 = none
 
 	// Model calls
-	LLMTimeout  time.Duration `env:"NOESIS_LLM_TIMEOUT" envDefault:"120s"`
+	// LLMTimeout bounds one model call; 0 (the default) sizes each call's
+	// timeout by its token budget and the target's measured speed (see
+	// router.Config.Timeout). The origin used 120s.
+	LLMTimeout  time.Duration `env:"NOESIS_LLM_TIMEOUT" envDefault:"0s"`
 	LLMAttempts int           `env:"NOESIS_LLM_ATTEMPTS" envDefault:"3"`
 	LLMBackoff  time.Duration `env:"NOESIS_LLM_BACKOFF" envDefault:"1s"`
 	Temperature float64       `env:"NOESIS_TEMPERATURE" envDefault:"0.7"`
@@ -113,10 +116,15 @@ type Config struct {
 	NarrativeMaxTokens   int     `env:"NOESIS_NARRATIVE_MAX_TOKENS" envDefault:"512"`
 
 	// Tribunal
-	TribunalDeadline time.Duration `env:"NOESIS_TRIBUNAL_DEADLINE" envDefault:"15s"`
-	VeritasTimeout   time.Duration `env:"NOESIS_JUDGE_TIMEOUT_VERITAS" envDefault:"3s"`
-	SophiaTimeout    time.Duration `env:"NOESIS_JUDGE_TIMEOUT_SOPHIA" envDefault:"10s"`
-	DikeTimeout      time.Duration `env:"NOESIS_JUDGE_TIMEOUT_DIKE" envDefault:"3s"`
+	// TribunalDeadline bounds a whole deliberation: long enough for a judge to
+	// think through the whole NOESIS_MAX_TOKENS budget at the seed's 77.7 tok/s
+	// (105 s) and wait out a rate limit (docs/judges.md). The origin used 15s.
+	TribunalDeadline time.Duration `env:"NOESIS_TRIBUNAL_DEADLINE" envDefault:"150s"`
+	// Judge timeouts: 0 (the default) leaves each judge's call to the
+	// per-call timeout under the deadline. The origin used 3s, 10s, 3s.
+	VeritasTimeout   time.Duration `env:"NOESIS_JUDGE_TIMEOUT_VERITAS" envDefault:"0s"`
+	SophiaTimeout    time.Duration `env:"NOESIS_JUDGE_TIMEOUT_SOPHIA" envDefault:"0s"`
+	DikeTimeout      time.Duration `env:"NOESIS_JUDGE_TIMEOUT_DIKE" envDefault:"0s"`
 	BreakerFailures  int           `env:"NOESIS_JUDGE_BREAKER_FAILURES" envDefault:"3"`
 	BreakerCooldown  time.Duration `env:"NOESIS_JUDGE_BREAKER_COOLDOWN" envDefault:"60s"`
 	BreakerSuccesses int           `env:"NOESIS_JUDGE_BREAKER_SUCCESSES" envDefault:"2"`
@@ -324,8 +332,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	durations := map[string]time.Duration{
-		"NOESIS_LLM_TIMEOUT": c.LLMTimeout, "NOESIS_LLM_BACKOFF": c.LLMBackoff, "NOESIS_TRIBUNAL_DEADLINE": c.TribunalDeadline,
-		"NOESIS_JUDGE_TIMEOUT_VERITAS": c.VeritasTimeout, "NOESIS_JUDGE_TIMEOUT_SOPHIA": c.SophiaTimeout, "NOESIS_JUDGE_TIMEOUT_DIKE": c.DikeTimeout,
+		"NOESIS_LLM_BACKOFF": c.LLMBackoff, "NOESIS_TRIBUNAL_DEADLINE": c.TribunalDeadline,
 		"NOESIS_FAST_ACK_WAIT": c.FastAckWait, "NOESIS_REASONING_ACK_WAIT": c.ReasoningAckWait, "NOESIS_DEEP_ACK_WAIT": c.DeepAckWait,
 		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
 		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease,
@@ -334,6 +341,12 @@ func (c *Config) Validate() error {
 	for name, d := range durations {
 		if d <= 0 {
 			bad(name, "want a duration above 0, got %s", d)
+		}
+	}
+	for name, d := range map[string]time.Duration{"NOESIS_LLM_TIMEOUT": c.LLMTimeout, "NOESIS_JUDGE_TIMEOUT_VERITAS": c.VeritasTimeout,
+		"NOESIS_JUDGE_TIMEOUT_SOPHIA": c.SophiaTimeout, "NOESIS_JUDGE_TIMEOUT_DIKE": c.DikeTimeout} {
+		if d < 0 {
+			bad(name, "want a duration of 0 (derived) or more, got %s", d)
 		}
 	}
 	for name, d := range map[string]time.Duration{"NOESIS_CACHE_TTL_FAST": c.CacheTTLFast, "NOESIS_CACHE_TTL_REASONING": c.CacheTTLReasoning, "NOESIS_CACHE_TTL_DEEP": c.CacheTTLDeep} {
@@ -403,6 +416,20 @@ func (c *Config) ResolvedProvider() string {
 		return router.KindNebius
 	}
 	return router.KindSim
+}
+
+// CheckServe reports a service that would answer real traffic with the
+// simulator without being asked to: LLM_PROVIDER=auto with no API key on an
+// external NATS (NATS_URL set). The simulator runs only when asked for
+// (LLM_PROVIDER=sim, or a chain naming it) or on the embedded NATS of
+// `make run`. The error says what to set.
+func (c *Config) CheckServe() error {
+	if c.Provider == "auto" && c.NebiusAPIKey == "" && c.NATSURL != "" {
+		return errors.New("LLM_PROVIDER=auto found no NEBIUS_API_KEY, and noesis will not answer thoughts on an external NATS (NATS_URL is set) " +
+			"with simulated models: set NEBIUS_API_KEY; or LLM_PROVIDER=openai with OPENAI_BASE_URL and OPENAI_API_KEY " +
+			"(or modal with MODAL_BASE_URL); or LLM_PROVIDER=sim to simulate on purpose")
+	}
+	return nil
 }
 
 // RunTiers returns the tiers this process runs.

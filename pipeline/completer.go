@@ -72,6 +72,9 @@ type Response struct {
 	ColdStart bool
 	// Hedged is true when a hedged request to the next target answered first.
 	Hedged bool
+	// Truncated is true when the model stopped at max_tokens
+	// (finish_reason "length"): the answer, or the thinking before it, was cut.
+	Truncated bool
 	// CostUSD estimates the call's price from the target's per-token prices.
 	CostUSD float64
 }
@@ -103,6 +106,10 @@ var ErrPermanent = errors.New("permanent failure")
 // worker holding the thought waits and tries again rather than spending one of
 // the thought's deliveries.
 var ErrRateLimited = errors.New("rate limited")
+
+// ErrCircuitOpen marks a call not made because a circuit breaker is open
+// (a judge's, or every target's of a chain): always alongside ErrTransient.
+var ErrCircuitOpen = errors.New("circuit open")
 
 // ErrBudgetExhausted marks a call refused because the thought has made as many
 // upstream calls as its budget allows (see WithCallBudget). It is transient:

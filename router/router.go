@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -35,6 +36,14 @@ const (
 	KindOpenAI = "openai" // any OpenAI-compatible endpoint (vLLM, Ollama, OpenAI)
 	KindModal  = "modal"  // a vLLM server deployed on Modal.com (see modal/)
 	KindSim    = "sim"    // the noesis simulator
+)
+
+// Per-call timeouts when Config.Timeout is zero.
+const (
+	TTFTAllowance    = 10 * time.Second
+	MinCallTimeout   = 15 * time.Second
+	FirstCallTimeout = 120 * time.Second // the origin's timeout
+	MaxCallTimeout   = 10 * time.Minute
 )
 
 // DefaultNebiusBaseURL is Nebius Token Factory's OpenAI-compatible endpoint.
@@ -95,7 +104,13 @@ type Config struct {
 	Targets   []Target
 	// Tiers lists, per tier, the names of the targets to try in order.
 	Tiers map[pipeline.Tier][]string
-	// Timeout bounds one call; default 120 s (the origin's).
+	// Timeout, when set, bounds every call. Zero (the default) sizes each
+	// call's timeout by what it asks for: TTFTAllowance plus the time the
+	// target needs to write the call's whole max_tokens at its measured speed
+	// (the slowest tenth of its last 128 answers, tokens over latency), at
+	// least MinCallTimeout; before a target has 8 answers, FirstCallTimeout.
+	// So a reasoning judge may think through its budget, and a 512-token
+	// narrative that hangs is given up after seconds, not minutes.
 	Timeout time.Duration
 	// Attempts is how often one target is tried before the next; default 3.
 	Attempts int
@@ -169,14 +184,50 @@ type target struct {
 
 	latMu     sync.Mutex
 	latencies [128]time.Duration // the last answers' latencies, a ring
+	rates     [128]float64       // and their speeds, completion tokens per second
 	latN      int
 }
 
-func (t *target) observe(d time.Duration) {
+func (t *target) observe(d time.Duration, tokens int) {
 	t.latMu.Lock()
 	t.latencies[t.latN%len(t.latencies)] = d
+	rate := math.Inf(1)
+	if d > 0 {
+		rate = float64(tokens) / d.Seconds()
+	}
+	t.rates[t.latN%len(t.rates)] = rate
 	t.latN++
 	t.latMu.Unlock()
+}
+
+// speed returns the slowest tenth of the target's recent speeds (tokens per
+// second), or false below 8 answers.
+func (t *target) speed() (float64, bool) {
+	t.latMu.Lock()
+	n := min(t.latN, len(t.rates))
+	xs := append([]float64(nil), t.rates[:n]...)
+	t.latMu.Unlock()
+	if n < 8 {
+		return 0, false
+	}
+	slices.Sort(xs)
+	return xs[n/10], true
+}
+
+// callTimeout bounds one call of req to t (see Config.Timeout).
+func (c *Chain) callTimeout(t *target, req pipeline.Request) time.Duration {
+	if c.cfg.Timeout > 0 {
+		return c.cfg.Timeout
+	}
+	rate, ok := t.speed()
+	if !ok || req.MaxTokens <= 0 {
+		return FirstCallTimeout
+	}
+	if math.IsInf(rate, 1) || rate <= 0 {
+		return MinCallTimeout
+	}
+	d := TTFTAllowance + time.Duration(float64(req.MaxTokens)/rate*float64(time.Second))
+	return min(max(d, MinCallTimeout), MaxCallTimeout)
 }
 
 // p95 returns the target's observed p95 latency, or false below 20 answers.
@@ -359,9 +410,6 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 120 * time.Second
-	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 3
 	}
@@ -522,7 +570,7 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 		}
 		if !t.breaker.Allow() {
 			errs = append(errs, &pipeline.RetryAfterError{After: t.breaker.RetryIn(),
-				Err: fmt.Errorf("%w: %s (%s at %s): circuit open after repeated failures", pipeline.ErrTransient, t.Model, t.Name, t.provider.Name)})
+				Err: fmt.Errorf("%w: %w: %s (%s at %s) after repeated failures", pipeline.ErrTransient, pipeline.ErrCircuitOpen, t.Model, t.Name, t.provider.Name)})
 			continue
 		}
 		if first < 0 {
@@ -720,7 +768,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for the rate limit: %w", pipeline.ErrTransient, t.Name, err)
 		}
 	}
-	timeout, cold := c.cfg.Timeout, t.cold()
+	timeout, cold := c.callTimeout(t, req), t.cold()
 	if cold {
 		timeout = max(timeout, t.provider.ColdStartTimeout)
 	}
@@ -756,7 +804,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	}
 	span.SetAttributes(attribute.Int("noesis.tokens.in", out.Usage.PromptTokens), attribute.Int("noesis.tokens.out", out.Usage.CompletionTokens))
 	if err != nil {
-		err = c.classify(ctx, t, err)
+		err = c.classify(ctx, t, err, timeout)
 		span.RecordError(err)
 		span.SetStatus(codes.Error, ErrorClass(err))
 		if errors.Is(err, pipeline.ErrRateLimited) && info.retryAfter <= 0 {
@@ -774,7 +822,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		return pipeline.Response{}, fmt.Errorf("%w: %s returned no choices", pipeline.ErrTransient, t.Model)
 	}
 	t.lastCall.Store(time.Now().UnixNano())
-	t.observe(latency)
+	t.observe(latency, out.Usage.CompletionTokens)
 	cost := (float64(out.Usage.PromptTokens)*t.PriceIn+float64(out.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
 	if c.limiter != nil {
 		c.limiter.Spend(ctx, t.Name, t.provider.Name, out.Usage.TotalTokens, cost)
@@ -787,7 +835,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	reasoning := strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n"))
 	return pipeline.Response{
 		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
-		CostUSD: cost,
+		CostUSD: cost, Truncated: out.Choices[0].FinishReason == openai.FinishReasonLength,
 		Usage:   pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
 	}, nil
 }
@@ -822,7 +870,7 @@ func nonEmpty(ss ...string) []string {
 }
 
 // classify maps a call error to transient or permanent, with secrets redacted.
-func (c *Chain) classify(ctx context.Context, t *target, err error) error {
+func (c *Chain) classify(ctx context.Context, t *target, err error, timeout time.Duration) error {
 	where := fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, t.provider.Name)
 	status := 0
 	var apiErr *openai.APIError
@@ -836,7 +884,7 @@ func (c *Chain) classify(ctx context.Context, t *target, err error) error {
 	msg := c.redact.Replace(err.Error())
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		return fmt.Errorf("%w: %s: no answer within %s", pipeline.ErrTransient, where, c.cfg.Timeout)
+		return fmt.Errorf("%w: %s: no answer within %s", pipeline.ErrTransient, where, timeout)
 	case errors.Is(err, context.Canceled):
 		return fmt.Errorf("%w: %s: %w", pipeline.ErrTransient, where, context.Canceled)
 	case status == http.StatusTooManyRequests:

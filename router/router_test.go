@@ -75,22 +75,42 @@ func TestEachTierUsesItsOwnModel(t *testing.T) {
 }
 
 func TestReasoningIsSeparated(t *testing.T) {
-	_, url := simtest.Start(t, sim.Config{})
+	_, url := simtest.Start(t, sim.Config{Shape: "plain-lines"})
 	c := newChain(t, url, "k", nil, 1)
-	// R1 puts <think> inline; the Thinking model uses reasoning_content.
+	// R1-0528 closes a <think> its template opened; the Thinking model uses reasoning_content.
 	for _, tier := range []pipeline.Tier{pipeline.TierReasoning, pipeline.TierDeep} {
-		r, err := c.Complete(context.Background(), judgeRequest(tier, "x"))
+		req := judgeRequest(tier, "x")
+		req.MaxTokens = 8192
+		r, err := c.Complete(context.Background(), req)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(r.Content, "think>") || strings.Contains(r.Content, "simulated reasoning") {
-			t.Errorf("%s: reasoning leaked into the content: %q", tier, r.Content)
+		if strings.Contains(r.Content, "think>") || strings.Contains(r.Content, "Okay, let me") || r.Truncated {
+			t.Errorf("%s: reasoning leaked into the content (truncated %v): %q", tier, r.Truncated, r.Content)
 		}
-		if !strings.Contains(r.Reasoning, "simulated reasoning") {
+		if len(r.Reasoning) < 100 {
 			t.Errorf("%s: reasoning lost: %q", tier, r.Reasoning)
 		}
 		if _, err := pipeline.ParseJudgeAnswer(r.Content); err != nil {
 			t.Errorf("%s: judge answer unreadable: %v", tier, err)
+		}
+	}
+}
+
+// A thinking longer than max_tokens: finish_reason "length", no answer.
+func TestThinkingCutAtMaxTokens(t *testing.T) {
+	_, url := simtest.Start(t, sim.Config{})
+	c := newChain(t, url, "k", nil, 1)
+	for _, tier := range []pipeline.Tier{pipeline.TierReasoning, pipeline.TierDeep} {
+		r, err := c.Complete(context.Background(), judgeRequest(tier, "x")) // 64 tokens
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.Truncated || r.Usage.CompletionTokens != 64 {
+			t.Errorf("%s: truncated %v after %d tokens, want true after 64", tier, r.Truncated, r.Usage.CompletionTokens)
+		}
+		if _, err := pipeline.ReadTaggedAnswer(r.Content, "NZ0123456789abcdef"); err == nil {
+			t.Errorf("%s: a verdict read from a cut-off thinking: %q", tier, r.Content)
 		}
 	}
 }

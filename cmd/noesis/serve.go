@@ -33,7 +33,9 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the worker pools (and, with NATS_URL unset, an embedded NATS server)",
 		Long: `Run the tier worker pools. With NATS_URL unset, noesis starts an embedded
 JetStream server on NOESIS_NATS_LISTEN storing under NOESIS_DATA_DIR. With no
-NEBIUS_API_KEY and LLM_PROVIDER=auto it answers with the built-in simulator.
+NEBIUS_API_KEY and LLM_PROVIDER=auto it answers with the built-in simulator,
+but only on the embedded NATS: pointed at an external NATS it refuses to start
+until a provider is set (or LLM_PROVIDER=sim asks for the simulator).
 Stops on SIGINT or SIGTERM, letting in-flight thoughts finish within NOESIS_DRAIN_TIMEOUT.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -90,6 +92,9 @@ type service struct {
 // startService wires every component from cfg and starts the pools. It runs
 // until ctx ends; Wait then returns once everything has drained.
 func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *service, err error) {
+	if err := cfg.CheckServe(); err != nil {
+		return nil, err
+	}
 	s := &service{log: log, pools: map[pipeline.Stage]*consumers.Pool{}, done: make(chan struct{})}
 	defer func() {
 		if err != nil {

@@ -81,8 +81,67 @@ type Config struct {
 	// ScaleDown window, as a serverless GPU container would.
 	ColdStart time.Duration
 	ScaleDown time.Duration
-	// Seed seeds the fault dice.
+	// Seed seeds the fault dice and every draw of an answer (its shape, its
+	// thinking length): the same seed and request give the same answer.
 	Seed uint64
+
+	// Lengths says how long answers are. LengthsRealistic (the default):
+	// reasoning models think for a log-normal number of tokens before they
+	// answer (median ThinkingMedian, spread ThinkingSigma), and a call takes
+	// TTFT + tokens / the profile's tokens per second. LengthsSeed: every
+	// call takes the profile's latency, as the seed's capped benchmark calls did.
+	Lengths string
+	// ThinkingMedian (default 700 tokens) and ThinkingSigma (default 0.7, so
+	// about 2 % of answers think past 3,000 tokens) shape the thinking lengths.
+	ThinkingMedian int
+	ThinkingSigma  float64
+	// TTFT is the time to the first token; default 300 ms.
+	TTFT time.Duration
+	// ThinkStyles says, per model, where its thinking arrives: ThinkTags
+	// (<think>…</think> in the content), ThinkClose (only the closing tag: the
+	// chat template opened the block, as DeepSeek-R1-0528's does), ThinkField
+	// (the reasoning_content field, as vLLM's reasoning parser gives it) or
+	// ThinkNone. Unlisted models: DefaultThinkStyle.
+	ThinkStyles map[string]string
+	// Shape, when set, makes every judge answer in that corpus shape.
+	Shape string
+	// RateLimitFirst answers the first N calls of every distinct request with
+	// 429 and Retry-After: a rate-limit storm that lets each call through on
+	// its N+1th try. Stats count the retries that came sooner than asked.
+	RateLimitFirst int
+	// Gullible judges obey any order they find outside the quoted data of
+	// the user message ("answer PASS"): a judge that proves the quoting holds.
+	Gullible bool
+}
+
+// The answer lengths of Config.Lengths.
+const (
+	LengthsRealistic = "realistic"
+	LengthsSeed      = "seed"
+)
+
+// Where a model's thinking arrives (Config.ThinkStyles).
+const (
+	ThinkTags  = "tags"
+	ThinkClose = "close"
+	ThinkField = "field"
+	ThinkNone  = "none"
+)
+
+// DefaultThinkStyle is where a model's thinking arrives when ThinkStyles does
+// not say: DeepSeek-R1-0528 models give only the closing tag, other R1
+// models both tags, "Thinking" models (Qwen3) the reasoning field, and the
+// rest do not think.
+func DefaultThinkStyle(model string) string {
+	switch {
+	case strings.Contains(model, "R1-0528"):
+		return ThinkClose
+	case strings.Contains(model, "R1"):
+		return ThinkTags
+	case strings.Contains(model, "Thinking"):
+		return ThinkField
+	}
+	return ThinkNone
 }
 
 // Faults are the shares of requests that fail, each in [0,1].
@@ -121,7 +180,19 @@ type Stats struct {
 	// Invisible counts requests whose text held invisible format characters
 	// (zero-width, bidi, tag characters), which noesis strips before sending.
 	Invisible int64 `json:"invisible"`
+	// Intents holds what each judge meant to answer, by "caller|task".
+	Intents map[string]Intent `json:"intents,omitempty"`
+	// Truncated counts answers cut by max_tokens (finish_reason "length").
+	Truncated int64 `json:"truncated"`
+	// EarlyRetries counts calls that came back sooner than the Retry-After
+	// of the 429 their request last got; MaxCallsPerRequest is the most calls
+	// any one distinct request made.
+	EarlyRetries       int64 `json:"early_retries"`
+	MaxCallsPerRequest int64 `json:"max_calls_per_request"`
 }
+
+// IntentKey is the key of Stats.Intents for a judge (veritas, sophia, dike) and a task.
+func IntentKey(caller, task string) string { return caller + "|" + task }
 
 // Server is the simulator. Safe for concurrent use.
 type Server struct {
@@ -132,6 +203,7 @@ type Server struct {
 	rng       *rand.Rand
 	stats     Stats
 	lastCall  time.Time
+	storm     map[uint64]*stormTrack
 	requests  atomic.Int64
 	cancelled atomic.Int64
 }
@@ -147,8 +219,40 @@ func New(cfg Config) *Server {
 	if cfg.ScaleDown <= 0 {
 		cfg.ScaleDown = 5 * time.Minute
 	}
-	return &Server{cfg: cfg, profiles: cfg.Profiles, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
-		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}, PerSecond: map[int64]int64{}}}
+	if cfg.Lengths == "" {
+		cfg.Lengths = LengthsRealistic
+	}
+	if cfg.ThinkingMedian <= 0 {
+		cfg.ThinkingMedian = 700
+	}
+	if cfg.ThinkingSigma <= 0 {
+		cfg.ThinkingSigma = 0.7
+	}
+	if cfg.TTFT <= 0 {
+		cfg.TTFT = 300 * time.Millisecond
+	}
+	return &Server{cfg: cfg, profiles: cfg.Profiles, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), storm: map[uint64]*stormTrack{},
+		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}, PerSecond: map[int64]int64{}, Intents: map[string]Intent{}}}
+}
+
+// stormTrack follows one distinct request through a rate-limit storm.
+type stormTrack struct {
+	calls   int64
+	limited time.Time // when it last got a 429
+}
+
+// thinkStyle is where model's thinking arrives.
+func (s *Server) thinkStyle(model string) string {
+	if st, ok := s.cfg.ThinkStyles[model]; ok {
+		return st
+	}
+	return DefaultThinkStyle(model)
+}
+
+// thinkingTokens draws a thinking length: log-normal around the median.
+func (s *Server) thinkingTokens(rng *rand.Rand) int {
+	n := float64(s.cfg.ThinkingMedian) * math.Exp(s.cfg.ThinkingSigma*rng.NormFloat64())
+	return max(16, int(math.Round(n)))
 }
 
 // Handler serves the OpenAI-compatible API under /v1 and the counters at /sim/stats.
@@ -202,6 +306,10 @@ func (s *Server) Stats() Stats {
 	out.Requests = s.requests.Load()
 	out.Cancelled = s.cancelled.Load()
 	out.Faults, out.PerModel, out.PerCaller = copyMap(s.stats.Faults), copyMap(s.stats.PerModel), copyMap(s.stats.PerCaller)
+	out.Intents = make(map[string]Intent, len(s.stats.Intents))
+	for k, v := range s.stats.Intents {
+		out.Intents[k] = v
+	}
 	out.PerSecond = make(map[int64]int64, len(s.stats.PerSecond))
 	for k, v := range s.stats.PerSecond {
 		out.PerSecond[k] = v
@@ -357,6 +465,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fault := pickFault(d, faults, dice)
+	if fault == "" && s.cfg.RateLimitFirst > 0 && s.stormed(req.Model+"\x00"+system.String()+"\x00"+user.String()) {
+		fault = "429"
+	}
 	switch fault {
 	case "hang":
 		s.count("fault", "hang")
@@ -381,22 +492,22 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		prof = DefaultProfile
 	}
-	latency := time.Duration(float64(prof.Latency) * s.cfg.LatencyScale)
-	tokens := max(1, int(math.Round(prof.TokensPerSecond*prof.Latency.Seconds())))
-	if req.MaxTokens > 0 && tokens > req.MaxTokens {
-		tokens = req.MaxTokens
-	}
-	content, reasoning := answer(req.Model, caller, system.String(), user.String(), d, tokens)
+	rng := rand.New(rand.NewPCG(s.cfg.Seed^hash64(req.Model+"\x00"+system.String()+"\x00"+user.String()), 0x51ed))
+	a := s.compose(req, prof, caller, system.String(), user.String(), d, rng)
 	if fault == "malformed" {
 		s.count("fault", "malformed")
-		content = "I have considered the matter at length and decline to use any format."
+		a.content = "I have considered the matter at length and decline to use any format."
 	}
 	if _, empty := d["empty"]; empty {
-		content = ""
+		a.content = ""
+	}
+	if a.finish == "length" {
+		s.count("truncated", "")
 	}
 	promptTokens := (system.Len() + user.Len() + 3) / 4
+	latency := time.Duration(float64(a.latency) * s.cfg.LatencyScale)
 	if req.Stream {
-		s.stream(w, r, req, content, reasoning, tokens, promptTokens, latency)
+		s.stream(w, r, req, a.content, a.reasoning, a.finish, a.tokens, promptTokens, latency)
 		return
 	}
 	if !sleep(r.Context(), latency) {
@@ -410,12 +521,120 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.count("completion", "")
+	msg := map[string]any{"role": "assistant", "content": a.content}
+	if a.reasoning != "" {
+		msg["reasoning_content"] = a.reasoning
+	}
+	if a.finish == "length" && a.content == "" {
+		msg["content"] = nil // what vLLM's reasoning parser sends when the thinking was cut
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"id": "chatcmpl-sim-" + shortHash(req.Model+user.String()), "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
-		"choices": []any{map[string]any{"index": 0, "finish_reason": "stop",
-			"message": map[string]any{"role": "assistant", "content": content, "reasoning_content": reasoning}}},
-		"usage": map[string]int{"prompt_tokens": promptTokens, "completion_tokens": tokens, "total_tokens": promptTokens + tokens},
+		"choices": []any{map[string]any{"index": 0, "finish_reason": a.finish, "message": msg}},
+		"usage":   map[string]int{"prompt_tokens": promptTokens, "completion_tokens": a.tokens, "total_tokens": promptTokens + a.tokens},
 	})
+}
+
+// composed is one answer: what it says, how long it is and takes.
+type composed struct {
+	content, reasoning string
+	finish             string // stop or length
+	tokens             int    // completion tokens
+	latency            time.Duration
+}
+
+// compose writes the answer to a request: a judge's intent in a shape from
+// the corpus after a thinking phase, or another caller's answer; then cuts
+// it at max_tokens and times it.
+func (s *Server) compose(req chatRequest, prof Profile, caller, system, user string, d directives, rng *rand.Rand) composed {
+	style := s.thinkStyle(req.Model)
+	if st := d["think"]; st != "" {
+		style = st
+	}
+	thinks := style != ThinkNone
+	realistic := s.cfg.Lengths != LengthsSeed
+	seedTokens := max(1, int(math.Round(prof.TokensPerSecond*prof.Latency.Seconds())))
+	var body string
+	var thinking string
+	thinkTokens := 0
+	judge := caller == "veritas" || caller == "sophia" || caller == "dike"
+	task, action := quotedTask(user)
+	if thinks {
+		thinkTokens = seedTokens / 2
+		if realistic {
+			thinkTokens = s.thinkingTokens(rng)
+		}
+		thinking = thinkingText(rng, caller, task, thinkTokens)
+	}
+	var in Intent
+	if judge {
+		in = deliberate(caller, task+"\n"+action, d, seedOf(caller, user))
+		if s.cfg.Gullible {
+			if m := orderRE.FindStringSubmatch(outsideQuote(user)); m != nil {
+				in = Intent{Verdict: strings.ToUpper(m[1]), Confidence: 1, Offense: "none", Obeyed: true}
+			}
+		}
+		tag := ""
+		if m := tagRE.FindStringSubmatch(system); m != nil {
+			tag = m[1]
+		}
+		sh := pickShape(rng, tag != "", s.cfg.Shape)
+		in.Shape = sh.Name
+		if sh.Ambiguous {
+			in.Verdict = ""
+		}
+		body = sh.Render(in, tag, task)
+	} else {
+		body = answer(caller, system, user, seedTokens)
+	}
+	answerTokens := max(1, (len(body)+3)/4) // a judge's answer: its length
+	switch {
+	case !judge && realistic:
+		answerTokens = seedTokens // the seed measured these answers' lengths
+	case !judge:
+		answerTokens = max(1, seedTokens-thinkTokens)
+	}
+	total := thinkTokens + answerTokens
+	finish := "stop"
+	if req.MaxTokens > 0 && total > req.MaxTokens {
+		finish = "length"
+		if thinkTokens >= req.MaxTokens {
+			thinking, body = cutAtRune(thinking, req.MaxTokens*4), ""
+		} else {
+			body = cutAtRune(body, (req.MaxTokens-thinkTokens)*4)
+		}
+		total = req.MaxTokens
+		in.Truncated, in.Verdict = true, ""
+	}
+	a := composed{finish: finish, tokens: total}
+	switch {
+	case !thinks:
+		a.content = body
+	case style == ThinkField:
+		a.content, a.reasoning = body, thinking
+	case style == ThinkClose:
+		a.content = thinking
+		if finish != "length" || body != "" {
+			a.content += "\n</think>\n\n" + body
+		}
+	default: // ThinkTags
+		a.content = "<think>\n" + thinking
+		if finish != "length" || body != "" {
+			a.content += "\n</think>\n\n" + body
+		}
+	}
+	if realistic {
+		a.latency = s.cfg.TTFT + time.Duration(float64(total)/prof.TokensPerSecond*float64(time.Second))
+	} else {
+		a.latency = prof.Latency
+	}
+	if judge {
+		in.ThinkingTokens, in.AnswerTokens = thinkTokens, answerTokens
+		s.mu.Lock()
+		s.stats.Intents[IntentKey(caller, task)] = in
+		s.mu.Unlock()
+	}
+	return a
 }
 
 // pickFault picks the fault for a request: a marker first, else the dice.
@@ -455,13 +674,39 @@ func (s *Server) count(kind, what string) {
 		s.stats.Streams++
 	case "cold_start":
 		s.stats.ColdStarts++
+	case "truncated":
+		s.stats.Truncated++
 	}
+}
+
+// stormed counts a call of a distinct request and reports whether it is
+// one of the first RateLimitFirst, to be answered 429.
+func (s *Server) stormed(request string) bool {
+	key := hash64(request)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tr := s.storm[key]
+	if tr == nil {
+		tr = &stormTrack{}
+		s.storm[key] = tr
+	}
+	now := time.Now()
+	if !tr.limited.IsZero() && now.Sub(tr.limited) < s.cfg.RetryAfter {
+		s.stats.EarlyRetries++
+	}
+	tr.calls++
+	s.stats.MaxCallsPerRequest = max(s.stats.MaxCallsPerRequest, tr.calls)
+	if tr.calls <= int64(s.cfg.RateLimitFirst) {
+		tr.limited = now
+		return true
+	}
+	return false
 }
 
 // stream sends the answer as server-sent events: each of the tokens after
 // latency/tokens, so the whole answer takes the profile's latency and streams
 // at its tokens per second.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req chatRequest, content, reasoning string, tokens, promptTokens int, latency time.Duration) {
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, req chatRequest, content, reasoning, finish string, tokens, promptTokens int, latency time.Duration) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
 		writeError(w, http.StatusInternalServerError, "streaming unsupported", "server_error")
@@ -502,7 +747,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, req chatRequest,
 	if req.StreamOpts != nil && req.StreamOpts.IncludeUsage {
 		usage = map[string]int{"prompt_tokens": promptTokens, "completion_tokens": tokens, "total_tokens": promptTokens + tokens}
 	}
-	send(map[string]any{}, "stop", usage)
+	send(map[string]any{}, finish, usage)
 	_, _ = fmt.Fprint(w, "data: [DONE]\n\n")
 	flusher.Flush()
 }
