@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"sort"
 	"strconv"
@@ -113,11 +114,11 @@ func ParseJudgeAnswer(text string) (JudgeAnswer, error) {
 // 85 %, 85/100, 8.5/10 or 85 on a 0-100 scale.
 //
 // Lines that carry tag (see AnswerTag) are the judge's own answer and win
-// over everything else. Without tagged lines in the answer, an untagged
-// statement whose text appears in quote is dropped as an echo of the thought,
-// and so is an echo of the prompt's own format ("PASS | REVIEW | FAIL").
-// Tagged lines found only in the reasoning are used when the answer has no
-// verdict at all.
+// over everything else, first in the answer, then in the reasoning (a </think>
+// quoted from the thought can make the judge's answer look like thinking).
+// Without tagged lines, an untagged statement whose text appears in quote is
+// dropped as an echo of the thought, and so is an echo of the prompt's own
+// format ("PASS | REVIEW | FAIL").
 //
 // A PASS needs a confidence (it is the vote); REVIEW, FAIL and ABSTAIN may go
 // without one (confidence 0). Two different verdicts, a negated one ("not
@@ -129,15 +130,15 @@ func ReadJudgeAnswer(answer, reasoning, tag string, quote Quote) (JudgeAnswer, e
 		if tagged := onlyTagged(items); hasVerdict(tagged) {
 			return r.resolve(tagged)
 		}
+		if reasoning != "" {
+			// A </think> quoted from the thought can move the judge's tagged
+			// lines into what looks like thinking; they are still its own.
+			if tagged := onlyTagged(r.scan(reasoning)); hasVerdict(tagged) {
+				return r.resolve(tagged)
+			}
+		}
 	}
-	untagged := r.withoutEchoes(items)
-	if hasVerdict(untagged) || r.tag == "" || reasoning == "" {
-		return r.resolve(untagged)
-	}
-	if tagged := onlyTagged(r.scan(reasoning)); hasVerdict(tagged) {
-		return r.resolve(tagged)
-	}
-	return r.resolve(untagged)
+	return r.resolve(r.withoutEchoes(items))
 }
 
 // ReadTaggedAnswer reads only the lines that carry tag: for an answer cut
@@ -220,21 +221,31 @@ func (r *reader) echoes(it item) bool {
 		return false
 	}
 	n := normalise(it.span)
-	if it.bare || len(n) < 8 {
+	if it.bare || len(n) < 10 {
 		return r.quoteLines[n]
 	}
 	return strings.Contains(r.quote, n)
 }
 
-// normalise keeps letters and digits, lower-cased: how a statement compares
-// with the thought whatever the spacing, quoting and emphasis around it.
+// normalise keeps the words (letters and digits), lower-cased and each
+// padded by one space: how a statement compares with the thought whatever
+// the spacing, quoting and emphasis around it, word by whole word.
 func normalise(s string) string {
 	var b strings.Builder
-	b.Grow(len(s))
+	b.Grow(len(s) + 2)
+	b.WriteByte(' ')
+	gap := true
 	for _, c := range s {
 		if unicode.IsLetter(c) || unicode.IsDigit(c) {
 			b.WriteRune(unicode.ToLower(c))
+			gap = false
+		} else if !gap {
+			b.WriteByte(' ')
+			gap = true
 		}
+	}
+	if !gap {
+		b.WriteByte(' ')
 	}
 	return b.String()
 }
@@ -245,7 +256,7 @@ func quoteLines(q string) map[string]bool {
 	}
 	m := map[string]bool{}
 	for _, l := range strings.Split(q, "\n") {
-		if n := normalise(l); n != "" {
+		if n := normalise(l); n != " " {
 			m[n] = true
 		}
 	}
@@ -338,8 +349,10 @@ var (
 	fieldLineRE = regexp.MustCompile(`^([A-Za-z][A-Za-z _()'-]{0,40}?)\s*(?::|=|\s[-–—]\s)\s*(.*)$`)
 	// A heading or label with no value: the value is on the next line.
 	labelOnlyRE = regexp.MustCompile(`^([A-Za-z][A-Za-z _()'-]{0,40}?)\s*:?$`)
-	emphasisRE  = regexp.MustCompile("[*`]+|__+")
-	leadRE      = regexp.MustCompile(`^(?:[>#\-+•\s]+|\d+[.)]\s+)+`)
+	// "Confidence 0.7": a number needs no colon.
+	numberLineRE = regexp.MustCompile(`(?i)^(confidence(?: level| score)?|certainty)\s+(\d.*|\.\d.*)$`)
+	emphasisRE   = regexp.MustCompile("[*`]+|__+")
+	leadRE       = regexp.MustCompile(`^(?:[>#\-+•\s]+|\d+[.)]\s+)+`)
 )
 
 // fieldOf names the field a label stands for.
@@ -392,7 +405,11 @@ func (r *reader) scanLines(text string) []item {
 			continue
 		}
 		tagged = tagged || taggedBlock
-		if m := fieldLineRE.FindStringSubmatch(clean); m != nil {
+		m := fieldLineRE.FindStringSubmatch(clean)
+		if m == nil {
+			m = numberLineRE.FindStringSubmatch(clean)
+		}
+		if m != nil {
 			if kind, ok := fieldOf(m[1]); ok {
 				value := strings.TrimSpace(m[2])
 				if value == "" {
@@ -607,7 +624,7 @@ func readConfidence(s string) (float64, error) {
 	if f < 0 || f > 1 {
 		return 0, fmt.Errorf("%w: confidence %s is outside 0-1", ErrUnparseable, clip(s, 40))
 	}
-	return f, nil
+	return math.Round(f*1e4) / 1e4, nil
 }
 
 var offenseWordRE = regexp.MustCompile(`(?i)\b(none|minor|major|capital|no|nil|n/a)\b`)

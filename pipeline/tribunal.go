@@ -30,17 +30,17 @@ const (
 
 // Judge is one member of the tribunal.
 type Judge struct {
-	Name    string        // VERITAS, SOPHIA, DIKĒ
-	Pillar  string        // truth, wisdom, justice
-	Weight  float64       // share of the consensus
+	Name   string  // VERITAS, SOPHIA, DIKĒ
+	Pillar string  // truth, wisdom, justice
+	Weight float64 // share of the consensus
 	// Timeout, when set, bounds the judge's whole call; the judge abstains when
 	// its answer takes longer. Zero (the default) leaves the call to the
 	// router's per-call timeout (sized by the token budget and the target's
 	// speed) under the tribunal's deadline. The origin used 3 s, 10 s and 3 s,
 	// which only a ~150-token answer meets (see docs/judges.md).
 	Timeout time.Duration
-	Charge  string        // what the judge examines, said in its prompt
-	Target  string        // optional model target of the REASONING tier; empty means the tier's chain
+	Charge  string // what the judge examines, said in its prompt
+	Target  string // optional model target of the REASONING tier; empty means the tier's chain
 }
 
 // DefaultJudges returns the origin's three judges and weights, with no
@@ -78,18 +78,18 @@ type JudgeVote struct {
 	// abstained or gave no readable verdict) or AbstainOperational (it could
 	// not be asked or gave no answer: a failed or timed-out call, an open
 	// breaker, the call budget, the tribunal's deadline).
-	AbstainKind string `json:"abstain_kind,omitempty"`
-	Model         string  `json:"model,omitempty"`
-	Provider      string  `json:"provider,omitempty"`
-	Target        string  `json:"target,omitempty"`
-	Fallback      bool    `json:"fallback,omitempty"`
-	ColdStart     bool    `json:"cold_start,omitempty"`
-	Hedged        bool    `json:"hedged,omitempty"`
-	CostUSD       float64 `json:"cost_usd,omitempty"`
-	Cached        bool    `json:"cached"`
-	LatencyMS     int64   `json:"latency_ms"`
-	Usage         Usage   `json:"usage"`
-	Thinking      string  `json:"thinking,omitempty"`
+	AbstainKind string  `json:"abstain_kind,omitempty"`
+	Model       string  `json:"model,omitempty"`
+	Provider    string  `json:"provider,omitempty"`
+	Target      string  `json:"target,omitempty"`
+	Fallback    bool    `json:"fallback,omitempty"`
+	ColdStart   bool    `json:"cold_start,omitempty"`
+	Hedged      bool    `json:"hedged,omitempty"`
+	CostUSD     float64 `json:"cost_usd,omitempty"`
+	Cached      bool    `json:"cached"`
+	LatencyMS   int64   `json:"latency_ms"`
+	Usage       Usage   `json:"usage"`
+	Thinking    string  `json:"thinking,omitempty"`
 
 	callErr error // why the call failed, when it did; not the judge's own abstention
 }
