@@ -101,6 +101,9 @@ type Config struct {
 	SimURL          string  `env:"NOESIS_SIM_URL"`                                // empty: run the simulator in-process
 	SimListen       string  `env:"NOESIS_SIM_LISTEN" envDefault:"127.0.0.1:8090"` // `noesis sim`'s address
 	SimLatencyScale float64 `env:"NOESIS_SIM_LATENCY_SCALE" envDefault:"1"`       // 1 = the seed's latencies, 0 = none
+	// SimLengths: realistic (reasoning models think ~700 tokens, log-normal,
+	// before answering) or seed (every call takes the seed's capped latency).
+	SimLengths string `env:"NOESIS_SIM_LENGTHS" envDefault:"realistic"`
 
 	// Model calls
 	// LLMTimeout bounds one model call; 0 (the default) sizes each call's
@@ -380,6 +383,11 @@ func (c *Config) Validate() error {
 	case "auto", "json", "console":
 	default:
 		bad("NOESIS_LOG_FORMAT", "want auto, json or console, got %q", c.LogFormat)
+	}
+	switch c.SimLengths {
+	case sim.LengthsRealistic, sim.LengthsSeed:
+	default:
+		bad("NOESIS_SIM_LENGTHS", "want realistic or seed, got %q", c.SimLengths)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))
@@ -671,7 +679,7 @@ func (c *Config) Embedded() consumers.EmbeddedConfig {
 
 // Sim returns the simulator's config.
 func (c *Config) Sim() sim.Config {
-	return sim.Config{LatencyScale: c.SimLatencyScale}
+	return sim.Config{LatencyScale: c.SimLatencyScale, Lengths: c.SimLengths}
 }
 
 // Price is a model's price in USD per million tokens.

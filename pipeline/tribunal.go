@@ -62,6 +62,9 @@ const (
 	AbstainOperational = "operational"
 )
 
+// ReasonJudgeAbstained is the abstain reason of a judge that answered ABSTAIN.
+const ReasonJudgeAbstained = "the judge abstained"
+
 // JudgeVote is one judge's part in a verdict.
 type JudgeVote struct {
 	Name          string  `json:"name"`
@@ -368,7 +371,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 	}
 	v.Verdict, v.Confidence, v.Reasoning, v.Offense = a.Verdict, a.Confidence, a.Reasoning, a.Offense
 	if a.Verdict == VoteAbstain {
-		v.Abstained, v.AbstainKind, v.AbstainReason = true, AbstainAnswer, "the judge abstained"
+		v.Abstained, v.AbstainKind, v.AbstainReason = true, AbstainAnswer, ReasonJudgeAbstained
 	}
 	return v
 }

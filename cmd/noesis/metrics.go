@@ -63,7 +63,7 @@ func newMetrics(cache *pipeline.Cache, prices map[string]config.Price) *metrics 
 	m.redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_redeliveries_total", Help: "Deliveries after the first."}, []string{"stage"})
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_dead_letters_total", Help: "Thoughts dead-lettered by this process."}, []string{"stage"})
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_tribunal_decisions_total", Help: "Verdicts by decision."}, []string{"decision"})
-	m.abstentions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_judge_abstentions_total", Help: "Judges that abstained."}, []string{"judge"})
+	m.abstentions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_judge_abstentions_total", Help: "Judges that abstained, by kind: answer (it answered without a readable verdict, or abstained) or operational (it could not be asked or gave no answer)."}, []string{"judge", "kind"})
 	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_pending", Help: "Thoughts not yet delivered to a stage's consumer (its lag)."}, []string{"stage"})
 	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_ack_pending", Help: "Thoughts delivered and not yet acknowledged."}, []string{"stage"})
 	m.redeliverQ = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_redelivered", Help: "Thoughts being redelivered."}, []string{"stage"})
@@ -136,8 +136,8 @@ func (m *metrics) Handled(stage pipeline.Stage, outcome string, delivery uint64,
 		m.decisions.WithLabelValues(string(v.Decision)).Inc()
 		for _, j := range v.Judges {
 			if j.Abstained {
-				m.abstentions.WithLabelValues(j.Name).Inc()
-				if j.Model != "" { // the model answered, in no readable shape
+				m.abstentions.WithLabelValues(j.Name, j.AbstainKind).Inc()
+				if j.AbstainKind == pipeline.AbstainAnswer && j.AbstainReason != pipeline.ReasonJudgeAbstained { // an answer in no readable shape
 					m.callErrors.WithLabelValues(string(pipeline.TierReasoning), j.Provider, j.Model, "parse").Inc()
 				}
 			}

@@ -61,7 +61,7 @@ func metricValue(text, name string, labels map[string]string) float64 {
 // After an end-to-end run, /metrics counts what was sent.
 func TestMetricsCountWhatWasSent(t *testing.T) {
 	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
+	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"}) // no ambiguous answers: one parse error is counted
 	cfg := testConfig(t, ns, simURL)
 	cfg.MetricsAddr = "127.0.0.1:0"
 	cfg.MaxDeliver = 1
@@ -101,7 +101,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 		{"noesis_thoughts_total", map[string]string{"stage": "narrative", "outcome": "dead_lettered"}, 1},
 		{"noesis_thoughts_total", map[string]string{"stage": "tribunal", "outcome": "published"}, n},
 		{"noesis_dead_letters_total", map[string]string{"stage": "narrative"}, 1},
-		{"noesis_judge_abstentions_total", map[string]string{"judge": "VERITAS"}, 1},
+		{"noesis_judge_abstentions_total", map[string]string{"judge": "VERITAS", "kind": "answer"}, 1},
 		{"noesis_model_errors_total", map[string]string{"tier": "reasoning", "class": "parse"}, 1},
 		{"noesis_model_errors_total", map[string]string{"tier": "fast", "class": "client"}, 1},
 		{"noesis_model_call_duration_seconds_count", map[string]string{"tier": "reasoning", "outcome": "ok"}, 3 * n},

@@ -623,10 +623,10 @@ func (s *Server) compose(req chatRequest, prof Profile, caller, system, user str
 			a.content += "\n</think>\n\n" + body
 		}
 	}
-	if realistic {
+	if realistic && (thinks || judge) {
 		a.latency = s.cfg.TTFT + time.Duration(float64(total)/prof.TokensPerSecond*float64(time.Second))
 	} else {
-		a.latency = prof.Latency
+		a.latency = prof.Latency // the seed's measured figure, time to first token included
 	}
 	if judge {
 		in.ThinkingTokens, in.AnswerTokens = thinkTokens, answerTokens
