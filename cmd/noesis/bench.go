@@ -23,7 +23,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure models and the pipeline"}
-	cmd.AddCommand(newBenchModelsCmd(), newBenchPipelineCmd())
+	cmd.AddCommand(newBenchModelsCmd(), newBenchPipelineCmd(), newBenchTribunalCmd())
 	return cmd
 }
 

@@ -1,0 +1,151 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+// The labelled corpus through NATS and HTTP, judged by simulated reasoning
+// models that think realistic lengths (only not in real time) and answer in
+// every shape of the answer corpus, three times over.
+func TestTribunalCorpusThroughHTTP(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{Seed: 7})
+	runService(t, testConfig(t, ns, simURL))
+	nc, js := natstest.Connect(t, ns)
+	corpus, err := readCorpus(tribunalCorpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := benchTribunalRun(context.Background(), nc, js, corpus, 3, 0, 60*time.Second, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d verdicts, %d complete, %d right; %d of %d answers read as meant; decisions %v; abstentions %v",
+		f.Verdicts, f.Complete, f.Right, f.AnswersRead, f.Answers, f.Decisions, f.AbstentionsByReason)
+	if f.Verdicts != f.Thoughts {
+		t.Fatalf("%d verdicts for %d thoughts", f.Verdicts, f.Thoughts)
+	}
+	if f.AnswersRead != f.Answers || f.Answers != 3*f.Thoughts {
+		t.Errorf("%d of %d judge answers read as meant, want all %d", f.AnswersRead, f.Answers, 3*f.Thoughts)
+	}
+	if f.Right != f.Complete || f.DecisionsAsMeant != f.DecisionsMeant {
+		t.Errorf("decisions right %d of %d complete; as meant %d of %d; wrong: %v", f.Right, f.Complete, f.DecisionsAsMeant, f.DecisionsMeant, f.Wrong)
+	}
+	if f.Complete < f.Thoughts*9/10 {
+		t.Errorf("only %d of %d verdicts complete", f.Complete, f.Thoughts)
+	}
+	for _, d := range []string{"pass", "review", "fail", "capital"} {
+		if f.Decisions[d] == 0 {
+			t.Errorf("no %s decision in %v", d, f.Decisions)
+		}
+	}
+	if f.AbstentionsByKind[pipeline.AbstainOperational] != 0 {
+		t.Errorf("operational abstentions with a healthy simulator: %v", f.AbstentionsByReason)
+	}
+}
+
+// A FAIL, a capital veto and an unavailable tribunal, through HTTP.
+func TestFailCapitalAndUnavailableThroughHTTP(t *testing.T) {
+	ns := natstest.RunServer(t)
+	// Tagged answers: the sim: markers in the thought read like verdicts, and
+	// an untagged answer that repeats them would be dropped as an echo.
+	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
+	cfg := testConfig(t, ns, simURL)
+	cfg.TribunalDeadline = 2 * time.Second
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	cases := map[string]struct {
+		text     string
+		decision pipeline.Decision
+	}{
+		"fail":        {"I will tidy the archive sim:verdict=FAIL", pipeline.DecisionFail},
+		"capital":     {"I will tidy the archive sim:offense=capital@dike", pipeline.DecisionCapital},
+		"unavailable": {"I will tidy the archive sim:hang@sophia", pipeline.DecisionUnavailable},
+	}
+	i := 0
+	for name, c := range cases {
+		th := thought(i, c.text)
+		th.EventID, th.AgentID, th.Stages = name, "daimon-t", []pipeline.Stage{pipeline.StageTribunal}
+		publishThought(t, js, th)
+		i++
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": len(cases)})
+	for _, m := range got.messages("verdicts") {
+		var v pipeline.Verdict
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		if want := cases[v.EventID].decision; v.Decision != want {
+			t.Errorf("%s: decision %s, want %s (%s)", v.EventID, v.Decision, want, v.Reasoning)
+		}
+		if v.EventID == "unavailable" {
+			for _, j := range v.Judges {
+				if j.Name == "SOPHIA" && (!j.Abstained || j.AbstainKind != pipeline.AbstainOperational) {
+					t.Errorf("SOPHIA hung but %+v", j)
+				}
+			}
+		}
+	}
+}
+
+// Every judge call answered 429 (Retry-After 1 s) twice, then 200: every
+// verdict still has all three judges, no call comes back before its
+// Retry-After, and no judge is asked more than 4 times for one thought.
+func TestRateLimitStormMakesVerdictsSlowerNotEmptier(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{RateLimitFirst: 2, RetryAfter: time.Second})
+	cfg := testConfig(t, ns, simURL)
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	corpus, err := readCorpus(tribunalCorpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := benchTribunalRun(context.Background(), nc, js, corpus[:30], 1, 0, 60*time.Second, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	t.Logf("%d verdicts, %d complete; %d upstream calls, %d 429s, max %d calls per request, %d early retries; abstentions %v",
+		f.Verdicts, f.Complete, st.Requests, st.Faults["429"], st.MaxCallsPerRequest, st.EarlyRetries, f.AbstentionsByReason)
+	if f.Verdicts != 30 || f.AbstentionsByKind[pipeline.AbstainOperational] != 0 {
+		t.Errorf("%d verdicts of 30, operational abstentions %v", f.Verdicts, f.AbstentionsByReason)
+	}
+	if st.Faults["429"] < 2*3*30 {
+		t.Errorf("%d 429s; the storm did not happen", st.Faults["429"])
+	}
+	if st.EarlyRetries != 0 || st.MaxCallsPerRequest > 4 {
+		t.Errorf("%d calls sooner than their Retry-After; %d calls for one request (want <= 4)", st.EarlyRetries, st.MaxCallsPerRequest)
+	}
+}
+
+// LLM_PROVIDER=auto with no key answers with the simulator only on the
+// embedded NATS; on an external one the service refuses to start.
+func TestNoSimulatedVerdictsOnAnExternalNATS(t *testing.T) {
+	ns := natstest.RunServer(t)
+	cfg := config.Defaults()
+	cfg.NATSURL = ns.ClientURL()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := startService(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)))
+	if err == nil || !strings.Contains(err.Error(), "NEBIUS_API_KEY") || !strings.Contains(err.Error(), "LLM_PROVIDER=sim") {
+		t.Fatalf("started, or said %v; want a refusal that says what to set", err)
+	}
+	cfg.Provider = "sim" // asked for: it starts
+	cfg.SimLatencyScale = 0
+	runService(t, cfg)
+}
