@@ -102,6 +102,11 @@ func ListLetters(ctx context.Context, js jetstream.JetStream, stage pipeline.Sta
 // that acknowledges nothing. Unlike an ordered consumer it gives up with an
 // error when ctx ends, even while the stream's cluster is changing leaders.
 func ReadStream(ctx context.Context, js jetstream.JetStream, stream, filter string, fn func(jetstream.Msg)) error {
+	return ReadStreamFrom(ctx, js, stream, filter, 0, fn)
+}
+
+// ReadStreamFrom is ReadStream starting at stream sequence from (0: the first).
+func ReadStreamFrom(ctx context.Context, js jetstream.JetStream, stream, filter string, from uint64, fn func(jetstream.Msg)) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return err
@@ -114,8 +119,15 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream, filter stri
 	if info.State.Msgs == 0 {
 		return nil
 	}
-	c, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{FilterSubject: filter, AckPolicy: jetstream.AckNonePolicy,
-		DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: 30 * time.Second, MemoryStorage: true})
+	if from > last {
+		return nil
+	}
+	cc := jetstream.ConsumerConfig{FilterSubject: filter, AckPolicy: jetstream.AckNonePolicy,
+		DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: 30 * time.Second, MemoryStorage: true}
+	if from > 0 {
+		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	c, err := s.CreateConsumer(ctx, cc)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure models and the pipeline"}
-	cmd.AddCommand(newBenchModelsCmd(), newBenchPipelineCmd(), newBenchTribunalCmd())
+	cmd.AddCommand(newBenchModelsCmd(), newBenchPipelineCmd(), newBenchTribunalCmd(), newBenchShadowCmd())
 	return cmd
 }
 

@@ -397,6 +397,9 @@ func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThou
 	cfg.NATSURL, cfg.NATSListen, cfg.DataDir = "", "127.0.0.1:0", dir
 	cfg.Tiers = []string{"reasoning"}
 	cfg.LogLevel = "error"
+	if cfg.Provider == "auto" && cfg.ResolvedProvider() == "sim" {
+		cfg.Provider = "sim" // the bench's own embedded NATS: simulating is what was asked for
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

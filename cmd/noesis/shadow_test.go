@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"io"
+	"sync/atomic"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
+)
+
+// A shadow comparison replays stored thoughts through a candidate chain:
+// both sides judge every thought, and nothing is published.
+func TestShadowComparesChainsWithoutPublishing(t *testing.T) {
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
+	cfg := testConfig(t, ns, simURL)
+	nc, js := natstest.Connect(t, ns)
+	if err := consumers.EnsureStreams(context.Background(), js, cfg.Streams()); err != nil {
+		t.Fatal(err)
+	}
+	var published atomic.Int64
+	sub, err := nc.Subscribe("noesis.verdicts.>", func(*nats.Msg) { published.Add(1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	corpus, err := readCorpus(tribunalCorpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, lt := range corpus {
+		th := thought(i, lt.Task)
+		th.Action, th.Stages = lt.Action, []pipeline.Stage{pipeline.StageTribunal}
+		publishThought(t, js, th)
+	}
+	res, err := benchShadow(context.Background(), cfg, js, "sim:deepseek-ai/DeepSeek-V3-0324-fast", 5, 0, 1000, 8, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeShadowFigures(io.Discard, res); err != nil {
+		t.Fatal(err)
+	}
+	n := len(corpus) - 4 // from sequence 5
+	if res.Thoughts != n || res.Baseline.Verdicts != n || res.Candidate.Verdicts != n {
+		t.Fatalf("%d thoughts, %d and %d verdicts; want %d", res.Thoughts, res.Baseline.Verdicts, res.Candidate.Verdicts, n)
+	}
+	if res.Baseline.Chain == res.Candidate.Chain || s.Stats().PerModel["deepseek-ai/DeepSeek-V3-0324-fast"] != int64(3*n) {
+		t.Errorf("chains %s / %s; candidate model asked %d times, want %d", res.Baseline.Chain, res.Candidate.Chain, s.Stats().PerModel["deepseek-ai/DeepSeek-V3-0324-fast"], 3*n)
+	}
+	// The simulated judges mean the same whatever the model: full agreement.
+	if res.Agree != n || res.Kappa != 1 {
+		t.Errorf("agreement %d of %d, kappa %.3f; confusion %v", res.Agree, n, res.Kappa, res.Confusion)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if p := published.Load(); p != 0 {
+		t.Errorf("%d shadow verdicts published", p)
+	}
+}
+
+func TestCohensKappa(t *testing.T) {
+	cases := []struct {
+		a, b []string
+		want float64
+	}{
+		{[]string{"pass", "fail", "pass", "fail"}, []string{"pass", "fail", "pass", "fail"}, 1},
+		{[]string{"pass", "pass", "fail", "fail"}, []string{"pass", "fail", "pass", "fail"}, 0},
+		{[]string{"pass", "pass", "pass"}, []string{"pass", "pass", "pass"}, 1},
+		// 20 pass/pass, 5 pass/fail, 10 fail/pass, 15 fail/fail: po 0.7, pe 0.5, kappa 0.4
+		{append(append(append(rep("pass", 20), rep("pass", 5)...), rep("fail", 10)...), rep("fail", 15)...),
+			append(append(append(rep("pass", 20), rep("fail", 5)...), rep("pass", 10)...), rep("fail", 15)...), 0.4},
+	}
+	for _, c := range cases {
+		if got := cohensKappa(c.a, c.b); got < c.want-1e-9 || got > c.want+1e-9 {
+			t.Errorf("kappa = %v, want %v", got, c.want)
+		}
+	}
+}
+
+func rep(s string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = s
+	}
+	return out
+}
