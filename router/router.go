@@ -836,7 +836,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	return pipeline.Response{
 		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
 		CostUSD: cost, Truncated: out.Choices[0].FinishReason == openai.FinishReasonLength,
-		Usage:   pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
+		Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
 	}, nil
 }
 
