@@ -68,6 +68,8 @@ BENCH_RUNS ?= 3
 bench: build tools
 	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/
 	./$(BIN) bench models --env-file /dev/null --all --calls 3
+	./$(BIN) bench tribunal --env-file /dev/null --repeat 8 --rate 100
+	./$(BIN) bench tribunal --env-file /dev/null --repeat 3 --rate 100 --rate-limit-first 2
 	@for i in $$(seq $(BENCH_RUNS)); do \
 	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
 	  NOESIS_SHARED_CACHE=false ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false || exit 1; \

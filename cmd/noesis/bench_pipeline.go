@@ -560,7 +560,8 @@ func (st *benchStack) workerPIDs() []int {
 	return out
 }
 
-func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, workers int, progress io.Writer) (_ *benchStack, err error) {
+// startBenchStack starts the stack; tune, when given, adjusts the simulator's config.
+func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, workers int, progress io.Writer, tune ...func(*sim.Config)) (_ *benchStack, err error) {
 	st := &benchStack{}
 	defer func() {
 		if err != nil {
@@ -577,7 +578,11 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 	}
 	var sctx context.Context
 	sctx, st.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	st.sim = sim.New(cfg.Sim())
+	sc := cfg.Sim()
+	for _, fn := range tune {
+		fn(&sc)
+	}
+	st.sim = sim.New(sc)
 	go func() { _ = st.sim.Serve(sctx, ln) }()
 	st.simURL = "http://" + ln.Addr().String() + "/v1"
 

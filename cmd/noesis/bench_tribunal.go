@@ -96,7 +96,12 @@ type TribunalFigures struct {
 	OverheadP50                          float64            `json:"overhead_p50"`
 	Latency                              map[string]float64 `json:"latency_ms"`
 	UpstreamCalls                        int64              `json:"upstream_calls"`
-	Seconds                              float64            `json:"seconds"`
+	// With the simulator: calls answered 429, calls that came back sooner
+	// than their Retry-After, and the most calls one distinct request made.
+	RateLimited        int64   `json:"rate_limited"`
+	EarlyRetries       int64   `json:"early_retries"`
+	MaxCallsPerRequest int64   `json:"max_calls_per_request"`
+	Seconds            float64 `json:"seconds"`
 }
 
 // benchTribunalRun publishes the corpus (repeat times, each copy a distinct
@@ -176,8 +181,9 @@ func benchTribunalRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 		AbstentionsByReason: map[string]int{}, Decisions: map[string]int{}, Simulated: s != nil, Latency: map[string]float64{}}
 	var intents map[string]sim.Intent
 	if s != nil {
-		intents = s.Stats().Intents
-		f.UpstreamCalls = s.Stats().Requests
+		st := s.Stats()
+		intents = st.Intents
+		f.UpstreamCalls, f.RateLimited, f.EarlyRetries, f.MaxCallsPerRequest = st.Requests, st.Faults["429"], st.EarlyRetries, st.MaxCallsPerRequest
 	}
 	var e2e, trib, slowest, overhead []float64
 	last := start
@@ -314,6 +320,10 @@ func writeTribunalFigures(w io.Writer, f *TribunalFigures) error {
 	if f.UpstreamCalls > 0 {
 		fmt.Fprintf(w, "upstream calls: %d (%.2f per thought)\n", f.UpstreamCalls, float64(f.UpstreamCalls)/float64(max(f.Thoughts, 1)))
 	}
+	if f.RateLimited > 0 {
+		fmt.Fprintf(w, "rate limited: %d calls answered 429; %d calls sooner than their Retry-After; at most %d calls for one judge's question\n",
+			f.RateLimited, f.EarlyRetries, f.MaxCallsPerRequest)
+	}
 	return nil
 }
 
@@ -355,6 +365,7 @@ judge answers read as the simulated judge meant them.`,
 			rate, _ := f.GetFloat64("rate")
 			path, _ := f.GetString("corpus")
 			format, _ := f.GetString("format")
+			storm, _ := f.GetInt("rate-limit-first")
 			data := tribunalCorpus
 			if path != "" {
 				if data, err = os.ReadFile(path); err != nil {
@@ -365,7 +376,7 @@ judge answers read as the simulated judge meant them.`,
 			if err != nil {
 				return err
 			}
-			res, err := benchTribunal(cmd.Context(), cfg, corpus, repeat, rate, cmd.ErrOrStderr())
+			res, err := benchTribunal(cmd.Context(), cfg, corpus, repeat, rate, storm, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -382,13 +393,14 @@ judge answers read as the simulated judge meant them.`,
 	f.Float64("rate", 0, "thoughts per second to offer (0: all at once)")
 	f.String("corpus", "", "a JSON-lines file of labelled thoughts instead of the built-in corpus")
 	f.String("format", "table", "table or json")
+	f.Int("rate-limit-first", 0, "with the simulator: answer the first N calls of every judge's question 429 (Retry-After 1 s), a rate-limit storm")
 	return cmd
 }
 
 // benchTribunal runs the corpus through an embedded NATS server and a worker
 // in this process, with cfg's models (and the simulator, started here, when
 // cfg uses it).
-func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThought, repeat int, rate float64, progress io.Writer) (*TribunalFigures, error) {
+func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThought, repeat int, rate float64, storm int, progress io.Writer) (*TribunalFigures, error) {
 	dir, err := os.MkdirTemp("", "noesis-bench-")
 	if err != nil {
 		return nil, err
@@ -403,7 +415,7 @@ func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThou
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, true, 1, progress)
+	stack, err := startBenchStack(ctx, cfg, true, 1, progress, func(sc *sim.Config) { sc.RateLimitFirst = storm })
 	if err != nil {
 		return nil, err
 	}
