@@ -211,7 +211,7 @@ func (t *target) speed() (float64, bool) {
 		return 0, false
 	}
 	slices.Sort(xs)
-	return xs[n/10], true
+	return xs[(n-1)/10], true
 }
 
 // callTimeout bounds one call of req to t (see Config.Timeout).

@@ -1,0 +1,41 @@
+package router
+
+import (
+	"testing"
+	"time"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// Per-call timeouts follow the call's token budget and the target's
+// measured speed (its slowest tenth), within their bounds.
+func TestCallTimeoutFollowsBudgetAndSpeed(t *testing.T) {
+	c := &Chain{}
+	tg := &target{}
+	judge := pipeline.Request{MaxTokens: 8192}
+	if got := c.callTimeout(tg, judge); got != FirstCallTimeout {
+		t.Errorf("unmeasured: %s, want %s", got, FirstCallTimeout)
+	}
+	// 20 answers: 18 at 80 tok/s, 2 at 40 tok/s; the slowest tenth is 40 tok/s.
+	for i := 0; i < 20; i++ {
+		rate := 80.0
+		if i%10 == 0 {
+			rate = 40
+		}
+		tg.observe(time.Second, int(rate))
+	}
+	want := TTFTAllowance + time.Duration(8192.0/40*float64(time.Second))
+	if got := c.callTimeout(tg, judge); got != want {
+		t.Errorf("judge budget: %s, want %s", got, want)
+	}
+	if got := c.callTimeout(tg, pipeline.Request{MaxTokens: 16}); got != MinCallTimeout {
+		t.Errorf("tiny budget: %s, want the floor %s", got, MinCallTimeout)
+	}
+	if got := c.callTimeout(tg, pipeline.Request{MaxTokens: 1 << 20}); got != MaxCallTimeout {
+		t.Errorf("huge budget: %s, want the ceiling %s", got, MaxCallTimeout)
+	}
+	fixed := &Chain{cfg: Config{Timeout: 3 * time.Second}}
+	if got := fixed.callTimeout(tg, judge); got != 3*time.Second {
+		t.Errorf("a set timeout: %s, want 3s", got)
+	}
+}
