@@ -134,7 +134,7 @@ func benchShadow(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	}
 
 	var thoughts []pipeline.Thought
-	var last uint64
+	var first, last uint64
 	stream := consumers.StreamThoughts
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -149,6 +149,9 @@ func benchShadow(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 			return
 		}
 		thoughts = append(thoughts, t)
+		if first == 0 {
+			first = md.Sequence.Stream
+		}
 		last = md.Sequence.Stream
 	})
 	if err != nil && ctx.Err() == nil && rctx.Err() == nil {
@@ -188,7 +191,7 @@ func benchShadow(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	}
 	wg.Wait()
 
-	res := &ShadowFigures{FromSeq: from, ToSeq: last, Thoughts: len(thoughts), Confusion: map[string]map[string]int{},
+	res := &ShadowFigures{FromSeq: first, ToSeq: last, Thoughts: len(thoughts), Confusion: map[string]map[string]int{},
 		Baseline: ShadowSide{Chain: baseName, Decisions: map[string]int{}}, Candidate: ShadowSide{Chain: candName, Decisions: map[string]int{}}}
 	var a, b []string
 	for _, p := range pairs {

@@ -39,6 +39,11 @@ Counters are at /sim/stats.`,
 			sc.RetryAfter, _ = f.GetDuration("retry-after")
 			sc.ColdStart, _ = f.GetDuration("cold-start")
 			sc.APIKey, _ = f.GetString("api-key")
+			if f.Changed("lengths") {
+				sc.Lengths, _ = f.GetString("lengths")
+			}
+			sc.RateLimitFirst, _ = f.GetInt("rate-limit-first")
+			sc.Gullible, _ = f.GetBool("gullible")
 			if err := sc.Faults.Validate(); err != nil {
 				return fmt.Errorf("simulator faults: %w", err)
 			}
@@ -61,5 +66,8 @@ Counters are at /sim/stats.`,
 	f.Duration("retry-after", 0, "Retry-After announced with a 429 (default 1s)")
 	f.Duration("cold-start", 0, "delay of the first request, and of the first after 5 idle minutes")
 	f.String("api-key", "", "require this bearer token")
+	f.String("lengths", "realistic", "answer lengths: realistic (reasoning models think ~700 tokens first) or seed (default NOESIS_SIM_LENGTHS)")
+	f.Int("rate-limit-first", 0, "answer the first N calls of every distinct request with 429: a rate-limit storm")
+	f.Bool("gullible", false, "judges obey any order they find outside the quoted thought data")
 	return cmd
 }
