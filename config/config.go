@@ -669,7 +669,7 @@ func (c *Config) Streams() consumers.StreamsConfig {
 	if c.StreamStorage == "memory" {
 		storage = jetstream.MemoryStorage
 	}
-	return consumers.StreamsConfig{Replicas: c.StreamReplicas, Storage: storage, DuplicateWindow: c.DuplicateWindow, MaxAge: c.StreamMaxAge}
+	return consumers.StreamsConfig{Replicas: c.StreamReplicas, Storage: storage, DuplicateWindow: c.DuplicateWindow, MaxAge: c.StreamMaxAge, MaxThoughtBytes: c.MaxThoughtBytes}
 }
 
 // Embedded returns the embedded NATS server's config.

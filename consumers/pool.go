@@ -400,7 +400,7 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 	m.Header.Set(HeaderEventID, t.EventID)
 	m.Header.Set(HeaderStage, string(p.cfg.Stage))
 	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
-	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage), StreamOutputs)
+	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data())), StreamOutputs)
 	if err != nil {
 		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
 	}

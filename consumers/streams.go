@@ -16,6 +16,8 @@ package consumers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,9 +76,23 @@ func StoreSubject(public string) string { return StorePrefix + strings.TrimPrefi
 // DLQSubject is where a stage's dead letters are seen.
 func DLQSubject(s pipeline.Stage) string { return DLQPrefix + string(s) }
 
-// OutputMsgID is the Nats-Msg-Id of a stage's output for an event, which
+// ThoughtDigest identifies a stored thought by its subject and bytes: 16 hex
+// digits of their sha256. A redelivery, a replay or a publisher's retry of the
+// same thought has the same digest; a different thought has another, even
+// with the same event_id.
+func ThoughtDigest(subject string, data []byte) string {
+	h := sha256.New()
+	h.Write([]byte(subject))
+	h.Write([]byte{0})
+	h.Write(data)
+	return hex.EncodeToString(h.Sum(nil)[:8])
+}
+
+// OutputMsgID is the Nats-Msg-Id of a stage's output for a thought, which
 // makes the outputs stream drop a second publish of it.
-func OutputMsgID(eventID string, s pipeline.Stage) string { return eventID + ":" + string(s) }
+func OutputMsgID(eventID string, s pipeline.Stage, digest string) string {
+	return eventID + ":" + string(s) + ":" + digest
+}
 
 // StreamsConfig shapes the three streams.
 type StreamsConfig struct {
@@ -89,7 +105,24 @@ type StreamsConfig struct {
 	DuplicateWindow time.Duration
 	// MaxAge bounds how long thoughts and outputs are kept; default 24 h. Dead letters are kept 7 days.
 	MaxAge time.Duration
+	// MaxThoughtBytes, when set, makes the thoughts stream refuse a thought
+	// larger than that plus ThoughtHeaderAllowance of headers, at publish time.
+	MaxThoughtBytes int
 }
+
+// ThoughtHeaderAllowance is the room for headers (a message id, a trace
+// context) the thoughts stream allows beyond MaxThoughtBytes: JetStream counts
+// headers in a stream's maximum message size.
+const ThoughtHeaderAllowance = 8 << 10
+
+// ThoughtsDuplicateWindow is the thoughts stream's duplicate window: the
+// least JetStream allows. A Nats-Msg-Id is scoped to a whole stream, so a
+// longer window would let one agent, publishing first with another's message
+// id, make the other's thought a "duplicate" that is never stored. Outputs are
+// deduplicated instead, by event, stage and the thought's digest (OutputMsgID):
+// a publisher's retry is processed again, from the cache, and its outputs are
+// dropped as duplicates.
+const ThoughtsDuplicateWindow = 100 * time.Millisecond
 
 func (c StreamsConfig) withDefaults() StreamsConfig {
 	if c.Replicas <= 0 {
@@ -121,8 +154,13 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	outputs.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
 	dlq := base(StreamDLQ, "noesis: dead letters", []string{StoreSubject(DLQPrefix) + ">"}, 7*24*time.Hour)
 	dlq.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
+	thoughts := base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">"}, cfg.MaxAge)
+	thoughts.Duplicates = ThoughtsDuplicateWindow
+	if cfg.MaxThoughtBytes > 0 {
+		thoughts.MaxMsgSize = int32(cfg.MaxThoughtBytes + ThoughtHeaderAllowance)
+	}
 	return []jetstream.StreamConfig{
-		base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">"}, cfg.MaxAge),
+		thoughts,
 		outputs,
 		dlq,
 	}
