@@ -2,12 +2,15 @@ package consumers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -27,9 +30,21 @@ const (
 	HeaderDLQSubject    = "Noesis-Dlq-Subject"
 	HeaderDLQTime       = "Noesis-Dlq-Time"
 	HeaderDLQTranscript = "Noesis-Dlq-Transcript"
+	// A letter whose original could not be kept whole carries the original's
+	// size and sha256 and the first bytes of it (see MaxLetterBytes).
+	HeaderDLQTruncated  = "Noesis-Dlq-Truncated"
+	HeaderDLQSize       = "Noesis-Dlq-Size"
+	HeaderDLQDigest     = "Noesis-Dlq-Sha256"
 	maxReasonHeaderSize = 2048
 	maxTranscriptSize   = 16 << 10
+	maxHeaderValue      = 4 << 10 // any other header copied from the thought
 )
+
+// MaxLetterBytes bounds a dead letter, body and headers: under the NATS
+// default max_payload of 1 MiB, with room for the protocol. A letter that
+// would be larger keeps the first bytes of the original with its size and
+// sha256; the original stays in NOESIS_THOUGHTS under its sequence.
+const MaxLetterBytes = 1<<20 - 16<<10
 
 // Letter is one dead letter: the original message and why it could not be processed.
 type Letter struct {
@@ -50,17 +65,15 @@ type Letter struct {
 // it. A letter for the same stage and thought sequence is stored once.
 func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 	reason := strings.NewReplacer("\r", " ", "\n", " ").Replace(l.Reason)
-	if len(reason) > maxReasonHeaderSize {
-		reason = reason[:maxReasonHeaderSize]
-	}
+	reason = clipBytes(reason, maxReasonHeaderSize)
 	m := nats.NewMsg(StoreSubject(DLQSubject(l.Stage)))
 	m.Data = l.Data
 	for k, vs := range l.Header {
-		if k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-") {
+		if k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Noesis-Dlq-") {
 			continue
 		}
 		for _, v := range vs {
-			m.Header.Add(k, v)
+			m.Header.Add(k, clipBytes(v, maxHeaderValue))
 		}
 	}
 	m.Header.Set(HeaderStage, string(l.Stage))
@@ -72,15 +85,45 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 	if l.Transcript != nil {
 		if b, err := json.Marshal(l.Transcript); err == nil {
 			if len(b) > maxTranscriptSize {
-				b = b[:maxTranscriptSize]
+				// Still JSON: the transcript's first bytes as a string, marked cut.
+				b, _ = json.Marshal(map[string]any{"truncated": true, "bytes": len(b), "head": clipBytes(string(b), maxTranscriptSize-256)})
 			}
 			m.Header.Set(HeaderDLQTranscript, string(b))
 		}
+	}
+	if size := headerSize(m.Header) + len(m.Data); size > MaxLetterBytes {
+		sum := sha256.Sum256(l.Data)
+		m.Header.Set(HeaderDLQTruncated, "true")
+		m.Header.Set(HeaderDLQSize, strconv.Itoa(len(l.Data)))
+		m.Header.Set(HeaderDLQDigest, hex.EncodeToString(sum[:]))
+		m.Data = l.Data[:max(0, min(len(l.Data), MaxLetterBytes-headerSize(m.Header)))]
 	}
 	if _, err := publishRetrying(ctx, js, m, fmt.Sprintf("%s:%d", l.Stage, l.Seq), StreamDLQ); err != nil {
 		return fmt.Errorf("store dead letter: %w", err)
 	}
 	return nil
+}
+
+// headerSize is about what h takes on the wire.
+func headerSize(h nats.Header) int {
+	n := 16
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
+}
+
+// clipBytes cuts s to at most n bytes, on a rune boundary.
+func clipBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // ListLetters reads the dead letters, oldest first, optionally of one stage.
@@ -190,6 +233,10 @@ func Replay(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.P
 	if !strings.HasPrefix(l.Subject, ThoughtsPrefix) || !l.Stage.Valid() {
 		return nil, fmt.Errorf("%w: letter %d has subject %q and stage %q", ErrNotReplayable, l.DLQSeq, l.Subject, l.Stage)
 	}
+	if l.Header.Get(HeaderDLQTruncated) != "" {
+		return nil, fmt.Errorf("%w: letter %d keeps only the first bytes of a %s-byte thought (sequence %d in %s)",
+			ErrNotReplayable, l.DLQSeq, l.Header.Get(HeaderDLQSize), l.Seq, StreamThoughts)
+	}
 	m := nats.NewMsg(l.Subject)
 	m.Data = l.Data
 	for k, vs := range l.Header {
@@ -255,21 +302,47 @@ func EnsureAdvisoryStream(ctx context.Context, js jetstream.JetStream, cfg Strea
 	})
 }
 
-// Run consumes advisories until ctx ends.
+// reaperTries is how often the reaper tries to store a whole letter for an
+// advisory before it stores one that refers to the thought by its sequence.
+const reaperTries = 5
+
+// Run consumes advisories until ctx ends, up to 16 at once, so one advisory
+// that cannot be handled never holds the others back. If its consumer or
+// stream disappears, it sets them up again.
 func (r *Reaper) Run(ctx context.Context) error {
-	c, err := r.js.CreateOrUpdateConsumer(ctx, StreamAdvisories, jetstream.ConsumerConfig{
-		Durable: reaperDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1,
-	})
-	if err != nil {
-		return fmt.Errorf("reaper: %w", err)
+	sem := make(chan struct{}, 16)
+	for ctx.Err() == nil {
+		c, err := r.js.CreateOrUpdateConsumer(ctx, StreamAdvisories, jetstream.ConsumerConfig{
+			Durable: reaperDurable, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second, MaxDeliver: -1, MaxAckPending: 256,
+		})
+		if err == nil {
+			var cc jetstream.ConsumeContext
+			cc, err = c.Consume(func(m jetstream.Msg) {
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem }()
+					hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					defer cancel()
+					r.handle(hctx, m)
+				}()
+			})
+			if err == nil {
+				select {
+				case <-ctx.Done():
+					cc.Drain()
+					<-cc.Closed()
+					return nil
+				case <-cc.Closed():
+					err = errors.New("consumer closed")
+				}
+			}
+		}
+		r.log.Error().Err(err).Msg("reaper: advisories consumer lost; setting it up again")
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
 	}
-	cc, err := c.Consume(func(m jetstream.Msg) { r.handle(ctx, m) })
-	if err != nil {
-		return fmt.Errorf("reaper: %w", err)
-	}
-	<-ctx.Done()
-	cc.Drain()
-	<-cc.Closed()
 	return nil
 }
 
@@ -284,6 +357,10 @@ func (r *Reaper) handle(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term() // not ours, or not readable: nothing to dead-letter
 		return
 	}
+	tries := uint64(1)
+	if md, err := m.Metadata(); err == nil {
+		tries = md.NumDelivered
+	}
 	l := Letter{Stage: pipeline.Stage(adv.Consumer), Seq: adv.StreamSeq, Attempts: adv.Deliveries,
 		Reason: fmt.Sprintf("no answer after %d deliveries: the worker holding it stopped, hung or lost its connection", adv.Deliveries)}
 	s, err := r.js.Stream(ctx, adv.Stream)
@@ -295,15 +372,27 @@ func (r *Reaper) handle(ctx context.Context, m jetstream.Msg) {
 		}
 	}
 	if err != nil {
-		if !errors.Is(err, jetstream.ErrMsgNotFound) {
-			_ = m.NakWithDelay(time.Second)
+		if !errors.Is(err, jetstream.ErrMsgNotFound) && tries < reaperTries {
+			_ = m.NakWithDelay(time.Duration(tries) * time.Second)
 			return
 		}
-		l.Reason += "; the thought itself is no longer in the stream"
+		l.Reason += "; the thought could not be read back: " + err.Error()
 	}
-	if err := StoreLetter(ctx, r.js, l); err != nil {
-		r.log.Error().Err(err).Uint64("seq", l.Seq).Msg("dead letter not stored; will retry")
-		_ = m.NakWithDelay(time.Second)
+	err = StoreLetter(ctx, r.js, l)
+	if err != nil && tries >= reaperTries {
+		// A letter that refers to the thought by its sequence, without its body or headers.
+		l.Reason += fmt.Sprintf("; its whole letter could not be stored (%v): the thought is sequence %d in %s", err, l.Seq, adv.Stream)
+		l.Data, l.Header = nil, nil
+		err = StoreLetter(ctx, r.js, l)
+	}
+	if err != nil {
+		if tries >= 2*reaperTries {
+			r.log.Error().Err(err).Uint64("seq", l.Seq).Msg("reaper: no dead letter could be stored; advisory dropped (it stays in " + StreamAdvisories + ")")
+			_ = m.Term()
+			return
+		}
+		r.log.Error().Err(err).Uint64("seq", l.Seq).Uint64("try", tries).Msg("dead letter not stored; will retry")
+		_ = m.NakWithDelay(time.Duration(tries) * time.Second)
 		return
 	}
 	r.log.Warn().Str("stage", string(l.Stage)).Uint64("seq", l.Seq).Msg("thought ran out of deliveries; dead-lettered")

@@ -223,6 +223,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", p.cfg.Stage, err)
 	}
+	var itMu sync.Mutex // guards it, which is replaced when the consumer is set up again
 	// Work outlives ctx by DrainTimeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -230,7 +231,9 @@ func (p *Pool) Run(ctx context.Context) error {
 	go func() {
 		select {
 		case <-ctx.Done():
+			itMu.Lock()
 			it.Drain()
+			itMu.Unlock()
 			t := time.NewTimer(p.cfg.DrainTimeout)
 			defer t.Stop()
 			select {
@@ -248,11 +251,30 @@ func (p *Pool) Run(ctx context.Context) error {
 	sem := make(chan struct{}, p.cfg.Concurrency)
 	for {
 		sem <- struct{}{}
-		msg, err := it.Next()
+		itMu.Lock()
+		cur := it
+		itMu.Unlock()
+		msg, err := cur.Next()
 		if err != nil {
 			<-sem
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+			if ctx.Err() != nil && errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				// The consumer is gone (its stream was deleted?): set it up again.
+				p.log.Error().Err(err).Msg("consumer gone; setting it up again")
+				cur.Stop()
+				next, rerr := p.reopen(ctx)
+				if rerr != nil {
+					break // ctx ended
+				}
+				itMu.Lock()
+				it = next
+				if ctx.Err() != nil {
+					it.Drain()
+				}
+				itMu.Unlock()
+				continue
 			}
 			p.log.Warn().Err(err).Msg("pull failed; retrying")
 			select {
@@ -276,6 +298,26 @@ func (p *Pool) Run(ctx context.Context) error {
 	close(stopped)
 	p.log.Info().Msg("pool stopped")
 	return nil
+}
+
+// reopen sets the pool's consumer up again, once a second until it can (the
+// Guard sets a deleted stream up again) or ctx ends.
+func (p *Pool) reopen(ctx context.Context) (jetstream.MessagesContext, error) {
+	for {
+		cons, err := p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, ConsumerConfig(p.cfg))
+		if err == nil {
+			var it jetstream.MessagesContext
+			if it, err = cons.Messages(jetstream.PullMaxMessages(p.cfg.Concurrency)); err == nil {
+				p.log.Warn().Msg("consumer set up again")
+				return it, nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // handle maps one message's outcome to ack, nak or dead letter.

@@ -173,8 +173,9 @@ func (m *metrics) watchLag(ctx context.Context, js jetstream.JetStream, stages [
 }
 
 // serveMetrics serves /metrics, /healthz and /readyz on addr. /readyz answers
-// 200 once ready is set and NATS is connected.
-func serveMetrics(addr string, m *metrics, nc *nats.Conn, ready *atomic.Bool) (*http.Server, string, error) {
+// 200 once ready is set, NATS is connected, no stream is missing and the
+// reaper is not stuck (health, when set, says).
+func serveMetrics(addr string, m *metrics, nc *nats.Conn, ready *atomic.Bool, health func() consumers.Health) (*http.Server, string, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, "", fmt.Errorf("NOESIS_METRICS_ADDR %s: %w", addr, err)
@@ -188,6 +189,10 @@ func serveMetrics(addr string, m *metrics, nc *nats.Conn, ready *atomic.Bool) (*
 			http.Error(w, "starting: streams and consumers not set up yet", http.StatusServiceUnavailable)
 		case !nc.IsConnected():
 			http.Error(w, "NATS connection is "+nc.Status().String(), http.StatusServiceUnavailable)
+		case health != nil && len(health().MissingStreams) > 0:
+			http.Error(w, fmt.Sprintf("streams missing, being set up again: %v", health().MissingStreams), http.StatusServiceUnavailable)
+		case health != nil && health().ReaperStuck:
+			http.Error(w, fmt.Sprintf("reaper stuck: %d advisories waiting for over %s", health().ReaperBacklog, consumers.StuckAfter), http.StatusServiceUnavailable)
 		default:
 			_, _ = w.Write([]byte("ready\n"))
 		}

@@ -240,8 +240,13 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		pool.SetObserver(s.metrics)
 		s.pools[stage] = pool
 	}
+	guard := consumers.NewGuard(js, cfg.Streams(), log)
+	guard.Check(sctx)
+	guardCtx, stopGuard := context.WithCancel(ctx)
+	s.cleanup = append(s.cleanup, stopGuard)
+	go guard.Run(guardCtx, 5*time.Second)
 	if cfg.MetricsAddr != "" {
-		srv, addr, err := serveMetrics(cfg.MetricsAddr, s.metrics, s.nc, &s.ready)
+		srv, addr, err := serveMetrics(cfg.MetricsAddr, s.metrics, s.nc, &s.ready, guard.Health)
 		if err != nil {
 			return nil, err
 		}

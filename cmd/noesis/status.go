@@ -24,6 +24,7 @@ type Status struct {
 	Streams   []StreamStatus         `json:"streams"`
 	Consumers []ConsumerStatus       `json:"consumers"`
 	Workers   []consumers.WorkerInfo `json:"workers"`
+	Health    consumers.Health       `json:"health"`
 }
 
 // StreamStatus is one stream's state.
@@ -107,7 +108,7 @@ func newStatusCmd() *cobra.Command {
 func readStatus(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	st := &Status{Time: time.Now().UTC()}
+	st := &Status{Time: time.Now().UTC(), Health: consumers.ReadHealth(ctx, js)}
 	for _, name := range []string{consumers.StreamThoughts, consumers.StreamOutputs, consumers.StreamDLQ} {
 		s, err := js.Stream(ctx, name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -160,6 +161,12 @@ func readStatus(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 
 func writeStatus(w io.Writer, st *Status) error {
 	fmt.Fprintf(w, "noesis status at %s\n\n", st.Time.Format(time.DateTime))
+	for _, name := range st.Health.MissingStreams {
+		fmt.Fprintf(w, "STREAM MISSING: %s (a running worker sets it up again within 5 s)\n", name)
+	}
+	if st.Health.ReaperBacklog > 0 {
+		fmt.Fprintf(w, "reaper: %d advisories waiting to become dead letters (%d tried more than once)\n", st.Health.ReaperBacklog, st.Health.ReaperRedelivered)
+	}
 	t := newTable(w)
 	t.Header([]string{"stream", "messages", "bytes", "last seq", "last message", "replicas", "leader"})
 	for _, s := range st.Streams {
