@@ -224,23 +224,26 @@ func letterFrom(m jetstream.Msg) Letter {
 // ErrNotReplayable is returned for a letter that has no thought subject to go back to.
 var ErrNotReplayable = errors.New("dead letter cannot be replayed")
 
-// Replay publishes a dead letter's original thought again, for its stage only
-// (header Noesis-Only-Stage), then deletes the letter. The thought gets a new
+// Replay publishes a dead letter's original thought again, on the replay
+// subject (ReplaySubject, which only operators may publish on) for its stage
+// only (header Noesis-Only-Stage), then deletes the letter; a duplicate
+// acknowledgement keeps the letter. The thought gets a new
 // Nats-Msg-Id, "<event or seq>:replay:<letter seq>", so the thoughts stream
 // does not drop it as a duplicate of the first publish; the outputs stream
 // still drops a second output of a stage that had already published one.
 func Replay(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.PubAck, error) {
-	if !strings.HasPrefix(l.Subject, ThoughtsPrefix) || !l.Stage.Valid() {
+	agent, ok := SubjectAgent(l.Subject)
+	if !ok || !l.Stage.Valid() {
 		return nil, fmt.Errorf("%w: letter %d has subject %q and stage %q", ErrNotReplayable, l.DLQSeq, l.Subject, l.Stage)
 	}
 	if l.Header.Get(HeaderDLQTruncated) != "" {
 		return nil, fmt.Errorf("%w: letter %d keeps only the first bytes of a %s-byte thought (sequence %d in %s)",
 			ErrNotReplayable, l.DLQSeq, l.Header.Get(HeaderDLQSize), l.Seq, StreamThoughts)
 	}
-	m := nats.NewMsg(l.Subject)
+	m := nats.NewMsg(ReplaySubject(agent))
 	m.Data = l.Data
 	for k, vs := range l.Header {
-		if strings.HasPrefix(k, "Noesis-Dlq-") || strings.HasPrefix(k, "Nats-") || k == HeaderStage {
+		if strings.HasPrefix(k, "Noesis-") || strings.HasPrefix(k, "Nats-") {
 			continue
 		}
 		for _, v := range vs {
@@ -258,6 +261,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.P
 	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("%s:replay:%d", id, l.DLQSeq)), jetstream.WithExpectStream(StreamThoughts))
 	if err != nil {
 		return nil, fmt.Errorf("replay letter %d: %w", l.DLQSeq, err)
+	}
+	if ack.Duplicate {
+		return ack, fmt.Errorf("replay letter %d: the thoughts stream took it for a replay already in flight; the letter is kept", l.DLQSeq)
 	}
 	if l.DLQSeq > 0 {
 		s, err := js.Stream(ctx, StreamDLQ)

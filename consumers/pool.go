@@ -329,9 +329,20 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	log := p.log.With().Uint64("seq", seq).Uint64("delivery", delivered).Logger()
 
+	// A replay is for one stage: the others skip it, even when it cannot be
+	// decoded. Noesis-* headers count only on the replay subject, where only
+	// operators may publish; on an agent's thought they are ignored.
+	only := ""
+	if strings.HasPrefix(msg.Subject(), ReplayPrefix) {
+		only = msg.Headers().Get(HeaderOnlyStage)
+	}
+	if only != "" && only != string(p.cfg.Stage) {
+		p.skip(msg, delivered, log)
+		return
+	}
 	t, err := pipeline.DecodeThought(msg.Data(), p.cfg.MaxThoughtBytes)
 	if err == nil {
-		if token := strings.TrimPrefix(msg.Subject(), ThoughtsPrefix); token != t.AgentID {
+		if token, _ := SubjectAgent(msg.Subject()); token != t.AgentID {
 			err = fmt.Errorf("%w: agent_id %q does not match the subject's agent %q", pipeline.ErrBadInput, t.AgentID, token)
 		}
 	}
@@ -340,10 +351,8 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 		return
 	}
 	log = log.With().Str("event_id", t.EventID).Str("agent_id", t.AgentID).Logger()
-	if only := msg.Headers().Get(HeaderOnlyStage); !t.Wants(p.cfg.Stage) || (only != "" && only != string(p.cfg.Stage)) {
-		p.skipped.Add(1)
-		p.observe("skipped", delivered, nil)
-		p.ack(ctx, msg, log)
+	if !t.Wants(p.cfg.Stage) {
+		p.skip(msg, delivered, log)
 		return
 	}
 
@@ -474,6 +483,15 @@ func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered
 	if err := msg.TermWithReason(truncate(l.Reason, 256)); err != nil {
 		log.Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")
 	}
+}
+
+// skip acknowledges a thought this stage has nothing to do with.
+func (p *Pool) skip(msg jetstream.Msg, delivered uint64, log zerolog.Logger) {
+	p.skipped.Add(1)
+	p.observe("skipped", delivered, nil)
+	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p.ack(actx, msg, log)
 }
 
 // publishRetrying publishes m with a message id and waits for the stream's

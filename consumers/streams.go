@@ -47,7 +47,23 @@ const (
 	ThoughtsPrefix = "noesis.thoughts."
 	DLQPrefix      = "noesis.dlq."
 	StorePrefix    = "_noesis.store."
+	// ReplayPrefix is where `noesis dlq replay` puts a thought back, for one
+	// stage (header Noesis-Only-Stage). Only operators may publish there, so
+	// the header is trusted there and nowhere else.
+	ReplayPrefix = "_noesis.replay."
 )
+
+// ReplaySubject is where a replayed thought of an agent is published.
+func ReplaySubject(agentID string) string { return ReplayPrefix + agentID }
+
+// SubjectAgent returns the agent a thought subject names, and false for a
+// subject that is not a thought's.
+func SubjectAgent(subject string) (string, bool) {
+	if a, ok := strings.CutPrefix(subject, ThoughtsPrefix); ok {
+		return a, true
+	}
+	return strings.CutPrefix(subject, ReplayPrefix)
+}
 
 // ThoughtSubject is where an agent publishes its thoughts.
 func ThoughtSubject(agentID string) string { return ThoughtsPrefix + agentID }
@@ -154,7 +170,7 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	outputs.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
 	dlq := base(StreamDLQ, "noesis: dead letters", []string{StoreSubject(DLQPrefix) + ">"}, 7*24*time.Hour)
 	dlq.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
-	thoughts := base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">"}, cfg.MaxAge)
+	thoughts := base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">", ReplayPrefix + ">"}, cfg.MaxAge)
 	thoughts.Duplicates = ThoughtsDuplicateWindow
 	if cfg.MaxThoughtBytes > 0 {
 		thoughts.MaxMsgSize = int32(cfg.MaxThoughtBytes + ThoughtHeaderAllowance)
@@ -229,7 +245,7 @@ func ConsumerConfig(cfg PoolConfig) jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       string(cfg.Stage),
 		Description:   fmt.Sprintf("noesis %s stage (%s tier)", cfg.Stage, cfg.Stage.Tier()),
-		FilterSubject: ThoughtsPrefix + ">",
+		FilterSubjects: []string{ThoughtsPrefix + ">", ReplayPrefix + ">"},
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cfg.AckWait,

@@ -17,7 +17,7 @@ import (
 
 // connectNATS connects a command to NATS_URL, or to the embedded server's
 // address when NATS_URL is unset.
-func connectNATS(cfg config.Config, name string) (*nats.Conn, jetstream.JetStream, error) {
+func connectNATS(cfg config.Config, name string, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
 	url := cfg.NATSURL
 	if url == "" {
 		url = "nats://" + cfg.NATSListen
@@ -26,7 +26,7 @@ func connectNATS(cfg config.Config, name string) (*nats.Conn, jetstream.JetStrea
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(url), err)
 	}

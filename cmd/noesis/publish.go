@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -43,7 +44,9 @@ A missing event_id is generated. The thought is validated before it is sent.`,
 			if _, err := pipeline.DecodeThought(data, cfg.MaxThoughtBytes); err != nil {
 				return err
 			}
-			nc, js, err := connectNATS(cfg, "noesis-publish")
+			// The agent's own inbox prefix: under per-agent permissions it may
+			// read only _INBOX_<agent_id>.>, where its acknowledgement comes.
+			nc, js, err := connectNATS(cfg, "noesis-publish", nats.CustomInboxPrefix(AgentInboxPrefix(t.AgentID)))
 			if err != nil {
 				return err
 			}

@@ -22,7 +22,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("env-file", ".env", "read settings from this .env file when it exists (the environment wins)")
-	root.AddCommand(newServeCmd(), newSimCmd(), newPublishCmd(), newDLQCmd(), newStatusCmd(), newBenchCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newSimCmd(), newPublishCmd(), newDLQCmd(), newStatusCmd(), newBenchCmd(), newVersionCmd(), newAgentCmd())
 	return root
 }
 
