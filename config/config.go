@@ -291,7 +291,10 @@ func (c *Config) Validate() error {
 			continue
 		}
 		if p, err := url.Parse(u); err != nil || p.Scheme == "" || p.Host == "" {
-			bad(name, "want an absolute URL such as %s, got %q", map[bool]string{true: "nats://127.0.0.1:4222", false: "http://127.0.0.1:8090/v1"}[name == "NATS_URL"], redactURL(u))
+			// The value is not shown: a value that is no URL is often a key set
+			// in the wrong variable (OPENAI_BASE_URL and OPENAI_API_KEY swapped).
+			bad(name, "want an absolute URL such as %s, got %d characters that are not one (not shown: is it a key in the wrong variable?)",
+				map[bool]string{true: "nats://127.0.0.1:4222", false: "http://127.0.0.1:8090/v1"}[name == "NATS_URL"], len(u))
 		}
 	}
 	if _, err := c.PriceTable(); err != nil {
@@ -404,14 +407,6 @@ func (c *Config) maxRedeliverySpan() time.Duration {
 		naks += consumers.NakDelay(c.RetryDelay, uint64(i+1))
 	}
 	return time.Duration(c.MaxDeliver)*longest + naks
-}
-
-func redactURL(u string) string {
-	if p, err := url.Parse(u); err == nil && p.User != nil {
-		p.User = url.User("REDACTED")
-		return p.String()
-	}
-	return u
 }
 
 // ResolvedProvider is the provider kind in effect: auto picks nebius when

@@ -184,3 +184,14 @@ func TestNatsClusterConf(t *testing.T) {
 		t.Fatalf("name %s js %v routes %d cluster %s:%d", opts.ServerName, opts.JetStream, len(opts.Routes), opts.Cluster.Name, opts.Cluster.Port)
 	}
 }
+
+// A key set in a URL variable (OPENAI_BASE_URL and OPENAI_API_KEY swapped)
+// never appears in the error.
+func TestSwappedKeyIsNotPrinted(t *testing.T) {
+	c := config.Defaults()
+	c.Provider, c.OpenAIBaseURL, c.OpenAIAPIKey = "openai", "sk-live-0123456789abcdef", "https://api.example.com/v1"
+	err := c.Validate()
+	if err == nil || strings.Contains(err.Error(), "sk-live") || !strings.Contains(err.Error(), "OPENAI_BASE_URL") {
+		t.Fatalf("error %v: want OPENAI_BASE_URL named and the key not shown", err)
+	}
+}
