@@ -243,13 +243,13 @@ func unavailable(err error) bool {
 func ConsumerConfig(cfg PoolConfig) jetstream.ConsumerConfig {
 	cfg = cfg.withDefaults()
 	return jetstream.ConsumerConfig{
-		Durable:       string(cfg.Stage),
-		Description:   fmt.Sprintf("noesis %s stage (%s tier)", cfg.Stage, cfg.Stage.Tier()),
+		Durable:        string(cfg.Stage),
+		Description:    fmt.Sprintf("noesis %s stage (%s tier)", cfg.Stage, cfg.Stage.Tier()),
 		FilterSubjects: []string{ThoughtsPrefix + ">", ReplayPrefix + ">"},
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       cfg.AckWait,
-		MaxDeliver:    cfg.MaxDeliver,
-		MaxAckPending: cfg.MaxAckPending,
+		DeliverPolicy:  jetstream.DeliverAllPolicy,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		MaxDeliver:     cfg.MaxDeliver,
+		MaxAckPending:  cfg.MaxAckPending,
 	}
 }

@@ -111,7 +111,7 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	cfg := testConfig(t, ns, simURL)
 	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
 	cfg.Limits = "sim:deepseek-ai/DeepSeek-R1-0528-fast=600/0/0" // shared counters in KV
-	cfg.Budgets = "sim=100"                                     // shared spend in KV
+	cfg.Budgets = "sim=100"                                      // shared spend in KV
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
