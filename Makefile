@@ -12,7 +12,7 @@ NATS_SERVER := $(GOBIN)/nats-server
 NATS_CLI    := $(GOBIN)/nats
 CHAOS_N ?= 5000
 
-.PHONY: all build run sim test vet lint fmt fmt-check smoke chaos chaos-short fuzz tools bench clean
+.PHONY: all build run sim test vet lint fmt fmt-check smoke chaos chaos-short chaos-auth fuzz tools bench clean
 
 all: build
 
@@ -60,6 +60,11 @@ chaos: build tools
 ## chaos-short: the same scenarios with fewer thoughts (CI).
 chaos-short: build tools
 	$(GO) run ./cmd/chaos -noesis $(BIN) -nats-server $(NATS_SERVER) -n 300
+
+## chaos-auth: the short scenarios under the shipped nats-auth.conf (workers as
+## its worker user, the harness as admin).
+chaos-auth: build tools
+	$(GO) run ./cmd/chaos -noesis $(BIN) -nats-server $(NATS_SERVER) -n 300 -auth nats-auth.conf
 
 ## bench: Go benchmarks of the hot paths, the models against the simulator, and
 ## the pipeline in its three modes, 3 runs each, with the nats bench ceiling

@@ -37,6 +37,10 @@ type Request struct {
 	Purpose string
 	// Priority is the thought's: "batch" prefers batch targets.
 	Priority string
+	// Timeout, when set, bounds the model's time on each try of this call:
+	// from sending the request to its answer, waits for a rate limit, a
+	// shared limit or a free slot excluded. Zero: the Completer's own.
+	Timeout time.Duration
 }
 
 // Usage counts the tokens a call used.

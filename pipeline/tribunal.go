@@ -33,11 +33,12 @@ type Judge struct {
 	Name   string  // VERITAS, SOPHIA, DIKĒ
 	Pillar string  // truth, wisdom, justice
 	Weight float64 // share of the consensus
-	// Timeout, when set, bounds the judge's whole call; the judge abstains when
-	// its answer takes longer. Zero (the default) leaves the call to the
-	// router's per-call timeout (sized by the token budget and the target's
-	// speed) under the tribunal's deadline. The origin used 3 s, 10 s and 3 s,
-	// which only a ~150-token answer meets (see docs/judges.md).
+	// Timeout, when set, bounds the judge's model time on each try
+	// (Request.Timeout: waiting for a rate limit is not counted); a judge
+	// whose model takes longer abstains. Zero (the default) leaves the call to
+	// the router's per-call timeout (sized by the token budget and the
+	// target's speed) under the tribunal's deadline. The origin used 3 s,
+	// 10 s and 3 s, which only a ~150-token answer meets (see docs/judges.md).
 	Timeout time.Duration
 	Charge  string // what the judge examines, said in its prompt
 	Target  string // optional model target of the REASONING tier; empty means the tier's chain
@@ -332,17 +333,11 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 		return abstain(AbstainOperational, "judge circuit breaker open after repeated failures",
 			&RetryAfterError{Err: fmt.Errorf("%w: %w: judge %s", ErrTransient, ErrCircuitOpen, j.Name), After: br.RetryIn()})
 	}
-	jctx := ctx
-	if j.Timeout > 0 {
-		var cancel context.CancelFunc
-		jctx, cancel = context.WithTimeout(ctx, j.Timeout)
-		defer cancel()
-	}
 	started := time.Now()
 	tag := AnswerTag(j.Name, data)
 	msgs := []Message{{Role: RoleSystem, Content: tr.prompts[i] + answerFormat(tag)}, {Role: RoleUser, Content: data}}
-	resp, err := tr.completer.Complete(jctx, Request{Tier: TierReasoning, Messages: msgs, Temperature: tr.temperature,
-		MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority})
+	resp, err := tr.completer.Complete(ctx, Request{Tier: TierReasoning, Messages: msgs, Temperature: tr.temperature,
+		MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority, Timeout: j.Timeout})
 	v.LatencyMS = time.Since(started).Milliseconds()
 	if err != nil {
 		if ctx.Err() != nil { // the tribunal, not this judge, ran out of time
@@ -350,9 +345,6 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 		}
 		if countsAgainstJudge(err) {
 			br.Record(false)
-		}
-		if jctx.Err() != nil {
-			return abstain(AbstainOperational, fmt.Sprintf("no answer within %s", j.Timeout), fmt.Errorf("%w: judge %s timed out", ErrTransient, j.Name))
 		}
 		return abstain(AbstainOperational, "model call failed: "+err.Error(), err)
 	}

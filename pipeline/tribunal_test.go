@@ -51,6 +51,16 @@ func judgeAnswers(answers map[string]func(ctx context.Context) (Response, error)
 	return CompleterFunc(func(ctx context.Context, req Request) (Response, error) {
 		for name, fn := range answers {
 			if strings.Contains(req.Messages[0].Content, "You are "+name) {
+				if req.Timeout > 0 { // as a Completer does: the model's time is bounded
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithTimeout(ctx, req.Timeout)
+					defer cancel()
+					resp, err := fn(ctx)
+					if err != nil && ctx.Err() != nil {
+						err = fmt.Errorf("%w: no answer within %s", ErrTransient, req.Timeout)
+					}
+					return resp, err
+				}
 				return fn(ctx)
 			}
 		}

@@ -216,6 +216,9 @@ func (t *target) speed() (float64, bool) {
 
 // callTimeout bounds one call of req to t (see Config.Timeout).
 func (c *Chain) callTimeout(t *target, req pipeline.Request) time.Duration {
+	if req.Timeout > 0 {
+		return req.Timeout
+	}
 	if c.cfg.Timeout > 0 {
 		return c.cfg.Timeout
 	}

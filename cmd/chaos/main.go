@@ -36,7 +36,18 @@ type options struct {
 	n                  int
 	only               string
 	keep               bool
+	// auth, when set, is a NATS config (nats-auth.conf) whose accounts block
+	// every server of the scenarios gets: the workers run as its worker user,
+	// the harness as its admin.
+	auth     string
+	accounts string // the accounts block read from auth
 }
+
+// Passwords of the users in the auth config, for the scenarios' processes.
+const (
+	chaosWorkerPassword = "chaos-worker-pw"
+	chaosAdminPassword  = "chaos-admin-pw"
+)
 
 func main() {
 	var o options
@@ -45,7 +56,25 @@ func main() {
 	flag.IntVar(&o.n, "n", 5000, "thoughts per scenario")
 	flag.StringVar(&o.only, "only", "", "run only the scenarios whose name contains this")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scenario directories (logs, data)")
+	flag.StringVar(&o.auth, "auth", "", "run every server with this config's accounts block (nats-auth.conf): workers as worker, the harness as admin")
 	flag.Parse()
+	if o.auth != "" {
+		text, err := os.ReadFile(o.auth)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		i := strings.Index(string(text), "\naccounts {")
+		if i < 0 {
+			fmt.Fprintf(os.Stderr, "%s has no accounts block\n", o.auth)
+			os.Exit(2)
+		}
+		o.accounts = string(text[i:])
+		// The servers expand these from their environment, which they inherit.
+		os.Setenv("NOESIS_WORKER_PASSWORD", chaosWorkerPassword)
+		os.Setenv("NOESIS_ADMIN_PASSWORD", chaosAdminPassword)
+		os.Setenv("NOESIS_AGENT_PASSWORD", "chaos-agent-pw")
+	}
 	if o.natsServer == "" {
 		o.natsServer = findBinary("nats-server")
 	}
@@ -208,7 +237,7 @@ func runScenario(o options, sc scenario) (r result) {
 		}
 	}()
 
-	if s.nats, err = newNATS(dir, sc.nodes); err != nil {
+	if s.nats, err = newNATS(dir, sc.nodes, o.accounts); err != nil {
 		return fail("%v", err)
 	}
 	for _, n := range s.nats {
@@ -238,6 +267,11 @@ func runScenario(o options, sc scenario) (r result) {
 		// would skip the narrator after the 20 poisoned thoughts in a row, is
 		// tested on its own (TestFallbackBreakerAndModalColdStart).
 		"NOESIS_TARGET_BREAKER_FAILURES=1000"}
+	connect := []nats.Option{nats.MaxReconnects(-1), nats.ReconnectWait(100 * time.Millisecond)}
+	if o.auth != "" {
+		env = append(env, "NATS_USER=worker", "NATS_PASSWORD="+chaosWorkerPassword)
+		connect = append(connect, nats.UserInfo("admin", chaosAdminPassword))
+	}
 	for i := 0; i < 2; i++ {
 		w, err := startProc(dir, fmt.Sprintf("worker-%d", i+1), env, o.noesis, "serve", "--env-file", "/dev/null")
 		if err != nil {
@@ -245,7 +279,7 @@ func runScenario(o options, sc scenario) (r result) {
 		}
 		s.workers = append(s.workers, w)
 	}
-	if s.nc, err = nats.Connect(s.urls(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond)); err != nil {
+	if s.nc, err = nats.Connect(s.urls(), connect...); err != nil {
 		return fail("connect: %v", err)
 	}
 	if s.js, err = jetstream.New(s.nc); err != nil {
@@ -288,6 +322,9 @@ func runScenario(o options, sc scenario) (r result) {
 	}
 	time.Sleep(500 * time.Millisecond) // let any late duplicate reach the subscriber
 	r.Outputs, r.DeadLetters, r.Lost, r.Abstaining = tally.outputs, tally.letters, tally.lost, tally.abstaining
+	if len(tally.reasons) > 0 {
+		fmt.Printf("   abstentions by reason: %v\n", tally.reasons)
+	}
 	r.Duplicates = tally.duplicates + sub.duplicates()
 	if st, err := s.simStats(); err == nil {
 		r.Upstream = st.Requests

@@ -115,8 +115,9 @@ func (n *natsNode) start(bin, logDir string) error {
 	return waitPort(fmt.Sprintf("127.0.0.1:%d", n.port), 15*time.Second)
 }
 
-// newNATS writes the configs of a single server (size 1) or a cluster.
-func newNATS(dir string, size int) ([]*natsNode, error) {
+// newNATS writes the configs of a single server (size 1) or a cluster, each
+// with the accounts block, when there is one.
+func newNATS(dir string, size int, accounts string) ([]*natsNode, error) {
 	nodes := make([]*natsNode, size)
 	clusterPorts := make([]int, size)
 	for i := range nodes {
@@ -135,6 +136,7 @@ func newNATS(dir string, size int) ([]*natsNode, error) {
 			}
 			fmt.Fprintf(&b, "cluster { name: noesis-chaos\n listen: 127.0.0.1:%d\n routes: [%s]\n}\n", clusterPorts[i], strings.Join(routes, ", "))
 		}
+		b.WriteString(accounts)
 		n.conf = filepath.Join(dir, n.name+".conf")
 		if err := os.WriteFile(n.conf, []byte(b.String()), 0o644); err != nil {
 			return nil, err

@@ -61,7 +61,8 @@ func (s *subscriber) close() {
 
 type tally struct {
 	outputs, letters, lost, duplicates int
-	abstaining                         int // verdicts in which some judge abstained
+	abstaining                         int            // verdicts in which some judge abstained
+	reasons                            map[string]int // abstentions by kind and the start of the reason
 }
 
 // settle waits until every thought's stages are accounted for (an output or a
@@ -84,14 +85,22 @@ func settle(js jetstream.JetStream, thoughts []pipeline.Thought, d time.Duration
 		time.Sleep(200 * time.Millisecond)
 	}
 	abstaining := map[string]bool{}
+	reasons := map[string]int{}
 	outputs, err := readStream(js, consumers.StreamOutputs, func(m jetstream.Msg) string {
 		k := m.Headers().Get(consumers.HeaderEventID) + "/" + m.Headers().Get(consumers.HeaderStage)
 		if m.Headers().Get(consumers.HeaderStage) == string(pipeline.StageTribunal) {
-			var v struct {
-				Abstentions int `json:"abstention_count"`
-			}
-			if json.Unmarshal(m.Data(), &v) == nil && v.Abstentions > 0 {
+			var v pipeline.Verdict
+			if json.Unmarshal(m.Data(), &v) == nil && v.AbstentionCount > 0 && !abstaining[k] {
 				abstaining[k] = true
+				for _, j := range v.Judges {
+					if j.Abstained {
+						reason := j.AbstainReason
+						if len(reason) > 40 {
+							reason = reason[:40]
+						}
+						reasons[j.AbstainKind+": "+reason]++
+					}
+				}
 			}
 		}
 		return k
@@ -107,7 +116,7 @@ func settle(js jetstream.JetStream, thoughts []pipeline.Thought, d time.Duration
 	if err != nil {
 		return tally{}, err
 	}
-	t := tally{abstaining: len(abstaining)}
+	t := tally{abstaining: len(abstaining), reasons: reasons}
 	for _, n := range outputs {
 		t.outputs += n
 		t.duplicates += n - 1
