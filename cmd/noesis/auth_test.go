@@ -227,6 +227,10 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	if _, err := wjs.Stream(ctx(), consumers.StreamDLQ); err != nil {
 		t.Errorf("the worker lost sight of the DLQ: %v", err)
 	}
+	// Nothing stuck behind the attacks: no advisory waiting, no stream missing.
+	if h := consumers.ReadHealth(ctx(), wjs); h.ReaperBacklog != 0 || len(h.MissingStreams) != 0 {
+		t.Errorf("health after the attacks: %+v", h)
+	}
 	// And the worker's shared limits and budgets worked: their buckets hold counts.
 	ajsAdmin, _ := jetstream.New(admin)
 	for _, bucket := range []string{"noesis_rate", "noesis_spend"} {

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -201,4 +203,43 @@ func TestSharedCacheAcrossProcesses(t *testing.T) {
 		t.Errorf("one process did all the work; the test proves nothing about sharing")
 	}
 	t.Logf("process a: %+v; process b: %+v", sa, sb)
+}
+
+// Replaying one stage's letter of a thought that cannot be decoded runs that
+// stage only: one new letter, not one per stage.
+func TestReplayOfBadInputRunsOneStage(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{})
+	runService(t, testConfig(t, ns, simURL))
+	nc, js := natstest.Connect(t, ns)
+	got := collectOn(t, nc, "noesis.dlq.>")
+	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject("daimon-1"), []byte(`{"event_id":"broken-1","agent_id":"daimon-1"`)); err != nil {
+		t.Fatal(err)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"dlq.narrative": 1, "dlq.tribunal": 1, "dlq.analysis": 1})
+	letters, err := consumers.ListLetters(context.Background(), js, pipeline.StageTribunal)
+	if err != nil || len(letters) != 1 {
+		t.Fatalf("%d tribunal letters, %v", len(letters), err)
+	}
+	if _, err := consumers.Replay(context.Background(), js, letters[0]); err != nil {
+		t.Fatal(err)
+	}
+	waitConsumerIdle(t, js, "narrative", 2)
+	waitConsumerIdle(t, js, "analysis", 2)
+	waitConsumerIdle(t, js, "tribunal", 2)
+	all, err := consumers.ListLetters(context.Background(), js, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[pipeline.Stage]int{}
+	for _, l := range all {
+		per[l.Stage]++
+	}
+	// The first tribunal letter was removed by the replay; the replay made one new.
+	if per[pipeline.StageTribunal] != 1 || per[pipeline.StageNarrative] != 1 || per[pipeline.StageAnalysis] != 1 {
+		t.Errorf("letters per stage after the replay: %v; want one each", per)
+	}
+	if len(all) == 3 && all[2].Subject != consumers.ReplaySubject("daimon-1") {
+		t.Errorf("the new letter's subject %q, want the replay subject", all[2].Subject)
+	}
 }
