@@ -192,7 +192,8 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	return &Pool{cfg: cfg, js: js, handler: h, log: log.With().Str("stage", string(cfg.Stage)).Logger()}, nil
+	// A panic in the handler dead-letters its thought with the stack; the worker goes on.
+	return &Pool{cfg: cfg, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger()}, nil
 }
 
 // Stats returns the pool's counters.
@@ -480,7 +481,7 @@ func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered
 	p.deadLettered.Add(1)
 	p.observe("dead_lettered", delivered, nil)
 	log.Warn().Str("reason", l.Reason).Msg("thought dead-lettered")
-	if err := msg.TermWithReason(truncate(l.Reason, 256)); err != nil {
+	if err := msg.TermWithReason(clipBytes(l.Reason, 256)); err != nil {
 		log.Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")
 	}
 }
@@ -519,9 +520,3 @@ func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, i
 	}
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
-}

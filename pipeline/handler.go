@@ -1,6 +1,10 @@
 package pipeline
 
-import "context"
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+)
 
 // Handler turns a thought into one stage's output (a *Narrative, *Verdict or
 // *Analysis). Its error decides what happens to the thought's message: one
@@ -18,3 +22,35 @@ var (
 	_ Processor = (*Tribunal)(nil)
 	_ Processor = (*Analyst)(nil)
 )
+
+// Middleware wraps a Handler with behaviour of its own: recovery, metrics,
+// tracing. Middlewares compose with Chain.
+type Middleware func(Handler) Handler
+
+// Chain wraps h in ms, the first outermost: Chain(h, a, b) runs a, then b, then h.
+func Chain(h Handler, ms ...Middleware) Handler {
+	for i := len(ms) - 1; i >= 0; i-- {
+		h = ms[i](h)
+	}
+	return h
+}
+
+// ErrPanic marks a handler that panicked: a bug, never a transient failure.
+// It wraps ErrPermanent, so the thought is dead-lettered at once.
+var ErrPanic = fmt.Errorf("%w: handler panicked", ErrPermanent)
+
+// Recover turns a panic in the handler into an error wrapping ErrPanic, with
+// the panic's value in the message and its stack in a PartialError's
+// transcript, so the thought is dead-lettered with both and the worker lives.
+func Recover(next Handler) Handler {
+	return func(ctx context.Context, t Thought) (out any, err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				out = nil
+				err = &PartialError{Err: fmt.Errorf("%w: %v", ErrPanic, r),
+					Transcript: map[string]string{"panic": fmt.Sprint(r), "stack": string(debug.Stack())}}
+			}
+		}()
+		return next(ctx, t)
+	}
+}

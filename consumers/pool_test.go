@@ -1,0 +1,70 @@
+package consumers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// A thought that makes the handler panic is dead-lettered with the panic and
+// its stack; the worker lives and handles the thoughts after it.
+func TestAPanicDeadLettersItsThoughtAndTheWorkerLives(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, js := natstest.Connect(t, ns)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	handler := func(_ context.Context, th pipeline.Thought) (any, error) {
+		if strings.Contains(th.Content.UserInput, "boom") {
+			var m map[string]int
+			m["nil map"]++ // a bug: assignment to a nil map panics
+		}
+		return map[string]string{"event_id": th.EventID}, nil
+	}
+	pool, err := consumers.NewPool(js, consumers.PoolConfig{Stage: pipeline.StageNarrative}, handler, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pool.Run(ctx) }()
+	for i, text := range []string{"fine", "boom", "fine again", "boom", "still fine"} {
+		body, _ := json.Marshal(pipeline.Thought{EventID: fmt.Sprintf("p-%d", i), AgentID: "a1", Content: pipeline.Content{UserInput: text}})
+		if _, err := js.Publish(ctx, consumers.ThoughtSubject("a1"), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st := pool.Stats()
+		if st.Published == 3 && st.DeadLettered == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v: want 3 published and 2 dead-lettered", st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	letters, err := consumers.ListLetters(ctx, js, pipeline.StageNarrative)
+	if err != nil || len(letters) != 2 {
+		t.Fatalf("%d letters, %v", len(letters), err)
+	}
+	for _, l := range letters {
+		tr := l.Header.Get(consumers.HeaderDLQTranscript)
+		if !strings.Contains(l.Reason, "handler panicked") || !strings.Contains(l.Reason, "nil map") || !strings.Contains(tr, "pool_test.go") || l.Attempts != 1 {
+			t.Errorf("letter: reason %q, %d attempts, transcript %.120s", l.Reason, l.Attempts, tr)
+		}
+	}
+	cancel()
+	<-done
+}
