@@ -359,7 +359,9 @@ var tracer = otel.Tracer("github.com/noesis-dev/noesis/router")
 // be safe for concurrent use and must not block.
 type Observer interface {
 	CallStarted(tier pipeline.Tier, t Target)
-	CallFinished(tier pipeline.Tier, t Target, d time.Duration, usage pipeline.Usage, err error)
+	// costUSD is the call's estimated price (per-token prices, or GPU time
+	// for CallHourUSD targets); 0 for a failed call.
+	CallFinished(tier pipeline.Tier, t Target, d time.Duration, usage pipeline.Usage, costUSD float64, err error)
 }
 
 // ErrorClass names the kind of a call error for metrics: timeout,
@@ -802,8 +804,12 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		Model: t.Model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens, //lint:ignore SA1019 see above
 	})
 	latency := time.Since(started)
+	cost := 0.0
+	if err == nil {
+		cost = (float64(out.Usage.PromptTokens)*t.PriceIn+float64(out.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
+	}
 	if c.obs != nil {
-		c.obs.CallFinished(req.Tier, t.Target, latency, pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}, err)
+		c.obs.CallFinished(req.Tier, t.Target, latency, pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}, cost, err)
 	}
 	span.SetAttributes(attribute.Int("noesis.tokens.in", out.Usage.PromptTokens), attribute.Int("noesis.tokens.out", out.Usage.CompletionTokens))
 	if err != nil {
@@ -826,7 +832,6 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	}
 	t.lastCall.Store(time.Now().UnixNano())
 	t.observe(latency, out.Usage.CompletionTokens)
-	cost := (float64(out.Usage.PromptTokens)*t.PriceIn+float64(out.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
 	if c.limiter != nil {
 		c.limiter.Spend(ctx, t.Name, t.provider.Name, out.Usage.TotalTokens, cost)
 	}

@@ -15,7 +15,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
@@ -29,7 +28,6 @@ type metrics struct {
 	callSeconds *prometheus.HistogramVec
 	tokens      *prometheus.CounterVec
 	cost        *prometheus.CounterVec
-	prices      map[string]config.Price
 	callErrors  *prometheus.CounterVec
 	inFlight    *prometheus.GaugeVec
 	deliveries  *prometheus.CounterVec
@@ -48,12 +46,14 @@ var (
 	_ consumers.Observer = (*metrics)(nil)
 )
 
-func newMetrics(cache *pipeline.Cache, prices map[string]config.Price) *metrics {
+// newMetrics registers the metrics; judges name the tribunal's judges, whose
+// abstention counters start at zero like every other known label value.
+func newMetrics(cache *pipeline.Cache, judges []pipeline.Judge) *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }
-	m := &metrics{reg: reg, prices: prices}
-	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_cost_usd_total", Help: "Estimated spend in USD, from NOESIS_PRICES."}, []string{"tier", "provider", "model"})
+	m := &metrics{reg: reg}
+	m.cost = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_cost_usd_total", Help: "Estimated spend in USD: NOESIS_PRICES per token, or GPU time on Modal."}, []string{"tier", "provider", "model"})
 	m.callSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "noesis_model_call_duration_seconds", Help: "Upstream model call latency.",
 		Buckets: []float64{.01, .05, .1, .25, .5, 1, 1.5, 2, 3, 5, 10, 30, 60, 120}}, []string{"tier", "provider", "model", "outcome"})
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_tokens_total", Help: "Tokens sent (in) and received (out)."}, []string{"tier", "provider", "model", "direction"})
@@ -71,6 +71,23 @@ func newMetrics(cache *pipeline.Cache, prices map[string]config.Price) *metrics 
 	for _, c := range []prometheus.Collector{m.callSeconds, m.tokens, m.cost, m.callErrors, m.inFlight, m.deliveries, m.redelivered, m.deadLetters,
 		m.decisions, m.abstentions, m.pending, m.ackPending, m.redeliverQ, m.waiting} {
 		f(c)
+	}
+	// Known label values start at zero, so a dashboard sees a series before
+	// its first event (as the Prometheus docs advise).
+	for _, st := range pipeline.Stages {
+		m.deadLetters.WithLabelValues(string(st))
+		m.redelivered.WithLabelValues(string(st))
+		for _, o := range []string{"published", "duplicate", "skipped", "retried", "dead_lettered", "rate_limit_wait"} {
+			m.deliveries.WithLabelValues(string(st), o)
+		}
+	}
+	for _, d := range []pipeline.Decision{pipeline.DecisionPass, pipeline.DecisionReview, pipeline.DecisionFail, pipeline.DecisionCapital, pipeline.DecisionUnavailable} {
+		m.decisions.WithLabelValues(string(d))
+	}
+	for _, j := range judges {
+		for _, k := range []string{pipeline.AbstainAnswer, pipeline.AbstainOperational} {
+			m.abstentions.WithLabelValues(j.Name, k)
+		}
 	}
 	if cache != nil {
 		for _, t := range pipeline.Tiers {
@@ -108,7 +125,7 @@ func (m *metrics) CallStarted(tier pipeline.Tier, t router.Target) {
 }
 
 // CallFinished implements router.Observer.
-func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Duration, u pipeline.Usage, err error) {
+func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Duration, u pipeline.Usage, costUSD float64, err error) {
 	m.inFlight.WithLabelValues(string(tier), t.Provider, t.Model).Dec()
 	outcome := "ok"
 	if err != nil {
@@ -118,8 +135,8 @@ func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Durat
 	m.callSeconds.WithLabelValues(string(tier), t.Provider, t.Model, outcome).Observe(d.Seconds())
 	m.tokens.WithLabelValues(string(tier), t.Provider, t.Model, "in").Add(float64(u.PromptTokens))
 	m.tokens.WithLabelValues(string(tier), t.Provider, t.Model, "out").Add(float64(u.CompletionTokens))
-	if p, ok := m.prices[t.Model]; ok {
-		m.cost.WithLabelValues(string(tier), t.Provider, t.Model).Add((float64(u.PromptTokens)*p.In + float64(u.CompletionTokens)*p.Out) / 1e6)
+	if costUSD > 0 {
+		m.cost.WithLabelValues(string(tier), t.Provider, t.Model).Add(costUSD)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strconv"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -158,8 +160,8 @@ func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
 	}
 	defer cache.Close()
 	// Vectors without samples are not gathered: give each a sample.
-	m := newMetrics(cache, nil)
-	m.CallFinished("fast", router.Target{}, 0, pipeline.Usage{}, errors.New("x"))
+	m := newMetrics(cache, pipeline.DefaultJudges())
+	m.CallFinished("fast", router.Target{}, 0, pipeline.Usage{}, 0, errors.New("x"))
 	m.CallStarted("fast", router.Target{})
 	m.Handled("narrative", "dead_lettered", 2, &pipeline.Verdict{Judges: []pipeline.JudgeVote{{Abstained: true}}})
 	m.Handled("tribunal", "published", 1, &pipeline.Verdict{Decision: "pass", Judges: []pipeline.JudgeVote{{Name: "V", Abstained: true}}})
@@ -186,6 +188,31 @@ func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
 					t.Errorf("panel %q queries %s, which noesis does not export", p.Title, name)
 				}
 			}
+		}
+	}
+}
+
+// Known label values are exported at zero before their first event, and a
+// call's cost (GPU time on Modal included) is the router's own estimate.
+func TestMetricsStartAtZeroAndCountTheRoutersCost(t *testing.T) {
+	m := newMetrics(nil, pipeline.DefaultJudges())
+	m.CallFinished(pipeline.TierDeep, router.Target{Provider: "modal", Model: "m"}, time.Second, pipeline.Usage{}, 0.0125, nil)
+	srv := httptest.NewServer(promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	_, text := scrape(t, srv.URL)
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"noesis_dead_letters_total", map[string]string{"stage": "analysis"}, 0},
+		{"noesis_thoughts_total", map[string]string{"stage": "tribunal", "outcome": "rate_limit_wait"}, 0},
+		{"noesis_tribunal_decisions_total", map[string]string{"decision": "unavailable"}, 0},
+		{"noesis_judge_abstentions_total", map[string]string{"judge": "DIKĒ", "kind": "operational"}, 0},
+		{"noesis_model_cost_usd_total", map[string]string{"provider": "modal", "tier": "deep"}, 0.0125},
+	} {
+		if got := metricValue(text, c.name, c.labels); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
 }

@@ -223,8 +223,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		pipeline.StageTribunal:  tribunal,
 		pipeline.StageAnalysis:  &pipeline.Analyst{Completer: s.chain, Temperature: float32(cfg.Temperature), MaxTokens: cfg.MaxTokens},
 	}
-	prices, _ := cfg.PriceTable() // validated with the config
-	s.metrics = newMetrics(s.cache, prices)
+	s.metrics = newMetrics(s.cache, cfg.Tribunal().Judges)
 	s.chain.SetObserver(s.metrics)
 	s.metrics.watchBreakers(s.chain)
 	var wg sync.WaitGroup
