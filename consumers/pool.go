@@ -519,4 +519,3 @@ func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, i
 		wait = min(2*wait, 2*time.Second)
 	}
 }
-
