@@ -157,7 +157,7 @@ func TestEnvExampleListsEverySetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("../docs/configuration.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestEnvExampleListsEverySetting(t *testing.T) {
 			t.Errorf(".env.example does not list %s", name)
 		}
 		if !strings.Contains(string(readme), "`"+name+"`") {
-			t.Errorf("README.md does not document %s", name)
+			t.Errorf("docs/configuration.md does not document %s", name)
 		}
 	}
 }
