@@ -1,0 +1,70 @@
+package router
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// respInfoKey carries a *respInfo through a call's context to the HTTP
+// client, which fills in what go-openai's errors do not keep: Retry-After.
+type respInfoKey struct{}
+
+type respInfo struct{ retryAfter time.Duration }
+
+// headerDoer is the HTTP client go-openai calls through: it adds the
+// provider's headers and reads what go-openai's errors do not keep.
+type headerDoer struct {
+	c       *http.Client
+	headers map[string]string
+}
+
+func (d headerDoer) Do(req *http.Request) (*http.Response, error) {
+	for k, v := range d.headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := d.c.Do(req)
+	if resp != nil && resp.StatusCode >= 400 {
+		if info, ok := req.Context().Value(respInfoKey{}).(*respInfo); ok {
+			info.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		}
+	}
+	return resp, err
+}
+
+// parseRetryAfter reads a Retry-After value: seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseFloat(v, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(secs * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}
+
+// NewHTTPClient returns a client whose transport keeps idle connections for
+// the given concurrency per host (Go's default keeps 2, and re-handshakes
+// under load). It speaks HTTP/2 to HTTPS endpoints that offer it (Nebius);
+// with h2c it speaks HTTP/2 without TLS, which only the simulator is assumed
+// to understand (a vLLM server on plain HTTP gets HTTP/1.1). Timeouts are set
+// per call by context, not on the client.
+func NewHTTPClient(idlePerHost int, h2c bool) *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConns = 0 // no global cap; the per-host cap rules
+	tr.MaxIdleConnsPerHost = idlePerHost
+	tr.IdleConnTimeout = 90 * time.Second
+	if h2c {
+		tr.Protocols = new(http.Protocols)
+		tr.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return &http.Client{Transport: tr}
+}
