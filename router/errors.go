@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
@@ -14,34 +13,50 @@ import (
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
-// ErrorClass names the kind of a call error for metrics: timeout,
-// rate_limited, server (5xx), client (4xx), canceled, budget, or other.
+// The classes of a failed call (CallError.Class, ErrorClass).
+const (
+	ClassTimeout     = "timeout"
+	ClassRateLimited = "rate_limited"
+	ClassServer      = "server" // 5xx, 408
+	ClassClient      = "client" // 4xx other than 408 and 429: our request, never retried
+	ClassCanceled    = "canceled"
+	ClassNetwork     = "network" // a lost or refused connection
+	ClassBudget      = "budget"
+	ClassOther       = "other"
+)
+
+// CallError is a failed model call with its facts as fields. It wraps
+// pipeline.ErrTransient or pipeline.ErrPermanent (and ErrRateLimited for a
+// 429), so callers decide with errors.Is; its message never holds a secret.
+type CallError struct {
+	Class  string
+	Status int    // the HTTP status, when the provider answered
+	Target string // the model target's name
+	msg    string
+	kinds  []error
+}
+
+func (e *CallError) Error() string   { return e.msg }
+func (e *CallError) Unwrap() []error { return e.kinds }
+
+// ErrorClass names the kind of a call error for metrics: one of the Class
+// constants. Errors that are not a CallError: budget, rate_limited, canceled,
+// timeout (by their sentinels), or other.
 func ErrorClass(err error) string {
-	var apiErr *openai.APIError
-	var reqErr *openai.RequestError
-	status := 0
+	var ce *CallError
 	switch {
-	case errors.As(err, &apiErr):
-		status = apiErr.HTTPStatusCode
-	case errors.As(err, &reqErr):
-		status = reqErr.HTTPStatusCode
-	}
-	msg := err.Error()
-	switch {
+	case errors.As(err, &ce):
+		return ce.Class
 	case errors.Is(err, pipeline.ErrRateLimited):
-		return "rate_limited"
+		return ClassRateLimited
 	case errors.Is(err, pipeline.ErrBudgetExhausted):
-		return "budget"
+		return ClassBudget
 	case errors.Is(err, context.Canceled):
-		return "canceled"
-	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "no answer within"):
-		return "timeout"
-	case status >= 500 || strings.Contains(msg, "HTTP 5"):
-		return "server"
-	case status >= 400 || strings.Contains(msg, "HTTP 4"):
-		return "client"
+		return ClassCanceled
+	case errors.Is(err, context.DeadlineExceeded):
+		return ClassTimeout
 	}
-	return "other"
+	return ClassOther
 }
 
 // breaks reports whether an error says the target is broken (and counts
@@ -49,7 +64,7 @@ func ErrorClass(err error) string {
 // 4xx (our request), not a cancelled call or an exhausted budget.
 func breaks(err error) bool {
 	switch ErrorClass(err) {
-	case "timeout", "server", "other":
+	case ClassTimeout, ClassServer, ClassNetwork, ClassOther:
 		return true
 	}
 	return false
@@ -63,34 +78,43 @@ func andThen(last, stop error) error {
 	return fmt.Errorf("%w; then %w", last, stop)
 }
 
-// classify maps a call error to transient or permanent, with secrets redacted.
+// classify turns a call's error into a *CallError: its class, status and a
+// message with secrets redacted.
 func (c *Chain) classify(ctx context.Context, t *target, err error, timeout time.Duration) error {
 	where := fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, t.provider.Name)
-	status := 0
+	ce := &CallError{Target: t.Name}
 	var apiErr *openai.APIError
 	var reqErr *openai.RequestError
 	switch {
 	case errors.As(err, &apiErr):
-		status = apiErr.HTTPStatusCode
+		ce.Status = apiErr.HTTPStatusCode
 	case errors.As(err, &reqErr):
-		status = reqErr.HTTPStatusCode
+		ce.Status = reqErr.HTTPStatusCode
 	}
 	msg := c.redact.Replace(err.Error())
+	var netErr net.Error
+	transient := []error{pipeline.ErrTransient}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		return fmt.Errorf("%w: %s: no answer within %s", pipeline.ErrTransient, where, timeout)
+		ce.Class, ce.kinds, ce.msg = ClassTimeout, transient, fmt.Sprintf("%s: no answer within %s", where, timeout)
 	case errors.Is(err, context.Canceled):
-		return fmt.Errorf("%w: %s: %w", pipeline.ErrTransient, where, context.Canceled)
-	case status == http.StatusTooManyRequests:
-		return fmt.Errorf("%w: %w: %s: HTTP %d: %s", pipeline.ErrTransient, pipeline.ErrRateLimited, where, status, msg)
-	case status == http.StatusRequestTimeout || status >= 500:
-		return fmt.Errorf("%w: %s: HTTP %d: %s", pipeline.ErrTransient, where, status, msg)
-	case status >= 400:
-		return fmt.Errorf("%w: %s: HTTP %d: %s", pipeline.ErrPermanent, where, status, msg)
+		ce.Class, ce.kinds, ce.msg = ClassCanceled, []error{pipeline.ErrTransient, context.Canceled}, where+": "+context.Canceled.Error()
+	case ce.Status == http.StatusTooManyRequests:
+		ce.Class, ce.kinds = ClassRateLimited, []error{pipeline.ErrTransient, pipeline.ErrRateLimited}
+		ce.msg = fmt.Sprintf("%s: %s: HTTP %d: %s", pipeline.ErrRateLimited, where, ce.Status, msg)
+	case ce.Status == http.StatusRequestTimeout || ce.Status >= 500:
+		ce.Class, ce.kinds, ce.msg = ClassServer, transient, fmt.Sprintf("%s: HTTP %d: %s", where, ce.Status, msg)
+	case ce.Status >= 400:
+		ce.Class, ce.kinds, ce.msg = ClassClient, []error{pipeline.ErrPermanent}, fmt.Sprintf("%s: HTTP %d: %s", where, ce.Status, msg)
+	case errors.As(err, &netErr):
+		ce.Class, ce.kinds, ce.msg = ClassNetwork, transient, fmt.Sprintf("%s: network: %s", where, msg)
+	default:
+		ce.Class, ce.kinds, ce.msg = ClassOther, transient, where+": "+msg
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) {
-		return fmt.Errorf("%w: %s: network: %s", pipeline.ErrTransient, where, msg)
+	prefix := pipeline.ErrTransient.Error()
+	if ce.Class == ClassClient {
+		prefix = pipeline.ErrPermanent.Error()
 	}
-	return fmt.Errorf("%w: %s: %s", pipeline.ErrTransient, where, msg)
+	ce.msg = prefix + ": " + ce.msg
+	return ce
 }

@@ -69,12 +69,14 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	if err == nil {
 		cost = (float64(out.Usage.PromptTokens)*t.PriceIn+float64(out.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
 	}
+	if err != nil {
+		err = c.classify(ctx, t, err, timeout)
+	}
 	if c.obs != nil {
 		c.obs.CallFinished(req.Tier, t.Target, latency, pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}, cost, err)
 	}
 	span.SetAttributes(attribute.Int("noesis.tokens.in", out.Usage.PromptTokens), attribute.Int("noesis.tokens.out", out.Usage.CompletionTokens))
 	if err != nil {
-		err = c.classify(ctx, t, err, timeout)
 		span.RecordError(err)
 		span.SetStatus(codes.Error, ErrorClass(err))
 		if errors.Is(err, pipeline.ErrRateLimited) && info.retryAfter <= 0 {

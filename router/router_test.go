@@ -119,13 +119,15 @@ func TestErrorsAreClassifiedAndRetried(t *testing.T) {
 	cases := []struct {
 		marker   string
 		want     error
+		class    string
+		status   int
 		attempts int64
 	}{
-		{"sim:http=503", pipeline.ErrTransient, 3},
-		{"sim:http=429", pipeline.ErrTransient, 3},
-		{"sim:hang", pipeline.ErrTransient, 3},
-		{"sim:http=400", pipeline.ErrPermanent, 1},
-		{"sim:http=404", pipeline.ErrPermanent, 1},
+		{"sim:http=503", pipeline.ErrTransient, router.ClassServer, 503, 3},
+		{"sim:http=429", pipeline.ErrRateLimited, router.ClassRateLimited, 429, 3},
+		{"sim:hang", pipeline.ErrTransient, router.ClassTimeout, 0, 3},
+		{"sim:http=400", pipeline.ErrPermanent, router.ClassClient, 400, 1},
+		{"sim:http=404", pipeline.ErrPermanent, router.ClassClient, 404, 1},
 	}
 	for _, tc := range cases {
 		t.Run(tc.marker, func(t *testing.T) {
@@ -134,6 +136,10 @@ func TestErrorsAreClassifiedAndRetried(t *testing.T) {
 			_, err := c.Complete(context.Background(), judgeRequest(pipeline.TierReasoning, tc.marker))
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+			var ce *router.CallError
+			if !errors.As(err, &ce) || ce.Class != tc.class || ce.Status != tc.status || ce.Target != "reasoning" || router.ErrorClass(err) != tc.class {
+				t.Fatalf("call error %+v (class %s), want class %s, status %d", ce, router.ErrorClass(err), tc.class, tc.status)
 			}
 			if got := s.Stats().Requests; got != tc.attempts {
 				t.Fatalf("%d requests, want %d", got, tc.attempts)
