@@ -11,7 +11,15 @@ import (
 // client, which fills in what go-openai's errors do not keep: Retry-After.
 type respInfoKey struct{}
 
-type respInfo struct{ retryAfter time.Duration }
+type respInfo struct {
+	purpose    string // sent as the PurposeHeader
+	retryAfter time.Duration
+}
+
+// PurposeHeader names who in noesis makes a call ("judge:VERITAS",
+// "narrative", "analysis"): request metadata a proxy, a log or the simulator
+// can read without parsing prompts.
+const PurposeHeader = "X-Noesis-Purpose"
 
 // headerDoer is the HTTP client go-openai calls through: it adds the
 // provider's headers and reads what go-openai's errors do not keep.
@@ -24,11 +32,13 @@ func (d headerDoer) Do(req *http.Request) (*http.Response, error) {
 	for k, v := range d.headers {
 		req.Header.Set(k, v)
 	}
+	info, _ := req.Context().Value(respInfoKey{}).(*respInfo)
+	if info != nil && info.purpose != "" {
+		req.Header.Set(PurposeHeader, info.purpose)
+	}
 	resp, err := d.c.Do(req)
-	if resp != nil && resp.StatusCode >= 400 {
-		if info, ok := req.Context().Value(respInfoKey{}).(*respInfo); ok {
-			info.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
-		}
+	if resp != nil && resp.StatusCode >= 400 && info != nil {
+		info.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	}
 	return resp, err
 }

@@ -55,7 +55,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
 	defer span.End()
 	started := time.Now()
-	info := &respInfo{}
+	info := &respInfo{purpose: req.Purpose}
 	if c.obs != nil {
 		c.obs.CallStarted(req.Tier, t.Target)
 	}

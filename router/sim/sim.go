@@ -388,8 +388,16 @@ func parseMarkers(text, caller string) directives {
 	return d
 }
 
-// callerOf names who asks, from the system prompt noesis sends.
-func callerOf(system string) string {
+// callerOf names who asks: from the X-Noesis-Purpose header noesis sends
+// ("judge:VERITAS", "narrative", "analysis"), or, for other clients, from
+// the system prompt.
+func callerOf(purpose, system string) string {
+	if j, ok := strings.CutPrefix(purpose, "judge:"); ok {
+		return strings.ToLower(strings.ReplaceAll(j, "Ē", "E"))
+	}
+	if purpose != "" {
+		return purpose
+	}
 	for _, j := range []string{"VERITAS", "SOPHIA", "DIKĒ"} {
 		if strings.Contains(system, "You are "+j) {
 			return strings.ToLower(strings.ReplaceAll(j, "Ē", "E"))
@@ -439,7 +447,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 			user.WriteString(m.Content)
 		}
 	}
-	caller := callerOf(system.String())
+	caller := callerOf(r.Header.Get("X-Noesis-Purpose"), system.String())
 	d := parseMarkers(user.String(), caller)
 	s.mu.Lock()
 	s.stats.PerModel[req.Model]++
@@ -493,7 +501,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		prof = DefaultProfile
 	}
 	rng := rand.New(rand.NewPCG(s.cfg.Seed^hash64(req.Model+"\x00"+system.String()+"\x00"+user.String()), 0x51ed))
-	a := s.compose(req, prof, caller, system.String(), user.String(), d, rng)
+	a := s.compose(req, prof, caller, system.String(), user.String(), strings.HasPrefix(r.Header.Get("X-Noesis-Purpose"), "judge:"), d, rng)
 	if fault == "malformed" {
 		s.count("fault", "malformed")
 		a.content = "I have considered the matter at length and decline to use any format."
@@ -546,7 +554,7 @@ type composed struct {
 // compose writes the answer to a request: a judge's intent in a shape from
 // the corpus after a thinking phase, or another caller's answer; then cuts
 // it at max_tokens and times it.
-func (s *Server) compose(req chatRequest, prof Profile, caller, system, user string, d directives, rng *rand.Rand) composed {
+func (s *Server) compose(req chatRequest, prof Profile, caller, system, user string, judge bool, d directives, rng *rand.Rand) composed {
 	style := s.thinkStyle(req.Model)
 	if st := d["think"]; st != "" {
 		style = st
@@ -557,7 +565,7 @@ func (s *Server) compose(req chatRequest, prof Profile, caller, system, user str
 	var body string
 	var thinking string
 	thinkTokens := 0
-	judge := caller == "veritas" || caller == "sophia" || caller == "dike"
+	judge = judge || caller == "veritas" || caller == "sophia" || caller == "dike"
 	task, action := quotedTask(user)
 	if thinks {
 		thinkTokens = seedTokens / 2

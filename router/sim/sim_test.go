@@ -136,3 +136,28 @@ func TestGullibleJudgeObeysUnquotedOrders(t *testing.T) {
 		t.Errorf("intent %+v, want an obeyed PASS", in)
 	}
 }
+
+// The simulator learns who calls from the request's X-Noesis-Purpose header,
+// not from the prompt: a judge it has never heard of is still a judge.
+func TestCallerFromRequestMetadata(t *testing.T) {
+	s := sim.New(sim.Config{Shape: "plain-lines"})
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	body, _ := json.Marshal(map[string]any{"model": "deepseek-ai/DeepSeek-R1-0528-fast", "max_tokens": 8192, "messages": []map[string]string{
+		{"role": "system", "content": "Judge the thought by prudence."}, {"role": "user", "content": `{"task": "I will tidy the archive."}`}}})
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Noesis-Purpose", "judge:ATHENA")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	st := s.Stats()
+	if st.PerCaller["athena"] != 1 {
+		t.Errorf("callers %v, want athena", st.PerCaller)
+	}
+	if in, ok := st.Intents[sim.IntentKey("athena", "I will tidy the archive.")]; !ok || in.Verdict != "PASS" {
+		t.Errorf("intents %v: athena did not answer as a judge", st.Intents)
+	}
+}
