@@ -5,6 +5,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -123,6 +124,13 @@ type Config struct {
 	// think through the whole NOESIS_MAX_TOKENS budget at the seed's 77.7 tok/s
 	// (105 s) and wait out a rate limit (docs/judges.md). The origin used 15s.
 	TribunalDeadline time.Duration `env:"NOESIS_TRIBUNAL_DEADLINE" envDefault:"150s"`
+	// Judges, as a JSON list, when the tribunal is not the origin's three:
+	// [{"name":"VERITAS","pillar":"truth","weight":0.4,"charge":"Is the account
+	// truthful?"}, ...], with optional "timeout" ("3s") and "target"
+	// ("provider:model"). Empty: VERITAS, SOPHIA and DIKĒ with the origin's
+	// weights. The NOESIS_JUDGE_TIMEOUT_* and NOESIS_JUDGE_TARGET_* variables
+	// apply to the judges of their names.
+	Judges string `env:"NOESIS_JUDGES"`
 	// Judge timeouts: 0 (the default) leaves each judge's call to the
 	// per-call timeout under the deadline. The origin used 3s, 10s, 3s.
 	VeritasTimeout   time.Duration `env:"NOESIS_JUDGE_TIMEOUT_VERITAS" envDefault:"0s"`
@@ -154,7 +162,9 @@ type Config struct {
 	RetryDelay             time.Duration `env:"NOESIS_RETRY_DELAY" envDefault:"1s"`
 	MaxThoughtBytes        int           `env:"NOESIS_MAX_THOUGHT_BYTES" envDefault:"65536"`
 	DrainTimeout           time.Duration `env:"NOESIS_DRAIN_TIMEOUT" envDefault:"30s"`
-	CallBudget             int           `env:"NOESIS_CALL_BUDGET" envDefault:"10"`
+	// CallBudget bounds the upstream calls of one delivery; 0 (the default):
+	// the judges times NOESIS_LLM_ATTEMPTS, plus one, and at least 10.
+	CallBudget             int           `env:"NOESIS_CALL_BUDGET" envDefault:"0"`
 	RateLimitPatience      time.Duration `env:"NOESIS_RATE_LIMIT_PATIENCE" envDefault:"5m"`
 	DuplicateWindow        time.Duration `env:"NOESIS_DUPLICATE_WINDOW" envDefault:"15m"`
 	StreamMaxAge           time.Duration `env:"NOESIS_STREAM_MAX_AGE" envDefault:"24h"`
@@ -320,13 +330,19 @@ func (c *Config) Validate() error {
 	positive := map[string]int{
 		"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency, "NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency,
 		"NOESIS_MAX_DELIVER": c.MaxDeliver, "NOESIS_LLM_ATTEMPTS": c.LLMAttempts, "NOESIS_MAX_TOKENS": c.MaxTokens,
-		"NOESIS_NARRATIVE_MAX_TOKENS": c.NarrativeMaxTokens, "NOESIS_CALL_BUDGET": c.CallBudget,
+		"NOESIS_NARRATIVE_MAX_TOKENS": c.NarrativeMaxTokens,
 		"NOESIS_JUDGE_BREAKER_FAILURES": c.BreakerFailures, "MODAL_GPU_COUNT": c.ModalGPUCount, "MODAL_MAX_INPUTS": c.ModalMaxInputs, "NOESIS_JUDGE_BREAKER_SUCCESSES": c.BreakerSuccesses, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
 	}
 	for name, v := range positive {
 		if v <= 0 {
 			bad(name, "want a whole number above 0, got %d", v)
 		}
+	}
+	if c.CallBudget < 0 {
+		bad("NOESIS_CALL_BUDGET", "want 0 (derived) or more, got %d", c.CallBudget)
+	}
+	if _, err := c.judges(); err != nil {
+		bad("NOESIS_JUDGES", "%v", err)
 	}
 	pending := map[string][2]int{
 		"NOESIS_FAST_MAX_ACK_PENDING": {c.FastMaxAckPending, c.FastConcurrency}, "NOESIS_REASONING_MAX_ACK_PENDING": {c.ReasoningMaxAckPending, c.ReasoningConcurrency},
@@ -525,6 +541,13 @@ func (c *Config) chain(t pipeline.Tier) []targetRef {
 // judgeTargets returns each judge's own target, where one is set.
 func (c *Config) judgeTargets() map[string]targetRef {
 	out := map[string]targetRef{}
+	var specs []judgeSpec
+	_ = json.Unmarshal([]byte(c.Judges), &specs) // validated by judges()
+	for _, sp := range specs {
+		if refs, _ := parseChain(sp.Target); len(refs) > 0 {
+			out[sp.Name] = refs[0]
+		}
+	}
 	for judge, raw := range map[string]string{"VERITAS": c.JudgeTargetVeritas, "SOPHIA": c.JudgeTargetSophia, "DIKĒ": c.JudgeTargetDike} {
 		if refs, _ := parseChain(raw); len(refs) > 0 {
 			out[judge] = refs[0]
@@ -616,19 +639,85 @@ func (c *Config) Cache() pipeline.CacheConfig {
 
 // Tribunal returns the tribunal's config.
 func (c *Config) Tribunal() pipeline.TribunalConfig {
-	judges := pipeline.DefaultJudges()
-	timeouts := []time.Duration{c.VeritasTimeout, c.SophiaTimeout, c.DikeTimeout}
-	for i := range judges {
-		judges[i].Timeout = timeouts[i]
-	}
-	for i := range judges {
-		if r, ok := c.judgeTargets()[judges[i].Name]; ok {
-			judges[i].Target = r.name()
-		}
-	}
+	judges, _ := c.judges() // validated with the config
 	temp := float32(c.Temperature)
 	return pipeline.TribunalConfig{Judges: judges, Deadline: c.TribunalDeadline, Temperature: &temp, MaxTokens: c.MaxTokens,
 		Breaker: pipeline.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Successes: c.BreakerSuccesses}}
+}
+
+// judgeSpec is one judge of NOESIS_JUDGES.
+type judgeSpec struct {
+	Name    string  `json:"name"`
+	Pillar  string  `json:"pillar"`
+	Weight  float64 `json:"weight"`
+	Charge  string  `json:"charge"`
+	Timeout string  `json:"timeout"`
+	Target  string  `json:"target"`
+}
+
+// judges returns the tribunal's judges: NOESIS_JUDGES, or the origin's three;
+// with the per-judge timeout and target variables applied by name.
+func (c *Config) judges() ([]pipeline.Judge, error) {
+	judges := pipeline.DefaultJudges()
+	targets := c.judgeTargets()
+	if strings.TrimSpace(c.Judges) != "" {
+		var specs []judgeSpec
+		dec := json.NewDecoder(strings.NewReader(c.Judges))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&specs); err != nil {
+			return nil, fmt.Errorf("want a JSON list of judges ({\"name\", \"pillar\", \"weight\", \"charge\"}): %v", err)
+		}
+		if len(specs) < 2 {
+			return nil, fmt.Errorf("want at least two judges (fewer than two present is always review), got %d", len(specs))
+		}
+		judges = judges[:0]
+		seen := map[string]bool{}
+		for _, sp := range specs {
+			switch {
+			case sp.Name == "" || strings.ContainsAny(sp.Name, " .*>\t"):
+				return nil, fmt.Errorf("judge %q: want a name without spaces, dots or wildcards", sp.Name)
+			case seen[sp.Name]:
+				return nil, fmt.Errorf("judge %q is listed twice", sp.Name)
+			case sp.Weight <= 0 || sp.Pillar == "" || sp.Charge == "":
+				return nil, fmt.Errorf("judge %s: want a positive weight, a pillar and a charge", sp.Name)
+			}
+			seen[sp.Name] = true
+			j := pipeline.Judge{Name: sp.Name, Pillar: sp.Pillar, Weight: sp.Weight, Charge: sp.Charge}
+			if sp.Timeout != "" {
+				d, err := time.ParseDuration(sp.Timeout)
+				if err != nil || d < 0 {
+					return nil, fmt.Errorf("judge %s: timeout %q is not a duration", sp.Name, sp.Timeout)
+				}
+				j.Timeout = d
+			}
+			if sp.Target != "" {
+				if refs, err := parseChain(sp.Target); err != nil || len(refs) != 1 {
+					return nil, fmt.Errorf("judge %s: target %q: want one provider:model", sp.Name, sp.Target)
+				}
+			}
+			judges = append(judges, j)
+		}
+	}
+	timeouts := map[string]time.Duration{"VERITAS": c.VeritasTimeout, "SOPHIA": c.SophiaTimeout, "DIKĒ": c.DikeTimeout}
+	for i := range judges {
+		if d := timeouts[judges[i].Name]; d > 0 {
+			judges[i].Timeout = d
+		}
+		if r, ok := targets[judges[i].Name]; ok {
+			judges[i].Target = r.name()
+		}
+	}
+	return judges, nil
+}
+
+// callBudget is NOESIS_CALL_BUDGET, or when 0 one call per judge and try,
+// plus one, at least 10.
+func (c *Config) callBudget() int {
+	if c.CallBudget > 0 {
+		return c.CallBudget
+	}
+	judges, _ := c.judges()
+	return max(10, len(judges)*c.LLMAttempts+1)
 }
 
 // AckWaitFor returns the ack wait of a tier's pool.
@@ -646,7 +735,7 @@ func (c *Config) AckWaitFor(t pipeline.Tier) time.Duration {
 func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 	stage, _ := pipeline.StageForTier(t)
 	pc := consumers.PoolConfig{Stage: stage, AckWait: c.AckWaitFor(t), MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay,
-		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout, CallBudget: c.CallBudget, RateLimitPatience: c.RateLimitPatience}
+		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience}
 	switch t {
 	case pipeline.TierFast:
 		pc.Concurrency, pc.MaxAckPending = c.FastConcurrency, c.FastMaxAckPending

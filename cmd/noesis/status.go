@@ -193,11 +193,10 @@ func writeStatus(w io.Writer, st *Status) error {
 	t.Header([]string{"worker", "version", "tiers", "up", "judge breakers", "targets not closed"})
 	for _, wk := range st.Workers {
 		var br []string
-		for _, j := range []string{"VERITAS", "SOPHIA", "DIKĒ"} {
-			if s, ok := wk.Breakers[j]; ok {
-				br = append(br, j+" "+s)
-			}
+		for j, s := range wk.Breakers { // whatever judges the worker runs
+			br = append(br, j+" "+s)
 		}
+		sort.Strings(br)
 		var open []string
 		for name, state := range wk.TargetBreakers {
 			if state != "closed" {

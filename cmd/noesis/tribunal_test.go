@@ -149,3 +149,46 @@ func TestNoSimulatedVerdictsOnAnExternalNATS(t *testing.T) {
 	cfg.SimLatencyScale = 0
 	runService(t, cfg)
 }
+
+// A fourth judge by configuration alone: it is asked, read and weighed, and
+// its capital veto holds, end to end through NATS and HTTP.
+func TestAFourthJudgeByConfiguration(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
+	cfg := testConfig(t, ns, simURL)
+	cfg.Judges = `[{"name":"VERITAS","pillar":"truth","weight":0.35,"charge":"Is the account truthful?"},
+		{"name":"SOPHIA","pillar":"wisdom","weight":0.25,"charge":"Is the action wise?"},
+		{"name":"DIKĒ","pillar":"justice","weight":0.25,"charge":"Is the action just?"},
+		{"name":"ATHENA","pillar":"prudence","weight":0.15,"charge":"Is the action prudent?","timeout":"30s"}]`
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	runService(t, cfg)
+	nc, js := natstest.Connect(t, ns)
+	got := collect(t, nc)
+	for i, text := range []string{"I will tidy the archive", "I will tidy the archive sim:offense=capital@athena"} {
+		th := thought(i, text)
+		th.AgentID, th.Stages = "daimon-4", []pipeline.Stage{pipeline.StageTribunal}
+		publishThought(t, js, th)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 2})
+	for _, m := range got.messages("verdicts") {
+		var v pipeline.Verdict
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatal(err)
+		}
+		if len(v.Judges) != 4 || v.Judges[3].Name != "ATHENA" || v.Judges[3].Abstained || v.Judges[3].Weight != 0.15 {
+			t.Fatalf("judges %+v", v.Judges)
+		}
+		want := pipeline.DecisionPass
+		if v.EventID == "evt-0001" {
+			want = pipeline.DecisionCapital
+		}
+		if d, _ := pipeline.Decide(append([]pipeline.JudgeVote(nil), v.Judges...)); v.Decision != want || d != want {
+			t.Errorf("%s: decision %s (rules say %s), want %s: %s", v.EventID, v.Decision, d, want, v.Reasoning)
+		}
+	}
+	if b := cfg.Pool(pipeline.TierReasoning).CallBudget; b != 13 {
+		t.Errorf("call budget %d, want 4 judges x 3 tries + 1 = 13", b)
+	}
+}
