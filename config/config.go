@@ -164,12 +164,12 @@ type Config struct {
 	DrainTimeout           time.Duration `env:"NOESIS_DRAIN_TIMEOUT" envDefault:"30s"`
 	// CallBudget bounds the upstream calls of one delivery; 0 (the default):
 	// the judges times NOESIS_LLM_ATTEMPTS, plus one, and at least 10.
-	CallBudget             int           `env:"NOESIS_CALL_BUDGET" envDefault:"0"`
-	RateLimitPatience      time.Duration `env:"NOESIS_RATE_LIMIT_PATIENCE" envDefault:"5m"`
-	DuplicateWindow        time.Duration `env:"NOESIS_DUPLICATE_WINDOW" envDefault:"15m"`
-	StreamMaxAge           time.Duration `env:"NOESIS_STREAM_MAX_AGE" envDefault:"24h"`
-	StreamReplicas         int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
-	StreamStorage          string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
+	CallBudget        int           `env:"NOESIS_CALL_BUDGET" envDefault:"0"`
+	RateLimitPatience time.Duration `env:"NOESIS_RATE_LIMIT_PATIENCE" envDefault:"5m"`
+	DuplicateWindow   time.Duration `env:"NOESIS_DUPLICATE_WINDOW" envDefault:"15m"`
+	StreamMaxAge      time.Duration `env:"NOESIS_STREAM_MAX_AGE" envDefault:"24h"`
+	StreamReplicas    int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
+	StreamStorage     string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
 
 	// Prices per model, in USD per million tokens in/out, for cost estimates:
 	// "model=in/out,model=in/out". Models without a price cost nothing.
@@ -330,7 +330,7 @@ func (c *Config) Validate() error {
 	positive := map[string]int{
 		"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency, "NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency,
 		"NOESIS_MAX_DELIVER": c.MaxDeliver, "NOESIS_LLM_ATTEMPTS": c.LLMAttempts, "NOESIS_MAX_TOKENS": c.MaxTokens,
-		"NOESIS_NARRATIVE_MAX_TOKENS": c.NarrativeMaxTokens,
+		"NOESIS_NARRATIVE_MAX_TOKENS":   c.NarrativeMaxTokens,
 		"NOESIS_JUDGE_BREAKER_FAILURES": c.BreakerFailures, "MODAL_GPU_COUNT": c.ModalGPUCount, "MODAL_MAX_INPUTS": c.ModalMaxInputs, "NOESIS_JUDGE_BREAKER_SUCCESSES": c.BreakerSuccesses, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
 	}
 	for name, v := range positive {

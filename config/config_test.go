@@ -199,10 +199,10 @@ func TestSwappedKeyIsNotPrinted(t *testing.T) {
 func TestJudgesAsData(t *testing.T) {
 	bad := map[string]string{
 		`not json`: "JSON list",
-		`[{"name":"A","pillar":"p","weight":1,"charge":"c"}]`: "at least two",
-		`[{"name":"A","pillar":"p","weight":1,"charge":"c"},{"name":"A","pillar":"p","weight":1,"charge":"c"}]`: "twice",
-		`[{"name":"A","pillar":"p","weight":0,"charge":"c"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`: "positive weight",
-		`[{"name":"A","pillar":"p","weight":1,"charge":"c","colour":"red"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`: "unknown field",
+		`[{"name":"A","pillar":"p","weight":1,"charge":"c"}]`:                                                                    "at least two",
+		`[{"name":"A","pillar":"p","weight":1,"charge":"c"},{"name":"A","pillar":"p","weight":1,"charge":"c"}]`:                  "twice",
+		`[{"name":"A","pillar":"p","weight":0,"charge":"c"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`:                  "positive weight",
+		`[{"name":"A","pillar":"p","weight":1,"charge":"c","colour":"red"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`:   "unknown field",
 		`[{"name":"A","pillar":"p","weight":1,"charge":"c","timeout":"soon"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`: "not a duration",
 	}
 	for in, want := range bad {
