@@ -116,6 +116,7 @@ func TestEnvFileAndPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("NOESIS_DEEP_CONCURRENCY", "9") // the environment wins over the file
+	t.Cleanup(func() { os.Unsetenv("NOESIS_FAST_CONCURRENCY") }) // what the file set in the process
 	c, err := config.Load(file, true)
 	if err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package consumers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -10,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/attribute"
@@ -135,54 +133,6 @@ func (p *Pool) SetObserver(o Observer) { p.obs = o }
 func (p *Pool) observe(outcome string, delivery uint64, out any) {
 	if p.obs != nil {
 		p.obs.Handled(p.cfg.Stage, outcome, delivery, out)
-	}
-}
-
-// heartbeats keeps every thought in flight alive with one goroutine per pool,
-// not one per thought: every AckWait/3 it tells the server that each thought
-// held that long is still being worked on.
-type heartbeats struct {
-	mu       sync.Mutex
-	inflight map[jetstream.Msg]time.Time // last beat (or start)
-}
-
-func (h *heartbeats) add(m jetstream.Msg) {
-	h.mu.Lock()
-	if h.inflight == nil {
-		h.inflight = map[jetstream.Msg]time.Time{}
-	}
-	h.inflight[m] = time.Now()
-	h.mu.Unlock()
-}
-
-func (h *heartbeats) remove(m jetstream.Msg) {
-	h.mu.Lock()
-	delete(h.inflight, m)
-	h.mu.Unlock()
-}
-
-func (h *heartbeats) run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every / 4)
-	defer t.Stop()
-	var due []jetstream.Msg
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			due = due[:0]
-			h.mu.Lock()
-			for m, last := range h.inflight {
-				if now.Sub(last) >= every {
-					due = append(due, m)
-					h.inflight[m] = now
-				}
-			}
-			h.mu.Unlock()
-			for _, m := range due {
-				_ = m.InProgress()
-			}
-		}
 	}
 }
 
@@ -359,7 +309,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 
 	p.beats.add(msg)
 	ctx = propagator.Extract(ctx, headerCarrier(msg.Headers()))
-	ctx, span := tracer.Start(ctx, "noesis "+string(p.cfg.Stage), trace.WithSpanKind(trace.SpanKindConsumer),
+	ctx, span := tracer().Start(ctx, "noesis "+string(p.cfg.Stage), trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("noesis.event_id", t.EventID), attribute.String("noesis.agent_id", t.AgentID),
 			attribute.String("noesis.stage", string(p.cfg.Stage)), attribute.Int64("noesis.delivery", int64(delivered))))
 	out, err := p.run(ctx, t, log)
@@ -440,31 +390,6 @@ func (p *Pool) ack(ctx context.Context, msg jetstream.Msg, log zerolog.Logger) {
 	}
 }
 
-// publish sends a stage's output and waits for the stream's PubAck. It
-// reports whether the stream already had it.
-func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jetstream.Msg, log zerolog.Logger) (bool, error) {
-	data, err := json.Marshal(out)
-	if err != nil {
-		return false, fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
-	}
-	m := nats.NewMsg(StoreSubject(OutputSubject(p.cfg.Stage, t.AgentID)))
-	m.Data = data
-	m.Header.Set(HeaderEventID, t.EventID)
-	m.Header.Set(HeaderStage, string(p.cfg.Stage))
-	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
-	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data())), StreamOutputs)
-	if err != nil {
-		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
-	}
-	if ack.Duplicate {
-		p.duplicates.Add(1)
-		log.Debug().Msg("output was already published; stream dropped the duplicate")
-	} else {
-		p.published.Add(1)
-	}
-	return ack.Duplicate, nil
-}
-
 // deadLetter stores the message as a dead letter and terminates it. If the
 // letter cannot be stored, the message is nak'd instead, so it is never lost.
 func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered uint64, cause error, log zerolog.Logger) {
@@ -493,29 +418,4 @@ func (p *Pool) skip(msg jetstream.Msg, delivered uint64, log zerolog.Logger) {
 	actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	p.ack(actx, msg, log)
-}
-
-// publishRetrying publishes m with a message id and waits for the stream's
-// acknowledgement, trying again for up to 30 s while NATS is unreachable (a
-// restart, a leader election, a network blip). The id makes every retry safe.
-func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string) (*jetstream.PubAck, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	wait := 100 * time.Millisecond
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ack, err := js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
-		cancel()
-		if err == nil {
-			return ack, nil
-		}
-		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
 }

@@ -4,11 +4,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // tracer makes the stage spans. Without a configured provider (OTLP off) it
 // records nothing but still carries the thought's trace context to its outputs.
-var tracer = otel.Tracer("github.com/noesis-dev/noesis/consumers")
+// It is asked of the global provider at each use, so a provider set later (or
+// set again, as tests do) is the one that gets the spans.
+func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/consumers") }
 
 // propagator reads and writes W3C traceparent and tracestate headers.
 var propagator = propagation.TraceContext{}

@@ -17,7 +17,9 @@ import (
 )
 
 // tracer makes a span per upstream call, a child of the stage's span.
-var tracer = otel.Tracer("github.com/noesis-dev/noesis/router")
+// tracer is asked of the global provider at each use, so a provider set
+// later (or set again, as tests do) is the one that gets the spans.
+func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/router") }
 
 // call makes one chat-completion request.
 func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
@@ -50,7 +52,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		// as their default (often 1.0); the smallest positive float32 is as greedy as 0.
 		temp = 1e-45
 	}
-	ctx, span := tracer.Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+	ctx, span := tracer().Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attribute.String("noesis.tier", string(req.Tier)), attribute.String("noesis.provider", t.provider.Name),
 		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
 	defer span.End()

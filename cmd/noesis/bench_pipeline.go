@@ -1,35 +1,24 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/config"
-	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
-	"github.com/noesis-dev/noesis/router/sim"
 )
 
 // StageFigures are one stage's end-to-end latencies: publish to output received.
@@ -275,142 +264,6 @@ func rateText(r float64) string {
 	return fmt.Sprintf("%g/s", r)
 }
 
-// arrivals records when each thought was published and when each output arrived.
-type arrivals struct {
-	mu        sync.Mutex
-	published []time.Time
-	got       map[string][]time.Time // stage -> arrival by thought index
-	remaining atomic.Int64
-	done      chan struct{}
-	subs      []*nats.Subscription
-	last      time.Time
-}
-
-func newArrivals(n int) *arrivals {
-	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, done: make(chan struct{})}
-	a.remaining.Store(int64(2 * n))
-	return a
-}
-
-func (a *arrivals) subscribe(nc *nats.Conn, agent string) error {
-	for _, subj := range []string{"noesis.narratives." + agent, "noesis.verdicts." + agent} {
-		sub, err := nc.Subscribe(subj, func(m *nats.Msg) {
-			now := time.Now()
-			id := m.Header.Get(consumers.HeaderEventID)
-			i, err := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
-			stage := m.Header.Get(consumers.HeaderStage)
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			slot, ok := a.got[stage]
-			if err != nil || !ok || i < 0 || i >= len(slot) || !slot[i].IsZero() {
-				return
-			}
-			slot[i] = now
-			a.last = now
-			if a.remaining.Add(-1) == 0 {
-				close(a.done)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		_ = sub.SetPendingLimits(-1, -1)
-		a.subs = append(a.subs, sub)
-	}
-	return nc.Flush()
-}
-
-func (a *arrivals) wait(d time.Duration) bool {
-	select {
-	case <-a.done:
-		return true
-	case <-time.After(d):
-		return false
-	}
-}
-
-func (a *arrivals) lastArrival() time.Time {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.last
-}
-
-func (a *arrivals) close() {
-	for _, s := range a.subs {
-		_ = s.Unsubscribe()
-	}
-}
-
-func (a *arrivals) figures(samples map[string][]float64) ([]StageFigures, StageFigures, int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	var out []StageFigures
-	var both []float64
-	missing := 0
-	for _, stage := range []string{"narrative", "tribunal"} {
-		var xs []float64
-		for i, t := range a.got[stage] {
-			if t.IsZero() {
-				missing++
-				continue
-			}
-			xs = append(xs, ms(t.Sub(a.published[i])))
-		}
-		samples[stage] = xs
-		out = append(out, stageFigures(stage, xs))
-	}
-	for i := range a.published {
-		n, v := a.got["narrative"][i], a.got["tribunal"][i]
-		if n.IsZero() || v.IsZero() {
-			continue
-		}
-		if v.After(n) {
-			n = v
-		}
-		both = append(both, ms(n.Sub(a.published[i])))
-	}
-	samples["both"] = both
-	return out, stageFigures("both outputs", both), missing
-}
-
-func stageFigures(name string, xs []float64) StageFigures {
-	return StageFigures{Stage: name, Received: len(xs), P50ms: percentile(xs, 50), P95ms: percentile(xs, 95), P99ms: percentile(xs, 99), MaxMs: percentile(xs, 100)}
-}
-
-// publishThoughts publishes n thoughts for agent at rate (0: at once),
-// asynchronously, recording each publish time. It returns the first publish time.
-func publishThoughts(ctx context.Context, js jetstream.JetStream, agent, prefix string, n int, rate float64, content func(int) string, a *arrivals) (time.Time, error) {
-	payloads := make([][]byte, n)
-	for i := range payloads {
-		th := pipeline.Thought{EventID: fmt.Sprintf("%s-%d", prefix, i), AgentID: agent, Content: pipeline.Content{UserInput: content(i), Depth: 2},
-			Action: "compact /archive", Stages: []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal}}
-		payloads[i], _ = json.Marshal(th)
-	}
-	subject := consumers.ThoughtSubject(agent)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if rate > 0 {
-			if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
-				time.Sleep(wait)
-			}
-		}
-		a.mu.Lock()
-		a.published[i] = time.Now()
-		a.mu.Unlock()
-		if _, err := js.PublishAsync(subject, payloads[i], jetstream.WithMsgID(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
-			return start, fmt.Errorf("publish: %w", err)
-		}
-	}
-	select {
-	case <-js.PublishAsyncComplete():
-	case <-time.After(60 * time.Second):
-		return start, fmt.Errorf("publish: acknowledgements missing after 60 s")
-	case <-ctx.Done():
-		return start, ctx.Err()
-	}
-	return start, nil
-}
-
 // sequentialPlan runs the seed's plan: the bridge, then VERITAS, SOPHIA and
 // DIKĒ one after another, against the same simulator, with no cache.
 func sequentialPlan(ctx context.Context, cfg config.Config, simURL string, n int) ([]float64, error) {
@@ -445,64 +298,6 @@ func sequentialPlan(ctx context.Context, cfg config.Config, simURL string, n int
 
 var natsBenchRE = regexp.MustCompile(`stats: ([\d,]+) msgs/sec`)
 
-// natsBenchCeiling runs nats bench's JetStream publisher and consumer on the server at url.
-func natsBenchCeiling(ctx context.Context, natsCLI, url string, msgs int) (pub, consume float64, err error) {
-	run := func(args ...string) (float64, error) {
-		cmd := exec.CommandContext(ctx, natsCLI, append([]string{"-s", url, "bench"}, args...)...)
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return 0, fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, lastLine(out))
-		}
-		m := natsBenchRE.FindSubmatch(out)
-		if m == nil {
-			return 0, fmt.Errorf("%s: no rate in: %s", strings.Join(args, " "), lastLine(out))
-		}
-		return strconv.ParseFloat(strings.ReplaceAll(string(m[1]), ",", ""), 64)
-	}
-	n := strconv.Itoa(msgs)
-	if pub, err = run("js", "pub", "async", "noesis-ceiling", "--create", "--stream", "NOESIS_CEILING", "--msgs", n, "--size", "600B", "--no-progress"); err != nil {
-		return 0, 0, err
-	}
-	consume, err = run("js", "consume", "--stream", "NOESIS_CEILING", "--msgs", n, "--no-progress")
-	return pub, consume, err
-}
-
-func lastLine(b []byte) string {
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	return lines[len(lines)-1]
-}
-
-// findTool looks for a program on PATH, then in GOPATH/bin.
-func findTool(name string) string {
-	if p, err := exec.LookPath(name); err == nil {
-		return p
-	}
-	if gopath, err := exec.Command("go", "env", "GOPATH").Output(); err == nil {
-		p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", name)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// peakRSSMB reads a process's peak resident memory (VmHWM) on Linux.
-func peakRSSMB(pid int) float64 {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
-
 func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %d per pool\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, r.Concurrency)
 	t := newTable(w)
@@ -527,137 +322,4 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 			r.CeilingPub, r.CeilingConsume, 100*r.RatioToPubCeil)
 	}
 	return nil
-}
-
-// benchStack is what `bench pipeline` runs: an embedded NATS server and the
-// simulator in this process, and one worker, `noesis serve`, as a child
-// process, so its memory is its own.
-type benchStack struct {
-	server  *server.Server
-	natsURL string
-	sim     *sim.Server
-	simURL  string
-	workers []*childWorker // the workers as child processes, or
-	inProc  *service       // the worker in this process
-	cancel  context.CancelFunc
-}
-
-// childWorker is one `noesis serve` child process.
-type childWorker struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-}
-
-// workerPIDs lists the workers' process ids (this process's, in-process).
-func (st *benchStack) workerPIDs() []int {
-	if len(st.workers) == 0 {
-		return []int{os.Getpid()}
-	}
-	var out []int
-	for _, w := range st.workers {
-		out = append(out, w.cmd.Process.Pid)
-	}
-	return out
-}
-
-// startBenchStack starts the stack; tune, when given, adjusts the simulator's config.
-func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, workers int, progress io.Writer, tune ...func(*sim.Config)) (_ *benchStack, err error) {
-	st := &benchStack{}
-	defer func() {
-		if err != nil {
-			st.stop()
-		}
-	}()
-	if st.server, err = consumers.StartEmbedded(cfg.Embedded(), zerolog.Nop()); err != nil {
-		return nil, err
-	}
-	st.natsURL = st.server.ClientURL()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	var sctx context.Context
-	sctx, st.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	sc := cfg.Sim()
-	for _, fn := range tune {
-		fn(&sc)
-	}
-	st.sim = sim.New(sc)
-	go func() { _ = st.sim.Serve(sctx, ln) }()
-	st.simURL = "http://" + ln.Addr().String() + "/v1"
-
-	if inProcess {
-		wcfg := cfg
-		wcfg.NATSURL, wcfg.SimURL = st.natsURL, st.simURL
-		if st.inProc, err = startService(sctx, wcfg, zerolog.New(progress).Level(zerolog.ErrorLevel)); err != nil {
-			return nil, err
-		}
-		return st, nil
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	for i := 0; i < max(workers, 1); i++ {
-		w := &childWorker{cmd: exec.Command(self, "serve", "--env-file", "/dev/null"), exited: make(chan struct{})}
-		w.cmd.Env = append(os.Environ(), "NATS_URL="+st.natsURL, "LLM_PROVIDER=sim", "NOESIS_SIM_URL="+st.simURL, "NOESIS_TIERS=fast,reasoning",
-			"NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
-			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.FastConcurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.ReasoningConcurrency),
-			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.FastMaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.ReasoningMaxAckPending))
-		w.cmd.Stdout, w.cmd.Stderr = progress, progress
-		if err := w.cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start a worker: %w", err)
-		}
-		go func() { _ = w.cmd.Wait(); close(w.exited) }()
-		st.workers = append(st.workers, w)
-	}
-
-	nc, err := nats.Connect(st.natsURL)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		live, _ := consumers.ListWorkers(ctx, js) // each worker announces itself once its pools run
-		if len(live) >= len(st.workers) {
-			time.Sleep(200 * time.Millisecond) // the pools start pulling
-			return st, nil
-		}
-		for _, w := range st.workers {
-			select {
-			case <-w.exited:
-				return nil, fmt.Errorf("a worker exited before it was ready")
-			default:
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%d of %d workers ready after 30 s", len(live), len(st.workers))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func (st *benchStack) stop() {
-	for _, w := range st.workers {
-		_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, w := range st.workers {
-		select {
-		case <-w.exited:
-		case <-time.After(30 * time.Second):
-			_ = w.cmd.Process.Kill()
-		}
-	}
-	if st.cancel != nil {
-		st.cancel()
-	}
-	if st.inProc != nil {
-		_ = st.inProc.Wait()
-	}
-	if st.server != nil {
-		st.server.Shutdown()
-		st.server.WaitForShutdown()
-	}
 }

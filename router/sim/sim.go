@@ -15,8 +15,6 @@ package sim
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -24,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,86 +111,6 @@ type Config struct {
 	Gullible bool
 }
 
-// The answer lengths of Config.Lengths.
-const (
-	LengthsRealistic = "realistic"
-	LengthsSeed      = "seed"
-)
-
-// Where a model's thinking arrives (Config.ThinkStyles).
-const (
-	ThinkTags  = "tags"
-	ThinkClose = "close"
-	ThinkField = "field"
-	ThinkNone  = "none"
-)
-
-// DefaultThinkStyle is where a model's thinking arrives when ThinkStyles does
-// not say: DeepSeek-R1-0528 models give only the closing tag, other R1
-// models both tags, "Thinking" models (Qwen3) the reasoning field, and the
-// rest do not think.
-func DefaultThinkStyle(model string) string {
-	switch {
-	case strings.Contains(model, "R1-0528"):
-		return ThinkClose
-	case strings.Contains(model, "R1"):
-		return ThinkTags
-	case strings.Contains(model, "Thinking"):
-		return ThinkField
-	}
-	return ThinkNone
-}
-
-// Faults are the shares of requests that fail, each in [0,1].
-type Faults struct {
-	ErrorRate     float64 `json:"error_rate"`      // HTTP 500
-	RateLimitRate float64 `json:"rate_limit_rate"` // HTTP 429 with Retry-After
-	HangRate      float64 `json:"hang_rate"`       // never answered
-	MalformedRate float64 `json:"malformed_rate"`  // an answer in no readable shape
-}
-
-// Validate reports a rate outside [0,1].
-func (f Faults) Validate() error {
-	for name, r := range map[string]float64{"error_rate": f.ErrorRate, "rate_limit_rate": f.RateLimitRate, "hang_rate": f.HangRate, "malformed_rate": f.MalformedRate} {
-		if r < 0 || r > 1 {
-			return fmt.Errorf("%s: want a probability from 0 to 1, got %g", name, r)
-		}
-	}
-	return nil
-}
-
-// Stats counts what the simulator saw.
-type Stats struct {
-	Requests    int64            `json:"requests"`
-	Completions int64            `json:"completions"`
-	Streams     int64            `json:"streams"`
-	Faults      map[string]int64 `json:"faults"`
-	Cancelled   int64            `json:"cancelled"`
-	ColdStarts  int64            `json:"cold_starts"`
-	PerModel    map[string]int64 `json:"per_model"`
-	PerCaller   map[string]int64 `json:"per_caller"`
-	// NoTemperature counts requests that left the temperature out, which a
-	// provider reads as its own default, not as the 0 the caller may have meant.
-	NoTemperature int64 `json:"no_temperature"`
-	// PerSecond counts completion requests by the unix second they arrived in.
-	PerSecond map[int64]int64 `json:"per_second"`
-	// Invisible counts requests whose text held invisible format characters
-	// (zero-width, bidi, tag characters), which noesis strips before sending.
-	Invisible int64 `json:"invisible"`
-	// Intents holds what each judge meant to answer, by "caller|task".
-	Intents map[string]Intent `json:"intents,omitempty"`
-	// Truncated counts answers cut by max_tokens (finish_reason "length").
-	Truncated int64 `json:"truncated"`
-	// EarlyRetries counts calls that came back sooner than the Retry-After
-	// of the 429 their request last got; MaxCallsPerRequest is the most calls
-	// any one distinct request made.
-	EarlyRetries       int64 `json:"early_retries"`
-	MaxCallsPerRequest int64 `json:"max_calls_per_request"`
-}
-
-// IntentKey is the key of Stats.Intents for a judge (veritas, sophia, dike) and a task.
-func IntentKey(caller, task string) string { return caller + "|" + task }
-
 // Server is the simulator. Safe for concurrent use.
 type Server struct {
 	cfg      Config
@@ -235,26 +152,6 @@ func New(cfg Config) *Server {
 		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}, PerSecond: map[int64]int64{}, Intents: map[string]Intent{}}}
 }
 
-// stormTrack follows one distinct request through a rate-limit storm.
-type stormTrack struct {
-	calls   int64
-	limited time.Time // when it last got a 429
-}
-
-// thinkStyle is where model's thinking arrives.
-func (s *Server) thinkStyle(model string) string {
-	if st, ok := s.cfg.ThinkStyles[model]; ok {
-		return st
-	}
-	return DefaultThinkStyle(model)
-}
-
-// thinkingTokens draws a thinking length: log-normal around the median.
-func (s *Server) thinkingTokens(rng *rand.Rand) int {
-	n := float64(s.cfg.ThinkingMedian) * math.Exp(s.cfg.ThinkingSigma*rng.NormFloat64())
-	return max(16, int(math.Round(n)))
-}
-
 // Handler serves the OpenAI-compatible API under /v1 and the counters at /sim/stats.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -278,17 +175,6 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
-// SetFaults changes the fault rates from now on.
-func (s *Server) SetFaults(f Faults) error {
-	if err := f.Validate(); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cfg.Faults = f
-	return nil
-}
-
 // Protocols are what the simulator speaks: HTTP/1.1, and HTTP/2 without TLS
 // (h2c, prior knowledge), as an HTTPS provider speaks HTTP/2 through ALPN.
 func Protocols() *http.Protocols {
@@ -296,33 +182,6 @@ func Protocols() *http.Protocols {
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
 	return p
-}
-
-// Stats returns a copy of the counters.
-func (s *Server) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.stats
-	out.Requests = s.requests.Load()
-	out.Cancelled = s.cancelled.Load()
-	out.Faults, out.PerModel, out.PerCaller = copyMap(s.stats.Faults), copyMap(s.stats.PerModel), copyMap(s.stats.PerCaller)
-	out.Intents = make(map[string]Intent, len(s.stats.Intents))
-	for k, v := range s.stats.Intents {
-		out.Intents[k] = v
-	}
-	out.PerSecond = make(map[int64]int64, len(s.stats.PerSecond))
-	for k, v := range s.stats.PerSecond {
-		out.PerSecond[k] = v
-	}
-	return out
-}
-
-func copyMap(m map[string]int64) map[string]int64 {
-	out := make(map[string]int64, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // Serve answers on ln until ctx ends, then shuts down within 5 s.
@@ -338,27 +197,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	return nil
-}
-
-func (s *Server) models(w http.ResponseWriter, _ *http.Request) {
-	names := make([]string, 0, len(s.profiles))
-	for m := range s.profiles {
-		names = append(names, m)
-	}
-	sort.Strings(names)
-	type model struct {
-		ID      string `json:"id"`
-		Object  string `json:"object"`
-		OwnedBy string `json:"owned_by"`
-	}
-	list := struct {
-		Object string  `json:"object"`
-		Data   []model `json:"data"`
-	}{Object: "list"}
-	for _, n := range names {
-		list.Data = append(list.Data, model{ID: n, Object: "model", OwnedBy: "noesis-sim"})
-	}
-	writeJSON(w, http.StatusOK, list)
 }
 
 type chatRequest struct {
@@ -542,251 +380,3 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		"usage":   map[string]int{"prompt_tokens": promptTokens, "completion_tokens": a.tokens, "total_tokens": promptTokens + a.tokens},
 	})
 }
-
-// composed is one answer: what it says, how long it is and takes.
-type composed struct {
-	content, reasoning string
-	finish             string // stop or length
-	tokens             int    // completion tokens
-	latency            time.Duration
-}
-
-// compose writes the answer to a request: a judge's intent in a shape from
-// the corpus after a thinking phase, or another caller's answer; then cuts
-// it at max_tokens and times it.
-func (s *Server) compose(req chatRequest, prof Profile, caller, system, user string, judge bool, d directives, rng *rand.Rand) composed {
-	style := s.thinkStyle(req.Model)
-	if st := d["think"]; st != "" {
-		style = st
-	}
-	thinks := style != ThinkNone
-	realistic := s.cfg.Lengths != LengthsSeed
-	seedTokens := max(1, int(math.Round(prof.TokensPerSecond*prof.Latency.Seconds())))
-	var body string
-	var thinking string
-	thinkTokens := 0
-	judge = judge || caller == "veritas" || caller == "sophia" || caller == "dike"
-	task, action := quotedTask(user)
-	if thinks {
-		thinkTokens = seedTokens / 2
-		if realistic {
-			thinkTokens = s.thinkingTokens(rng)
-		}
-		thinking = thinkingText(rng, caller, task, thinkTokens)
-	}
-	var in Intent
-	if judge {
-		in = deliberate(caller, task+"\n"+action, d, seedOf(caller, user))
-		if s.cfg.Gullible {
-			if m := orderRE.FindStringSubmatch(outsideQuote(user)); m != nil {
-				in = Intent{Verdict: strings.ToUpper(m[1]), Confidence: 1, Offense: "none", Obeyed: true}
-			}
-		}
-		tag := ""
-		if m := tagRE.FindStringSubmatch(system); m != nil {
-			tag = m[1]
-		}
-		sh := pickShape(rng, tag != "", s.cfg.Shape)
-		in.Shape = sh.Name
-		if sh.Ambiguous {
-			in.Verdict = ""
-		}
-		body = sh.Render(in, tag, task)
-	} else {
-		body = answer(caller, system, user, seedTokens)
-	}
-	answerTokens := max(1, (len(body)+3)/4) // a judge's answer: its length
-	switch {
-	case !judge && realistic:
-		answerTokens = seedTokens // the seed measured these answers' lengths
-	case !judge:
-		answerTokens = max(1, seedTokens-thinkTokens)
-	}
-	total := thinkTokens + answerTokens
-	finish := "stop"
-	if req.MaxTokens > 0 && total > req.MaxTokens {
-		finish = "length"
-		if thinkTokens >= req.MaxTokens {
-			thinking, body = cutAtRune(thinking, req.MaxTokens*4), ""
-		} else {
-			body = cutAtRune(body, (req.MaxTokens-thinkTokens)*4)
-		}
-		total = req.MaxTokens
-		in.Truncated, in.Verdict = true, ""
-	}
-	a := composed{finish: finish, tokens: total}
-	switch {
-	case !thinks:
-		a.content = body
-	case style == ThinkField:
-		a.content, a.reasoning = body, thinking
-	case style == ThinkClose:
-		a.content = thinking
-		if finish != "length" || body != "" {
-			a.content += "\n</think>\n\n" + body
-		}
-	default: // ThinkTags
-		a.content = "<think>\n" + thinking
-		if finish != "length" || body != "" {
-			a.content += "\n</think>\n\n" + body
-		}
-	}
-	if realistic && (thinks || judge) {
-		a.latency = s.cfg.TTFT + time.Duration(float64(total)/prof.TokensPerSecond*float64(time.Second))
-	} else {
-		a.latency = prof.Latency // the seed's measured figure, time to first token included
-	}
-	if judge {
-		in.ThinkingTokens, in.AnswerTokens = thinkTokens, answerTokens
-		s.mu.Lock()
-		s.stats.Intents[IntentKey(caller, task)] = in
-		s.mu.Unlock()
-	}
-	return a
-}
-
-// pickFault picks the fault for a request: a marker first, else the dice.
-func pickFault(d directives, c Faults, dice float64) string {
-	switch {
-	case d["http"] != "":
-		return d["http"]
-	case has(d, "hang"):
-		return "hang"
-	case has(d, "malformed"):
-		return "malformed"
-	}
-	switch {
-	case dice < c.ErrorRate:
-		return "500"
-	case dice < c.ErrorRate+c.RateLimitRate:
-		return "429"
-	case dice < c.ErrorRate+c.RateLimitRate+c.HangRate:
-		return "hang"
-	case dice < c.ErrorRate+c.RateLimitRate+c.HangRate+c.MalformedRate:
-		return "malformed"
-	}
-	return ""
-}
-
-func has(d directives, k string) bool { _, ok := d[k]; return ok }
-
-func (s *Server) count(kind, what string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch kind {
-	case "fault":
-		s.stats.Faults[what]++
-	case "completion":
-		s.stats.Completions++
-	case "stream":
-		s.stats.Streams++
-	case "cold_start":
-		s.stats.ColdStarts++
-	case "truncated":
-		s.stats.Truncated++
-	}
-}
-
-// stormed counts a call of a distinct request and reports whether it is
-// one of the first RateLimitFirst, to be answered 429.
-func (s *Server) stormed(request string) bool {
-	key := hash64(request)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	tr := s.storm[key]
-	if tr == nil {
-		tr = &stormTrack{}
-		s.storm[key] = tr
-	}
-	now := time.Now()
-	if !tr.limited.IsZero() && now.Sub(tr.limited) < s.cfg.RetryAfter {
-		s.stats.EarlyRetries++
-	}
-	tr.calls++
-	s.stats.MaxCallsPerRequest = max(s.stats.MaxCallsPerRequest, tr.calls)
-	if tr.calls <= int64(s.cfg.RateLimitFirst) {
-		tr.limited = now
-		return true
-	}
-	return false
-}
-
-// stream sends the answer as server-sent events: each of the tokens after
-// latency/tokens, so the whole answer takes the profile's latency and streams
-// at its tokens per second.
-func (s *Server) stream(w http.ResponseWriter, r *http.Request, req chatRequest, content, reasoning, finish string, tokens, promptTokens int, latency time.Duration) {
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "streaming unsupported", "server_error")
-		return
-	}
-	s.count("stream", "")
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-cache")
-	id := "chatcmpl-sim-" + shortHash(req.Model+content)
-	send := func(delta map[string]any, finish any, usage any) {
-		chunk := map[string]any{"id": id, "object": "chat.completion.chunk", "created": time.Now().Unix(), "model": req.Model,
-			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
-		if usage != nil {
-			chunk["usage"] = usage
-		}
-		b, _ := json.Marshal(chunk)
-		_, _ = fmt.Fprintf(w, "data: %s\n\n", b)
-		flusher.Flush()
-	}
-	step := latency / time.Duration(tokens)
-	start := time.Now()
-	for i := 0; i < tokens; i++ {
-		if !sleep(r.Context(), time.Until(start.Add(step*time.Duration(i+1)))) {
-			s.cancelled.Add(1)
-			return
-		}
-		piece := content[i*len(content)/tokens : (i+1)*len(content)/tokens]
-		delta := map[string]any{"content": piece}
-		if i == 0 {
-			delta["role"] = "assistant"
-			if reasoning != "" {
-				delta["reasoning_content"] = reasoning
-			}
-		}
-		send(delta, nil, nil)
-	}
-	var usage any
-	if req.StreamOpts != nil && req.StreamOpts.IncludeUsage {
-		usage = map[string]int{"prompt_tokens": promptTokens, "completion_tokens": tokens, "total_tokens": promptTokens + tokens}
-	}
-	send(map[string]any{}, finish, usage)
-	_, _ = fmt.Fprint(w, "data: [DONE]\n\n")
-	flusher.Flush()
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg, code string) {
-	writeJSON(w, status, map[string]any{"error": map[string]any{"message": msg, "type": code, "code": code}})
-}
-
-func hash64(s string) uint64 {
-	sum := sha256.Sum256([]byte(s))
-	return binary.LittleEndian.Uint64(sum[:8])
-}
-
-func shortHash(s string) string { return fmt.Sprintf("%012x", hash64(s)&0xffffffffffff) }

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// arrivals records when each thought was published and when each output arrived.
+type arrivals struct {
+	mu        sync.Mutex
+	published []time.Time
+	got       map[string][]time.Time // stage -> arrival by thought index
+	remaining atomic.Int64
+	done      chan struct{}
+	subs      []*nats.Subscription
+	last      time.Time
+}
+
+func newArrivals(n int) *arrivals {
+	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, done: make(chan struct{})}
+	a.remaining.Store(int64(2 * n))
+	return a
+}
+
+func (a *arrivals) subscribe(nc *nats.Conn, agent string) error {
+	for _, subj := range []string{"noesis.narratives." + agent, "noesis.verdicts." + agent} {
+		sub, err := nc.Subscribe(subj, func(m *nats.Msg) {
+			now := time.Now()
+			id := m.Header.Get(consumers.HeaderEventID)
+			i, err := strconv.Atoi(id[strings.LastIndexByte(id, '-')+1:])
+			stage := m.Header.Get(consumers.HeaderStage)
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			slot, ok := a.got[stage]
+			if err != nil || !ok || i < 0 || i >= len(slot) || !slot[i].IsZero() {
+				return
+			}
+			slot[i] = now
+			a.last = now
+			if a.remaining.Add(-1) == 0 {
+				close(a.done)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		_ = sub.SetPendingLimits(-1, -1)
+		a.subs = append(a.subs, sub)
+	}
+	return nc.Flush()
+}
+
+func (a *arrivals) wait(d time.Duration) bool {
+	select {
+	case <-a.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (a *arrivals) lastArrival() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.last
+}
+
+func (a *arrivals) close() {
+	for _, s := range a.subs {
+		_ = s.Unsubscribe()
+	}
+}
+
+func (a *arrivals) figures(samples map[string][]float64) ([]StageFigures, StageFigures, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []StageFigures
+	var both []float64
+	missing := 0
+	for _, stage := range []string{"narrative", "tribunal"} {
+		var xs []float64
+		for i, t := range a.got[stage] {
+			if t.IsZero() {
+				missing++
+				continue
+			}
+			xs = append(xs, ms(t.Sub(a.published[i])))
+		}
+		samples[stage] = xs
+		out = append(out, stageFigures(stage, xs))
+	}
+	for i := range a.published {
+		n, v := a.got["narrative"][i], a.got["tribunal"][i]
+		if n.IsZero() || v.IsZero() {
+			continue
+		}
+		if v.After(n) {
+			n = v
+		}
+		both = append(both, ms(n.Sub(a.published[i])))
+	}
+	samples["both"] = both
+	return out, stageFigures("both outputs", both), missing
+}
+
+func stageFigures(name string, xs []float64) StageFigures {
+	return StageFigures{Stage: name, Received: len(xs), P50ms: percentile(xs, 50), P95ms: percentile(xs, 95), P99ms: percentile(xs, 99), MaxMs: percentile(xs, 100)}
+}
+
+// publishThoughts publishes n thoughts for agent at rate (0: at once),
+// asynchronously, recording each publish time. It returns the first publish time.
+func publishThoughts(ctx context.Context, js jetstream.JetStream, agent, prefix string, n int, rate float64, content func(int) string, a *arrivals) (time.Time, error) {
+	payloads := make([][]byte, n)
+	for i := range payloads {
+		th := pipeline.Thought{EventID: fmt.Sprintf("%s-%d", prefix, i), AgentID: agent, Content: pipeline.Content{UserInput: content(i), Depth: 2},
+			Action: "compact /archive", Stages: []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal}}
+		payloads[i], _ = json.Marshal(th)
+	}
+	subject := consumers.ThoughtSubject(agent)
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		if rate > 0 {
+			if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
+				time.Sleep(wait)
+			}
+		}
+		a.mu.Lock()
+		a.published[i] = time.Now()
+		a.mu.Unlock()
+		if _, err := js.PublishAsync(subject, payloads[i], jetstream.WithMsgID(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
+			return start, fmt.Errorf("publish: %w", err)
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(60 * time.Second):
+		return start, fmt.Errorf("publish: acknowledgements missing after 60 s")
+	case <-ctx.Done():
+		return start, ctx.Err()
+	}
+	return start, nil
+}

@@ -1,0 +1,201 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// testConfig is the default config pointed at a test NATS server and a
+// zero-latency simulator, with fast retries.
+func testConfig(t *testing.T, ns *server.Server, simURL string) config.Config {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.NATSURL = ns.ClientURL()
+	cfg.Provider = "sim"
+	cfg.SimURL = simURL
+	cfg.LLMBackoff = 5 * time.Millisecond
+	cfg.RetryDelay = 10 * time.Millisecond
+	cfg.DrainTimeout = 5 * time.Second
+	cfg.BreakerCooldown, cfg.TargetBreakerCooldown = 50*time.Millisecond, 50*time.Millisecond
+	cfg.FastConcurrency, cfg.ReasoningConcurrency, cfg.DeepConcurrency = 16, 16, 8
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// runService starts a service and stops it, drained, when the test ends.
+func runService(t *testing.T, cfg config.Config) *service {
+	t.Helper()
+	return runServiceLogging(t, cfg, zerolog.NewTestWriter(t), zerolog.WarnLevel)
+}
+
+// runServiceLogging is runService with the log written to w at level.
+func runServiceLogging(t *testing.T, cfg config.Config, w io.Writer, level zerolog.Level) *service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	svc, err := startService(ctx, cfg, zerolog.New(w).Level(level))
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := svc.Wait(); err != nil {
+			t.Errorf("service: %v", err)
+		}
+	})
+	return svc
+}
+
+// collector counts every output and dead letter by subject root and event.
+type collector struct {
+	mu     sync.Mutex
+	counts map[string]map[string]int // root (narratives, verdicts, analyses, dlq.<stage>) -> event -> n
+	msgs   map[string][]*nats.Msg
+}
+
+func collect(t *testing.T, nc *nats.Conn) *collector {
+	t.Helper()
+	return collectOn(t, nc, "noesis.>")
+}
+
+// collectOn is collect on the given subjects only.
+func collectOn(t *testing.T, nc *nats.Conn, subjects ...string) *collector {
+	t.Helper()
+	c := &collector{counts: map[string]map[string]int{}, msgs: map[string][]*nats.Msg{}}
+	handler := func(m *nats.Msg) {
+		if strings.HasPrefix(m.Subject, consumers.ThoughtsPrefix) {
+			return
+		}
+		parts := strings.Split(m.Subject, ".")
+		root := parts[1]
+		event := m.Header.Get(consumers.HeaderEventID)
+		if root == "dlq" {
+			root = "dlq." + parts[2]
+			var th struct {
+				EventID string `json:"event_id"`
+			}
+			_ = json.Unmarshal(m.Data, &th)
+			event = th.EventID
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.counts[root] == nil {
+			c.counts[root] = map[string]int{}
+		}
+		c.counts[root][event]++
+		c.msgs[root] = append(c.msgs[root], m)
+	}
+	for _, subj := range subjects {
+		sub, err := nc.Subscribe(subj, handler)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = sub.Unsubscribe() })
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func (c *collector) distinct(root string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.counts[root])
+}
+
+func (c *collector) messages(root string) []*nats.Msg {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]*nats.Msg(nil), c.msgs[root]...)
+}
+
+// waitFor polls until each root has n distinct events, or fails after timeout.
+func (c *collector) waitFor(t *testing.T, timeout time.Duration, want map[string]int) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok := true
+		for root, n := range want {
+			if c.distinct(root) < n {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			got := map[string]int{}
+			for root := range want {
+				got[root] = c.distinct(root)
+			}
+			t.Fatalf("after %s: got %v, want %v", timeout, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// exactlyOnce fails unless every event under root arrived exactly once.
+func (c *collector) exactlyOnce(t *testing.T, root string, events []string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range events {
+		if n := c.counts[root][e]; n != 1 {
+			t.Errorf("%s for %s arrived %d times, want 1", root, e, n)
+		}
+	}
+	if len(c.counts[root]) != len(events) {
+		t.Errorf("%s: %d distinct events, want %d", root, len(c.counts[root]), len(events))
+	}
+}
+
+func publishThought(t *testing.T, js jetstream.JetStream, th pipeline.Thought) {
+	t.Helper()
+	data, err := json.Marshal(th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(th.AgentID), data, jetstream.WithMsgID(th.EventID)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func thought(i int, text string) pipeline.Thought {
+	return pipeline.Thought{EventID: fmt.Sprintf("evt-%04d", i), AgentID: fmt.Sprintf("daimon-%d", i%4), Content: pipeline.Content{UserInput: text, Depth: 1 + i%5}}
+}
+
+// waitConsumerIdle waits until a durable consumer has acked at least n messages and has none pending.
+func waitConsumerIdle(t *testing.T, js jetstream.JetStream, durable string, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := js.Consumer(context.Background(), consumers.StreamThoughts, durable)
+		if err == nil {
+			info, err := c.Info(context.Background())
+			if err == nil && info.AckFloor.Stream >= n && info.NumAckPending == 0 && info.NumPending == 0 {
+				time.Sleep(100 * time.Millisecond)
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("consumer %s did not finish %d messages", durable, n)
+}

@@ -1,0 +1,91 @@
+package config
+
+import (
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+)
+
+// CheckServe reports a service that would answer real traffic with the
+// simulator without being asked to: LLM_PROVIDER=auto with no API key on an
+// external NATS (NATS_URL set). The simulator runs only when asked for
+// (LLM_PROVIDER=sim, or a chain naming it) or on the embedded NATS of
+// `make run`. The error says what to set.
+func (c *Config) CheckServe() error {
+	if c.Provider == "auto" && c.NebiusAPIKey == "" && c.NATSURL != "" {
+		return errors.New("LLM_PROVIDER=auto found no NEBIUS_API_KEY, and noesis will not answer thoughts on an external NATS (NATS_URL is set) " +
+			"with simulated models: set NEBIUS_API_KEY; or LLM_PROVIDER=openai with OPENAI_BASE_URL and OPENAI_API_KEY " +
+			"(or modal with MODAL_BASE_URL); or LLM_PROVIDER=sim to simulate on purpose")
+	}
+	return nil
+}
+
+// RunTiers returns the tiers this process runs.
+func (c *Config) RunTiers() []pipeline.Tier {
+	var out []pipeline.Tier
+	seen := map[pipeline.Tier]bool{}
+	for _, s := range c.Tiers {
+		if t, err := pipeline.ParseTier(s); err == nil && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Cache returns the answer cache's config.
+func (c *Config) Cache() pipeline.CacheConfig {
+	return pipeline.CacheConfig{MaxBytes: c.CacheMaxBytes, TTL: map[pipeline.Tier]time.Duration{
+		pipeline.TierFast: c.CacheTTLFast, pipeline.TierReasoning: c.CacheTTLReasoning, pipeline.TierDeep: c.CacheTTLDeep}}
+}
+
+// AckWaitFor returns the ack wait of a tier's pool.
+func (c *Config) AckWaitFor(t pipeline.Tier) time.Duration {
+	switch t {
+	case pipeline.TierReasoning:
+		return c.ReasoningAckWait
+	case pipeline.TierDeep:
+		return c.DeepAckWait
+	}
+	return c.FastAckWait
+}
+
+// Pool returns the worker pool config of a tier.
+func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
+	stage, _ := pipeline.StageForTier(t)
+	pc := consumers.PoolConfig{Stage: stage, AckWait: c.AckWaitFor(t), MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay,
+		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience}
+	switch t {
+	case pipeline.TierFast:
+		pc.Concurrency, pc.MaxAckPending = c.FastConcurrency, c.FastMaxAckPending
+	case pipeline.TierReasoning:
+		pc.Concurrency, pc.MaxAckPending = c.ReasoningConcurrency, c.ReasoningMaxAckPending
+	case pipeline.TierDeep:
+		pc.Concurrency, pc.MaxAckPending = c.DeepConcurrency, c.DeepMaxAckPending
+	}
+	return pc
+}
+
+// Streams returns the streams' config.
+func (c *Config) Streams() consumers.StreamsConfig {
+	storage := jetstream.FileStorage
+	if c.StreamStorage == "memory" {
+		storage = jetstream.MemoryStorage
+	}
+	return consumers.StreamsConfig{Replicas: c.StreamReplicas, Storage: storage, DuplicateWindow: c.DuplicateWindow, MaxAge: c.StreamMaxAge, MaxThoughtBytes: c.MaxThoughtBytes}
+}
+
+// Embedded returns the embedded NATS server's config.
+func (c *Config) Embedded() consumers.EmbeddedConfig {
+	return consumers.EmbeddedConfig{Listen: c.NATSListen, DataDir: c.DataDir}
+}
+
+// Sim returns the simulator's config.
+func (c *Config) Sim() sim.Config {
+	return sim.Config{LatencyScale: c.SimLatencyScale, Lengths: c.SimLengths}
+}

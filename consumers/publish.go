@@ -1,0 +1,65 @@
+package consumers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// publish sends a stage's output and waits for the stream's PubAck. It
+// reports whether the stream already had it.
+func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jetstream.Msg, log zerolog.Logger) (bool, error) {
+	data, err := json.Marshal(out)
+	if err != nil {
+		return false, fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
+	}
+	m := nats.NewMsg(StoreSubject(OutputSubject(p.cfg.Stage, t.AgentID)))
+	m.Data = data
+	m.Header.Set(HeaderEventID, t.EventID)
+	m.Header.Set(HeaderStage, string(p.cfg.Stage))
+	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
+	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data())), StreamOutputs)
+	if err != nil {
+		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
+	}
+	if ack.Duplicate {
+		p.duplicates.Add(1)
+		log.Debug().Msg("output was already published; stream dropped the duplicate")
+	} else {
+		p.published.Add(1)
+	}
+	return ack.Duplicate, nil
+}
+
+// publishRetrying publishes m with a message id and waits for the stream's
+// acknowledgement, trying again for up to 30 s while NATS is unreachable (a
+// restart, a leader election, a network blip). The id makes every retry safe.
+func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string) (*jetstream.PubAck, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	wait := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		ack, err := js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
+		cancel()
+		if err == nil {
+			return ack, nil
+		}
+		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) || errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}

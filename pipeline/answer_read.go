@@ -1,0 +1,378 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+	"unicode"
+)
+
+type fieldKind int
+
+const (
+	fieldVerdict fieldKind = iota
+	fieldConfidence
+	fieldOffense
+	fieldReasoning
+)
+
+// item is one statement found in an answer: a field, its value, the text it
+// was read from (to tell echoes of the thought), and the group it belongs to
+// (one JSON object, or all the lines).
+type item struct {
+	kind   fieldKind
+	value  string
+	span   string
+	pos    int // where in the text it starts
+	group  int
+	tagged bool
+	bare   bool // a line that is only a verdict word
+}
+
+type reader struct {
+	tag        string
+	quote      string          // the thought, normalised
+	quoteLines map[string]bool // its lines, normalised
+}
+
+func onlyTagged(items []item) []item {
+	var out []item
+	for _, it := range items {
+		if it.tagged {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func hasVerdict(items []item) bool {
+	for _, it := range items {
+		if it.kind == fieldVerdict {
+			if _, k := readVerdict(it.value); k != verdictTemplate {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// withoutEchoes drops the untagged statements that repeat the thought.
+func (r *reader) withoutEchoes(items []item) []item {
+	out := items[:0:0]
+	for _, it := range items {
+		if !it.tagged && r.echoes(it) {
+			continue
+		}
+		out = append(out, it)
+	}
+	return out
+}
+
+func (r *reader) echoes(it item) bool {
+	if r.quote == "" {
+		return false
+	}
+	n := normalise(it.span)
+	if it.bare || len(n) < 10 {
+		return r.quoteLines[n]
+	}
+	return strings.Contains(r.quote, n)
+}
+
+// normalise keeps the words (letters and digits), lower-cased and each
+// padded by one space: how a statement compares with the thought whatever
+// the spacing, quoting and emphasis around it, word by whole word.
+func normalise(s string) string {
+	var b strings.Builder
+	b.Grow(len(s) + 2)
+	b.WriteByte(' ')
+	gap := true
+	for _, c := range s {
+		if unicode.IsLetter(c) || unicode.IsDigit(c) {
+			b.WriteRune(unicode.ToLower(c))
+			gap = false
+		} else if !gap {
+			b.WriteByte(' ')
+			gap = true
+		}
+	}
+	if !gap {
+		b.WriteByte(' ')
+	}
+	return b.String()
+}
+
+func quoteLines(q string) map[string]bool {
+	if q == "" {
+		return nil
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Split(q, "\n") {
+		if n := normalise(l); n != " " {
+			m[n] = true
+		}
+	}
+	return m
+}
+
+// scan finds the statements of text, in the order they were written.
+func (r *reader) scan(text string) []item {
+	items := append(r.scanJSON(text), r.scanLines(text)...)
+	sort.SliceStable(items, func(i, j int) bool { return items[i].pos < items[j].pos })
+	return items
+}
+
+// asciiLower lower-cases ASCII letters only, so byte offsets stay valid.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// scanJSON finds every JSON object in text that names a verdict.
+func (r *reader) scanJSON(text string) []item {
+	var items []item
+	group := 1
+	for i := 0; i < len(text); i++ {
+		if text[i] != '{' {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(text[i:]))
+		dec.UseNumber()
+		var obj map[string]any
+		if dec.Decode(&obj) != nil {
+			continue
+		}
+		end := i + int(dec.InputOffset())
+		span := text[i:end]
+		fields := flatten(obj)
+		if _, ok := fields[fieldVerdict]; !ok {
+			continue
+		}
+		tagged := r.tag != "" && strings.Contains(asciiLower(span), r.tag)
+		for _, k := range []fieldKind{fieldVerdict, fieldConfidence, fieldOffense, fieldReasoning} {
+			if v, ok := fields[k]; ok {
+				items = append(items, item{kind: k, value: v, span: span, pos: i, group: group, tagged: tagged})
+			}
+		}
+		group++
+		i = end - 1
+	}
+	return items
+}
+
+// flatten reads an object's fields by their usual names, one level of
+// nesting deep ({"judgement": {"verdict": ...}}).
+func flatten(obj map[string]any) map[fieldKind]string {
+	out := map[fieldKind]string{}
+	for k, v := range obj {
+		if inner, ok := v.(map[string]any); ok {
+			for ik, iv := range flatten(inner) {
+				if _, seen := out[ik]; !seen {
+					out[ik] = iv
+				}
+			}
+			continue
+		}
+		kind, ok := fieldOf(k)
+		if !ok {
+			continue
+		}
+		switch x := v.(type) {
+		case string:
+			out[kind] = x
+		case json.Number:
+			out[kind] = x.String()
+		case bool, nil:
+		default:
+			b, _ := json.Marshal(x)
+			out[kind] = string(b)
+		}
+	}
+	return out
+}
+
+var (
+	// "KEY: value", "KEY = value", "KEY - value" after markdown is removed.
+	fieldLineRE = regexp.MustCompile(`^([A-Za-z][A-Za-z _()'-]{0,40}?)\s*(?::|=|\s[-–—]\s)\s*(.*)$`)
+	// A heading or label with no value: the value is on the next line.
+	labelOnlyRE = regexp.MustCompile(`^([A-Za-z][A-Za-z _()'-]{0,40}?)\s*:?$`)
+	// "Confidence 0.7": a number needs no colon.
+	numberLineRE = regexp.MustCompile(`(?i)^(confidence(?: level| score)?|certainty)\s+(\d.*|\.\d.*)$`)
+	emphasisRE   = regexp.MustCompile("[*`]+|__+")
+	leadRE       = regexp.MustCompile(`^(?:[>#\-+•\s]+|\d+[.)]\s+)+`)
+)
+
+// fieldOf names the field a label stands for.
+func fieldOf(label string) (fieldKind, bool) {
+	l := strings.ToLower(strings.TrimSpace(label))
+	if i := strings.IndexByte(l, '('); i > 0 {
+		l = strings.TrimSpace(l[:i])
+	}
+	l = strings.NewReplacer("_", " ", "-", " ").Replace(l)
+	l = strings.Join(strings.Fields(l), " ")
+	for _, p := range []string{"final ", "my ", "overall ", "the ", "judge ", "your "} {
+		l = strings.TrimPrefix(l, p)
+	}
+	switch l {
+	case "verdict", "decision", "ruling", "judgment", "judgement", "vote", "answer", "verdict and confidence":
+		return fieldVerdict, true
+	case "confidence", "confidence level", "confidence score", "certainty", "conf":
+		return fieldConfidence, true
+	case "offense", "offence", "offense level", "offence level", "severity", "offense severity", "offence severity":
+		return fieldOffense, true
+	case "reasoning", "reason", "rationale", "justification", "explanation":
+		return fieldReasoning, true
+	}
+	return 0, false
+}
+
+// scanLines reads the labelled lines of text.
+func (r *reader) scanLines(text string) []item {
+	var items []item
+	var pending *fieldKind // a label whose value is on a following line
+	reasoning := -1        // index of the reasoning item being continued
+	taggedBlock := false   // a line holding only the tag tags the lines after it
+	pos := 0
+	for _, raw := range strings.Split(text, "\n") {
+		at := pos
+		pos += len(raw) + 1
+		line, tagged := raw, false
+		if r.tag != "" {
+			if i := strings.Index(asciiLower(line), r.tag); i >= 0 {
+				line, tagged = line[i+len(r.tag):], true
+			}
+		}
+		clean := clean(line)
+		if clean == "" {
+			if tagged {
+				taggedBlock = true
+			} else if strings.TrimSpace(raw) == "" {
+				taggedBlock = false
+			}
+			continue
+		}
+		tagged = tagged || taggedBlock
+		m := fieldLineRE.FindStringSubmatch(clean)
+		if m == nil {
+			m = numberLineRE.FindStringSubmatch(clean)
+		}
+		if m != nil {
+			if kind, ok := fieldOf(m[1]); ok {
+				value := strings.TrimSpace(m[2])
+				if value == "" {
+					pending, reasoning = &kind, -1
+					continue
+				}
+				items = append(items, item{kind: kind, value: value, span: raw, pos: at, tagged: tagged})
+				pending, reasoning = nil, -1
+				if kind == fieldReasoning {
+					reasoning = len(items) - 1
+				}
+				continue
+			}
+		}
+		if m := labelOnlyRE.FindStringSubmatch(clean); m != nil {
+			if kind, ok := fieldOf(m[1]); ok {
+				pending, reasoning = &kind, -1
+				continue
+			}
+		}
+		switch {
+		case pending != nil:
+			items = append(items, item{kind: *pending, value: clean, span: raw, pos: at, tagged: tagged})
+			if *pending == fieldReasoning {
+				reasoning = len(items) - 1
+			}
+			pending = nil
+		case reasoning >= 0:
+			items[reasoning].value += "\n" + strings.TrimSpace(raw)
+		default:
+			if v, k := readVerdict(clean); k == verdictOK && isBareVerdict(clean) {
+				items = append(items, item{kind: fieldVerdict, value: string(v), span: raw, pos: at, tagged: tagged, bare: true})
+			}
+		}
+	}
+	return items
+}
+
+func clean(line string) string {
+	line = emphasisRE.ReplaceAllString(line, "")
+	line = leadRE.ReplaceAllString(strings.TrimSpace(line), "")
+	return strings.TrimSpace(strings.TrimLeft(line, ":;,.)]} "))
+}
+
+// resolve turns the statements of one answer into the judge's answer.
+func (r *reader) resolve(items []item) (JudgeAnswer, error) {
+	var a JudgeAnswer
+	last := -1
+	seen := map[Vote]bool{}
+	for i, it := range items {
+		if it.kind != fieldVerdict {
+			continue
+		}
+		v, k := readVerdict(it.value)
+		switch k {
+		case verdictTemplate:
+			continue
+		case verdictNone:
+			return a, fmt.Errorf("%w: verdict %q is not PASS, REVIEW, FAIL or ABSTAIN", ErrUnparseable, clip(it.value, 80))
+		case verdictAmbiguous:
+			return a, fmt.Errorf("%w: ambiguous verdict %q", ErrUnparseable, clip(it.value, 80))
+		}
+		seen[v] = true
+		last = i
+	}
+	if last < 0 {
+		return a, fmt.Errorf("%w: no verdict in the answer (no VERDICT line or verdict object of the judge's own)", ErrUnparseable)
+	}
+	if len(seen) > 1 {
+		return a, fmt.Errorf("%w: the answer states %s", ErrUnparseable, joinVotes(seen))
+	}
+	a.Verdict, _ = readVerdict(items[last].value)
+	pick := func(kind fieldKind) (string, bool) {
+		found, value := false, ""
+		for _, it := range items { // the verdict's own group first
+			if it.kind == kind && it.group == items[last].group {
+				found, value = true, it.value
+			}
+		}
+		if found {
+			return value, true
+		}
+		for _, it := range items {
+			if it.kind == kind {
+				found, value = true, it.value
+			}
+		}
+		return value, found
+	}
+	if s, ok := pick(fieldConfidence); ok {
+		c, err := readConfidence(s)
+		if err != nil {
+			return a, err
+		}
+		a.Confidence = c
+	} else if a.Verdict == VotePass {
+		return a, fmt.Errorf("%w: PASS with no confidence", ErrUnparseable)
+	}
+	if s, ok := pick(fieldOffense); ok {
+		o, err := readOffense(s)
+		if err != nil {
+			return a, err
+		}
+		a.Offense = o
+	} else {
+		a.Offense = OffenseNone
+	}
+	if s, ok := pick(fieldReasoning); ok {
+		a.Reasoning = strings.TrimSpace(s)
+	}
+	return a, nil
+}
