@@ -115,7 +115,7 @@ func TestEnvFileAndPrecedence(t *testing.T) {
 	if err := os.WriteFile(file, []byte("NOESIS_FAST_CONCURRENCY=7\nNOESIS_DEEP_CONCURRENCY=5\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	t.Setenv("NOESIS_DEEP_CONCURRENCY", "9") // the environment wins over the file
+	t.Setenv("NOESIS_DEEP_CONCURRENCY", "9")                     // the environment wins over the file
 	t.Cleanup(func() { os.Unsetenv("NOESIS_FAST_CONCURRENCY") }) // what the file set in the process
 	c, err := config.Load(file, true)
 	if err != nil {
