@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
@@ -167,15 +165,11 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	defer stack.stop()
 
-	nc, err := nats.Connect(stack.natsURL, nats.Name("noesis-bench"))
+	nc, js, err := stack.connect("noesis-bench")
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return nil, err
-	}
 	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), samples: map[string][]float64{}}
 
 	contents := func(i int) string {

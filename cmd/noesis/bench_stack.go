@@ -214,3 +214,18 @@ func (st *benchStack) stop() {
 		st.server.WaitForShutdown()
 	}
 }
+
+// connect opens a client connection to the stack's NATS server, with room
+// for many asynchronous publishes in flight.
+func (st *benchStack) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(st.natsURL, nats.Name(name))
+	if err != nil {
+		return nil, nil, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}

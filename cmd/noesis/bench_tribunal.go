@@ -420,15 +420,11 @@ func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThou
 		return nil, err
 	}
 	defer stack.stop()
-	nc, err := nats.Connect(stack.natsURL, nats.Name("noesis-bench-tribunal"))
+	nc, js, err := stack.connect("noesis-bench-tribunal")
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		return nil, err
-	}
 	var s *sim.Server
 	if cfg.UsesSim() {
 		s = stack.sim
