@@ -153,6 +153,9 @@ func (s *Server) compose(req chatRequest, prof Profile, caller, system, user str
 	if judge {
 		in.ThinkingTokens, in.AnswerTokens = thinkTokens, answerTokens
 		s.mu.Lock()
+		if len(s.stats.Intents) >= MaxIntents {
+			clear(s.stats.Intents) // a long-running simulator keeps the latest only
+		}
 		s.stats.Intents[IntentKey(caller, task)] = in
 		s.mu.Unlock()
 	}

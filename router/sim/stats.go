@@ -42,7 +42,8 @@ type Stats struct {
 	// Invisible counts requests whose text held invisible format characters
 	// (zero-width, bidi, tag characters), which noesis strips before sending.
 	Invisible int64 `json:"invisible"`
-	// Intents holds what each judge meant to answer, by "caller|task".
+	// Intents holds what each judge meant to answer, by "caller|task"; at
+	// most MaxIntents, after which it starts again empty.
 	Intents map[string]Intent `json:"intents,omitempty"`
 	// Truncated counts answers cut by max_tokens (finish_reason "length").
 	Truncated int64 `json:"truncated"`
@@ -52,6 +53,10 @@ type Stats struct {
 	EarlyRetries       int64 `json:"early_retries"`
 	MaxCallsPerRequest int64 `json:"max_calls_per_request"`
 }
+
+// MaxIntents bounds Stats.Intents, so a simulator that runs for days does
+// not grow without end.
+const MaxIntents = 100_000
 
 // IntentKey is the key of Stats.Intents for a judge (veritas, sophia, dike) and a task.
 func IntentKey(caller, task string) string { return caller + "|" + task }
