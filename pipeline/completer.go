@@ -13,8 +13,9 @@ type Role string
 
 // Chat roles, as in the OpenAI chat-completions API.
 const (
-	RoleSystem Role = "system"
-	RoleUser   Role = "user"
+	RoleSystem    Role = "system"
+	RoleUser      Role = "user"
+	RoleAssistant Role = "assistant"
 )
 
 // Message is one chat message sent to a model.

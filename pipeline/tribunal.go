@@ -287,13 +287,37 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 			return abstain(AbstainAnswer, fmt.Sprintf("the answer was cut off at max_tokens (%d) before the judge gave a verdict", tr.maxTokens), nil)
 		}
 	} else if a, err = ReadJudgeAnswer(resp.Content, resp.Reasoning, tag, quote); err != nil {
-		return abstain(AbstainAnswer, err.Error(), nil)
+		// No readable verdict: ask once more, in the same conversation, for
+		// the tagged lines alone, as a person would ask a judge who mumbled.
+		follow := append(msgs[:len(msgs):len(msgs)], Message{Role: RoleAssistant, Content: resp.Content},
+			Message{Role: RoleUser, Content: restate(tag, err)})
+		again, cerr := tr.completer.Complete(ctx, Request{Tier: TierReasoning, Messages: follow, Temperature: tr.temperature,
+			MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority, Timeout: j.Timeout})
+		v.LatencyMS = time.Since(started).Milliseconds()
+		if cerr != nil {
+			return abstain(AbstainAnswer, err.Error()+"; asked again, no answer: "+cerr.Error(), nil)
+		}
+		v.Usage, v.CostUSD = v.Usage.Add(again.Usage), v.CostUSD+again.CostUSD
+		if again.Truncated {
+			a, err = ReadTaggedAnswer(again.Content, tag)
+		} else {
+			a, err = ReadJudgeAnswer(again.Content, again.Reasoning, tag, quote)
+		}
+		if err != nil {
+			return abstain(AbstainAnswer, "asked twice, no readable verdict: "+err.Error(), nil)
+		}
 	}
 	v.Verdict, v.Confidence, v.Reasoning, v.Offense = a.Verdict, a.Confidence, a.Reasoning, a.Offense
 	if a.Verdict == VoteAbstain {
 		v.Abstained, v.AbstainKind, v.AbstainReason = true, AbstainAnswer, ReasonJudgeAbstained
 	}
 	return v
+}
+
+// restate asks a judge whose answer could not be read for its verdict again.
+func restate(tag string, why error) string {
+	return fmt.Sprintf("Your answer could not be read as one verdict (%s). Restate your judgement as the four lines "+
+		"that begin with %s: VERDICT, CONFIDENCE, OFFENSE and REASONING, and nothing else.", strings.TrimPrefix(why.Error(), ErrUnparseable.Error()+": "), tag)
 }
 
 // countsAgainstJudge reports whether a failed call says something about the

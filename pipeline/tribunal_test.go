@@ -308,3 +308,35 @@ func TestRateLimitsDoNotOpenBreakers(t *testing.T) {
 		}
 	}
 }
+
+// A judge whose answer cannot be read is asked once more, in the same
+// conversation; its second, clear answer is its vote.
+func TestAnUnreadableAnswerIsAskedAgain(t *testing.T) {
+	calls := 0
+	c := CompleterFunc(func(_ context.Context, req Request) (Response, error) {
+		if !strings.Contains(req.Messages[0].Content, "You are VERITAS") {
+			return Response{Content: `{"verdict":"PASS","confidence":0.9,"reasoning":"ok"}`, Model: "m"}, nil
+		}
+		calls++
+		if calls == 1 {
+			return Response{Content: "VERDICT: PASS or REVIEW\nCONFIDENCE: 0.5", Model: "m"}, nil
+		}
+		last := req.Messages[len(req.Messages)-1]
+		if len(req.Messages) != 4 || req.Messages[2].Role != RoleAssistant || last.Role != RoleUser || !strings.Contains(last.Content, "Restate") {
+			t.Errorf("follow-up messages %+v", req.Messages)
+		}
+		return Response{Content: "VERDICT: FAIL\nCONFIDENCE: 0.8\nREASONING: on reflection, no", Model: "m"}, nil
+	})
+	tr, err := NewTribunal(c, TribunalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := out.(*Verdict)
+	if calls != 2 || v.Judges[0].Verdict != VoteFail || v.Judges[0].Abstained || v.AbstentionCount != 0 {
+		t.Fatalf("%d calls; VERITAS %+v", calls, v.Judges[0])
+	}
+}

@@ -116,7 +116,9 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 		publishThought(t, js, th)
 		events = append(events, th.EventID)
 	}
-	time.Sleep(3 * time.Second)
+	// The storm lasts 5 s: longer than a call's three tries a Retry-After
+	// apart, however the target's pause stretches them.
+	time.Sleep(5 * time.Second)
 	if err := s.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}

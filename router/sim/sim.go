@@ -277,12 +277,18 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "model and messages are required", "invalid_request_error")
 		return
 	}
-	var system, user strings.Builder
+	// system: the instructions; user: the first user message (the quoted
+	// thought); all: every other turn too (a follow-up sees the conversation).
+	var system, user, all strings.Builder
 	for _, m := range req.Messages {
-		if m.Role == "system" {
+		switch {
+		case m.Role == "system":
 			system.WriteString(m.Content)
-		} else {
+		case m.Role == "user" && user.Len() == 0:
 			user.WriteString(m.Content)
+			all.WriteString(m.Content)
+		default:
+			all.WriteString("\n" + m.Role + ": " + m.Content)
 		}
 	}
 	caller := callerOf(r.Header.Get("X-Noesis-Purpose"), system.String())
@@ -294,7 +300,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if req.Temperature == nil {
 		s.stats.NoTemperature++
 	}
-	if strings.IndexFunc(user.String(), func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
+	if strings.IndexFunc(all.String(), func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
 		s.stats.Invisible++
 	}
 	cold := s.cfg.ColdStart > 0 && (s.lastCall.IsZero() || time.Since(s.lastCall) > s.cfg.ScaleDown)
@@ -311,7 +317,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	fault := pickFault(d, faults, dice)
-	if fault == "" && s.cfg.RateLimitFirst > 0 && s.stormed(req.Model+"\x00"+system.String()+"\x00"+user.String()) {
+	if fault == "" && s.cfg.RateLimitFirst > 0 && s.stormed(req.Model+"\x00"+system.String()+"\x00"+all.String()) {
 		fault = "429"
 	}
 	switch fault {
@@ -338,7 +344,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		prof = DefaultProfile
 	}
-	rng := rand.New(rand.NewPCG(s.cfg.Seed^hash64(req.Model+"\x00"+system.String()+"\x00"+user.String()), 0x51ed))
+	rng := rand.New(rand.NewPCG(s.cfg.Seed^hash64(req.Model+"\x00"+system.String()+"\x00"+all.String()), 0x51ed))
 	a := s.compose(req, prof, caller, system.String(), user.String(), strings.HasPrefix(r.Header.Get("X-Noesis-Purpose"), "judge:"), d, rng)
 	if fault == "malformed" {
 		s.count("fault", "malformed")
@@ -350,7 +356,7 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if a.finish == "length" {
 		s.count("truncated", "")
 	}
-	promptTokens := (system.Len() + user.Len() + 3) / 4
+	promptTokens := (system.Len() + all.Len() + 3) / 4
 	latency := time.Duration(float64(a.latency) * s.cfg.LatencyScale)
 	if req.Stream {
 		s.stream(w, r, req, a.content, a.reasoning, a.finish, a.tokens, promptTokens, latency)
