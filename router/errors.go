@@ -29,11 +29,12 @@ const (
 // pipeline.ErrTransient or pipeline.ErrPermanent (and ErrRateLimited for a
 // 429), so callers decide with errors.Is; its message never holds a secret.
 type CallError struct {
-	Class  string
-	Status int    // the HTTP status, when the provider answered
-	Target string // the model target's name
-	msg    string
-	kinds  []error
+	Class      string
+	Status     int           // the HTTP status, when the provider answered
+	Target     string        // the model target's name
+	RetryAfter time.Duration // what the provider asked for (its Retry-After), if anything
+	msg        string
+	kinds      []error
 }
 
 func (e *CallError) Error() string   { return e.msg }
@@ -78,11 +79,11 @@ func andThen(last, stop error) error {
 	return fmt.Errorf("%w; then %w", last, stop)
 }
 
-// classify turns a call's error into a *CallError: its class, status and a
-// message with secrets redacted.
-func (c *Chain) classify(ctx context.Context, t *target, err error, timeout time.Duration) error {
-	where := fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, t.provider.Name)
-	ce := &CallError{Target: t.Name}
+// classify turns go-openai's error into a *CallError: its class, status and a
+// message with secrets redacted. elapsed is how long the call ran.
+func (b *openAIBackend) classify(ctx context.Context, err error, elapsed time.Duration) *CallError {
+	where := b.where
+	ce := &CallError{Target: b.target}
 	var apiErr *openai.APIError
 	var reqErr *openai.RequestError
 	switch {
@@ -91,12 +92,12 @@ func (c *Chain) classify(ctx context.Context, t *target, err error, timeout time
 	case errors.As(err, &reqErr):
 		ce.Status = reqErr.HTTPStatusCode
 	}
-	msg := c.redact.Replace(err.Error())
+	msg := b.redact.Replace(err.Error())
 	var netErr net.Error
 	transient := []error{pipeline.ErrTransient}
 	switch {
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
-		ce.Class, ce.kinds, ce.msg = ClassTimeout, transient, fmt.Sprintf("%s: no answer within %s", where, timeout)
+		ce.Class, ce.kinds, ce.msg = ClassTimeout, transient, fmt.Sprintf("%s: no answer within %s", where, elapsed.Round(100*time.Millisecond))
 	case errors.Is(err, context.Canceled):
 		ce.Class, ce.kinds, ce.msg = ClassCanceled, []error{pipeline.ErrTransient, context.Canceled}, where+": "+context.Canceled.Error()
 	case ce.Status == http.StatusTooManyRequests:

@@ -21,7 +21,9 @@ import (
 // later (or set again, as tests do) is the one that gets the spans.
 func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/router") }
 
-// call makes one chat-completion request.
+// call makes one request to t's backend, within the target's slots, shared
+// limits and per-call timeout, and accounts for it: span, observer, speed,
+// cost, spend, a 429's pause.
 func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
 	if t.slots != nil {
 		select {
@@ -42,6 +44,72 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	ctx, span := tracer().Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("noesis.tier", string(req.Tier)), attribute.String("noesis.provider", t.provider.Name),
+		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
+	defer span.End()
+	started := time.Now()
+	if c.obs != nil {
+		c.obs.CallStarted(req.Tier, t.Target)
+	}
+	reply, err := t.backend.Chat(ctx, req)
+	latency := time.Since(started)
+	cost := 0.0
+	if err == nil {
+		cost = (float64(reply.Usage.PromptTokens)*t.PriceIn+float64(reply.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
+	}
+	if c.obs != nil {
+		c.obs.CallFinished(req.Tier, t.Target, latency, reply.Usage, cost, err)
+	}
+	span.SetAttributes(attribute.Int("noesis.tokens.in", reply.Usage.PromptTokens), attribute.Int("noesis.tokens.out", reply.Usage.CompletionTokens))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, ErrorClass(err))
+		var after time.Duration
+		var ce *CallError
+		if errors.As(err, &ce) {
+			after = ce.RetryAfter
+		}
+		if errors.Is(err, pipeline.ErrRateLimited) && after <= 0 {
+			after = c.cfg.Backoff // a 429 without Retry-After still pauses the target
+		}
+		if after > 0 {
+			if errors.Is(err, pipeline.ErrRateLimited) {
+				t.block(after)
+			}
+			err = &pipeline.RetryAfterError{Err: err, After: after}
+		}
+		return pipeline.Response{}, err
+	}
+	t.lastCall.Store(time.Now().UnixNano())
+	t.observe(latency, reply.Usage.CompletionTokens)
+	if c.limiter != nil {
+		c.limiter.Spend(ctx, t.Name, t.provider.Name, reply.Usage.TotalTokens, cost)
+	}
+	if cold {
+		c.log.Info().Str("target", t.Name).Str("model", t.Model).Dur("latency", latency).Msg("first call to a cold target answered (cold start)")
+	}
+	return pipeline.Response{
+		Content: reply.Content, Reasoning: reply.Reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
+		CostUSD: cost, Truncated: reply.Truncated, Usage: reply.Usage,
+	}, nil
+}
+
+// openAIBackend speaks the OpenAI chat-completions API through go-openai
+// (whose own retries are not used): Nebius, vLLM on Modal, any compatible
+// endpoint, the simulator.
+type openAIBackend struct {
+	client *openai.Client
+	model  string
+	where  string            // "model (target at provider)", for messages
+	target string            // the target's name
+	redact *strings.Replacer // removes every configured secret from messages
+}
+
+var _ Backend = (*openAIBackend)(nil)
+
+// Chat implements Backend.
+func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, error) {
 	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
 	for i, m := range req.Messages {
 		msgs[i] = openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content}
@@ -52,65 +120,35 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		// as their default (often 1.0); the smallest positive float32 is as greedy as 0.
 		temp = 1e-45
 	}
-	ctx, span := tracer().Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("noesis.tier", string(req.Tier)), attribute.String("noesis.provider", t.provider.Name),
-		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
-	defer span.End()
 	started := time.Now()
 	info := &respInfo{purpose: req.Purpose}
-	if c.obs != nil {
-		c.obs.CallStarted(req.Tier, t.Target)
-	}
-	out, err := t.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), openai.ChatCompletionRequest{
+	out, err := b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), openai.ChatCompletionRequest{
 		// max_tokens, not max_completion_tokens: the field vLLM, Nebius and the
 		// other OpenAI-compatible servers all read.
-		Model: t.Model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens, //lint:ignore SA1019 see above
+		Model: b.model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens, //lint:ignore SA1019 see above
 	})
-	latency := time.Since(started)
-	cost := 0.0
-	if err == nil {
-		cost = (float64(out.Usage.PromptTokens)*t.PriceIn+float64(out.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
-	}
+	usage := pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}
 	if err != nil {
-		err = c.classify(ctx, t, err, timeout)
-	}
-	if c.obs != nil {
-		c.obs.CallFinished(req.Tier, t.Target, latency, pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}, cost, err)
-	}
-	span.SetAttributes(attribute.Int("noesis.tokens.in", out.Usage.PromptTokens), attribute.Int("noesis.tokens.out", out.Usage.CompletionTokens))
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, ErrorClass(err))
-		if errors.Is(err, pipeline.ErrRateLimited) && info.retryAfter <= 0 {
-			info.retryAfter = c.cfg.Backoff // a 429 without Retry-After still pauses the target
-		}
-		if info.retryAfter > 0 {
-			if errors.Is(err, pipeline.ErrRateLimited) {
-				t.block(info.retryAfter)
-			}
-			err = &pipeline.RetryAfterError{Err: err, After: info.retryAfter}
-		}
-		return pipeline.Response{}, err
+		ce := b.classify(ctx, err, time.Since(started))
+		ce.RetryAfter = info.retryAfter
+		return Reply{Usage: usage}, ce
 	}
 	if len(out.Choices) == 0 {
-		return pipeline.Response{}, fmt.Errorf("%w: %s returned no choices", pipeline.ErrTransient, t.Model)
-	}
-	t.lastCall.Store(time.Now().UnixNano())
-	t.observe(latency, out.Usage.CompletionTokens)
-	if c.limiter != nil {
-		c.limiter.Spend(ctx, t.Name, t.provider.Name, out.Usage.TotalTokens, cost)
-	}
-	if cold {
-		c.log.Info().Str("target", t.Name).Str("model", t.Model).Dur("latency", latency).Msg("first call to a cold target answered (cold start)")
+		return Reply{Usage: usage}, &CallError{Class: ClassOther, Target: b.target, kinds: []error{pipeline.ErrTransient},
+			msg: fmt.Sprintf("%s: %s returned no choices", pipeline.ErrTransient, b.where)}
 	}
 	msg := out.Choices[0].Message
 	answer, think := pipeline.SplitThink(msg.Content)
-	reasoning := strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n"))
-	return pipeline.Response{
-		Content: answer, Reasoning: reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
-		CostUSD: cost, Truncated: out.Choices[0].FinishReason == openai.FinishReasonLength,
-		Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens},
-	}, nil
+	return Reply{Content: answer, Reasoning: strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n")),
+		Usage: usage, Truncated: out.Choices[0].FinishReason == openai.FinishReasonLength}, nil
+}
+
+// WarmUp asks the endpoint for its models (GET /models), waking a cold one.
+func (b *openAIBackend) WarmUp(ctx context.Context) error {
+	if _, err := b.client.ListModels(ctx); err != nil {
+		return fmt.Errorf("%s", b.redact.Replace(err.Error()))
+	}
+	return nil
 }
 
 func nonEmpty(ss ...string) []string {

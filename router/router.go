@@ -85,7 +85,9 @@ func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) 
 			doer.c = c.h2c
 		}
 		oc.HTTPClient = doer
-		tg := &target{Target: t, provider: p, client: openai.NewClientWithConfig(oc), breaker: pipeline.NewBreaker(withTargetDefaults(cfg.Breaker))}
+		be := &openAIBackend{client: openai.NewClientWithConfig(oc), model: t.Model, target: t.Name,
+			where: fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, p.Name), redact: c.redact}
+		tg := &target{Target: t, provider: p, backend: be, breaker: pipeline.NewBreaker(withTargetDefaults(cfg.Breaker))}
 		if t.Concurrency > 0 {
 			tg.slots = make(chan struct{}, t.Concurrency)
 		}
@@ -126,7 +128,8 @@ func (c *Chain) WarmUp(ctx context.Context) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for _, t := range c.targets {
-		if t.provider.ColdStartTimeout <= 0 {
+		w, ok := t.backend.(warmer)
+		if t.provider.ColdStartTimeout <= 0 || !ok {
 			continue
 		}
 		wg.Add(1)
@@ -135,9 +138,9 @@ func (c *Chain) WarmUp(ctx context.Context) error {
 			wctx, cancel := context.WithTimeout(ctx, t.provider.ColdStartTimeout)
 			defer cancel()
 			started := time.Now()
-			if _, err := t.client.ListModels(wctx); err != nil {
+			if err := w.WarmUp(wctx); err != nil {
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("warm up %s: %s", t.Name, c.redact.Replace(err.Error())))
+				errs = append(errs, fmt.Errorf("warm up %s: %w", t.Name, err))
 				mu.Unlock()
 				return
 			}

@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	openai "github.com/sashabaranov/go-openai"
-
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -25,7 +23,7 @@ const (
 type target struct {
 	Target
 	provider Provider
-	client   *openai.Client
+	backend  Backend
 	// blockedUntil (unix nanos) holds every call to the target back after a
 	// 429, until the provider's Retry-After has passed: one rate-limited
 	// answer slows the whole process down instead of each worker finding out.
