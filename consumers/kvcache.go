@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -149,23 +150,28 @@ func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipel
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	wait := 5 * time.Millisecond
-	for {
+	// Poll, backing off from 5 ms to 100 ms, until the answer or the end of the claim.
+	r, err := backoff.Retry(ctx, func() (pipeline.Response, error) {
 		if r, ok := c.Get(ctx, t, key); ok {
-			return r, true
+			return r, nil
 		}
 		lctx, cancel := context.WithTimeout(ctx, opTimeout)
 		_, err := kv.Get(lctx, "lease."+key)
 		cancel()
 		if err != nil {
 			// The claim is gone: answered (read once more) or failed.
-			return c.Get(ctx, t, key)
+			if r, ok := c.Get(ctx, t, key); ok {
+				return r, nil
+			}
+			return pipeline.Response{}, backoff.Permanent(errClaimGone)
 		}
-		select {
-		case <-ctx.Done():
-			return pipeline.Response{}, false
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 100*time.Millisecond)
-	}
+		return pipeline.Response{}, errStillClaimed
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 100 * time.Millisecond}),
+		backoff.WithMaxElapsedTime(0))
+	return r, err == nil
 }
+
+var (
+	errClaimGone    = errors.New("the claim lapsed without an answer")
+	errStillClaimed = errors.New("still claimed")
+)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -43,23 +44,14 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jet
 // acknowledgement, trying again for up to 30 s while NATS is unreachable (a
 // restart, a leader election, a network blip). The id makes every retry safe.
 func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string) (*jetstream.PubAck, error) {
-	deadline := time.Now().Add(30 * time.Second)
-	wait := 100 * time.Millisecond
-	for {
+	return backoff.Retry(ctx, func() (*jetstream.PubAck, error) {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		ack, err := js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
-		cancel()
-		if err == nil {
-			return ack, nil
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			return nil, backoff.Permanent(err)
 		}
-		if ctx.Err() != nil || time.Now().Add(wait).After(deadline) || errors.Is(err, jetstream.ErrStreamNotFound) {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, err
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 2*time.Second)
-	}
+		return ack, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 2 * time.Second}),
+		backoff.WithMaxElapsedTime(30*time.Second))
 }

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -205,24 +206,20 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.Stre
 // It tries again while JetStream is not there yet (a cluster electing its
 // leaders, a server starting) and when another process won a create race.
 func retryUnavailable(ctx context.Context, what string, op func(context.Context) error) error {
-	wait := 50 * time.Millisecond
-	for {
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		err := op(octx)
-		cancel()
-		if err == nil {
-			return nil
+		if err != nil && !unavailable(err) {
+			return struct{}{}, backoff.Permanent(err)
 		}
-		if !unavailable(err) || ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, time.Second)
+		return struct{}{}, err
+	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: time.Second}),
+		backoff.WithMaxElapsedTime(0))
+	if err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
+	return nil
 }
 
 func unavailable(err error) bool {

@@ -3,42 +3,31 @@ package router
 import (
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"time"
+
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // tryTarget calls one target up to Attempts times, backing off between tries
-// with jitter, and waiting at least what a Retry-After asked for. It gives
-// up early when the wait would outlast ctx.
+// (cenkalti/backoff: exponential from Backoff, doubling, ±20 % jitter), and
+// waiting at least what a Retry-After asked for. It gives up with the last
+// error when the next wait would outlast ctx.
 func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
-	var err error
-	for attempt := 1; attempt <= c.cfg.Attempts; attempt++ {
-		if attempt > 1 {
-			wait := c.cfg.Backoff << (attempt - 2)
-			wait += time.Duration((rand.Float64()*0.4 - 0.2) * float64(wait))
-			if ra, ok := pipeline.RetryAfter(err); ok && ra > wait {
-				wait = ra
-			}
-			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-				break
-			}
-			if serr := sleepCtx(ctx, wait); serr != nil {
-				return pipeline.Response{}, fmt.Errorf("%w (after %d tries: %w)", serr, attempt-1, err)
-			}
-		}
+	var last error
+	tries := 0
+	wait := &retryWait{ctx: ctx, last: &last, exp: &backoff.ExponentialBackOff{
+		InitialInterval: c.cfg.Backoff, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: time.Hour}}
+	return backoff.Retry(ctx, func() (pipeline.Response, error) {
+		tries++
 		if werr := t.waitUnblocked(ctx); werr != nil {
-			err = andThen(err, werr)
-			break
+			return pipeline.Response{}, backoff.Permanent(andThen(last, werr))
 		}
 		if berr := pipeline.SpendCall(ctx); berr != nil {
-			err = andThen(err, berr)
-			break
+			return pipeline.Response{}, backoff.Permanent(andThen(last, berr))
 		}
-		var resp pipeline.Response
-		resp, err = c.call(ctx, t, req)
+		resp, err := c.call(ctx, t, req)
 		if err == nil {
 			t.breaker.Record(true)
 			return resp, nil
@@ -46,10 +35,33 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 		if breaks(err) && ctx.Err() == nil {
 			t.breaker.Record(false)
 		}
-		c.log.Debug().Str("target", t.Name).Str("model", t.Model).Str("purpose", req.Purpose).Int("attempt", attempt).Err(err).Msg("model call failed")
+		c.log.Debug().Str("target", t.Name).Str("model", t.Model).Str("purpose", req.Purpose).Int("attempt", tries).Err(err).Msg("model call failed")
+		last = err
 		if errors.Is(err, pipeline.ErrPermanent) || ctx.Err() != nil {
-			break
+			return pipeline.Response{}, backoff.Permanent(err)
 		}
+		return pipeline.Response{}, err
+	}, backoff.WithBackOff(wait), backoff.WithMaxTries(uint(c.cfg.Attempts)), backoff.WithMaxElapsedTime(0))
+}
+
+// retryWait is the wait before a target's next try: the exponential
+// backoff's, or the last error's Retry-After when that is longer; Stop when
+// the wait would outlast ctx, so the caller gets the last error, not ctx's.
+type retryWait struct {
+	ctx  context.Context
+	last *error
+	exp  *backoff.ExponentialBackOff
+}
+
+func (w *retryWait) Reset() { w.exp.Reset() }
+
+func (w *retryWait) NextBackOff() time.Duration {
+	d := w.exp.NextBackOff()
+	if ra, ok := pipeline.RetryAfter(*w.last); ok && ra > d {
+		d = ra
 	}
-	return pipeline.Response{}, err
+	if dl, ok := w.ctx.Deadline(); ok && time.Until(dl) < d {
+		return backoff.Stop
+	}
+	return d
 }
