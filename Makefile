@@ -71,7 +71,7 @@ chaos-auth: build tools
 ## measured on the same server; charts in docs/.
 BENCH_RUNS ?= 3
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/ ./router/
 	./$(BIN) bench models --env-file /dev/null --all --calls 3
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 8 --rate 100
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 3 --rate 100 --rate-limit-first 2

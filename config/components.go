@@ -8,6 +8,7 @@ import (
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 )
 
@@ -39,8 +40,8 @@ func (c *Config) RunTiers() []pipeline.Tier {
 }
 
 // Cache returns the answer cache's config.
-func (c *Config) Cache() pipeline.CacheConfig {
-	return pipeline.CacheConfig{MaxBytes: c.CacheMaxBytes, TTL: map[pipeline.Tier]time.Duration{
+func (c *Config) Cache() router.CacheConfig {
+	return router.CacheConfig{MaxBytes: c.CacheMaxBytes, TTL: map[pipeline.Tier]time.Duration{
 		pipeline.TierFast: c.CacheTTLFast, pipeline.TierReasoning: c.CacheTTLReasoning, pipeline.TierDeep: c.CacheTTLDeep}}
 }
 

@@ -28,8 +28,6 @@ type KVCache struct {
 	log      zerolog.Logger
 }
 
-var _ pipeline.Shared = (*KVCache)(nil)
-
 // CacheBucket names a tier's bucket.
 func CacheBucket(t pipeline.Tier) string { return "noesis_cache_" + string(t) }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
 )
 
 // A claim left by a process that died while calling does not block the
@@ -32,7 +33,7 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := pipeline.NewCache(pipeline.CacheConfig{TTL: ttl})
+	cache, err := router.NewCache(router.CacheConfig{TTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -47,39 +47,6 @@ func BenchmarkBridgePrompt(b *testing.B) {
 	}
 }
 
-func BenchmarkCacheKey(b *testing.B) {
-	th := mustThought(b)
-	tr, _ := NewTribunal(CompleterFunc(nil), TribunalConfig{})
-	req := Request{Tier: TierReasoning, Messages: tr.Messages(tr.judges[0], &th), Temperature: 0.7, MaxTokens: 8192}
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = CacheKey("nebius", "deepseek-ai/DeepSeek-R1-0528-fast", req)
-	}
-}
-
-func BenchmarkCacheHit(b *testing.B) {
-	c, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	ctx := context.Background()
-	answer := func(context.Context) (Response, error) {
-		return Response{Content: `{"verdict":"PASS","confidence":0.9}`}, nil
-	}
-	if _, err := c.Do(ctx, TierReasoning, "k", answer); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if r, _ := c.Do(ctx, TierReasoning, "k", answer); !r.Cached {
-				b.Fatal("miss")
-			}
-		}
-	})
-}
-
 var r1Answer = "<think>\nThe agent wants to delete backups older than 30 days. The retention policy allows it. " +
 	"The outcome is not yet known, but the action is reversible only from offsite copies.\n</think>\n\n" +
 	`{"verdict": "PASS", "confidence": 0.86, "reasoning": "Deleting backups past the retention window follows policy.", "offense_level": "none"}`

@@ -34,7 +34,7 @@ type Chain struct {
 	cfg     Config
 	targets map[string]*target
 	tiers   map[pipeline.Tier][]*target
-	cache   *pipeline.Cache
+	cache   *Cache
 	log     zerolog.Logger
 	redact  *strings.Replacer
 	obs     Observer
@@ -46,7 +46,7 @@ type Chain struct {
 var _ pipeline.Completer = (*Chain)(nil)
 
 // New builds a Chain over one shared HTTP client. cache may be nil (no caching).
-func New(cfg Config, cache *pipeline.Cache, log zerolog.Logger) (*Chain, error) {
+func New(cfg Config, cache *Cache, log zerolog.Logger) (*Chain, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -258,7 +258,7 @@ func batchFirst(chain []*target) []*target {
 
 // viaCache answers req from t, through the cache.
 func (c *Chain) viaCache(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
-	key := pipeline.CacheKey(t.provider.Name, t.Model, req)
+	key := CacheKey(t.provider.Name, t.Model, req)
 	resp, err := c.cache.Do(ctx, req.Tier, key, func(ctx context.Context) (pipeline.Response, error) {
 		return c.tryTarget(ctx, t, req)
 	})

@@ -21,12 +21,12 @@ import (
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
-func newChain(t *testing.T, url, key string, cache *pipeline.Cache, attempts int) *router.Chain {
+func newChain(t *testing.T, url, key string, cache *router.Cache, attempts int) *router.Chain {
 	t.Helper()
 	return newChainOfKind(t, router.KindSim, url, key, cache, attempts)
 }
 
-func newChainOfKind(t *testing.T, kind, url, key string, cache *pipeline.Cache, attempts int) *router.Chain {
+func newChainOfKind(t *testing.T, kind, url, key string, cache *router.Cache, attempts int) *router.Chain {
 	t.Helper()
 	cfg := router.Config{
 		Providers: []router.Provider{{Name: "sim", Kind: kind, BaseURL: url, APIKey: key}},
@@ -163,7 +163,7 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 
 func TestCacheServesRepeatsAndSaysSo(t *testing.T) {
 	s, url := simtest.Start(t, sim.Config{})
-	cache, err := pipeline.NewCache(pipeline.CacheConfig{TTL: pipeline.DefaultCacheTTL()})
+	cache, err := router.NewCache(router.CacheConfig{TTL: router.DefaultCacheTTL()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ var (
 
 // newMetrics registers the metrics; judges name the tribunal's judges, whose
 // abstention counters start at zero like every other known label value.
-func newMetrics(cache *pipeline.Cache, judges []pipeline.Judge) *metrics {
+func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	f := func(c prometheus.Collector) { reg.MustRegister(c) }

@@ -155,7 +155,7 @@ func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
 	if err := json.Unmarshal(b, &dash); err != nil {
 		t.Fatal(err)
 	}
-	cache, err := pipeline.NewCache(pipeline.CacheConfig{})
+	cache, err := router.NewCache(router.CacheConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,8 +63,8 @@ Stops on SIGINT or SIGTERM, letting in-flight thoughts finish within NOESIS_DRAI
 
 // The consumers package keeps, in NATS, what the router asks of these interfaces.
 var (
-	_ router.Limiter  = (*consumers.KVLimits)(nil)
-	_ pipeline.Shared = (*consumers.KVCache)(nil)
+	_ router.Limiter = (*consumers.KVLimits)(nil)
+	_ router.Shared  = (*consumers.KVCache)(nil)
 )
 
 // service is one running noesis process: its connections and pools.
@@ -73,7 +73,7 @@ type service struct {
 	embedded *server.Server
 	nc       *nats.Conn
 	chain    *router.Chain
-	cache    *pipeline.Cache
+	cache    *router.Cache
 	simSrv   *sim.Server
 	simURL   string // the simulator's base URL, when the provider is the simulator
 	pools    map[pipeline.Stage]*consumers.Pool
@@ -165,7 +165,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		log.Warn().Str("sim_url", simURL).Float64("latency_scale", cfg.SimLatencyScale).
 			Msgf("USING THE SIMULATOR (%s): every answer is synthetic; set NEBIUS_API_KEY for real models", reason)
 	}
-	s.cache, err = pipeline.NewCache(cfg.Cache())
+	s.cache, err = router.NewCache(cfg.Cache())
 	if err != nil {
 		return nil, err
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package router
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // CacheConfig sizes the answer cache and sets its TTL per tier.
@@ -20,12 +22,12 @@ type CacheConfig struct {
 	// MaxBytes bounds the cached answers' size; 0 means 64 MiB.
 	MaxBytes int64
 	// TTL per tier; a missing or zero TTL turns caching off for that tier.
-	TTL map[Tier]time.Duration
+	TTL map[pipeline.Tier]time.Duration
 }
 
 // DefaultCacheTTL returns the seed's TTLs: fast 1 min, reasoning 5 min, deep 30 min.
-func DefaultCacheTTL() map[Tier]time.Duration {
-	return map[Tier]time.Duration{TierFast: time.Minute, TierReasoning: 5 * time.Minute, TierDeep: 30 * time.Minute}
+func DefaultCacheTTL() map[pipeline.Tier]time.Duration {
+	return map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute, pipeline.TierReasoning: 5 * time.Minute, pipeline.TierDeep: 30 * time.Minute}
 }
 
 // CacheStats counts what the cache did.
@@ -42,14 +44,14 @@ type CacheStats struct {
 // one upstream call. Its methods are best effort: a failure reads as a miss.
 // Implementations must be safe for concurrent use.
 type Shared interface {
-	Get(ctx context.Context, tier Tier, key string) (Response, bool)
-	Put(ctx context.Context, tier Tier, key string, r Response)
+	Get(ctx context.Context, tier pipeline.Tier, key string) (pipeline.Response, bool)
+	Put(ctx context.Context, tier pipeline.Tier, key string, r pipeline.Response)
 	// Lease claims the upstream call for key. It returns false when another
 	// process holds the claim; release gives up a claim that was granted.
-	Lease(ctx context.Context, tier Tier, key string) (granted bool, release func())
+	Lease(ctx context.Context, tier pipeline.Tier, key string) (granted bool, release func())
 	// Await waits for another process's answer to key until ctx ends or its
 	// claim lapses, and reports whether one came.
-	Await(ctx context.Context, tier Tier, key string) (Response, bool)
+	Await(ctx context.Context, tier pipeline.Tier, key string) (pipeline.Response, bool)
 }
 
 // Cache keeps model answers for a TTL per tier, and makes identical requests
@@ -57,14 +59,14 @@ type Shared interface {
 // never cached. Safe for concurrent use. Ristretto may drop a write under
 // contention; a dropped write costs one more upstream call, never a wrong answer.
 type Cache struct {
-	store *ristretto.Cache[string, Response]
-	ttl   map[Tier]time.Duration
+	store *ristretto.Cache[string, pipeline.Response]
+	ttl   map[pipeline.Tier]time.Duration
 
 	mu      sync.Mutex
 	flights map[string]*flight // calls in flight, by key
 	shared  Shared
 
-	counts    map[Tier]*tierCounts
+	counts    map[pipeline.Tier]*tierCounts
 	evictions atomic.Uint64
 }
 
@@ -83,18 +85,18 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if maxBytes <= 0 {
 		maxBytes = 64 << 20
 	}
-	c := &Cache{ttl: map[Tier]time.Duration{}, flights: map[string]*flight{}, counts: map[Tier]*tierCounts{}}
-	for _, t := range Tiers {
+	c := &Cache{ttl: map[pipeline.Tier]time.Duration{}, flights: map[string]*flight{}, counts: map[pipeline.Tier]*tierCounts{}}
+	for _, t := range pipeline.Tiers {
 		c.counts[t] = &tierCounts{}
 	}
 	for t, d := range cfg.TTL {
 		c.ttl[t] = d
 	}
-	store, err := ristretto.NewCache(&ristretto.Config[string, Response]{
+	store, err := ristretto.NewCache(&ristretto.Config[string, pipeline.Response]{
 		NumCounters: max(maxBytes/100, 1000), // about ten counters per entry of ~1 KiB
 		MaxCost:     maxBytes,
 		BufferItems: 64,
-		OnEvict:     func(*ristretto.Item[Response]) { c.evictions.Add(1) },
+		OnEvict:     func(*ristretto.Item[pipeline.Response]) { c.evictions.Add(1) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -117,29 +119,29 @@ func (c *Cache) Stats() CacheStats {
 }
 
 // StatsByTier returns the counters of each tier (evictions are not split by tier).
-func (c *Cache) StatsByTier() map[Tier]CacheStats {
-	out := make(map[Tier]CacheStats, len(c.counts))
+func (c *Cache) StatsByTier() map[pipeline.Tier]CacheStats {
+	out := make(map[pipeline.Tier]CacheStats, len(c.counts))
 	for t, n := range c.counts {
 		out[t] = n.stats()
 	}
 	return out
 }
 
-func (c *Cache) count(t Tier) *tierCounts {
+func (c *Cache) count(t pipeline.Tier) *tierCounts {
 	if n, ok := c.counts[t]; ok {
 		return n
 	}
-	return c.counts[TierFast] // unknown tiers are counted as fast; Request.Tier is always one of Tiers
+	return c.counts[pipeline.TierFast] // unknown tiers are counted as fast; pipeline.Request.Tier is always one of pipeline.Tiers
 }
 
 // TTL returns the TTL for tier t (0: not cached).
-func (c *Cache) TTL(t Tier) time.Duration { return c.ttl[t] }
+func (c *Cache) TTL(t pipeline.Tier) time.Duration { return c.ttl[t] }
 
 // Do returns the cached answer for key, or calls fn once for all the callers
 // asking for key at that moment and caches its answer for the tier's TTL.
 // A hit comes back with Cached set. A caller whose context ends stops waiting;
 // a caller that waited on another caller's call which was cancelled calls fn itself.
-func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.Context) (Response, error)) (Response, error) {
+func (c *Cache) Do(ctx context.Context, tier pipeline.Tier, key string, fn func(context.Context) (pipeline.Response, error)) (pipeline.Response, error) {
 	if c == nil || c.ttl[tier] <= 0 {
 		return fn(ctx)
 	}
@@ -172,7 +174,7 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 		}
 		select {
 		case <-ctx.Done():
-			return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
+			return pipeline.Response{}, fmt.Errorf("%w: %w", pipeline.ErrTransient, ctx.Err())
 		case <-f.done:
 		}
 		c.count(tier).coalesced.Add(1)
@@ -180,7 +182,7 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 			if attempt == 0 && ctx.Err() == nil && errors.Is(f.err, context.Canceled) {
 				continue // the leader's call was cancelled, not ours
 			}
-			return Response{}, f.err
+			return pipeline.Response{}, f.err
 		}
 		return f.resp, nil
 	}
@@ -188,7 +190,7 @@ func (c *Cache) Do(ctx context.Context, tier Tier, key string, fn func(context.C
 
 // lead answers for this process: from the shared level when another process
 // has the answer or is getting it, else from fn, sharing the answer after.
-func (c *Cache) lead(ctx context.Context, tier Tier, key string, fn func(context.Context) (Response, error)) (Response, error) {
+func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn func(context.Context) (pipeline.Response, error)) (pipeline.Response, error) {
 	n := c.count(tier)
 	if c.shared == nil {
 		n.misses.Add(1)
@@ -227,13 +229,13 @@ func (c *Cache) lead(ctx context.Context, tier Tier, key string, fn func(context
 // flight is one upstream call that identical requests wait on.
 type flight struct {
 	done chan struct{}
-	resp Response
+	resp pipeline.Response
 	err  error
 }
 
 // CacheKey hashes everything that decides a model's answer: provider, model,
 // messages, temperature, max tokens and the prompt version.
-func CacheKey(provider, model string, req Request) string {
+func CacheKey(provider, model string, req pipeline.Request) string {
 	h := sha256.New()
 	var n [8]byte
 	field := func(s string) {
@@ -243,7 +245,7 @@ func CacheKey(provider, model string, req Request) string {
 	}
 	field(provider)
 	field(model)
-	field(PromptVersion)
+	field(pipeline.PromptVersion)
 	binary.LittleEndian.PutUint64(n[:], uint64(math.Float32bits(req.Temperature)))
 	h.Write(n[:])
 	binary.LittleEndian.PutUint64(n[:], uint64(req.MaxTokens))

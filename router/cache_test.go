@@ -1,0 +1,145 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+func newTestCache(t *testing.T, ttl map[pipeline.Tier]time.Duration) *Cache {
+	t.Helper()
+	c, err := NewCache(CacheConfig{TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+func TestCacheTTLPerTier(t *testing.T) {
+	c := newTestCache(t, map[pipeline.Tier]time.Duration{pipeline.TierFast: 150 * time.Millisecond, pipeline.TierReasoning: time.Hour})
+	var calls atomic.Int32
+	fn := func(context.Context) (pipeline.Response, error) {
+		calls.Add(1)
+		return pipeline.Response{Content: "answer"}, nil
+	}
+	ctx := context.Background()
+	for _, tier := range []pipeline.Tier{pipeline.TierFast, pipeline.TierReasoning, pipeline.TierDeep} {
+		r, err := c.Do(ctx, tier, "k-"+string(tier), fn)
+		if err != nil || r.Cached {
+			t.Fatalf("%s first call: %+v %v", tier, r, err)
+		}
+	}
+	for _, tier := range []pipeline.Tier{pipeline.TierFast, pipeline.TierReasoning} {
+		if r, _ := c.Do(ctx, tier, "k-"+string(tier), fn); !r.Cached || r.Content != "answer" {
+			t.Fatalf("%s second call was not a hit: %+v", tier, r)
+		}
+	}
+	if r, _ := c.Do(ctx, pipeline.TierDeep, "k-deep", fn); r.Cached {
+		t.Fatal("deep has no TTL here and must not be cached")
+	}
+	time.Sleep(300 * time.Millisecond)
+	if r, _ := c.Do(ctx, pipeline.TierFast, "k-fast", fn); r.Cached {
+		t.Fatal("fast answer outlived its TTL")
+	}
+	if r, _ := c.Do(ctx, pipeline.TierReasoning, "k-reasoning", fn); !r.Cached {
+		t.Fatal("reasoning answer expired early")
+	}
+	if got := calls.Load(); got != 5 {
+		t.Fatalf("%d upstream calls, want 5", got)
+	}
+	if s := c.Stats(); s.Hits != 3 {
+		t.Fatalf("stats %+v, want 3 hits", s)
+	}
+}
+
+func TestCacheCoalescesInFlight(t *testing.T) {
+	c := newTestCache(t, DefaultCacheTTL())
+	var calls atomic.Int32
+	release := make(chan struct{})
+	fn := func(context.Context) (pipeline.Response, error) {
+		calls.Add(1)
+		<-release
+		return pipeline.Response{Content: "shared"}, nil
+	}
+	var wg sync.WaitGroup
+	results := make(chan pipeline.Response, 50)
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := c.Do(context.Background(), pipeline.TierReasoning, "same", fn)
+			if err != nil {
+				t.Error(err)
+			}
+			results <- r
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // let all 50 join the flight
+	close(release)
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r.Content != "shared" {
+			t.Fatalf("got %+v", r)
+		}
+	}
+	if calls.Load() != 1 {
+		t.Fatalf("%d upstream calls for 50 identical requests, want 1", calls.Load())
+	}
+}
+
+func TestCacheNeverCachesErrors(t *testing.T) {
+	c := newTestCache(t, DefaultCacheTTL())
+	var calls atomic.Int32
+	fn := func(context.Context) (pipeline.Response, error) {
+		if calls.Add(1) == 1 {
+			return pipeline.Response{}, fmt.Errorf("%w: 503", pipeline.ErrTransient)
+		}
+		return pipeline.Response{Content: "ok"}, nil
+	}
+	if _, err := c.Do(context.Background(), pipeline.TierFast, "k", fn); !errors.Is(err, pipeline.ErrTransient) {
+		t.Fatalf("err = %v", err)
+	}
+	r, err := c.Do(context.Background(), pipeline.TierFast, "k", fn)
+	if err != nil || r.Content != "ok" || r.Cached {
+		t.Fatalf("after an error: %+v %v", r, err)
+	}
+}
+
+func TestCacheKey(t *testing.T) {
+	base := pipeline.Request{Tier: pipeline.TierFast, Messages: []pipeline.Message{{Role: pipeline.RoleSystem, Content: "s"}, {Role: pipeline.RoleUser, Content: "u"}}, Temperature: 0.3, MaxTokens: 512}
+	k := CacheKey("nebius", "llama", base)
+	if k != CacheKey("nebius", "llama", base) {
+		t.Fatal("key is not deterministic")
+	}
+	variants := map[string]string{
+		"provider":    CacheKey("modal", "llama", base),
+		"model":       CacheKey("nebius", "qwen", base),
+		"temperature": CacheKey("nebius", "llama", with(base, func(r *pipeline.Request) { r.Temperature = 0 })),
+		"max tokens":  CacheKey("nebius", "llama", with(base, func(r *pipeline.Request) { r.MaxTokens = 511 })),
+		"message": CacheKey("nebius", "llama", with(base, func(r *pipeline.Request) {
+			r.Messages = []pipeline.Message{{Role: pipeline.RoleSystem, Content: "s"}, {Role: pipeline.RoleUser, Content: "v"}}
+		})),
+		"boundary": CacheKey("nebius", "llama", with(base, func(r *pipeline.Request) {
+			r.Messages = []pipeline.Message{{Role: pipeline.RoleSystem, Content: "su"}, {Role: pipeline.RoleUser, Content: ""}}
+		})),
+	}
+	for what, v := range variants {
+		if v == k {
+			t.Errorf("changing the %s does not change the key", what)
+		}
+	}
+}
+
+func with(r pipeline.Request, f func(*pipeline.Request)) pipeline.Request {
+	r.Messages = append([]pipeline.Message(nil), r.Messages...)
+	f(&r)
+	return r
+}
