@@ -118,7 +118,7 @@ func ParseJudgeAnswer(text string) (JudgeAnswer, error) {
 // without one (confidence 0). Two different verdicts, a negated one ("not
 // PASS") or none at all are errors wrapping ErrUnparseable, which say why.
 func ReadJudgeAnswer(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
-	r := reader{tag: asciiLower(tag), quote: normalise(string(quote)), quoteLines: quoteLines(string(quote))}
+	r := reader{tag: asciiLower(tag), raw: string(quote)}
 	items := r.scan(answer)
 	if r.tag != "" {
 		if tagged := onlyTagged(items); hasVerdict(tagged) {

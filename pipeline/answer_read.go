@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 type fieldKind int
@@ -33,7 +34,9 @@ type item struct {
 
 type reader struct {
 	tag        string
-	quote      string          // the thought, normalised
+	raw        string          // the thought as quoted
+	normalised bool            // quote and quoteLines are set
+	quote      string          // the thought, normalised (when first needed)
 	quoteLines map[string]bool // its lines, normalised
 }
 
@@ -71,8 +74,11 @@ func (r *reader) withoutEchoes(items []item) []item {
 }
 
 func (r *reader) echoes(it item) bool {
-	if r.quote == "" {
+	if r.raw == "" {
 		return false
+	}
+	if !r.normalised { // only untagged answers need it: done at most once
+		r.quote, r.quoteLines, r.normalised = normalise(r.raw), quoteLines(r.raw), true
 	}
 	n := normalise(it.span)
 	if it.bare || len(n) < 10 {
@@ -198,16 +204,62 @@ func flatten(obj map[string]any) map[fieldKind]string {
 	return out
 }
 
+// labelChar reports whether r may stand in a label ("Final verdict", "Offense-level (0-3)").
+func labelChar(r rune) bool {
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == ' ' || r == '_' || r == '(' || r == ')' || r == '\'' || r == '-'
+}
+
+// splitField reads "KEY: value", "KEY = value" or "KEY - value" (a spaced
+// dash or em dash): a label of at most 41 letters and the like, starting
+// with a letter, then the separator. Hand-written: the hot path of reading.
+func splitField(s string) (key, value string, ok bool) {
+	if s == "" || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		return "", "", false
+	}
+	for i, r := range s {
+		if i > 41 {
+			return "", "", false
+		}
+		switch {
+		case r == ':' || r == '=':
+			return strings.TrimSpace(s[:i]), strings.TrimSpace(s[i+1:]), true
+		case (r == '-' || r == '–' || r == '—') && i > 0 && s[i-1] == ' ':
+			n := i + utf8.RuneLen(r)
+			if n < len(s) && s[n] == ' ' {
+				return strings.TrimSpace(s[:i]), strings.TrimSpace(s[n:]), true
+			}
+			if r != '-' {
+				return "", "", false
+			}
+		case !labelChar(r):
+			return "", "", false
+		}
+	}
+	return "", "", false
+}
+
+// labelOnly reads a heading or label with no value ("## Verdict", "Verdict:"):
+// its value is on the next line.
+func labelOnly(s string) (string, bool) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ":")
+	if s == "" || len(s) > 42 || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+		return "", false
+	}
+	for _, r := range s {
+		if !labelChar(r) {
+			return "", false
+		}
+	}
+	return s, true
+}
+
 var (
-	// "KEY: value", "KEY = value", "KEY - value" after markdown is removed.
-	fieldLineRE = regexp.MustCompile(`^([A-Za-z][A-Za-z _()'-]{0,40}?)\s*(?::|=|\s[-–—]\s)\s*(.*)$`)
-	// A heading or label with no value: the value is on the next line.
-	labelOnlyRE = regexp.MustCompile(`^([A-Za-z][A-Za-z _()'-]{0,40}?)\s*:?$`)
 	// "Confidence 0.7": a number needs no colon.
 	numberLineRE = regexp.MustCompile(`(?i)^(confidence(?: level| score)?|certainty)\s+(\d.*|\.\d.*)$`)
 	emphasisRE   = regexp.MustCompile("[*`]+|__+")
-	leadRE       = regexp.MustCompile(`^(?:[>#\-+•\s]+|\d+[.)]\s+)+`)
 )
+
+var labelSeparators = strings.NewReplacer("_", " ", "-", " ")
 
 // fieldOf names the field a label stands for.
 func fieldOf(label string) (fieldKind, bool) {
@@ -215,7 +267,7 @@ func fieldOf(label string) (fieldKind, bool) {
 	if i := strings.IndexByte(l, '('); i > 0 {
 		l = strings.TrimSpace(l[:i])
 	}
-	l = strings.NewReplacer("_", " ", "-", " ").Replace(l)
+	l = labelSeparators.Replace(l)
 	l = strings.Join(strings.Fields(l), " ")
 	for _, p := range []string{"final ", "my ", "overall ", "the ", "judge ", "your "} {
 		l = strings.TrimPrefix(l, p)
@@ -259,13 +311,15 @@ func (r *reader) scanLines(text string) []item {
 			continue
 		}
 		tagged = tagged || taggedBlock
-		m := fieldLineRE.FindStringSubmatch(clean)
-		if m == nil {
-			m = numberLineRE.FindStringSubmatch(clean)
+		key, value, found := splitField(clean)
+		if !found && (hasPrefixFold(clean, "confidence") || hasPrefixFold(clean, "certainty")) {
+			if m := numberLineRE.FindStringSubmatch(clean); m != nil {
+				key, value, found = m[1], m[2], true
+			}
 		}
-		if m != nil {
-			if kind, ok := fieldOf(m[1]); ok {
-				value := strings.TrimSpace(m[2])
+		if found {
+			if kind, ok := fieldOf(key); ok {
+				value := strings.TrimSpace(value)
 				if value == "" {
 					pending, reasoning = &kind, -1
 					continue
@@ -278,8 +332,8 @@ func (r *reader) scanLines(text string) []item {
 				continue
 			}
 		}
-		if m := labelOnlyRE.FindStringSubmatch(clean); m != nil {
-			if kind, ok := fieldOf(m[1]); ok {
+		if label, ok := labelOnly(clean); ok {
+			if kind, ok := fieldOf(label); ok {
 				pending, reasoning = &kind, -1
 				continue
 			}
@@ -294,7 +348,10 @@ func (r *reader) scanLines(text string) []item {
 		case reasoning >= 0:
 			items[reasoning].value += "\n" + strings.TrimSpace(raw)
 		default:
-			if v, k := readVerdict(clean); k == verdictOK && isBareVerdict(clean) {
+			if !isBareVerdict(clean) {
+				break
+			}
+			if v, k := readVerdict(clean); k == verdictOK {
 				items = append(items, item{kind: fieldVerdict, value: string(v), span: raw, pos: at, tagged: tagged, bare: true})
 			}
 		}
@@ -302,9 +359,27 @@ func (r *reader) scanLines(text string) []item {
 	return items
 }
 
+// clean removes markdown emphasis and the marks that lead a line (quote,
+// heading, bullet, "1." or "2)"). Hand-written: the hot path of reading.
 func clean(line string) string {
-	line = emphasisRE.ReplaceAllString(line, "")
-	line = leadRE.ReplaceAllString(strings.TrimSpace(line), "")
+	if strings.ContainsAny(line, "*`") || strings.Contains(line, "__") {
+		line = emphasisRE.ReplaceAllString(line, "")
+	}
+	line = strings.TrimSpace(line)
+	for {
+		t := strings.TrimLeft(line, ">#-+• \t")
+		j := 0
+		for j < len(t) && t[j] >= '0' && t[j] <= '9' {
+			j++
+		}
+		if j > 0 && j+1 < len(t) && (t[j] == '.' || t[j] == ')') && (t[j+1] == ' ' || t[j+1] == '\t') {
+			t = t[j+2:]
+		}
+		if t == line {
+			break
+		}
+		line = t
+	}
 	return strings.TrimSpace(strings.TrimLeft(line, ":;,.)]} "))
 }
 
@@ -375,4 +450,9 @@ func (r *reader) resolve(items []item) (JudgeAnswer, error) {
 		a.Reasoning = strings.TrimSpace(s)
 	}
 	return a, nil
+}
+
+// hasPrefixFold reports whether s begins with the ASCII prefix, in any case.
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
