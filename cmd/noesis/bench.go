@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"slices"
 	"strconv"
 	"time"
@@ -133,13 +132,13 @@ func benchProvider(ctx context.Context, cfg config.Config) (router.Provider, fun
 		p.BaseURL = cfg.SimURL
 		return p, func() {}, nil
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	url, err := sim.New(cfg.Sim()).Start(sctx, nil)
 	if err != nil {
+		cancel()
 		return p, nil, err
 	}
-	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	go func() { _ = sim.New(cfg.Sim()).Serve(sctx, ln) }()
-	p.BaseURL = "http://" + ln.Addr().String() + "/v1"
+	p.BaseURL = url
 	return p, cancel, nil
 }
 

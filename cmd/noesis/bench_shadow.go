@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"strconv"
 	"sync"
 	"time"
@@ -114,15 +113,12 @@ func benchShadow(ctx context.Context, cfg config.Config, js jetstream.JetStream,
 	}
 	simURL := cfg.SimURL
 	if (cfg.UsesSim() || cand.UsesSim()) && simURL == "" {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		s := sim.New(cfg.Sim())
-		go func() { _ = s.Serve(sctx, ln) }()
-		simURL = "http://" + ln.Addr().String() + "/v1"
+		var err error
+		if simURL, err = sim.New(cfg.Sim()).Start(sctx, nil); err != nil {
+			return nil, err
+		}
 	}
 	baseTrib, baseName, err := shadowTribunal(cfg, simURL)
 	if err != nil {

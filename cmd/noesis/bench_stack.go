@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -125,10 +124,6 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 		return nil, err
 	}
 	st.natsURL = st.server.ClientURL()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
 	var sctx context.Context
 	sctx, st.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sc := cfg.Sim()
@@ -136,8 +131,9 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 		fn(&sc)
 	}
 	st.sim = sim.New(sc)
-	go func() { _ = st.sim.Serve(sctx, ln) }()
-	st.simURL = "http://" + ln.Addr().String() + "/v1"
+	if st.simURL, err = st.sim.Start(sctx, nil); err != nil {
+		return nil, err
+	}
 
 	if inProcess {
 		wcfg := cfg

@@ -311,19 +311,10 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 
 // startSim runs the simulator in this process on a loopback port, over real HTTP.
 func (s *service) startSim(ctx context.Context, cfg config.Config) (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("simulator: %w", err)
-	}
 	s.simSrv = sim.New(cfg.Sim())
 	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.cleanup = append(s.cleanup, cancel)
-	go func() {
-		if err := s.simSrv.Serve(simCtx, ln); err != nil {
-			s.log.Error().Err(err).Msg("simulator stopped")
-		}
-	}()
-	return "http://" + ln.Addr().String() + "/v1", nil
+	return s.simSrv.Start(simCtx, func(err error) { s.log.Error().Err(err).Msg("simulator stopped") })
 }
 
 // startPprof serves net/http/pprof on addr until the service closes.

@@ -386,3 +386,19 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 		"usage":   map[string]int{"prompt_tokens": promptTokens, "completion_tokens": a.tokens, "total_tokens": promptTokens + a.tokens},
 	})
 }
+
+// Start serves the simulator on a free loopback port until ctx ends, and
+// returns its base URL (http://127.0.0.1:PORT/v1). onError, when set, is
+// told if serving fails.
+func (s *Server) Start(ctx context.Context, onError func(error)) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("simulator: %w", err)
+	}
+	go func() {
+		if err := s.Serve(ctx, ln); err != nil && onError != nil {
+			onError(err)
+		}
+	}()
+	return "http://" + ln.Addr().String() + "/v1", nil
+}
