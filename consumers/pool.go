@@ -124,13 +124,13 @@ type Pool struct {
 // rate_limit_wait. out is the stage's output when there is one. Implementations
 // must be safe for concurrent use and must not block.
 type Observer interface {
-	Handled(stage pipeline.Stage, outcome string, delivery uint64, out any)
+	Handled(stage pipeline.Stage, outcome string, delivery uint64, out pipeline.Output)
 }
 
 // SetObserver makes o see every delivery. Call it before Run.
 func (p *Pool) SetObserver(o Observer) { p.obs = o }
 
-func (p *Pool) observe(outcome string, delivery uint64, out any) {
+func (p *Pool) observe(outcome string, delivery uint64, out pipeline.Output) {
 	if p.obs != nil {
 		p.obs.Handled(p.cfg.Stage, outcome, delivery, out)
 	}
@@ -352,7 +352,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 
 // run calls the handler with a fresh call budget, and again after a rate
 // limit's Retry-After while the pool's patience lasts.
-func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) (any, error) {
+func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) (pipeline.Output, error) {
 	started := time.Now()
 	for {
 		hctx, _ := pipeline.WithCallBudget(ctx, p.cfg.CallBudget)

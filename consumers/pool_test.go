@@ -25,11 +25,11 @@ func TestAPanicDeadLettersItsThoughtAndTheWorkerLives(t *testing.T) {
 	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	handler := func(_ context.Context, th pipeline.Thought) (any, error) {
+	handler := func(_ context.Context, th pipeline.Thought) (pipeline.Output, error) {
 		if strings.Contains(th.Content.UserInput, "boom") {
 			panic("a bug in the handler for " + th.EventID)
 		}
-		return map[string]string{"event_id": th.EventID}, nil
+		return &pipeline.Narrative{Meta: pipeline.Meta{EventID: th.EventID, AgentID: th.AgentID, Stage: pipeline.StageNarrative}}, nil
 	}
 	pool, err := consumers.NewPool(js, consumers.PoolConfig{Stage: pipeline.StageNarrative}, handler, zerolog.Nop())
 	if err != nil {

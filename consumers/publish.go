@@ -17,7 +17,7 @@ import (
 
 // publish sends a stage's output and waits for the stream's PubAck. It
 // reports whether the stream already had it.
-func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out any, in jetstream.Msg, log zerolog.Logger) (bool, error) {
+func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Output, in jetstream.Msg, log zerolog.Logger) (bool, error) {
 	data, err := json.Marshal(out)
 	if err != nil {
 		return false, fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)

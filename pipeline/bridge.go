@@ -82,7 +82,7 @@ func (b *Bridge) Messages(t *Thought) []Message {
 
 // Process writes the narrative for t. Errors come from the Completer
 // (wrapping ErrTransient or ErrPermanent); an empty answer is transient.
-func (b *Bridge) Process(ctx context.Context, t Thought) (any, error) {
+func (b *Bridge) Process(ctx context.Context, t Thought) (Output, error) {
 	started := time.Now()
 	temp, maxTokens := b.Temperature, b.MaxTokens
 	if maxTokens == 0 {
@@ -155,7 +155,7 @@ func (a *Analyst) Messages(t *Thought) []Message {
 }
 
 // Process writes the analysis for t; errors as for Bridge.Process.
-func (a *Analyst) Process(ctx context.Context, t Thought) (any, error) {
+func (a *Analyst) Process(ctx context.Context, t Thought) (Output, error) {
 	started := time.Now()
 	temp, maxTokens := a.Temperature, a.MaxTokens
 	if maxTokens == 0 {

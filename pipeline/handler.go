@@ -6,15 +6,27 @@ import (
 	"runtime/debug"
 )
 
-// Handler turns a thought into one stage's output (a *Narrative, *Verdict or
-// *Analysis). Its error decides what happens to the thought's message: one
-// wrapping ErrBadInput or ErrPermanent dead-letters it, any other error means
-// try again later. Handlers must be safe for concurrent use.
-type Handler func(ctx context.Context, t Thought) (any, error)
+// Output is a stage's result: a *Narrative, *Verdict or *Analysis, each of
+// which carries the envelope every output shares.
+type Output interface {
+	Envelope() *Meta
+}
+
+var (
+	_ Output = (*Narrative)(nil)
+	_ Output = (*Verdict)(nil)
+	_ Output = (*Analysis)(nil)
+)
+
+// Handler turns a thought into one stage's Output. Its error decides what
+// happens to the thought's message: one wrapping ErrBadInput or ErrPermanent
+// dead-letters it, any other error means try again later. Handlers must be
+// safe for concurrent use.
+type Handler func(ctx context.Context, t Thought) (Output, error)
 
 // Processor is a stage implementation: Bridge, Tribunal, Analyst.
 type Processor interface {
-	Process(ctx context.Context, t Thought) (any, error)
+	Process(ctx context.Context, t Thought) (Output, error)
 }
 
 var (
@@ -43,7 +55,7 @@ var ErrPanic = fmt.Errorf("%w: handler panicked", ErrPermanent)
 // the panic's value in the message and its stack in a PartialError's
 // transcript, so the thought is dead-lettered with both and the worker lives.
 func Recover(next Handler) Handler {
-	return func(ctx context.Context, t Thought) (out any, err error) {
+	return func(ctx context.Context, t Thought) (out Output, err error) {
 		defer func() {
 			if r := recover(); r != nil {
 				out = nil

@@ -75,6 +75,10 @@ type Meta struct {
 	CreatedAt     time.Time `json:"created_at"`
 }
 
+// Envelope returns the envelope itself: every output embeds a Meta, so every
+// output is an Output.
+func (m *Meta) Envelope() *Meta { return m }
+
 // from copies a response's provenance into the envelope.
 func (m *Meta) from(r Response) {
 	m.Model, m.Provider, m.Cached, m.Usage = r.Model, r.Provider, r.Cached, r.Usage

@@ -186,7 +186,7 @@ func (tr *Tribunal) Messages(j Judge, t *Thought) []Message {
 }
 
 // Process deliberates on t and returns its *Verdict.
-func (tr *Tribunal) Process(ctx context.Context, t Thought) (any, error) {
+func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
 	started := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, tr.deadline)
 	defer cancel()

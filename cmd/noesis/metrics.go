@@ -141,7 +141,7 @@ func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Durat
 }
 
 // Handled implements consumers.Observer.
-func (m *metrics) Handled(stage pipeline.Stage, outcome string, delivery uint64, out any) {
+func (m *metrics) Handled(stage pipeline.Stage, outcome string, delivery uint64, out pipeline.Output) {
 	m.deliveries.WithLabelValues(string(stage), outcome).Inc()
 	if delivery > 1 {
 		m.redelivered.WithLabelValues(string(stage)).Inc()
