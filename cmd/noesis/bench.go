@@ -236,3 +236,13 @@ func mean(xs []float64) float64 {
 	}
 	return sum / float64(len(xs))
 }
+
+// writeFigures prints a bench's result: indented JSON, or as table says.
+func writeFigures[T any](w io.Writer, format string, res T, table func(io.Writer, T) error) error {
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	return table(w, res)
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -100,12 +99,7 @@ reports noesis's throughput as a share of that ceiling.`,
 				}
 				fmt.Fprintf(cmd.ErrOrStderr(), "chart written to %s\n", o.chart)
 			}
-			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			return writePipelineFigures(cmd.OutOrStdout(), res)
+			return writeFigures(cmd.OutOrStdout(), format, res, writePipelineFigures)
 		},
 	}
 	f := cmd.Flags()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strconv"
@@ -84,12 +83,7 @@ reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			return writeShadowFigures(cmd.OutOrStdout(), res)
+			return writeFigures(cmd.OutOrStdout(), format, res, writeShadowFigures)
 		},
 	}
 	f := cmd.Flags()

@@ -380,12 +380,7 @@ judge answers read as the simulated judge meant them.`,
 			if err != nil {
 				return err
 			}
-			if format == "json" {
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
-			}
-			return writeTribunalFigures(cmd.OutOrStdout(), res)
+			return writeFigures(cmd.OutOrStdout(), format, res, writeTribunalFigures)
 		},
 	}
 	f := cmd.Flags()
