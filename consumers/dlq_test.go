@@ -1,7 +1,6 @@
 package consumers_test
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -10,20 +9,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // A worker that takes a thought and dies on its last delivery leaves nothing
 // behind but a max-deliveries advisory; the reaper turns it into a dead letter.
 func TestReaperDeadLettersThoughtsThatRanOutOfDeliveries(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, js := withStreams(t)
 	if err := consumers.EnsureAdvisoryStream(ctx, js, consumers.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,20 +11,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // A thought that makes the handler panic is dead-lettered with the panic and
 // its stack; the worker lives and handles the thoughts after it.
 func TestAPanicDeadLettersItsThoughtAndTheWorkerLives(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, js := withStreams(t)
 	handler := func(_ context.Context, th pipeline.Thought) (pipeline.Output, error) {
 		if strings.Contains(th.Content.UserInput, "boom") {
 			panic("a bug in the handler for " + th.EventID)
@@ -36,7 +29,8 @@ func TestAPanicDeadLettersItsThoughtAndTheWorkerLives(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
-	go func() { defer close(done); _ = pool.Run(ctx) }()
+	runCtx, stop := context.WithCancel(ctx)
+	go func() { defer close(done); _ = pool.Run(runCtx) }()
 	for i, text := range []string{"fine", "boom", "fine again", "boom", "still fine"} {
 		body, _ := json.Marshal(pipeline.Thought{EventID: fmt.Sprintf("p-%d", i), AgentID: "a1", Content: pipeline.Content{UserInput: text}})
 		if _, err := js.Publish(ctx, consumers.ThoughtSubject("a1"), body); err != nil {
@@ -64,6 +58,6 @@ func TestAPanicDeadLettersItsThoughtAndTheWorkerLives(t *testing.T) {
 			t.Errorf("letter: reason %q, %d attempts, transcript %.120s", l.Reason, l.Attempts, tr)
 		}
 	}
-	cancel()
+	stop()
 	<-done
 }

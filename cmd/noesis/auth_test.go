@@ -63,7 +63,8 @@ func (v *violations) handler(_ *nats.Conn, _ *nats.Subscription, err error) {
 	v.errs = append(v.errs, err.Error())
 }
 
-// waitFor waits until a violation mentioning what has been reported.
+// waitFor waits until a violation saying what ("Publish to \"x\"",
+// "Subscription to \"x\"") has been reported.
 func (v *violations) waitFor(t *testing.T, what string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
@@ -159,12 +160,14 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 		if _, err := alice.Subscribe(subject, func(*nats.Msg) {}); err != nil {
 			t.Fatal(err)
 		}
-		av.waitFor(t, subject)
+		av.waitFor(t, `Subscription to "`+subject+`"`)
 	}
 	// Forgery: publishing as another agent, publishing outputs, the internal and replay subjects.
 	for _, subject := range []string{"noesis.thoughts.daimon-1", "noesis.verdicts.daimon-1", "_noesis.store.verdicts.daimon-1", "_noesis.replay.alice"} {
 		_ = alice.Publish(subject, []byte(`{"event_id":"x","agent_id":"daimon-1","content":{"user_input":"x"},"decision":"pass"}`))
-		av.waitFor(t, subject)
+		// The kind of violation is named: a subscribe violation on the same
+		// subject above must not pass for a refused publish.
+		av.waitFor(t, `Publish to "`+subject+`"`)
 	}
 	// The JetStream API: no stream info, no deleting.
 	ctx := func() context.Context {
