@@ -12,7 +12,7 @@ NATS_SERVER := $(GOBIN)/nats-server
 NATS_CLI    := $(GOBIN)/nats
 CHAOS_N ?= 5000
 
-.PHONY: all build run sim test vet lint fmt fmt-check smoke chaos chaos-short chaos-auth fuzz tools bench clean
+.PHONY: all build run sim test vet lint fmt fmt-check smoke chaos chaos-short chaos-auth node-agent fuzz tools bench clean
 
 all: build
 
@@ -91,6 +91,12 @@ fuzz:
 ## smoke: the built binary end to end: serve, publish, and wait for both outputs.
 smoke: build tools
 	PATH="$$PATH:$(GOBIN)" ./.ci/smoke.sh
+
+## node-agent: the Node.js agent example (docs/agents/node) against a real
+## noesis serve under nats-auth.conf, and the AsyncAPI document through the
+## official parser. Needs node and npm.
+node-agent: build tools
+	PATH="$$PATH:$(GOBIN)" ./.ci/node-agent.sh
 
 clean:
 	rm -rf bin data

@@ -92,13 +92,16 @@ func newMeta(t *Thought, s Stage, started time.Time) Meta {
 // maxThinking bounds the chain of thought copied into an output.
 const maxThinking = 4 << 10
 
+// clip cuts s to at most n bytes, on a rune boundary, ending a cut string
+// with "…" (counted in the n), so the contract's maxLength holds.
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	cut := n
+	const ellipsis = "…"
+	cut := max(0, n-len(ellipsis))
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "…"
+	return s[:cut] + ellipsis
 }

@@ -1,0 +1,123 @@
+// A Daimon agent in Node.js, with the official NATS client: it publishes
+// thoughts to noesis with JetStream (a message id each), waits for each
+// thought's verdict and narrative, and checks every payload and its headers
+// against the JSON Schemas in docs/contract/schemas.
+//
+//   npm ci && node agent.mjs            # 50 thoughts to nats://127.0.0.1:4222 as daimon-1
+//
+// Settings (environment): NATS_URL; AGENT (default daimon-1); THOUGHTS (50);
+// NATS_USER / NATS_PASSWORD, or NATS_NKEY_SEED_FILE (a seed from `noesis agent add`);
+// TIMEOUT_S (120): how long to wait for every answer; QUIET_S (2): how long to
+// keep listening after the last expected answer, to catch a duplicate.
+// Exit status 0 only when every thought got exactly one verdict and one
+// narrative and every message matched its schema.
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const env = process.env;
+const agent = env.AGENT ?? 'daimon-1';
+const count = Number(env.THOUGHTS ?? 50);
+const timeoutMs = Number(env.TIMEOUT_S ?? 120) * 1000;
+const quietMs = Number(env.QUIET_S ?? 2) * 1000;
+
+// The contract's schemas, by file name; $refs between them resolve by $id.
+const schemaDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../contract/schemas');
+const ajv = new Ajv({ allErrors: true, strict: true });
+addFormats(ajv);
+for (const f of readdirSync(schemaDir).filter((f) => f.endsWith('.json'))) {
+  ajv.addSchema(JSON.parse(readFileSync(path.join(schemaDir, f), 'utf8')), f);
+}
+const check = (schema, value) => {
+  const validate = ajv.getSchema(schema);
+  return validate(value) ? null : ajv.errorsText(validate.errors);
+};
+
+// Under nats-auth.conf an agent may read replies only under its own inbox prefix.
+const opts = { servers: env.NATS_URL ?? 'nats://127.0.0.1:4222', inboxPrefix: `_INBOX_${agent}`, name: `node-agent-${agent}` };
+if (env.NATS_NKEY_SEED_FILE) {
+  opts.authenticator = nkeyAuthenticator(new TextEncoder().encode(readFileSync(env.NATS_NKEY_SEED_FILE, 'utf8').trim()));
+} else if (env.NATS_USER) {
+  opts.user = env.NATS_USER;
+  opts.pass = env.NATS_PASSWORD;
+}
+const nc = await connect(opts);
+const js = jetstream(nc);
+
+const run = `${Date.now().toString(36)}-${process.pid}`;
+const events = new Map(); // event_id -> { verdicts, narratives }
+const problems = [];
+let answered = 0;
+let lastAnswer = Date.now();
+
+// Subscribe before publishing, so no answer goes by unseen.
+for (const [stage, subject, schema] of [
+  ['tribunal', `noesis.verdicts.${agent}`, 'verdict.json'],
+  ['narrative', `noesis.narratives.${agent}`, 'narrative.json'],
+]) {
+  const sub = nc.subscribe(subject);
+  (async () => {
+    for await (const m of sub) {
+      let out;
+      try {
+        out = m.json();
+      } catch (e) {
+        problems.push(`${subject}: not JSON: ${e.message}`);
+        continue;
+      }
+      const headers = {};
+      for (const k of m.headers?.keys() ?? []) headers[k] = m.headers.get(k);
+      for (const [name, value] of [[schema, out], ['output-headers.json', headers]]) {
+        const err = check(name, value);
+        if (err) problems.push(`${out.event_id} ${name}: ${err}`);
+      }
+      if (headers['Noesis-Stage'] !== stage || out.stage !== stage) problems.push(`${out.event_id}: stage ${out.stage} on ${subject}`);
+      const seen = events.get(out.event_id);
+      if (!seen) continue; // another run's answer
+      const key = stage === 'tribunal' ? 'verdicts' : 'narratives';
+      seen[key]++;
+      if (seen[key] === 1) answered++;
+      lastAnswer = Date.now();
+    }
+  })();
+}
+
+const started = Date.now();
+for (let i = 0; i < count; i++) {
+  const thought = {
+    event_id: `node-${run}-${i}`,
+    agent_id: agent,
+    content: { user_input: `Thought ${i} of a Node agent: I will archive the logs of run ${run}`, depth: 2, source: 'node-example' },
+    coherence: 0.8,
+    timestamp: new Date().toISOString(),
+  };
+  const err = check('thought.json', thought);
+  if (err) throw new Error(`our own thought is invalid: ${err}`);
+  events.set(thought.event_id, { verdicts: 0, narratives: 0 });
+  const ack = await js.publish(`noesis.thoughts.${agent}`, JSON.stringify(thought), { msgID: thought.event_id });
+  if (ack.stream !== 'NOESIS_THOUGHTS') problems.push(`${thought.event_id}: stored in ${ack.stream}`);
+}
+console.log(`published ${count} thoughts in ${Date.now() - started} ms`);
+
+const want = 2 * count;
+while (answered < want && Date.now() - started < timeoutMs) await new Promise((r) => setTimeout(r, 50));
+// Keep listening until nothing has arrived for QUIET_S: a duplicate would show.
+while (Date.now() - lastAnswer < quietMs) await new Promise((r) => setTimeout(r, 50));
+await nc.drain();
+
+let missing = 0;
+let duplicates = 0;
+for (const [id, seen] of events) {
+  for (const key of ['verdicts', 'narratives']) {
+    if (seen[key] === 0) missing++, problems.push(`${id}: no ${key.slice(0, -1)}`);
+    if (seen[key] > 1) duplicates++, problems.push(`${id}: ${seen[key]} ${key}`);
+  }
+}
+console.log(`${count} thoughts: ${answered}/${want} answers, ${missing} missing, ${duplicates} duplicated, ` +
+  `${problems.length} problems, ${Date.now() - started} ms`);
+for (const p of problems.slice(0, 20)) console.log(`  ${p}`);
+process.exit(problems.length === 0 ? 0 : 1);
