@@ -17,6 +17,7 @@ import (
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/docs/contract"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -52,6 +53,10 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 
 	// Every stage consumer accounts for every message: bad ones land in its DLQ.
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1, "dlq.narrative": len(cases), "dlq.tribunal": len(cases), "dlq.analysis": len(cases)})
+	schemas, err := contract.Schemas()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, stage := range []string{"narrative", "tribunal", "analysis"} {
 		msgs := got.messages("dlq." + stage)
 		if len(msgs) != len(cases) {
@@ -68,6 +73,9 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 			}
 			if m.Header.Get(consumers.HeaderDLQAttempts) != "1" || m.Header.Get(consumers.HeaderDLQSubject) != c.subject {
 				t.Errorf("%s: attempts %q subject %q", c.name, m.Header.Get(consumers.HeaderDLQAttempts), m.Header.Get(consumers.HeaderDLQSubject))
+			}
+			if err := contract.Validate(schemas, contract.DeadLetterHeaders, contract.Headers(m.Header)); err != nil {
+				t.Errorf("%s: %v", c.name, err)
 			}
 			if seq, _ := strconv.Atoi(m.Header.Get(consumers.HeaderDLQStreamSeq)); seq != i+1 {
 				t.Errorf("%s: stream seq %d, want %d", c.name, seq, i+1)

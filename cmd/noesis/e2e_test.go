@@ -17,6 +17,7 @@ import (
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/docs/contract"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -47,6 +48,22 @@ func TestEndToEndExactlyOnce(t *testing.T) {
 	got.exactlyOnce(t, "analyses", deep)
 	if dl := got.distinct("dlq.narrative") + got.distinct("dlq.tribunal") + got.distinct("dlq.analysis"); dl != 0 {
 		t.Errorf("%d dead letters in a clean run", dl)
+	}
+
+	// Every output and its headers follow the published contract.
+	schemas, err := contract.Schemas()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for kind, schema := range map[string]string{"narratives": contract.Narrative, "verdicts": contract.Verdict, "analyses": contract.Analysis} {
+		for _, m := range got.messages(kind) {
+			if err := contract.Validate(schemas, schema, m.Data); err != nil {
+				t.Errorf("%s: %v", m.Subject, err)
+			}
+			if err := contract.Validate(schemas, contract.OutputHeaders, contract.Headers(m.Header)); err != nil {
+				t.Errorf("%s headers: %v", m.Subject, err)
+			}
+		}
 	}
 
 	// The outputs are well-formed and say who made them.
