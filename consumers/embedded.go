@@ -1,3 +1,5 @@
+//go:build !noembed
+
 package consumers
 
 import (
@@ -10,21 +12,17 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// EmbeddedConfig is the embedded NATS server's configuration; its defaults
-// match nats.conf, so `nats-server -c nats.conf` runs the same server.
-type EmbeddedConfig struct {
-	// Listen is host:port; default 127.0.0.1:4222. Port 0 or -1 picks a free port.
-	Listen string
-	// DataDir holds JetStream's files; default ./data.
-	DataDir string
-	// MaxPayload bounds one message; default 1 MiB (NATS's default).
-	MaxPayload int32
-	// ServerName names the server in JetStream; default noesis.
-	ServerName string
-}
+// Embedded is a nats-server running in this process.
+type Embedded struct{ srv *server.Server }
 
-// EmbeddedDefaults are the settings nats.conf also holds.
-var EmbeddedDefaults = EmbeddedConfig{Listen: "127.0.0.1:4222", DataDir: "./data", MaxPayload: 1 << 20, ServerName: "noesis"}
+// ClientURL is the URL clients connect to.
+func (e *Embedded) ClientURL() string { return e.srv.ClientURL() }
+
+// Shutdown stops the server and waits until it has.
+func (e *Embedded) Shutdown() {
+	e.srv.Shutdown()
+	e.srv.WaitForShutdown()
+}
 
 // Options turns the config into nats-server options.
 func (c EmbeddedConfig) Options() (*server.Options, error) {
@@ -58,8 +56,8 @@ func (c EmbeddedConfig) Options() (*server.Options, error) {
 }
 
 // StartEmbedded starts a JetStream-enabled nats-server in this process and
-// waits until it takes connections. Call Shutdown and WaitForShutdown on it to stop it.
-func StartEmbedded(cfg EmbeddedConfig, log zerolog.Logger) (*server.Server, error) {
+// waits until it takes connections. Call Shutdown to stop it.
+func StartEmbedded(cfg EmbeddedConfig, log zerolog.Logger) (*Embedded, error) {
 	opts, err := cfg.Options()
 	if err != nil {
 		return nil, err
@@ -74,7 +72,7 @@ func StartEmbedded(cfg EmbeddedConfig, log zerolog.Logger) (*server.Server, erro
 		s.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready to take connections on %s within 15 s", cfg.Listen)
 	}
-	return s, nil
+	return &Embedded{srv: s}, nil
 }
 
 // serverLogger sends nats-server's log to zerolog.

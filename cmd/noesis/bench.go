@@ -1,3 +1,5 @@
+//go:build !nobench
+
 package main
 
 import (
@@ -246,3 +248,7 @@ func writeFigures[T any](w io.Writer, format string, res T, table func(io.Writer
 	}
 	return table(w, res)
 }
+
+// benchCommands is the bench command; a nobench binary (the container
+// image) has none.
+func benchCommands() []*cobra.Command { return []*cobra.Command{newBenchCmd()} }

@@ -1,3 +1,5 @@
+//go:build !nobench
+
 package main
 
 import (
@@ -13,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -85,7 +86,7 @@ func peakRSSMB(pid int) float64 {
 // simulator in this process, and one worker, `noesis serve`, as a child
 // process, so its memory is its own.
 type benchStack struct {
-	server  *server.Server
+	server  *consumers.Embedded
 	natsURL string
 	sim     *sim.Server
 	simURL  string
@@ -207,7 +208,6 @@ func (st *benchStack) stop() {
 	}
 	if st.server != nil {
 		st.server.Shutdown()
-		st.server.WaitForShutdown()
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -70,7 +69,7 @@ var (
 // service is one running noesis process: its connections and pools.
 type service struct {
 	log      zerolog.Logger
-	embedded *server.Server
+	embedded *consumers.Embedded
 	nc       *nats.Conn
 	chain    *router.Chain
 	cache    *router.Cache
@@ -120,7 +119,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		if err != nil {
 			return nil, err
 		}
-		s.cleanup = append(s.cleanup, func() { s.embedded.Shutdown(); s.embedded.WaitForShutdown() })
+		s.cleanup = append(s.cleanup, s.embedded.Shutdown)
 		s.natsURL = s.embedded.ClientURL()
 		log.Info().Str("url", s.natsURL).Str("data_dir", cfg.DataDir).Msg("embedded NATS server with JetStream started")
 	}
