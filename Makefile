@@ -12,7 +12,7 @@ NATS_SERVER := $(GOBIN)/nats-server
 NATS_CLI    := $(GOBIN)/nats
 CHAOS_N ?= 5000
 
-.PHONY: all build run sim test vet lint fmt fmt-check smoke chaos chaos-short chaos-auth node-agent image image-smoke fuzz tools bench clean
+.PHONY: all build run sim test vet lint fmt fmt-check smoke chaos chaos-short chaos-auth node-agent image image-smoke deploy-check fuzz tools bench clean
 
 all: build
 
@@ -108,6 +108,12 @@ image:
 
 image-smoke: image tools
 	PATH="$$PATH:$(GOBIN)" IMAGE=$(IMAGE):$(VERSION) VERSION=$(VERSION) ./.ci/image-smoke.sh
+
+## deploy-check: the Helm chart (helm lint, helm template | kubeconform -strict),
+## the compose file (compose-go) and the laptop NATS config (nats-server -t),
+## offline; installs helm and kubeconform from the Go module proxy.
+deploy-check: tools
+	PATH="$$PATH:$(GOBIN)" ./.ci/deploy-check.sh
 
 ## node-agent: the Node.js agent example (docs/agents/node) against a real
 ## noesis serve under nats-auth.conf, and the AsyncAPI document through the
