@@ -34,3 +34,10 @@ npm ci --no-audit --no-fund --loglevel=error
 NATS_URL=nats://127.0.0.1:$port NATS_USER=daimon-1 NATS_PASSWORD=$NOESIS_AGENT_PASSWORD THOUGHTS=50 node agent.mjs ||
   { tail -50 "$tmp/serve.log"; exit 1; }
 node validate-asyncapi.mjs
+
+cd "$root"
+if python3 -c 'import jsonschema, referencing' 2>/dev/null; then
+  python3 docs/agents/python/agent.py --check-schemas
+else
+  echo "python: jsonschema is not installed here (PyPI is out of reach): the Python example's schema check is skipped"
+fi
