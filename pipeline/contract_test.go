@@ -31,13 +31,13 @@ func TestContractSchemasMatchStructs(t *testing.T) {
 		embedded map[string]any
 	}{
 		{"thought", reflect.TypeFor[pipeline.Thought](), schemas["thought"], false, nil},
-		{"thought.content", reflect.TypeFor[pipeline.Content](), prop(t, schemas["thought"], "content"), false, nil},
-		{"thought.salience", reflect.TypeFor[pipeline.Salience](), prop(t, schemas["thought"], "salience"), false, nil},
+		{"thought.content", reflect.TypeFor[pipeline.Content](), sub(t, schemas["thought"], "properties", "content"), false, nil},
+		{"thought.salience", reflect.TypeFor[pipeline.Salience](), sub(t, schemas["thought"], "properties", "salience"), false, nil},
 		{"envelope", reflect.TypeFor[pipeline.Meta](), envelope, true, nil},
-		{"usage", reflect.TypeFor[pipeline.Usage](), def(t, envelope, "usage"), true, nil},
+		{"usage", reflect.TypeFor[pipeline.Usage](), sub(t, envelope, "definitions", "usage"), true, nil},
 		{"narrative", reflect.TypeFor[pipeline.Narrative](), schemas["narrative"], true, envelope},
 		{"verdict", reflect.TypeFor[pipeline.Verdict](), schemas["verdict"], true, envelope},
-		{"verdict.judge", reflect.TypeFor[pipeline.JudgeVote](), def(t, schemas["verdict"], "judge"), true, nil},
+		{"verdict.judge", reflect.TypeFor[pipeline.JudgeVote](), sub(t, schemas["verdict"], "definitions", "judge"), true, nil},
 		{"analysis", reflect.TypeFor[pipeline.Analysis](), schemas["analysis"], true, envelope},
 	}
 	for _, c := range cases {
@@ -237,22 +237,14 @@ func readSchemaFiles(t *testing.T) map[string]map[string]any {
 	return out
 }
 
-func prop(t *testing.T, s map[string]any, name string) map[string]any {
+// sub is the subschema s[section][name]: a property or a definition.
+func sub(t *testing.T, s map[string]any, section, name string) map[string]any {
 	t.Helper()
-	p, ok := s["properties"].(map[string]any)[name].(map[string]any)
+	p, ok := s[section].(map[string]any)[name].(map[string]any)
 	if !ok {
-		t.Fatalf("no property %q", name)
+		t.Fatalf("no %s %q", section, name)
 	}
 	return p
-}
-
-func def(t *testing.T, s map[string]any, name string) map[string]any {
-	t.Helper()
-	d, ok := s["definitions"].(map[string]any)[name].(map[string]any)
-	if !ok {
-		t.Fatalf("no definition %q", name)
-	}
-	return d
 }
 
 func keys(v any) []string {
