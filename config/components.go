@@ -2,8 +2,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/consumers"
@@ -61,6 +65,8 @@ func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 	stage, _ := pipeline.StageForTier(t)
 	pc := consumers.PoolConfig{Stage: stage, AckWait: c.AckWaitFor(t), MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay,
 		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience}
+	pc.MaxConcurrency = c.MaxConcurrency
+	pc.MemoryBudget, _ = c.memoryBudget() // validated
 	switch t {
 	case pipeline.TierFast:
 		pc.Concurrency, pc.MaxAckPending = c.FastConcurrency, c.FastMaxAckPending
@@ -89,4 +95,21 @@ func (c *Config) Embedded() consumers.EmbeddedConfig {
 // Sim returns the simulator's config.
 func (c *Config) Sim() sim.Config {
 	return sim.Config{LatencyScale: c.SimLatencyScale, Lengths: c.SimLengths}
+}
+
+// memoryBudget is NOESIS_MEMORY_BUDGET in bytes, or else GOMEMLIMIT's (Go's
+// soft memory limit, when one is set), or 0: none. The adaptive pool limits
+// stop growing near it.
+func (c *Config) memoryBudget() (uint64, error) {
+	if c.MemoryBudget != "" {
+		n, err := humanize.ParseBytes(c.MemoryBudget)
+		if err != nil {
+			return 0, fmt.Errorf("want a size such as 256MiB: %v", err)
+		}
+		return n, nil
+	}
+	if lim := debug.SetMemoryLimit(-1); lim > 0 && lim < math.MaxInt64 {
+		return uint64(lim), nil
+	}
+	return 0, nil
 }

@@ -145,13 +145,17 @@ type Config struct {
 	SharedCache       bool          `env:"NOESIS_SHARED_CACHE" envDefault:"true"`
 	SharedCacheLease  time.Duration `env:"NOESIS_SHARED_CACHE_LEASE" envDefault:"60s"`
 
-	// Pools, per tier
-	FastConcurrency        int           `env:"NOESIS_FAST_CONCURRENCY" envDefault:"64"`
-	ReasoningConcurrency   int           `env:"NOESIS_REASONING_CONCURRENCY" envDefault:"64"`
-	DeepConcurrency        int           `env:"NOESIS_DEEP_CONCURRENCY" envDefault:"16"`
-	FastMaxAckPending      int           `env:"NOESIS_FAST_MAX_ACK_PENDING" envDefault:"1024"`
-	ReasoningMaxAckPending int           `env:"NOESIS_REASONING_MAX_ACK_PENDING" envDefault:"1024"`
-	DeepMaxAckPending      int           `env:"NOESIS_DEEP_MAX_ACK_PENDING" envDefault:"256"`
+	// Pools, per tier. Concurrency 0 is an adaptive limit (consumers.Limiter)
+	// within [4, NOESIS_MAX_CONCURRENCY]; a number fixes it. Max ack pending 0
+	// is derived: 4 x a fixed concurrency, or NOESIS_MAX_CONCURRENCY.
+	FastConcurrency        int           `env:"NOESIS_FAST_CONCURRENCY" envDefault:"0"`
+	ReasoningConcurrency   int           `env:"NOESIS_REASONING_CONCURRENCY" envDefault:"0"`
+	DeepConcurrency        int           `env:"NOESIS_DEEP_CONCURRENCY" envDefault:"0"`
+	MaxConcurrency         int           `env:"NOESIS_MAX_CONCURRENCY" envDefault:"4096"`
+	MemoryBudget           string        `env:"NOESIS_MEMORY_BUDGET"` // e.g. 256MiB; empty: GOMEMLIMIT's, if set
+	FastMaxAckPending      int           `env:"NOESIS_FAST_MAX_ACK_PENDING" envDefault:"0"`
+	ReasoningMaxAckPending int           `env:"NOESIS_REASONING_MAX_ACK_PENDING" envDefault:"0"`
+	DeepMaxAckPending      int           `env:"NOESIS_DEEP_MAX_ACK_PENDING" envDefault:"0"`
 	FastAckWait            time.Duration `env:"NOESIS_FAST_ACK_WAIT" envDefault:"30s"`
 	ReasoningAckWait       time.Duration `env:"NOESIS_REASONING_ACK_WAIT" envDefault:"60s"`
 	DeepAckWait            time.Duration `env:"NOESIS_DEEP_ACK_WAIT" envDefault:"120s"`
@@ -324,8 +328,14 @@ func (c *Config) Validate() error {
 			bad("NOESIS_TIERS", "%v", err)
 		}
 	}
+	for name, v := range map[string]int{"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency,
+		"NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency, "NOESIS_FAST_MAX_ACK_PENDING": c.FastMaxAckPending,
+		"NOESIS_REASONING_MAX_ACK_PENDING": c.ReasoningMaxAckPending, "NOESIS_DEEP_MAX_ACK_PENDING": c.DeepMaxAckPending} {
+		if v < 0 {
+			bad(name, "want 0 (adaptive, or derived) or more, got %d", v)
+		}
+	}
 	positive := map[string]int{
-		"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency, "NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency,
 		"NOESIS_MAX_DELIVER": c.MaxDeliver, "NOESIS_LLM_ATTEMPTS": c.LLMAttempts, "NOESIS_MAX_TOKENS": c.MaxTokens,
 		"NOESIS_NARRATIVE_MAX_TOKENS":   c.NarrativeMaxTokens,
 		"NOESIS_JUDGE_BREAKER_FAILURES": c.BreakerFailures, "MODAL_GPU_COUNT": c.ModalGPUCount, "MODAL_MAX_INPUTS": c.ModalMaxInputs, "NOESIS_JUDGE_BREAKER_SUCCESSES": c.BreakerSuccesses, "NOESIS_MAX_THOUGHT_BYTES": c.MaxThoughtBytes, "NOESIS_STREAM_REPLICAS": c.StreamReplicas,
@@ -338,6 +348,12 @@ func (c *Config) Validate() error {
 	if c.CallBudget < 0 {
 		bad("NOESIS_CALL_BUDGET", "want 0 (derived) or more, got %d", c.CallBudget)
 	}
+	if c.MaxConcurrency < 4 {
+		bad("NOESIS_MAX_CONCURRENCY", "want at least 4, got %d", c.MaxConcurrency)
+	}
+	if _, err := c.memoryBudget(); err != nil {
+		bad("NOESIS_MEMORY_BUDGET", "%v", err)
+	}
 	if _, err := c.judges(); err != nil {
 		bad("NOESIS_JUDGES", "%v", err)
 	}
@@ -346,7 +362,7 @@ func (c *Config) Validate() error {
 		"NOESIS_DEEP_MAX_ACK_PENDING": {c.DeepMaxAckPending, c.DeepConcurrency},
 	}
 	for name, v := range pending {
-		if v[0] < v[1] {
+		if v[0] > 0 && v[0] < v[1] {
 			bad(name, "want at least the tier's concurrency (%d), got %d", v[1], v[0])
 		}
 	}

@@ -21,10 +21,17 @@ import (
 // PoolConfig configures one stage's worker pool.
 type PoolConfig struct {
 	Stage pipeline.Stage
-	// Concurrency is how many thoughts the pool works on at once; default 16.
+	// Concurrency, when positive, is how many thoughts the pool works on at
+	// once, fixed. 0 (the default) is an adaptive limit (see Limiter) that
+	// starts at 16 and moves within [4, MaxConcurrency].
 	Concurrency int
+	// MaxConcurrency bounds the adaptive limit; default 4096.
+	MaxConcurrency int
+	// MemoryBudget, in bytes of Go heap, stops the adaptive limit from
+	// growing near it (see LimiterConfig); 0: none.
+	MemoryBudget uint64
 	// MaxAckPending caps the consumer's unacknowledged messages across every
-	// process sharing it; default 4 x Concurrency.
+	// process sharing it; default 4 x Concurrency when fixed, else MaxConcurrency.
 	MaxAckPending int
 	// AckWait is how long the server waits for an ack before redelivering;
 	// in-progress heartbeats keep a slow call alive; default 30 s.
@@ -50,11 +57,14 @@ type PoolConfig struct {
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
-	if c.Concurrency <= 0 {
-		c.Concurrency = 16
+	if c.MaxConcurrency <= 0 {
+		c.MaxConcurrency = 4096
 	}
 	if c.MaxAckPending <= 0 {
-		c.MaxAckPending = 4 * c.Concurrency
+		c.MaxAckPending = c.MaxConcurrency
+		if c.Concurrency > 0 {
+			c.MaxAckPending = 4 * c.Concurrency
+		}
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = 30 * time.Second
@@ -91,8 +101,8 @@ func (c PoolConfig) Validate() error {
 	if !c.Stage.Valid() {
 		return fmt.Errorf("pool: unknown stage %q", c.Stage)
 	}
-	if c.Concurrency < 0 || c.MaxAckPending < 0 || c.MaxDeliver < 0 {
-		return fmt.Errorf("pool %s: concurrency, max ack pending and max deliver must not be negative", c.Stage)
+	if c.Concurrency < 0 || c.MaxConcurrency < 0 || c.MaxAckPending < 0 || c.MaxDeliver < 0 {
+		return fmt.Errorf("pool %s: concurrency, max concurrency, max ack pending and max deliver must not be negative", c.Stage)
 	}
 	if c.MaxAckPending > 0 && c.MaxAckPending < c.Concurrency {
 		return fmt.Errorf("pool %s: max ack pending (%d) is below concurrency (%d): workers would sit idle", c.Stage, c.MaxAckPending, c.Concurrency)
@@ -117,6 +127,7 @@ type Pool struct {
 
 	beats heartbeats
 	obs   Observer
+	limit *Limiter
 }
 
 // Observer is told how each delivery of a thought ended, for metrics.
@@ -143,7 +154,23 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 	}
 	cfg = cfg.withDefaults()
 	// A panic in the handler dead-letters its thought with the stack; the worker goes on.
-	return &Pool{cfg: cfg, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger()}, nil
+	return &Pool{cfg: cfg, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger(),
+		limit: NewLimiter(LimiterConfig{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}, nil
+}
+
+// Limit reads the pool's concurrency limit and the thoughts in flight.
+func (p *Pool) Limit() LimiterState { return p.limit.State() }
+
+// pullBuffer is how many thoughts the pool's pull keeps at hand: a fixed
+// limit's worth, or for an adaptive limit up to 1,024. (With 256, a pool at
+// 1,000 thoughts/s that lost its NATS connection for a moment waited out the
+// pull's 30 s expiry for a twentieth of its thoughts; thoughts that wait in
+// the buffer for a slot are not yet heartbeated, so it stays bounded.)
+func (p *Pool) pullBuffer() int {
+	if p.cfg.Concurrency > 0 {
+		return p.cfg.Concurrency
+	}
+	return min(p.cfg.MaxConcurrency, 1024)
 }
 
 // Stats returns the pool's counters.
@@ -170,7 +197,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(p.cfg.Concurrency))
+	it, err := cons.Messages(jetstream.PullMaxMessages(p.pullBuffer()))
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", p.cfg.Stage, err)
 	}
@@ -196,18 +223,21 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 	}()
 	go p.beats.run(work, p.cfg.AckWait/3)
-	p.log.Info().Int("concurrency", p.cfg.Concurrency).Dur("ack_wait", p.cfg.AckWait).Int("max_deliver", p.cfg.MaxDeliver).Msg("pool started")
+	st := p.limit.State()
+	p.log.Info().Bool("adaptive", st.Adaptive).Int("concurrency", st.Limit).Int("max_concurrency", p.cfg.MaxConcurrency).
+		Dur("ack_wait", p.cfg.AckWait).Int("max_deliver", p.cfg.MaxDeliver).Msg("pool started")
 
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, p.cfg.Concurrency)
 	for {
-		sem <- struct{}{}
+		if p.limit.Acquire(work) != nil {
+			break // drained past DrainTimeout
+		}
 		itMu.Lock()
 		cur := it
 		itMu.Unlock()
 		msg, err := cur.Next()
 		if err != nil {
-			<-sem
+			p.limit.Release(0)
 			if ctx.Err() != nil && errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				break
 			}
@@ -236,13 +266,13 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil { // pulled while stopping: give it back at once
 			_ = msg.Nak()
-			<-sem
+			p.limit.Release(0)
 			continue
 		}
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			p.handle(work, msg)
+			defer wg.Done()
+			p.limit.Release(p.handle(work, msg))
 		}()
 	}
 	wg.Wait()
@@ -258,7 +288,7 @@ func (p *Pool) reopen(ctx context.Context) (jetstream.MessagesContext, error) {
 		cons, err := p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, ConsumerConfig(p.cfg))
 		if err == nil {
 			var it jetstream.MessagesContext
-			if it, err = cons.Messages(jetstream.PullMaxMessages(p.cfg.Concurrency)); err == nil {
+			if it, err = cons.Messages(jetstream.PullMaxMessages(p.pullBuffer())); err == nil {
 				p.log.Warn().Msg("consumer set up again")
 				return it, nil
 			}
@@ -271,8 +301,9 @@ func (p *Pool) reopen(ctx context.Context) (jetstream.MessagesContext, error) {
 	}
 }
 
-// handle maps one message's outcome to ack, nak or dead letter.
-func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
+// handle maps one message's outcome to ack, nak or dead letter. It returns
+// how long the stage's work took when it succeeded, for the limit; else 0.
+func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) (latency time.Duration) {
 	delivered := uint64(1)
 	var seq uint64
 	if md, err := msg.Metadata(); err == nil {
@@ -289,7 +320,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if only != "" && only != string(p.cfg.Stage) {
 		p.skip(msg, delivered, log)
-		return
+		return 0
 	}
 	t, err := pipeline.DecodeThought(msg.Data(), p.cfg.MaxThoughtBytes)
 	if err == nil {
@@ -299,12 +330,12 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	if err != nil {
 		p.deadLetter(ctx, msg, seq, delivered, err, log)
-		return
+		return 0
 	}
 	log = log.With().Str("event_id", t.EventID).Str("agent_id", t.AgentID).Logger()
 	if !t.Wants(p.cfg.Stage) {
 		p.skip(msg, delivered, log)
-		return
+		return 0
 	}
 
 	p.beats.add(msg)
@@ -312,7 +343,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	ctx, span := tracer().Start(ctx, "noesis "+string(p.cfg.Stage), trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("noesis.event_id", t.EventID), attribute.String("noesis.agent_id", t.AgentID),
 			attribute.String("noesis.stage", string(p.cfg.Stage)), attribute.Int64("noesis.delivery", int64(delivered))))
-	out, err := p.run(ctx, t, log)
+	out, took, err := p.run(ctx, t, log)
 	dup := false
 	if err == nil {
 		dup, err = p.publish(ctx, &t, out, msg, log)
@@ -326,6 +357,7 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 	p.processed.Add(1)
 	switch {
 	case err == nil:
+		latency = took
 		p.ack(ctx, msg, log)
 		if dup {
 			p.observe("duplicate", delivered, out)
@@ -348,24 +380,33 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) {
 			log.Warn().Err(nerr).Msg("nak failed; the server will redeliver after ack wait")
 		}
 	}
+	return latency
 }
 
 // run calls the handler with a fresh call budget, and again after a rate
-// limit's Retry-After while the pool's patience lasts.
-func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) (pipeline.Output, error) {
+// limit's Retry-After while the pool's patience lasts. It returns how long
+// the last call took. A rate limit or a deadline tells the pool's limit
+// that the work behind it is pushing back.
+func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) (pipeline.Output, time.Duration, error) {
 	started := time.Now()
 	for {
 		hctx, _ := pipeline.WithCallBudget(ctx, p.cfg.CallBudget)
+		called := time.Now()
 		out, err := p.handler(hctx, t)
-		if err == nil || !errors.Is(err, pipeline.ErrRateLimited) {
-			return out, err
+		took := time.Since(called)
+		if errors.Is(err, context.DeadlineExceeded) {
+			p.limit.Drop()
 		}
+		if err == nil || !errors.Is(err, pipeline.ErrRateLimited) {
+			return out, took, err
+		}
+		p.limit.Drop()
 		after, ok := pipeline.RetryAfter(err)
 		if !ok {
 			after = p.cfg.RetryDelay
 		}
 		if time.Since(started)+after > p.cfg.RateLimitPatience {
-			return out, fmt.Errorf("rate limited for longer than %s: %w", p.cfg.RateLimitPatience, err)
+			return out, 0, fmt.Errorf("rate limited for longer than %s: %w", p.cfg.RateLimitPatience, err)
 		}
 		p.rateLimitWaits.Add(1)
 		p.observe("rate_limit_wait", 0, nil)
@@ -374,7 +415,7 @@ func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) 
 		select {
 		case <-ctx.Done():
 			timer.Stop()
-			return out, err
+			return out, 0, err
 		case <-timer.C:
 		}
 	}

@@ -23,6 +23,15 @@ type WorkerInfo struct {
 	Breakers map[string]string `json:"breakers,omitempty"` // judge -> closed | open | half-open
 	// TargetBreakers are the model targets' breakers: provider:model -> state.
 	TargetBreakers map[string]string `json:"target_breakers,omitempty"`
+	// Limits are the pools' concurrency limits, by stage.
+	Limits map[string]LimitInfo `json:"limits,omitempty"`
+}
+
+// LimitInfo is a pool's concurrency limit as a worker announces it.
+type LimitInfo struct {
+	Limit    int  `json:"limit"`
+	InFlight int  `json:"in_flight"`
+	Adaptive bool `json:"adaptive"`
 }
 
 // Registry keeps worker announcements in a KV bucket whose entries expire

@@ -47,7 +47,8 @@ type PipelineFigures struct {
 	CeilingPub       float64        `json:"ceiling_js_pub_async_msgs_per_sec,omitempty"`
 	CeilingConsume   float64        `json:"ceiling_js_consume_msgs_per_sec,omitempty"`
 	RatioToPubCeil   float64        `json:"ratio_to_pub_ceiling,omitempty"`
-	Concurrency      int            `json:"concurrency"`
+	Concurrency      int            `json:"concurrency"`      // 0: the adaptive default
+	Limits           map[string]int `json:"limits,omitempty"` // the pools' limits at the end, by stage (the largest over workers)
 	NotDelivered     int            `json:"not_delivered"`
 	samples          map[string][]float64
 	sequentialSample []float64
@@ -108,7 +109,7 @@ reports noesis's throughput as a share of that ceiling.`,
 	f.String("mode", "seed", "seed, zero or cache")
 	f.Int("n", 1000, "thoughts to publish")
 	f.Float64("rate", 0, "thoughts per second to offer (0: as fast as the pipeline takes them)")
-	f.Int("concurrency", 0, "workers per pool (0: enough for the rate at the seed's latencies, at least 256)")
+	f.Int("concurrency", 0, "fixed workers per pool (0: the default adaptive limit)")
 	f.Int("sequential", 20, "thoughts to run through the seed's sequential plan (seed mode)")
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
@@ -147,11 +148,10 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		cfg.SimLatencyScale = 0
 	}
 	conc := o.concurrency
-	if conc <= 0 {
-		conc = max(256, int(o.rate*2.2)) // Little's law at R1's 1.93 s, with room
+	if conc > 0 { // hand-tuned; 0 leaves the default, the adaptive limit
+		cfg.FastConcurrency, cfg.ReasoningConcurrency = conc, conc
+		cfg.FastMaxAckPending, cfg.ReasoningMaxAckPending = 4*conc, 4*conc
 	}
-	cfg.FastConcurrency, cfg.ReasoningConcurrency = conc, conc
-	cfg.FastMaxAckPending, cfg.ReasoningMaxAckPending = 4*conc, 4*conc
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -194,7 +194,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		return nil, err
 	}
 	defer arr.close()
-	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %d\n", o.mode, o.n, rateText(o.rate), conc)
+	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %s\n", o.mode, o.n, rateText(o.rate), concText(conc))
 	start, err := publishThoughts(ctx, js, "bench", "bench", o.n, o.rate, contents, arr)
 	if err != nil {
 		return nil, err
@@ -213,6 +213,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		res.PeakRSSMB = max(res.PeakRSSMB, rss)
 	}
 	res.UpstreamCalls = stack.sim.Stats().Requests
+	res.Limits = stack.limits(ctx, js, last)
 
 	if o.mode == "seed" && o.sequential > 0 {
 		fmt.Fprintf(progress, "bench pipeline: the seed's sequential plan, %d thoughts\n", o.sequential)
@@ -289,7 +290,7 @@ func sequentialPlan(ctx context.Context, cfg config.Config, simURL string, n int
 var natsBenchRE = regexp.MustCompile(`stats: ([\d,]+) msgs/sec`)
 
 func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
-	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %d per pool\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, r.Concurrency)
+	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %s per pool, limits at the end %v\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, concText(r.Concurrency), r.Limits)
 	t := newTable(w)
 	t.Header([]string{"end to end", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"})
 	rows := append(append([]StageFigures{}, r.Stages...), r.Both)
@@ -312,4 +313,11 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 			r.CeilingPub, r.CeilingConsume, 100*r.RatioToPubCeil)
 	}
 	return nil
+}
+
+func concText(c int) string {
+	if c <= 0 {
+		return "adaptive (the default)"
+	}
+	return fmt.Sprintf("%d (fixed)", c)
 }

@@ -225,3 +225,37 @@ func (st *benchStack) connect(name string) (*nats.Conn, jetstream.JetStream, err
 	}
 	return nc, js, nil
 }
+
+// limits reads the pools' concurrency limits, the largest per stage over
+// the workers: in-process from the pools, else from the workers'
+// announcements, waiting (up to 15 s) for ones made after since.
+func (st *benchStack) limits(ctx context.Context, js jetstream.JetStream, since time.Time) map[string]int {
+	out := map[string]int{}
+	if st.inProc != nil {
+		for stage, p := range st.inProc.pools {
+			out[string(stage)] = p.Limit().Limit
+		}
+		return out
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		workers, err := consumers.ListWorkers(ctx, js)
+		fresh := err == nil && len(workers) > 0
+		for _, w := range workers {
+			fresh = fresh && w.Seen.After(since)
+		}
+		if fresh || time.Now().After(deadline) {
+			for _, w := range workers {
+				for stage, l := range w.Limits {
+					out[stage] = max(out[stage], l.Limit)
+				}
+			}
+			return out
+		}
+		select {
+		case <-ctx.Done():
+			return out
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}

@@ -32,7 +32,7 @@ func testConfig(t *testing.T, ns *server.Server, simURL string) config.Config {
 	cfg.RetryDelay = 10 * time.Millisecond
 	cfg.DrainTimeout = 5 * time.Second
 	cfg.BreakerCooldown, cfg.TargetBreakerCooldown = 50*time.Millisecond, 50*time.Millisecond
-	cfg.FastConcurrency, cfg.ReasoningConcurrency, cfg.DeepConcurrency = 16, 16, 8
+	// Pool concurrency stays at its default: the adaptive limit.
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

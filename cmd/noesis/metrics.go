@@ -222,3 +222,13 @@ func serveMetrics(addr string, m *metrics, nc *nats.Conn, ready *atomic.Bool, he
 	}()
 	return srv, ln.Addr().String(), nil
 }
+
+// watchPool exports a pool's concurrency limit and the thoughts it has in flight.
+func (m *metrics) watchPool(stage pipeline.Stage, pool *consumers.Pool) {
+	labels := prometheus.Labels{"stage": string(stage)}
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_pool_concurrency_limit", Help: "The pool's concurrency limit (adaptive unless NOESIS_<TIER>_CONCURRENCY fixes it).", ConstLabels: labels},
+			func() float64 { return float64(pool.Limit().Limit) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_pool_in_flight", Help: "Thoughts the pool is working on.", ConstLabels: labels},
+			func() float64 { return float64(pool.Limit().InFlight) }))
+}

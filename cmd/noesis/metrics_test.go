@@ -116,6 +116,11 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	for _, stage := range []string{"narrative", "tribunal"} {
+		if limit := metricValue(text, "noesis_pool_concurrency_limit", map[string]string{"stage": stage}); limit < 4 {
+			t.Errorf("noesis_pool_concurrency_limit{stage=%s} = %v, want the adaptive limit (at least 4)", stage, limit)
+		}
+	}
 	var decisions float64
 	for _, d := range []pipeline.Decision{pipeline.DecisionPass, pipeline.DecisionReview, pipeline.DecisionFail, pipeline.DecisionCapital, pipeline.DecisionUnavailable} {
 		if v := metricValue(text, "noesis_tribunal_decisions_total", map[string]string{"decision": string(d)}); v > 0 {

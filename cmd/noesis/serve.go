@@ -236,6 +236,7 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 			return nil, err
 		}
 		pool.SetObserver(s.metrics)
+		s.metrics.watchPool(stage, pool)
 		s.pools[stage] = pool
 	}
 	guard := consumers.NewGuard(js, cfg.Streams(), log)
@@ -294,6 +295,11 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 				wi.Breakers = tribunal.BreakerStates()
 			}
 			wi.TargetBreakers = s.chain.BreakerStates()
+			wi.Limits = map[string]consumers.LimitInfo{}
+			for st, p := range s.pools {
+				l := p.Limit()
+				wi.Limits[string(st)] = consumers.LimitInfo{Limit: l.Limit, InFlight: l.InFlight, Adaptive: l.Adaptive}
+			}
 			return wi
 		})
 	}()

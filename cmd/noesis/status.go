@@ -190,7 +190,7 @@ func writeStatus(w io.Writer, st *Status) error {
 	}
 	fmt.Fprintln(w)
 	t = newTable(w)
-	t.Header([]string{"worker", "version", "tiers", "up", "judge breakers", "targets not closed"})
+	t.Header([]string{"worker", "version", "tiers", "up", "in flight / limit", "judge breakers", "targets not closed"})
 	for _, wk := range st.Workers {
 		var br []string
 		for j, s := range wk.Breakers { // whatever judges the worker runs
@@ -204,7 +204,16 @@ func writeStatus(w io.Writer, st *Status) error {
 			}
 		}
 		sort.Strings(open)
-		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(br, ", "), strings.Join(open, ", ")})
+		var limits []string
+		for stage, l := range wk.Limits {
+			kind := "fixed"
+			if l.Adaptive {
+				kind = "adaptive"
+			}
+			limits = append(limits, fmt.Sprintf("%s %d/%d %s", stage, l.InFlight, l.Limit, kind))
+		}
+		sort.Strings(limits)
+		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(limits, ", "), strings.Join(br, ", "), strings.Join(open, ", ")})
 	}
 	return t.Render()
 }

@@ -68,15 +68,24 @@ func TestStatusMatchesConsumerInfo(t *testing.T) {
 	if len(st.Streams) != 3 || st.Streams[0].Messages != 30 {
 		t.Errorf("streams %+v", st.Streams)
 	}
-	var breakers int
+	var breakers, limits int
 	for _, w := range st.Workers {
 		breakers += len(w.Breakers)
+		for stage, l := range w.Limits {
+			limits++
+			if !l.Adaptive || l.Limit < 4 {
+				t.Errorf("worker %s, %s: limit %+v, want an adaptive limit of at least 4 (the default)", w.ID, stage, l)
+			}
+		}
+	}
+	if limits != 3 {
+		t.Errorf("%d pool limits announced, want 3 (fast and reasoning, and fast)", limits)
 	}
 	if breakers != 3 {
 		t.Errorf("judge breaker states reported: %d, want 3 (one tribunal worker)", breakers)
 	}
 	table, err := runCLI(t, "", "status")
-	if err != nil || !strings.Contains(table, "VERITAS closed") || !strings.Contains(table, "NOESIS_THOUGHTS") {
+	if err != nil || !strings.Contains(table, "VERITAS closed") || !strings.Contains(table, "NOESIS_THOUGHTS") || !strings.Contains(table, "adaptive") {
 		t.Fatalf("%v\n%s", err, table)
 	}
 }

@@ -1,0 +1,243 @@
+package consumers
+
+import (
+	"context"
+	"math"
+	"runtime/metrics"
+	"sync"
+	"time"
+)
+
+// LimiterConfig configures a pool's concurrency limit.
+type LimiterConfig struct {
+	// Fixed, when positive, is the limit, always: the adaptive limit is off.
+	Fixed int
+	// Initial is where an adaptive limit starts; default 16.
+	Initial int
+	// Min and Max bound an adaptive limit; defaults 4 and 4096.
+	Min, Max int
+	// MemoryBudget, in bytes of live Go heap, stops the limit from growing
+	// at 75 % of it and pulls it down to what is in flight above 90 %; 0: no budget.
+	MemoryBudget uint64
+}
+
+func (c LimiterConfig) withDefaults() LimiterConfig {
+	if c.Initial <= 0 {
+		c.Initial = 16
+	}
+	if c.Min <= 0 {
+		c.Min = 4
+	}
+	if c.Max <= 0 {
+		c.Max = 4096
+	}
+	c.Max = max(c.Max, c.Min)
+	c.Initial = min(max(c.Initial, c.Min), c.Max)
+	return c
+}
+
+// The adaptive limit's constants, those of Netflix's Gradient2 limit.
+const (
+	limiterTolerance = 1.5 // latency may rise this much over its long-run average before the limit shrinks
+	limiterSmoothing = 0.2 // how far one update moves the limit towards its target
+	limiterLongAlpha = 2.0 / (600 + 1)
+	limiterWindow    = 100 * time.Millisecond // samples are averaged over at least this long...
+	limiterMinSample = 10                     // ...and at least this many
+	limiterBackoff   = 0.9                    // the limit's factor on a rate limit or a timeout
+)
+
+// Limiter is an adaptive concurrency limit in the family of Netflix's
+// concurrency-limits (Gradient2) and Envoy's adaptive concurrency filter. It
+// compares the latency of recent work (averaged over a window) with its
+// long-run average: while they agree, the limit grows by about its square
+// root per window, as long as the work in flight uses at least half of it
+// (and, in slow start, before the first pushback, it doubles each window it
+// is full);
+// when recent latency rises past 1.5 x the average, the limit shrinks in
+// proportion. A rate limit or a timeout (Drop) takes a tenth off at once, at
+// most once per window. It never leaves [Min, Max], and never grows while the
+// Go heap is past 75 % of MemoryBudget. With Fixed set it is a plain
+// semaphore. Safe for concurrent use.
+type Limiter struct {
+	cfg LimiterConfig
+
+	mu       sync.Mutex
+	wake     chan struct{} // closed and replaced when a slot frees
+	limit    float64
+	inflight int
+	long     float64 // long-run average latency, ms
+	sum      float64 // the window's samples, ms
+	n        int
+	start    time.Time // the window's start
+	lastDrop time.Time
+	// slowStart: until the first sign of pushback, a limit that is full
+	// doubles every window, as TCP's congestion window does.
+	slowStart bool
+	lastGrow  time.Time
+
+	heap func() uint64
+	now  func() time.Time
+}
+
+// NewLimiter builds a limiter.
+func NewLimiter(cfg LimiterConfig) *Limiter {
+	cfg = cfg.withDefaults()
+	l := &Limiter{cfg: cfg, wake: make(chan struct{}), heap: liveHeap, now: time.Now, slowStart: cfg.Fixed <= 0}
+	if cfg.Fixed > 0 {
+		l.limit = float64(cfg.Fixed)
+	} else {
+		l.limit = float64(cfg.Initial)
+	}
+	return l
+}
+
+// Adaptive reports whether the limit moves.
+func (l *Limiter) Adaptive() bool { return l.cfg.Fixed <= 0 }
+
+// Acquire takes a slot, waiting until one is free or ctx ends. In slow
+// start, a full limit doubles every window while work waits: the first
+// answers take a model's whole latency to come back, and a pool that waited
+// for them to grow would queue seconds of thoughts.
+func (l *Limiter) Acquire(ctx context.Context) error {
+	for {
+		l.mu.Lock()
+		if l.inflight < int(l.limit) {
+			l.inflight++
+			l.mu.Unlock()
+			return nil
+		}
+		if l.slowStart && l.cfg.Fixed <= 0 && l.now().Sub(l.lastGrow) >= limiterWindow && !l.overBudget(4, 3) {
+			l.limit = l.clamp(l.limit * 2)
+			l.lastGrow = l.now()
+			l.mu.Unlock()
+			continue
+		}
+		wake := l.wake
+		slow := l.slowStart
+		l.mu.Unlock()
+		var tick <-chan time.Time
+		var t *time.Timer
+		if slow {
+			t = time.NewTimer(limiterWindow)
+			tick = t.C
+		}
+		select {
+		case <-wake:
+		case <-tick:
+		case <-ctx.Done():
+		}
+		if t != nil {
+			t.Stop()
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// overBudget reports whether the Go heap is past num/den of the memory budget.
+func (l *Limiter) overBudget(den, num uint64) bool {
+	return l.cfg.MemoryBudget > 0 && l.heap() > l.cfg.MemoryBudget/den*num
+}
+
+// Release gives a slot back. latency > 0 is a sample of how long the work
+// took; 0 means no sample (it failed, or did no model work).
+func (l *Limiter) Release(latency time.Duration) {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight--
+	close(l.wake)
+	l.wake = make(chan struct{})
+	if latency <= 0 || l.cfg.Fixed > 0 {
+		return
+	}
+	if l.n == 0 {
+		l.start = now
+	}
+	l.sum += float64(latency) / float64(time.Millisecond)
+	l.n++
+	if l.n < limiterMinSample || now.Sub(l.start) < limiterWindow {
+		return
+	}
+	l.update(l.sum / float64(l.n))
+	l.sum, l.n = 0, 0
+}
+
+// update moves the limit after a window whose average latency was short (ms).
+func (l *Limiter) update(short float64) {
+	if l.long == 0 {
+		l.long = short
+	} else {
+		l.long += limiterLongAlpha * (short - l.long)
+	}
+	// A long-run average far above today's latency is stale (the provider got
+	// faster): let it catch up.
+	if l.long/short > 2 {
+		l.long *= 0.95
+	}
+	if l.overBudget(10, 9) {
+		l.slowStart = false
+		l.limit = l.clamp(math.Min(l.limit, float64(l.inflight)*limiterBackoff))
+		return
+	}
+	// Work that uses less than half the limit says nothing about a higher one.
+	if float64(l.inflight) < l.limit/2 {
+		return
+	}
+	gradient := math.Max(0.5, math.Min(1, limiterTolerance*l.long/short))
+	if gradient < 1 {
+		l.slowStart = false
+	}
+	target := l.limit*gradient + math.Sqrt(l.limit)
+	if l.overBudget(4, 3) {
+		target = math.Min(target, l.limit)
+	}
+	l.limit = l.clamp(l.limit*(1-limiterSmoothing) + target*limiterSmoothing)
+}
+
+// Drop is a signal that the work behind the limit is pushing back (a rate
+// limit, a timeout): the limit loses a tenth, at most once per window.
+func (l *Limiter) Drop() {
+	if l.cfg.Fixed > 0 {
+		return
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.lastDrop) < limiterWindow {
+		return
+	}
+	l.lastDrop = now
+	l.slowStart = false
+	l.limit = l.clamp(l.limit * limiterBackoff)
+}
+
+func (l *Limiter) clamp(v float64) float64 {
+	return math.Max(float64(l.cfg.Min), math.Min(float64(l.cfg.Max), v))
+}
+
+// LimiterState is a limiter's reading.
+type LimiterState struct {
+	Limit, InFlight int
+	Adaptive        bool
+	SlowStart       bool
+	LatencyMS       float64 // the long-run average latency the limit steers by
+}
+
+// State reads the limiter.
+func (l *Limiter) State() LimiterState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return LimiterState{Limit: int(l.limit), InFlight: l.inflight, Adaptive: l.cfg.Fixed <= 0, SlowStart: l.slowStart, LatencyMS: l.long}
+}
+
+// liveHeap is the bytes of live and not yet swept Go heap objects.
+func liveHeap() uint64 {
+	s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
+}

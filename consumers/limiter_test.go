@@ -1,0 +1,131 @@
+package consumers
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A limiter on a hand-driven clock: windows pass when the test says so.
+func testLimiter(cfg LimiterConfig) (*Limiter, *time.Time) {
+	l := NewLimiter(cfg)
+	clock := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
+	l.now = func() time.Time { return clock }
+	return l, &clock
+}
+
+// busy keeps the limiter full and feeds it windows of samples of the given
+// latency: each sample releases a slot and takes one back while the limit
+// allows.
+func busy(t *testing.T, l *Limiter, clock *time.Time, windows int, latency time.Duration) {
+	t.Helper()
+	fill := func() {
+		for {
+			st := l.State()
+			if st.InFlight >= st.Limit {
+				return
+			}
+			if err := l.Acquire(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	fill()
+	for range windows {
+		for i := 0; i <= limiterMinSample; i++ {
+			if i == limiterMinSample {
+				*clock = clock.Add(limiterWindow)
+			}
+			if l.State().InFlight > 0 {
+				l.Release(latency)
+			}
+			fill()
+		}
+	}
+}
+
+func TestLimiterGrowsWhileLatencyHolds(t *testing.T) {
+	l, clock := testLimiter(LimiterConfig{Initial: 16, Max: 1000})
+	l.slowStart = false // the gradient alone
+	busy(t, l, clock, 40, 2*time.Second)
+	if got := l.State().Limit; got <= 40 {
+		t.Fatalf("limit %d after 40 windows at a steady 2 s, want it well above the initial 16", got)
+	}
+}
+
+func TestLimiterShrinksWhenLatencyRises(t *testing.T) {
+	l, clock := testLimiter(LimiterConfig{Initial: 200, Max: 1000})
+	busy(t, l, clock, 20, 1*time.Second)
+	before := l.State().Limit
+	busy(t, l, clock, 10, 4*time.Second)
+	st := l.State()
+	if st.Limit >= before || st.SlowStart {
+		t.Fatalf("limit %d -> %d (slow start %v) when latency went from 1 s to 4 s; want it smaller and slow start over", before, st.Limit, st.SlowStart)
+	}
+}
+
+func TestLimiterBacksOffOnDropsOncePerWindow(t *testing.T) {
+	l, clock := testLimiter(LimiterConfig{Initial: 100})
+	l.Drop()
+	l.Drop() // the same window: no second cut
+	if got := l.State().Limit; got != 90 {
+		t.Fatalf("limit %d after two drops in one window, want 90", got)
+	}
+	*clock = clock.Add(limiterWindow)
+	l.Drop()
+	if got := l.State().Limit; got != 81 {
+		t.Fatalf("limit %d after a drop in the next window, want 81", got)
+	}
+	for range 100 {
+		*clock = clock.Add(limiterWindow)
+		l.Drop()
+	}
+	if got := l.State().Limit; got != 4 {
+		t.Fatalf("limit %d after a hundred drops, want the minimum 4", got)
+	}
+}
+
+func TestLimiterRespectsTheMemoryBudget(t *testing.T) {
+	l, clock := testLimiter(LimiterConfig{Initial: 64, MemoryBudget: 100 << 20})
+	heap := uint64(80 << 20) // past 75 %: no growth
+	l.heap = func() uint64 { return heap }
+	busy(t, l, clock, 20, time.Second)
+	if got := l.State().Limit; got != 64 {
+		t.Fatalf("limit %d with the heap at 80 %% of the budget, want it held at 64", got)
+	}
+	heap = 95 << 20 // past 90 %: down to what is in flight, less a tenth
+	busy(t, l, clock, 1, time.Second)
+	if got := l.State().Limit; got > 58 {
+		t.Fatalf("limit %d with the heap at 95 %% of the budget, want at most 58", got)
+	}
+}
+
+func TestLimiterFixedNeverMoves(t *testing.T) {
+	l, clock := testLimiter(LimiterConfig{Fixed: 8})
+	busy(t, l, clock, 5, time.Millisecond)
+	l.Drop()
+	if st := l.State(); st.Limit != 8 || st.Adaptive {
+		t.Fatalf("fixed limiter moved: %+v", st)
+	}
+}
+
+// In slow start a full limit doubles each window while work waits for a
+// slot, up to Max; Acquire returns once it has.
+func TestLimiterSlowStartDoublesWhileFull(t *testing.T) {
+	l := NewLimiter(LimiterConfig{Initial: 4, Max: 32})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i := range 32 {
+		if err := l.Acquire(ctx); err != nil {
+			t.Fatalf("acquire %d: %v (limit %d)", i, err, l.State().Limit)
+		}
+	}
+	if st := l.State(); st.Limit != 32 || st.InFlight != 32 {
+		t.Fatalf("after 32 acquisitions: %+v, want limit 32 (the max)", st)
+	}
+	short, cancelShort := context.WithTimeout(context.Background(), 3*limiterWindow)
+	defer cancelShort()
+	if err := l.Acquire(short); err == nil {
+		t.Fatal("acquired a 33rd slot past the max")
+	}
+}
