@@ -45,7 +45,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 60*time.Second, map[string]int{"narratives": 150, "verdicts": 150})
-	time.Sleep(300 * time.Millisecond)
+	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	s, err := js.Stream(context.Background(), consumers.StreamThoughts)

@@ -116,7 +116,7 @@ func TestProviderFailuresRetryThenDeadLetter(t *testing.T) {
 	publishThought(t, js, rejected)
 
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 2, "dlq.narrative": 2})
-	time.Sleep(200 * time.Millisecond)
+	got.settle(t, js)
 	got.exactlyOnce(t, "dlq.narrative", []string{flaky.EventID, rejected.EventID})
 	if n := got.distinct("narratives"); n != 0 {
 		t.Fatalf("%d narratives from a failing provider", n)

@@ -79,7 +79,7 @@ func TestDLQListAndReplay(t *testing.T) {
 		t.Fatalf("replay all: %v %s", err, out)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 3})
-	time.Sleep(200 * time.Millisecond)
+	got.settle(t, js)
 	got.exactlyOnce(t, "verdicts", events)
 	if n := got.distinct("narratives"); n != 0 {
 		t.Errorf("replay ran other stages: %d narratives", n)
@@ -124,7 +124,7 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	}
 	storm := time.Since(stormStart)
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 20, "verdicts": 20})
-	time.Sleep(200 * time.Millisecond)
+	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	for _, st := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
@@ -189,7 +189,7 @@ func TestSharedCacheAcrossProcesses(t *testing.T) {
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 50, "verdicts": 50})
-	time.Sleep(200 * time.Millisecond)
+	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	for _, caller := range []string{"narrative", "veritas", "sophia", "dike"} {

@@ -42,7 +42,7 @@ func TestEndToEndExactlyOnce(t *testing.T) {
 		}
 	}
 	got.waitFor(t, 60*time.Second, map[string]int{"narratives": n, "verdicts": n, "analyses": len(deep)})
-	time.Sleep(300 * time.Millisecond) // room for any duplicate to show up
+	got.settle(t, js) // any duplicate would show by now
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	got.exactlyOnce(t, "analyses", deep)
@@ -194,7 +194,7 @@ func TestTiersSplitAcrossProcesses(t *testing.T) {
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 100, "verdicts": 100})
-	time.Sleep(200 * time.Millisecond)
+	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	if pa, pb := a.pools[pipeline.StageNarrative].Stats(), b.pools[pipeline.StageTribunal].Stats(); pa.Published != 100 || pb.Published != 100 {
@@ -222,7 +222,7 @@ func TestSeveralProcessesShareOneDurableConsumer(t *testing.T) {
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 200})
-	time.Sleep(200 * time.Millisecond)
+	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", events)
 	pa, pb := a.pools[pipeline.StageNarrative].Stats().Published, b.pools[pipeline.StageNarrative].Stats().Published
 	if pa+pb != 200 || pa == 0 || pb == 0 {

@@ -68,6 +68,7 @@ type collector struct {
 	mu     sync.Mutex
 	counts map[string]map[string]int // root (narratives, verdicts, analyses, dlq.<stage>) -> event -> n
 	msgs   map[string][]*nats.Msg
+	last   time.Time // when the last message arrived
 }
 
 func collect(t *testing.T, nc *nats.Conn) *collector {
@@ -101,6 +102,7 @@ func collectOn(t *testing.T, nc *nats.Conn, subjects ...string) *collector {
 		}
 		c.counts[root][event]++
 		c.msgs[root] = append(c.msgs[root], m)
+		c.last = time.Now()
 	}
 	for _, subj := range subjects {
 		sub, err := nc.Subscribe(subj, handler)
@@ -149,6 +151,44 @@ func (c *collector) waitFor(t *testing.T, timeout time.Duration, want map[string
 			t.Fatalf("after %s: got %v, want %v", timeout, got, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settle waits until no thought can yield another output: every stage
+// consumer has nothing pending or unacknowledged (an output is published
+// before its thought is acked, so a redelivery's duplicate would already be
+// on its way), and then no message has arrived for 200 ms (the stream's
+// republish in transit). It fails after 20 s.
+func (c *collector) settle(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
+		for {
+			cons, err := js.Consumer(context.Background(), consumers.StreamThoughts, durable)
+			if err != nil { // a stage no process runs
+				break
+			}
+			info, err := cons.Info(context.Background())
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("consumer %s still busy after 20 s: %+v", durable, info)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	for {
+		c.mu.Lock()
+		quiet := time.Since(c.last)
+		c.mu.Unlock()
+		if quiet >= 200*time.Millisecond {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("outputs still arriving after 20 s")
+		}
+		time.Sleep(200*time.Millisecond - quiet)
 	}
 }
 

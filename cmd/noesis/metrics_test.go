@@ -92,8 +92,16 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 		publishThought(t, js, th)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": n - 1, "verdicts": n, "dlq.narrative": 1})
-	time.Sleep(100 * time.Millisecond)
-	_, text := scrape(t, base+"/metrics")
+	// The counters follow each thought's ack: scrape until the last one shows.
+	var text string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		_, text = scrape(t, base+"/metrics")
+		done := metricValue(text, "noesis_thoughts_total", map[string]string{"stage": "tribunal", "outcome": "published"}) == n &&
+			metricValue(text, "noesis_thoughts_total", map[string]string{"stage": "narrative", "outcome": "dead_lettered"}) == 1
+		if done || time.Now().After(deadline) {
+			break
+		}
+	}
 	checks := []struct {
 		name   string
 		labels map[string]string
