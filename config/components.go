@@ -97,6 +97,18 @@ func (c *Config) Sim() sim.Config {
 	return sim.Config{LatencyScale: c.SimLatencyScale, Lengths: c.SimLengths}
 }
 
+// ApplyMemoryBudget makes NOESIS_MEMORY_BUDGET Go's soft memory limit too,
+// unless GOMEMLIMIT sets one: the collector then works harder near the
+// budget, as the pools' limits stop growing there. It returns the budget in
+// bytes (0: none).
+func (c *Config) ApplyMemoryBudget() uint64 {
+	budget, _ := c.memoryBudget() // validated
+	if budget > 0 && c.MemoryBudget != "" && debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		debug.SetMemoryLimit(int64(budget))
+	}
+	return budget
+}
+
 // memoryBudget is NOESIS_MEMORY_BUDGET in bytes, or else GOMEMLIMIT's (Go's
 // soft memory limit, when one is set), or 0: none. The adaptive pool limits
 // stop growing near it.

@@ -95,6 +95,9 @@ func startService(ctx context.Context, cfg config.Config, log zerolog.Logger) (_
 		return nil, err
 	}
 	s := &service{log: log, pools: map[pipeline.Stage]*consumers.Pool{}, done: make(chan struct{})}
+	if budget := cfg.ApplyMemoryBudget(); budget > 0 {
+		log.Info().Uint64("bytes", budget).Msg("memory budget: Go's soft memory limit, and the pools' limits stop growing near it")
+	}
 	defer func() {
 		if err != nil {
 			s.close()
