@@ -38,10 +38,11 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 
 // The adaptive limit's constants, those of Netflix's Gradient2 limit.
 const (
-	limiterTolerance = 1.5 // latency may rise this much over its long-run average before the limit shrinks
-	limiterSmoothing = 0.2 // how far one update moves the limit towards its target
+	limiterTolerance = 1.25 // latency may rise this much over its floor before the limit shrinks
+	limiterSmoothing = 0.2  // how far one update moves the limit towards its target
 	limiterLongAlpha = 2.0 / (600 + 1)
 	limiterWindow    = 100 * time.Millisecond // samples are averaged over at least this long...
+	limiterFloorSpan = 30 * time.Second       // the floor is the least window average over one or two of these
 	limiterMinSample = 10                     // ...and at least this many
 	limiterBackoff   = 0.9                    // the limit's factor on a rate limit or a timeout
 )
@@ -49,15 +50,15 @@ const (
 // Limiter is an adaptive concurrency limit in the family of Netflix's
 // concurrency-limits (Gradient2) and Envoy's adaptive concurrency filter. It
 // compares the latency of recent work (averaged over a window) with its
-// long-run average: while they agree, the limit grows by about its square
-// root per window, as long as the work in flight uses at least half of it
-// (and, in slow start, before the first pushback, it doubles each window it
-// is full);
-// when recent latency rises past 1.5 x the average, the limit shrinks in
-// proportion. A rate limit or a timeout (Drop) takes a tenth off at once, at
-// most once per window. It never leaves [Min, Max], and never grows while the
-// Go heap is past 75 % of MemoryBudget. With Fixed set it is a plain
-// semaphore. Safe for concurrent use.
+// floor, the least window average of the last 30-60 s (as Vegas and Envoy
+// hold latency against its no-load value). While recent latency stays
+// within 1.25 x the floor, the limit grows by about its square root per
+// window, as long as the work in flight uses at least half of it (and in slow
+// start, before the first pushback, it doubles each window it is full); past
+// that, it shrinks in proportion, to half at most. A rate limit or a deadline
+// (Drop) takes a tenth off at once, at most once per window. It never leaves
+// [Min, Max], and never grows while the Go heap is past 75 % of
+// MemoryBudget. With Fixed set it is a plain semaphore. Safe for concurrent use.
 type Limiter struct {
 	cfg LimiterConfig
 
@@ -65,11 +66,15 @@ type Limiter struct {
 	wake     chan struct{} // closed and replaced when a slot frees
 	limit    float64
 	inflight int
-	long     float64 // long-run average latency, ms
-	sum      float64 // the window's samples, ms
-	n        int
-	start    time.Time // the window's start
-	lastDrop time.Time
+	long     float64 // long-run average latency, ms (reported)
+	// floor is the least window average of the last 30-60 s: the latency
+	// with no queue to speak of, what recent latency is held against.
+	floor, curMin, prevMin float64
+	period                 time.Time // when the current floor period began
+	sum                    float64   // the window's samples, ms
+	n                      int
+	start                  time.Time // the window's start
+	lastDrop               time.Time
 	// slowStart: until the first sign of pushback, a limit that is full
 	// doubles every window, as TCP's congestion window does.
 	slowStart bool
@@ -160,21 +165,28 @@ func (l *Limiter) Release(latency time.Duration) {
 	if l.n < limiterMinSample || now.Sub(l.start) < limiterWindow {
 		return
 	}
-	l.update(l.sum / float64(l.n))
+	l.update(l.sum/float64(l.n), now)
 	l.sum, l.n = 0, 0
 }
 
 // update moves the limit after a window whose average latency was short (ms).
-func (l *Limiter) update(short float64) {
+func (l *Limiter) update(short float64, now time.Time) {
 	if l.long == 0 {
 		l.long = short
 	} else {
 		l.long += limiterLongAlpha * (short - l.long)
 	}
-	// A long-run average far above today's latency is stale (the provider got
-	// faster): let it catch up.
-	if l.long/short > 2 {
-		l.long *= 0.95
+	// The floor: the least window average of this period and the last, so
+	// it follows a provider that got slower for good within a minute.
+	if l.period.IsZero() || now.Sub(l.period) >= limiterFloorSpan {
+		l.prevMin, l.curMin, l.period = l.curMin, 0, now
+	}
+	if l.curMin == 0 || short < l.curMin {
+		l.curMin = short
+	}
+	l.floor = l.curMin
+	if l.prevMin > 0 && l.prevMin < l.floor {
+		l.floor = l.prevMin
 	}
 	if l.overBudget(10, 9) {
 		l.slowStart = false
@@ -185,7 +197,7 @@ func (l *Limiter) update(short float64) {
 	if float64(l.inflight) < l.limit/2 {
 		return
 	}
-	gradient := math.Max(0.5, math.Min(1, limiterTolerance*l.long/short))
+	gradient := math.Max(0.5, math.Min(1, limiterTolerance*l.floor/short))
 	if gradient < 1 {
 		l.slowStart = false
 	}
