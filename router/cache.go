@@ -36,6 +36,9 @@ type CacheStats struct {
 	// SharedHits are answers found in the shared level (another process's);
 	// SharedWaits are calls that waited for another process's call instead of making their own.
 	SharedHits, SharedWaits uint64
+	// SharedSkipped are calls that went straight to the model: it answers
+	// faster than the shared level would (see worthSharing).
+	SharedSkipped uint64
 }
 
 // Shared is a second cache level that every worker process sees (a NATS KV
@@ -70,10 +73,48 @@ type Cache struct {
 	evictions atomic.Uint64
 }
 
-type tierCounts struct{ hits, misses, coalesced, sharedHits, sharedWaits atomic.Uint64 }
+type tierCounts struct {
+	hits, misses, coalesced, sharedHits, sharedWaits, sharedSkipped atomic.Uint64
+	// The tier's model time and the shared level's round trip, as moving
+	// averages in nanoseconds, and the leaders counted, for worthSharing.
+	modelNS, sharedNS atomic.Int64
+	leaders           atomic.Uint64
+}
+
+// sharedWorth is how many shared round trips a model call must outlast for
+// the shared level to be asked first; sharedProbe is how often (one leader
+// in so many) it is asked anyway, to keep its round trip measured.
+const (
+	sharedWorth = 20
+	sharedProbe = 64
+)
+
+// worthSharing reports whether a leader should ask the shared level before
+// calling the model: when a model call takes longer than sharedWorth round
+// trips to it (or either is not known yet), and for one leader in
+// sharedProbe. With models that answer in a millisecond (a local server, a
+// cached proxy) the shared level would cost more than it saves.
+func (t *tierCounts) worthSharing() bool {
+	model, shared := t.modelNS.Load(), t.sharedNS.Load()
+	if model == 0 || shared == 0 || model >= sharedWorth*shared {
+		return true
+	}
+	return t.leaders.Load()%sharedProbe == 0
+}
+
+// average folds a sample into a moving average (weight 1/8); a lost update
+// under contention only drops a sample.
+func average(v *atomic.Int64, sample time.Duration) {
+	old := v.Load()
+	if old == 0 {
+		v.Store(int64(sample))
+		return
+	}
+	v.Store(old + (int64(sample)-old)/8)
+}
 
 func (t *tierCounts) stats() CacheStats {
-	return CacheStats{Hits: t.hits.Load(), Misses: t.misses.Load(), Coalesced: t.coalesced.Load(), SharedHits: t.sharedHits.Load(), SharedWaits: t.sharedWaits.Load()}
+	return CacheStats{Hits: t.hits.Load(), Misses: t.misses.Load(), Coalesced: t.coalesced.Load(), SharedHits: t.sharedHits.Load(), SharedWaits: t.sharedWaits.Load(), SharedSkipped: t.sharedSkipped.Load()}
 }
 
 // SetShared adds a shared second level. Call it before the cache is used.
@@ -113,6 +154,7 @@ func (c *Cache) Stats() CacheStats {
 	var s CacheStats
 	for _, t := range c.StatsByTier() {
 		s.Hits, s.Misses, s.Coalesced, s.SharedHits, s.SharedWaits = s.Hits+t.Hits, s.Misses+t.Misses, s.Coalesced+t.Coalesced, s.SharedHits+t.SharedHits, s.SharedWaits+t.SharedWaits
+		s.SharedSkipped += t.SharedSkipped
 	}
 	s.Evictions = c.evictions.Load()
 	return s
@@ -192,11 +234,27 @@ func (c *Cache) Do(ctx context.Context, tier pipeline.Tier, key string, fn func(
 // has the answer or is getting it, else from fn, sharing the answer after.
 func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn func(context.Context) (pipeline.Response, error)) (pipeline.Response, error) {
 	n := c.count(tier)
-	if c.shared == nil {
+	n.leaders.Add(1)
+	call := func() (pipeline.Response, error) {
 		n.misses.Add(1)
-		return fn(ctx)
+		start := time.Now()
+		r, err := fn(ctx)
+		if err == nil {
+			average(&n.modelNS, time.Since(start))
+		}
+		return r, err
 	}
-	if r, ok := c.shared.Get(ctx, tier, key); ok {
+	if c.shared == nil {
+		return call()
+	}
+	if !n.worthSharing() {
+		n.sharedSkipped.Add(1)
+		return call()
+	}
+	start := time.Now()
+	r, ok := c.shared.Get(ctx, tier, key)
+	average(&n.sharedNS, time.Since(start))
+	if ok {
 		n.sharedHits.Add(1)
 		r.Cached, r.Latency, r.CostUSD = true, 0, 0
 		return r, nil
@@ -211,8 +269,7 @@ func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn fun
 		}
 		release = func() {}
 	}
-	n.misses.Add(1)
-	r, err := fn(ctx)
+	r, err := call()
 	// Sharing the answer and dropping the claim are off the caller's path:
 	// other processes wait on the claim, and find the answer before it goes.
 	go func(ctx context.Context) {

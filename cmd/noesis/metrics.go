@@ -92,12 +92,12 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	if cache != nil {
 		for _, t := range pipeline.Tiers {
 			tier := t
-			for _, kind := range []string{"hit", "miss", "coalesced", "shared_hit", "shared_wait"} {
+			for _, kind := range []string{"hit", "miss", "coalesced", "shared_hit", "shared_wait", "shared_skipped"} {
 				kind := kind
 				f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "noesis_cache_requests_total", Help: "Cache lookups by result.",
 					ConstLabels: prometheus.Labels{"tier": string(tier), "result": kind}}, func() float64 {
 					s := cache.StatsByTier()[tier]
-					return float64(map[string]uint64{"hit": s.Hits, "miss": s.Misses, "coalesced": s.Coalesced, "shared_hit": s.SharedHits, "shared_wait": s.SharedWaits}[kind])
+					return float64(map[string]uint64{"hit": s.Hits, "miss": s.Misses, "coalesced": s.Coalesced, "shared_hit": s.SharedHits, "shared_wait": s.SharedWaits, "shared_skipped": s.SharedSkipped}[kind])
 				}))
 			}
 		}
