@@ -117,8 +117,8 @@ func TestRepublishedThoughtYieldsOneOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitConsumerIdle(t, js, "narrative", 2)
-	waitConsumerIdle(t, js, "tribunal", 2)
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
+	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", []string{th.EventID})
 	got.exactlyOnce(t, "verdicts", []string{th.EventID})
 }
@@ -157,6 +157,7 @@ func TestAReusedEventIDSilencesNothing(t *testing.T) {
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
 	waitConsumerIdle(t, js, "narrative", 3)
 	waitConsumerIdle(t, js, "tribunal", 3)
+	got.settle(t, js)
 	agents := map[string]int{}
 	for _, root := range []string{"narratives", "verdicts"} {
 		for _, m := range got.messages(root) {

@@ -231,7 +231,6 @@ func waitConsumerIdle(t *testing.T, js jetstream.JetStream, durable string, n ui
 		if err == nil {
 			info, err := c.Info(context.Background())
 			if err == nil && info.AckFloor.Stream >= n && info.NumAckPending == 0 && info.NumPending == 0 {
-				time.Sleep(100 * time.Millisecond)
 				return
 			}
 		}
