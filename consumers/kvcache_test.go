@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
@@ -30,16 +31,7 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 	}
 	// ... and the holder dies without releasing it.
 
-	alive, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := router.NewCache(router.CacheConfig{TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
-	cache.SetShared(alive)
+	cache := sharedCache(t, js, ttl) // another process
 	jctx, cancel := context.WithTimeout(ctx, 3*time.Second) // a judge's timeout
 	defer cancel()
 	start := time.Now()
@@ -73,16 +65,7 @@ func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 	_, js := natstest.Connect(t, ns)
 	ctx := context.Background()
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute, pipeline.TierReasoning: time.Minute}
-	kv, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cache, err := router.NewCache(router.CacheConfig{TTL: ttl})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
-	cache.SetShared(kv)
+	cache := sharedCache(t, js, ttl)
 	call := func(tier pipeline.Tier, n int, model time.Duration) {
 		for i := range n {
 			_, err := cache.Do(ctx, tier, fmt.Sprintf("%s-%d", tier, i), func(context.Context) (pipeline.Response, error) {
@@ -103,4 +86,20 @@ func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 	if reasoning.SharedSkipped != 0 || reasoning.Misses != 40 {
 		t.Errorf("30 ms model: %d calls skipped the shared level, want none; %+v", reasoning.SharedSkipped, reasoning)
 	}
+}
+
+// sharedCache is one process's answer cache with the KV bucket as its shared level.
+func sharedCache(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration) *router.Cache {
+	t.Helper()
+	kv, err := consumers.NewKVCache(context.Background(), js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache, err := router.NewCache(router.CacheConfig{TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	cache.SetShared(kv)
+	return cache
 }
