@@ -31,7 +31,7 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 	}
 	// ... and the holder dies without releasing it.
 
-	cache := sharedCache(t, js, ttl) // another process
+	cache := sharedCache(t, js, ttl)                        // another process
 	jctx, cancel := context.WithTimeout(ctx, 3*time.Second) // a judge's timeout
 	defer cancel()
 	start := time.Now()
