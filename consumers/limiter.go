@@ -44,7 +44,7 @@ const (
 	limiterWindow    = 100 * time.Millisecond // samples are averaged over at least this long...
 	limiterFloorSpan = 30 * time.Second       // the floor is the least window average over one or two of these
 	limiterMinSample = 10                     // ...and at least this many
-	limiterBackoff   = 0.9                    // the limit's factor on a rate limit or a timeout
+	limiterBackoff   = 0.9                    // on a rate limit or a deadline, the limit goes to this much of the work in flight
 )
 
 // Limiter is an adaptive concurrency limit in the family of Netflix's
@@ -209,7 +209,8 @@ func (l *Limiter) update(short float64, now time.Time) {
 }
 
 // Drop is a signal that the work behind the limit is pushing back (a rate
-// limit, a timeout): the limit loses a tenth, at most once per window.
+// limit, a timeout): the limit falls to a tenth under the work in flight
+// (if it is not already lower), at most once per window.
 func (l *Limiter) Drop() {
 	if l.cfg.Fixed > 0 {
 		return
@@ -222,7 +223,11 @@ func (l *Limiter) Drop() {
 	}
 	l.lastDrop = now
 	l.slowStart = false
-	l.limit = l.clamp(l.limit * limiterBackoff)
+	// A tenth under what is in flight, as TCP sets its window from the data
+	// in flight: thoughts held by a rate limit keep their slots, so a limit
+	// cut again and again while they wait would be at its minimum when the
+	// storm ends, and a limit already under them stops new work anyway.
+	l.limit = l.clamp(math.Min(l.limit, float64(l.inflight)*limiterBackoff))
 }
 
 func (l *Limiter) clamp(v float64) float64 {

@@ -66,22 +66,38 @@ func TestLimiterShrinksWhenLatencyRises(t *testing.T) {
 
 func TestLimiterBacksOffOnDropsOncePerWindow(t *testing.T) {
 	l, clock := testLimiter(LimiterConfig{Initial: 100})
+	for range 100 {
+		_ = l.Acquire(context.Background())
+	}
 	l.Drop()
 	l.Drop() // the same window: no second cut
 	if got := l.State().Limit; got != 90 {
-		t.Fatalf("limit %d after two drops in one window, want 90", got)
+		t.Fatalf("limit %d after two drops in one window with 100 in flight, want 90", got)
+	}
+	for range 50 {
+		l.Release(0)
 	}
 	*clock = clock.Add(limiterWindow)
 	l.Drop()
-	if got := l.State().Limit; got != 81 {
-		t.Fatalf("limit %d after a drop in the next window, want 81", got)
+	if got := l.State().Limit; got != 45 {
+		t.Fatalf("limit %d after a drop with 50 in flight, want 45", got)
 	}
+	// Thoughts held by the rate limit keep their slots: more drops while
+	// they wait do not cut the limit again and again.
 	for range 100 {
 		*clock = clock.Add(limiterWindow)
 		l.Drop()
 	}
+	if got := l.State().Limit; got != 45 {
+		t.Fatalf("limit %d after a hundred drops with the same 50 held, want it to stay 45", got)
+	}
+	for range 50 {
+		l.Release(0)
+	}
+	*clock = clock.Add(limiterWindow)
+	l.Drop()
 	if got := l.State().Limit; got != 4 {
-		t.Fatalf("limit %d after a hundred drops, want the minimum 4", got)
+		t.Fatalf("limit %d after a drop with nothing in flight, want the minimum 4", got)
 	}
 }
 

@@ -223,6 +223,26 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 	}()
 	go p.beats.run(work, p.cfg.AckWait/3)
+	// A pull that was not waiting when the consumer was deleted hears of it
+	// only at its next heartbeat; look every 2 s, and stop the iterator so
+	// the loop below sets the consumer up again.
+	go func() {
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			_, err := p.js.Consumer(ctx, StreamThoughts, string(p.cfg.Stage))
+			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+				itMu.Lock()
+				it.Stop()
+				itMu.Unlock()
+			}
+		}
+	}()
 	st := p.limit.State()
 	p.log.Info().Bool("adaptive", st.Adaptive).Int("concurrency", st.Limit).Int("max_concurrency", p.cfg.MaxConcurrency).
 		Dur("ack_wait", p.cfg.AckWait).Int("max_deliver", p.cfg.MaxDeliver).Msg("pool started")

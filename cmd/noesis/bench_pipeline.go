@@ -16,8 +16,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
+	"github.com/noesis-dev/noesis/router/sim"
 )
 
 // StageFigures are one stage's end-to-end latencies: publish to output received.
@@ -32,24 +34,29 @@ type StageFigures struct {
 
 // PipelineFigures is the result of `bench pipeline`.
 type PipelineFigures struct {
-	Mode             string         `json:"mode"`
-	Thoughts         int            `json:"thoughts"`
-	OfferedRate      float64        `json:"offered_rate"` // thoughts/s, 0: as fast as possible
-	Seconds          float64        `json:"seconds"`      // first publish to last output
-	Throughput       float64        `json:"throughput"`   // thoughts/s with both outputs
-	Stages           []StageFigures `json:"stages"`
-	Both             StageFigures   `json:"both"` // the later of the two outputs
-	Sequential       *StageFigures  `json:"sequential,omitempty"`
-	PeakRSSMB        float64        `json:"worker_peak_rss_mb"` // the largest worker's
-	WorkerRSSMB      []float64      `json:"workers_peak_rss_mb"`
-	Workers          int            `json:"workers"`
-	UpstreamCalls    int64          `json:"upstream_calls"`
-	CeilingPub       float64        `json:"ceiling_js_pub_async_msgs_per_sec,omitempty"`
-	CeilingConsume   float64        `json:"ceiling_js_consume_msgs_per_sec,omitempty"`
-	RatioToPubCeil   float64        `json:"ratio_to_pub_ceiling,omitempty"`
-	Concurrency      int            `json:"concurrency"`      // 0: the adaptive default
-	Limits           map[string]int `json:"limits,omitempty"` // the pools' limits at the end, by stage (the largest over workers)
-	NotDelivered     int            `json:"not_delivered"`
+	Mode           string         `json:"mode"`
+	Thoughts       int            `json:"thoughts"`
+	OfferedRate    float64        `json:"offered_rate"` // thoughts/s, 0: as fast as possible
+	Seconds        float64        `json:"seconds"`      // first publish to last output
+	Throughput     float64        `json:"throughput"`   // thoughts/s with both outputs
+	Stages         []StageFigures `json:"stages"`
+	Both           StageFigures   `json:"both"` // the later of the two outputs
+	Sequential     *StageFigures  `json:"sequential,omitempty"`
+	PeakRSSMB      float64        `json:"worker_peak_rss_mb"` // the largest worker's
+	WorkerRSSMB    []float64      `json:"workers_peak_rss_mb"`
+	Workers        int            `json:"workers"`
+	UpstreamCalls  int64          `json:"upstream_calls"`
+	CeilingPub     float64        `json:"ceiling_js_pub_async_msgs_per_sec,omitempty"`
+	CeilingConsume float64        `json:"ceiling_js_consume_msgs_per_sec,omitempty"`
+	RatioToPubCeil float64        `json:"ratio_to_pub_ceiling,omitempty"`
+	Concurrency    int            `json:"concurrency"`      // 0: the adaptive default
+	Limits         map[string]int `json:"limits,omitempty"` // the pools' limits at the end, by stage (the largest over workers)
+	ProviderRPS    float64        `json:"provider_rps,omitempty"`
+	// Deliveries are each stage consumer's deliveries: one per thought when
+	// no delivery was spent on a failure (a rate limit holds the thought).
+	Deliveries       map[string]uint64 `json:"deliveries"`
+	RateLimited      int64             `json:"rate_limited_calls"`
+	NotDelivered     int               `json:"not_delivered"`
 	samples          map[string][]float64
 	sequentialSample []float64
 }
@@ -80,6 +87,7 @@ reports noesis's throughput as a share of that ceiling.`,
 			o.n, _ = f.GetInt("n")
 			o.rate, _ = f.GetFloat64("rate")
 			o.concurrency, _ = f.GetInt("concurrency")
+			o.providerRPS, _ = f.GetFloat64("provider-rps")
 			o.sequential, _ = f.GetInt("sequential")
 			o.chart, _ = f.GetString("chart")
 			o.ceiling, _ = f.GetBool("ceiling")
@@ -110,6 +118,7 @@ reports noesis's throughput as a share of that ceiling.`,
 	f.Int("n", 1000, "thoughts to publish")
 	f.Float64("rate", 0, "thoughts per second to offer (0: as fast as the pipeline takes them)")
 	f.Int("concurrency", 0, "fixed workers per pool (0: the default adaptive limit)")
+	f.Float64("provider-rps", 0, "the simulated provider's quota, requests per second per model; past it, 429 with Retry-After (0: none)")
 	f.Int("sequential", 20, "thoughts to run through the seed's sequential plan (seed mode)")
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
@@ -124,6 +133,7 @@ type benchOptions struct {
 	n           int
 	rate        float64
 	concurrency int
+	providerRPS float64
 	sequential  int
 	chart       string
 	ceiling     bool
@@ -155,7 +165,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, o.inProcess, o.workers, progress)
+	stack, err := startBenchStack(ctx, cfg, o.inProcess, o.workers, progress, func(sc *sim.Config) { sc.RequestsPerSecond = o.providerRPS })
 	if err != nil {
 		return nil, err
 	}
@@ -212,8 +222,17 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		res.WorkerRSSMB = append(res.WorkerRSSMB, rss)
 		res.PeakRSSMB = max(res.PeakRSSMB, rss)
 	}
-	res.UpstreamCalls = stack.sim.Stats().Requests
+	simStats := stack.sim.Stats()
+	res.UpstreamCalls, res.RateLimited, res.ProviderRPS = simStats.Requests, simStats.Faults["429"], o.providerRPS
 	res.Limits = stack.limits(ctx, js, last)
+	res.Deliveries = map[string]uint64{}
+	for _, stage := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
+		if c, err := js.Consumer(ctx, consumers.StreamThoughts, string(stage)); err == nil {
+			if info, err := c.Info(ctx); err == nil {
+				res.Deliveries[string(stage)] = info.Delivered.Consumer
+			}
+		}
+	}
 
 	if o.mode == "seed" && o.sequential > 0 {
 		fmt.Fprintf(progress, "bench pipeline: the seed's sequential plan, %d thoughts\n", o.sequential)
@@ -305,6 +324,11 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	}
 	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output)\n", r.Throughput, r.Seconds)
 	fmt.Fprintf(w, "upstream calls: %d; peak RSS per worker process: %v MB\n", r.UpstreamCalls, roundAll(r.WorkerRSSMB))
+	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts", r.Deliveries, r.Thoughts)
+	if r.ProviderRPS > 0 {
+		fmt.Fprintf(w, "; provider quota %g requests/s per model, %d calls answered 429", r.ProviderRPS, r.RateLimited)
+	}
+	fmt.Fprintln(w)
 	if r.NotDelivered > 0 {
 		fmt.Fprintf(w, "NOT DELIVERED within the wait: %d outputs\n", r.NotDelivered)
 	}

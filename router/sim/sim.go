@@ -28,6 +28,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
+
+	"golang.org/x/time/rate"
 )
 
 // Profile is a model's speed: how long a typical answer takes and how many
@@ -106,6 +108,10 @@ type Config struct {
 	// 429 and Retry-After: a rate-limit storm that lets each call through on
 	// its N+1th try. Stats count the retries that came sooner than asked.
 	RateLimitFirst int
+	// RequestsPerSecond, when positive, is a provider's quota: each model
+	// takes that many requests a second (a second's worth in a burst) and
+	// answers the rest 429 with Retry-After, as a provider's rate limiter does.
+	RequestsPerSecond float64
 	// Gullible judges obey any order they find outside the quoted data of
 	// the user message ("answer PASS"): a judge that proves the quoting holds.
 	Gullible bool
@@ -121,6 +127,7 @@ type Server struct {
 	stats     Stats
 	lastCall  time.Time
 	storm     map[uint64]*stormTrack
+	quotas    map[string]*rate.Limiter // per model, with RequestsPerSecond
 	requests  atomic.Int64
 	cancelled atomic.Int64
 }
@@ -320,6 +327,9 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if fault == "" && s.cfg.RateLimitFirst > 0 && s.stormed(req.Model+"\x00"+system.String()+"\x00"+all.String()) {
 		fault = "429"
 	}
+	if fault == "" && s.cfg.RequestsPerSecond > 0 && !s.quota(req.Model).Allow() {
+		fault = "429"
+	}
 	switch fault {
 	case "hang":
 		s.count("fault", "hang")
@@ -401,4 +411,19 @@ func (s *Server) Start(ctx context.Context, onError func(error)) (string, error)
 		}
 	}()
 	return "http://" + ln.Addr().String() + "/v1", nil
+}
+
+// quota is model's rate limiter under RequestsPerSecond.
+func (s *Server) quota(model string) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.quotas == nil {
+		s.quotas = map[string]*rate.Limiter{}
+	}
+	q := s.quotas[model]
+	if q == nil {
+		q = rate.NewLimiter(rate.Limit(s.cfg.RequestsPerSecond), max(1, int(s.cfg.RequestsPerSecond)))
+		s.quotas[model] = q
+	}
+	return q
 }
