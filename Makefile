@@ -75,6 +75,9 @@ bench: build tools
 	./$(BIN) bench models --env-file /dev/null --all --calls 3
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 8 --rate 100
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 3 --rate 100 --rate-limit-first 2
+	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0
+	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0 --concurrency 2200
+	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 3000 --rate 1000 --provider-rps 600 --ceiling=false --sequential 0
 	@for i in $$(seq $(BENCH_RUNS)); do \
 	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
 	  NOESIS_SHARED_CACHE=false ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false || exit 1; \
