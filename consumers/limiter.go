@@ -38,9 +38,8 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 
 // The adaptive limit's constants, those of Netflix's Gradient2 limit.
 const (
-	limiterTolerance = 1.25 // latency may rise this much over its floor before the limit shrinks
-	limiterSmoothing = 0.2  // how far one update moves the limit towards its target
-	limiterLongAlpha = 2.0 / (600 + 1)
+	limiterTolerance = 1.25                   // latency may rise this much over its floor before the limit shrinks
+	limiterSmoothing = 0.2                    // how far one update moves the limit towards its target
 	limiterWindow    = 100 * time.Millisecond // samples are averaged over at least this long...
 	limiterFloorSpan = 30 * time.Second       // the floor is the least window average over one or two of these
 	limiterMinSample = 10                     // ...and at least this many
@@ -66,7 +65,6 @@ type Limiter struct {
 	wake     chan struct{} // closed and replaced when a slot frees
 	limit    float64
 	inflight int
-	long     float64 // long-run average latency, ms (reported)
 	// floor is the least window average of the last 30-60 s: the latency
 	// with no queue to speak of, what recent latency is held against.
 	floor, curMin, prevMin float64
@@ -95,9 +93,6 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 	}
 	return l
 }
-
-// Adaptive reports whether the limit moves.
-func (l *Limiter) Adaptive() bool { return l.cfg.Fixed <= 0 }
 
 // Acquire takes a slot, waiting until one is free or ctx ends. In slow
 // start, a full limit doubles every window while work waits: the first
@@ -171,11 +166,6 @@ func (l *Limiter) Release(latency time.Duration) {
 
 // update moves the limit after a window whose average latency was short (ms).
 func (l *Limiter) update(short float64, now time.Time) {
-	if l.long == 0 {
-		l.long = short
-	} else {
-		l.long += limiterLongAlpha * (short - l.long)
-	}
 	// The floor: the least window average of this period and the last, so
 	// it follows a provider that got slower for good within a minute.
 	if l.period.IsZero() || now.Sub(l.period) >= limiterFloorSpan {
@@ -239,14 +229,14 @@ type LimiterState struct {
 	Limit, InFlight int
 	Adaptive        bool
 	SlowStart       bool
-	LatencyMS       float64 // the long-run average latency the limit steers by
+	FloorMS         float64 // the latency floor the limit holds recent latency against
 }
 
 // State reads the limiter.
 func (l *Limiter) State() LimiterState {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return LimiterState{Limit: int(l.limit), InFlight: l.inflight, Adaptive: l.cfg.Fixed <= 0, SlowStart: l.slowStart, LatencyMS: l.long}
+	return LimiterState{Limit: int(l.limit), InFlight: l.inflight, Adaptive: l.cfg.Fixed <= 0, SlowStart: l.slowStart, FloorMS: l.floor}
 }
 
 // liveHeap is the bytes of live and not yet swept Go heap objects.
