@@ -36,7 +36,8 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	return c
 }
 
-// The adaptive limit's constants, those of Netflix's Gradient2 limit.
+// The adaptive limit's constants: Gradient2's smoothing, a tighter tolerance
+// (Gradient2 allows 1.5 over a long-run average; this holds latency to its floor).
 const (
 	limiterTolerance = 1.25                   // latency may rise this much over its floor before the limit shrinks
 	limiterSmoothing = 0.2                    // how far one update moves the limit towards its target
