@@ -233,3 +233,17 @@ func TestJudgesAsData(t *testing.T) {
 		t.Error("a judge's own target is not among the router's targets")
 	}
 }
+
+// The HTTP client keeps an idle connection for every call the pools may make
+// at once: with adaptive pools, up to their ceiling (an HTTP/1.1 provider
+// takes one connection a call; fewer idle ones would be redialled).
+func TestIdleConnectionsFollowThePools(t *testing.T) {
+	c := config.Defaults()
+	if got, want := c.Router("").MaxIdleConnsPerHost, 5*c.MaxConcurrency; got != want {
+		t.Errorf("adaptive pools: %d idle connections per host, want %d (fast + 3 judges + deep, each up to NOESIS_MAX_CONCURRENCY)", got, want)
+	}
+	c.FastConcurrency, c.ReasoningConcurrency, c.DeepConcurrency = 10, 20, 5
+	if got := c.Router("").MaxIdleConnsPerHost; got != 75 {
+		t.Errorf("fixed pools 10/20/5: %d idle connections per host, want 75", got)
+	}
+}

@@ -119,7 +119,7 @@ func (c *Config) UsesSim() bool {
 // simulator's base URL (…/v1) when the simulator is in use.
 func (c *Config) Router(simURL string) router.Config {
 	rc := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
-		MaxIdleConnsPerHost: c.FastConcurrency + 3*c.ReasoningConcurrency + c.DeepConcurrency,
+		MaxIdleConnsPerHost: c.slots(c.FastConcurrency) + 3*c.slots(c.ReasoningConcurrency) + c.slots(c.DeepConcurrency),
 		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
 		Hedge:               map[pipeline.Tier]bool{pipeline.TierFast: c.HedgeFast, pipeline.TierReasoning: c.HedgeReasoning, pipeline.TierDeep: c.HedgeDeep}}
 	providers, targets := map[string]bool{}, map[string]bool{}
@@ -255,4 +255,15 @@ func (c *Config) SharedLimits() bool {
 	}
 	budgets, _ := c.BudgetTable()
 	return len(budgets) > 0
+}
+
+// slots is the most thoughts a pool may hold: its fixed concurrency, or the
+// adaptive limit's ceiling. The HTTP client keeps that many idle connections
+// per host for the calls they make (an HTTP/1.1 server such as vLLM takes one
+// connection a call), so the connections are reused instead of redialled.
+func (c *Config) slots(concurrency int) int {
+	if concurrency > 0 {
+		return concurrency
+	}
+	return c.MaxConcurrency
 }
