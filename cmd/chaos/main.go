@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/noesis-dev/noesis/cmd/internal/proc"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -122,12 +123,12 @@ type scenario struct {
 func run(o options) ([]result, bool) {
 	scenarios := []scenario{
 		{name: "kill -9 one of two workers", nodes: 1, thoughts: plainThoughts,
-			disrupt: func(s *stage) error { s.workers[0].kill9(); return nil }},
+			disrupt: func(s *stage) error { s.workers[0].Kill9(); return nil }},
 		{name: "SIGTERM one of two workers", nodes: 1, thoughts: plainThoughts,
-			disrupt: func(s *stage) error { return s.workers[0].term(60 * time.Second) }},
+			disrupt: func(s *stage) error { return s.workers[0].Term(60 * time.Second) }},
 		{name: "restart the NATS server", nodes: 1, thoughts: plainThoughts,
 			disrupt: func(s *stage) error {
-				s.nats[0].p.kill9()
+				s.nats[0].p.Kill9()
 				time.Sleep(time.Second)
 				return s.nats[0].start(o.natsServer, s.dir)
 			}},
@@ -155,9 +156,9 @@ func run(o options) ([]result, bool) {
 type stage struct {
 	dir     string
 	nats    []*natsNode
-	sim     *proc
+	sim     *proc.Proc
 	simURL  string
-	workers []*proc
+	workers []*proc.Proc
 	nc      *nats.Conn
 	js      jetstream.JetStream
 }
@@ -172,17 +173,17 @@ func (s *stage) urls() string {
 
 func (s *stage) stop() {
 	for _, w := range s.workers {
-		w.stop()
+		w.Stop(20 * time.Second)
 	}
 	if s.nc != nil {
 		s.nc.Close()
 	}
 	if s.sim != nil {
-		s.sim.stop()
+		s.sim.Stop(20 * time.Second)
 	}
 	for _, n := range s.nats {
 		if n.p != nil {
-			n.p.stop()
+			n.p.Stop(20 * time.Second)
 		}
 	}
 }
@@ -229,7 +230,7 @@ func runScenario(o options, sc scenario) (r result) {
 		if r.Failed {
 			fmt.Fprintf(os.Stderr, "   logs kept in %s\n", dir)
 			for _, w := range s.workers {
-				fmt.Fprintf(os.Stderr, "   --- %s:\n%s\n", w.name, w.tail(15))
+				fmt.Fprintf(os.Stderr, "   --- %s:\n%s\n", w.Name, w.Tail(15))
 			}
 		} else if !o.keep {
 			os.RemoveAll(dir)
@@ -246,7 +247,7 @@ func runScenario(o options, sc scenario) (r result) {
 	}
 	simPort := freePort()
 	s.simURL = fmt.Sprintf("http://127.0.0.1:%d", simPort)
-	if s.sim, err = startProc(dir, "sim", nil, o.noesis, "sim", "--env-file", "/dev/null", "--listen", fmt.Sprintf("127.0.0.1:%d", simPort),
+	if s.sim, err = proc.Logged(dir, "sim", nil, o.noesis, "sim", "--env-file", "/dev/null", "--listen", fmt.Sprintf("127.0.0.1:%d", simPort),
 		"--latency-scale", "0.005", "--retry-after", "1s"); err != nil {
 		return fail("%v", err)
 	}
@@ -272,7 +273,7 @@ func runScenario(o options, sc scenario) (r result) {
 		connect = append(connect, nats.UserInfo("admin", chaosAdminPassword))
 	}
 	for i := 0; i < 2; i++ {
-		w, err := startProc(dir, fmt.Sprintf("worker-%d", i+1), env, o.noesis, "serve", "--env-file", "/dev/null")
+		w, err := proc.Logged(dir, fmt.Sprintf("worker-%d", i+1), env, o.noesis, "serve", "--env-file", "/dev/null")
 		if err != nil {
 			return fail("%v", err)
 		}
@@ -380,7 +381,7 @@ func killLeader(s *stage) error {
 	for _, n := range s.nats {
 		if n.name == info.Cluster.Leader {
 			fmt.Fprintf(os.Stderr, "   killing %s, the leader of %s\n", n.name, consumers.StreamThoughts)
-			n.p.kill9()
+			n.p.Kill9()
 			return nil
 		}
 	}

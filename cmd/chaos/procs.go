@@ -1,78 +1,15 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/noesis-dev/noesis/cmd/internal/proc"
 )
-
-// proc is one child process of a scenario: a nats-server, the simulator or a worker.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done is closed
-}
-
-func startProc(dir, name string, env []string, bin string, args ...string) (*proc, error) {
-	logPath := filepath.Join(dir, name+".log")
-	f, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() { p.err = cmd.Wait(); f.Close(); close(p.done) }()
-	return p, nil
-}
-
-// kill9 kills the process at once, as a crash would.
-func (p *proc) kill9() { _ = p.cmd.Process.Signal(syscall.SIGKILL); <-p.done }
-
-// term asks the process to stop and waits up to d for it.
-func (p *proc) term(d time.Duration) error {
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(d):
-		p.kill9()
-		return fmt.Errorf("%s did not stop within %s after SIGTERM", p.name, d)
-	}
-}
-
-// stop ends the process if it still runs.
-func (p *proc) stop() {
-	select {
-	case <-p.done:
-	default:
-		_ = p.term(20 * time.Second)
-	}
-}
-
-// tail returns the last lines of the process's log.
-func (p *proc) tail(n int) string {
-	b, _ := os.ReadFile(p.log)
-	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
-}
 
 // freePort asks the kernel for a free loopback port.
 func freePort() int {
@@ -101,13 +38,13 @@ func waitPort(addr string, d time.Duration) error {
 type natsNode struct {
 	name, dir, conf string
 	port            int
-	p               *proc
+	p               *proc.Proc
 }
 
 func (n *natsNode) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", n.port) }
 
 func (n *natsNode) start(bin, logDir string) error {
-	p, err := startProc(logDir, n.name, nil, bin, "-c", n.conf)
+	p, err := proc.Logged(logDir, n.name, nil, bin, "-c", n.conf)
 	if err != nil {
 		return err
 	}

@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/noesis-dev/noesis/cmd/internal/proc"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -90,15 +90,9 @@ type benchStack struct {
 	natsURL string
 	sim     *sim.Server
 	simURL  string
-	workers []*childWorker // the workers as child processes, or
-	inProc  *service       // the worker in this process
+	workers []*proc.Proc // the workers as child processes, or
+	inProc  *service     // the worker in this process
 	cancel  context.CancelFunc
-}
-
-// childWorker is one `noesis serve` child process.
-type childWorker struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
 }
 
 // workerPIDs lists the workers' process ids (this process's, in-process).
@@ -108,7 +102,7 @@ func (st *benchStack) workerPIDs() []int {
 	}
 	var out []int
 	for _, w := range st.workers {
-		out = append(out, w.cmd.Process.Pid)
+		out = append(out, w.Pid())
 	}
 	return out
 }
@@ -149,16 +143,14 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 		return nil, err
 	}
 	for i := 0; i < max(workers, 1); i++ {
-		w := &childWorker{cmd: exec.Command(self, "serve", "--env-file", "/dev/null"), exited: make(chan struct{})}
-		w.cmd.Env = append(os.Environ(), "NATS_URL="+st.natsURL, "LLM_PROVIDER=sim", "NOESIS_SIM_URL="+st.simURL, "NOESIS_TIERS=fast,reasoning",
-			"NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
+		w, err := proc.Start(fmt.Sprintf("worker-%d", i+1), progress, []string{"NATS_URL=" + st.natsURL, "LLM_PROVIDER=sim", "NOESIS_SIM_URL=" + st.simURL,
+			"NOESIS_TIERS=fast,reasoning", "NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
 			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.FastConcurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.ReasoningConcurrency),
-			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.FastMaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.ReasoningMaxAckPending))
-		w.cmd.Stdout, w.cmd.Stderr = progress, progress
-		if err := w.cmd.Start(); err != nil {
-			return nil, fmt.Errorf("start a worker: %w", err)
+			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.FastMaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.ReasoningMaxAckPending)},
+			self, "serve", "--env-file", "/dev/null")
+		if err != nil {
+			return nil, err
 		}
-		go func() { _ = w.cmd.Wait(); close(w.exited) }()
 		st.workers = append(st.workers, w)
 	}
 
@@ -177,8 +169,8 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 		}
 		for _, w := range st.workers {
 			select {
-			case <-w.exited:
-				return nil, fmt.Errorf("a worker exited before it was ready")
+			case <-w.Done():
+				return nil, fmt.Errorf("%s exited before it was ready", w.Name)
 			default:
 			}
 		}
@@ -191,14 +183,7 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 
 func (st *benchStack) stop() {
 	for _, w := range st.workers {
-		_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	}
-	for _, w := range st.workers {
-		select {
-		case <-w.exited:
-		case <-time.After(30 * time.Second):
-			_ = w.cmd.Process.Kill()
-		}
+		w.Stop(30 * time.Second)
 	}
 	if st.cancel != nil {
 		st.cancel()
