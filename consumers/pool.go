@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -425,6 +426,7 @@ func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) 
 		if !ok {
 			after = p.cfg.RetryDelay
 		}
+		after += rand.N(after/2 + 1) // held thoughts do not all come back in the same instant
 		if time.Since(started)+after > p.cfg.RateLimitPatience {
 			return out, 0, fmt.Errorf("rate limited for longer than %s: %w", p.cfg.RateLimitPatience, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -117,6 +118,10 @@ func (t *target) waitUnblocked(ctx context.Context) error {
 	if wait <= 0 {
 		return nil
 	}
+	// Spread the calls the pause held over half its length again, so they
+	// do not all meet the provider's limiter in the same instant.
+	wait += rand.N(wait/2 + 1)
+	until = time.Now().Add(wait)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(until) {
 		return &pipeline.RetryAfterError{After: wait,
 			Err: fmt.Errorf("%w: %w: %s is rate limited for another %s", pipeline.ErrTransient, pipeline.ErrRateLimited, t.Name, wait.Round(time.Millisecond))}
