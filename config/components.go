@@ -49,32 +49,24 @@ func (c *Config) Cache() router.CacheConfig {
 		pipeline.TierFast: c.CacheTTLFast, pipeline.TierReasoning: c.CacheTTLReasoning, pipeline.TierDeep: c.CacheTTLDeep}}
 }
 
-// AckWaitFor returns the ack wait of a tier's pool.
+// AckWaitFor returns the ack wait of a tier's pool: its setting, or the
+// stage's default.
 func (c *Config) AckWaitFor(t pipeline.Tier) time.Duration {
-	switch t {
-	case pipeline.TierReasoning:
-		return c.ReasoningAckWait
-	case pipeline.TierDeep:
-		return c.DeepAckWait
+	if w := c.Pools.Of(t).AckWait; w > 0 {
+		return w
 	}
-	return c.FastAckWait
+	stage, _ := pipeline.StageForTier(t)
+	return consumers.DefaultAckWait(stage)
 }
 
 // Pool returns the worker pool config of a tier.
 func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 	stage, _ := pipeline.StageForTier(t)
-	pc := consumers.PoolConfig{Stage: stage, AckWait: c.AckWaitFor(t), MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay,
-		MaxThoughtBytes: c.MaxThoughtBytes, DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience}
-	pc.MaxConcurrency = c.MaxConcurrency
+	ps := c.Pools.Of(t)
+	pc := consumers.PoolConfig{Stage: stage, Concurrency: ps.Concurrency, MaxAckPending: ps.MaxAckPending, AckWait: ps.AckWait,
+		MaxConcurrency: c.MaxConcurrency, MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay, MaxThoughtBytes: c.MaxThoughtBytes,
+		DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience}
 	pc.MemoryBudget, _ = c.memoryBudget() // validated
-	switch t {
-	case pipeline.TierFast:
-		pc.Concurrency, pc.MaxAckPending = c.FastConcurrency, c.FastMaxAckPending
-	case pipeline.TierReasoning:
-		pc.Concurrency, pc.MaxAckPending = c.ReasoningConcurrency, c.ReasoningMaxAckPending
-	case pipeline.TierDeep:
-		pc.Concurrency, pc.MaxAckPending = c.DeepConcurrency, c.DeepMaxAckPending
-	}
 	return pc
 }
 

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +23,54 @@ import (
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 )
+
+// PoolSettings are one tier's pool settings. A zero is the consumers
+// package's default, so each default is written once, there: concurrency 0
+// is the adaptive limit (consumers.Limiter) within [4, NOESIS_MAX_CONCURRENCY];
+// max ack pending 0 is 4 x a fixed concurrency, or NOESIS_MAX_CONCURRENCY;
+// ack wait 0 is the stage's (consumers.DefaultAckWait: 30 s, 60 s, 120 s).
+type PoolSettings struct {
+	Concurrency   int           `env:"CONCURRENCY"`
+	MaxAckPending int           `env:"MAX_ACK_PENDING"`
+	AckWait       time.Duration `env:"ACK_WAIT"`
+}
+
+// Pools are the tiers' pool settings: NOESIS_FAST_CONCURRENCY and so on.
+type Pools struct {
+	Fast      PoolSettings `envPrefix:"NOESIS_FAST_"`
+	Reasoning PoolSettings `envPrefix:"NOESIS_REASONING_"`
+	Deep      PoolSettings `envPrefix:"NOESIS_DEEP_"`
+}
+
+// Of returns a tier's pool settings.
+func (p *Pools) Of(t pipeline.Tier) *PoolSettings {
+	switch t {
+	case pipeline.TierReasoning:
+		return &p.Reasoning
+	case pipeline.TierDeep:
+		return &p.Deep
+	}
+	return &p.Fast
+}
+
+// Names lists every setting's environment variable, nested ones with their
+// prefixes (NOESIS_FAST_CONCURRENCY), in the order of the struct.
+func Names() []string { return names(reflect.TypeFor[Config](), "") }
+
+func names(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+			out = append(out, names(f.Type, prefix+f.Tag.Get("envPrefix"))...)
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
+			out = append(out, prefix+name)
+		}
+	}
+	return out
+}
 
 // Config is every setting, named by its environment variable.
 type Config struct {
@@ -145,24 +194,15 @@ type Config struct {
 	SharedCache       bool          `env:"NOESIS_SHARED_CACHE" envDefault:"true"`
 	SharedCacheLease  time.Duration `env:"NOESIS_SHARED_CACHE_LEASE" envDefault:"60s"`
 
-	// Pools, per tier. Concurrency 0 is an adaptive limit (consumers.Limiter)
-	// within [4, NOESIS_MAX_CONCURRENCY]; a number fixes it. Max ack pending 0
-	// is derived: 4 x a fixed concurrency, or NOESIS_MAX_CONCURRENCY.
-	FastConcurrency        int           `env:"NOESIS_FAST_CONCURRENCY" envDefault:"0"`
-	ReasoningConcurrency   int           `env:"NOESIS_REASONING_CONCURRENCY" envDefault:"0"`
-	DeepConcurrency        int           `env:"NOESIS_DEEP_CONCURRENCY" envDefault:"0"`
-	MaxConcurrency         int           `env:"NOESIS_MAX_CONCURRENCY" envDefault:"4096"`
-	MemoryBudget           string        `env:"NOESIS_MEMORY_BUDGET"` // e.g. 256MiB; empty: GOMEMLIMIT's, if set
-	FastMaxAckPending      int           `env:"NOESIS_FAST_MAX_ACK_PENDING" envDefault:"0"`
-	ReasoningMaxAckPending int           `env:"NOESIS_REASONING_MAX_ACK_PENDING" envDefault:"0"`
-	DeepMaxAckPending      int           `env:"NOESIS_DEEP_MAX_ACK_PENDING" envDefault:"0"`
-	FastAckWait            time.Duration `env:"NOESIS_FAST_ACK_WAIT" envDefault:"30s"`
-	ReasoningAckWait       time.Duration `env:"NOESIS_REASONING_ACK_WAIT" envDefault:"60s"`
-	DeepAckWait            time.Duration `env:"NOESIS_DEEP_ACK_WAIT" envDefault:"120s"`
-	MaxDeliver             int           `env:"NOESIS_MAX_DELIVER" envDefault:"5"`
-	RetryDelay             time.Duration `env:"NOESIS_RETRY_DELAY" envDefault:"1s"`
-	MaxThoughtBytes        int           `env:"NOESIS_MAX_THOUGHT_BYTES" envDefault:"65536"`
-	DrainTimeout           time.Duration `env:"NOESIS_DRAIN_TIMEOUT" envDefault:"30s"`
+	// Pools: one PoolSettings per tier, under NOESIS_<TIER>_, and the limits
+	// every adaptive pool shares.
+	Pools           Pools
+	MaxConcurrency  int           `env:"NOESIS_MAX_CONCURRENCY" envDefault:"4096"`
+	MemoryBudget    string        `env:"NOESIS_MEMORY_BUDGET"` // e.g. 256MiB; empty: GOMEMLIMIT's, if set
+	MaxDeliver      int           `env:"NOESIS_MAX_DELIVER" envDefault:"5"`
+	RetryDelay      time.Duration `env:"NOESIS_RETRY_DELAY" envDefault:"1s"`
+	MaxThoughtBytes int           `env:"NOESIS_MAX_THOUGHT_BYTES" envDefault:"65536"`
+	DrainTimeout    time.Duration `env:"NOESIS_DRAIN_TIMEOUT" envDefault:"30s"`
 	// CallBudget bounds the upstream calls of one delivery; 0 (the default):
 	// the judges times NOESIS_LLM_ATTEMPTS, plus one, and at least 10.
 	CallBudget        int           `env:"NOESIS_CALL_BUDGET" envDefault:"0"`
@@ -222,20 +262,63 @@ func Defaults() Config {
 }
 
 // describeEnvError rewrites the parser's errors to name the variable and what it expects.
+// variableOf finds the variable behind a parse error, which names only the
+// struct field: of the variables that field is read from (a nested field has
+// one per prefix), the one whose value does not parse as the field's type.
+func variableOf(pe env.ParseError) string {
+	var candidates []string
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+				walk(f.Type, prefix+f.Tag.Get("envPrefix"))
+			} else if f.Name == pe.Name {
+				name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+				candidates = append(candidates, prefix+name)
+			}
+		}
+	}
+	walk(reflect.TypeFor[Config](), "")
+	for _, name := range candidates {
+		if v, set := os.LookupEnv(name); set && !parses(pe.Type, v) {
+			return name
+		}
+	}
+	if len(candidates) > 0 {
+		return candidates[0]
+	}
+	return pe.Name
+}
+
+// parses reports whether v reads as a value of type t.
+func parses(t reflect.Type, v string) bool {
+	var err error
+	switch {
+	case t == reflect.TypeFor[time.Duration]():
+		_, err = time.ParseDuration(v)
+	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
+		_, err = strconv.ParseInt(v, 10, 64)
+	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
+		_, err = strconv.ParseUint(v, 10, 64)
+	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
+		_, err = strconv.ParseFloat(v, 64)
+	case t.Kind() == reflect.Bool:
+		_, err = strconv.ParseBool(v)
+	}
+	return err == nil
+}
+
 func describeEnvError(err error) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return fmt.Errorf("config: %w", err)
 	}
 	var msgs []string
-	t := reflect.TypeOf(Config{})
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
-			name := pe.Name
-			if f, ok := t.FieldByName(pe.Name); ok {
-				name = strings.Split(f.Tag.Get("env"), ",")[0]
-			}
+			name := variableOf(pe)
 			msgs = append(msgs, fmt.Sprintf("%s: want %s, got %q", name, expects(pe.Type), os.Getenv(name)))
 			continue
 		}
@@ -328,11 +411,19 @@ func (c *Config) Validate() error {
 			bad("NOESIS_TIERS", "%v", err)
 		}
 	}
-	for name, v := range map[string]int{"NOESIS_FAST_CONCURRENCY": c.FastConcurrency, "NOESIS_REASONING_CONCURRENCY": c.ReasoningConcurrency,
-		"NOESIS_DEEP_CONCURRENCY": c.DeepConcurrency, "NOESIS_FAST_MAX_ACK_PENDING": c.FastMaxAckPending,
-		"NOESIS_REASONING_MAX_ACK_PENDING": c.ReasoningMaxAckPending, "NOESIS_DEEP_MAX_ACK_PENDING": c.DeepMaxAckPending} {
-		if v < 0 {
-			bad(name, "want 0 (adaptive, or derived) or more, got %d", v)
+	for _, t := range pipeline.Tiers {
+		ps, prefix := c.Pools.Of(t), "NOESIS_"+strings.ToUpper(string(t))+"_"
+		if ps.Concurrency < 0 {
+			bad(prefix+"CONCURRENCY", "want 0 (adaptive) or more, got %d", ps.Concurrency)
+		}
+		if ps.MaxAckPending < 0 {
+			bad(prefix+"MAX_ACK_PENDING", "want 0 (derived) or more, got %d", ps.MaxAckPending)
+		}
+		if ps.MaxAckPending > 0 && ps.MaxAckPending < ps.Concurrency {
+			bad(prefix+"MAX_ACK_PENDING", "want at least the tier's concurrency (%d), got %d", ps.Concurrency, ps.MaxAckPending)
+		}
+		if ps.AckWait < 0 {
+			bad(prefix+"ACK_WAIT", "want 0 (the stage's default) or a duration above 0, got %s", ps.AckWait)
 		}
 	}
 	positive := map[string]int{
@@ -357,18 +448,8 @@ func (c *Config) Validate() error {
 	if _, err := c.judges(); err != nil {
 		bad("NOESIS_JUDGES", "%v", err)
 	}
-	pending := map[string][2]int{
-		"NOESIS_FAST_MAX_ACK_PENDING": {c.FastMaxAckPending, c.FastConcurrency}, "NOESIS_REASONING_MAX_ACK_PENDING": {c.ReasoningMaxAckPending, c.ReasoningConcurrency},
-		"NOESIS_DEEP_MAX_ACK_PENDING": {c.DeepMaxAckPending, c.DeepConcurrency},
-	}
-	for name, v := range pending {
-		if v[0] > 0 && v[0] < v[1] {
-			bad(name, "want at least the tier's concurrency (%d), got %d", v[1], v[0])
-		}
-	}
 	durations := map[string]time.Duration{
 		"NOESIS_LLM_BACKOFF": c.LLMBackoff, "NOESIS_TRIBUNAL_DEADLINE": c.TribunalDeadline,
-		"NOESIS_FAST_ACK_WAIT": c.FastAckWait, "NOESIS_REASONING_ACK_WAIT": c.ReasoningAckWait, "NOESIS_DEEP_ACK_WAIT": c.DeepAckWait,
 		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
 		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease,
 		"NOESIS_TARGET_BREAKER_COOLDOWN": c.TargetBreakerCooldown, "NOESIS_LIMIT_WINDOW": c.LimitWindow, "MODAL_COLD_START_TIMEOUT": c.ModalColdStartTimeout, "MODAL_SCALEDOWN_WINDOW": c.ModalScaledownWindow, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
@@ -430,7 +511,7 @@ func (c *Config) Validate() error {
 // maxRedeliverySpan bounds how long after its first delivery a thought can
 // still be worked on: MaxDeliver ack waits plus the nak delays between them.
 func (c *Config) maxRedeliverySpan() time.Duration {
-	longest := max(c.FastAckWait, c.ReasoningAckWait, c.DeepAckWait)
+	longest := max(c.AckWaitFor(pipeline.TierFast), c.AckWaitFor(pipeline.TierReasoning), c.AckWaitFor(pipeline.TierDeep))
 	var naks time.Duration
 	for i := 0; i < c.MaxDeliver-1; i++ {
 		naks += consumers.NakDelay(c.RetryDelay, uint64(i+1))

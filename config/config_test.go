@@ -3,7 +3,7 @@ package config_test
 import (
 	"os"
 	"path/filepath"
-	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -91,8 +91,11 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		{map[string]string{"NATS_URL": "localhost"}, "NATS_URL: want an absolute URL"},
 		{map[string]string{"NOESIS_DUPLICATE_WINDOW": "1m"}, "NOESIS_DUPLICATE_WINDOW: 1m0s is shorter than the longest redelivery span"},
 		{map[string]string{"NOESIS_FAST_CONCURRENCY": "16", "NOESIS_FAST_MAX_ACK_PENDING": "8"}, "NOESIS_FAST_MAX_ACK_PENDING: want at least the tier's concurrency"},
-		{map[string]string{"NOESIS_REASONING_CONCURRENCY": "-1"}, "NOESIS_REASONING_CONCURRENCY: want 0 (adaptive, or derived) or more"},
+		{map[string]string{"NOESIS_REASONING_CONCURRENCY": "-1"}, "NOESIS_REASONING_CONCURRENCY: want 0 (adaptive) or more"},
 		{map[string]string{"NOESIS_MEMORY_BUDGET": "lots"}, "NOESIS_MEMORY_BUDGET: want a size such as 256MiB"},
+		// Nested settings share field names: the message names the variable.
+		{map[string]string{"NOESIS_DEEP_ACK_WAIT": "soon"}, "NOESIS_DEEP_ACK_WAIT: want a duration"},
+		{map[string]string{"NOESIS_REASONING_MAX_ACK_PENDING": "lots"}, "NOESIS_REASONING_MAX_ACK_PENDING: want a whole number"},
 		{map[string]string{"NOESIS_LOG_LEVEL": "loud"}, "NOESIS_LOG_LEVEL"},
 		{map[string]string{"NOESIS_PRICES": "llama"}, "NOESIS_PRICES: want model=in/out"},
 		{map[string]string{"NOESIS_PRICES": "llama=1/x"}, "NOESIS_PRICES: prices in \"llama=1/x\" must be numbers"},
@@ -123,8 +126,8 @@ func TestEnvFileAndPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.FastConcurrency != 7 || c.DeepConcurrency != 9 {
-		t.Fatalf("fast %d deep %d, want 7 (file) and 9 (env)", c.FastConcurrency, c.DeepConcurrency)
+	if c.Pools.Fast.Concurrency != 7 || c.Pools.Deep.Concurrency != 9 {
+		t.Fatalf("fast %d deep %d, want 7 (file) and 9 (env)", c.Pools.Fast.Concurrency, c.Pools.Deep.Concurrency)
 	}
 	if _, err := config.Load(filepath.Join(dir, "missing.env"), true); err == nil {
 		t.Fatal("an explicitly named missing env file must be an error")
@@ -164,9 +167,13 @@ func TestEnvExampleListsEverySetting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	typ := reflect.TypeOf(config.Config{})
-	for i := 0; i < typ.NumField(); i++ {
-		name := strings.Split(typ.Field(i).Tag.Get("env"), ",")[0]
+	names := config.Names()
+	for _, want := range []string{"NOESIS_FAST_CONCURRENCY", "NOESIS_REASONING_ACK_WAIT", "NOESIS_DEEP_MAX_ACK_PENDING", "NATS_URL"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("config.Names() lacks %s: %v", want, names)
+		}
+	}
+	for _, name := range names {
 		if !strings.Contains(string(example), "\n"+name+"=") {
 			t.Errorf(".env.example does not list %s", name)
 		}
@@ -242,7 +249,7 @@ func TestIdleConnectionsFollowThePools(t *testing.T) {
 	if got, want := c.Router("").MaxIdleConnsPerHost, 5*c.MaxConcurrency; got != want {
 		t.Errorf("adaptive pools: %d idle connections per host, want %d (fast + 3 judges + deep, each up to NOESIS_MAX_CONCURRENCY)", got, want)
 	}
-	c.FastConcurrency, c.ReasoningConcurrency, c.DeepConcurrency = 10, 20, 5
+	c.Pools.Fast.Concurrency, c.Pools.Reasoning.Concurrency, c.Pools.Deep.Concurrency = 10, 20, 5
 	if got := c.Router("").MaxIdleConnsPerHost; got != 75 {
 		t.Errorf("fixed pools 10/20/5: %d idle connections per host, want 75", got)
 	}

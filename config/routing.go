@@ -119,7 +119,7 @@ func (c *Config) UsesSim() bool {
 // simulator's base URL (…/v1) when the simulator is in use.
 func (c *Config) Router(simURL string) router.Config {
 	rc := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
-		MaxIdleConnsPerHost: c.slots(c.FastConcurrency) + 3*c.slots(c.ReasoningConcurrency) + c.slots(c.DeepConcurrency),
+		MaxIdleConnsPerHost: c.slots(c.Pools.Fast.Concurrency) + 3*c.slots(c.Pools.Reasoning.Concurrency) + c.slots(c.Pools.Deep.Concurrency),
 		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
 		Hedge:               map[pipeline.Tier]bool{pipeline.TierFast: c.HedgeFast, pipeline.TierReasoning: c.HedgeReasoning, pipeline.TierDeep: c.HedgeDeep}}
 	providers, targets := map[string]bool{}, map[string]bool{}

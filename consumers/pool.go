@@ -35,7 +35,7 @@ type PoolConfig struct {
 	// process sharing it; default 4 x Concurrency when fixed, else MaxConcurrency.
 	MaxAckPending int
 	// AckWait is how long the server waits for an ack before redelivering;
-	// in-progress heartbeats keep a slow call alive; default 30 s.
+	// in-progress heartbeats keep a slow call alive; default DefaultAckWait.
 	AckWait time.Duration
 	// MaxDeliver is how many times a thought is tried before it is dead-lettered; default 5.
 	MaxDeliver int
@@ -68,7 +68,7 @@ func (c PoolConfig) withDefaults() PoolConfig {
 		}
 	}
 	if c.AckWait <= 0 {
-		c.AckWait = 30 * time.Second
+		c.AckWait = DefaultAckWait(c.Stage)
 	}
 	if c.MaxDeliver <= 0 {
 		c.MaxDeliver = 5
@@ -89,6 +89,19 @@ func (c PoolConfig) withDefaults() PoolConfig {
 		c.RateLimitPatience = 5 * time.Minute
 	}
 	return c
+}
+
+// DefaultAckWait is a stage's ack wait unless configured: 30 s for
+// narratives, 60 s for verdicts, 120 s for analyses (the tiers' model times
+// grow in that order; heartbeats keep a longer call alive either way).
+func DefaultAckWait(s pipeline.Stage) time.Duration {
+	switch s {
+	case pipeline.StageTribunal:
+		return time.Minute
+	case pipeline.StageAnalysis:
+		return 2 * time.Minute
+	}
+	return 30 * time.Second
 }
 
 // NakDelay is how long a thought that failed its delivery-th delivery waits

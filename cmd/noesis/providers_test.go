@@ -31,7 +31,7 @@ func TestFallbackBreakerAndModalColdStart(t *testing.T) {
 	cfg.ChainFast = "openai:primary/llama,modal:modal/llama"
 	cfg.LLMTimeout, cfg.LLMAttempts = 250*time.Millisecond, 1 // shorter than the cold start
 	cfg.TargetBreakerFailures, cfg.TargetBreakerCooldown = 2, time.Hour
-	cfg.FastConcurrency = 1
+	cfg.Pools.Fast.Concurrency = 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -167,7 +167,7 @@ func TestBudgetSkipsASpentProvider(t *testing.T) {
 	cfg.ChainFast = "openai:paid/llama,modal:own/llama"
 	cfg.Prices = "paid/llama=1000/1000" // a call (about 190 tokens in, 51 out) costs about 0.24 USD
 	cfg.Budgets = "openai=0.3"
-	cfg.FastConcurrency = 1
+	cfg.Pools.Fast.Concurrency = 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestRateLimitStormMovesTrafficToTheFallback(t *testing.T) {
 	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
 	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = primaryURL, "k", fallbackURL
 	cfg.ChainFast = "openai:primary/llama,modal:fallback/llama"
-	cfg.LLMAttempts, cfg.FastConcurrency = 1, 1
+	cfg.LLMAttempts, cfg.Pools.Fast.Concurrency = 1, 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

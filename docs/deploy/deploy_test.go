@@ -10,7 +10,6 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/conf"
@@ -89,11 +88,8 @@ var (
 // Every setting the chart and the compose file give noesis is one it reads.
 func TestDeploymentSettingsExist(t *testing.T) {
 	known := map[string]bool{"GOMEMLIMIT": true} // Go's own
-	cfg := reflect.TypeFor[config.Config]()
-	for i := range cfg.NumField() {
-		if name, _, _ := strings.Cut(cfg.Field(i).Tag.Get("env"), ","); name != "" {
-			known[name] = true
-		}
+	for _, name := range config.Names() {
+		known[name] = true
 	}
 	tmpl, err := os.ReadFile("helm/noesis/templates/deployments.yaml")
 	if err != nil {
