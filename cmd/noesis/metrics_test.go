@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
 
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
@@ -182,6 +185,11 @@ func TestGrafanaDashboardUsesExportedMetrics(t *testing.T) {
 	for _, g := range []*prometheus.GaugeVec{m.pending, m.ackPending, m.redeliverQ, m.waiting} {
 		g.WithLabelValues("narrative").Set(0)
 	}
+	pool, err := consumers.NewPool(nil, consumers.PoolConfig{Stage: pipeline.StageNarrative}, func(context.Context, pipeline.Thought) (pipeline.Output, error) { return nil, nil }, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.watchPool(pipeline.StageNarrative, pool)
 	families, err := m.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
