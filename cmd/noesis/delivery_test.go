@@ -120,14 +120,11 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	// calls have met it three times a thought (a call's three tries, a
 	// Retry-After apart): past the point where a pool that spent deliveries
 	// on 429s would have spent them.
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if svc.pools[pipeline.StageNarrative].Stats().RateLimitWaits >= 20 && s.Stats().Faults["429"] >= 3*20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the storm did not hold every thought within 30 s: pool %+v, %d calls answered 429", svc.pools[pipeline.StageNarrative].Stats(), s.Stats().Faults["429"])
-		}
-	}
+	eventually(t, 30*time.Second, func() bool {
+		return svc.pools[pipeline.StageNarrative].Stats().RateLimitWaits >= 20 && s.Stats().Faults["429"] >= 3*20
+	}, func() string {
+		return fmt.Sprintf("the storm did not hold every thought: pool %+v, %d calls answered 429", svc.pools[pipeline.StageNarrative].Stats(), s.Stats().Faults["429"])
+	})
 	if err := s.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}

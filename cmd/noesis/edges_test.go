@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -84,21 +85,14 @@ func TestDeletedStreamsAreSetUpAgain(t *testing.T) {
 		}
 	}
 	sawNotReady := false
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		missing := consumers.ReadHealth(context.Background(), js).MissingStreams
+	missing := func() []string { return consumers.ReadHealth(context.Background(), js).MissingStreams }
+	eventually(t, 20*time.Second, func() bool {
 		if resp, err := http.Get("http://" + svc.metricsAddr + "/readyz"); err == nil {
 			sawNotReady = sawNotReady || resp.StatusCode == http.StatusServiceUnavailable
 			resp.Body.Close()
 		}
-		if len(missing) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("streams still missing after 20 s: %v", missing)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return len(missing()) == 0
+	}, func() string { return fmt.Sprintf("streams still missing: %v", missing()) })
 	if !sawNotReady {
 		t.Error("/readyz never said the streams were missing")
 	}
@@ -106,17 +100,11 @@ func TestDeletedStreamsAreSetUpAgain(t *testing.T) {
 	good := thought(1, "after the streams came back")
 	good.Content.Depth = 1
 	bad := pipeline.Thought{EventID: "bad-1", AgentID: "daimon-2", Content: pipeline.Content{UserInput: "x"}, Stages: []pipeline.Stage{"poetry"}}
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		// The stream exists; its consumers follow within a second.
-		c, err := js.Consumer(context.Background(), consumers.StreamThoughts, "tribunal")
-		if err == nil && c != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the tribunal consumer was not set up again")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The stream exists; its consumers follow within seconds.
+	eventually(t, 20*time.Second, func() bool {
+		_, err := js.Consumer(context.Background(), consumers.StreamThoughts, "tribunal")
+		return err == nil
+	}, func() string { return "the tribunal consumer was not set up again" })
 	publishThought(t, js, good)
 	data, _ := json.Marshal(bad)
 	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(bad.AgentID), data, jetstream.WithMsgID(bad.EventID)); err != nil {

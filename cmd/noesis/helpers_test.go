@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -129,29 +130,34 @@ func (c *collector) messages(root string) []*nats.Msg {
 	return append([]*nats.Msg(nil), c.msgs[root]...)
 }
 
+// eventually polls cond every 20 ms until it holds, or fails the test after
+// timeout, saying what state describes then.
+func eventually(t *testing.T, timeout time.Duration, cond func() bool, state func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, state())
+		}
+	}
+}
+
 // waitFor polls until each root has n distinct events, or fails after timeout.
 func (c *collector) waitFor(t *testing.T, timeout time.Duration, want map[string]int) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok := true
+	eventually(t, timeout, func() bool {
 		for root, n := range want {
 			if c.distinct(root) < n {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return
+		return true
+	}, func() string {
+		got := map[string]int{}
+		for root := range want {
+			got[root] = c.distinct(root)
 		}
-		if time.Now().After(deadline) {
-			got := map[string]int{}
-			for root := range want {
-				got[root] = c.distinct(root)
-			}
-			t.Fatalf("after %s: got %v, want %v", timeout, got, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Sprintf("got %v, want %v", got, want)
+	})
 }
 
 // settle waits until no thought can yield another output: every stage
@@ -161,35 +167,35 @@ func (c *collector) waitFor(t *testing.T, timeout time.Duration, want map[string
 // republish in transit). It fails after 20 s.
 func (c *collector) settle(t *testing.T, js jetstream.JetStream) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
-		for {
-			cons, err := js.Consumer(context.Background(), consumers.StreamThoughts, durable)
-			if err != nil { // a stage no process runs
-				break
-			}
-			info, err := cons.Info(context.Background())
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("consumer %s still busy after 20 s: %+v", durable, info)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		eventually(t, 20*time.Second, func() bool {
+			idle, gone, _ := consumerIdle(js, durable, 0)
+			return idle || gone // a stage no process runs has no consumer
+		}, func() string {
+			_, _, state := consumerIdle(js, durable, 0)
+			return "consumer " + durable + " still busy: " + state
+		})
 	}
-	for {
+	eventually(t, 20*time.Second, func() bool {
 		c.mu.Lock()
-		quiet := time.Since(c.last)
-		c.mu.Unlock()
-		if quiet >= 200*time.Millisecond {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("outputs still arriving after 20 s")
-		}
-		time.Sleep(200*time.Millisecond - quiet)
+		defer c.mu.Unlock()
+		return time.Since(c.last) >= 200*time.Millisecond
+	}, func() string { return "outputs still arriving" })
+}
+
+// consumerIdle reports whether a stage consumer has acked at least n
+// messages and has none pending or unacknowledged, or is gone, and its state.
+func consumerIdle(js jetstream.JetStream, durable string, n uint64) (idle, gone bool, state string) {
+	c, err := js.Consumer(context.Background(), consumers.StreamThoughts, durable)
+	if err != nil {
+		return false, errors.Is(err, jetstream.ErrConsumerNotFound), err.Error()
 	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		return false, false, err.Error()
+	}
+	idle = info.AckFloor.Stream >= n && info.NumAckPending == 0 && info.NumPending == 0
+	return idle, false, fmt.Sprintf("ack floor %d, pending %d, ack pending %d", info.AckFloor.Stream, info.NumPending, info.NumAckPending)
 }
 
 // exactlyOnce fails unless every event under root arrived exactly once.
@@ -225,16 +231,9 @@ func thought(i int, text string) pipeline.Thought {
 // waitConsumerIdle waits until a durable consumer has acked at least n messages and has none pending.
 func waitConsumerIdle(t *testing.T, js jetstream.JetStream, durable string, n uint64) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		c, err := js.Consumer(context.Background(), consumers.StreamThoughts, durable)
-		if err == nil {
-			info, err := c.Info(context.Background())
-			if err == nil && info.AckFloor.Stream >= n && info.NumAckPending == 0 && info.NumPending == 0 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("consumer %s did not finish %d messages", durable, n)
+	eventually(t, 20*time.Second, func() bool { idle, _, _ := consumerIdle(js, durable, n); return idle },
+		func() string {
+			_, _, state := consumerIdle(js, durable, n)
+			return fmt.Sprintf("consumer %s did not finish %d messages: %s", durable, n, state)
+		})
 }

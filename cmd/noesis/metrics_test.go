@@ -97,14 +97,14 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": n - 1, "verdicts": n, "dlq.narrative": 1})
 	// The counters follow each thought's ack: scrape until the last one shows.
 	var text string
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	published := map[string]string{"stage": "tribunal", "outcome": "published"}
+	eventually(t, 10*time.Second, func() bool {
 		_, text = scrape(t, base+"/metrics")
-		done := metricValue(text, "noesis_thoughts_total", map[string]string{"stage": "tribunal", "outcome": "published"}) == n &&
+		return metricValue(text, "noesis_thoughts_total", published) == n &&
 			metricValue(text, "noesis_thoughts_total", map[string]string{"stage": "narrative", "outcome": "dead_lettered"}) == 1
-		if done || time.Now().After(deadline) {
-			break
-		}
-	}
+	}, func() string {
+		return fmt.Sprintf("tribunal published %v of %d", metricValue(text, "noesis_thoughts_total", published), n)
+	})
 	checks := []struct {
 		name   string
 		labels map[string]string
