@@ -55,21 +55,29 @@ func (p *Pools) Of(t pipeline.Tier) *PoolSettings {
 
 // Names lists every setting's environment variable, nested ones with their
 // prefixes (NOESIS_FAST_CONCURRENCY), in the order of the struct.
-func Names() []string { return names(reflect.TypeFor[Config](), "") }
-
-func names(t reflect.Type, prefix string) []string {
+func Names() []string {
 	var out []string
-	for i := range t.NumField() {
-		f := t.Field(i)
-		if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
-			out = append(out, names(f.Type, prefix+f.Tag.Get("envPrefix"))...)
-			continue
-		}
-		if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
-			out = append(out, prefix+name)
+	eachSetting(func(_ reflect.StructField, name string) { out = append(out, name) })
+	return out
+}
+
+// eachSetting calls fn with every setting's field and its variable, nested
+// structs walked with their envPrefix.
+func eachSetting(fn func(f reflect.StructField, name string)) {
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
+				walk(f.Type, prefix+f.Tag.Get("envPrefix"))
+				continue
+			}
+			if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
+				fn(f, prefix+name)
+			}
 		}
 	}
-	return out
+	walk(reflect.TypeFor[Config](), "")
 }
 
 // Config is every setting, named by its environment variable.
@@ -267,19 +275,11 @@ func Defaults() Config {
 // one per prefix), the one whose value does not parse as the field's type.
 func variableOf(pe env.ParseError) string {
 	var candidates []string
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
-				walk(f.Type, prefix+f.Tag.Get("envPrefix"))
-			} else if f.Name == pe.Name {
-				name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
-				candidates = append(candidates, prefix+name)
-			}
+	eachSetting(func(f reflect.StructField, name string) {
+		if f.Name == pe.Name {
+			candidates = append(candidates, name)
 		}
-	}
-	walk(reflect.TypeFor[Config](), "")
+	})
 	for _, name := range candidates {
 		if v, set := os.LookupEnv(name); set && !parses(pe.Type, v) {
 			return name

@@ -178,11 +178,7 @@ type Price struct{ In, Out float64 }
 // PriceTable parses NOESIS_PRICES.
 func (c *Config) PriceTable() (map[string]Price, error) {
 	out := map[string]Price{}
-	for _, item := range strings.Split(c.Prices, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
+	for _, item := range listItems(c.Prices) {
 		model, prices, ok := strings.Cut(item, "=")
 		in, outPrice, ok2 := strings.Cut(prices, "/")
 		if !ok || !ok2 || strings.TrimSpace(model) == "" {
@@ -204,11 +200,7 @@ type Limit struct{ RPM, TPM, Concurrency int }
 // LimitTable parses NOESIS_LIMITS: "provider:model=rpm/tpm/concurrency,...".
 func (c *Config) LimitTable() (map[string]Limit, error) {
 	out := map[string]Limit{}
-	for _, item := range strings.Split(c.Limits, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
+	for _, item := range listItems(c.Limits) {
 		name, vals, ok := strings.Cut(item, "=")
 		parts := strings.Split(vals, "/")
 		if !ok || len(parts) != 3 || !strings.Contains(name, ":") {
@@ -230,11 +222,7 @@ func (c *Config) LimitTable() (map[string]Limit, error) {
 // BudgetTable parses NOESIS_BUDGETS: "provider=usd,...".
 func (c *Config) BudgetTable() (map[string]float64, error) {
 	out := map[string]float64{}
-	for _, item := range strings.Split(c.Budgets, ",") {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
+	for _, item := range listItems(c.Budgets) {
 		p, v, ok := strings.Cut(item, "=")
 		f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 		if !ok || err != nil || f < 0 {
@@ -266,4 +254,16 @@ func (c *Config) slots(concurrency int) int {
 		return concurrency
 	}
 	return c.MaxConcurrency
+}
+
+// listItems splits a comma-separated setting into its items, trimmed, empty
+// ones left out.
+func listItems(s string) []string {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
