@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"reflect"
-	"strconv"
 	"strings"
 	"time"
 
@@ -51,33 +49,6 @@ func (p *Pools) Of(t pipeline.Tier) *PoolSettings {
 		return &p.Deep
 	}
 	return &p.Fast
-}
-
-// Names lists every setting's environment variable, nested ones with their
-// prefixes (NOESIS_FAST_CONCURRENCY), in the order of the struct.
-func Names() []string {
-	var out []string
-	eachSetting(func(_ reflect.StructField, name string) { out = append(out, name) })
-	return out
-}
-
-// eachSetting calls fn with every setting's field and its variable, nested
-// structs walked with their envPrefix.
-func eachSetting(fn func(f reflect.StructField, name string)) {
-	var walk func(t reflect.Type, prefix string)
-	walk = func(t reflect.Type, prefix string) {
-		for i := range t.NumField() {
-			f := t.Field(i)
-			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[time.Time]() {
-				walk(f.Type, prefix+f.Tag.Get("envPrefix"))
-				continue
-			}
-			if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
-				fn(f, prefix+name)
-			}
-		}
-	}
-	walk(reflect.TypeFor[Config](), "")
 }
 
 // Config is every setting, named by its environment variable.
@@ -267,76 +238,6 @@ func Defaults() Config {
 		panic(fmt.Sprintf("config: defaults do not parse: %v", err)) // a bug in the tags above
 	}
 	return c
-}
-
-// describeEnvError rewrites the parser's errors to name the variable and what it expects.
-// variableOf finds the variable behind a parse error, which names only the
-// struct field: of the variables that field is read from (a nested field has
-// one per prefix), the one whose value does not parse as the field's type.
-func variableOf(pe env.ParseError) string {
-	var candidates []string
-	eachSetting(func(f reflect.StructField, name string) {
-		if f.Name == pe.Name {
-			candidates = append(candidates, name)
-		}
-	})
-	for _, name := range candidates {
-		if v, set := os.LookupEnv(name); set && !parses(pe.Type, v) {
-			return name
-		}
-	}
-	if len(candidates) > 0 {
-		return candidates[0]
-	}
-	return pe.Name
-}
-
-// parses reports whether v reads as a value of type t.
-func parses(t reflect.Type, v string) bool {
-	var err error
-	switch {
-	case t == reflect.TypeFor[time.Duration]():
-		_, err = time.ParseDuration(v)
-	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
-		_, err = strconv.ParseInt(v, 10, 64)
-	case t.Kind() >= reflect.Uint && t.Kind() <= reflect.Uint64:
-		_, err = strconv.ParseUint(v, 10, 64)
-	case t.Kind() == reflect.Float32 || t.Kind() == reflect.Float64:
-		_, err = strconv.ParseFloat(v, 64)
-	case t.Kind() == reflect.Bool:
-		_, err = strconv.ParseBool(v)
-	}
-	return err == nil
-}
-
-func describeEnvError(err error) error {
-	var agg env.AggregateError
-	if !errors.As(err, &agg) {
-		return fmt.Errorf("config: %w", err)
-	}
-	var msgs []string
-	for _, e := range agg.Errors {
-		var pe env.ParseError
-		if errors.As(e, &pe) {
-			name := variableOf(pe)
-			msgs = append(msgs, fmt.Sprintf("%s: want %s, got %q", name, expects(pe.Type), os.Getenv(name)))
-			continue
-		}
-		msgs = append(msgs, e.Error())
-	}
-	return fmt.Errorf("config: %s", strings.Join(msgs, "; "))
-}
-
-func expects(t reflect.Type) string {
-	switch {
-	case t == reflect.TypeOf(time.Duration(0)):
-		return "a duration such as 500ms, 30s or 5m"
-	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
-		return "a whole number"
-	case t.Kind() == reflect.Float64:
-		return "a number"
-	}
-	return "a " + t.String()
 }
 
 // Validate names the first setting that cannot work and what it expects.
