@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/noesis-dev/noesis/cmd/internal/bench"
 )
 
 // Against the simulator, bench models reproduces the seed's profile within 5 %.
@@ -14,7 +16,7 @@ func TestBenchModelsReproducesTheProfile(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	var rows []ModelFigures
+	var rows []bench.ModelFigures
 	if err := json.Unmarshal([]byte(out[strings.Index(out, "["):]), &rows); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -34,7 +36,7 @@ func TestBenchPipelineDeliversEveryOutput(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", mode, err, out)
 		}
-		var res PipelineFigures
+		var res bench.PipelineFigures
 		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}

@@ -124,7 +124,7 @@ func TestSlowCallIsNotRedelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.NumRedelivered != 0 || s.Stats().Requests != 1 || svc.pools[pipeline.StageNarrative].Stats().Retried != 0 {
+	if info.NumRedelivered != 0 || s.Stats().Requests != 1 || svc.Pool(pipeline.StageNarrative).Stats().Retried != 0 {
 		t.Fatalf("redelivered %d, upstream requests %d", info.NumRedelivered, s.Stats().Requests)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -21,7 +22,7 @@ import (
 func TestThreeNodeCluster(t *testing.T) {
 	nodes := natstest.RunCluster(t, 3)
 	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.005})
-	var workers []*service
+	var workers []*service.Service
 	for _, n := range nodes {
 		cfg := testConfig(t, n, simURL)
 		cfg.NATSURL = n.ClientURL()
@@ -57,7 +58,7 @@ func TestThreeNodeCluster(t *testing.T) {
 	}
 	var split []uint64
 	for _, w := range workers {
-		n := w.pools[pipeline.StageNarrative].Stats().Published + w.pools[pipeline.StageTribunal].Stats().Published
+		n := w.Pool(pipeline.StageNarrative).Stats().Published + w.Pool(pipeline.StageTribunal).Stats().Published
 		if n == 0 {
 			t.Errorf("a worker did no work: %v", split)
 		}

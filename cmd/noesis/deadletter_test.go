@@ -7,11 +7,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/rs/zerolog"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/nats-io/nats.go"
 
@@ -84,7 +85,7 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 	}
 	// Terminated, not redelivered: nothing is pending on the consumers.
 	waitConsumerIdle(t, js, "narrative", uint64(len(cases)+1))
-	if st := svc.pools[pipeline.StageNarrative].Stats(); st.DeadLettered != uint64(len(cases)) || st.Retried != 0 {
+	if st := svc.Pool(pipeline.StageNarrative).Stats(); st.DeadLettered != uint64(len(cases)) || st.Retried != 0 {
 		t.Errorf("narrative pool stats %+v", st)
 	}
 }

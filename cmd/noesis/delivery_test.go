@@ -121,9 +121,9 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	// Retry-After apart): past the point where a pool that spent deliveries
 	// on 429s would have spent them.
 	eventually(t, 30*time.Second, func() bool {
-		return svc.pools[pipeline.StageNarrative].Stats().RateLimitWaits >= 20 && s.Stats().Faults["429"] >= 3*20
+		return svc.Pool(pipeline.StageNarrative).Stats().RateLimitWaits >= 20 && s.Stats().Faults["429"] >= 3*20
 	}, func() string {
-		return fmt.Sprintf("the storm did not hold every thought: pool %+v, %d calls answered 429", svc.pools[pipeline.StageNarrative].Stats(), s.Stats().Faults["429"])
+		return fmt.Sprintf("the storm did not hold every thought: pool %+v, %d calls answered 429", svc.Pool(pipeline.StageNarrative).Stats(), s.Stats().Faults["429"])
 	})
 	if err := s.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
@@ -134,14 +134,14 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	for _, st := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
-		ps := svc.pools[st].Stats()
+		ps := svc.Pool(st).Stats()
 		if ps.DeadLettered != 0 || ps.Retried != 0 {
 			t.Errorf("%s pool burned deliveries in the storm: %+v", st, ps)
 		}
 	}
 	// A judge may outlast the storm within its own timeout (then its peers
 	// abstain, as the origin's rules say); the narrator has only the pool's patience.
-	if svc.pools[pipeline.StageNarrative].Stats().RateLimitWaits == 0 {
+	if svc.Pool(pipeline.StageNarrative).Stats().RateLimitWaits == 0 {
 		t.Error("the narrative pool never waited on the rate limit")
 	}
 	// Each target is paused for Retry-After after a 429, so the storm sees at
@@ -203,11 +203,11 @@ func TestSharedCacheAcrossProcesses(t *testing.T) {
 			t.Errorf("%s: %d upstream calls from two processes, want 1", caller, n)
 		}
 	}
-	sa, sb := a.cache.Stats(), b.cache.Stats()
+	sa, sb := a.Cache().Stats(), b.Cache().Stats()
 	if sa.SharedHits+sb.SharedHits == 0 {
 		t.Errorf("no shared hits: a %+v, b %+v", sa, sb)
 	}
-	if a.pools[pipeline.StageNarrative].Stats().Published == 0 || b.pools[pipeline.StageNarrative].Stats().Published == 0 {
+	if a.Pool(pipeline.StageNarrative).Stats().Published == 0 || b.Pool(pipeline.StageNarrative).Stats().Published == 0 {
 		t.Errorf("one process did all the work; the test proves nothing about sharing")
 	}
 	t.Logf("process a: %+v; process b: %+v", sa, sb)

@@ -6,37 +6,13 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
-	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 )
-
-// connectNATS connects a command to NATS_URL, or to the embedded server's
-// address when NATS_URL is unset.
-func connectNATS(cfg config.Config, name string, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
-	url := cfg.NATSURL
-	if url == "" {
-		url = "nats://" + cfg.NATSListen
-	}
-	opts, err := natsOptions(cfg, name)
-	if err != nil {
-		return nil, nil, err
-	}
-	nc, err := nats.Connect(url, append(opts, extra...)...)
-	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactNATSURL(url), err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
-}
 
 func newDLQCmd() *cobra.Command {
 	cmd := &cobra.Command{
@@ -82,11 +58,11 @@ func newDLQCmd() *cobra.Command {
 				enc.SetIndent("", "  ")
 				return enc.Encode(rows)
 			}
-			t := newTable(cmd.OutOrStdout())
+			t := cli.Table(cmd.OutOrStdout())
 			t.Header([]string{"Seq", "Time", "Stage", "Event", "Subject", "Attempts", "Reason"})
 			for _, l := range letters {
 				_ = t.Append([]string{strconv.FormatUint(l.DLQSeq, 10), l.Time.UTC().Format(time.DateTime), string(l.Stage), eventID(l), l.Subject,
-					strconv.FormatUint(l.Attempts, 10), clipText(l.Reason, 100)})
+					strconv.FormatUint(l.Attempts, 10), cli.Clip(l.Reason, 100)})
 			}
 			if err := t.Render(); err != nil {
 				return err
@@ -110,11 +86,11 @@ the letters. --id takes a letter's sequence (from 'dlq list') or an event_id.`,
 			if (id == "") == !all {
 				return fmt.Errorf("name the letters: --id SEQ|EVENT_ID, or --all")
 			}
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
-			nc, js, err := connectNATS(cfg, "noesis-dlq")
+			nc, js, err := service.Connect(cfg, "noesis-dlq")
 			if err != nil {
 				return err
 			}
@@ -150,7 +126,7 @@ the letters. --id takes a letter's sequence (from 'dlq list') or an event_id.`,
 }
 
 func loadLetters(cmd *cobra.Command) ([]consumers.Letter, error) {
-	cfg, err := loadConfig(cmd)
+	cfg, err := cli.LoadConfig(cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +134,7 @@ func loadLetters(cmd *cobra.Command) ([]consumers.Letter, error) {
 	if stage != "" && !pipeline.Stage(stage).Valid() {
 		return nil, fmt.Errorf("--stage %q: want narrative, tribunal or analysis", stage)
 	}
-	nc, js, err := connectNATS(cfg, "noesis-dlq")
+	nc, js, err := service.Connect(cfg, "noesis-dlq")
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +148,4 @@ func eventID(l consumers.Letter) string {
 	}
 	_ = json.Unmarshal(l.Data, &th)
 	return th.EventID
-}
-
-func clipText(s string, n int) string {
-	if len([]rune(s)) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
 }

@@ -181,8 +181,8 @@ func TestTiersSplitAcrossProcesses(t *testing.T) {
 	reasoning.Tiers = []string{"reasoning"}
 	a := runService(t, fast)
 	b := runService(t, reasoning)
-	if len(a.pools) != 1 || a.pools[pipeline.StageNarrative] == nil || len(b.pools) != 1 || b.pools[pipeline.StageTribunal] == nil {
-		t.Fatalf("pools: a %v, b %v", a.pools, b.pools)
+	if len(a.Pools()) != 1 || a.Pool(pipeline.StageNarrative) == nil || len(b.Pools()) != 1 || b.Pool(pipeline.StageTribunal) == nil {
+		t.Fatalf("pools: a %v, b %v", a.Pools(), b.Pools())
 	}
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)
@@ -198,7 +198,7 @@ func TestTiersSplitAcrossProcesses(t *testing.T) {
 	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
-	if pa, pb := a.pools[pipeline.StageNarrative].Stats(), b.pools[pipeline.StageTribunal].Stats(); pa.Published != 100 || pb.Published != 100 {
+	if pa, pb := a.Pool(pipeline.StageNarrative).Stats(), b.Pool(pipeline.StageTribunal).Stats(); pa.Published != 100 || pb.Published != 100 {
 		t.Fatalf("published: narrative pool %d, tribunal pool %d", pa.Published, pb.Published)
 	}
 	if st := s.Stats(); st.PerCaller["narrative"] != 100 || st.PerCaller["veritas"] != 100 {
@@ -225,7 +225,7 @@ func TestSeveralProcessesShareOneDurableConsumer(t *testing.T) {
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 200})
 	got.settle(t, js)
 	got.exactlyOnce(t, "narratives", events)
-	pa, pb := a.pools[pipeline.StageNarrative].Stats().Published, b.pools[pipeline.StageNarrative].Stats().Published
+	pa, pb := a.Pool(pipeline.StageNarrative).Stats().Published, b.Pool(pipeline.StageNarrative).Stats().Published
 	if pa+pb != 200 || pa == 0 || pb == 0 {
 		t.Fatalf("work split %d/%d, want both processes to share 200", pa, pb)
 	}
@@ -244,10 +244,10 @@ func TestEmbeddedDefaults(t *testing.T) {
 	}
 	var logs syncBuffer
 	svc := runServiceLogging(t, cfg, &logs, zerolog.InfoLevel)
-	if svc.embedded == nil || svc.simSrv == nil {
+	if svc.Embedded() == nil || svc.Simulator() == nil {
 		t.Fatal("no embedded server or simulator")
 	}
-	nc, err := nats.Connect(svc.natsURL)
+	nc, err := nats.Connect(svc.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestNebiusPathWithKey(t *testing.T) {
 		t.Fatalf("provider %s", cfg.ResolvedProvider())
 	}
 	svc := runService(t, cfg)
-	if svc.simSrv != nil {
+	if svc.Simulator() != nil {
 		t.Fatal("an in-process simulator was started although Nebius was chosen")
 	}
 	nc, js := natstest.Connect(t, ns)

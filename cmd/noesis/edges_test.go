@@ -87,7 +87,7 @@ func TestDeletedStreamsAreSetUpAgain(t *testing.T) {
 	sawNotReady := false
 	missing := func() []string { return consumers.ReadHealth(context.Background(), js).MissingStreams }
 	eventually(t, 20*time.Second, func() bool {
-		if resp, err := http.Get("http://" + svc.metricsAddr + "/readyz"); err == nil {
+		if resp, err := http.Get("http://" + svc.MetricsAddr() + "/readyz"); err == nil {
 			sawNotReady = sawNotReady || resp.StatusCode == http.StatusServiceUnavailable
 			resp.Body.Close()
 		}

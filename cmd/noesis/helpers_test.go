@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -41,16 +42,16 @@ func testConfig(t *testing.T, ns *server.Server, simURL string) config.Config {
 }
 
 // runService starts a service and stops it, drained, when the test ends.
-func runService(t *testing.T, cfg config.Config) *service {
+func runService(t *testing.T, cfg config.Config) *service.Service {
 	t.Helper()
 	return runServiceLogging(t, cfg, zerolog.NewTestWriter(t), zerolog.WarnLevel)
 }
 
 // runServiceLogging is runService with the log written to w at level.
-func runServiceLogging(t *testing.T, cfg config.Config, w io.Writer, level zerolog.Level) *service {
+func runServiceLogging(t *testing.T, cfg config.Config, w io.Writer, level zerolog.Level) *service.Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := startService(ctx, cfg, zerolog.New(w).Level(level))
+	svc, err := service.Start(ctx, cfg, zerolog.New(w).Level(level))
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func TestFallbackBreakerAndModalColdStart(t *testing.T) {
 	if st := fallback.Stats(); st.Requests != 6 || st.Faults["401"] != 0 || st.ColdStarts != 1 {
 		t.Errorf("fallback stats %+v", st)
 	}
-	if states := svc.chain.BreakerStates(); states["openai:primary/llama"] != "open" || states["modal:modal/llama"] != "closed" {
+	if states := svc.Chain().BreakerStates(); states["openai:primary/llama"] != "open" || states["modal:modal/llama"] != "closed" {
 		t.Errorf("breakers %v", states)
 	}
 }
@@ -151,7 +151,7 @@ func TestRequestLimitHoldsAcrossProcesses(t *testing.T) {
 	if len(st.PerSecond) < 3 {
 		t.Errorf("14 requests at 4 a second came in %d seconds: %v", len(st.PerSecond), st.PerSecond)
 	}
-	if a.pools[pipeline.StageNarrative].Stats().Published == 0 || b.pools[pipeline.StageNarrative].Stats().Published == 0 {
+	if a.Pool(pipeline.StageNarrative).Stats().Published == 0 || b.Pool(pipeline.StageNarrative).Stats().Published == 0 {
 		t.Log("one process did all the work; the limit still held")
 	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -29,7 +31,7 @@ A missing event_id is generated. The thought is validated before it is sent.`,
   echo '{"event_id":"e1","agent_id":"daimon-1","content":{"user_input":"hello"}}' | noesis publish --file -`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -46,7 +48,7 @@ A missing event_id is generated. The thought is validated before it is sent.`,
 			}
 			// The agent's own inbox prefix: under per-agent permissions it may
 			// read only _INBOX_<agent_id>.>, where its acknowledgement comes.
-			nc, js, err := connectNATS(cfg, "noesis-publish", nats.CustomInboxPrefix(AgentInboxPrefix(t.AgentID)))
+			nc, js, err := service.Connect(cfg, "noesis-publish", nats.CustomInboxPrefix(AgentInboxPrefix(t.AgentID)))
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/noesis-dev/noesis/cmd/internal/bench"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -31,7 +32,7 @@ func TestShadowComparesChainsWithoutPublishing(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sub.Unsubscribe()
-	corpus, err := readCorpus(tribunalCorpus)
+	corpus, err := bench.LabelledCorpus()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,11 +41,11 @@ func TestShadowComparesChainsWithoutPublishing(t *testing.T) {
 		th.Action, th.Stages = lt.Action, []pipeline.Stage{pipeline.StageTribunal}
 		publishThought(t, js, th)
 	}
-	res, err := benchShadow(context.Background(), cfg, js, "sim:deepseek-ai/DeepSeek-V3-0324-fast", 5, 0, 1000, 8, io.Discard)
+	res, err := bench.Shadow(context.Background(), cfg, js, "sim:deepseek-ai/DeepSeek-V3-0324-fast", 5, 0, 1000, 8, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := writeShadowFigures(io.Discard, res); err != nil {
+	if err := bench.WriteShadowFigures(io.Discard, res); err != nil {
 		t.Fatal(err)
 	}
 	n := len(corpus) - 4 // from sequence 5
@@ -64,31 +65,4 @@ func TestShadowComparesChainsWithoutPublishing(t *testing.T) {
 	if p := published.Load(); p != 0 {
 		t.Errorf("%d shadow verdicts published", p)
 	}
-}
-
-func TestCohensKappa(t *testing.T) {
-	cases := []struct {
-		a, b []string
-		want float64
-	}{
-		{[]string{"pass", "fail", "pass", "fail"}, []string{"pass", "fail", "pass", "fail"}, 1},
-		{[]string{"pass", "pass", "fail", "fail"}, []string{"pass", "fail", "pass", "fail"}, 0},
-		{[]string{"pass", "pass", "pass"}, []string{"pass", "pass", "pass"}, 1},
-		// 20 pass/pass, 5 pass/fail, 10 fail/pass, 15 fail/fail: po 0.7, pe 0.5, kappa 0.4
-		{append(append(append(rep("pass", 20), rep("pass", 5)...), rep("fail", 10)...), rep("fail", 15)...),
-			append(append(append(rep("pass", 20), rep("fail", 5)...), rep("pass", 10)...), rep("fail", 15)...), 0.4},
-	}
-	for _, c := range cases {
-		if got := cohensKappa(c.a, c.b); got < c.want-1e-9 || got > c.want+1e-9 {
-			t.Errorf("kappa = %v, want %v", got, c.want)
-		}
-	}
-}
-
-func rep(s string, n int) []string {
-	out := make([]string, n)
-	for i := range out {
-		out[i] = s
-	}
-	return out
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/router/sim"
 )
 
@@ -19,7 +20,7 @@ demand. Point noesis at it with LLM_PROVIDER=sim NOESIS_SIM_URL=http://ADDR/v1.
 Counters are at /sim/stats.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -51,7 +52,7 @@ Counters are at /sim/stats.`,
 			if err != nil {
 				return fmt.Errorf("simulator: %w", err)
 			}
-			log := newLogger(cfg, cmd.ErrOrStderr())
+			log := cli.NewLogger(cfg, cmd.ErrOrStderr())
 			log.Info().Str("url", "http://"+ln.Addr().String()+"/v1").Float64("latency_scale", sc.LatencyScale).Msg("simulator listening")
 			return sim.New(sc).Serve(cmd.Context(), ln)
 		},

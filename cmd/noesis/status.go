@@ -14,6 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -58,13 +60,13 @@ func newStatusCmd() *cobra.Command {
 		Short: "Streams, stage consumers (lag, ack pending, redeliveries) and live workers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
 			asJSON, _ := cmd.Flags().GetBool("json")
 			watch, _ := cmd.Flags().GetDuration("watch")
-			nc, js, err := connectNATS(cfg, "noesis-status")
+			nc, js, err := service.Connect(cfg, "noesis-status")
 			if err != nil {
 				return err
 			}
@@ -81,7 +83,7 @@ func newStatusCmd() *cobra.Command {
 						return err
 					}
 				} else {
-					if watch > 0 && isTerminal(cmd.OutOrStdout()) {
+					if watch > 0 && cli.IsTerminal(cmd.OutOrStdout()) {
 						fmt.Fprint(cmd.OutOrStdout(), "\033[H\033[2J")
 					}
 					if err := writeStatus(cmd.OutOrStdout(), st); err != nil {
@@ -167,7 +169,7 @@ func writeStatus(w io.Writer, st *Status) error {
 	if st.Health.ReaperBacklog > 0 {
 		fmt.Fprintf(w, "reaper: %d advisories waiting to become dead letters (%d tried more than once)\n", st.Health.ReaperBacklog, st.Health.ReaperRedelivered)
 	}
-	t := newTable(w)
+	t := cli.Table(w)
 	t.Header([]string{"stream", "messages", "bytes", "last seq", "last message", "replicas", "leader"})
 	for _, s := range st.Streams {
 		_ = t.Append([]string{s.Name, strconv.FormatUint(s.Messages, 10), strconv.FormatUint(s.Bytes, 10), strconv.FormatUint(s.LastSeq, 10), ago(st.Time, s.LastTime), strconv.Itoa(s.Replicas), s.Leader})
@@ -176,7 +178,7 @@ func writeStatus(w io.Writer, st *Status) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	t = newTable(w)
+	t = cli.Table(w)
 	t.Header([]string{"stage", "tier", "pending", "ack pending", "redelivered", "waiting pulls", "workers", "last activity"})
 	for _, c := range st.Consumers {
 		last := "never"
@@ -189,7 +191,7 @@ func writeStatus(w io.Writer, st *Status) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	t = newTable(w)
+	t = cli.Table(w)
 	t.Header([]string{"worker", "version", "tiers", "up", "in flight / limit", "judge breakers", "targets not closed"})
 	for _, wk := range st.Workers {
 		var br []string

@@ -20,6 +20,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -76,7 +77,7 @@ func TestTraceContextAndSpans(t *testing.T) {
 	cfg.OTLPEndpoint = collector.URL
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := startService(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	svc, err := service.Start(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/noesis-dev/noesis/cmd/internal/bench"
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -24,11 +26,11 @@ func TestTribunalCorpusThroughHTTP(t *testing.T) {
 	s, simURL := simtest.Start(t, sim.Config{Seed: 7})
 	runService(t, testConfig(t, ns, simURL))
 	nc, js := natstest.Connect(t, ns)
-	corpus, err := readCorpus(tribunalCorpus)
+	corpus, err := bench.LabelledCorpus()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := benchTribunalRun(context.Background(), nc, js, corpus, 3, 0, 60*time.Second, s)
+	f, err := bench.TribunalRun(context.Background(), nc, js, corpus, 3, 0, 60*time.Second, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,11 +112,11 @@ func TestRateLimitStormMakesVerdictsSlowerNotEmptier(t *testing.T) {
 	cfg := testConfig(t, ns, simURL)
 	runService(t, cfg)
 	nc, js := natstest.Connect(t, ns)
-	corpus, err := readCorpus(tribunalCorpus)
+	corpus, err := bench.LabelledCorpus()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := benchTribunalRun(context.Background(), nc, js, corpus[:30], 1, 0, 60*time.Second, s)
+	f, err := bench.TribunalRun(context.Background(), nc, js, corpus[:30], 1, 0, 60*time.Second, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +143,7 @@ func TestNoSimulatedVerdictsOnAnExternalNATS(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	_, err := startService(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)))
+	_, err := service.Start(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)))
 	if err == nil || !strings.Contains(err.Error(), "NEBIUS_API_KEY") || !strings.Contains(err.Error(), "LLM_PROVIDER=sim") {
 		t.Fatalf("started, or said %v; want a refusal that says what to set", err)
 	}

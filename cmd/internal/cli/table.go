@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"io"
@@ -7,7 +7,7 @@ import (
 	"github.com/olekukonko/tablewriter/tw"
 )
 
-// newTable returns a table that prints headers as written.
-func newTable(w io.Writer) *tablewriter.Table {
+// Table returns a table that prints headers as written.
+func Table(w io.Writer) *tablewriter.Table {
 	return tablewriter.NewTable(w, tablewriter.WithHeaderAutoFormat(tw.Off))
 }

@@ -1,6 +1,4 @@
-//go:build !nobench
-
-package main
+package bench
 
 import (
 	"fmt"

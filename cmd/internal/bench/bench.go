@@ -1,6 +1,10 @@
-//go:build !nobench
-
-package main
+// Package bench is noesis's measuring harness: `noesis bench models` times
+// the providers' models, `bench pipeline` runs a whole stack (embedded NATS,
+// the simulator, workers as child processes) under an offered load, `bench
+// tribunal` runs a labelled corpus through the judges, and `bench shadow`
+// replays stored thoughts through a candidate chain. cmd/noesis links it
+// unless built with the nobench tag.
+package bench
 
 import (
 	"context"
@@ -16,13 +20,15 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 )
 
-func newBenchCmd() *cobra.Command {
+// Command is `noesis bench`: models, pipeline, tribunal and shadow.
+func Command() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure models and the pipeline"}
 	cmd.AddCommand(newBenchModelsCmd(), newBenchPipelineCmd(), newBenchTribunalCmd(), newBenchShadowCmd())
 	return cmd
@@ -63,7 +69,7 @@ beside the seed's figures when the model is in its table. With the simulator
 over HTTP, at NOESIS_SIM_LATENCY_SCALE.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -98,7 +104,7 @@ over HTTP, at NOESIS_SIM_LATENCY_SCALE.`,
 			}
 			bar := progressbar.NewOptions(len(models)*calls, progressbar.OptionSetWriter(cmd.ErrOrStderr()),
 				progressbar.OptionSetDescription("bench models"), progressbar.OptionShowCount(), progressbar.OptionClearOnFinish(),
-				progressbar.OptionSetVisibility(isTerminal(cmd.ErrOrStderr())))
+				progressbar.OptionSetVisibility(cli.IsTerminal(cmd.ErrOrStderr())))
 			var rows []ModelFigures
 			seed := sim.SeedProfiles()
 			for _, m := range models {
@@ -187,7 +193,7 @@ func writeModelFigures(w io.Writer, format string, rows []ModelFigures) error {
 		cw.Flush()
 		return cw.Error()
 	case "table":
-		t := newTable(w)
+		t := cli.Table(w)
 		t.Header([]string{"model", "tier", "calls", "errors", "TTFT p50 ms", "latency p50 ms", "latency p95 ms", "tok/s", "seed latency ms", "seed tok/s"})
 		for _, r := range rows {
 			_ = t.Append([]string{r.Model, r.Tier, strconv.Itoa(r.Calls), strconv.Itoa(r.Errors), f0(r.TTFTp50ms), f0(r.LatencyP50ms), f0(r.LatencyP95ms),
@@ -251,4 +257,3 @@ func writeFigures[T any](w io.Writer, format string, res T, table func(io.Writer
 
 // benchCommands is the bench command; a nobench binary (the container
 // image) has none.
-func benchCommands() []*cobra.Command { return []*cobra.Command{newBenchCmd()} }

@@ -1,6 +1,4 @@
-//go:build !nobench
-
-package main
+package bench
 
 import (
 	"bufio"
@@ -21,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -39,6 +38,9 @@ type LabelledThought struct {
 	Task   string            `json:"task"`
 	Action string            `json:"action"`
 }
+
+// LabelledCorpus returns the corpus `bench tribunal` judges by default.
+func LabelledCorpus() ([]LabelledThought, error) { return readCorpus(tribunalCorpus) }
 
 // readCorpus reads a JSON-lines corpus of labelled thoughts.
 func readCorpus(data []byte) ([]LabelledThought, error) {
@@ -106,11 +108,11 @@ type TribunalFigures struct {
 	Seconds            float64 `json:"seconds"`
 }
 
-// benchTribunalRun publishes the corpus (repeat times, each copy a distinct
+// TribunalRun publishes the corpus (repeat times, each copy a distinct
 // thought) as agent on js at rate, collects the verdicts on nc, and measures
 // them. s, when not nil, is the simulator the judges are asked, whose
 // intents say what each judge meant.
-func benchTribunalRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, corpus []LabelledThought, repeat int, rate float64, wait time.Duration, s *sim.Server) (*TribunalFigures, error) {
+func TribunalRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, corpus []LabelledThought, repeat int, rate float64, wait time.Duration, s *sim.Server) (*TribunalFigures, error) {
 	const agent = "bench-tribunal"
 	type sent struct {
 		label pipeline.Decision
@@ -212,7 +214,7 @@ func benchTribunalRun(ctx context.Context, nc *nats.Conn, js jetstream.JetStream
 			if v.Decision == th.label {
 				f.Right++
 			} else {
-				f.Wrong = append(f.Wrong, fmt.Sprintf("%s: %s, labelled %s", clipText(th.task, 60), v.Decision, th.label))
+				f.Wrong = append(f.Wrong, fmt.Sprintf("%s: %s, labelled %s", cli.Clip(th.task, 60), v.Decision, th.label))
 			}
 		}
 		if intents == nil {
@@ -281,12 +283,12 @@ func reasonClass(reason string) string {
 			return p
 		}
 	}
-	return clipText(reason, 40)
+	return cli.Clip(reason, 40)
 }
 
 func writeTribunalFigures(w io.Writer, f *TribunalFigures) error {
 	fmt.Fprintf(w, "tribunal: %d thoughts offered at %s, %d verdicts in %.1f s\n", f.Thoughts, rateText(f.OfferedRate), f.Verdicts, f.Seconds)
-	t := newTable(w)
+	t := cli.Table(w)
 	t.Header([]string{"measure", "count", "of", "share"})
 	row := func(name string, a, b int) {
 		share := "-"
@@ -305,7 +307,7 @@ func writeTribunalFigures(w io.Writer, f *TribunalFigures) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	lt := newTable(w)
+	lt := cli.Table(w)
 	lt.Header([]string{"latency", "p50 ms", "p99 ms"})
 	_ = lt.Append([]string{"publish to verdict", f1(f.VerdictP50ms), f1(f.VerdictP99ms)})
 	_ = lt.Append([]string{"tribunal", f1(f.TribunalP50ms), f1(f.TribunalP99ms)})
@@ -358,7 +360,7 @@ is set (LLM_PROVIDER, NEBIUS_API_KEY). With the simulator it also counts the
 judge answers read as the simulated judge meant them.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -429,5 +431,5 @@ func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThou
 	n := len(corpus) * max(repeat, 1)
 	fmt.Fprintf(progress, "bench tribunal: %d thoughts, rate %s, models %s\n", n, rateText(rate), cfg.ResolvedProvider())
 	wait := 2*cfg.TribunalDeadline + time.Duration(float64(n)/max(rate, 1)*float64(time.Second))
-	return benchTribunalRun(ctx, nc, js, corpus, repeat, rate, wait, s)
+	return TribunalRun(ctx, nc, js, corpus, repeat, rate, wait, s)
 }

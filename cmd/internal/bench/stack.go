@@ -1,6 +1,4 @@
-//go:build !nobench
-
-package main
+package bench
 
 import (
 	"bufio"
@@ -19,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/cmd/internal/proc"
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -90,8 +89,8 @@ type benchStack struct {
 	natsURL string
 	sim     *sim.Server
 	simURL  string
-	workers []*proc.Proc // the workers as child processes, or
-	inProc  *service     // the worker in this process
+	workers []*proc.Proc     // the workers as child processes, or
+	inProc  *service.Service // the worker in this process
 	cancel  context.CancelFunc
 }
 
@@ -133,7 +132,7 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 	if inProcess {
 		wcfg := cfg
 		wcfg.NATSURL, wcfg.SimURL = st.natsURL, st.simURL
-		if st.inProc, err = startService(sctx, wcfg, zerolog.New(progress).Level(zerolog.ErrorLevel)); err != nil {
+		if st.inProc, err = service.Start(sctx, wcfg, zerolog.New(progress).Level(zerolog.ErrorLevel)); err != nil {
 			return nil, err
 		}
 		return st, nil
@@ -217,7 +216,7 @@ func (st *benchStack) connect(name string) (*nats.Conn, jetstream.JetStream, err
 func (st *benchStack) limits(ctx context.Context, js jetstream.JetStream, since time.Time) map[string]int {
 	out := map[string]int{}
 	if st.inProc != nil {
-		for stage, p := range st.inProc.pools {
+		for stage, p := range st.inProc.Pools() {
 			out[string(stage)] = p.Limit().Limit
 		}
 		return out

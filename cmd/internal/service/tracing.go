@@ -1,4 +1,4 @@
-package main
+package service
 
 import (
 	"context"
@@ -21,7 +21,7 @@ func startTracing(ctx context.Context) (func(), error) {
 		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_ENDPOINT: %w", err)
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp),
-		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "noesis"), attribute.String("service.version", version))))
+		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", "noesis"), attribute.String("service.version", Version))))
 	otel.SetTracerProvider(tp)
 	return func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -1,6 +1,4 @@
-//go:build !nobench
-
-package main
+package bench
 
 import (
 	"context"
@@ -14,6 +12,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
+	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -62,7 +62,7 @@ tokens and cost side by side. Shadow verdicts are never published: nothing
 reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -76,16 +76,16 @@ reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 			if candidate == "" {
 				return fmt.Errorf("--candidate: name the chain to compare, for example nebius:deepseek-ai/DeepSeek-V3-0324-fast")
 			}
-			nc, js, err := connectNATS(cfg, "noesis-bench-shadow")
+			nc, js, err := service.Connect(cfg, "noesis-bench-shadow")
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			res, err := benchShadow(cmd.Context(), cfg, js, candidate, from, to, limit, parallel, cmd.ErrOrStderr())
+			res, err := Shadow(cmd.Context(), cfg, js, candidate, from, to, limit, parallel, cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
-			return writeFigures(cmd.OutOrStdout(), format, res, writeShadowFigures)
+			return writeFigures(cmd.OutOrStdout(), format, res, WriteShadowFigures)
 		},
 	}
 	f := cmd.Flags()
@@ -98,9 +98,9 @@ reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 	return cmd
 }
 
-// benchShadow replays thoughts from js's NOESIS_THOUGHTS through the
+// Shadow replays thoughts from js's NOESIS_THOUGHTS through the
 // configured and the candidate REASONING chains.
-func benchShadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, candidate string, from, to uint64, limit, parallel int, progress io.Writer) (*ShadowFigures, error) {
+func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, candidate string, from, to uint64, limit, parallel int, progress io.Writer) (*ShadowFigures, error) {
 	cand := cfg
 	cand.ChainReasoning = candidate
 	cand.JudgeTargetVeritas, cand.JudgeTargetSophia, cand.JudgeTargetDike = "", "", ""
@@ -274,9 +274,10 @@ func cohensKappa(a, b []string) float64 {
 	return (po - pe) / (1 - pe)
 }
 
-func writeShadowFigures(w io.Writer, r *ShadowFigures) error {
+// WriteShadowFigures prints a shadow comparison as a table.
+func WriteShadowFigures(w io.Writer, r *ShadowFigures) error {
 	fmt.Fprintf(w, "shadow: %d thoughts (sequences %d-%d); shadow verdicts were not published\n", r.Thoughts, r.FromSeq, r.ToSeq)
-	t := newTable(w)
+	t := cli.Table(w)
 	t.Header([]string{"", "baseline", "candidate"})
 	rows := [][3]string{
 		{"chain", r.Baseline.Chain, r.Candidate.Chain},

@@ -1,6 +1,4 @@
-//go:build !nobench
-
-package main
+package bench
 
 import (
 	"context"
@@ -15,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -77,7 +76,7 @@ runs 'nats bench js pub async' and 'nats bench js consume' on the same server an
 reports noesis's throughput as a share of that ceiling.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loadConfig(cmd)
+			cfg, err := cli.LoadConfig(cmd)
 			if err != nil {
 				return err
 			}
@@ -310,7 +309,7 @@ var natsBenchRE = regexp.MustCompile(`stats: ([\d,]+) msgs/sec`)
 
 func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %s per pool, limits at the end %v\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, concText(r.Concurrency), r.Limits)
-	t := newTable(w)
+	t := cli.Table(w)
 	t.Header([]string{"end to end", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"})
 	rows := append(append([]StageFigures{}, r.Stages...), r.Both)
 	if r.Sequential != nil {
