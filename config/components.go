@@ -45,14 +45,17 @@ func (c *Config) RunTiers() []pipeline.Tier {
 
 // Cache returns the answer cache's config.
 func (c *Config) Cache() router.CacheConfig {
-	return router.CacheConfig{MaxBytes: c.CacheMaxBytes, TTL: map[pipeline.Tier]time.Duration{
-		pipeline.TierFast: c.CacheTTLFast, pipeline.TierReasoning: c.CacheTTLReasoning, pipeline.TierDeep: c.CacheTTLDeep}}
+	cc := router.CacheConfig{MaxBytes: c.CacheMaxBytes, TTL: map[pipeline.Tier]time.Duration{}}
+	for _, t := range pipeline.Tiers {
+		cc.TTL[t] = c.cacheTTL(t)
+	}
+	return cc
 }
 
 // AckWaitFor returns the ack wait of a tier's pool: its setting, or the
 // stage's default.
 func (c *Config) AckWaitFor(t pipeline.Tier) time.Duration {
-	if w := c.Pools.Of(t).AckWait; w > 0 {
+	if w := c.Tier.Of(t).AckWait; w > 0 {
 		return w
 	}
 	stage, _ := pipeline.StageForTier(t)
@@ -62,7 +65,7 @@ func (c *Config) AckWaitFor(t pipeline.Tier) time.Duration {
 // Pool returns the worker pool config of a tier.
 func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 	stage, _ := pipeline.StageForTier(t)
-	ps := c.Pools.Of(t)
+	ps := c.Tier.Of(t)
 	pc := consumers.PoolConfig{Stage: stage, Concurrency: ps.Concurrency, MaxAckPending: ps.MaxAckPending, AckWait: ps.AckWait,
 		MaxConcurrency: c.MaxConcurrency, MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay, MaxThoughtBytes: c.MaxThoughtBytes,
 		DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience}

@@ -22,35 +22,6 @@ import (
 	"github.com/noesis-dev/noesis/router/sim"
 )
 
-// PoolSettings are one tier's pool settings. A zero is the consumers
-// package's default, so each default is written once, there: concurrency 0
-// is the adaptive limit (consumers.Limiter) within [4, NOESIS_MAX_CONCURRENCY];
-// max ack pending 0 is 4 x a fixed concurrency, or NOESIS_MAX_CONCURRENCY;
-// ack wait 0 is the stage's (consumers.DefaultAckWait: 30 s, 60 s, 120 s).
-type PoolSettings struct {
-	Concurrency   int           `env:"CONCURRENCY"`
-	MaxAckPending int           `env:"MAX_ACK_PENDING"`
-	AckWait       time.Duration `env:"ACK_WAIT"`
-}
-
-// Pools are the tiers' pool settings: NOESIS_FAST_CONCURRENCY and so on.
-type Pools struct {
-	Fast      PoolSettings `envPrefix:"NOESIS_FAST_"`
-	Reasoning PoolSettings `envPrefix:"NOESIS_REASONING_"`
-	Deep      PoolSettings `envPrefix:"NOESIS_DEEP_"`
-}
-
-// Of returns a tier's pool settings.
-func (p *Pools) Of(t pipeline.Tier) *PoolSettings {
-	switch t {
-	case pipeline.TierReasoning:
-		return &p.Reasoning
-	case pipeline.TierDeep:
-		return &p.Deep
-	}
-	return &p.Fast
-}
-
 // Config is every setting, named by its environment variable.
 type Config struct {
 	// NATS
@@ -99,26 +70,12 @@ type Config struct {
 	ModalGPUCount  int    `env:"MODAL_GPU_COUNT" envDefault:"1"`
 	ModalMaxInputs int    `env:"MODAL_MAX_INPUTS" envDefault:"64"`
 
-	// Fallback chains: "provider:model,provider:model" per tier, tried in
-	// order; empty: the resolved provider's model for the tier.
-	ChainFast      string `env:"NOESIS_CHAIN_FAST"`
-	ChainReasoning string `env:"NOESIS_CHAIN_REASONING"`
-	ChainDeep      string `env:"NOESIS_CHAIN_DEEP"`
-	// A judge's own model ("provider:model"), first in its chain: a panel of
-	// different model families judges better (PoLL).
-	JudgeTargetVeritas string `env:"NOESIS_JUDGE_TARGET_VERITAS"`
-	JudgeTargetSophia  string `env:"NOESIS_JUDGE_TARGET_SOPHIA"`
-	JudgeTargetDike    string `env:"NOESIS_JUDGE_TARGET_DIKE"`
 	// Limits per target, shared by every worker (rpm, tpm) or per process
 	// (concurrency): "provider:model=rpm/tpm/concurrency,..." with 0 for none.
 	Limits      string        `env:"NOESIS_LIMITS"`
 	LimitWindow time.Duration `env:"NOESIS_LIMIT_WINDOW" envDefault:"1m"`
 	// Monthly budgets per provider in USD, summed across workers: "nebius=50,modal=270".
 	Budgets string `env:"NOESIS_BUDGETS"`
-	// Hedged requests per tier (see router.Config.Hedge).
-	HedgeFast      bool `env:"NOESIS_HEDGE_FAST" envDefault:"false"`
-	HedgeReasoning bool `env:"NOESIS_HEDGE_REASONING" envDefault:"false"`
-	HedgeDeep      bool `env:"NOESIS_HEDGE_DEEP" envDefault:"false"`
 	// A model target's circuit breaker.
 	TargetBreakerFailures int           `env:"NOESIS_TARGET_BREAKER_FAILURES" envDefault:"5"`
 	TargetBreakerCooldown time.Duration `env:"NOESIS_TARGET_BREAKER_COOLDOWN" envDefault:"30s"`
@@ -153,29 +110,27 @@ type Config struct {
 	// [{"name":"VERITAS","pillar":"truth","weight":0.4,"charge":"Is the account
 	// truthful?"}, ...], with optional "timeout" ("3s") and "target"
 	// ("provider:model"). Empty: VERITAS, SOPHIA and DIKĒ with the origin's
-	// weights. The NOESIS_JUDGE_TIMEOUT_* and NOESIS_JUDGE_TARGET_* variables
-	// apply to the judges of their names.
+	// weights.
 	Judges string `env:"NOESIS_JUDGES"`
-	// Judge timeouts: 0 (the default) leaves each judge's call to the
-	// per-call timeout under the deadline. The origin used 3s, 10s, 3s.
-	VeritasTimeout   time.Duration `env:"NOESIS_JUDGE_TIMEOUT_VERITAS" envDefault:"0s"`
-	SophiaTimeout    time.Duration `env:"NOESIS_JUDGE_TIMEOUT_SOPHIA" envDefault:"0s"`
-	DikeTimeout      time.Duration `env:"NOESIS_JUDGE_TIMEOUT_DIKE" envDefault:"0s"`
+	// JudgeSettings are the judges' own settings by name, from
+	// NOESIS_JUDGE_<NAME>_TIMEOUT and _TARGET (see JudgeSettings).
+	JudgeSettings map[string]JudgeSettings `env:"-"`
+	// judgeErrors are those variables that do not read, by variable.
+	judgeErrors map[string]string
+	// renamedUsed are the variables of earlier releases that were set.
+	renamedUsed      []string
 	BreakerFailures  int           `env:"NOESIS_JUDGE_BREAKER_FAILURES" envDefault:"3"`
 	BreakerCooldown  time.Duration `env:"NOESIS_JUDGE_BREAKER_COOLDOWN" envDefault:"60s"`
 	BreakerSuccesses int           `env:"NOESIS_JUDGE_BREAKER_SUCCESSES" envDefault:"2"`
 
 	// Cache
-	CacheTTLFast      time.Duration `env:"NOESIS_CACHE_TTL_FAST" envDefault:"1m"`
-	CacheTTLReasoning time.Duration `env:"NOESIS_CACHE_TTL_REASONING" envDefault:"5m"`
-	CacheTTLDeep      time.Duration `env:"NOESIS_CACHE_TTL_DEEP" envDefault:"30m"`
-	CacheMaxBytes     int64         `env:"NOESIS_CACHE_MAX_BYTES" envDefault:"67108864"`
-	SharedCache       bool          `env:"NOESIS_SHARED_CACHE" envDefault:"true"`
-	SharedCacheLease  time.Duration `env:"NOESIS_SHARED_CACHE_LEASE" envDefault:"60s"`
+	CacheMaxBytes    int64         `env:"NOESIS_CACHE_MAX_BYTES" envDefault:"67108864"`
+	SharedCache      bool          `env:"NOESIS_SHARED_CACHE" envDefault:"true"`
+	SharedCacheLease time.Duration `env:"NOESIS_SHARED_CACHE_LEASE" envDefault:"60s"`
 
-	// Pools: one PoolSettings per tier, under NOESIS_<TIER>_, and the limits
-	// every adaptive pool shares.
-	Pools           Pools
+	// Tier: each tier's settings under NOESIS_<TIER>_ (TierSettings); then
+	// the limits every adaptive pool shares.
+	Tier            TierTable
 	MaxConcurrency  int           `env:"NOESIS_MAX_CONCURRENCY" envDefault:"4096"`
 	MemoryBudget    string        `env:"NOESIS_MEMORY_BUDGET"` // e.g. 256MiB; empty: GOMEMLIMIT's, if set
 	MaxDeliver      int           `env:"NOESIS_MAX_DELIVER" envDefault:"5"`
@@ -224,10 +179,13 @@ func Load(envFile string, explicit bool) (Config, error) {
 			return Config{}, fmt.Errorf("config: env file %s: %w", envFile, err)
 		}
 	}
+	environ, used := environment()
 	var c Config
-	if err := env.Parse(&c); err != nil {
-		return Config{}, describeEnvError(err)
+	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
+		return Config{}, describeEnvError(err, environ)
 	}
+	c.renamedUsed = used
+	c.readJudgeSettings(environ)
 	return c, c.Validate()
 }
 
@@ -262,8 +220,16 @@ func (c *Config) Validate() error {
 	if c.Provider == router.KindModal && c.ModalBaseURL == "" {
 		bad("MODAL_BASE_URL", "required when LLM_PROVIDER=modal")
 	}
-	chains := map[string]string{"NOESIS_CHAIN_FAST": c.ChainFast, "NOESIS_CHAIN_REASONING": c.ChainReasoning, "NOESIS_CHAIN_DEEP": c.ChainDeep,
-		"NOESIS_JUDGE_TARGET_VERITAS": c.JudgeTargetVeritas, "NOESIS_JUDGE_TARGET_SOPHIA": c.JudgeTargetSophia, "NOESIS_JUDGE_TARGET_DIKE": c.JudgeTargetDike}
+	chains := map[string]string{}
+	for _, t := range pipeline.Tiers {
+		chains["NOESIS_"+strings.ToUpper(string(t))+"_CHAIN"] = c.Tier.Of(t).Chain
+	}
+	for name, js := range c.JudgeSettings {
+		chains["NOESIS_JUDGE_"+judgeKey(name)+"_TARGET"] = js.Target
+	}
+	for name, msg := range c.judgeErrors {
+		bad(name, "%s", msg)
+	}
 	for name, chain := range chains {
 		refs, err := parseChain(chain)
 		if err != nil {
@@ -313,7 +279,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, t := range pipeline.Tiers {
-		ps, prefix := c.Pools.Of(t), "NOESIS_"+strings.ToUpper(string(t))+"_"
+		ps, prefix := c.Tier.Of(t), "NOESIS_"+strings.ToUpper(string(t))+"_"
 		if ps.Concurrency < 0 {
 			bad(prefix+"CONCURRENCY", "want 0 (adaptive) or more, got %d", ps.Concurrency)
 		}
@@ -360,15 +326,18 @@ func (c *Config) Validate() error {
 			bad(name, "want a duration above 0, got %s", d)
 		}
 	}
-	for name, d := range map[string]time.Duration{"NOESIS_LLM_TIMEOUT": c.LLMTimeout, "NOESIS_JUDGE_TIMEOUT_VERITAS": c.VeritasTimeout,
-		"NOESIS_JUDGE_TIMEOUT_SOPHIA": c.SophiaTimeout, "NOESIS_JUDGE_TIMEOUT_DIKE": c.DikeTimeout} {
+	timeouts := map[string]time.Duration{"NOESIS_LLM_TIMEOUT": c.LLMTimeout}
+	for name, js := range c.JudgeSettings {
+		timeouts["NOESIS_JUDGE_"+judgeKey(name)+"_TIMEOUT"] = js.Timeout
+	}
+	for name, d := range timeouts {
 		if d < 0 {
 			bad(name, "want a duration of 0 (derived) or more, got %s", d)
 		}
 	}
-	for name, d := range map[string]time.Duration{"NOESIS_CACHE_TTL_FAST": c.CacheTTLFast, "NOESIS_CACHE_TTL_REASONING": c.CacheTTLReasoning, "NOESIS_CACHE_TTL_DEEP": c.CacheTTLDeep} {
-		if d < 0 {
-			bad(name, "want a duration of 0 (off) or more, got %s", d)
+	for _, t := range pipeline.Tiers {
+		if d := c.cacheTTL(t); d < 0 {
+			bad("NOESIS_"+strings.ToUpper(string(t))+"_CACHE_TTL", "want a duration of 0 (off) or more, got %s", d)
 		}
 	}
 	if c.AckWaitFor(pipeline.TierReasoning) <= c.TribunalDeadline/3 {

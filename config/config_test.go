@@ -126,8 +126,8 @@ func TestEnvFileAndPrecedence(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Pools.Fast.Concurrency != 7 || c.Pools.Deep.Concurrency != 9 {
-		t.Fatalf("fast %d deep %d, want 7 (file) and 9 (env)", c.Pools.Fast.Concurrency, c.Pools.Deep.Concurrency)
+	if c.Tier.Fast.Concurrency != 7 || c.Tier.Deep.Concurrency != 9 {
+		t.Fatalf("fast %d deep %d, want 7 (file) and 9 (env)", c.Tier.Fast.Concurrency, c.Tier.Deep.Concurrency)
 	}
 	if _, err := config.Load(filepath.Join(dir, "missing.env"), true); err == nil {
 		t.Fatal("an explicitly named missing env file must be an error")
@@ -249,7 +249,7 @@ func TestIdleConnectionsFollowThePools(t *testing.T) {
 	if got, want := c.Router("").MaxIdleConnsPerHost, 5*c.MaxConcurrency; got != want {
 		t.Errorf("adaptive pools: %d idle connections per host, want %d (fast + 3 judges + deep, each up to NOESIS_MAX_CONCURRENCY)", got, want)
 	}
-	c.Pools.Fast.Concurrency, c.Pools.Reasoning.Concurrency, c.Pools.Deep.Concurrency = 10, 20, 5
+	c.Tier.Fast.Concurrency, c.Tier.Reasoning.Concurrency, c.Tier.Deep.Concurrency = 10, 20, 5
 	if got := c.Router("").MaxIdleConnsPerHost; got != 75 {
 		t.Errorf("fixed pools 10/20/5: %d idle connections per host, want 75", got)
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -31,7 +30,7 @@ func eachSetting(fn func(f reflect.StructField, name string)) {
 				walk(f.Type, prefix+f.Tag.Get("envPrefix"))
 				continue
 			}
-			if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" {
+			if name, _, _ := strings.Cut(f.Tag.Get("env"), ","); name != "" && name != "-" {
 				fn(f, prefix+name)
 			}
 		}
@@ -42,7 +41,7 @@ func eachSetting(fn func(f reflect.StructField, name string)) {
 // variableOf finds the variable behind a parse error, which names only the
 // struct field: of the variables that field is read from (a nested field has
 // one per prefix), the one whose value does not parse as the field's type.
-func variableOf(pe env.ParseError) string {
+func variableOf(pe env.ParseError, environ map[string]string) string {
 	var candidates []string
 	eachSetting(func(f reflect.StructField, name string) {
 		if f.Name == pe.Name {
@@ -50,7 +49,7 @@ func variableOf(pe env.ParseError) string {
 		}
 	})
 	for _, name := range candidates {
-		if v, set := os.LookupEnv(name); set && !parses(pe.Type, v) {
+		if v, set := environ[name]; set && !parses(pe.Type, v) {
 			return name
 		}
 	}
@@ -79,7 +78,7 @@ func parses(t reflect.Type, v string) bool {
 }
 
 // describeEnvError rewrites the parser's errors to name the variable and what it expects.
-func describeEnvError(err error) error {
+func describeEnvError(err error, environ map[string]string) error {
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return fmt.Errorf("config: %w", err)
@@ -88,8 +87,8 @@ func describeEnvError(err error) error {
 	for _, e := range agg.Errors {
 		var pe env.ParseError
 		if errors.As(e, &pe) {
-			name := variableOf(pe)
-			msgs = append(msgs, fmt.Sprintf("%s: want %s, got %q", name, expects(pe.Type), os.Getenv(name)))
+			name := variableOf(pe, environ)
+			msgs = append(msgs, fmt.Sprintf("%s: want %s, got %q", name, expects(pe.Type), environ[name]))
 			continue
 		}
 		msgs = append(msgs, e.Error())

@@ -19,9 +19,13 @@ func (c *Config) judgeTargets() map[string]targetRef {
 			out[sp.Name] = refs[0]
 		}
 	}
-	for judge, raw := range map[string]string{"VERITAS": c.JudgeTargetVeritas, "SOPHIA": c.JudgeTargetSophia, "DIKĒ": c.JudgeTargetDike} {
-		if refs, _ := parseChain(raw); len(refs) > 0 {
-			out[judge] = refs[0]
+	judges := pipeline.DefaultJudges()
+	for _, sp := range specs {
+		judges = append(judges, pipeline.Judge{Name: sp.Name})
+	}
+	for _, j := range judges {
+		if refs, _ := parseChain(c.JudgeSettings[judgeKey(j.Name)].Target); len(refs) > 0 {
+			out[j.Name] = refs[0]
 		}
 	}
 	return out
@@ -88,13 +92,23 @@ func (c *Config) judges() ([]pipeline.Judge, error) {
 			judges = append(judges, j)
 		}
 	}
-	timeouts := map[string]time.Duration{"VERITAS": c.VeritasTimeout, "SOPHIA": c.SophiaTimeout, "DIKĒ": c.DikeTimeout}
+	named := map[string]bool{}
 	for i := range judges {
-		if d := timeouts[judges[i].Name]; d > 0 {
+		named[judgeKey(judges[i].Name)] = true
+		if d := c.JudgeSettings[judgeKey(judges[i].Name)].Timeout; d > 0 {
 			judges[i].Timeout = d
 		}
 		if r, ok := targets[judges[i].Name]; ok {
 			judges[i].Target = r.name()
+		}
+	}
+	for key := range c.JudgeSettings {
+		if !named[key] {
+			var names []string
+			for _, j := range judges {
+				names = append(names, judgeKey(j.Name))
+			}
+			return nil, fmt.Errorf("NOESIS_JUDGE_%s_*: no judge is named %s (judges: %s)", key, key, strings.Join(names, ", "))
 		}
 	}
 	return judges, nil

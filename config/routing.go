@@ -83,9 +83,9 @@ func (c *Config) providerProblem(kind string) string {
 	return ""
 }
 
-// chain returns a tier's chain: NOESIS_CHAIN_<TIER>, or the resolved provider's model.
+// chain returns a tier's chain: NOESIS_<TIER>_CHAIN, or the resolved provider's model.
 func (c *Config) chain(t pipeline.Tier) []targetRef {
-	raw := map[pipeline.Tier]string{pipeline.TierFast: c.ChainFast, pipeline.TierReasoning: c.ChainReasoning, pipeline.TierDeep: c.ChainDeep}[t]
+	raw := c.Tier.Of(t).Chain
 	refs, _ := parseChain(raw)
 	if len(refs) == 0 {
 		model := c.Models()[t]
@@ -119,9 +119,12 @@ func (c *Config) UsesSim() bool {
 // simulator's base URL (…/v1) when the simulator is in use.
 func (c *Config) Router(simURL string) router.Config {
 	rc := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
-		MaxIdleConnsPerHost: c.slots(c.Pools.Fast.Concurrency) + 3*c.slots(c.Pools.Reasoning.Concurrency) + c.slots(c.Pools.Deep.Concurrency),
+		MaxIdleConnsPerHost: c.slots(c.Tier.Fast.Concurrency) + 3*c.slots(c.Tier.Reasoning.Concurrency) + c.slots(c.Tier.Deep.Concurrency),
 		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
-		Hedge:               map[pipeline.Tier]bool{pipeline.TierFast: c.HedgeFast, pipeline.TierReasoning: c.HedgeReasoning, pipeline.TierDeep: c.HedgeDeep}}
+		Hedge:               map[pipeline.Tier]bool{}}
+	for _, t := range pipeline.Tiers {
+		rc.Hedge[t] = c.Tier.Of(t).Hedge
+	}
 	providers, targets := map[string]bool{}, map[string]bool{}
 	prices, _ := c.PriceTable()
 	limits, _ := c.LimitTable()

@@ -104,6 +104,9 @@ func (p *Pool) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
 func (p *Pool) Run(ctx context.Context) error {
 	cons, err := p.EnsureConsumer(ctx)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: nothing was taken
+		}
 		return err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(p.pullBuffer()))

@@ -61,3 +61,19 @@ func TestAPanicDeadLettersItsThoughtAndTheWorkerLives(t *testing.T) {
 	stop()
 	<-done
 }
+
+// A pool stopped before it set its consumer up stops cleanly: a shutdown
+// that comes during start is not a failure.
+func TestAPoolStoppedBeforeItStartsIsNoFailure(t *testing.T) {
+	_, js := withStreams(t)
+	pool, err := consumers.NewPool(js, consumers.PoolConfig{Stage: pipeline.StageNarrative},
+		func(context.Context, pipeline.Thought) (pipeline.Output, error) { return nil, nil }, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := pool.Run(ctx); err != nil {
+		t.Fatalf("Run after its context ended: %v", err)
+	}
+}

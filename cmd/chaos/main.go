@@ -262,7 +262,7 @@ func runScenario(o options, sc scenario) (r result) {
 		"NOESIS_STREAM_REPLICAS=" + replicas, "NOESIS_FAST_ACK_WAIT=5s", "NOESIS_REASONING_ACK_WAIT=6s", "NOESIS_DEEP_ACK_WAIT=6s",
 		// Pool concurrency stays at its default, the adaptive limit.
 		"NOESIS_MAX_DELIVER=3", "NOESIS_RETRY_DELAY=100ms", "NOESIS_LLM_TIMEOUT=1s", "NOESIS_LLM_BACKOFF=50ms",
-		"NOESIS_JUDGE_TIMEOUT_VERITAS=3s", "NOESIS_JUDGE_TIMEOUT_DIKE=3s", "NOESIS_TRIBUNAL_DEADLINE=15s", "NOESIS_JUDGE_BREAKER_COOLDOWN=1s", "NOESIS_DRAIN_TIMEOUT=20s",
+		"NOESIS_JUDGE_VERITAS_TIMEOUT=3s", "NOESIS_JUDGE_DIKE_TIMEOUT=3s", "NOESIS_TRIBUNAL_DEADLINE=15s", "NOESIS_JUDGE_BREAKER_COOLDOWN=1s", "NOESIS_DRAIN_TIMEOUT=20s",
 		// The scenarios hold delivery to account; a model target's breaker, which
 		// would skip the narrator after the 20 poisoned thoughts in a row, is
 		// tested on its own (TestFallbackBreakerAndModalColdStart).

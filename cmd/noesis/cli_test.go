@@ -107,8 +107,8 @@ func TestSlowCallIsNotRedelivered(t *testing.T) {
 	s, simURL := simtest.Start(t, sim.Config{LatencyScale: 2.2}) // Llama-3.3-70B-fast: about 2.5 s
 	cfg := testConfig(t, ns, simURL)
 	cfg.Tiers = []string{"fast"}
-	cfg.Pools.Fast.AckWait = time.Second
-	cfg.CacheTTLFast = 0 // no coalescing: a redelivery would reach the simulator
+	cfg.Tier.Fast.AckWait = time.Second
+	cfg.Tier.Fast.CacheTTL = new(time.Duration) // 0: no coalescing: a redelivery would reach the simulator
 	svc := runService(t, cfg)
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)

@@ -28,7 +28,7 @@ func TestThreeNodeCluster(t *testing.T) {
 		cfg.NATSURL = n.ClientURL()
 		cfg.StreamReplicas = 3
 		cfg.DataDir = t.TempDir()
-		cfg.Pools.Fast.Concurrency, cfg.Pools.Reasoning.Concurrency = 4, 4
+		cfg.Tier.Fast.Concurrency, cfg.Tier.Reasoning.Concurrency = 4, 4
 		workers = append(workers, runService(t, cfg))
 	}
 	nc, err := nats.Connect(natstest.ClusterURL(nodes))

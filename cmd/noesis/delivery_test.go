@@ -100,7 +100,7 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	s, simURL := simtest.Start(t, sim.Config{RetryAfter: time.Second})
 	cfg := testConfig(t, ns, simURL)
 	cfg.MaxDeliver = 2
-	cfg.Pools.Fast.Concurrency, cfg.Pools.Reasoning.Concurrency = 8, 8
+	cfg.Tier.Fast.Concurrency, cfg.Tier.Reasoning.Concurrency = 8, 8
 	svc := runService(t, cfg)
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)

@@ -211,7 +211,7 @@ func TestSeveralProcessesShareOneDurableConsumer(t *testing.T) {
 	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.005}) // ~10 ms a call, so both workers get work
 	cfg := testConfig(t, ns, simURL)
 	cfg.Tiers = []string{"fast"}
-	cfg.Pools.Fast.Concurrency = 4
+	cfg.Tier.Fast.Concurrency = 4
 	a, b := runService(t, cfg), runService(t, cfg)
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)

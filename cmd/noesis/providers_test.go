@@ -28,10 +28,10 @@ func TestFallbackBreakerAndModalColdStart(t *testing.T) {
 	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = primaryURL, "k"
 	cfg.ModalBaseURL, cfg.ModalKey, cfg.ModalSecret = fallbackURL, "wk-test", "ws-test"
 	cfg.ModalColdStartTimeout = 3 * time.Second
-	cfg.ChainFast = "openai:primary/llama,modal:modal/llama"
+	cfg.Tier.Fast.Chain = "openai:primary/llama,modal:modal/llama"
 	cfg.LLMTimeout, cfg.LLMAttempts = 250*time.Millisecond, 1 // shorter than the cold start
 	cfg.TargetBreakerFailures, cfg.TargetBreakerCooldown = 2, time.Hour
-	cfg.Pools.Fast.Concurrency = 1
+	cfg.Tier.Fast.Concurrency = 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func TestBatchRoutingAndCost(t *testing.T) {
 	cfg := testConfig(t, ns, "")
 	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
 	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = nebiusLike, "k", modalLike
-	cfg.ChainFast = "openai:fast/llama,modal:batch/llama"
+	cfg.Tier.Fast.Chain = "openai:fast/llama,modal:batch/llama"
 	cfg.Prices = "fast/llama=2/4,batch/llama=1/1"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -164,10 +164,10 @@ func TestBudgetSkipsASpentProvider(t *testing.T) {
 	cfg := testConfig(t, ns, "")
 	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
 	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = openaiURL, "k", modalURL
-	cfg.ChainFast = "openai:paid/llama,modal:own/llama"
+	cfg.Tier.Fast.Chain = "openai:paid/llama,modal:own/llama"
 	cfg.Prices = "paid/llama=1000/1000" // a call (about 190 tokens in, 51 out) costs about 0.24 USD
 	cfg.Budgets = "openai=0.3"
-	cfg.Pools.Fast.Concurrency = 1
+	cfg.Tier.Fast.Concurrency = 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -209,8 +209,8 @@ func TestRateLimitStormMovesTrafficToTheFallback(t *testing.T) {
 	cfg := testConfig(t, ns, "")
 	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
 	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = primaryURL, "k", fallbackURL
-	cfg.ChainFast = "openai:primary/llama,modal:fallback/llama"
-	cfg.LLMAttempts, cfg.Pools.Fast.Concurrency = 1, 1
+	cfg.Tier.Fast.Chain = "openai:primary/llama,modal:fallback/llama"
+	cfg.LLMAttempts, cfg.Tier.Fast.Concurrency = 1, 1
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

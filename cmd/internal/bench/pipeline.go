@@ -158,8 +158,8 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	conc := o.concurrency
 	if conc > 0 { // hand-tuned; 0 leaves the default, the adaptive limit
-		cfg.Pools.Fast.Concurrency, cfg.Pools.Reasoning.Concurrency = conc, conc
-		cfg.Pools.Fast.MaxAckPending, cfg.Pools.Reasoning.MaxAckPending = 4*conc, 4*conc
+		cfg.Tier.Fast.Concurrency, cfg.Tier.Reasoning.Concurrency = conc, conc
+		cfg.Tier.Fast.MaxAckPending, cfg.Tier.Reasoning.MaxAckPending = 4*conc, 4*conc
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err

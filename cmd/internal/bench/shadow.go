@@ -57,7 +57,7 @@ func newBenchShadowCmd() *cobra.Command {
 		Long: `Read a range of NOESIS_THOUGHTS (the users' own traffic) and deliberate on each
 thought twice, in this process: with the configured REASONING chain and with the
 candidate chain (--candidate, "provider:model[,provider:model]", the syntax of
-NOESIS_CHAIN_REASONING). Prints decision agreement with Cohen's kappa, latency,
+NOESIS_REASONING_CHAIN). Prints decision agreement with Cohen's kappa, latency,
 tokens and cost side by side. Shadow verdicts are never published: nothing
 reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 		Args: cobra.NoArgs,
@@ -102,8 +102,12 @@ reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 // configured and the candidate REASONING chains.
 func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, candidate string, from, to uint64, limit, parallel int, progress io.Writer) (*ShadowFigures, error) {
 	cand := cfg
-	cand.ChainReasoning = candidate
-	cand.JudgeTargetVeritas, cand.JudgeTargetSophia, cand.JudgeTargetDike = "", "", ""
+	cand.Tier.Reasoning.Chain = candidate
+	cand.JudgeSettings = map[string]config.JudgeSettings{} // the judges' own targets would hide the candidate
+	for name, js := range cfg.JudgeSettings {
+		js.Target = ""
+		cand.JudgeSettings[name] = js
+	}
 	if err := cand.Validate(); err != nil {
 		return nil, fmt.Errorf("candidate chain: %w", err)
 	}

@@ -144,8 +144,8 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 	for i := 0; i < max(workers, 1); i++ {
 		w, err := proc.Start(fmt.Sprintf("worker-%d", i+1), progress, []string{"NATS_URL=" + st.natsURL, "LLM_PROVIDER=sim", "NOESIS_SIM_URL=" + st.simURL,
 			"NOESIS_TIERS=fast,reasoning", "NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
-			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.Pools.Fast.Concurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.Pools.Reasoning.Concurrency),
-			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Pools.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Pools.Reasoning.MaxAckPending)},
+			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.Tier.Fast.Concurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.Tier.Reasoning.Concurrency),
+			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending)},
 			self, "serve", "--env-file", "/dev/null")
 		if err != nil {
 			return nil, err

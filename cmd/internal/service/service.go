@@ -68,6 +68,9 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 		return nil, err
 	}
 	s := &Service{log: log, pools: map[pipeline.Stage]*consumers.Pool{}, done: make(chan struct{})}
+	for old, now := range cfg.Renamed() {
+		log.Warn().Str("variable", old).Str("now", now).Msg("a renamed setting: read this time; set it under its new name")
+	}
 	if budget := cfg.ApplyMemoryBudget(); budget > 0 {
 		log.Info().Uint64("bytes", budget).Msg("memory budget: Go's soft memory limit, and the pools' limits stop growing near it")
 	}
@@ -338,6 +341,7 @@ func (s *Service) close() {
 	s.cleanup = nil
 }
 
+// RedactURL hides the credentials of a nats://user:pass@host URL.
 func RedactURL(u string) string {
 	if i := strings.Index(u, "@"); i >= 0 {
 		if j := strings.Index(u, "://"); j >= 0 && j < i {
