@@ -12,9 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -30,6 +27,7 @@ type Pool struct {
 	cfg     PoolConfig
 	js      jetstream.JetStream
 	handler pipeline.Handler
+	deliver step // the stage's work and its publish, wrapped in the pool's middleware
 	log     zerolog.Logger
 
 	processed, skipped, published, duplicates, retried, deadLettered, rateLimitWaits atomic.Uint64
@@ -63,8 +61,10 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 	}
 	cfg = cfg.withDefaults()
 	// A panic in the handler dead-letters its thought with the stack; the worker goes on.
-	return &Pool{cfg: cfg, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger(),
-		limit: NewLimiter(LimiterConfig{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}, nil
+	p := &Pool{cfg: cfg, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger(),
+		limit: NewLimiter(LimiterConfig{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}
+	p.deliver = chainSteps(p.work, traced(cfg.Stage))
+	return p, nil
 }
 
 // Limit reads the pool's concurrency limit and the thoughts in flight.
@@ -271,20 +271,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) (latency time.Dura
 	}
 
 	p.beats.add(msg)
-	ctx = propagator.Extract(ctx, headerCarrier(msg.Headers()))
-	ctx, span := tracer().Start(ctx, "noesis "+string(p.cfg.Stage), trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("noesis.event_id", t.EventID), attribute.String("noesis.agent_id", t.AgentID),
-			attribute.String("noesis.stage", string(p.cfg.Stage)), attribute.Int64("noesis.delivery", int64(delivered))))
-	out, took, err := p.run(ctx, t, log)
-	dup := false
-	if err == nil {
-		dup, err = p.publish(ctx, &t, out, msg, log)
-	}
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, "stage failed")
-	}
-	span.End()
+	d := &delivery{msg: msg, thought: t, delivered: delivered, log: log}
+	err = p.deliver(ctx, d)
+	out, took, dup := d.out, d.took, d.dup
 	p.beats.remove(msg)
 	p.processed.Add(1)
 	switch {
@@ -313,6 +302,17 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) (latency time.Dura
 		}
 	}
 	return latency
+}
+
+// work is the innermost step of a delivery: the stage's handler, then the
+// publish of its output.
+func (p *Pool) work(ctx context.Context, d *delivery) error {
+	var err error
+	d.out, d.took, err = p.run(ctx, d.thought, d.log)
+	if err == nil {
+		d.dup, err = p.publish(ctx, &d.thought, d.out, d.msg, d.log)
+	}
+	return err
 }
 
 // run calls the handler with a fresh call budget, and again after a rate
