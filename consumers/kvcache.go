@@ -17,7 +17,7 @@ import (
 )
 
 // KVCache is the answer cache every worker process shares: one NATS KV bucket
-// per tier (noesis_cache_fast, ..._reasoning, ..._deep) whose TTL is the
+// per tier, in memory, (noesis_cache_fast, ..._reasoning, ..._deep) whose TTL is the
 // tier's, plus short-lived claims ("lease.<key>") so that identical requests
 // in flight in different processes make one upstream call. Safe for
 // concurrent use.
@@ -44,9 +44,12 @@ func NewKVCache(ctx context.Context, js jetstream.JetStream, ttl map[pipeline.Ti
 		}
 		var kv jetstream.KeyValue
 		err := retryUnavailable(ctx, "cache bucket "+CacheBucket(t), func(ctx context.Context) (err error) {
+			if err := dropFileBackedCache(ctx, js, CacheBucket(t)); err != nil {
+				return err
+			}
 			kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 				Bucket: CacheBucket(t), Description: fmt.Sprintf("noesis: %s tier answers, shared by every worker", t),
-				TTL: d, LimitMarkerTTL: max(d, leaseTTL), Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1,
+				TTL: d, LimitMarkerTTL: max(d, leaseTTL), Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1,
 			})
 			return err
 		})
@@ -56,6 +59,29 @@ func NewKVCache(ctx context.Context, js jetstream.JetStream, ttl map[pipeline.Ti
 		c.buckets[t] = kv
 	}
 	return c, nil
+}
+
+// dropFileBackedCache deletes a cache bucket an earlier release kept on
+// disk: the buckets are in memory now (a cache lost with a server restart
+// costs only calls made again, and a memory write takes the server a
+// fraction of a file write), and a stream's storage cannot be changed in
+// place.
+func dropFileBackedCache(ctx context.Context, js jetstream.JetStream, bucket string) error {
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if bs, ok := st.(*jetstream.KeyValueBucketStatus); ok && bs.StreamInfo().Config.Storage == jetstream.MemoryStorage {
+		return nil
+	}
+	return js.DeleteKeyValue(ctx, bucket)
 }
 
 type storedAnswer struct {

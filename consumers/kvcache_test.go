@@ -103,3 +103,37 @@ func sharedCache(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]tim
 	cache.SetShared(kv)
 	return cache
 }
+
+// The cache buckets live in memory; one an earlier release kept on disk is
+// replaced, since a stream's storage cannot change in place.
+func TestCacheBucketsInMemoryReplacingFileBacked(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, js := natstest.Connect(t, ns)
+	ctx := context.Background()
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: consumers.CacheBucket(pipeline.TierFast), Storage: jetstream.FileStorage, History: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Put(ctx, "answer.x", []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute, pipeline.TierReasoning: time.Minute}
+	for range 2 { // and again, now that they are in memory
+		if _, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for tier := range ttl {
+		kv, err := js.KeyValue(ctx, consumers.CacheBucket(tier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := kv.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage; s != jetstream.MemoryStorage {
+			t.Errorf("%s: storage %v, want memory", tier, s)
+		}
+	}
+}

@@ -49,6 +49,7 @@ type PipelineFigures struct {
 	CeilingConsume float64        `json:"ceiling_js_consume_msgs_per_sec,omitempty"`
 	RatioToPubCeil float64        `json:"ratio_to_pub_ceiling,omitempty"`
 	Concurrency    int            `json:"concurrency"`      // 0: the adaptive default
+	HTTP           string         `json:"http"`             // the protocol to the simulator: 2 or 1.1
 	Limits         map[string]int `json:"limits,omitempty"` // the pools' limits at the end, by stage (the largest over workers)
 	ProviderRPS    float64        `json:"provider_rps,omitempty"`
 	// Deliveries are each stage consumer's deliveries: one per thought when
@@ -92,6 +93,10 @@ reports noesis's throughput as a share of that ceiling.`,
 			o.ceiling, _ = f.GetBool("ceiling")
 			o.inProcess, _ = f.GetBool("in-process")
 			o.workers, _ = f.GetInt("workers")
+			o.http, _ = f.GetString("http")
+			if o.http != "2" && o.http != "1.1" {
+				return fmt.Errorf("--http: want 2 or 1.1, got %q", o.http)
+			}
 			format, _ := f.GetString("format")
 			if o.mode != "seed" && o.mode != "zero" && o.mode != "cache" {
 				return fmt.Errorf("--mode %q: want seed, zero or cache", o.mode)
@@ -123,6 +128,7 @@ reports noesis's throughput as a share of that ceiling.`,
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
 	f.String("format", "table", "table or json")
 	f.Int("workers", 1, "worker processes sharing the durable consumers")
+	f.String("http", "2", "how the worker calls the simulator: 2 (h2c, as an HTTPS provider speaks HTTP/2) or 1.1 (one connection per call, as vLLM serves)")
 	f.Bool("in-process", false, "run the worker in this process, not as a child (its memory is then not its own)")
 	return cmd
 }
@@ -138,6 +144,7 @@ type benchOptions struct {
 	ceiling     bool
 	inProcess   bool
 	workers     int
+	http        string // "2" or "1.1"
 }
 
 func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progress io.Writer) (*PipelineFigures, error) {
@@ -164,7 +171,8 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, o.inProcess, o.workers, progress, func(sc *sim.Config) { sc.RequestsPerSecond = o.providerRPS })
+	stack, err := startBenchStack(ctx, cfg, stackOptions{inProcess: o.inProcess, workers: o.workers, http1: o.http == "1.1",
+		tune: func(sc *sim.Config) { sc.RequestsPerSecond = o.providerRPS }}, progress)
 	if err != nil {
 		return nil, err
 	}
@@ -175,7 +183,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		return nil, err
 	}
 	defer nc.Close()
-	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), samples: map[string][]float64{}}
+	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), HTTP: o.http, samples: map[string][]float64{}}
 
 	contents := func(i int) string {
 		return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i)
@@ -203,7 +211,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		return nil, err
 	}
 	defer arr.close()
-	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %s\n", o.mode, o.n, rateText(o.rate), concText(conc))
+	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %s, HTTP/%s\n", o.mode, o.n, rateText(o.rate), concText(conc), o.http)
 	start, err := publishThoughts(ctx, js, "bench", "bench", o.n, o.rate, contents, arr)
 	if err != nil {
 		return nil, err
@@ -308,7 +316,7 @@ func sequentialPlan(ctx context.Context, cfg config.Config, simURL string, n int
 var natsBenchRE = regexp.MustCompile(`stats: ([\d,]+) msgs/sec`)
 
 func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
-	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %s per pool, limits at the end %v\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, concText(r.Concurrency), r.Limits)
+	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %s per pool, HTTP/%s, limits at the end %v\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, concText(r.Concurrency), r.HTTP, r.Limits)
 	t := cli.Table(w)
 	t.Header([]string{"end to end", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"})
 	rows := append(append([]StageFigures{}, r.Stages...), r.Both)

@@ -106,8 +106,16 @@ func (st *benchStack) workerPIDs() []int {
 	return out
 }
 
-// startBenchStack starts the stack; tune, when given, adjusts the simulator's config.
-func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, workers int, progress io.Writer, tune ...func(*sim.Config)) (_ *benchStack, err error) {
+// stackOptions shape a bench stack.
+type stackOptions struct {
+	inProcess bool              // the worker in this process, not a child
+	workers   int               // worker processes (children)
+	http1     bool              // call the simulator over HTTP/1.1, as vLLM serves, not HTTP/2
+	tune      func(*sim.Config) // adjusts the simulator's config, when set
+}
+
+// startBenchStack starts the stack.
+func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, progress io.Writer) (_ *benchStack, err error) {
 	st := &benchStack{}
 	defer func() {
 		if err != nil {
@@ -121,17 +129,28 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 	var sctx context.Context
 	sctx, st.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	sc := cfg.Sim()
-	for _, fn := range tune {
-		fn(&sc)
+	if o.tune != nil {
+		o.tune(&sc)
 	}
 	st.sim = sim.New(sc)
 	if st.simURL, err = st.sim.Start(sctx, nil); err != nil {
 		return nil, err
 	}
 
-	if inProcess {
+	// The simulator is the sim provider, spoken to over HTTP/2 without TLS
+	// (h2c) as an HTTPS provider speaks HTTP/2; or an OpenAI-compatible
+	// endpoint on plain HTTP, which gets HTTP/1.1, one connection per call
+	// in flight, as a vLLM server does.
+	provider := []string{"LLM_PROVIDER=sim", "NOESIS_SIM_URL=" + st.simURL}
+	if o.http1 {
+		provider = []string{"LLM_PROVIDER=openai", "OPENAI_BASE_URL=" + st.simURL, "OPENAI_API_KEY=bench"}
+	}
+	if o.inProcess {
 		wcfg := cfg
 		wcfg.NATSURL, wcfg.SimURL = st.natsURL, st.simURL
+		if o.http1 {
+			wcfg.Provider, wcfg.OpenAIBaseURL, wcfg.OpenAIAPIKey = "openai", st.simURL, "bench"
+		}
 		if st.inProc, err = service.Start(sctx, wcfg, zerolog.New(progress).Level(zerolog.ErrorLevel)); err != nil {
 			return nil, err
 		}
@@ -141,11 +160,11 @@ func startBenchStack(ctx context.Context, cfg config.Config, inProcess bool, wor
 	if err != nil {
 		return nil, err
 	}
-	for i := 0; i < max(workers, 1); i++ {
-		w, err := proc.Start(fmt.Sprintf("worker-%d", i+1), progress, []string{"NATS_URL=" + st.natsURL, "LLM_PROVIDER=sim", "NOESIS_SIM_URL=" + st.simURL,
+	for i := 0; i < max(o.workers, 1); i++ {
+		w, err := proc.Start(fmt.Sprintf("worker-%d", i+1), progress, append(provider, "NATS_URL="+st.natsURL,
 			"NOESIS_TIERS=fast,reasoning", "NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
 			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.Tier.Fast.Concurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.Tier.Reasoning.Concurrency),
-			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending)},
+			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending)),
 			self, "serve", "--env-file", "/dev/null")
 		if err != nil {
 			return nil, err

@@ -414,7 +414,7 @@ func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThou
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, true, 1, progress, func(sc *sim.Config) { sc.RateLimitFirst = storm })
+	stack, err := startBenchStack(ctx, cfg, stackOptions{inProcess: true, workers: 1, tune: func(sc *sim.Config) { sc.RateLimitFirst = storm }}, progress)
 	if err != nil {
 		return nil, err
 	}
