@@ -10,8 +10,20 @@ import (
 )
 
 // isBareVerdict reports whether a line is only a verdict word, perhaps with punctuation.
+// It counts runs of letters and stops at the second: most lines it sees are
+// prose, so it must not split them.
 func isBareVerdict(s string) bool {
-	return len(strings.FieldsFunc(s, func(r rune) bool { return !unicode.IsLetter(r) })) == 1
+	words, in := 0, false
+	for _, r := range s {
+		letter := unicode.IsLetter(r)
+		if letter && !in {
+			if words++; words > 1 {
+				return false
+			}
+		}
+		in = letter
+	}
+	return words == 1
 }
 
 type verdictKind int

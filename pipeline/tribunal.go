@@ -71,9 +71,13 @@ type JudgeVote struct {
 	Hedged      bool    `json:"hedged,omitempty"`
 	CostUSD     float64 `json:"cost_usd,omitempty"`
 	Cached      bool    `json:"cached"`
-	LatencyMS   int64   `json:"latency_ms"`
-	Usage       Usage   `json:"usage"`
-	Thinking    string  `json:"thinking,omitempty"`
+	// AskedAgain: the judge's first answer could not be read, and it was
+	// asked once more, in the same conversation, for its tagged lines (the
+	// latency is both calls').
+	AskedAgain bool   `json:"asked_again,omitempty"`
+	LatencyMS  int64  `json:"latency_ms"`
+	Usage      Usage  `json:"usage"`
+	Thinking   string `json:"thinking,omitempty"`
 
 	callErr error // why the call failed, when it did; not the judge's own abstention
 }
@@ -289,6 +293,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 	} else if a, err = ReadJudgeAnswer(resp.Content, resp.Reasoning, tag, quote); err != nil {
 		// No readable verdict: ask once more, in the same conversation, for
 		// the tagged lines alone, as a person would ask a judge who mumbled.
+		v.AskedAgain = true
 		follow := append(msgs[:len(msgs):len(msgs)], Message{Role: RoleAssistant, Content: resp.Content},
 			Message{Role: RoleUser, Content: restate(tag, err)})
 		again, cerr := tr.completer.Complete(ctx, Request{Tier: TierReasoning, Messages: follow, Temperature: tr.temperature,

@@ -339,4 +339,7 @@ func TestAnUnreadableAnswerIsAskedAgain(t *testing.T) {
 	if calls != 2 || v.Judges[0].Verdict != VoteFail || v.Judges[0].Abstained || v.AbstentionCount != 0 {
 		t.Fatalf("%d calls; VERITAS %+v", calls, v.Judges[0])
 	}
+	if !v.Judges[0].AskedAgain || v.Judges[1].AskedAgain || v.Judges[2].AskedAgain {
+		t.Errorf("asked again: %v %v %v, want VERITAS only", v.Judges[0].AskedAgain, v.Judges[1].AskedAgain, v.Judges[2].AskedAgain)
+	}
 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ type arrivals struct {
 	mu        sync.Mutex
 	published []time.Time
 	got       map[string][]time.Time // stage -> arrival by thought index
+	again     []bool                 // a judge of the thought's verdict was asked again
 	remaining atomic.Int64
 	done      chan struct{}
 	subs      []*nats.Subscription
@@ -29,7 +31,7 @@ type arrivals struct {
 }
 
 func newArrivals(n int) *arrivals {
-	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, done: make(chan struct{})}
+	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, again: make([]bool, n), done: make(chan struct{})}
 	a.remaining.Store(int64(2 * n))
 	return a
 }
@@ -48,6 +50,7 @@ func (a *arrivals) subscribe(nc *nats.Conn, agent string) error {
 				return
 			}
 			slot[i] = now
+			a.again[i] = stage == string(pipeline.StageTribunal) && bytes.Contains(m.Data, []byte(`"asked_again":true`))
 			a.last = now
 			if a.remaining.Add(-1) == 0 {
 				close(a.done)
@@ -113,6 +116,29 @@ func (a *arrivals) figures(samples map[string][]float64) ([]StageFigures, StageF
 	}
 	samples["both"] = both
 	return out, stageFigures("both outputs", both), missing
+}
+
+// answeredOnce returns the verdicts whose judges each answered at the first
+// asking, and how many verdicts had a judge asked again. A judge asked
+// again takes a second model call: at the seed's latencies its verdict
+// takes twice the model's time, so when more than 1 % of verdicts have one
+// (the simulator's judges give an unreadable answer 0.5 % of the time, as
+// the answer corpus does), it is their time that sets the p99.
+func (a *arrivals) answeredOnce() (StageFigures, int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var xs []float64
+	again := 0
+	for i, v := range a.got["tribunal"] {
+		switch {
+		case v.IsZero():
+		case a.again[i]:
+			again++
+		default:
+			xs = append(xs, ms(v.Sub(a.published[i])))
+		}
+	}
+	return stageFigures("tribunal, judges asked once", xs), again
 }
 
 func stageFigures(name string, xs []float64) StageFigures {

@@ -54,9 +54,13 @@ type PipelineFigures struct {
 	ProviderRPS    float64        `json:"provider_rps,omitempty"`
 	// Deliveries are each stage consumer's deliveries: one per thought when
 	// no delivery was spent on a failure (a rate limit holds the thought).
-	Deliveries       map[string]uint64 `json:"deliveries"`
-	RateLimited      int64             `json:"rate_limited_calls"`
-	NotDelivered     int               `json:"not_delivered"`
+	Deliveries map[string]uint64 `json:"deliveries"`
+	// AskedAgain counts verdicts with a judge asked a second time (its first
+	// answer unreadable); AnsweredOnce is the tribunal's figures without them.
+	AskedAgain       int           `json:"verdicts_with_a_judge_asked_again"`
+	AnsweredOnce     *StageFigures `json:"tribunal_judges_asked_once,omitempty"`
+	RateLimited      int64         `json:"rate_limited_calls"`
+	NotDelivered     int           `json:"not_delivered"`
 	samples          map[string][]float64
 	sequentialSample []float64
 }
@@ -221,6 +225,8 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	last := arr.lastArrival()
 	res.Seconds = last.Sub(start).Seconds()
 	res.Stages, res.Both, res.NotDelivered = arr.figures(res.samples)
+	once, again := arr.answeredOnce()
+	res.AnsweredOnce, res.AskedAgain = &once, again
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Both.Received) / res.Seconds
 	}
@@ -320,6 +326,9 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	t := cli.Table(w)
 	t.Header([]string{"end to end", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"})
 	rows := append(append([]StageFigures{}, r.Stages...), r.Both)
+	if r.AnsweredOnce != nil {
+		rows = append(rows, *r.AnsweredOnce)
+	}
 	if r.Sequential != nil {
 		rows = append(rows, *r.Sequential)
 	}
@@ -330,7 +339,8 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		return err
 	}
 	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output)\n", r.Throughput, r.Seconds)
-	fmt.Fprintf(w, "upstream calls: %d; peak RSS per worker process: %v MB\n", r.UpstreamCalls, roundAll(r.WorkerRSSMB))
+	fmt.Fprintf(w, "upstream calls: %d; verdicts with a judge asked again (an unreadable first answer): %d; peak RSS per worker process: %v MB\n",
+		r.UpstreamCalls, r.AskedAgain, roundAll(r.WorkerRSSMB))
 	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts", r.Deliveries, r.Thoughts)
 	if r.ProviderRPS > 0 {
 		fmt.Fprintf(w, "; provider quota %g requests/s per model, %d calls answered 429", r.ProviderRPS, r.RateLimited)
