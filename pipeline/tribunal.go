@@ -117,6 +117,7 @@ type Tribunal struct {
 	deadline    time.Duration
 	temperature float32
 	maxTokens   int
+	memo        *readMemo // readings of cached answers
 }
 
 // TribunalConfig configures a Tribunal. Zero values take the origin's
@@ -135,7 +136,7 @@ type TribunalConfig struct {
 // NewTribunal builds a tribunal that asks c. It fails when a judge has no
 // name or a non-positive weight or timeout.
 func NewTribunal(c Completer, cfg TribunalConfig) (*Tribunal, error) {
-	t := &Tribunal{completer: c, judges: cfg.Judges, deadline: cfg.Deadline, temperature: 0.7, maxTokens: cfg.MaxTokens}
+	t := &Tribunal{completer: c, judges: cfg.Judges, deadline: cfg.Deadline, temperature: 0.7, maxTokens: cfg.MaxTokens, memo: newReadMemo(4096)}
 	if len(t.judges) == 0 {
 		t.judges = DefaultJudges()
 	}
@@ -290,7 +291,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 		if err != nil {
 			return abstain(AbstainAnswer, fmt.Sprintf("the answer was cut off at max_tokens (%d) before the judge gave a verdict", tr.maxTokens), nil)
 		}
-	} else if a, err = ReadJudgeAnswer(resp.Content, resp.Reasoning, tag, quote); err != nil {
+	} else if a, err = tr.read(resp, tag, quote); err != nil {
 		// No readable verdict: ask once more, in the same conversation, for
 		// the tagged lines alone, as a person would ask a judge who mumbled.
 		v.AskedAgain = true
@@ -317,6 +318,14 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 		v.Abstained, v.AbstainKind, v.AbstainReason = true, AbstainAnswer, ReasonJudgeAbstained
 	}
 	return v
+}
+
+// read reads a judge's answer; a cached one from the memo.
+func (tr *Tribunal) read(resp Response, tag string, quote Quote) (JudgeAnswer, error) {
+	if resp.Cached && tr.memo != nil {
+		return tr.memo.read(resp.Content, resp.Reasoning, tag, quote)
+	}
+	return ReadJudgeAnswer(resp.Content, resp.Reasoning, tag, quote)
 }
 
 // restate asks a judge whose answer could not be read for its verdict again.

@@ -72,6 +72,12 @@ func NewHTTPClient(idlePerHost int, h2c bool) *http.Client {
 	tr.MaxIdleConns = 0 // no global cap; the per-host cap rules
 	tr.MaxIdleConnsPerHost = idlePerHost
 	tr.IdleConnTimeout = 90 * time.Second
+	// An HTTP/1.1 connection carries one call at a time, so a worker at
+	// 1,000 thoughts/s holds ~7,000 of them, each with a read and a write
+	// buffer (4 KiB each by default). A call's request (~3 KiB) and answer
+	// (~4 KiB with a judge's thinking) pass through 2 KiB buffers in two or
+	// three reads or writes; the 4 KiB saved per connection is ~28 MB there.
+	tr.ReadBufferSize, tr.WriteBufferSize = 2<<10, 2<<10
 	if h2c {
 		tr.Protocols = new(http.Protocols)
 		tr.Protocols.SetUnencryptedHTTP2(true)

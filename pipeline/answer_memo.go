@@ -1,0 +1,62 @@
+package pipeline
+
+import (
+	"hash/maphash"
+	"sync"
+)
+
+// readMemo remembers how cached answers were read. A cached answer is the
+// same text read with the same tag and quote each time its thought comes
+// again, and reading a reasoning model's answer is the tribunal's largest
+// cost on a cache hit, so a hit is read once. Only readable answers are
+// kept; the full inputs are compared on a hit, so a hash collision cannot
+// return another answer's reading. Bounded: when full, it starts again.
+type readMemo struct {
+	seed    maphash.Seed
+	mu      sync.Mutex
+	entries map[uint64]memoEntry
+	max     int
+}
+
+type memoEntry struct {
+	answer, reasoning, tag string
+	quote                  Quote
+	read                   JudgeAnswer
+}
+
+func newReadMemo(max int) *readMemo {
+	return &readMemo{seed: maphash.MakeSeed(), entries: map[uint64]memoEntry{}, max: max}
+}
+
+func (m *readMemo) key(answer, reasoning, tag string, quote Quote) uint64 {
+	var h maphash.Hash
+	h.SetSeed(m.seed)
+	for _, s := range []string{answer, reasoning, tag, string(quote)} {
+		h.WriteString(s)
+		h.WriteByte(0)
+	}
+	return h.Sum64()
+}
+
+// read returns ReadJudgeAnswer(answer, reasoning, tag, quote), from memory
+// when it was read before.
+func (m *readMemo) read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
+	k := m.key(answer, reasoning, tag, quote)
+	m.mu.Lock()
+	e, ok := m.entries[k]
+	m.mu.Unlock()
+	if ok && e.answer == answer && e.reasoning == reasoning && e.tag == tag && e.quote == quote {
+		return e.read, nil
+	}
+	a, err := ReadJudgeAnswer(answer, reasoning, tag, quote)
+	if err != nil {
+		return a, err
+	}
+	m.mu.Lock()
+	if len(m.entries) >= m.max {
+		clear(m.entries)
+	}
+	m.entries[k] = memoEntry{answer: answer, reasoning: reasoning, tag: tag, quote: quote, read: a}
+	m.mu.Unlock()
+	return a, nil
+}
