@@ -1,9 +1,9 @@
 package pipeline
 
 import (
-	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -90,9 +90,9 @@ func (tr *Tribunal) summarise(v *Verdict) {
 	for _, j := range v.Judges {
 		if j.Abstained {
 			v.AbstentionCount++
-			lines = append(lines, fmt.Sprintf("%s abstained (%s): %s", j.Name, j.AbstainKind, j.AbstainReason))
-		} else {
-			lines = append(lines, fmt.Sprintf("%s %s (%.2f): %s", j.Name, j.Verdict, j.Confidence, j.Reasoning))
+			lines = append(lines, j.Name+" abstained ("+j.AbstainKind+"): "+j.AbstainReason)
+		} else { // concatenated, not fmt: this runs for every judge of every verdict
+			lines = append(lines, j.Name+" "+string(j.Verdict)+" ("+strconv.FormatFloat(j.Confidence, 'f', 2, 64)+"): "+j.Reasoning)
 		}
 		if !j.Abstained && offenseRank[j.Offense] > offenseRank[v.OffenseLevel] {
 			v.OffenseLevel = j.Offense
