@@ -76,7 +76,9 @@ bench: build tools
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 8 --rate 100
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 3 --rate 100 --rate-limit-first 2
 	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0
+	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0 --http 1.1
 	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0 --concurrency 2200
+	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0 --concurrency 2200 --http 1.1
 	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 3000 --rate 1000 --provider-rps 600 --ceiling=false --sequential 0
 	@for i in $$(seq $(BENCH_RUNS)); do \
 	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \

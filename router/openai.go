@@ -52,6 +52,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	if c.obs != nil {
 		c.obs.CallStarted(req.Tier, t.Target)
 	}
+	t.pace.send(started)
 	reply, err := t.backend.Chat(ctx, req)
 	latency := time.Since(started)
 	cost := 0.0
@@ -74,7 +75,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 			after = c.cfg.Backoff // a 429 without Retry-After still pauses the target
 		}
 		if after > 0 {
-			if errors.Is(err, pipeline.ErrRateLimited) {
+			if errors.Is(err, pipeline.ErrRateLimited) && !t.pace.limited(time.Now()) {
 				t.block(after)
 			}
 			err = &pipeline.RetryAfterError{Err: err, After: after}
@@ -82,6 +83,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 		return pipeline.Response{}, err
 	}
 	t.lastCall.Store(time.Now().UnixNano())
+	t.pace.ok(time.Now())
 	t.observe(latency, reply.Usage.CompletionTokens)
 	if c.limiter != nil {
 		c.limiter.Spend(ctx, t.Name, t.provider.Name, reply.Usage.TotalTokens, cost)

@@ -24,6 +24,9 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 		if werr := t.waitUnblocked(ctx); werr != nil {
 			return pipeline.Response{}, backoff.Permanent(andThen(last, werr))
 		}
+		if werr := t.pace.wait(ctx, t.Name); werr != nil {
+			return pipeline.Response{}, backoff.Permanent(andThen(last, werr))
+		}
 		if berr := pipeline.SpendCall(ctx); berr != nil {
 			return pipeline.Response{}, backoff.Permanent(andThen(last, berr))
 		}

@@ -29,6 +29,7 @@ type target struct {
 	// 429, until the provider's Retry-After has passed: one rate-limited
 	// answer slows the whole process down instead of each worker finding out.
 	blockedUntil atomic.Int64
+	pace         pacer // the quota learned from 429s
 	breaker      *pipeline.Breaker
 	lastCall     atomic.Int64  // unix nanos of the last answer, for cold starts
 	slots        chan struct{} // Concurrency, when limited

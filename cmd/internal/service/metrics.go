@@ -107,7 +107,8 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	return m
 }
 
-// watchBreakers exports each model target's breaker: 0 closed, 1 half-open, 2 open.
+// watchBreakers exports each model target's breaker (0 closed, 1 half-open,
+// 2 open) and the rate it is paced to.
 func (m *metrics) watchBreakers(chain *router.Chain) {
 	for name := range chain.BreakerStates() {
 		target := name
@@ -116,6 +117,9 @@ func (m *metrics) watchBreakers(chain *router.Chain) {
 			func() float64 {
 				return map[string]float64{"closed": 0, "half-open": 1, "open": 2}[chain.BreakerStates()[target]]
 			}))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_target_paced_rps",
+			Help: "The calls per second a model target is paced to, learned from its 429s; 0: not paced.", ConstLabels: prometheus.Labels{"target": target}},
+			func() float64 { return chain.PacedRate(target) }))
 	}
 }
 
