@@ -52,8 +52,8 @@ const (
 	// paceMinRate is the least accepted rate pacing starts from: below it a
 	// window's few calls say too little, and the Retry-After pauses do.
 	paceMinRate = 10.0
-	paceUnder    = 0.97 // the share of the measured quota to send at
-	paceProbe    = 1.05 // the raise after a window that waited and was not refused
+	paceUnder   = 0.97 // the share of the measured quota to send at
+	paceProbe   = 1.05 // the raise after a window that waited and was not refused
 )
 
 // send counts a call on its way.
