@@ -1,6 +1,7 @@
 package consumers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,10 +18,10 @@ import (
 )
 
 // KVCache is the answer cache every worker process shares: one NATS KV bucket
-// per tier, in memory, (noesis_cache_fast, ..._reasoning, ..._deep) whose TTL is the
-// tier's, plus short-lived claims ("lease.<key>") so that identical requests
-// in flight in different processes make one upstream call. Safe for
-// concurrent use.
+// per tier, in memory (noesis_cache_fast, ..._reasoning, ..._deep), whose TTL
+// is the tier's; while a call is in flight its key holds a claim with a short
+// lease instead of the answer, so that identical requests in different
+// processes make one upstream call. Safe for concurrent use.
 type KVCache struct {
 	buckets  map[pipeline.Tier]jetstream.KeyValue
 	leaseTTL time.Duration
@@ -97,62 +98,73 @@ type storedAnswer struct {
 // eating a judge's few seconds.
 const opTimeout = 300 * time.Millisecond
 
-// Get reads an answer.
-func (c *KVCache) Get(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool) {
+// A key's entry is the answer (JSON), or while a process calls the model for
+// it, a claim: claimPrefix and the claiming process, with the lease's TTL. One
+// key for both makes a miss one operation on the caller's path (a create
+// that claims), where a read, then a claim on a key of its own, took two.
+const claimPrefix = "claim "
+
+// Claim implements router.Shared: create-if-absent of the key's claim; when
+// the key exists, read it: an answer, or another process's claim.
+func (c *KVCache) Claim(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool, bool) {
 	kv := c.buckets[t]
 	if kv == nil {
-		return pipeline.Response{}, false
+		return pipeline.Response{}, false, true
 	}
-	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	cctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
+	_, err := kv.Create(cctx, "answer."+key, append([]byte(claimPrefix), c.owner...), jetstream.KeyTTL(c.leaseTTL))
+	if err == nil {
+		return pipeline.Response{}, false, true
+	}
+	if !errors.Is(err, jetstream.ErrKeyExists) {
+		c.log.Debug().Err(err).Msg("shared cache claim failed; calling anyway")
+		return pipeline.Response{}, false, true
+	}
+	r, answered, err := c.get(cctx, kv, key)
+	if err != nil {
+		return pipeline.Response{}, false, !errors.Is(err, jetstream.ErrKeyNotFound) // gone since: call, unclaimed
+	}
+	return r, answered, false
+}
+
+// get reads key's entry: the answer, or a claim (answered false).
+func (c *KVCache) get(ctx context.Context, kv jetstream.KeyValue, key string) (pipeline.Response, bool, error) {
 	e, err := kv.Get(ctx, "answer."+key)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
 			c.log.Debug().Err(err).Msg("shared cache read failed")
 		}
-		return pipeline.Response{}, false
+		return pipeline.Response{}, false, err
+	}
+	if bytes.HasPrefix(e.Value(), []byte(claimPrefix)) {
+		return pipeline.Response{}, false, nil
 	}
 	var a storedAnswer
 	if err := json.Unmarshal(e.Value(), &a); err != nil {
-		return pipeline.Response{}, false
+		return pipeline.Response{}, false, err
 	}
-	return pipeline.Response{Content: a.Content, Reasoning: a.Reasoning, Provider: a.Provider, Model: a.Model, Usage: a.Usage}, true
+	return pipeline.Response{Content: a.Content, Reasoning: a.Reasoning, Provider: a.Provider, Model: a.Model, Usage: a.Usage}, true, nil
 }
 
-// Put stores an answer for the tier's TTL.
-func (c *KVCache) Put(ctx context.Context, t pipeline.Tier, key string, r pipeline.Response) {
+// Settle implements router.Shared: the answer replaces the claim, for the
+// tier's TTL; a failed call's claim is removed, so waiting processes call.
+func (c *KVCache) Settle(ctx context.Context, t pipeline.Tier, key string, r pipeline.Response, callErr error) {
 	kv := c.buckets[t]
 	if kv == nil {
 		return
 	}
-	b, _ := json.Marshal(storedAnswer{r.Content, r.Reasoning, r.Provider, r.Model, r.Usage})
 	ctx, cancel := context.WithTimeout(ctx, 5*opTimeout)
 	defer cancel()
+	if callErr != nil {
+		if e, err := kv.Get(ctx, "answer."+key); err == nil && bytes.Equal(e.Value(), append([]byte(claimPrefix), c.owner...)) {
+			_ = kv.Purge(ctx, "answer."+key, jetstream.LastRevision(e.Revision()))
+		}
+		return
+	}
+	b, _ := json.Marshal(storedAnswer{r.Content, r.Reasoning, r.Provider, r.Model, r.Usage})
 	if _, err := kv.Put(ctx, "answer."+key, b); err != nil {
 		c.log.Debug().Err(err).Msg("shared cache write failed")
-	}
-}
-
-// Lease claims the upstream call for key, create-if-absent with a TTL.
-func (c *KVCache) Lease(ctx context.Context, t pipeline.Tier, key string) (bool, func()) {
-	kv := c.buckets[t]
-	if kv == nil {
-		return true, func() {}
-	}
-	cctx, cancel := context.WithTimeout(ctx, opTimeout)
-	defer cancel()
-	_, err := kv.Create(cctx, "lease."+key, c.owner, jetstream.KeyTTL(c.leaseTTL))
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return false, func() {}
-	}
-	if err != nil {
-		c.log.Debug().Err(err).Msg("shared cache claim failed; calling anyway")
-		return true, func() {}
-	}
-	return true, func() {
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = kv.Purge(pctx, "lease."+key)
 	}
 }
 
@@ -176,18 +188,14 @@ func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipel
 	defer cancel()
 	// Poll, backing off from 5 ms to 100 ms, until the answer or the end of the claim.
 	r, err := backoff.Retry(ctx, func() (pipeline.Response, error) {
-		if r, ok := c.Get(ctx, t, key); ok {
+		gctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		r, answered, err := c.get(gctx, kv, key)
+		switch {
+		case answered:
 			return r, nil
-		}
-		lctx, cancel := context.WithTimeout(ctx, opTimeout)
-		_, err := kv.Get(lctx, "lease."+key)
-		cancel()
-		if err != nil {
-			// The claim is gone: answered (read once more) or failed.
-			if r, ok := c.Get(ctx, t, key); ok {
-				return r, nil
-			}
-			return pipeline.Response{}, backoff.Permanent(errClaimGone)
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			return pipeline.Response{}, backoff.Permanent(errClaimGone) // the claim lapsed or failed
 		}
 		return pipeline.Response{}, errStillClaimed
 	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 100 * time.Millisecond}),

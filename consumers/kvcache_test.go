@@ -2,6 +2,7 @@ package consumers_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -26,7 +27,7 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if granted, _ := dead.Lease(ctx, pipeline.TierReasoning, "k"); !granted {
+	if _, _, granted := dead.Claim(ctx, pipeline.TierReasoning, "k"); !granted {
 		t.Fatal("first claim refused")
 	}
 	// ... and the holder dies without releasing it.
@@ -46,7 +47,7 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 	}
 	// The answer is now shared (off the caller's path): another process finds it.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		got, ok := dead.Get(ctx, pipeline.TierReasoning, "k")
+		got, ok, _ := dead.Claim(ctx, pipeline.TierReasoning, "k")
 		if ok && got.Content == "answered anyway" {
 			break
 		}
@@ -135,5 +136,42 @@ func TestCacheBucketsInMemoryReplacingFileBacked(t *testing.T) {
 		if s := st.(*jetstream.KeyValueBucketStatus).StreamInfo().Config.Storage; s != jetstream.MemoryStorage {
 			t.Errorf("%s: storage %v, want memory", tier, s)
 		}
+	}
+}
+
+// A claim is one operation on the key itself: while it stands, another
+// process waits; its answer replaces it; a failed call's claim is dropped,
+// so the next process claims at once.
+func TestClaimThenAnswerOrDrop(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, js := natstest.Connect(t, ns)
+	ctx := context.Background()
+	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute}
+	a, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tier := pipeline.TierFast
+	if _, found, granted := a.Claim(ctx, tier, "k1"); found || !granted {
+		t.Fatalf("first claim: found %v, granted %v", found, granted)
+	}
+	if _, found, granted := b.Claim(ctx, tier, "k1"); found || granted {
+		t.Fatalf("second claim while the first stands: found %v, granted %v", found, granted)
+	}
+	a.Settle(ctx, tier, "k1", pipeline.Response{Content: "the answer", Model: "m"}, nil)
+	if r, found, _ := b.Claim(ctx, tier, "k1"); !found || r.Content != "the answer" {
+		t.Fatalf("after the answer: %+v, found %v", r, found)
+	}
+
+	if _, _, granted := a.Claim(ctx, tier, "k2"); !granted {
+		t.Fatal("claim on k2 refused")
+	}
+	a.Settle(ctx, tier, "k2", pipeline.Response{}, errors.New("the model failed"))
+	if _, found, granted := b.Claim(ctx, tier, "k2"); found || !granted {
+		t.Fatalf("after a failed call: found %v, granted %v; want the claim dropped", found, granted)
 	}
 }

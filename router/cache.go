@@ -47,11 +47,14 @@ type CacheStats struct {
 // one upstream call. Its methods are best effort: a failure reads as a miss.
 // Implementations must be safe for concurrent use.
 type Shared interface {
-	Get(ctx context.Context, tier pipeline.Tier, key string) (pipeline.Response, bool)
-	Put(ctx context.Context, tier pipeline.Tier, key string, r pipeline.Response)
-	// Lease claims the upstream call for key. It returns false when another
-	// process holds the claim; release gives up a claim that was granted.
-	Lease(ctx context.Context, tier pipeline.Tier, key string) (granted bool, release func())
+	// Claim looks key up and, when no process has its answer or is getting
+	// it, claims the upstream call in the same operation. It returns the
+	// stored answer (found), or whether the claim was granted; neither: another
+	// process holds the claim (Await).
+	Claim(ctx context.Context, tier pipeline.Tier, key string) (r pipeline.Response, found, granted bool)
+	// Settle ends a granted claim: it stores the answer, or with err drops
+	// the claim so that waiting processes call themselves.
+	Settle(ctx context.Context, tier pipeline.Tier, key string, r pipeline.Response, err error)
 	// Await waits for another process's answer to key until ctx ends or its
 	// claim lapses, and reports whether one came.
 	Await(ctx context.Context, tier pipeline.Tier, key string) (pipeline.Response, bool)
@@ -252,14 +255,13 @@ func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn fun
 		return call()
 	}
 	start := time.Now()
-	r, ok := c.shared.Get(ctx, tier, key)
+	r, found, granted := c.shared.Claim(ctx, tier, key)
 	average(&n.sharedNS, time.Since(start))
-	if ok {
+	if found {
 		n.sharedHits.Add(1)
 		r.Cached, r.Latency, r.CostUSD = true, 0, 0
 		return r, nil
 	}
-	granted, release := c.shared.Lease(ctx, tier, key)
 	if !granted {
 		n.sharedWaits.Add(1)
 		if r, ok := c.shared.Await(ctx, tier, key); ok {
@@ -267,19 +269,18 @@ func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn fun
 			r.Cached, r.Latency, r.CostUSD = true, 0, 0
 			return r, nil
 		}
-		release = func() {}
 	}
 	r, err := call()
-	// Sharing the answer and dropping the claim are off the caller's path:
-	// other processes wait on the claim, and find the answer before it goes.
-	go func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		if err == nil {
-			c.shared.Put(ctx, tier, key, r)
-		}
-		release()
-	}(context.WithoutCancel(ctx))
+	if granted || err == nil {
+		// Sharing the answer (or dropping the claim) is off the caller's
+		// path: other processes wait on the claim until it is settled. An
+		// answer made after waiting in vain is shared too.
+		go func(ctx context.Context) {
+			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			c.shared.Settle(ctx, tier, key, r, err)
+		}(context.WithoutCancel(ctx))
+	}
 	return r, err
 }
 
