@@ -122,8 +122,11 @@ func (c *KVCache) Claim(ctx context.Context, t pipeline.Tier, key string) (pipel
 		return pipeline.Response{}, false, true
 	}
 	r, answered, err := c.get(cctx, kv, key)
-	if err != nil {
-		return pipeline.Response{}, false, !errors.Is(err, jetstream.ErrKeyNotFound) // gone since: call, unclaimed
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return pipeline.Response{}, false, false // the claim lapsed since: Await sees it gone, and the caller calls
+	case err != nil:
+		return pipeline.Response{}, false, true // unreadable: call, as with no shared level
 	}
 	return r, answered, false
 }
