@@ -6,9 +6,13 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
+	"golang.org/x/text/runes"
+	"golang.org/x/text/transform"
+	"golang.org/x/text/unicode/norm"
 )
 
 // TierSettings are one tier's settings, read under NOESIS_<TIER>_
@@ -72,29 +76,22 @@ type JudgeSettings struct {
 	Target string
 }
 
-// judgeKey is a judge's name as it stands in its variables: capitals,
-// accents dropped (DIKĒ: DIKE).
+// judgeKey is a judge's name as it stands in its variables: accents
+// dropped (Unicode decomposition, then the combining marks removed: DIKĒ is
+// DIKE), capitals, and any other character than a letter or digit an
+// underscore.
 func judgeKey(name string) string {
-	var b strings.Builder
-	for _, r := range strings.ToUpper(name) {
+	plain, _, err := transform.String(transform.Chain(norm.NFD, runes.Remove(runes.In(unicode.Mn))), name)
+	if err != nil {
+		plain = name
+	}
+	return strings.Map(func(r rune) rune {
 		switch {
 		case r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_':
-			b.WriteRune(r)
-		case r == 'Ē' || r == 'É' || r == 'È' || r == 'Ê':
-			b.WriteRune('E')
-		case r == 'Á' || r == 'À' || r == 'Â' || r == 'Ā':
-			b.WriteRune('A')
-		case r == 'Í' || r == 'Ī':
-			b.WriteRune('I')
-		case r == 'Ó' || r == 'Ô' || r == 'Ō':
-			b.WriteRune('O')
-		case r == 'Ú' || r == 'Ū':
-			b.WriteRune('U')
-		default:
-			b.WriteRune('_')
+			return r
 		}
-	}
-	return b.String()
+		return '_'
+	}, strings.ToUpper(plain))
 }
 
 // judgeVariables reads every NOESIS_JUDGE_<NAME>_TIMEOUT and _TARGET from
