@@ -78,6 +78,18 @@ func (g *Guard) Check(ctx context.Context) Health {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	h := ReadHealth(cctx, g.js)
+	// The state is reported before the streams are set up again, so /readyz
+	// says they were missing from the moment they are seen missing.
+	g.mu.Lock()
+	switch {
+	case h.ReaperBacklog == 0:
+		g.backlogSince = time.Time{}
+	case g.backlogSince.IsZero():
+		g.backlogSince = h.Checked
+	}
+	h.ReaperStuck = !g.backlogSince.IsZero() && h.Checked.Sub(g.backlogSince) >= StuckAfter
+	g.health = h
+	g.mu.Unlock()
 	if len(h.MissingStreams) > 0 {
 		g.log.Error().Strs("streams", h.MissingStreams).Msg("streams missing (deleted?); setting them up again")
 		err := EnsureStreams(cctx, g.js, g.cfg)
@@ -88,16 +100,6 @@ func (g *Guard) Check(ctx context.Context) Health {
 			g.log.Error().Err(err).Msg("streams not set up again; will retry")
 		}
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	switch {
-	case h.ReaperBacklog == 0:
-		g.backlogSince = time.Time{}
-	case g.backlogSince.IsZero():
-		g.backlogSince = h.Checked
-	}
-	h.ReaperStuck = !g.backlogSince.IsZero() && h.Checked.Sub(g.backlogSince) >= StuckAfter
-	g.health = h
 	return h
 }
 
