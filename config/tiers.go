@@ -20,7 +20,8 @@ import (
 // owning package's default, so each default is written once, there:
 // concurrency 0 is the adaptive limit (consumers.Limiter) within
 // [4, NOESIS_MAX_CONCURRENCY]; max ack pending 0 is 4 x a fixed concurrency,
-// or NOESIS_MAX_CONCURRENCY; ack wait 0 is the stage's
+// or for an adaptive pool what the live limits call for (at least
+// NOESIS_MAX_CONCURRENCY; consumers/ackpending.go); ack wait 0 is the stage's
 // (consumers.DefaultAckWait: 30 s, 60 s, 120 s); an unset cache TTL is the
 // seed's (router.DefaultCacheTTL: 1 min, 5 min, 30 min), and 0 turns the
 // tier's cache off.

@@ -24,11 +24,13 @@ type PoolStats struct {
 // Pool runs one stage's workers over its durable consumer. Many pools in many
 // processes may share the consumer; JetStream spreads the thoughts among them.
 type Pool struct {
-	cfg     PoolConfig
-	js      jetstream.JetStream
-	handler pipeline.Handler
-	deliver step // the stage's work and its publish, wrapped in the pool's middleware
-	log     zerolog.Logger
+	cfg PoolConfig
+	// ackPendingSet: MaxAckPending was configured, not derived (see followsAckPending).
+	ackPendingSet bool
+	js            jetstream.JetStream
+	handler       pipeline.Handler
+	deliver       step // the stage's work and its publish, wrapped in the pool's middleware
+	log           zerolog.Logger
 
 	processed, skipped, published, duplicates, retried, deadLettered, rateLimitWaits atomic.Uint64
 
@@ -59,9 +61,10 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	ackPendingSet := cfg.MaxAckPending > 0
 	cfg = cfg.withDefaults()
 	// A panic in the handler dead-letters its thought with the stack; the worker goes on.
-	p := &Pool{cfg: cfg, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger(),
+	p := &Pool{cfg: cfg, ackPendingSet: ackPendingSet, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger(),
 		limit: NewLimiter(LimiterConfig{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}
 	p.deliver = chainSteps(p.work, traced(cfg.Stage))
 	return p, nil
@@ -91,7 +94,7 @@ func (p *Pool) Stats() PoolStats {
 func (p *Pool) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	var c jetstream.Consumer
 	err := retryUnavailable(ctx, "consumer "+string(p.cfg.Stage), func(ctx context.Context) (err error) {
-		c, err = p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, ConsumerConfig(p.cfg))
+		c, err = p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, p.consumerConfig(ctx))
 		return err
 	})
 	return c, err
@@ -137,15 +140,21 @@ func (p *Pool) Run(ctx context.Context) error {
 	go p.beats.run(work, p.cfg.AckWait/3)
 	// A pull that was not waiting when the consumer was deleted hears of it
 	// only at its next heartbeat; look every 2 s, and stop the iterator so
-	// the loop below sets the consumer up again.
+	// the loop below sets the consumer up again. Every 10 s, an adaptive
+	// pool's MaxAckPending follows the live limits.
 	go func() {
 		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
-		for {
+		for n := 1; ; n++ {
 			select {
 			case <-ctx.Done():
 				return
 			case <-tick.C:
+			}
+			if n%5 == 0 && p.followsAckPending() {
+				if _, err := p.followAckPending(ctx); err != nil && ctx.Err() == nil {
+					p.log.Debug().Err(err).Msg("max ack pending not updated")
+				}
 			}
 			_, err := p.js.Consumer(ctx, StreamThoughts, string(p.cfg.Stage))
 			if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -217,7 +226,7 @@ func (p *Pool) Run(ctx context.Context) error {
 // Guard sets a deleted stream up again) or ctx ends.
 func (p *Pool) reopen(ctx context.Context) (jetstream.MessagesContext, error) {
 	for {
-		cons, err := p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, ConsumerConfig(p.cfg))
+		cons, err := p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, p.consumerConfig(ctx))
 		if err == nil {
 			var it jetstream.MessagesContext
 			if it, err = cons.Messages(jetstream.PullMaxMessages(p.pullBuffer())); err == nil {

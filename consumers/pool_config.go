@@ -20,7 +20,8 @@ type PoolConfig struct {
 	// growing near it (see LimiterConfig); 0: none.
 	MemoryBudget uint64
 	// MaxAckPending caps the consumer's unacknowledged messages across every
-	// process sharing it; default 4 x Concurrency when fixed, else MaxConcurrency.
+	// process sharing it; default 4 x Concurrency when fixed, else it follows
+	// the live workers' limits, from MaxConcurrency up (ackpending.go).
 	MaxAckPending int
 	// AckWait is how long the server waits for an ack before redelivering;
 	// in-progress heartbeats keep a slow call alive; default DefaultAckWait.
