@@ -60,7 +60,9 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 // The shared level is asked only when a model call outlasts many round
 // trips to it: models that answer in microseconds go straight to the model
 // (but for one leader in 64, which keeps the round trip measured); models
-// that take tens of milliseconds are shared across processes.
+// that take a tenth of a second are shared across processes (a claim is a
+// KV write: under the race detector on a busy machine it took over the
+// 1.5 ms a 30 ms model allows).
 func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 	ns := natstest.RunServer(t)
 	_, js := natstest.Connect(t, ns)
@@ -79,13 +81,13 @@ func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 		}
 	}
 	call(pipeline.TierFast, 256, 0)                       // instant: a local model
-	call(pipeline.TierReasoning, 40, 30*time.Millisecond) // a remote one
+	call(pipeline.TierReasoning, 20, 100*time.Millisecond) // a remote one: asked while a KV round trip is under 5 ms
 	fast, reasoning := cache.StatsByTier()[pipeline.TierFast], cache.StatsByTier()[pipeline.TierReasoning]
 	if fast.SharedSkipped < 200 || fast.Misses != 256 {
 		t.Errorf("instant model: %d of 256 calls skipped the shared level, want nearly all (all but the first and one in 64); %+v", fast.SharedSkipped, fast)
 	}
-	if reasoning.SharedSkipped != 0 || reasoning.Misses != 40 {
-		t.Errorf("30 ms model: %d calls skipped the shared level, want none; %+v", reasoning.SharedSkipped, reasoning)
+	if reasoning.SharedSkipped != 0 || reasoning.Misses != 20 {
+		t.Errorf("100 ms model: %d calls skipped the shared level, want none; %+v", reasoning.SharedSkipped, reasoning)
 	}
 }
 
