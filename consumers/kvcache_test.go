@@ -80,7 +80,7 @@ func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 			}
 		}
 	}
-	call(pipeline.TierFast, 256, 0)                       // instant: a local model
+	call(pipeline.TierFast, 256, 0)                        // instant: a local model
 	call(pipeline.TierReasoning, 20, 100*time.Millisecond) // a remote one: asked while a KV round trip is under 5 ms
 	fast, reasoning := cache.StatsByTier()[pipeline.TierFast], cache.StatsByTier()[pipeline.TierReasoning]
 	if fast.SharedSkipped < 200 || fast.Misses != 256 {
