@@ -25,6 +25,9 @@ type WorkerInfo struct {
 	TargetBreakers map[string]string `json:"target_breakers,omitempty"`
 	// Limits are the pools' concurrency limits, by stage.
 	Limits map[string]LimitInfo `json:"limits,omitempty"`
+	// Paced are the model targets paced to a quota learned from their 429s:
+	// provider:model -> calls per second.
+	Paced map[string]float64 `json:"paced,omitempty"`
 }
 
 // LimitInfo is a pool's concurrency limit as a worker announces it.

@@ -41,7 +41,7 @@ func TestPacingLearnsTheProvidersQuota(t *testing.T) {
 	wg.Wait()
 	st := s.Stats()
 	refused := st.Faults["429"]
-	t.Logf("%d calls, %d requests, %d answered 429", calls, st.Requests, refused)
+	t.Logf("%d calls, %d requests, %d answered 429; paced to %.1f/s", calls, st.Requests, refused, c.PacedRates()["fast"])
 	if failed.Load() != 0 {
 		t.Fatalf("%d calls failed", failed.Load())
 	}
@@ -50,5 +50,10 @@ func TestPacingLearnsTheProvidersQuota(t *testing.T) {
 	// those of the first second or so, before the quota is known.
 	if refused > calls/2 {
 		t.Errorf("%d of %d requests answered 429: the router did not learn the quota", refused, st.Requests)
+	}
+	// The learned pace is the quota, within the probing's reach (status and
+	// the metrics show it).
+	if r := c.PacedRates()["fast"]; r < 20 || r > 100 {
+		t.Errorf("paced to %.1f calls/s, want about the quota of 50 (rates %v)", r, c.PacedRates())
 	}
 }

@@ -120,6 +120,18 @@ func (c *Chain) BreakerStates() map[string]string {
 	return out
 }
 
+// PacedRates returns the targets paced to a quota learned from their 429s,
+// with the calls per second each is paced to.
+func (c *Chain) PacedRates() map[string]float64 {
+	out := map[string]float64{}
+	for name, t := range c.targets {
+		if r := t.pace.Rate(); r > 0 {
+			out[name] = r
+		}
+	}
+	return out
+}
+
 // PacedRate returns the calls per second a target is paced to, learned
 // from its 429s, or 0 when it is not paced (see pacer).
 func (c *Chain) PacedRate(target string) float64 {

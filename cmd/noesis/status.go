@@ -192,7 +192,7 @@ func writeStatus(w io.Writer, st *Status) error {
 	}
 	fmt.Fprintln(w)
 	t = cli.Table(w)
-	t.Header([]string{"worker", "version", "tiers", "up", "in flight / limit", "judge breakers", "targets not closed"})
+	t.Header([]string{"worker", "version", "tiers", "up", "in flight / limit", "judge breakers", "targets not closed", "targets paced (429s)"})
 	for _, wk := range st.Workers {
 		var br []string
 		for j, s := range wk.Breakers { // whatever judges the worker runs
@@ -215,7 +215,13 @@ func writeStatus(w io.Writer, st *Status) error {
 			limits = append(limits, fmt.Sprintf("%s %d/%d %s", stage, l.InFlight, l.Limit, kind))
 		}
 		sort.Strings(limits)
-		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(limits, ", "), strings.Join(br, ", "), strings.Join(open, ", ")})
+		var paced []string
+		for name, r := range wk.Paced {
+			paced = append(paced, fmt.Sprintf("%s %.0f/s", name, r))
+		}
+		sort.Strings(paced)
+		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(limits, ", "),
+			strings.Join(br, ", "), strings.Join(open, ", "), strings.Join(paced, ", ")})
 	}
 	return t.Render()
 }

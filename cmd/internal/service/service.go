@@ -274,6 +274,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 				wi.Breakers = tribunal.BreakerStates()
 			}
 			wi.TargetBreakers = s.chain.BreakerStates()
+			wi.Paced = s.chain.PacedRates()
 			wi.Limits = map[string]consumers.LimitInfo{}
 			for st, p := range s.pools {
 				l := p.Limit()
