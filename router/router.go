@@ -132,15 +132,6 @@ func (c *Chain) PacedRates() map[string]float64 {
 	return out
 }
 
-// PacedRate returns the calls per second a target is paced to, learned
-// from its 429s, or 0 when it is not paced (see pacer).
-func (c *Chain) PacedRate(target string) float64 {
-	if t := c.targets[target]; t != nil {
-		return t.pace.Rate()
-	}
-	return 0
-}
-
 // WarmUp calls each cold-start target once (GET /models, within its cold-start
 // timeout), so the first thought does not wait for a container to start. It
 // returns when every warm-up has ended, and reports the failures.

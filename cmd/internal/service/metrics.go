@@ -119,7 +119,7 @@ func (m *metrics) watchBreakers(chain *router.Chain) {
 			}))
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_target_paced_rps",
 			Help: "The calls per second a model target is paced to, learned from its 429s; 0: not paced.", ConstLabels: prometheus.Labels{"target": target}},
-			func() float64 { return chain.PacedRate(target) }))
+			func() float64 { return chain.PacedRates()[target] }))
 	}
 }
 
