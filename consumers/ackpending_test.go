@@ -2,6 +2,7 @@ package consumers
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -55,13 +56,9 @@ func TestMaxAckPendingFollowsTheLiveLimits(t *testing.T) {
 			return WorkerInfo{ID: id, Limits: map[string]LimitInfo{"narrative": {Limit: 8, Adaptive: true}}}
 		})
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for ws, _ := ListWorkers(ctx, js); len(ws) < 2; ws, _ = ListWorkers(ctx, js) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d workers announced", len(ws))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var ws []WorkerInfo
+	natstest.Eventually(t, 10*time.Second, func() bool { ws, _ = ListWorkers(ctx, js); return len(ws) >= 2 },
+		func() string { return fmt.Sprintf("%d workers announced", len(ws)) })
 	// Each: room to double its limit (capped at 8) and its pull buffer (8).
 	if got, err := pool.followAckPending(ctx); err != nil || got != 32 || maxAckPending() != 32 {
 		t.Fatalf("followed to %d (consumer %d), %v; want 2 x (8 + 8)", got, maxAckPending(), err)

@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -53,20 +54,15 @@ func TestReaperDeadLettersThoughtsThatRanOutOfDeliveries(t *testing.T) {
 		}
 	}
 	go func() { _ = consumers.NewReaper(js, zerolog.Nop()).Run(ctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		letters, err := consumers.ListLetters(ctx, js, pipeline.StageNarrative)
-		if err != nil {
+	var letters []consumers.Letter
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		var err error
+		if letters, err = consumers.ListLetters(ctx, js, pipeline.StageNarrative); err != nil {
 			t.Fatal(err)
 		}
-		if len(letters) == 1 {
-			l := letters[0]
-			if string(l.Data) != body || l.Attempts != 2 || l.Seq != 1 || l.Subject != "noesis.thoughts.a1" || !strings.Contains(l.Reason, "no answer after 2 deliveries") {
-				t.Fatalf("letter %+v", l)
-			}
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+		return len(letters) == 1
+	}, func() string { return "no dead letter for the thought that ran out of deliveries" })
+	if l := letters[0]; string(l.Data) != body || l.Attempts != 2 || l.Seq != 1 || l.Subject != "noesis.thoughts.a1" || !strings.Contains(l.Reason, "no answer after 2 deliveries") {
+		t.Fatalf("letter %+v", l)
 	}
-	t.Fatal("no dead letter for the thought that ran out of deliveries")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -37,17 +38,8 @@ func TestAPanicDeadLettersItsThoughtAndTheWorkerLives(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		st := pool.Stats()
-		if st.Published == 3 && st.DeadLettered == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stats %+v: want 3 published and 2 dead-lettered", st)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	natstest.Eventually(t, 15*time.Second, func() bool { st := pool.Stats(); return st.Published == 3 && st.DeadLettered == 2 },
+		func() string { return fmt.Sprintf("stats %+v: want 3 published and 2 dead-lettered", pool.Stats()) })
 	letters, err := consumers.ListLetters(ctx, js, pipeline.StageNarrative)
 	if err != nil || len(letters) != 2 {
 		t.Fatalf("%d letters, %v", len(letters), err)

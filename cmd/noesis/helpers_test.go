@@ -19,6 +19,7 @@ import (
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -131,16 +132,8 @@ func (c *collector) messages(root string) []*nats.Msg {
 	return append([]*nats.Msg(nil), c.msgs[root]...)
 }
 
-// eventually polls cond every 20 ms until it holds, or fails the test after
-// timeout, saying what state describes then.
-func eventually(t *testing.T, timeout time.Duration, cond func() bool, state func() string) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", timeout, state())
-		}
-	}
-}
+// eventually is natstest.Eventually: poll until cond holds, or fail after timeout.
+var eventually = natstest.Eventually
 
 // waitFor polls until each root has n distinct events, or fails after timeout.
 func (c *collector) waitFor(t *testing.T, timeout time.Duration, want map[string]int) {
