@@ -175,18 +175,13 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, stackOptions{inProcess: o.inProcess, workers: o.workers, http1: o.http == "1.1",
+	stack, err := startBenchStack(ctx, cfg, stackOptions{client: "noesis-bench", inProcess: o.inProcess, workers: o.workers, http1: o.http == "1.1",
 		tune: func(sc *sim.Config) { sc.RequestsPerSecond = o.providerRPS }}, progress)
 	if err != nil {
 		return nil, err
 	}
 	defer stack.stop()
-
-	nc, js, err := stack.connect("noesis-bench")
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
+	nc, js := stack.nc, stack.js
 	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), HTTP: o.http, samples: map[string][]float64{}}
 
 	contents := func(i int) string {

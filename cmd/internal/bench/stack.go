@@ -92,6 +92,10 @@ type benchStack struct {
 	workers []*proc.Proc     // the workers as child processes, or
 	inProc  *service.Service // the worker in this process
 	cancel  context.CancelFunc
+	// nc and js are the bench's own client connection (named
+	// stackOptions.client), with room for many asynchronous publishes.
+	nc *nats.Conn
+	js jetstream.JetStream
 }
 
 // workerPIDs lists the workers' process ids (this process's, in-process).
@@ -108,6 +112,7 @@ func (st *benchStack) workerPIDs() []int {
 
 // stackOptions shape a bench stack.
 type stackOptions struct {
+	client    string            // the bench's connection name
 	inProcess bool              // the worker in this process, not a child
 	workers   int               // worker processes (children)
 	http1     bool              // call the simulator over HTTP/1.1, as vLLM serves, not HTTP/2
@@ -145,6 +150,12 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 	if o.http1 {
 		provider = []string{"LLM_PROVIDER=openai", "OPENAI_BASE_URL=" + st.simURL, "OPENAI_API_KEY=bench"}
 	}
+	if st.nc, err = nats.Connect(st.natsURL, nats.Name(o.client)); err != nil {
+		return nil, err
+	}
+	if st.js, err = jetstream.New(st.nc, jetstream.WithPublishAsyncMaxPending(4096)); err != nil {
+		return nil, err
+	}
 	if o.inProcess {
 		wcfg := cfg
 		wcfg.NATSURL, wcfg.SimURL = st.natsURL, st.simURL
@@ -172,15 +183,9 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 		st.workers = append(st.workers, w)
 	}
 
-	nc, err := nats.Connect(st.natsURL)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		live, _ := consumers.ListWorkers(ctx, js) // each worker announces itself once its pools run
+		live, _ := consumers.ListWorkers(ctx, st.js) // each worker announces itself once its pools run
 		if len(live) >= len(st.workers) {
 			time.Sleep(200 * time.Millisecond) // the pools start pulling
 			return st, nil
@@ -209,24 +214,12 @@ func (st *benchStack) stop() {
 	if st.inProc != nil {
 		_ = st.inProc.Wait()
 	}
+	if st.nc != nil {
+		st.nc.Close()
+	}
 	if st.server != nil {
 		st.server.Shutdown()
 	}
-}
-
-// connect opens a client connection to the stack's NATS server, with room
-// for many asynchronous publishes in flight.
-func (st *benchStack) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(st.natsURL, nats.Name(name))
-	if err != nil {
-		return nil, nil, err
-	}
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
-	if err != nil {
-		nc.Close()
-		return nil, nil, err
-	}
-	return nc, js, nil
 }
 
 // limits reads the pools' concurrency limits, the largest per stage over

@@ -414,16 +414,12 @@ func benchTribunal(ctx context.Context, cfg config.Config, corpus []LabelledThou
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	stack, err := startBenchStack(ctx, cfg, stackOptions{inProcess: true, workers: 1, tune: func(sc *sim.Config) { sc.RateLimitFirst = storm }}, progress)
+	stack, err := startBenchStack(ctx, cfg, stackOptions{client: "noesis-bench-tribunal", inProcess: true, workers: 1, tune: func(sc *sim.Config) { sc.RateLimitFirst = storm }}, progress)
 	if err != nil {
 		return nil, err
 	}
 	defer stack.stop()
-	nc, js, err := stack.connect("noesis-bench-tribunal")
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
+	nc, js := stack.nc, stack.js
 	var s *sim.Server
 	if cfg.UsesSim() {
 		s = stack.sim
