@@ -1,9 +1,12 @@
 package proc
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/noesis-dev/noesis/consumers/natstest"
 )
 
 // A child that handles SIGTERM stops with Term; one that ignores it is
@@ -14,13 +17,9 @@ func TestTermKillAndTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(polite.Tail(5), "hello") { // the trap is set once it has spoken
-		if time.Now().After(deadline) {
-			t.Fatalf("no greeting in the log: %q", polite.Tail(5))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	// The trap is set once it has spoken.
+	natstest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(polite.Tail(5), "hello") },
+		func() string { return fmt.Sprintf("no greeting in the log: %q", polite.Tail(5)) })
 	if err := polite.Term(5 * time.Second); err != nil {
 		t.Fatalf("term: %v", err)
 	}
@@ -32,11 +31,8 @@ func TestTermKillAndTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stubborn.Tail(1), "ready"); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the stubborn child never said ready")
-		}
-	}
+	natstest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(stubborn.Tail(1), "ready") },
+		func() string { return "the stubborn child never said ready" })
 	if err := stubborn.Term(200 * time.Millisecond); err == nil || !strings.Contains(err.Error(), "did not stop") {
 		t.Fatalf("term of a process ignoring SIGTERM: %v, want it killed and said so", err)
 	}
