@@ -196,31 +196,54 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
 	dctx, cancel := context.WithTimeout(ctx, tr.deadline)
 	defer cancel()
 
+	// A vote counts when it was given before the tribunal's deadline; each
+	// judge's goroutine sends its index, or -1 for a vote given after it.
 	results := make(chan int, len(tr.judges))
 	votes := make([]JudgeVote, len(tr.judges))
 	data := quoteThought(&t) // the same quoted thought for every judge
 	quote := quoteOf(&t)
-	for i := range tr.judges {
-		go func(i int) {
-			votes[i] = tr.judge(dctx, i, data, quote, t.Priority)
-			results <- i
-		}(i)
+	in := func(i int) int {
+		votes[i] = tr.judge(dctx, i, data, quote, t.Priority)
+		if dctx.Err() != nil {
+			return -1
+		}
+		return i
+	}
+	// Every judge but the last in a goroutine of its own; the last in this
+	// one, which would otherwise only wait: a goroutine (and its stack, grown
+	// deep by a model call) fewer per thought in flight.
+	last := len(tr.judges) - 1
+	for i := range last {
+		go func() { results <- in(i) }()
 	}
 	done := make([]bool, len(tr.judges))
-	unavailable := false
-	for n := 0; n < len(tr.judges); n++ {
+	done[last] = in(last) >= 0
+	unavailable := !done[last]
+	for n := 0; n < last && !unavailable; n++ {
 		select {
 		case i := <-results:
+			if i < 0 {
+				unavailable = true
+				break
+			}
 			done[i] = true
 		case <-dctx.Done():
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("tribunal: %w: %w", ErrTransient, ctx.Err())
-			}
 			unavailable = true
 		}
-		if unavailable {
-			break
+	}
+	// Past the deadline, the votes given before it still count.
+	for drained := !unavailable; !drained; {
+		select {
+		case i := <-results:
+			if i >= 0 {
+				done[i] = true
+			}
+		default:
+			drained = true
 		}
+	}
+	if unavailable && ctx.Err() != nil {
+		return nil, fmt.Errorf("tribunal: %w: %w", ErrTransient, ctx.Err())
 	}
 	// Votes of judges still out are not read: their goroutines write only to their own slot.
 	final := make([]JudgeVote, len(tr.judges))
