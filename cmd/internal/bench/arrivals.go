@@ -28,10 +28,11 @@ type arrivals struct {
 	done      chan struct{}
 	subs      []*nats.Subscription
 	last      time.Time
+	bytes     map[string]int // stage -> the outputs' bytes
 }
 
 func newArrivals(n int) *arrivals {
-	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, again: make([]bool, n), done: make(chan struct{})}
+	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, again: make([]bool, n), done: make(chan struct{}), bytes: map[string]int{}}
 	a.remaining.Store(int64(2 * n))
 	return a
 }
@@ -50,6 +51,7 @@ func (a *arrivals) subscribe(nc *nats.Conn, agent string) error {
 				return
 			}
 			slot[i] = now
+			a.bytes[stage] += len(m.Data)
 			a.again[i] = stage == string(pipeline.StageTribunal) && bytes.Contains(m.Data, []byte(`"asked_again":true`))
 			a.last = now
 			if a.remaining.Add(-1) == 0 {
@@ -63,6 +65,25 @@ func (a *arrivals) subscribe(nc *nats.Conn, agent string) error {
 		a.subs = append(a.subs, sub)
 	}
 	return nc.Flush()
+}
+
+// meanBytes returns each stage's mean output size.
+func (a *arrivals) meanBytes() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := map[string]int{}
+	for stage, b := range a.bytes {
+		n := 0
+		for _, t := range a.got[stage] {
+			if !t.IsZero() {
+				n++
+			}
+		}
+		if n > 0 {
+			out[stage] = b / n
+		}
+	}
+	return out
 }
 
 func (a *arrivals) wait(d time.Duration) bool {

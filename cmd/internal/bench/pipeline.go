@@ -57,9 +57,14 @@ type PipelineFigures struct {
 	Deliveries map[string]uint64 `json:"deliveries"`
 	// AskedAgain counts verdicts with a judge asked a second time (its first
 	// answer unreadable); AnsweredOnce is the tribunal's figures without them.
-	AskedAgain       int           `json:"verdicts_with_a_judge_asked_again"`
-	AnsweredOnce     *StageFigures `json:"tribunal_judges_asked_once,omitempty"`
-	RateLimited      int64         `json:"rate_limited_calls"`
+	AskedAgain   int           `json:"verdicts_with_a_judge_asked_again"`
+	AnsweredOnce *StageFigures `json:"tribunal_judges_asked_once,omitempty"`
+	RateLimited  int64         `json:"rate_limited_calls"`
+	// Floor is the same run through a worker that does only noesis's
+	// JetStream work (zero and cache modes); RatioToFloor is noesis's
+	// throughput over the floor's.
+	Floor            *FloorFigures `json:"jetstream_floor,omitempty"`
+	RatioToFloor     float64       `json:"ratio_to_floor,omitempty"`
 	NotDelivered     int           `json:"not_delivered"`
 	samples          map[string][]float64
 	sequentialSample []float64
@@ -78,7 +83,10 @@ simulator and one worker process in this process. Modes:
 In seed mode it also runs the seed's sequential plan (bridge, then the three judges
 one after another) on the same simulator, for comparison. With the nats CLI on PATH it
 runs 'nats bench js pub async' and 'nats bench js consume' on the same server and
-reports noesis's throughput as a share of that ceiling.`,
+reports noesis's throughput as a share of that ceiling. In zero and cache modes it
+then runs the same thoughts through a worker that does only noesis's JetStream work
+(pull, publish each output with its PubAck, double ack), on a fresh server with the
+rest stopped: the JetStream floor, the most any worker can do on this machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := cli.LoadConfig(cmd)
@@ -95,6 +103,7 @@ reports noesis's throughput as a share of that ceiling.`,
 			o.sequential, _ = f.GetInt("sequential")
 			o.chart, _ = f.GetString("chart")
 			o.ceiling, _ = f.GetBool("ceiling")
+			o.floor, _ = f.GetBool("floor")
 			o.inProcess, _ = f.GetBool("in-process")
 			o.workers, _ = f.GetInt("workers")
 			o.http, _ = f.GetString("http")
@@ -130,6 +139,7 @@ reports noesis's throughput as a share of that ceiling.`,
 	f.Int("sequential", 20, "thoughts to run through the seed's sequential plan (seed mode)")
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
+	f.Bool("floor", true, "zero and cache modes: run the same thoughts through a worker that does only noesis's JetStream work (pull, publish with PubAck, double ack), the most any worker can do here")
 	f.String("format", "table", "table or json")
 	f.Int("workers", 1, "worker processes sharing the durable consumers")
 	f.String("http", "2", "how the worker calls the simulator: 2 (h2c, as an HTTPS provider speaks HTTP/2) or 1.1 (one connection per call, as vLLM serves)")
@@ -146,6 +156,7 @@ type benchOptions struct {
 	sequential  int
 	chart       string
 	ceiling     bool
+	floor       bool
 	inProcess   bool
 	workers     int
 	http        string // "2" or "1.1"
@@ -264,6 +275,15 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 			fmt.Fprintln(progress, "bench pipeline: no nats CLI on PATH or in GOPATH/bin; skipping the ceiling (make tools installs it)")
 		}
 	}
+	if o.floor && o.mode != "seed" {
+		stack.stop() // the floor has the processors to itself
+		if res.Floor, err = jetStreamFloor(ctx, cfg, o, arr.meanBytes(), contents, progress); err != nil {
+			return nil, fmt.Errorf("JetStream floor: %w", err)
+		}
+		if res.Floor.Throughput > 0 {
+			res.RatioToFloor = res.Throughput / res.Floor.Throughput
+		}
+	}
 	return res, nil
 }
 
@@ -343,6 +363,10 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	fmt.Fprintln(w)
 	if r.NotDelivered > 0 {
 		fmt.Fprintf(w, "NOT DELIVERED within the wait: %d outputs\n", r.NotDelivered)
+	}
+	if fl := r.Floor; fl != nil {
+		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts and %d B narratives, and double-acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
+			fl.VerdictBytes, fl.NarrativeBytes, fl.Throughput, fl.Both.P50ms, fl.Both.P99ms, 100*r.RatioToFloor)
 	}
 	if r.CeilingPub > 0 {
 		fmt.Fprintf(w, "ceiling on the same server: nats bench js pub async %.0f msgs/s, js consume %.0f msgs/s; noesis = %.1f%% of the publish ceiling\n",

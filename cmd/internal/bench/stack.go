@@ -94,8 +94,9 @@ type benchStack struct {
 	cancel  context.CancelFunc
 	// nc and js are the bench's own client connection (named
 	// stackOptions.client), with room for many asynchronous publishes.
-	nc *nats.Conn
-	js jetstream.JetStream
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	stopped bool
 }
 
 // workerPIDs lists the workers' process ids (this process's, in-process).
@@ -204,7 +205,12 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 	}
 }
 
+// stop stops the stack; a second call does nothing.
 func (st *benchStack) stop() {
+	if st.stopped {
+		return
+	}
+	st.stopped = true
 	for _, w := range st.workers {
 		w.Stop(30 * time.Second)
 	}
