@@ -4,7 +4,8 @@
 // a redelivered thought's second output a no-op.
 //
 // Delivery semantics, in one place:
-//   - output published and PubAck'd -> the input is double-acked;
+//   - output published and PubAck'd -> the input is acked (a lost ack is a
+//     redelivery, whose output the outputs stream drops as a duplicate);
 //   - the thought does not ask for this stage -> acked, nothing published;
 //   - bad input (pipeline.ErrBadInput) or a permanent failure
 //     (pipeline.ErrPermanent) -> dead letter, then Term;

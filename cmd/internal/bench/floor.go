@@ -31,7 +31,7 @@ type FloorFigures struct {
 // bench's, with streams and consumers set up as noesis sets them up, and a
 // worker in this process that does for each thought what a noesis pool does
 // but the stage's work: it pulls the thought, publishes an output of the
-// given size with its message id and waits for the PubAck, then double-acks
+// given size with its message id and waits for the PubAck, then acks
 // the thought. No model, no JSON, no cache: whatever noesis does on top of
 // this costs time, so this is the most any worker can do on this machine.
 // It runs after noesis's stack has stopped, so the two do not share the
@@ -124,7 +124,7 @@ func jetStreamFloor(ctx context.Context, cfg config.Config, o benchOptions, size
 
 // floorHandle is a pool's delivery with the stage's work taken out: the
 // output published with its headers and message id, its PubAck awaited, the
-// thought double-acked.
+// thought acked.
 func floorHandle(ctx context.Context, js jetstream.JetStream, stage pipeline.Stage, msg jetstream.Msg, output []byte) {
 	id := msg.Headers().Get(jetstream.MsgIDHeader) // the bench's thoughts carry their event id as their message id
 	m := nats.NewMsg(consumers.StoreSubject(consumers.OutputSubject(stage, "bench")))
@@ -137,5 +137,5 @@ func floorHandle(ctx context.Context, js jetstream.JetStream, stage pipeline.Sta
 		_ = msg.Nak()
 		return
 	}
-	_ = msg.DoubleAck(actx)
+	_ = msg.Ack()
 }

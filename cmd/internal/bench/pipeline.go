@@ -85,7 +85,7 @@ one after another) on the same simulator, for comparison. With the nats CLI on P
 runs 'nats bench js pub async' and 'nats bench js consume' on the same server and
 reports noesis's throughput as a share of that ceiling. In zero and cache modes it
 then runs the same thoughts through a worker that does only noesis's JetStream work
-(pull, publish each output with its PubAck, double ack), on a fresh server with the
+(pull, publish each output with its PubAck, ack), on a fresh server with the
 rest stopped: the JetStream floor, the most any worker can do on this machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -139,7 +139,7 @@ rest stopped: the JetStream floor, the most any worker can do on this machine.`,
 	f.Int("sequential", 20, "thoughts to run through the seed's sequential plan (seed mode)")
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
-	f.Bool("floor", true, "zero and cache modes: run the same thoughts through a worker that does only noesis's JetStream work (pull, publish with PubAck, double ack), the most any worker can do here")
+	f.Bool("floor", true, "zero and cache modes: run the same thoughts through a worker that does only noesis's JetStream work (pull, publish with PubAck, ack), the most any worker can do here")
 	f.String("format", "table", "table or json")
 	f.Int("workers", 1, "worker processes sharing the durable consumers")
 	f.String("http", "2", "how the worker calls the simulator: 2 (h2c, as an HTTPS provider speaks HTTP/2) or 1.1 (one connection per call, as vLLM serves)")
@@ -365,7 +365,7 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		fmt.Fprintf(w, "NOT DELIVERED within the wait: %d outputs\n", r.NotDelivered)
 	}
 	if fl := r.Floor; fl != nil {
-		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts and %d B narratives, and double-acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
+		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts and %d B narratives, and acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
 			fl.VerdictBytes, fl.NarrativeBytes, fl.Throughput, fl.Both.P50ms, fl.Both.P99ms, 100*r.RatioToFloor)
 	}
 	if r.CeilingPub > 0 {
