@@ -74,26 +74,32 @@ chaos-short: build tools
 chaos-auth: build tools
 	$(GO) run ./cmd/chaos -noesis $(BIN) -nats-server $(NATS_SERVER) -n 300 -auth nats-auth.conf
 
-## bench: Go benchmarks of the hot paths, the models against the simulator, and
-## the pipeline in its three modes, 3 runs each, with the nats bench ceiling
-## measured on the same server; charts in docs/.
+## bench: Go benchmarks of the hot paths (BenchmarkInFlight: memory per call in
+## flight), the models against the simulator, the tribunal, and the pipeline with
+## the defaults beside the hand-tuned worker, BENCH_RUNS runs each where a goal is
+## measured, with the nats bench ceiling and the JetStream floor (zero and cache
+## modes) on the same machine; charts in docs/. docs/performance.md reads them.
 BENCH_RUNS ?= 3
+PIPELINE := ./$(BIN) bench pipeline --env-file /dev/null --sequential 0
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/ ./router/
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/ ./router/ ./router/sim/
 	./$(BIN) bench models --env-file /dev/null --all --calls 3
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 8 --rate 100
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 3 --rate 100 --rate-limit-first 2
-	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0
-	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0 --http 1.1
-	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0 --concurrency 2200
-	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --ceiling=false --sequential 0 --concurrency 2200 --http 1.1
-	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 3000 --rate 1000 --provider-rps 600 --ceiling=false --sequential 0
 	@for i in $$(seq $(BENCH_RUNS)); do \
-	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
-	  NOESIS_SHARED_CACHE=false ./$(BIN) bench pipeline --env-file /dev/null --mode zero --n 5000 --rate 1000 --ceiling=false || exit 1; \
-	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --sequential 10 --ceiling=false --chart docs/bench-seed.svg || exit 1; \
-	  PATH="$$PATH:$(GOBIN)" ./$(BIN) bench pipeline --env-file /dev/null --mode cache --n 20000 --chart docs/bench-cache.svg || exit 1; \
+	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --ceiling=false || exit 1; \
+	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --ceiling=false --http 1.1 || exit 1; \
+	  PATH="$$PATH:$(GOBIN)" $(PIPELINE) --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
+	  PATH="$$PATH:$(GOBIN)" $(PIPELINE) --mode cache --n 20000 --chart docs/bench-cache.svg || exit 1; \
 	done
+	$(PIPELINE) --mode seed --n 10000 --rate 1000 --ceiling=false --concurrency 2200
+	$(PIPELINE) --mode seed --n 10000 --rate 1000 --ceiling=false --concurrency 2200 --http 1.1
+	NOESIS_SHARED_CACHE=false $(PIPELINE) --mode zero --n 5000 --rate 1000 --ceiling=false
+	$(PIPELINE) --mode zero --n 500 --rate 100 --ceiling=false
+	$(PIPELINE) --mode seed --n 3000 --rate 1000 --provider-rps 600 --ceiling=false
+	$(PIPELINE) --mode seed --n 1500 --rate 100 --concurrency 64 --workers 1 --ceiling=false
+	$(PIPELINE) --mode seed --n 1500 --rate 100 --concurrency 64 --workers 2 --ceiling=false
+	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --sequential 10 --ceiling=false --chart docs/bench-seed.svg
 
 ## fuzz: the thought decoder and the judge-answer parser, FUZZTIME each.
 FUZZTIME ?= 30s
