@@ -85,7 +85,8 @@ type Response struct {
 }
 
 // Completer answers model requests. Implementations must be safe for
-// concurrent use. Errors that may succeed on a later try wrap ErrTransient;
+// concurrent use and return soon after ctx ends (the tribunal's deadline
+// relies on it). Errors that may succeed on a later try wrap ErrTransient;
 // errors that never will wrap ErrPermanent.
 type Completer interface {
 	Complete(ctx context.Context, req Request) (Response, error)

@@ -211,7 +211,8 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
 	}
 	// Every judge but the last in a goroutine of its own; the last in this
 	// one, which would otherwise only wait: a goroutine (and its stack, grown
-	// deep by a model call) fewer per thought in flight.
+	// deep by a model call) fewer per thought in flight. Its call ends with
+	// dctx, as a Completer's must, so the deadline still holds.
 	last := len(tr.judges) - 1
 	for i := range last {
 		go func() { results <- in(i) }()
