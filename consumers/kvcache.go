@@ -48,7 +48,7 @@ func NewKVCache(ctx context.Context, js jetstream.JetStream, ttl map[pipeline.Ti
 			if err := dropFileBackedCache(ctx, js, CacheBucket(t)); err != nil {
 				return err
 			}
-			kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			kv, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
 				Bucket: CacheBucket(t), Description: fmt.Sprintf("noesis: %s tier answers, shared by every worker", t),
 				TTL: d, LimitMarkerTTL: max(d, leaseTTL), Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1,
 			})

@@ -48,7 +48,7 @@ func NewKVLimits(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig,
 		dst  *jetstream.KeyValue
 	}{{RateBucket, 3 * window, &l.rate}, {SpendBucket, 0, &l.spend}} {
 		err := retryUnavailable(ctx, "bucket "+b.name, func(ctx context.Context) (err error) {
-			*b.dst, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: b.name, Description: "noesis: limits shared by every worker",
+			*b.dst, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{Bucket: b.name, Description: "noesis: limits shared by every worker",
 				TTL: b.ttl, Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1})
 			return err
 		})

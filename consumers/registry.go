@@ -49,7 +49,7 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig,
 	cfg = cfg.withDefaults()
 	var kv jetstream.KeyValue
 	err := retryUnavailable(ctx, "bucket "+WorkersBucket, func(ctx context.Context) (err error) {
-		kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: WorkersBucket, Description: "noesis: live worker processes",
+		kv, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{Bucket: WorkersBucket, Description: "noesis: live worker processes",
 			TTL: 3 * every, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1})
 		return err
 	})

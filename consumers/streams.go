@@ -196,11 +196,30 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfi
 	return nil
 }
 
+// ensureStream creates sc's stream, or updates it when its configuration
+// differs. It asks for a create first: JetStream answers a create whose
+// configuration matches the stream's with the stream and changes nothing, so
+// a worker starting against streams already set up (every start but the
+// first) updates none, where an update always rewrites the stream's
+// configuration and announces it.
 func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	return retryUnavailable(ctx, "stream "+sc.Name, func(ctx context.Context) error {
-		_, err := js.CreateOrUpdateStream(ctx, sc)
+		_, err := js.CreateStream(ctx, sc)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			_, err = js.UpdateStream(ctx, sc)
+		}
 		return err
 	})
+}
+
+// ensureBucket creates a key-value bucket, or updates it when its
+// configuration differs, asking for a create first as ensureStream does.
+func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.UpdateKeyValue(ctx, cfg)
+	}
+	return kv, err
 }
 
 // retryUnavailable runs op until it succeeds, fails for good, or ctx ends.

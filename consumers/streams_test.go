@@ -2,6 +2,7 @@ package consumers_test
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -70,6 +71,48 @@ func TestEnsureStreamsConcurrentAndIdempotent(t *testing.T) {
 	}
 	if ci := c.CachedInfo(); ci.Config.AckPolicy != jetstream.AckExplicitPolicy || ci.Config.MaxAckPending != 16 || ci.Config.MaxDeliver != 5 {
 		t.Errorf("consumer config %+v", ci.Config)
+	}
+}
+
+// A worker that starts against streams and buckets already set up as it
+// would set them up changes nothing: JetStream announces every stream update, and there is
+// none. (Eight workers starting together used to update every stream eight
+// times over, racing the server's own consumer creation.) A changed setting
+// is still an update.
+func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
+	ns := natstest.RunServer(t)
+	nc, js := natstest.Connect(t, ns)
+	cfg := consumers.StreamsConfig{DuplicateWindow: 2 * time.Minute}
+	start := func() {
+		t.Helper()
+		if err := consumers.EnsureStreams(context.Background(), js, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := consumers.NewRegistry(context.Background(), js, cfg, time.Second); err != nil { // a key-value bucket
+			t.Fatal(err)
+		}
+	}
+	start()
+	updates, err := nc.SubscribeSync("$JS.EVENT.ADVISORY.STREAM.UPDATED.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start()
+	cfg.DuplicateWindow = 3 * time.Minute // the outputs and dead letters streams change; thoughts keeps its own window
+	if err := consumers.EnsureStreams(context.Background(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	var updated []string
+	for {
+		m, err := updates.NextMsg(time.Second)
+		if err != nil {
+			break
+		}
+		updated = append(updated, m.Subject)
+	}
+	want := []string{"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamOutputs, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamDLQ}
+	if strings.Join(updated, " ") != strings.Join(want, " ") {
+		t.Errorf("stream updates: %v, want only the changed window's: %v", updated, want)
 	}
 }
 
