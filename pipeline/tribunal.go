@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/noesis-dev/noesis/internal/stack"
 )
 
 // Judge is one member of the tribunal.
@@ -215,7 +217,10 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
 	// dctx, as a Completer's must, so the deadline still holds.
 	last := len(tr.judges) - 1
 	for i := range last {
-		go func() { results <- in(i) }()
+		go func() {
+			stack.Grow() // a judge calls a model
+			results <- in(i)
+		}()
 	}
 	done := make([]bool, len(tr.judges))
 	done[last] = in(last) >= 0

@@ -1,0 +1,38 @@
+package stack
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+)
+
+// A thousand goroutines that called Grow hold 32 KiB stacks each: the stack
+// bytes in use rise by that much while they wait, and pad is not on the heap.
+func TestGrowGivesA32KiBStack(t *testing.T) {
+	const n = 1000
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before, heapBefore := ms.StackInuse, ms.HeapAlloc
+	release := make(chan struct{})
+	var started, done sync.WaitGroup
+	for range n {
+		started.Add(1)
+		done.Go(func() {
+			Grow()
+			started.Done()
+			<-release
+		})
+	}
+	started.Wait()
+	runtime.ReadMemStats(&ms)
+	grown, heapGrown := ms.StackInuse, ms.HeapAlloc
+	close(release)
+	done.Wait()
+	if per := (grown - before) / n; per < 32<<10 || per >= 64<<10 {
+		t.Errorf("stack per goroutine %d B, want 32 KiB", per)
+	}
+	if heap := (int64(heapGrown) - int64(heapBefore)) / n; heap > 4<<10 {
+		t.Errorf("heap per goroutine %d B: pad escaped", heap)
+	}
+}
