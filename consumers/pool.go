@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/noesis-dev/noesis/internal/stack"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -214,7 +213,6 @@ func (p *Pool) Run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stack.Grow() // a delivery goes deep: the stage, the router, the model client
 			p.limit.Release(p.handle(work, msg))
 		}()
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/noesis-dev/noesis/internal/stack"
 )
 
 // Judge is one member of the tribunal.
@@ -194,6 +192,7 @@ func (tr *Tribunal) Messages(j Judge, t *Thought) []Message {
 
 // Process deliberates on t and returns its *Verdict.
 func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
+	growStack() // this goroutine asks the last judge
 	started := time.Now()
 	dctx, cancel := context.WithTimeout(ctx, tr.deadline)
 	defer cancel()
@@ -218,7 +217,7 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
 	last := len(tr.judges) - 1
 	for i := range last {
 		go func() {
-			stack.Grow() // a judge calls a model
+			growStack() // a judge calls a model
 			results <- in(i)
 		}()
 	}

@@ -1,4 +1,4 @@
-package stack
+package pipeline
 
 import (
 	"runtime"
@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// A thousand goroutines that called Grow hold 32 KiB stacks each: the stack
-// bytes in use rise by that much while they wait, and pad is not on the heap.
-func TestGrowGivesA32KiBStack(t *testing.T) {
+// A thousand goroutines that grew their stacks hold 32 KiB each while they
+// wait, and the pad that grew them is not on the heap.
+func TestGrowStackGivesA32KiBStack(t *testing.T) {
 	const n = 1000
 	var ms runtime.MemStats
 	runtime.GC()
@@ -19,7 +19,7 @@ func TestGrowGivesA32KiBStack(t *testing.T) {
 	for range n {
 		started.Add(1)
 		done.Go(func() {
-			Grow()
+			growStack()
 			started.Done()
 			<-release
 		})
@@ -33,6 +33,6 @@ func TestGrowGivesA32KiBStack(t *testing.T) {
 		t.Errorf("stack per goroutine %d B, want 32 KiB", per)
 	}
 	if heap := (int64(heapGrown) - int64(heapBefore)) / n; heap > 4<<10 {
-		t.Errorf("heap per goroutine %d B: pad escaped", heap)
+		t.Errorf("heap per goroutine %d B: the pad escaped", heap)
 	}
 }
