@@ -35,10 +35,22 @@ type target struct {
 	slots        chan struct{} // Concurrency, when limited
 
 	latMu     sync.Mutex
-	latencies [128]time.Duration // the last answers' latencies, a ring
-	rates     [128]float64       // and their speeds, completion tokens per second
+	latencies [ring]time.Duration // the last answers' latencies, a ring
+	rates     [ring]float64       // and their speeds, completion tokens per second
 	latN      int
+	// slowest is speed's answer, kept from the latN of slowestAt until
+	// statsEvery more answers came (every call asks for it).
+	slowest   float64
+	slowestAt int
 }
+
+// ring is how many of a target's last answers its statistics look at;
+// statsEvery is how many answers its kept speed outlives (until the ring is
+// full it is worked out again at every answer).
+const (
+	ring       = 128
+	statsEvery = 16
+)
 
 func (t *target) observe(d time.Duration, tokens int) {
 	t.latMu.Lock()
@@ -53,17 +65,22 @@ func (t *target) observe(d time.Duration, tokens int) {
 }
 
 // speed returns the slowest tenth of the target's recent speeds (tokens per
-// second), or false below 8 answers.
+// second), or false below 8 answers. Every call asks for it, so it sorts the
+// speeds again only every statsEvery answers once the ring is full.
 func (t *target) speed() (float64, bool) {
 	t.latMu.Lock()
+	defer t.latMu.Unlock()
 	n := min(t.latN, len(t.rates))
-	xs := append([]float64(nil), t.rates[:n]...)
-	t.latMu.Unlock()
 	if n < 8 {
 		return 0, false
 	}
-	slices.Sort(xs)
-	return xs[(n-1)/10], true
+	if t.slowestAt == 0 || t.latN-t.slowestAt >= statsEvery || (n < len(t.rates) && t.latN != t.slowestAt) {
+		var xs [ring]float64
+		copy(xs[:], t.rates[:n])
+		slices.Sort(xs[:n])
+		t.slowest, t.slowestAt = xs[(n-1)/10], t.latN
+	}
+	return t.slowest, true
 }
 
 // callTimeout bounds one call of req to t (see Config.Timeout).

@@ -39,3 +39,25 @@ func TestCallTimeoutFollowsBudgetAndSpeed(t *testing.T) {
 		t.Errorf("a set timeout: %s, want 3s", got)
 	}
 }
+
+// Once the ring of speeds is full, the slowest tenth is worked out again
+// every statsEvery answers, not at every call.
+func TestSpeedIsKeptForStatsEveryAnswers(t *testing.T) {
+	tg := &target{}
+	for range ring {
+		tg.observe(time.Second, 80)
+	}
+	if got, _ := tg.speed(); got != 80 {
+		t.Fatalf("speed %g, want 80", got)
+	}
+	for i := 1; i <= statsEvery; i++ {
+		tg.observe(time.Second, 10)
+		got, _ := tg.speed()
+		if want := 80.0; i < statsEvery && got != want {
+			t.Fatalf("after %d slow answers: %g, want the kept %g", i, got, want)
+		}
+		if i == statsEvery && got != 10 {
+			t.Fatalf("after %d slow answers: %g, want 10 (16 of 128 are the slowest tenth)", i, got)
+		}
+	}
+}
