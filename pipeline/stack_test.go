@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// A thousand goroutines that grew their stacks hold 32 KiB each while they
+// A thousand goroutines that grew their stacks hold 16 KiB each while they
 // wait, and the pad that grew them is not on the heap.
-func TestGrowStackGivesA32KiBStack(t *testing.T) {
+func TestGrowStackGivesA16KiBStack(t *testing.T) {
 	const n = 1000
 	var ms runtime.MemStats
 	runtime.GC()
@@ -29,8 +29,8 @@ func TestGrowStackGivesA32KiBStack(t *testing.T) {
 	grown, heapGrown := ms.StackInuse, ms.HeapAlloc
 	close(release)
 	done.Wait()
-	if per := (grown - before) / n; per < 32<<10 || per >= 64<<10 {
-		t.Errorf("stack per goroutine %d B, want 32 KiB", per)
+	if per := (grown - before) / n; per < 16<<10 || per >= 32<<10 {
+		t.Errorf("stack per goroutine %d B, want 16 KiB", per)
 	}
 	if heap := (int64(heapGrown) - int64(heapBefore)) / n; heap > 4<<10 {
 		t.Errorf("heap per goroutine %d B: the pad escaped", heap)
