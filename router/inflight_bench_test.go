@@ -23,23 +23,32 @@ import (
 )
 
 // simChildEnv, when set, makes the test binary a simulator and nothing else
-// (see TestMain): BenchmarkInFlight runs the simulator in a process of its
-// own, so that the memory it measures is the caller's only.
+// (see TestMain): the benchmarks run the simulator in a process of its own,
+// so that what they measure is the caller's only. Its value is the
+// simulator's speed: simHeld or simAtOnce.
 const simChildEnv = "NOESIS_ROUTER_SIM_CHILD"
 
+const (
+	simHeld   = "held"    // the seed's capped calls, 40 times slower (R1 in 77 s)
+	simAtOnce = "at-once" // answers of realistic lengths, at once
+)
+
 func TestMain(m *testing.M) {
-	if os.Getenv(simChildEnv) != "" {
-		serveSimChild()
+	if speed := os.Getenv(simChildEnv); speed != "" {
+		serveSimChild(speed)
 		return
 	}
 	os.Exit(m.Run())
 }
 
-// serveSimChild serves a simulator whose models answer 40 times slower than
-// the seed's (R1 in 77 s), prints its URL, and serves until its standard
-// input closes.
-func serveSimChild() {
-	s := sim.New(sim.Config{Lengths: sim.LengthsSeed, LatencyScale: 40, Seed: 1})
+// serveSimChild serves a simulator at speed, prints its URL, and serves
+// until its standard input closes.
+func serveSimChild(speed string) {
+	cfg := sim.Config{Lengths: sim.LengthsSeed, LatencyScale: 40, Seed: 1}
+	if speed == simAtOnce {
+		cfg = sim.Config{LatencyScale: 0, Seed: 1}
+	}
+	s := sim.New(cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	url, err := s.Start(ctx, nil)
 	if err != nil {
@@ -51,11 +60,11 @@ func serveSimChild() {
 	cancel()
 }
 
-// startSimChild starts this test binary as a simulator and returns its URL.
-func startSimChild(b *testing.B) string {
+// startSimChild starts this test binary as a simulator at speed and returns its URL.
+func startSimChild(b *testing.B, speed string) string {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), simChildEnv+"=1")
+	cmd.Env = append(os.Environ(), simChildEnv+"="+speed)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		b.Fatal(err)
@@ -109,7 +118,7 @@ func simRequests(b *testing.B, url string) int64 {
 func BenchmarkInFlight(b *testing.B) {
 	for _, proto := range []struct{ name, kind string }{{"http2", router.KindSim}, {"http1.1", router.KindOpenAI}} {
 		b.Run(proto.name, func(b *testing.B) {
-			url := startSimChild(b)
+			url := startSimChild(b, simHeld)
 			cfg := router.Config{
 				Providers: []router.Provider{{Name: "sim", Kind: proto.kind, BaseURL: url, APIKey: "k"}},
 				Targets: []router.Target{
