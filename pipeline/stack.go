@@ -18,20 +18,19 @@ package pipeline
 // growStack; grown to 16 KiB, 4 %, and no fewer thoughts a second). The
 // bridge's calls are not always as deep, so it does not call it. The garbage
 // collector still shrinks a stack that stays mostly unused.
-func growStack() { grow() }
-
-// stackPad is sized so that grow's frame, on top of a goroutine's first
-// frames, needs more than 8 KiB: the runtime then doubles the stack straight
-// to 16 KiB.
-const stackPad = 10 << 10
-
+//
 //go:noinline
-func grow() {
+func growStack() {
 	var pad [stackPad]byte
 	touch(&pad)
 }
 
-// touch keeps pad, which does not escape, on grow's frame.
+// stackPad is sized so that growStack's frame, on top of a goroutine's first
+// frames, needs more than 8 KiB: the runtime then doubles the stack straight
+// to 16 KiB.
+const stackPad = 10 << 10
+
+// touch keeps pad, which does not escape, on growStack's frame.
 //
 //go:noinline
 func touch(p *[stackPad]byte) { p[0] = 1 }

@@ -221,12 +221,15 @@ func measureInFlight(b *testing.B, url string, thought func(context.Context, pip
 		wg.Go(func() { thought(ctx, th) })
 	}
 	calls := int64(inFlightThoughts * 4)
-	deadline := time.Now().Add(time.Minute)
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	deadline := time.After(time.Minute)
 	for simRequests(b, url)-sent < calls {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			b.Fatalf("%d of %d calls reached the simulator in a minute", simRequests(b, url)-sent, calls)
+		case <-poll.C:
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 	held := snapshot()
 	cancel()

@@ -25,9 +25,11 @@ func TestPacingLearnsTheProvidersQuota(t *testing.T) {
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	const calls = 300
+	offer := time.NewTicker(100 * time.Millisecond) // the offered load's pace, not a wait for a result
+	defer offer.Stop()
 	for i := range calls { // 150 a second for two seconds
 		if i > 0 && i%15 == 0 {
-			time.Sleep(100 * time.Millisecond)
+			<-offer.C
 		}
 		wg.Add(1)
 		go func() {

@@ -74,7 +74,7 @@ func (t *target) speed() (float64, bool) {
 	if n < 8 {
 		return 0, false
 	}
-	if t.slowestAt == 0 || t.latN-t.slowestAt >= statsEvery || (n < len(t.rates) && t.latN != t.slowestAt) {
+	if t.latN-t.slowestAt >= statsEvery || (n < len(t.rates) && t.latN != t.slowestAt) {
 		var xs [ring]float64
 		copy(xs[:], t.rates[:n])
 		slices.Sort(xs[:n])
