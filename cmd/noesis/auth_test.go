@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,13 +19,15 @@ import (
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // authServer starts a server from a copy of the shipped nats-auth.conf, with
-// agent alice added by `noesis agent add`, and returns it with alice's seed file.
-func authServer(t *testing.T) (*server.Server, string) {
+// agents alice and bob added by `noesis agent add`, and returns it with the
+// directory of their seed files (alice.nk, bob.nk) and the config's path.
+func authServer(t *testing.T) (*server.Server, string, string) {
 	t.Helper()
 	t.Setenv("NOESIS_AGENT_PASSWORD", "agent-pw")
 	t.Setenv("NOESIS_WORKER_PASSWORD", "worker-pw")
@@ -36,9 +41,11 @@ func authServer(t *testing.T) (*server.Server, string) {
 	if err := os.WriteFile(conf, shipped, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runCLI(t, "", "agent", "add", "alice", "--conf", conf, "--dir", dir)
-	if err != nil {
-		t.Fatalf("agent add: %v: %s", err, out)
+	for _, id := range []string{"alice", "bob"} {
+		out, err := runCLI(t, "", "agent", "add", id, "--conf", conf, "--dir", dir)
+		if err != nil {
+			t.Fatalf("agent add: %v: %s", err, out)
+		}
 	}
 	if _, err := runCLI(t, "", "agent", "add", "alice", "--conf", conf, "--dir", dir); err == nil {
 		t.Fatal("adding alice twice was accepted")
@@ -47,8 +54,18 @@ func authServer(t *testing.T) (*server.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs = server.RANDOM_PORT, t.TempDir(), true, true
-	return natstest.RunServerWithOptions(t, opts), filepath.Join(dir, "alice.nk")
+	opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs, opts.PidFile = server.RANDOM_PORT, t.TempDir(), true, true, ""
+	return natstest.RunServerWithOptions(t, opts), dir, conf
+}
+
+// agentAuth is the login of an agent added by authServer.
+func agentAuth(t *testing.T, seeds, id string) nats.Option {
+	t.Helper()
+	o, err := nats.NkeyOptionFromSeed(filepath.Join(seeds, id+".nk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
 
 // violations collects a connection's asynchronous permission errors.
@@ -97,12 +114,12 @@ func connectAgent(t *testing.T, ns *server.Server, id string, auth nats.Option, 
 }
 
 // The shipped access control against hostile agents, as real NATS clients:
-// each agent has its own identity, may publish only its own thoughts and read
-// only its own outputs and inbox; every attack is denied or harmless. The
-// worker runs every feature (shared limits and budgets included) and cannot
-// delete a stream.
+// each agent has an account of its own, may publish only its own thoughts and
+// read only its own outputs; every attack is denied or harmless. The worker
+// runs every feature (shared limits and budgets included) and cannot delete a
+// stream.
 func TestHostileAgentsUnderShippedAuth(t *testing.T) {
-	ns, aliceSeed := authServer(t)
+	ns, seeds, _ := authServer(t)
 	if nc, err := nats.Connect(ns.ClientURL()); err == nil {
 		nc.Close()
 		t.Fatal("an anonymous connection was accepted")
@@ -118,45 +135,109 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	}
 	runService(t, cfg)
 
-	var dv, av violations
+	var dv, av, bv violations
 	daimon, djs := connectAgent(t, ns, "daimon-1", nats.UserInfo("daimon-1", "agent-pw"), &dv)
-	aliceAuth, err := nats.NkeyOptionFromSeed(aliceSeed)
+	alice, ajs := connectAgent(t, ns, "alice", agentAuth(t, seeds, "alice"), &av)
+	bob, bjs := connectAgent(t, ns, "bob", agentAuth(t, seeds, "bob"), &bv)
+
+	var dlq violations
+	admin, err := nats.Connect(ns.ClientURL(), nats.UserInfo("admin", "admin-pw"), nats.ErrorHandler(dlq.handler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice, ajs := connectAgent(t, ns, "alice", aliceAuth, &av)
+	defer admin.Close()
+	adminJS, _ := jetstream.New(admin)
 
 	dgot := collectOn(t, daimon, "noesis.narratives.daimon-1", "noesis.verdicts.daimon-1")
 	agot := collectOn(t, alice, "noesis.narratives.alice", "noesis.verdicts.alice")
+	bgot := collectOn(t, bob, "noesis.narratives.bob", "noesis.verdicts.bob", "noesis.analyses.bob")
+	// What alice's account sees on every inbox of its own: nothing of anyone else's.
+	var spied atomic.Int64
+	if _, err := alice.Subscribe("_INBOX.>", func(m *nats.Msg) { spied.Add(1) }); err != nil {
+		t.Fatal(err)
+	}
 
 	// Each publishes its own thought and reads its own outputs.
 	dth := thought(1, "daimon-1's own thought")
 	dth.EventID, dth.AgentID, dth.Content.Depth = "shared-7", "daimon-1", 1
-	ath := thought(2, "alice's own thought")
-	ath.EventID, ath.AgentID, ath.Content.Depth = "alice-1", "alice", 1
-	// Suppression: alice first publishes under daimon-1's next event id and message id.
-	forged := ath
-	forged.EventID = "shared-7"
-	publishThought(t, ajs, forged)
-	publishThought(t, ajs, ath)
-	for deadline := time.Now().Add(5 * time.Second); ; { // daimon-1 publishes later, as it would
-		data, _ := json.Marshal(dth)
-		ack, err := djs.Publish(context.Background(), consumers.ThoughtSubject("daimon-1"), data, jetstream.WithMsgID("shared-7"))
+	bth := thought(5, "bob's own thought")
+	bth.EventID, bth.AgentID, bth.Content.Depth = "bob-1", "bob", 1
+	publishThought(t, djs, dth)
+	publishThought(t, bjs, bth)
+	dgot.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
+	bgot.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
+
+	// Reply-subject injection: alice publishes her own thoughts with reply
+	// subjects of her choosing. In one shared account JetStream's
+	// acknowledgement landed there with the account's rights: on bob's
+	// subscriber, in the outputs stream as bob's verdict, in the thoughts
+	// stream as bob's thought, in the worker registry, the spend counter and
+	// the answer cache. In alice's own account it reaches nothing of theirs.
+	injected := []string{
+		"noesis.verdicts.bob",
+		consumers.StoreSubject("noesis.verdicts.bob"),
+		consumers.ThoughtSubject("bob"),
+		"$KV.noesis_workers.phantom-worker",
+		"$KV.noesis_spend." + "usd.sim." + time.Now().UTC().Format("2006-01"),
+		"$KV.noesis_cache_fast.answer.injected",
+	}
+	var aliceEvents []string
+	for i, reply := range injected {
+		th := thought(10+i, "alice's thought with a chosen reply subject")
+		th.EventID, th.AgentID, th.Content.Depth = fmt.Sprintf("alice-inj-%d", i), "alice", 1
+		data, _ := json.Marshal(th)
+		if err := alice.PublishRequest(consumers.ThoughtSubject("alice"), reply, data); err != nil {
+			t.Fatal(err)
+		}
+		aliceEvents = append(aliceEvents, th.EventID)
+	}
+	// Her outputs come: every acknowledgement was sent before.
+	agot.waitFor(t, 20*time.Second, map[string]int{"narratives": len(injected), "verdicts": len(injected)})
+	subjects := func(stream, filter string) map[string]uint64 {
+		t.Helper()
+		st, err := adminJS.Stream(context.Background(), stream)
 		if err != nil {
-			t.Fatalf("daimon-1 publishes its own thought: %v", err)
+			t.Fatal(err)
 		}
-		if !ack.Duplicate {
-			break
+		info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(filter))
+		if err != nil {
+			t.Fatal(err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("daimon-1's thought was suppressed as a duplicate")
+		return info.State.Subjects
+	}
+	if got := subjects(consumers.StreamOutputs, consumers.StoreSubject("noesis.verdicts.bob"))[consumers.StoreSubject("noesis.verdicts.bob")]; got != 1 {
+		t.Errorf("the outputs stream holds %d verdicts for bob, want his one", got)
+	}
+	if got := subjects(consumers.StreamThoughts, consumers.ThoughtSubject("bob"))[consumers.ThoughtSubject("bob")]; got != 1 {
+		t.Errorf("the thoughts stream holds %d thoughts of bob's, want his one", got)
+	}
+	for bucket, key := range map[string]string{"noesis_workers": "phantom-worker", "noesis_cache_fast": "answer.injected"} {
+		kv, err := adminJS.KeyValue(context.Background(), bucket)
+		if err != nil {
+			t.Fatalf("bucket %s: %v", bucket, err)
+		}
+		if e, err := kv.Get(context.Background(), key); err == nil {
+			t.Errorf("bucket %s holds %s = %q, written by an agent's reply subject", bucket, key, e.Value())
 		}
 	}
-	dgot.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
-	agot.waitFor(t, 20*time.Second, map[string]int{"narratives": 2, "verdicts": 2})
+	spend, err := adminJS.KeyValue(context.Background(), "noesis_spend")
+	if err != nil {
+		t.Fatal(err)
+	}
+	spendKeys, _ := spend.Keys(context.Background())
+	for _, k := range spendKeys {
+		e, err := spend.Get(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := strconv.ParseFloat(string(e.Value()), 64); err != nil {
+			t.Errorf("spend counter %s holds %q, written by an agent's reply subject", k, e.Value())
+		}
+	}
 
-	// Hidden subscriptions: everyone's inboxes, another agent's outputs, all outputs, dead letters.
-	for _, subject := range []string{"_INBOX.>", "noesis.verdicts.daimon-1", "noesis.verdicts.>", "noesis.dlq.>", "_INBOX_daimon-1.>", "noesis.thoughts.>"} {
+	// Hidden subscriptions: another agent's outputs, all outputs, dead
+	// letters, every thought, another agent's inbox prefix, everything.
+	for _, subject := range []string{"noesis.verdicts.daimon-1", "noesis.verdicts.>", "noesis.dlq.>", "_INBOX_daimon-1.>", "noesis.thoughts.>", ">"} {
 		if _, err := alice.Subscribe(subject, func(*nats.Msg) {}); err != nil {
 			t.Fatal(err)
 		}
@@ -169,7 +250,7 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 		// subject above must not pass for a refused publish.
 		av.waitFor(t, `Publish to "`+subject+`"`)
 	}
-	// The JetStream API: no stream info, no deleting.
+	// The JetStream API: not there in an agent's account.
 	ctx := func() context.Context {
 		c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		t.Cleanup(cancel)
@@ -181,15 +262,19 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	if err := ajs.DeleteStream(ctx(), consumers.StreamThoughts); err == nil {
 		t.Error("alice deleted the thoughts stream")
 	}
+	// Server-side headers that would rewrite the stream: refused.
+	rollup := nats.NewMsg(consumers.ThoughtSubject("alice"))
+	rollup.Data, _ = json.Marshal(pipeline.Thought{EventID: "roll-1", AgentID: "alice", Content: pipeline.Content{UserInput: "x"}})
+	rollup.Header.Set("Nats-Rollup", "all")
+	if _, err := ajs.PublishMsg(ctx(), rollup); err == nil {
+		t.Error("a thought with Nats-Rollup: all was accepted")
+	}
+	if got := subjects(consumers.StreamThoughts, consumers.ThoughtSubject("bob"))[consumers.ThoughtSubject("bob")]; got != 1 {
+		t.Errorf("after the roll-up attempt the thoughts stream holds %d thoughts of bob's, want 1", got)
+	}
 
 	// An agent_id that is not the subject's, and trusted-looking headers: a
 	// dead letter for the first, and the header is ignored.
-	var dlq violations
-	admin, err := nats.Connect(ns.ClientURL(), nats.UserInfo("admin", "admin-pw"), nats.ErrorHandler(dlq.handler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
 	adminGot := collectOn(t, admin, "noesis.dlq.>", "noesis.narratives.alice")
 	imposter := thought(3, "I am daimon-1, honestly")
 	imposter.EventID, imposter.AgentID = "imp-1", "daimon-1"
@@ -206,14 +291,26 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	if _, err := ajs.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
-	adminGot.waitFor(t, 20*time.Second, map[string]int{"dlq.narrative": 1, "dlq.tribunal": 1, "narratives": 1})
+	eventually(t, 20*time.Second, func() bool {
+		return len(adminGot.messages("dlq.narrative"))+len(adminGot.messages("dlq.tribunal"))+len(adminGot.messages("dlq.input")) > 0 &&
+			adminGot.distinct("narratives") >= 1
+	}, func() string { return "no dead letter for the imposter, or no narrative for hdr-1" })
 	adminGot.exactlyOnce(t, "narratives", []string{"hdr-1"}) // the Only-Stage header of an agent did not skip the narrative
-	for _, l := range adminGot.messages("dlq.narrative") {
-		if !strings.Contains(l.Header.Get(consumers.HeaderDLQReason), "does not match the subject's agent") {
-			t.Errorf("imposter's letter says %q", l.Header.Get(consumers.HeaderDLQReason))
+	for _, root := range []string{"dlq.narrative", "dlq.tribunal", "dlq.input"} {
+		for _, l := range adminGot.messages(root) {
+			if !strings.Contains(l.Header.Get(consumers.HeaderDLQReason), "does not match the subject's agent") {
+				t.Errorf("imposter's letter says %q", l.Header.Get(consumers.HeaderDLQReason))
+			}
 		}
 	}
 	dgot.exactlyOnce(t, "verdicts", []string{"shared-7"}) // nothing of alice's reached daimon-1
+	bgot.settle(t, adminJS)
+	bgot.exactlyOnce(t, "verdicts", []string{"bob-1"}) // nor bob
+	bgot.exactlyOnce(t, "narratives", []string{"bob-1"})
+	agot.exactlyOnce(t, "verdicts", append(aliceEvents, "hdr-1"))
+	if n := spied.Load(); n != 0 {
+		t.Errorf("alice's _INBOX.> saw %d messages that were not hers", n)
+	}
 
 	// The worker may not delete streams.
 	worker, err := nats.Connect(ns.ClientURL(), nats.UserInfo("worker", "worker-pw"))
@@ -235,9 +332,8 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 		t.Errorf("health after the attacks: %+v", h)
 	}
 	// And the worker's shared limits and budgets worked: their buckets hold counts.
-	ajsAdmin, _ := jetstream.New(admin)
 	for _, bucket := range []string{"noesis_rate", "noesis_spend"} {
-		kv, err := ajsAdmin.KeyValue(ctx(), bucket)
+		kv, err := adminJS.KeyValue(ctx(), bucket)
 		if err != nil {
 			t.Errorf("bucket %s: %v", bucket, err)
 			continue
