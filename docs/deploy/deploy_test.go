@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/conf"
@@ -27,26 +28,70 @@ func TestNATSValuesGrantWhatNatsAuthConfGrants(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromConf := usersOf(t, parsed["accounts"].(map[string]any)["NOESIS"])
-
 	var values map[string]any
 	readYAML(t, "nats-values.yaml", &values)
-	account := dig(t, values, "config", "merge", "accounts", "NOESIS")
 	if dig(t, values, "config", "jetstream", "enabled") != true || dig(t, values, "config", "monitor", "enabled") != true {
 		t.Error("nats-values.yaml must enable JetStream and the monitoring endpoint (KEDA reads lag there)")
 	}
-	fromValues := usersOf(t, account)
-	for _, user := range []string{"worker", "admin", "daimon-1"} {
-		c, ok1 := fromConf[user]
-		v, ok2 := fromValues[user]
-		if !ok1 || !ok2 {
-			t.Errorf("user %s: in nats-auth.conf %v, in nats-values.yaml %v", user, ok1, ok2)
-			continue
+	for _, acc := range []struct {
+		name  string
+		users []string
+		links string // exports or imports
+	}{{"NOESIS", []string{"worker", "admin"}, "exports"}, {"daimon-1", []string{"daimon-1"}, "imports"}} {
+		inConf := parsed["accounts"].(map[string]any)[acc.name]
+		inValues := dig(t, values, "config", "merge", "accounts", acc.name)
+		fromConf, fromValues := usersOf(t, inConf), usersOf(t, inValues)
+		for _, user := range acc.users {
+			c, ok1 := fromConf[user]
+			v, ok2 := fromValues[user]
+			if !ok1 || !ok2 {
+				t.Errorf("user %s: in nats-auth.conf %v, in nats-values.yaml %v", user, ok1, ok2)
+				continue
+			}
+			if !reflect.DeepEqual(c, v) {
+				t.Errorf("user %s's permissions differ:\n nats-auth.conf:   %v\n nats-values.yaml: %v", user, c, v)
+			}
 		}
-		if !reflect.DeepEqual(c, v) {
-			t.Errorf("user %s's permissions differ:\n nats-auth.conf:   %v\n nats-values.yaml: %v", user, c, v)
+		c, v := normal(inConf.(map[string]any)[acc.links]), normal(inValues.(map[string]any)[acc.links])
+		if !reflect.DeepEqual(c, v) || c == nil {
+			t.Errorf("account %s's %s differ:\n nats-auth.conf:   %v\n nats-values.yaml: %v", acc.name, acc.links, c, v)
+		}
+		if jc, jv := normal(inConf.(map[string]any)["jetstream"]), normal(inValues.(map[string]any)["jetstream"]); !reflect.DeepEqual(jc, jv) {
+			t.Errorf("account %s's JetStream limits differ:\n nats-auth.conf:   %v\n nats-values.yaml: %v", acc.name, jc, jv)
 		}
 	}
+}
+
+// normal is v with every number as a float64 and the chart's raw << tokens >>
+// read as the NATS config reads them, so values parsed from the NATS config
+// and from YAML compare equal.
+func normal(v any) any {
+	switch x := v.(type) {
+	case map[string]any:
+		out := map[string]any{}
+		for k, e := range x {
+			out[k] = normal(e)
+		}
+		return out
+	case []any:
+		out := []any{}
+		for _, e := range x {
+			out = append(out, normal(e))
+		}
+		return out
+	case int64:
+		return float64(x)
+	case int:
+		return float64(x)
+	case string:
+		// The chart's << token >> is a NATS config token, written as is.
+		if raw, ok := strings.CutPrefix(x, "<< "); ok {
+			if p, err := conf.Parse("v: " + strings.TrimSuffix(raw, " >>")); err == nil {
+				return normal(p["v"])
+			}
+		}
+	}
+	return v
 }
 
 // usersOf maps each user of an account to its permissions, as sorted lists
