@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -21,7 +22,11 @@ import (
 // per tier, in memory (noesis_cache_fast, ..._reasoning, ..._deep), whose TTL
 // is the tier's; while a call is in flight its key holds a claim with a short
 // lease instead of the answer, so that identical requests in different
-// processes make one upstream call. Safe for concurrent use.
+// processes make one upstream call. An entry that is neither a claim nor an
+// answer with content (not JSON, or no content but spaces) is a miss, logged
+// at warn level: it is never served, and the answer the caller then gets
+// replaces it. An answer with no content is never stored. Safe for
+// concurrent use.
 type KVCache struct {
 	buckets  map[pipeline.Tier]jetstream.KeyValue
 	leaseTTL time.Duration
@@ -121,18 +126,22 @@ func (c *KVCache) Claim(ctx context.Context, t pipeline.Tier, key string) (pipel
 		c.log.Debug().Err(err).Msg("shared cache claim failed; calling anyway")
 		return pipeline.Response{}, false, true
 	}
-	r, answered, err := c.get(cctx, kv, key)
+	r, answered, err := c.get(cctx, t, kv, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return pipeline.Response{}, false, false // the claim lapsed since: Await sees it gone, and the caller calls
 	case err != nil:
-		return pipeline.Response{}, false, true // unreadable: call, as with no shared level
+		return pipeline.Response{}, false, true // unreadable: call, as with no shared level; the answer replaces the entry
 	}
 	return r, answered, false
 }
 
-// get reads key's entry: the answer, or a claim (answered false).
-func (c *KVCache) get(ctx context.Context, kv jetstream.KeyValue, key string) (pipeline.Response, bool, error) {
+// errBadAnswer is an entry that is neither a claim nor an answer with content.
+var errBadAnswer = errors.New("not a claim nor an answer with content")
+
+// get reads key's entry: the answer, or a claim (answered false). An entry
+// that is neither is errBadAnswer, logged.
+func (c *KVCache) get(ctx context.Context, t pipeline.Tier, kv jetstream.KeyValue, key string) (pipeline.Response, bool, error) {
 	e, err := kv.Get(ctx, "answer."+key)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -144,14 +153,17 @@ func (c *KVCache) get(ctx context.Context, kv jetstream.KeyValue, key string) (p
 		return pipeline.Response{}, false, nil
 	}
 	var a storedAnswer
-	if err := json.Unmarshal(e.Value(), &a); err != nil {
-		return pipeline.Response{}, false, err
+	if err := json.Unmarshal(e.Value(), &a); err != nil || strings.TrimSpace(a.Content) == "" {
+		c.log.Warn().AnErr("parse", err).Str("bucket", CacheBucket(t)).Str("key", "answer."+key).Int("bytes", len(e.Value())).
+			Msg("shared cache entry is not an answer with content: a miss, never served")
+		return pipeline.Response{}, false, errBadAnswer
 	}
 	return pipeline.Response{Content: a.Content, Reasoning: a.Reasoning, Provider: a.Provider, Model: a.Model, Usage: a.Usage}, true, nil
 }
 
 // Settle implements router.Shared: the answer replaces the claim, for the
-// tier's TTL; a failed call's claim is removed, so waiting processes call.
+// tier's TTL; a failed call's claim is removed, so waiting processes call,
+// and so is the claim of an answer with no content, which is never stored.
 func (c *KVCache) Settle(ctx context.Context, t pipeline.Tier, key string, r pipeline.Response, callErr error) {
 	kv := c.buckets[t]
 	if kv == nil {
@@ -159,7 +171,7 @@ func (c *KVCache) Settle(ctx context.Context, t pipeline.Tier, key string, r pip
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*opTimeout)
 	defer cancel()
-	if callErr != nil {
+	if callErr != nil || strings.TrimSpace(r.Content) == "" {
 		if e, err := kv.Get(ctx, "answer."+key); err == nil && bytes.Equal(e.Value(), append([]byte(claimPrefix), c.owner...)) {
 			_ = kv.Purge(ctx, "answer."+key, jetstream.LastRevision(e.Revision()))
 		}
@@ -193,12 +205,14 @@ func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipel
 	r, err := backoff.Retry(ctx, func() (pipeline.Response, error) {
 		gctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
-		r, answered, err := c.get(gctx, kv, key)
+		r, answered, err := c.get(gctx, t, kv, key)
 		switch {
 		case answered:
 			return r, nil
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			return pipeline.Response{}, backoff.Permanent(errClaimGone) // the claim lapsed or failed
+		case errors.Is(err, errBadAnswer):
+			return pipeline.Response{}, backoff.Permanent(err) // no answer will come: call now
 		}
 		return pipeline.Response{}, errStillClaimed
 	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 100 * time.Millisecond}),

@@ -2,8 +2,10 @@ package consumers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +16,8 @@ import (
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // A claim left by a process that died while calling does not block the
@@ -172,5 +176,133 @@ func TestClaimThenAnswerOrDrop(t *testing.T) {
 	a.Settle(ctx, tier, "k2", pipeline.Response{}, errors.New("the model failed"))
 	if _, found, granted := b.Claim(ctx, tier, "k2"); found || !granted {
 		t.Fatalf("after a failed call: found %v, granted %v; want the claim dropped", found, granted)
+	}
+}
+
+// badAnswers are entries of a cache bucket that are no answer: what an
+// agent's PubAck wrote over one, text, and answers with no content.
+var badAnswers = []struct{ name, value string }{
+	{"puback", `{"stream":"NOESIS_THOUGHTS","seq":7}`},
+	{"text", "garbage"},
+	{"empty content", `{"content":"","provider":"sim","model":"m"}`},
+	{"blank content", `{"content":" \n ","provider":"sim","model":"m"}`},
+	{"null", "null"},
+}
+
+// An entry that is neither a claim nor an answer with content is a miss:
+// never served, logged, the caller may call (and its answer replaces the
+// entry), and a process waiting on the key stops waiting at once.
+func TestUnreadableCachedAnswerIsAMiss(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, js := natstest.Connect(t, ns)
+	ctx := context.Background()
+	tier := pipeline.TierFast
+	var logs lockedBuffer
+	c, err := consumers.NewKVCache(ctx, js, map[pipeline.Tier]time.Duration{tier: time.Minute}, consumers.StreamsConfig{}, time.Minute, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(ctx, consumers.CacheBucket(tier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, bad := range badAnswers {
+		key := fmt.Sprintf("k%d", i)
+		if _, err := kv.Put(ctx, "answer."+key, []byte(bad.value)); err != nil {
+			t.Fatal(err)
+		}
+		if r, found, granted := c.Claim(ctx, tier, key); found || !granted {
+			t.Errorf("%s: found %v (%+v), granted %v; want a miss the caller answers", bad.name, found, r, granted)
+		}
+		start := time.Now()
+		if r, ok := c.Await(ctx, tier, key); ok {
+			t.Errorf("%s: awaited and served %+v", bad.name, r)
+		}
+		if waited := time.Since(start); waited > time.Second {
+			t.Errorf("%s: waited %s for an answer that cannot come", bad.name, waited)
+		}
+		c.Settle(ctx, tier, key, pipeline.Response{Content: "the answer"}, nil)
+		if r, found, _ := c.Claim(ctx, tier, key); !found || r.Content != "the answer" {
+			t.Errorf("%s: after the call's answer: %+v, found %v", bad.name, r, found)
+		}
+	}
+	if out := logs.String(); strings.Count(out, `"level":"warn"`) < len(badAnswers) || !strings.Contains(out, "answer.k0") {
+		t.Errorf("bad entries not logged at warn level with their key:\n%s", out)
+	}
+
+	// An answer with no content is never stored: the claim goes instead.
+	if _, _, granted := c.Claim(ctx, tier, "none"); !granted {
+		t.Fatal("claim refused")
+	}
+	c.Settle(ctx, tier, "none", pipeline.Response{Content: ""}, nil)
+	if _, err := kv.Get(ctx, "answer.none"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Errorf("after an empty answer the key holds something (%v), want nothing", err)
+	}
+}
+
+// A narrative whose answer an agent replaced in the shared cache with an
+// empty one (or any entry that is no answer) is narrated by the model, not
+// served the empty answer until it is dead-lettered.
+func TestEmptyCachedAnswerIsNeverANarrative(t *testing.T) {
+	ctx, js := withStreams(t)
+	s, url := simtest.Start(t, sim.Config{})
+	tier := pipeline.TierFast
+	cache := sharedCache(t, js, map[pipeline.Tier]time.Duration{tier: time.Minute})
+	chain, err := router.New(router.Config{
+		Providers: []router.Provider{{Name: "sim", Kind: router.KindSim, BaseURL: url, APIKey: "k"}},
+		Targets:   []router.Target{{Name: "fast", Provider: "sim", Model: router.DefaultFastModel}},
+		Tiers:     map[pipeline.Tier][]string{tier: {"fast"}},
+		Timeout:   5 * time.Second, Attempts: 1, Backoff: 10 * time.Millisecond,
+	}, cache, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(chain.Close)
+	bridge := &pipeline.Bridge{Completer: chain}
+
+	kv, err := js.KeyValue(ctx, consumers.CacheBucket(tier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisoned := map[string]string{} // cache key -> event
+	for i, bad := range badAnswers {
+		th := pipeline.Thought{EventID: fmt.Sprintf("bob-%d", i), AgentID: "bob", Content: pipeline.Content{UserInput: "I will rotate the keys, take " + bad.name}}
+		// The key the narrative's call is cached under, as the attacker computed it.
+		key := router.CacheKey("sim", router.DefaultFastModel, pipeline.Request{Tier: tier, Messages: bridge.Messages(&th), Temperature: 0.3, MaxTokens: 512})
+		if _, err := kv.Put(ctx, "answer."+key, []byte(bad.value)); err != nil {
+			t.Fatal(err)
+		}
+		poisoned[key] = th.EventID
+		body, _ := json.Marshal(th)
+		if _, err := js.Publish(ctx, consumers.ThoughtSubject(th.AgentID), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	pool, err := consumers.NewPool(js, consumers.PoolConfig{Stage: pipeline.StageNarrative, RetryDelay: 10 * time.Millisecond}, bridge.Process, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = pool.Run(runCtx) }()
+	t.Cleanup(func() { stop(); <-done })
+	natstest.Eventually(t, 20*time.Second, func() bool { st := pool.Stats(); return st.Published+st.DeadLettered == uint64(len(badAnswers)) },
+		func() string { return fmt.Sprintf("pool stats %+v", pool.Stats()) })
+	if st := pool.Stats(); st.Published != uint64(len(badAnswers)) || st.DeadLettered != 0 {
+		t.Errorf("pool stats %+v: want every narrative published, none dead-lettered", st)
+	}
+	if n := s.Stats().PerModel[router.DefaultFastModel]; n != int64(len(badAnswers)) {
+		t.Errorf("the narrator was called %d times, want %d (once per thought)", n, len(badAnswers))
+	}
+	// The poisoned keys were the narratives' own: each now holds the answer the model gave.
+	for key, event := range poisoned {
+		natstest.Eventually(t, 5*time.Second, func() bool {
+			e, err := kv.Get(ctx, "answer."+key)
+			var a struct{ Content string }
+			return err == nil && json.Unmarshal(e.Value(), &a) == nil && strings.TrimSpace(a.Content) != ""
+		}, func() string {
+			return event + ": its cache key does not hold the model's answer: the test poisoned another key"
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,16 +19,51 @@ import (
 // clock), and spend per provider per calendar month. Counters are updated with
 // compare-and-set, so concurrent workers never lose an increment. Safe for
 // concurrent use.
+//
+// A counter fails closed: one whose value does not read as a number of zero
+// or more (ErrBadCounter) is never taken for "nothing spent" and never
+// overwritten. A rate counter's Take returns the error, so the call is
+// refused until the window ends (its key is the window's); a provider whose
+// spend counter cannot be read counts as having spent its budget, and
+// BudgetSpent reads the counter again every second while it does, so calls
+// resume once an operator repairs the key. A provider with no budget keeps
+// calling; its unreadable counter is logged only. Each unreadable key is
+// logged at error level, at most once a minute.
 type KVLimits struct {
 	rate, spend jetstream.KeyValue
 	window      time.Duration
 	log         zerolog.Logger
 
-	mu      sync.Mutex
-	spent   map[string]float64 // provider -> this month's spend, as last read
-	warned  map[string]bool
-	budgets map[string]float64
+	mu         sync.Mutex
+	spent      map[string]float64   // provider -> this month's spend, as last read
+	unreadable map[string]error     // provider -> why its spend counter could not be read, when it could not
+	checked    map[string]time.Time // provider -> when BudgetSpent last read its counter again
+	reported   map[string]time.Time // counter key -> when its bad value was last logged
+	warned     map[string]bool
+	budgets    map[string]float64
 }
+
+// ErrBadCounter is what a CounterError matches with errors.Is.
+var ErrBadCounter = errors.New("shared counter does not hold a number of zero or more")
+
+// CounterError is a shared counter whose value is not a number of zero or
+// more. It matches ErrBadCounter.
+type CounterError struct {
+	Bucket, Key string
+	Value       string // the first 64 bytes of what the key holds
+}
+
+func (e *CounterError) Error() string {
+	return fmt.Sprintf("%v: %s in bucket %s holds %q", ErrBadCounter, e.Key, e.Bucket, e.Value)
+}
+
+// Unwrap returns ErrBadCounter.
+func (e *CounterError) Unwrap() error { return ErrBadCounter }
+
+// budgetRecheck is how often BudgetSpent reads a spent or unreadable
+// provider's counter again: a new month, or a repaired key, lets its calls
+// through within it.
+const budgetRecheck = time.Second
 
 // Limit buckets.
 const (
@@ -41,7 +77,7 @@ const (
 func NewKVLimits(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig, window time.Duration, budgets map[string]float64, log zerolog.Logger) (*KVLimits, error) {
 	cfg = cfg.withDefaults()
 	l := &KVLimits{window: window, log: log.With().Str("component", "limits").Logger(), spent: map[string]float64{}, warned: map[string]bool{},
-		budgets: budgets}
+		unreadable: map[string]error{}, checked: map[string]time.Time{}, reported: map[string]time.Time{}, budgets: budgets}
 	for _, b := range []struct {
 		name string
 		ttl  time.Duration
@@ -70,18 +106,31 @@ func kvKey(parts ...string) string {
 	return string(b)
 }
 
+// counter reads a counter: its value and revision, 0 and 0 when the key is
+// absent (or deleted). A value that is not a number of zero or more is
+// ErrBadCounter.
+func counter(ctx context.Context, kv jetstream.KeyValue, key string) (float64, uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, 0, nil
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	v, err := strconv.ParseFloat(string(e.Value()), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+		return 0, e.Revision(), &CounterError{Bucket: kv.Bucket(), Key: key, Value: clipBytes(string(e.Value()), 64)}
+	}
+	return v, e.Revision(), nil
+}
+
 // add adds delta to a counter unless that would pass limit (limit <= 0: no
-// limit), and returns the counter and whether it was added.
+// limit), and returns the counter and whether it was added. A counter that
+// does not read (ErrBadCounter) is left as it is.
 func add(ctx context.Context, kv jetstream.KeyValue, key string, delta, limit float64) (float64, bool, error) {
 	for try := 0; try < 50; try++ {
-		var cur float64
-		var rev uint64
-		e, err := kv.Get(ctx, key)
-		switch {
-		case err == nil:
-			cur, _ = strconv.ParseFloat(string(e.Value()), 64)
-			rev = e.Revision()
-		case !errors.Is(err, jetstream.ErrKeyNotFound):
+		cur, rev, err := counter(ctx, kv, key)
+		if err != nil {
 			return 0, false, err
 		}
 		if limit > 0 && cur+delta > limit {
@@ -110,13 +159,16 @@ func (l *KVLimits) windowIndex() (int64, time.Time) {
 }
 
 // Take waits until target may make one more request in the current window.
+// It returns ctx's error, a NATS error, or ErrBadCounter when the window's
+// counter cannot be read: the call is refused then, not let through.
 func (l *KVLimits) Take(ctx context.Context, target string, rpm, tpm int) error {
 	for {
 		idx, next := l.windowIndex()
 		w := strconv.FormatInt(idx, 10)
 		if tpm > 0 {
-			used, _, err := add(ctx, l.rate, kvKey("tokens", target, w), 0, 0)
+			used, _, err := counter(ctx, l.rate, kvKey("tokens", target, w))
 			if err != nil {
+				l.reportBad(err)
 				return err
 			}
 			if used >= float64(tpm) {
@@ -131,6 +183,7 @@ func (l *KVLimits) Take(ctx context.Context, target string, rpm, tpm int) error 
 		}
 		_, ok, err := add(ctx, l.rate, kvKey("requests", target, w), 1, float64(rpm))
 		if err != nil || ok {
+			l.reportBad(err)
 			return err
 		}
 		if err := sleepUntil(ctx, next); err != nil {
@@ -151,25 +204,29 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 }
 
 // Spend records a call's tokens (for tokens per minute) and cost (for the
-// provider's monthly budget).
+// provider's monthly budget). A spend counter that cannot be read is not
+// written, and its provider counts as having spent its budget.
 func (l *KVLimits) Spend(ctx context.Context, target, provider string, tokens int, costUSD float64) {
 	ctx = context.WithoutCancel(ctx)
 	if tokens > 0 {
 		idx, _ := l.windowIndex()
 		if _, _, err := add(ctx, l.rate, kvKey("tokens", target, strconv.FormatInt(idx, 10)), float64(tokens), 0); err != nil {
+			l.reportBad(err)
 			l.log.Debug().Err(err).Msg("token count not recorded")
 		}
 	}
 	if costUSD <= 0 {
 		return
 	}
-	total, _, err := add(ctx, l.spend, kvKey("usd", provider, time.Now().UTC().Format("2006-01")), costUSD, 0)
+	total, _, err := add(ctx, l.spend, spendKey(provider), costUSD, 0)
 	if err != nil {
+		l.noteRead(provider, 0, err)
 		l.log.Debug().Err(err).Msg("spend not recorded")
 		return
 	}
 	l.mu.Lock()
 	l.spent[provider] = total
+	delete(l.unreadable, provider)
 	budget := l.budgets[provider]
 	warn := budget > 0 && total >= 0.8*budget && !l.warned[provider]
 	if warn {
@@ -181,24 +238,99 @@ func (l *KVLimits) Spend(ctx context.Context, target, provider string, tokens in
 	}
 }
 
-// BudgetSpent reports whether provider has spent its monthly budget, as this
-// process last read it (every Spend reads the shared total).
+// spendKey is provider's spend counter for the current calendar month (UTC).
+func spendKey(provider string) string {
+	return kvKey("usd", provider, time.Now().UTC().Format("2006-01"))
+}
+
+// BudgetSpent reports whether provider has spent its monthly budget, or its
+// spend counter cannot be read, as this process last read it (every Spend
+// reads the shared total). While it reports true, it reads the counter again
+// at most every budgetRecheck, waiting up to opTimeout for NATS.
 func (l *KVLimits) BudgetSpent(provider string) bool {
 	l.mu.Lock()
+	spent, recheck := l.spentLocked(provider), false
+	if spent && time.Since(l.checked[provider]) >= budgetRecheck {
+		l.checked[provider], recheck = time.Now(), true
+	}
+	l.mu.Unlock()
+	if !recheck {
+		return spent
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	l.read(ctx, provider)
+	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.spentLocked(provider)
+}
+
+func (l *KVLimits) spentLocked(provider string) bool {
 	b := l.budgets[provider]
-	return b > 0 && l.spent[provider] >= b
+	return b > 0 && (l.unreadable[provider] != nil || l.spent[provider] >= b)
 }
 
 // Refresh reads every budgeted provider's shared spend, for a process that
 // starts after others have spent.
 func (l *KVLimits) Refresh(ctx context.Context) {
 	for p := range l.budgets {
-		total, _, err := add(ctx, l.spend, kvKey("usd", p, time.Now().UTC().Format("2006-01")), 0, 0)
-		if err == nil {
-			l.mu.Lock()
-			l.spent[p] = total
-			l.mu.Unlock()
+		l.read(ctx, p)
+	}
+}
+
+// read reads provider's shared spend into this process's view. A counter
+// that does not read marks the provider unreadable; NATS failing leaves the
+// view as it was.
+func (l *KVLimits) read(ctx context.Context, provider string) {
+	total, _, err := counter(ctx, l.spend, spendKey(provider))
+	if err != nil && !errors.Is(err, ErrBadCounter) {
+		l.log.Warn().Err(err).Str("provider", provider).Msg("spend not read")
+		return
+	}
+	l.noteRead(provider, total, err)
+}
+
+// noteRead records a read of provider's spend counter: its total, or with
+// ErrBadCounter that it cannot be read (logged). Other errors change nothing.
+func (l *KVLimits) noteRead(provider string, total float64, err error) {
+	if err != nil && !errors.Is(err, ErrBadCounter) {
+		return
+	}
+	l.mu.Lock()
+	if err != nil {
+		l.unreadable[provider] = err
+	} else {
+		l.spent[provider] = total
+		delete(l.unreadable, provider)
+	}
+	l.mu.Unlock()
+	l.reportBad(err)
+}
+
+// reportBad logs a CounterError at error level, once a minute per key at
+// most (every call it refuses would log it otherwise); other errors it leaves
+// to the caller.
+func (l *KVLimits) reportBad(err error) {
+	var ce *CounterError
+	if !errors.As(err, &ce) {
+		return
+	}
+	key := ce.Bucket + "/" + ce.Key
+	now := time.Now()
+	l.mu.Lock()
+	if last, ok := l.reported[key]; ok && now.Sub(last) < time.Minute {
+		l.mu.Unlock()
+		return
+	}
+	if len(l.reported) >= 1024 {
+		for k, t := range l.reported {
+			if now.Sub(t) >= time.Minute {
+				delete(l.reported, k)
+			}
 		}
 	}
+	l.reported[key] = now
+	l.mu.Unlock()
+	l.log.Error().Err(err).Str("bucket", ce.Bucket).Str("key", ce.Key).
+		Msg("shared limit counter unreadable: counted as spent, not reset, until it is repaired (nats kv put, or nats kv del to reset it)")
 }

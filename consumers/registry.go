@@ -91,32 +91,70 @@ func key(id string) string {
 	return string(b)
 }
 
-// ListWorkers reads the live workers' announcements.
+// ErrBadWorker is what ReadWorkers reports for an entry of the workers bucket
+// that is not a worker's announcement.
+var ErrBadWorker = errors.New("not a worker's announcement")
+
+// ListWorkers reads the live workers' announcements, leaving out the entries
+// that are not one (see ReadWorkers).
 func ListWorkers(ctx context.Context, js jetstream.JetStream) ([]WorkerInfo, error) {
+	workers, _, err := ReadWorkers(ctx, js)
+	return workers, err
+}
+
+// ReadWorkers reads the live workers' announcements. An entry that is not
+// one (not a WorkerInfo in JSON, with no id or announcement time, or under
+// a key other than its id's) is no worker: it is left out, and skipped says why, naming
+// its key, with an error matching ErrBadWorker (or the error that kept it
+// from being read). err is for the bucket as a whole. Unknown fields are
+// allowed: a newer worker's announcement still reads.
+func ReadWorkers(ctx context.Context, js jetstream.JetStream) (workers []WorkerInfo, skipped []error, err error) {
 	kv, err := js.KeyValue(ctx, WorkersBucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("workers: %w", err)
+		return nil, nil, fmt.Errorf("workers: %w", err)
 	}
 	keys, err := kv.Keys(ctx)
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("workers: %w", err)
+		return nil, nil, fmt.Errorf("workers: %w", err)
 	}
-	var out []WorkerInfo
 	for _, k := range keys {
 		e, err := kv.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // gone since the listing
+		}
 		if err != nil {
+			skipped = append(skipped, fmt.Errorf("workers: %s: %w", k, err))
 			continue
 		}
-		var wi WorkerInfo
-		if json.Unmarshal(e.Value(), &wi) == nil {
-			out = append(out, wi)
+		wi, err := readWorker(k, e.Value())
+		if err != nil {
+			skipped = append(skipped, fmt.Errorf("workers: %s: %w", k, err))
+			continue
 		}
+		workers = append(workers, wi)
 	}
-	return out, nil
+	return workers, skipped, nil
+}
+
+// readWorker reads the announcement stored under k.
+func readWorker(k string, value []byte) (WorkerInfo, error) {
+	var wi WorkerInfo
+	if err := json.Unmarshal(value, &wi); err != nil {
+		return wi, fmt.Errorf("%w: %w", ErrBadWorker, err)
+	}
+	switch {
+	case wi.ID == "":
+		return wi, fmt.Errorf("%w: no id", ErrBadWorker)
+	case key(wi.ID) != k:
+		return wi, fmt.Errorf("%w: id %q belongs under key %s", ErrBadWorker, wi.ID, key(wi.ID))
+	case wi.Seen.IsZero():
+		return wi, fmt.Errorf("%w: no announcement time", ErrBadWorker)
+	}
+	return wi, nil
 }

@@ -26,7 +26,10 @@ type Status struct {
 	Streams   []StreamStatus         `json:"streams"`
 	Consumers []ConsumerStatus       `json:"consumers"`
 	Workers   []consumers.WorkerInfo `json:"workers"`
-	Health    consumers.Health       `json:"health"`
+	// SkippedWorkers says why each entry of the workers bucket that is no
+	// worker's announcement was left out of Workers.
+	SkippedWorkers []string         `json:"skipped_workers,omitempty"`
+	Health         consumers.Health `json:"health"`
 }
 
 // StreamStatus is one stream's state.
@@ -129,12 +132,15 @@ func readStatus(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 		}
 		st.Streams = append(st.Streams, ss)
 	}
-	workers, err := consumers.ListWorkers(ctx, js)
+	workers, skipped, err := consumers.ReadWorkers(ctx, js)
 	if err != nil {
 		return nil, err
 	}
 	sort.Slice(workers, func(i, j int) bool { return workers[i].ID < workers[j].ID })
 	st.Workers = workers
+	for _, e := range skipped {
+		st.SkippedWorkers = append(st.SkippedWorkers, e.Error())
+	}
 	for _, stage := range pipeline.Stages {
 		c, err := js.Consumer(ctx, consumers.StreamThoughts, string(stage))
 		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -191,6 +197,9 @@ func writeStatus(w io.Writer, st *Status) error {
 		return err
 	}
 	fmt.Fprintln(w)
+	for _, s := range st.SkippedWorkers {
+		fmt.Fprintf(w, "warning: %s\n", s)
+	}
 	t = cli.Table(w)
 	t.Header([]string{"worker", "version", "tiers", "up", "in flight / limit", "judge breakers", "targets not closed", "targets paced (429s)"})
 	for _, wk := range st.Workers {
