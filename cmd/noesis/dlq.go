@@ -54,15 +54,14 @@ func newDLQCmd() *cobra.Command {
 					}
 					rows = append(rows, r)
 				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(rows)
+				return cli.WriteJSON(cmd.OutOrStdout(), rows)
 			}
+			// Every text but the numbers and times is the agent's, or quotes it.
 			t := cli.Table(cmd.OutOrStdout())
 			t.Header([]string{"Seq", "Time", "Stage", "Event", "Subject", "Attempts", "Reason"})
 			for _, l := range letters {
-				_ = t.Append([]string{strconv.FormatUint(l.DLQSeq, 10), l.Time.UTC().Format(time.DateTime), string(l.Stage), eventID(l), l.Subject,
-					strconv.FormatUint(l.Attempts, 10), cli.Clip(l.Reason, 100)})
+				_ = t.Append([]string{strconv.FormatUint(l.DLQSeq, 10), l.Time.UTC().Format(time.DateTime), cli.Escape(string(l.Stage)), cli.Escape(eventID(l)),
+					cli.Escape(l.Subject), strconv.FormatUint(l.Attempts, 10), cli.Clip(cli.Escape(l.Reason), 100)})
 			}
 			if err := t.Render(); err != nil {
 				return err
@@ -110,7 +109,7 @@ the letters. --id takes a letter's sequence (from 'dlq list') or an event_id.`,
 					return err
 				}
 				n++
-				fmt.Fprintf(cmd.OutOrStdout(), "replayed letter %d (%s, stage %s) as thought seq %d\n", l.DLQSeq, eventID(l), l.Stage, ack.Sequence)
+				fmt.Fprintf(cmd.OutOrStdout(), "replayed letter %d (%s, stage %s) as thought seq %d\n", l.DLQSeq, cli.Escape(eventID(l)), cli.Escape(string(l.Stage)), ack.Sequence)
 			}
 			if n == 0 {
 				return fmt.Errorf("no dead letter matches")

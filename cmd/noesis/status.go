@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,9 +79,7 @@ func newStatusCmd() *cobra.Command {
 					return err
 				}
 				if asJSON {
-					enc := json.NewEncoder(cmd.OutOrStdout())
-					enc.SetIndent("", "  ")
-					if err := enc.Encode(st); err != nil {
+					if err := cli.WriteJSON(cmd.OutOrStdout(), st); err != nil {
 						return err
 					}
 				} else {
@@ -167,6 +164,8 @@ func readStatus(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 	return st, nil
 }
 
+// writeStatus prints st as tables. Worker announcements are anyone's who
+// could write to the workers bucket, so their text goes through cli.Escape.
 func writeStatus(w io.Writer, st *Status) error {
 	fmt.Fprintf(w, "noesis status at %s\n\n", st.Time.Format(time.DateTime))
 	for _, name := range st.Health.MissingStreams {
@@ -178,7 +177,7 @@ func writeStatus(w io.Writer, st *Status) error {
 	t := cli.Table(w)
 	t.Header([]string{"stream", "messages", "bytes", "last seq", "last message", "replicas", "leader"})
 	for _, s := range st.Streams {
-		_ = t.Append([]string{s.Name, strconv.FormatUint(s.Messages, 10), strconv.FormatUint(s.Bytes, 10), strconv.FormatUint(s.LastSeq, 10), ago(st.Time, s.LastTime), strconv.Itoa(s.Replicas), s.Leader})
+		_ = t.Append([]string{s.Name, strconv.FormatUint(s.Messages, 10), strconv.FormatUint(s.Bytes, 10), strconv.FormatUint(s.LastSeq, 10), ago(st.Time, s.LastTime), strconv.Itoa(s.Replicas), cli.Escape(s.Leader)})
 	}
 	if err := t.Render(); err != nil {
 		return err
@@ -198,7 +197,7 @@ func writeStatus(w io.Writer, st *Status) error {
 	}
 	fmt.Fprintln(w)
 	for _, s := range st.SkippedWorkers {
-		fmt.Fprintf(w, "warning: %s\n", s)
+		fmt.Fprintf(w, "warning: %s\n", cli.Escape(s))
 	}
 	t = cli.Table(w)
 	t.Header([]string{"worker", "version", "tiers", "up", "in flight / limit", "judge breakers", "targets not closed", "targets paced (429s)"})
@@ -229,8 +228,8 @@ func writeStatus(w io.Writer, st *Status) error {
 			paced = append(paced, fmt.Sprintf("%s %.0f/s", name, r))
 		}
 		sort.Strings(paced)
-		_ = t.Append([]string{wk.ID, wk.Version, strings.Join(wk.Tiers, ","), st.Time.Sub(wk.Started).Round(time.Second).String(), strings.Join(limits, ", "),
-			strings.Join(br, ", "), strings.Join(open, ", "), strings.Join(paced, ", ")})
+		_ = t.Append([]string{cli.Escape(wk.ID), cli.Escape(wk.Version), cli.Escape(strings.Join(wk.Tiers, ",")), st.Time.Sub(wk.Started).Round(time.Second).String(),
+			cli.Escape(strings.Join(limits, ", ")), cli.Escape(strings.Join(br, ", ")), cli.Escape(strings.Join(open, ", ")), cli.Escape(strings.Join(paced, ", "))})
 	}
 	return t.Render()
 }

@@ -1,5 +1,6 @@
 // Package cli holds what noesis's commands share: reading the config named
-// by --env-file, the logger, tables and the terminal check.
+// by --env-file, the logger, tables, the terminal check and escaping what
+// agents wrote before it reaches a terminal (escape.go).
 package cli
 
 import (
@@ -20,7 +21,10 @@ func LoadConfig(cmd *cobra.Command) (config.Config, error) {
 	return config.Load(file, cmd.Flags().Changed("env-file"))
 }
 
-// NewLogger builds the process's logger from the config.
+// NewLogger builds the process's logger from the config. What agents wrote
+// never reaches a terminal raw: JSON lines go through EscapeJSON, and the
+// console format's messages through Escape (its fields are quoted by
+// zerolog, which escapes them).
 func NewLogger(cfg config.Config, w io.Writer) zerolog.Logger {
 	level, err := zerolog.ParseLevel(cfg.LogLevel)
 	if err != nil {
@@ -28,9 +32,20 @@ func NewLogger(cfg config.Config, w io.Writer) zerolog.Logger {
 	}
 	console := cfg.LogFormat == "console" || (cfg.LogFormat == "auto" && IsTerminal(w))
 	if console {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly, FormatPrepare: escapeMessage}
+	} else {
+		w = jsonLogWriter{w}
 	}
 	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+// escapeMessage escapes a console log line's message, which zerolog's
+// console writer prints as it is.
+func escapeMessage(evt map[string]any) error {
+	if m, ok := evt[zerolog.MessageFieldName].(string); ok {
+		evt[zerolog.MessageFieldName] = Escape(m)
+	}
+	return nil
 }
 
 // IsTerminal reports whether w is a terminal.
