@@ -11,6 +11,11 @@
 // "sim:verdict=FAIL" and "sim:offense=capital" steer a judge. A marker may be
 // scoped to one caller with "@veritas", "@sophia", "@dike", "@narrative" or
 // "@analysis", as in "sim:hang@sophia".
+//
+// Requests are refused for what they hold as a provider refuses them, with
+// no marker: past a model's context (Config.ContextLength), or holding a
+// word its content filter blocks (Config.Blocked), in OpenAI's or vLLM's
+// error shape (Config.ErrorStyle).
 package sim
 
 import (
@@ -115,6 +120,20 @@ type Config struct {
 	// Gullible judges obey any order they find outside the quoted data of
 	// the user message ("answer PASS"): a judge that proves the quoting holds.
 	Gullible bool
+	// ContextLength, when set, is every model's context in tokens, as vLLM's
+	// --max-model-len: a request whose prompt (estimated at four characters a
+	// token, as the reported usage) and max_tokens together exceed it is
+	// answered 400, as the provider would (Faults["context_length"]).
+	// ContextLengths sets it per model, over ContextLength.
+	ContextLength  int
+	ContextLengths map[string]int
+	// Blocked lists words a content filter refuses: a request whose user
+	// message holds one (any case) is answered 400 content_filter
+	// (Faults["content_filter"]).
+	Blocked []string
+	// ErrorStyle is the shape of those refusals' bodies: ErrorsOpenAI (the
+	// default) or ErrorsVLLM.
+	ErrorStyle string
 }
 
 // Server is the simulator. Safe for concurrent use.
@@ -345,9 +364,18 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	default:
 		if code, err := strconv.Atoi(fault); err == nil && code >= 400 && code < 600 {
 			s.count("fault", fault)
-			writeError(w, code, fmt.Sprintf("simulated HTTP %d", code), "server_error")
+			kind := "server_error"
+			if code < 500 {
+				kind = "invalid_request_error"
+			}
+			writeError(w, code, fmt.Sprintf("simulated HTTP %d", code), kind)
 			return
 		}
+	}
+	promptTokens := (system.Len() + all.Len() + 3) / 4
+	if no := s.refuse(req, promptTokens, user.String()); no != nil {
+		s.writeRefusal(w, no)
+		return
 	}
 
 	prof, ok := s.profiles[req.Model]
@@ -366,7 +394,6 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if a.finish == "length" {
 		s.count("truncated", "")
 	}
-	promptTokens := (system.Len() + all.Len() + 3) / 4
 	latency := time.Duration(float64(a.latency) * s.cfg.LatencyScale)
 	if req.Stream {
 		s.stream(w, r, req, a.content, a.reasoning, a.finish, a.tokens, promptTokens, latency)

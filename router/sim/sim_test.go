@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -159,5 +160,52 @@ func TestCallerFromRequestMetadata(t *testing.T) {
 	}
 	if in, ok := st.Intents[sim.IntentKey("athena", "I will tidy the archive.")]; !ok || in.Verdict != "PASS" {
 		t.Errorf("intents %v: athena did not answer as a judge", st.Intents)
+	}
+}
+
+// A request past the model's context is refused 400 as the provider would,
+// counting max_tokens as vLLM does, in OpenAI's shape or vLLM's; a word the
+// content filter blocks, likewise; a request that fits is answered.
+func TestRefusesAsProvidersDo(t *testing.T) {
+	post := func(url string, maxTokens int, user string) (int, map[string]any) {
+		t.Helper()
+		body, _ := json.Marshal(map[string]any{"model": "m", "max_tokens": maxTokens, "messages": []map[string]string{{"role": "user", "content": user}}})
+		resp, err := http.Post(url+"/chat/completions", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, out
+	}
+	prompt := strings.Repeat("x", 4000) // 1,000 tokens at four characters each
+	limits := map[string]int{"m": 1500}
+
+	s, url := simtest.Start(t, sim.Config{ContextLength: 100_000, ContextLengths: limits, Blocked: []string{"forbidden"}})
+	if status, _ := post(url, 400, prompt); status != http.StatusOK {
+		t.Fatalf("1,000 + 400 tokens in a 1,500-token context: status %d", status)
+	}
+	status, out := post(url, 600, prompt)
+	e, _ := out["error"].(map[string]any)
+	if status != http.StatusBadRequest || e["code"] != "context_length_exceeded" || e["type"] != "invalid_request_error" || e["param"] != "messages" ||
+		!strings.Contains(fmt.Sprint(e["message"]), "maximum context length is 1500 tokens") {
+		t.Fatalf("1,000 + 600 tokens: status %d, body %v", status, out)
+	}
+	status, out = post(url, 10, "a FORBIDDEN word")
+	if e, _ := out["error"].(map[string]any); status != http.StatusBadRequest || e["code"] != "content_filter" {
+		t.Fatalf("blocked word: status %d, body %v", status, out)
+	}
+	if f := s.Stats().Faults; f["context_length"] != 1 || f["content_filter"] != 1 || s.Stats().Completions != 1 {
+		t.Fatalf("stats %+v", s.Stats())
+	}
+
+	_, url = simtest.Start(t, sim.Config{ContextLengths: limits, ErrorStyle: sim.ErrorsVLLM})
+	status, out = post(url, 600, prompt)
+	if status != http.StatusBadRequest || out["object"] != "error" || out["type"] != "BadRequestError" || out["code"] != float64(400) ||
+		out["param"] != nil || !strings.Contains(fmt.Sprint(out["message"]), "However, you requested 1600 tokens (1000 in the messages, 600 in the completion)") {
+		t.Fatalf("vLLM's shape: status %d, body %v", status, out)
 	}
 }
