@@ -40,10 +40,11 @@ func (c BreakerConfig) withDefaults() BreakerConfig {
 // Breaker is a circuit breaker: it refuses calls to something that keeps
 // failing, then lets probes through after a cool-down. It is safe for
 // concurrent use. OnChange, when set, is called (outside the lock) on every
-// state change.
+// state change, with the failure that opened the breaker when it opens (nil
+// for the other changes), so the change can be logged with its cause.
 type Breaker struct {
 	cfg      BreakerConfig
-	OnChange func(from, to BreakerState)
+	OnChange func(from, to BreakerState, cause error)
 
 	mu        sync.Mutex
 	state     BreakerState
@@ -85,8 +86,12 @@ func (b *Breaker) RetryIn() time.Duration {
 // Allow reports whether a call may go ahead now.
 func (b *Breaker) Allow() bool { return b.State() != BreakerOpen }
 
-// Record notes the outcome of a call that Allow let through.
-func (b *Breaker) Record(ok bool) {
+// Record notes the outcome of a call that Allow let through: nil for a
+// success, else the failure. Only failures that say the guarded thing is
+// broken belong here; a call refused for what it asked (ErrRequestRefused)
+// is recorded neither way.
+func (b *Breaker) Record(failure error) {
+	ok := failure == nil
 	b.mu.Lock()
 	from := b.stateLocked()
 	to := from
@@ -116,6 +121,10 @@ func (b *Breaker) Record(ok bool) {
 	fn := b.OnChange
 	b.mu.Unlock()
 	if fn != nil && to != from {
-		fn(from, to)
+		var cause error
+		if to == BreakerOpen {
+			cause = failure
+		}
+		fn(from, to, cause)
 	}
 }

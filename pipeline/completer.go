@@ -108,6 +108,14 @@ var ErrTransient = errors.New("transient failure")
 // or bad credentials. The message carrying the work is dead-lettered.
 var ErrPermanent = errors.New("permanent failure")
 
+// ErrRequestRefused marks a provider's refusal of one request for what it
+// holds: a prompt past the model's context, content its policy refuses, a
+// request it cannot read (HTTP 400, 413, 422, or an error code that says so).
+// Always alongside ErrPermanent. It says nothing about the provider or the
+// model, and other thoughts' requests go through: no circuit breaker counts
+// it, and the thought is dead-lettered with the provider's words.
+var ErrRequestRefused = errors.New("request refused")
+
 // ErrRateLimited marks a provider's 429: always alongside ErrTransient. The
 // worker holding the thought waits and tries again rather than spending one of
 // the thought's deliveries.

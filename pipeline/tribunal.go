@@ -129,8 +129,9 @@ type TribunalConfig struct {
 	Temperature *float32
 	MaxTokens   int
 	Breaker     BreakerConfig
-	// OnBreakerChange, when set, is told of every judge breaker's state change.
-	OnBreakerChange func(judge string, from, to BreakerState)
+	// OnBreakerChange, when set, is told of every judge breaker's state
+	// change, with the failure that opened it (see Breaker.OnChange).
+	OnBreakerChange func(judge string, from, to BreakerState, cause error)
 }
 
 // NewTribunal builds a tribunal that asks c. It fails when a judge has no
@@ -156,7 +157,7 @@ func NewTribunal(c Completer, cfg TribunalConfig) (*Tribunal, error) {
 		b := NewBreaker(cfg.Breaker)
 		if fn := cfg.OnBreakerChange; fn != nil {
 			name := j.Name
-			b.OnChange = func(from, to BreakerState) { fn(name, from, to) }
+			b.OnChange = func(from, to BreakerState, cause error) { fn(name, from, to, cause) }
 		}
 		t.breakers = append(t.breakers, b)
 		t.prompts = append(t.prompts, judgePrompt(j))
@@ -305,11 +306,11 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 			return abstain(AbstainOperational, "tribunal deadline passed", err)
 		}
 		if countsAgainstJudge(err) {
-			br.Record(false)
+			br.Record(err)
 		}
 		return abstain(AbstainOperational, "model call failed: "+err.Error(), err)
 	}
-	br.Record(true)
+	br.Record(nil)
 	v.Model, v.Provider, v.Cached, v.Usage, v.Thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, clip(resp.Reasoning, maxThinking)
 	v.Target, v.Fallback, v.ColdStart, v.Hedged, v.CostUSD = resp.Target, resp.Fallback, resp.ColdStart, resp.Hedged, resp.CostUSD
 	var a JudgeAnswer
@@ -364,9 +365,13 @@ func restate(tag string, why error) string {
 
 // countsAgainstJudge reports whether a failed call says something about the
 // judge's model: not a 429 (a busy provider), not an open circuit or a spent
-// budget (the judge was never asked).
+// budget (the judge was never asked), not a request the provider refused for
+// what it holds (a thought past the model's context, or one its content
+// policy refuses: the judge's breaker is every agent's, and one agent's
+// thoughts must not close the tribunal to the others).
 func countsAgainstJudge(err error) bool {
-	return !errors.Is(err, ErrRateLimited) && !errors.Is(err, ErrCircuitOpen) && !errors.Is(err, ErrBudgetExhausted)
+	return !errors.Is(err, ErrRateLimited) && !errors.Is(err, ErrCircuitOpen) && !errors.Is(err, ErrBudgetExhausted) &&
+		!errors.Is(err, ErrRequestRefused)
 }
 
 // held returns a rate-limit error when a judge could not be heard because the
@@ -396,19 +401,28 @@ func quoteOf(t *Thought) Quote {
 }
 
 // unreachable returns an error when no judge got an answer from a model.
+// The judges' errors are joined once each: judges that share a chain usually
+// fail with the same words, which a dead letter's reason says once.
 func (tr *Tribunal) unreachable(votes []JudgeVote) error {
 	var errs []error
+	seen := map[string]bool{}
 	for _, v := range votes {
 		if v.callErr == nil {
 			return nil
 		}
-		errs = append(errs, v.callErr)
+		if msg := v.callErr.Error(); !seen[msg] {
+			seen[msg] = true
+			errs = append(errs, v.callErr)
+		}
 	}
 	joined := errors.Join(errs...)
-	if errors.Is(joined, ErrPermanent) && !errors.Is(joined, ErrTransient) {
-		return &PartialError{Err: fmt.Errorf("tribunal: no judge could be reached: %w", joined), Transcript: votes}
+	switch {
+	case !errors.Is(joined, ErrPermanent) || errors.Is(joined, ErrTransient):
+		return &PartialError{Err: fmt.Errorf("tribunal: %w: no judge could be reached: %w", ErrTransient, joined), Transcript: votes}
+	case errors.Is(joined, ErrRequestRefused):
+		return &PartialError{Err: fmt.Errorf("tribunal: every judge's request was refused: %w", joined), Transcript: votes}
 	}
-	return &PartialError{Err: fmt.Errorf("tribunal: %w: no judge could be reached: %w", ErrTransient, joined), Transcript: votes}
+	return &PartialError{Err: fmt.Errorf("tribunal: no judge could be reached: %w", joined), Transcript: votes}
 }
 
 // BreakerStates returns each judge's circuit-breaker state.

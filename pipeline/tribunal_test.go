@@ -179,8 +179,8 @@ func TestJudgeBreakerOpens(t *testing.T) {
 	pass := answerText(`{"verdict":"PASS","confidence":0.9}`)
 	var changes []string
 	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": failing, "SOPHIA": pass, "DIKĒ": pass}),
-		TribunalConfig{Breaker: BreakerConfig{Failures: 3, Cooldown: time.Hour}, OnBreakerChange: func(j string, from, to BreakerState) {
-			changes = append(changes, fmt.Sprintf("%s:%s->%s", j, from, to))
+		TribunalConfig{Breaker: BreakerConfig{Failures: 3, Cooldown: time.Hour}, OnBreakerChange: func(j string, from, to BreakerState, cause error) {
+			changes = append(changes, fmt.Sprintf("%s:%s->%s (%v)", j, from, to, cause))
 		}})
 	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}}
 	for i := 0; i < 5; i++ {
@@ -195,7 +195,7 @@ func TestJudgeBreakerOpens(t *testing.T) {
 	if calls.Load() != 3 {
 		t.Fatalf("VERITAS was called %d times; the breaker should have opened after 3", calls.Load())
 	}
-	if len(changes) != 1 || changes[0] != "VERITAS:closed->open" {
+	if len(changes) != 1 || changes[0] != "VERITAS:closed->open (transient failure: 503)" {
 		t.Fatalf("breaker changes = %v", changes)
 	}
 }
@@ -204,12 +204,13 @@ func TestBreakerCycle(t *testing.T) {
 	now := time.Unix(0, 0)
 	b := NewBreaker(BreakerConfig{Failures: 2, Cooldown: time.Minute, Successes: 2})
 	b.now = func() time.Time { return now }
+	failed := errors.New("503")
 	steps := []struct {
-		ok   bool
+		err  error
 		want BreakerState
-	}{{false, BreakerClosed}, {true, BreakerClosed}, {false, BreakerClosed}, {false, BreakerOpen}}
+	}{{failed, BreakerClosed}, {nil, BreakerClosed}, {failed, BreakerClosed}, {failed, BreakerOpen}}
 	for i, s := range steps {
-		b.Record(s.ok)
+		b.Record(s.err)
 		if got := b.State(); got != s.want {
 			t.Fatalf("step %d: state %s, want %s", i, got, s.want)
 		}
@@ -221,16 +222,16 @@ func TestBreakerCycle(t *testing.T) {
 	if b.State() != BreakerHalfOpen || !b.Allow() {
 		t.Fatal("breaker did not go half-open after the cool-down")
 	}
-	b.Record(false)
+	b.Record(failed)
 	if b.State() != BreakerOpen {
 		t.Fatal("a failed probe did not reopen the breaker")
 	}
 	now = now.Add(time.Minute)
-	b.Record(true)
+	b.Record(nil)
 	if b.State() != BreakerHalfOpen {
 		t.Fatal("one good probe closed the breaker; it needs two")
 	}
-	b.Record(true)
+	b.Record(nil)
 	if b.State() != BreakerClosed {
 		t.Fatalf("state %s after two good probes, want closed", b.State())
 	}
@@ -305,6 +306,33 @@ func TestRateLimitsDoNotOpenBreakers(t *testing.T) {
 	for judge, state := range tr.BreakerStates() {
 		if state != string(BreakerClosed) {
 			t.Errorf("%s's breaker is %s after rate limits", judge, state)
+		}
+	}
+}
+
+// A request the provider refused for what it holds (a thought past the
+// model's context) belongs to that thought: the judges' breakers, which
+// every agent shares, stay closed however many such thoughts come, and the
+// thought's error is permanent, with the provider's words once.
+func TestRefusedRequestsDoNotOpenBreakers(t *testing.T) {
+	refused := func(context.Context) (Response, error) {
+		return Response{}, fmt.Errorf("%w: %w: HTTP 400: maximum context length is 32768 tokens", ErrPermanent, ErrRequestRefused)
+	}
+	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": refused, "SOPHIA": refused, "DIKĒ": refused}),
+		TribunalConfig{Judges: fastJudges(), Breaker: BreakerConfig{Failures: 1, Cooldown: time.Hour}})
+	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}}
+	for i := 0; i < 5; i++ {
+		_, err := tr.Process(context.Background(), th)
+		if !errors.Is(err, ErrRequestRefused) || !errors.Is(err, ErrPermanent) || errors.Is(err, ErrTransient) {
+			t.Fatalf("thought %d: err = %v, want a permanent refusal", i, err)
+		}
+		if n := strings.Count(err.Error(), "maximum context length"); n != 1 {
+			t.Fatalf("the provider's words %d times in %q, want once", n, err)
+		}
+	}
+	for judge, state := range tr.BreakerStates() {
+		if state != string(BreakerClosed) {
+			t.Errorf("%s's breaker is %s after refused requests", judge, state)
 		}
 	}
 }

@@ -94,8 +94,9 @@ type Config struct {
 	// 5xx, lost connections; not 429s and not 4xx); an open target is skipped
 	// in favour of the next one. Zero values: 5 failures, 30 s, 2 successes.
 	Breaker pipeline.BreakerConfig
-	// OnBreakerChange, when set, is told of every target breaker's change.
-	OnBreakerChange func(target string, from, to pipeline.BreakerState)
+	// OnBreakerChange, when set, is told of every target breaker's change,
+	// with the failure that opened it (see pipeline.Breaker.OnChange).
+	OnBreakerChange func(target string, from, to pipeline.BreakerState, cause error)
 	// Hedge, per tier: when the first target has not answered within its
 	// observed p95 latency (over its last 128 answers, once it has 20), send
 	// the same request to the next target and take whichever answers first,

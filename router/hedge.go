@@ -57,7 +57,15 @@ func (c *Chain) hedge(ctx context.Context, req pipeline.Request, primary, backup
 			}
 			errs = append(errs, r.err)
 			if !r.backup {
-				startBackup() // the primary failed: the backup is now a plain fallback
+				// The primary failed: the backup is now a plain fallback, unless
+				// the request was refused for what it holds (see Complete).
+				if final(r.err) {
+					return pipeline.Response{}, r.err
+				}
+				tooLong := map[modelAt]bool{}
+				if c.noteTooLong(tooLong, r.err); !tooLong[backup.modelAt()] {
+					startBackup()
+				}
 			}
 		}
 	}

@@ -13,7 +13,10 @@ import (
 // tryTarget calls one target up to Attempts times, backing off between tries
 // (cenkalti/backoff: exponential from Backoff, doubling, ±20 % jitter), and
 // waiting at least what a Retry-After asked for. It gives up with the last
-// error when the next wait would outlast ctx.
+// error when the next wait would outlast ctx, and at once on a permanent one
+// (a 4xx other than 408 and 429). Only failures that say the target is broken
+// count toward its breaker (see breaks): never a request the provider
+// refused for what it holds, which is one thought's, not the target's.
 func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
 	var last error
 	tries := 0
@@ -32,11 +35,11 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 		}
 		resp, err := c.call(ctx, t, req)
 		if err == nil {
-			t.breaker.Record(true)
+			t.breaker.Record(nil)
 			return resp, nil
 		}
 		if breaks(err) && ctx.Err() == nil {
-			t.breaker.Record(false)
+			t.breaker.Record(err)
 		}
 		c.log.Debug().Str("target", t.Name).Str("model", t.Model).Str("purpose", req.Purpose).Int("attempt", tries).Err(err).Msg("model call failed")
 		last = err

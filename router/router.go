@@ -93,7 +93,7 @@ func New(cfg Config, cache *Cache, log zerolog.Logger) (*Chain, error) {
 		}
 		if fn := cfg.OnBreakerChange; fn != nil {
 			name := t.Name
-			tg.breaker.OnChange = func(from, to pipeline.BreakerState) { fn(name, from, to) }
+			tg.breaker.OnChange = func(from, to pipeline.BreakerState, cause error) { fn(name, from, to, cause) }
 		}
 		c.targets[t.Name] = tg
 	}
@@ -182,6 +182,16 @@ func (c *Chain) Close() {
 // Complete answers req with the first target of its tier that succeeds.
 // req.Target, when set, puts that target first. Errors wrap
 // pipeline.ErrTransient or pipeline.ErrPermanent and never contain an API key.
+//
+// A request the provider refuses for what it holds (pipeline.ErrRequestRefused)
+// is not the target's fault, so it is not retried as if the target were sick:
+// a content-policy or malformed-request refusal ends the chain at once with
+// the provider's words; a context-length refusal goes on to the chain's next
+// targets that serve another model or sit at another provider (a fallback
+// with a bigger context may take it), each asked once, skipping the same
+// model at the same provider. When every target asked refused, the error is
+// permanent; when one could not be asked (open breaker, spent budget), it is
+// transient, since that target may fit the request later.
 func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
 	chain := c.tiers[req.Tier]
 	if req.Target != "" {
@@ -215,6 +225,7 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 		}
 		open = append(open, t)
 	}
+	tooLong := map[modelAt]bool{} // the models that refused the request as past their context
 	if c.cfg.Hedge[req.Tier] && len(open) >= 2 {
 		if d, ok := open[0].p95(); ok {
 			resp, err := c.hedge(ctx, req, open[0], open[1], d)
@@ -222,11 +233,18 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 				resp.Fallback = resp.Target != chain[0].Name
 				return resp, nil
 			}
+			if final(err) {
+				return pipeline.Response{}, err
+			}
+			c.noteTooLong(tooLong, err)
 			errs = append(errs, err)
 			open = open[2:]
 		}
 	}
 	for i, t := range open {
+		if tooLong[t.modelAt()] {
+			continue // the same model at the same provider: the same context
+		}
 		if i < len(open)-1 && t.rateLimited() {
 			// Paused by a 429's Retry-After: the next target takes the traffic
 			// meanwhile, and this one has it back once the pause is over.
@@ -238,6 +256,10 @@ func (c *Chain) Complete(ctx context.Context, req pipeline.Request) (pipeline.Re
 			resp.Fallback = t != chain[0]
 			return resp, nil
 		}
+		if final(err) {
+			return pipeline.Response{}, err // the request's fault: no other target would take it
+		}
+		c.noteTooLong(tooLong, err)
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break

@@ -126,7 +126,8 @@ func TestErrorsAreClassifiedAndRetried(t *testing.T) {
 		{"sim:http=503", pipeline.ErrTransient, router.ClassServer, 503, 3},
 		{"sim:http=429", pipeline.ErrRateLimited, router.ClassRateLimited, 429, 3},
 		{"sim:hang", pipeline.ErrTransient, router.ClassTimeout, 0, 3},
-		{"sim:http=400", pipeline.ErrPermanent, router.ClassClient, 400, 1},
+		{"sim:http=400", pipeline.ErrRequestRefused, router.ClassRequest, 400, 1},
+		{"sim:http=422", pipeline.ErrRequestRefused, router.ClassRequest, 422, 1},
 		{"sim:http=404", pipeline.ErrPermanent, router.ClassClient, 404, 1},
 	}
 	for _, tc := range cases {

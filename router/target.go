@@ -115,6 +115,21 @@ func (t *target) p95() (time.Duration, bool) {
 	return xs[(n*95+99)/100-1], true
 }
 
+// modelAt is a model at a provider: two targets that share it share its context length.
+type modelAt struct{ provider, model string }
+
+func (t *target) modelAt() modelAt { return modelAt{t.provider.Name, t.Model} }
+
+// noteTooLong adds to tooLong the models that refused err's request as past
+// their context.
+func (c *Chain) noteTooLong(tooLong map[modelAt]bool, err error) {
+	for _, ce := range callErrors(err) {
+		if t := c.targets[ce.Target]; t != nil && ce.Refusal == RefusalContextLength {
+			tooLong[t.modelAt()] = true
+		}
+	}
+}
+
 // cold reports whether the next call may meet a cold container.
 func (t *target) cold() bool {
 	if t.provider.ColdStartTimeout <= 0 {

@@ -105,7 +105,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 		{"noesis_dead_letters_total", map[string]string{"stage": "narrative"}, 1},
 		{"noesis_judge_abstentions_total", map[string]string{"judge": "VERITAS", "kind": "answer"}, 1},
 		{"noesis_model_errors_total", map[string]string{"tier": "reasoning", "class": "parse"}, 1},
-		{"noesis_model_errors_total", map[string]string{"tier": "fast", "class": "client"}, 1},
+		{"noesis_model_errors_total", map[string]string{"tier": "fast", "class": "request"}, 1}, // a 400: the request's, not the target's
 		// Three judges a thought, and VERITAS asked once more for a readable answer.
 		{"noesis_model_call_duration_seconds_count", map[string]string{"tier": "reasoning", "outcome": "ok"}, 3*n + 1},
 		{"noesis_cache_requests_total", map[string]string{"tier": "reasoning", "result": "miss"}, 3*n + 1},

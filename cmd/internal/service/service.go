@@ -156,8 +156,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 		s.cache.SetShared(kvc)
 	}
 	rcfg := cfg.Router(strings.TrimRight(simURL, "/"))
-	rcfg.OnBreakerChange = func(target string, from, to pipeline.BreakerState) {
-		log.Warn().Str("target", target).Str("from", string(from)).Str("to", string(to)).Msg("model target circuit breaker changed state")
+	rcfg.OnBreakerChange = func(target string, from, to pipeline.BreakerState, cause error) {
+		log.Warn().Str("target", target).Str("from", string(from)).Str("to", string(to)).AnErr("cause", cause).Msg("model target circuit breaker changed state")
 	}
 	s.chain, err = router.New(rcfg, s.cache, log.With().Str("component", "router").Logger())
 	if err != nil {
@@ -189,8 +189,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	}
 
 	tcfg := cfg.Tribunal()
-	tcfg.OnBreakerChange = func(judge string, from, to pipeline.BreakerState) {
-		log.Warn().Str("judge", judge).Str("from", string(from)).Str("to", string(to)).Msg("judge circuit breaker changed state")
+	tcfg.OnBreakerChange = func(judge string, from, to pipeline.BreakerState, cause error) {
+		log.Warn().Str("judge", judge).Str("from", string(from)).Str("to", string(to)).AnErr("cause", cause).Msg("judge circuit breaker changed state")
 	}
 	tribunal, err := pipeline.NewTribunal(s.chain, tcfg)
 	if err != nil {
