@@ -271,10 +271,17 @@ func (l *KVLimits) spentLocked(provider string) bool {
 }
 
 // Refresh reads every budgeted provider's shared spend, for a process that
-// starts after others have spent.
+// starts after others have spent, and creates the month's counter at 0
+// where there is none yet (a worker that may not write the bucket shows at
+// once).
 func (l *KVLimits) Refresh(ctx context.Context) {
 	for p := range l.budgets {
-		l.read(ctx, p)
+		total, _, err := add(ctx, l.spend, spendKey(p), 0, 0)
+		if err != nil && !errors.Is(err, ErrBadCounter) {
+			l.log.Warn().Err(err).Str("provider", p).Msg("spend not read")
+			continue
+		}
+		l.noteRead(p, total, err)
 	}
 }
 
