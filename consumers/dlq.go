@@ -61,12 +61,43 @@ type Letter struct {
 	Time   time.Time // when it was stored (when read back)
 }
 
+// StageInput is the stage a dead letter names when its thought could not be
+// read at all (invalid JSON, a missing or mistyped field, an unknown stage,
+// an oversize payload, an agent_id that differs from its subject): no stage
+// ran it, so its one letter stands for every stage, whichever stage's worker
+// wrote it. Replaying it runs every stage the thought asks for. Its letters
+// are seen on noesis.dlq.input.
+const StageInput pipeline.Stage = "input"
+
+// letterStage reports whether s is a stage a letter may name.
+func letterStage(s pipeline.Stage) bool { return s.Valid() || s == StageInput }
+
+// letterKey names the thought a letter is for: its sequence in
+// NOESIS_THOUGHTS, or (unknown only when its metadata could not be read) the
+// digest of its subject and bytes.
+func letterKey(l Letter) string {
+	if l.Seq > 0 {
+		return strconv.FormatUint(l.Seq, 10)
+	}
+	return "d" + ThoughtDigest(l.Subject, l.Data)
+}
+
 // StoreLetter publishes a dead letter and waits for the DLQ stream to store
-// it. A letter for the same stage and thought sequence is stored once.
+// it. A stage's letter for a thought is stored once, whoever writes it (the
+// stage's worker, another worker after a redelivery, the reaper) and however
+// long after: each is stored under a subject of its own,
+// _noesis.store.dlq.<stage>.<thought>, which must be empty for the letter to be
+// stored (a second letter finds it taken and counts as stored). So a
+// thought that cannot be read gets one StageInput letter, not one per stage.
+// A DLQ that is full refuses the letter: the error wraps ErrStreamFull.
 func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
+	if !letterStage(l.Stage) {
+		return fmt.Errorf("store dead letter: unknown stage %q", l.Stage)
+	}
 	reason := strings.NewReplacer("\r", " ", "\n", " ").Replace(l.Reason)
 	reason = clipBytes(reason, maxReasonHeaderSize)
-	m := nats.NewMsg(StoreSubject(DLQSubject(l.Stage)))
+	key := letterKey(l)
+	m := nats.NewMsg(StoreSubject(DLQSubject(l.Stage)) + "." + key)
 	m.Data = l.Data
 	for k, vs := range l.Header {
 		if k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Noesis-Dlq-") {
@@ -98,7 +129,8 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 		m.Header.Set(HeaderDLQDigest, hex.EncodeToString(sum[:]))
 		m.Data = l.Data[:max(0, min(len(l.Data), MaxLetterBytes-headerSize(m.Header)))]
 	}
-	if _, err := publishRetrying(ctx, js, m, fmt.Sprintf("%s:%d", l.Stage, l.Seq), StreamDLQ); err != nil {
+	_, err := publishRetrying(ctx, js, m, string(l.Stage)+":"+key, StreamDLQ, jetstream.WithExpectLastSequencePerSubject(0))
+	if err != nil && !errors.Is(err, errSubjectTaken) {
 		return fmt.Errorf("store dead letter: %w", err)
 	}
 	return nil
@@ -126,14 +158,16 @@ func clipBytes(s string, n int) string {
 	return s[:n]
 }
 
-// ListLetters reads the dead letters, oldest first, optionally of one stage.
+// ListLetters reads the dead letters, oldest first, optionally of one stage
+// (StageInput included).
 func ListLetters(ctx context.Context, js jetstream.JetStream, stage pipeline.Stage) ([]Letter, error) {
-	filter := StoreSubject(DLQPrefix) + ">"
+	filters := []string{StoreSubject(DLQPrefix) + ">"}
 	if stage != "" {
-		filter = StoreSubject(DLQSubject(stage))
+		// A letter's own subject, and the stage's one subject of earlier releases.
+		filters = []string{StoreSubject(DLQSubject(stage)) + ".*", StoreSubject(DLQSubject(stage))}
 	}
 	var out []Letter
-	err := ReadStream(ctx, js, StreamDLQ, filter, func(m jetstream.Msg) { out = append(out, letterFrom(m)) })
+	err := readStream(ctx, js, StreamDLQ, filters, 0, func(m jetstream.Msg) { out = append(out, letterFrom(m)) })
 	if err != nil {
 		return nil, fmt.Errorf("dead letters: %w", err)
 	}
@@ -150,6 +184,15 @@ func ReadStream(ctx context.Context, js jetstream.JetStream, stream, filter stri
 
 // ReadStreamFrom is ReadStream starting at stream sequence from (0: the first).
 func ReadStreamFrom(ctx context.Context, js jetstream.JetStream, stream, filter string, from uint64, fn func(jetstream.Msg)) error {
+	var filters []string
+	if filter != "" {
+		filters = []string{filter}
+	}
+	return readStream(ctx, js, stream, filters, from, fn)
+}
+
+// readStream is ReadStreamFrom with any number of filters (none: every message).
+func readStream(ctx context.Context, js jetstream.JetStream, stream string, filters []string, from uint64, fn func(jetstream.Msg)) error {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return err
@@ -165,10 +208,17 @@ func ReadStreamFrom(ctx context.Context, js jetstream.JetStream, stream, filter 
 	if from > last {
 		return nil
 	}
-	cc := jetstream.ConsumerConfig{FilterSubject: filter, AckPolicy: jetstream.AckNonePolicy,
+	cc := jetstream.ConsumerConfig{AckPolicy: jetstream.AckNonePolicy,
 		DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: 30 * time.Second, MemoryStorage: true}
 	if from > 0 {
 		cc.DeliverPolicy, cc.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from
+	}
+	switch len(filters) {
+	case 0:
+	case 1:
+		cc.FilterSubject = filters[0]
+	default:
+		cc.FilterSubjects = filters
 	}
 	c, err := s.CreateConsumer(ctx, cc)
 	if err != nil {
@@ -224,21 +274,32 @@ func letterFrom(m jetstream.Msg) Letter {
 // ErrNotReplayable is returned for a letter that has no thought subject to go back to.
 var ErrNotReplayable = errors.New("dead letter cannot be replayed")
 
-// Replay publishes a dead letter's original thought again, on the replay
-// subject (ReplaySubject, which only operators may publish on) for its stage
-// only (header Noesis-Only-Stage), then deletes the letter; a duplicate
-// acknowledgement keeps the letter. The thought gets a new
-// Nats-Msg-Id, "<event or seq>:replay:<letter seq>", so the thoughts stream
-// does not drop it as a duplicate of the first publish; the outputs stream
-// still drops a second output of a stage that had already published one.
+// Replay publishes a dead letter's original thought again and deletes the
+// letter once the thought is back in NOESIS_THOUGHTS. The thought is
+// published on the replay subject (ReplaySubject, which only operators may
+// publish on) into NOESIS_REPLAYS, which NOESIS_THOUGHTS sources; a stage's
+// letter is replayed for that stage only (header Noesis-Only-Stage), a
+// StageInput letter for every stage the thought asks for. The returned
+// PubAck names the thought's new sequence in NOESIS_THOUGHTS.
+//
+// The thought's Nats-Msg-Id is "<event or seq>:replay:<letter seq>", which
+// NOESIS_REPLAYS remembers for the duplicate window: a second replay of the
+// same letter meanwhile is refused and the letter kept. The letter is kept
+// too when NOESIS_THOUGHTS is full (the error wraps ErrStreamFull) or the
+// thought is not seen there within replayWait (it may still arrive). The
+// outputs stream drops a second output of a stage that had already
+// published one.
 func Replay(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.PubAck, error) {
 	agent, ok := SubjectAgent(l.Subject)
-	if !ok || !l.Stage.Valid() {
+	if !ok || !letterStage(l.Stage) {
 		return nil, fmt.Errorf("%w: letter %d has subject %q and stage %q", ErrNotReplayable, l.DLQSeq, l.Subject, l.Stage)
 	}
 	if l.Header.Get(HeaderDLQTruncated) != "" {
 		return nil, fmt.Errorf("%w: letter %d keeps only the first bytes of a %s-byte thought (sequence %d in %s)",
 			ErrNotReplayable, l.DLQSeq, l.Header.Get(HeaderDLQSize), l.Seq, StreamThoughts)
+	}
+	if err := roomFor(ctx, js, StreamThoughts, len(l.Data)); err != nil {
+		return nil, fmt.Errorf("replay letter %d: %w; the letter is kept", l.DLQSeq, err)
 	}
 	m := nats.NewMsg(ReplaySubject(agent))
 	m.Data = l.Data
@@ -250,7 +311,9 @@ func Replay(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.P
 			m.Header.Add(k, v)
 		}
 	}
-	m.Header.Set(HeaderOnlyStage, string(l.Stage))
+	if l.Stage != StageInput {
+		m.Header.Set(HeaderOnlyStage, string(l.Stage))
+	}
 	id := strconv.FormatUint(l.Seq, 10)
 	var th struct {
 		EventID string `json:"event_id"`
@@ -258,23 +321,107 @@ func Replay(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.P
 	if json.Unmarshal(l.Data, &th) == nil && th.EventID != "" {
 		id = th.EventID
 	}
-	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(fmt.Sprintf("%s:replay:%d", id, l.DLQSeq)), jetstream.WithExpectStream(StreamThoughts))
+	id = fmt.Sprintf("%s:replay:%d", id, l.DLQSeq)
+	ack, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(StreamReplays))
 	if err != nil {
-		return nil, fmt.Errorf("replay letter %d: %w", l.DLQSeq, err)
+		return nil, fmt.Errorf("replay letter %d: %w", l.DLQSeq, PublishError(StreamReplays, err))
 	}
 	if ack.Duplicate {
-		return ack, fmt.Errorf("replay letter %d: the thoughts stream took it for a replay already in flight; the letter is kept", l.DLQSeq)
+		return ack, fmt.Errorf("replay letter %d: %s took it for a replay already in flight; the letter is kept", l.DLQSeq, StreamReplays)
 	}
+	seq, err := awaitSourced(ctx, js, agent, id, ack.Sequence)
+	if err != nil {
+		return nil, fmt.Errorf("replay letter %d: stored as %d in %s, but %w; the letter is kept", l.DLQSeq, ack.Sequence, StreamReplays, err)
+	}
+	back := &jetstream.PubAck{Stream: StreamThoughts, Sequence: seq}
 	if l.DLQSeq > 0 {
 		s, err := js.Stream(ctx, StreamDLQ)
 		if err != nil {
-			return ack, err
+			return back, err
 		}
 		if err := s.DeleteMsg(ctx, l.DLQSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			return ack, fmt.Errorf("replayed, but letter %d not removed: %w", l.DLQSeq, err)
+			return back, fmt.Errorf("replayed, but letter %d not removed: %w", l.DLQSeq, err)
 		}
 	}
-	return ack, nil
+	return back, nil
+}
+
+// replayWait is how long Replay waits to see a replayed thought in
+// NOESIS_THOUGHTS. Sourcing takes milliseconds; after NOESIS_REPLAYS was
+// deleted and set up again, NOESIS_THOUGHTS takes some seconds to notice
+// (it then sources the new stream from its start).
+const replayWait = 30 * time.Second
+
+// roomFor reports, wrapping ErrStreamFull, a stream with no room left for n
+// more bytes (and their headers). It is a courtesy, not a guarantee: the
+// stream is the judge when the message arrives.
+func roomFor(ctx context.Context, js jetstream.JetStream, stream string, n int) error {
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if lim := info.Config.MaxBytes; lim > 0 && info.State.Bytes+uint64(n)+uint64(ThoughtHeaderAllowance) > uint64(lim) {
+		return &FullError{Stream: stream, Err: fmt.Errorf("%d of %d bytes used", info.State.Bytes, lim)}
+	}
+	return nil
+}
+
+// awaitSourced waits until the replayed thought with message id id, stored
+// as sequence seq of NOESIS_REPLAYS, is in NOESIS_THOUGHTS, and returns its
+// sequence there. It looks at the last replay of the agent there, and, when
+// that one came from a later replay (another operator's, at once), among
+// the agent's replays.
+func awaitSourced(ctx context.Context, js jetstream.JetStream, agent, id string, seq uint64) (uint64, error) {
+	s, err := js.Stream(ctx, StreamThoughts)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, replayWait)
+	defer cancel()
+	subject := ReplaySubject(agent)
+	var scanned time.Time
+	for {
+		last, err := s.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case err == nil && last.Header.Get(nats.MsgIdHdr) == id:
+			return last.Sequence, nil
+		case err == nil && sourcedSeq(last.Header) >= seq && time.Since(scanned) > 500*time.Millisecond:
+			scanned = time.Now()
+			var found uint64
+			_ = ReadStream(ctx, js, StreamThoughts, subject, func(m jetstream.Msg) {
+				if m.Headers().Get(nats.MsgIdHdr) == id {
+					if md, err := m.Metadata(); err == nil {
+						found = md.Sequence.Stream
+					}
+				}
+			})
+			if found > 0 {
+				return found, nil
+			}
+		case err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) && ctx.Err() == nil:
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("it was not in %s after %s (full? it may still come: replay the letter again only if it does not): %w", StreamThoughts, replayWait, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// sourcedSeq is the sequence in its origin stream of a sourced message, from
+// its Nats-Stream-Source header ("<stream> <seq> ..."); 0 if it has none.
+func sourcedSeq(h nats.Header) uint64 {
+	f := strings.Fields(h.Get("Nats-Stream-Source"))
+	if len(f) < 2 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[1], 10, 64)
+	return n
 }
 
 // Reaper turns JetStream's max-deliveries advisories into dead letters: a
@@ -299,18 +446,23 @@ func NewReaper(js jetstream.JetStream, log zerolog.Logger) *Reaper {
 	return &Reaper{js: js, log: log.With().Str("component", "reaper").Logger()}
 }
 
-// EnsureAdvisoryStream creates the stream that keeps the advisories.
+// EnsureAdvisoryStream creates the stream that keeps the advisories, 7 days
+// and at most 64 MiB; when full it drops the oldest (handled long since).
 func EnsureAdvisoryStream(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	cfg = cfg.withDefaults()
 	return ensureStream(ctx, js, jetstream.StreamConfig{
 		Name: StreamAdvisories, Description: "noesis: thoughts that ran out of deliveries", Subjects: []string{advisorySubject},
-		Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour,
+		Storage: cfg.Storage, Replicas: cfg.Replicas, MaxAge: 7 * 24 * time.Hour, MaxBytes: advisoriesMaxBytes, Discard: jetstream.DiscardOld,
 	})
 }
 
 // reaperTries is how often the reaper tries to store a whole letter for an
 // advisory before it stores one that refers to the thought by its sequence.
 const reaperTries = 5
+
+// reaperFullWait is how long an advisory whose letter the full DLQ refused
+// waits before the reaper tries again.
+const reaperFullWait = 30 * time.Second
 
 // Run consumes advisories until ctx ends, up to 16 at once, so one advisory
 // that cannot be handled never holds the others back. If its consumer or
@@ -385,6 +537,13 @@ func (r *Reaper) handle(ctx context.Context, m jetstream.Msg) {
 		l.Reason += "; the thought could not be read back: " + err.Error()
 	}
 	err = StoreLetter(ctx, r.js, l)
+	if errors.Is(err, ErrStreamFull) {
+		// Not the letter's fault: it waits for room, however long, and the
+		// backlog shows in the reaper's health meanwhile.
+		r.log.Warn().Err(err).Uint64("seq", l.Seq).Msg("dead letters full; the letter waits for room")
+		_ = m.NakWithDelay(reaperFullWait)
+		return
+	}
 	if err != nil && tries >= reaperTries {
 		// A letter that refers to the thought by its sequence, without its body or headers.
 		l.Reason += fmt.Sprintf("; its whole letter could not be stored (%v): the thought is sequence %d in %s", err, l.Seq, adv.Stream)

@@ -16,9 +16,10 @@ import (
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
-// PoolStats counts what a pool did.
+// PoolStats counts what a pool did. FullWaits counts the waits of thoughts
+// held because their output was refused for want of room.
 type PoolStats struct {
-	Processed, Skipped, Published, Duplicates, Retried, DeadLettered, RateLimitWaits uint64
+	Processed, Skipped, Published, Duplicates, Retried, DeadLettered, RateLimitWaits, FullWaits uint64
 }
 
 // Pool runs one stage's workers over its durable consumer. Many pools in many
@@ -32,7 +33,7 @@ type Pool struct {
 	deliver       step // the stage's work and its publish, wrapped in the pool's middleware
 	log           zerolog.Logger
 
-	processed, skipped, published, duplicates, retried, deadLettered, rateLimitWaits atomic.Uint64
+	processed, skipped, published, duplicates, retried, deadLettered, rateLimitWaits, fullWaits atomic.Uint64
 
 	beats heartbeats
 	obs   Observer
@@ -41,7 +42,7 @@ type Pool struct {
 
 // Observer is told how each delivery of a thought ended, for metrics.
 // Outcomes: published, duplicate, skipped, retried, dead_lettered,
-// rate_limit_wait. out is the stage's output when there is one. Implementations
+// rate_limit_wait, stream_full_wait. out is the stage's output when there is one. Implementations
 // must be safe for concurrent use and must not block.
 type Observer interface {
 	Handled(stage pipeline.Stage, outcome string, delivery uint64, out pipeline.Output)
@@ -87,7 +88,7 @@ func (p *Pool) pullBuffer() int {
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats {
-	return PoolStats{p.processed.Load(), p.skipped.Load(), p.published.Load(), p.duplicates.Load(), p.retried.Load(), p.deadLettered.Load(), p.rateLimitWaits.Load()}
+	return PoolStats{p.processed.Load(), p.skipped.Load(), p.published.Load(), p.duplicates.Load(), p.retried.Load(), p.deadLettered.Load(), p.rateLimitWaits.Load(), p.fullWaits.Load()}
 }
 
 // EnsureConsumer creates or updates the pool's durable consumer.
@@ -253,8 +254,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) (latency time.Dura
 	log := p.log.With().Uint64("seq", seq).Uint64("delivery", delivered).Logger()
 
 	// A replay is for one stage: the others skip it, even when it cannot be
-	// decoded. Noesis-* headers count only on the replay subject, where only
-	// operators may publish; on an agent's thought they are ignored.
+	// decoded. Noesis-* headers count only on the replay subject, which only
+	// NOESIS_REPLAYS (where only operators may publish) brings into the
+	// thoughts stream; on an agent's thought they are ignored.
 	only := ""
 	if strings.HasPrefix(msg.Subject(), ReplayPrefix) {
 		only = msg.Headers().Get(HeaderOnlyStage)
@@ -270,7 +272,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) (latency time.Dura
 		}
 	}
 	if err != nil {
-		p.deadLetter(ctx, msg, seq, delivered, err, log)
+		// The thought cannot be read, whichever stage reads it: one letter
+		// for all of them (StageInput), written by the first to get there.
+		p.deadLetter(ctx, msg, StageInput, seq, delivered, err, log)
 		return 0
 	}
 	log = log.With().Str("event_id", t.EventID).Str("agent_id", t.AgentID).Logger()
@@ -295,9 +299,9 @@ func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) (latency time.Dura
 			p.observe("published", delivered, out)
 		}
 	case errors.Is(err, pipeline.ErrBadInput) || (errors.Is(err, pipeline.ErrPermanent) && !errors.Is(err, pipeline.ErrTransient)):
-		p.deadLetter(ctx, msg, seq, delivered, err, log)
+		p.deadLetter(ctx, msg, p.cfg.Stage, seq, delivered, err, log)
 	case delivered >= uint64(p.cfg.MaxDeliver):
-		p.deadLetter(ctx, msg, seq, delivered, fmt.Errorf("gave up after %d deliveries: %w", delivered, err), log)
+		p.deadLetter(ctx, msg, p.cfg.Stage, seq, delivered, fmt.Errorf("gave up after %d deliveries: %w", delivered, err), log)
 	default:
 		delay := NakDelay(p.cfg.RetryDelay, delivered)
 		if after, ok := pipeline.RetryAfter(err); ok && after > delay {
@@ -376,17 +380,19 @@ func (p *Pool) ack(msg jetstream.Msg, log zerolog.Logger) {
 	}
 }
 
-// deadLetter stores the message as a dead letter and terminates it. If the
-// letter cannot be stored, the message is nak'd instead, so it is never lost.
-func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, seq, delivered uint64, cause error, log zerolog.Logger) {
-	l := Letter{Stage: p.cfg.Stage, Subject: msg.Subject(), Seq: seq, Attempts: delivered, Reason: cause.Error(), Data: msg.Data(), Header: msg.Headers()}
+// deadLetter stores the message as stage's dead letter and terminates it.
+// If the letter cannot be stored (the DLQ is full, NATS is away), the message
+// is nak'd instead, so it is never lost; on its last delivery the reaper
+// stores its letter once there is room.
+func (p *Pool) deadLetter(ctx context.Context, msg jetstream.Msg, stage pipeline.Stage, seq, delivered uint64, cause error, log zerolog.Logger) {
+	l := Letter{Stage: stage, Subject: msg.Subject(), Seq: seq, Attempts: delivered, Reason: cause.Error(), Data: msg.Data(), Header: msg.Headers()}
 	var partial *pipeline.PartialError
 	if errors.As(cause, &partial) {
 		l.Transcript = partial.Transcript
 	}
 	if err := StoreLetter(ctx, p.js, l); err != nil {
 		log.Error().Err(err).Str("reason", l.Reason).Msg("dead letter not stored; the thought will be redelivered")
-		_ = msg.NakWithDelay(p.cfg.RetryDelay)
+		_ = msg.NakWithDelay(NakDelay(p.cfg.RetryDelay, delivered))
 		return
 	}
 	p.deadLettered.Add(1)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -15,8 +16,69 @@ import (
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
+// ErrStreamFull is wrapped by the errors of a publish a stream refused for
+// want of room: it holds its max bytes (or messages), or the account or the
+// server has no storage left for it. Check with errors.Is; the error is a
+// *FullError naming the stream.
+var ErrStreamFull = errors.New("stream full")
+
+// FullError is a publish refused for want of room in Stream. Err is
+// JetStream's answer.
+type FullError struct {
+	Stream string
+	Err    error
+}
+
+func (e *FullError) Error() string {
+	var apiErr *jetstream.APIError
+	if errors.As(e.Err, &apiErr) {
+		return fmt.Sprintf("noesis is full: %s refused it (%s)", e.Stream, apiErr.Description)
+	}
+	return fmt.Sprintf("noesis is full: %s refused it (%v)", e.Stream, e.Err)
+}
+
+// Is makes errors.Is(err, ErrStreamFull) hold.
+func (e *FullError) Is(target error) bool { return target == ErrStreamFull }
+
+// Unwrap returns JetStream's answer.
+func (e *FullError) Unwrap() error { return e.Err }
+
+// PublishError returns err, the error of a publish to stream, as a
+// *FullError when the stream refused it for want of room, and unchanged
+// otherwise. JetStream says "full" with the store-failed code and its limit
+// ("maximum bytes exceeded") in the description, or with the
+// resources-exceeded codes of the account's or the server's limits.
+func PublishError(stream string, err error) error {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return err
+	}
+	switch apiErr.ErrorCode {
+	case jsErrStoreFailed, jsErrInsufficientResources, jsErrStorageResourcesExceeded, jsErrMemoryResourcesExceeded, jsErrAccountResourcesExceeded:
+		return &FullError{Stream: stream, Err: err}
+	}
+	return err
+}
+
+// JetStream's error codes for a store that has no room (nats-server's errors.json).
+const (
+	jsErrAccountResourcesExceeded jetstream.ErrorCode = 10002
+	jsErrInsufficientResources    jetstream.ErrorCode = 10023
+	jsErrMemoryResourcesExceeded  jetstream.ErrorCode = 10028
+	jsErrStorageResourcesExceeded jetstream.ErrorCode = 10047
+	jsErrStoreFailed              jetstream.ErrorCode = 10077 // maximum bytes, messages or messages per subject exceeded
+)
+
+// errSubjectTaken is a publish that expected an empty subject and found a
+// message there.
+var errSubjectTaken = errors.New("subject already holds a message")
+
 // publish sends a stage's output and waits for the stream's PubAck. It
-// reports whether the stream already had it.
+// reports whether the stream already had it. An output the stream refuses
+// for want of room is not the thought's fault: the worker holds the thought
+// (its heartbeats keep it) and tries again, backing off up to fullRetryMax,
+// until there is room or ctx ends; it spends none of the thought's
+// deliveries and is never acked without its output.
 func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Output, in jetstream.Msg, log zerolog.Logger) (bool, error) {
 	data, err := json.Marshal(out)
 	if err != nil {
@@ -27,7 +89,24 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Ou
 	m.Header.Set(HeaderEventID, t.EventID)
 	m.Header.Set(HeaderStage, string(p.cfg.Stage))
 	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
-	ack, err := publishRetrying(ctx, p.js, m, OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data())), StreamOutputs)
+	id := OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data()))
+	var ack *jetstream.PubAck
+	for wait := fullRetryMin; ; wait = min(2*wait, fullRetryMax) {
+		ack, err = publishRetrying(ctx, p.js, m, id, StreamOutputs)
+		if !errors.Is(err, ErrStreamFull) {
+			break
+		}
+		p.fullWaits.Add(1)
+		p.observe("stream_full_wait", 0, nil)
+		log.Warn().Err(err).Dur("retry_in", wait).Msg("output refused for want of room; holding the thought")
+		timer := time.NewTimer(wait + rand.N(wait/4+1))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
+		case <-timer.C:
+		}
+	}
 	if err != nil {
 		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
 	}
@@ -40,15 +119,35 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Ou
 	return ack.Duplicate, nil
 }
 
+// How long a worker holding a thought whose output was refused for want of
+// room waits before trying again: from fullRetryMin, doubling, to fullRetryMax.
+const (
+	fullRetryMin = 500 * time.Millisecond
+	fullRetryMax = 30 * time.Second
+)
+
 // publishRetrying publishes m with a message id and waits for the stream's
 // acknowledgement, trying again for up to 30 s while NATS is unreachable (a
 // restart, a leader election, a network blip). The id makes every retry safe.
-func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string) (*jetstream.PubAck, error) {
+// It does not try again when the stream is missing, is full (the error wraps
+// ErrStreamFull), or finds the subject taken that opts expected empty
+// (errSubjectTaken).
+func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(id), jetstream.WithExpectStream(stream)}, opts...)
 	return backoff.Retry(ctx, func() (*jetstream.PubAck, error) {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		ack, err := js.PublishMsg(pctx, m, jetstream.WithMsgID(id), jetstream.WithExpectStream(stream))
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
+		ack, err := js.PublishMsg(pctx, m, opts...)
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			return ack, nil
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return nil, backoff.Permanent(err)
+		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+			return nil, backoff.Permanent(fmt.Errorf("%w: %w", errSubjectTaken, err))
+		}
+		if err := PublishError(stream, err); errors.Is(err, ErrStreamFull) {
 			return nil, backoff.Permanent(err)
 		}
 		return ack, err

@@ -36,6 +36,9 @@ const (
 	StreamThoughts = "NOESIS_THOUGHTS"
 	StreamOutputs  = "NOESIS_OUTPUTS"
 	StreamDLQ      = "NOESIS_DLQ"
+	// StreamReplays keeps the thoughts `noesis dlq replay` puts back;
+	// NOESIS_THOUGHTS sources it (see StreamConfigs for why).
+	StreamReplays = "NOESIS_REPLAYS"
 )
 
 // Subject roots. Outputs and dead letters are stored under internal subjects
@@ -51,7 +54,9 @@ const (
 	StorePrefix    = "_noesis.store."
 	// ReplayPrefix is where `noesis dlq replay` puts a thought back, for one
 	// stage (header Noesis-Only-Stage). Only operators may publish there, so
-	// the header is trusted there and nowhere else.
+	// the header is trusted there and nowhere else. NOESIS_REPLAYS stores
+	// these subjects and NOESIS_THOUGHTS sources them, keeping the subject:
+	// no agent's publish can reach NOESIS_THOUGHTS under it.
 	ReplayPrefix = "_noesis.replay."
 )
 
@@ -112,35 +117,54 @@ func OutputMsgID(eventID string, s pipeline.Stage, digest string) string {
 	return eventID + ":" + string(s) + ":" + digest
 }
 
-// StreamsConfig shapes the three streams.
+// StreamsConfig shapes the streams. Every stream is bounded in age and bytes;
+// what each does when full is its discard policy (StreamConfigs, and
+// docs/operations.md "When a stream is full").
 type StreamsConfig struct {
 	// Replicas per stream: 1 on one server, 3 on a three-node cluster.
 	Replicas int
 	// Storage is file (the default) or memory.
 	Storage jetstream.StorageType
-	// DuplicateWindow is how long a Nats-Msg-Id is remembered; it must be
-	// longer than the longest redelivery span; default 15 min.
+	// DuplicateWindow is how long the outputs and dead letters streams
+	// remember a Nats-Msg-Id; it must be longer than the longest redelivery
+	// span; default 15 min. The thoughts stream has none (StreamConfigs).
 	DuplicateWindow time.Duration
-	// MaxAge bounds how long thoughts and outputs are kept; default 24 h. Dead letters are kept 7 days.
+	// MaxAge bounds how long thoughts and outputs are kept; default 24 h.
 	MaxAge time.Duration
 	// MaxThoughtBytes, when set, makes the thoughts stream refuse a thought
 	// larger than that plus ThoughtHeaderAllowance of headers, at publish time.
 	MaxThoughtBytes int
+	// ThoughtsMaxBytes bounds NOESIS_THOUGHTS, which then refuses new
+	// thoughts at publish (ErrStreamFull) until old ones age out; default
+	// DefaultThoughtsMaxBytes.
+	ThoughtsMaxBytes int64
+	// OutputsMaxBytes bounds NOESIS_OUTPUTS, which then drops its oldest
+	// outputs (each was republished to its agent when stored); default
+	// DefaultOutputsMaxBytes.
+	OutputsMaxBytes int64
+	// DLQMaxBytes bounds NOESIS_DLQ, which then refuses new letters (the
+	// thoughts wait, nak'd, for room), and NOESIS_REPLAYS; default
+	// DefaultDLQMaxBytes.
+	DLQMaxBytes int64
+	// DLQMaxAge is how long dead letters are kept; default DefaultDLQMaxAge.
+	DLQMaxAge time.Duration
 }
+
+// The streams' bounds unless configured: together with NOESIS_REPLAYS (as
+// large as the dead letters) and NOESIS_ADVISORIES (64 MiB), 2.6 GiB, which
+// JetStream reserves up front against the server's and the account's storage.
+const (
+	DefaultThoughtsMaxBytes int64 = 1 << 30
+	DefaultOutputsMaxBytes  int64 = 1 << 30
+	DefaultDLQMaxBytes      int64 = 256 << 20
+	DefaultDLQMaxAge              = 7 * 24 * time.Hour
+	advisoriesMaxBytes      int64 = 64 << 20
+)
 
 // ThoughtHeaderAllowance is the room for headers (a message id, a trace
 // context) the thoughts stream allows beyond MaxThoughtBytes: JetStream counts
 // headers in a stream's maximum message size.
 const ThoughtHeaderAllowance = 8 << 10
-
-// ThoughtsDuplicateWindow is the thoughts stream's duplicate window: the
-// least JetStream allows. A Nats-Msg-Id is scoped to a whole stream, so a
-// longer window would let one agent, publishing first with another's message
-// id, make the other's thought a "duplicate" that is never stored. Outputs are
-// deduplicated instead, by event, stage and the thought's digest (OutputMsgID):
-// a publisher's retry is processed again, from the cache, and its outputs are
-// dropped as duplicates.
-const ThoughtsDuplicateWindow = 100 * time.Millisecond
 
 func (c StreamsConfig) withDefaults() StreamsConfig {
 	if c.Replicas <= 0 {
@@ -152,41 +176,84 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	if c.MaxAge <= 0 {
 		c.MaxAge = 24 * time.Hour
 	}
+	if c.ThoughtsMaxBytes <= 0 {
+		c.ThoughtsMaxBytes = DefaultThoughtsMaxBytes
+	}
+	if c.OutputsMaxBytes <= 0 {
+		c.OutputsMaxBytes = DefaultOutputsMaxBytes
+	}
+	if c.DLQMaxBytes <= 0 {
+		c.DLQMaxBytes = DefaultDLQMaxBytes
+	}
+	if c.DLQMaxAge <= 0 {
+		c.DLQMaxAge = DefaultDLQMaxAge
+	}
 	return c
 }
 
-// StreamConfigs returns the configurations EnsureStreams applies.
+// StreamConfigs returns the configurations EnsureStreams applies, in the
+// order it applies them.
+//
+// NOESIS_THOUGHTS deduplicates nothing. A Nats-Msg-Id is scoped to a whole
+// stream, not to a subject or a publisher, so with any duplicate window one
+// agent publishing first under another's message id makes the other's
+// thought a "duplicate" that is never stored (with the least window
+// JetStream allows, 100 ms, an agent repeating the id every 10 ms did it).
+// JetStream gives a stream no window only when it sources another: without
+// sources a window of 0 becomes the 2-minute default, and a window of 0
+// disables deduplication (nats-server's checkStreamCfg and storeMsgIdLocked).
+// So the replayed thoughts go into a stream of their own, NOESIS_REPLAYS,
+// which NOESIS_THOUGHTS sources: its window stays 0. The sourced copy keeps
+// its subject (_noesis.replay.<agent>), which no agent can publish to
+// NOESIS_THOUGHTS under: the stream takes only noesis.thoughts.> directly.
+// Outputs are deduplicated by event, stage and the thought's digest instead
+// (OutputMsgID): a publisher's retry is stored again and processed again
+// (from the cache), and its outputs are dropped as duplicates.
+//
+// When full, NOESIS_THOUGHTS and NOESIS_REPLAYS refuse new messages (discard
+// new): nothing they accepted is dropped before its age. NOESIS_OUTPUTS drops
+// its oldest outputs (discard old): each was republished to its agent the
+// moment it was stored, and a worker never has to hold a thought for want of
+// room. NOESIS_DLQ refuses new letters (discard new): the letters an
+// operator has not seen yet are kept, and the thoughts whose letters are
+// refused wait for room, nak'd, in NOESIS_THOUGHTS and NOESIS_ADVISORIES.
 func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	cfg = cfg.withDefaults()
-	base := func(name, desc string, subjects []string, maxAge time.Duration) jetstream.StreamConfig {
+	base := func(name, desc string, subjects []string, maxAge time.Duration, maxBytes int64, discard jetstream.DiscardPolicy) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
 			Name: name, Description: desc, Subjects: subjects, Storage: cfg.Storage, Replicas: cfg.Replicas,
-			Retention: jetstream.LimitsPolicy, MaxAge: maxAge, Duplicates: cfg.DuplicateWindow, Discard: jetstream.DiscardOld,
+			Retention: jetstream.LimitsPolicy, MaxAge: maxAge, MaxBytes: maxBytes, Duplicates: cfg.DuplicateWindow, Discard: discard,
 		}
 	}
 	var stored []string
 	for _, s := range pipeline.Stages {
 		stored = append(stored, StoreSubject(outputRoot(s))+".>")
 	}
-	outputs := base(StreamOutputs, "noesis: narratives, verdicts and analyses", stored, cfg.MaxAge)
-	outputs.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
-	dlq := base(StreamDLQ, "noesis: dead letters", []string{StoreSubject(DLQPrefix) + ">"}, 7*24*time.Hour)
-	dlq.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
-	thoughts := base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">", ReplayPrefix + ">"}, cfg.MaxAge)
-	thoughts.Duplicates = ThoughtsDuplicateWindow
+	thoughts := base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">"}, cfg.MaxAge, cfg.ThoughtsMaxBytes, jetstream.DiscardNew)
+	thoughts.Duplicates = 0
+	thoughts.Sources = []*jetstream.StreamSource{{Name: StreamReplays}}
 	if cfg.MaxThoughtBytes > 0 {
 		thoughts.MaxMsgSize = int32(cfg.MaxThoughtBytes + ThoughtHeaderAllowance)
 	}
-	return []jetstream.StreamConfig{
-		thoughts,
-		outputs,
-		dlq,
-	}
+	replays := base(StreamReplays, "noesis: thoughts put back by noesis dlq replay, sourced by "+StreamThoughts,
+		[]string{ReplayPrefix + ">"}, cfg.MaxAge, cfg.DLQMaxBytes, jetstream.DiscardNew)
+	outputs := base(StreamOutputs, "noesis: narratives, verdicts and analyses", stored, cfg.MaxAge, cfg.OutputsMaxBytes, jetstream.DiscardOld)
+	outputs.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
+	dlq := base(StreamDLQ, "noesis: dead letters", []string{StoreSubject(DLQPrefix) + ">"}, cfg.DLQMaxAge, cfg.DLQMaxBytes, jetstream.DiscardNew)
+	// A letter is stored under _noesis.store.dlq.<stage>.<thought> and seen
+	// on noesis.dlq.<stage>.
+	dlq.RePublish = &jetstream.RePublish{Source: StoreSubject(DLQPrefix) + "*.*", Destination: DLQPrefix + "{{wildcard(1)}}"}
+	// NOESIS_THOUGHTS first: an older deployment's took the replay subjects
+	// itself, and NOESIS_REPLAYS can take them only once it has given them up.
+	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq}
 }
 
-// EnsureStreams creates or updates the streams. It is idempotent, and
-// processes that start together do not fight: a create that loses the race
-// becomes an update.
+// EnsureStreams creates or updates the streams (StreamConfigs). It is
+// idempotent, and processes that start together do not fight: a create that
+// loses the race becomes an update. A deployment's older streams are updated
+// in place: NOESIS_THOUGHTS gives up the replay subjects and its duplicate
+// window and sources NOESIS_REPLAYS, and the bounds are added (a stream that
+// discards new messages when full loses none of those it holds).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	for _, sc := range StreamConfigs(cfg) {
 		if err := ensureStream(ctx, js, sc); err != nil {

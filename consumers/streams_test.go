@@ -51,7 +51,7 @@ func TestEnsureStreamsConcurrentAndIdempotent(t *testing.T) {
 		info := s.CachedInfo()
 		window := 2 * time.Minute
 		if want.Name == consumers.StreamThoughts {
-			window = consumers.ThoughtsDuplicateWindow // message ids are not trusted across agents
+			window = 0 // message ids are not trusted across agents
 		}
 		if info.Config.Duplicates != window {
 			t.Errorf("%s duplicate window %s", want.Name, info.Config.Duplicates)
@@ -98,7 +98,7 @@ func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	start()
-	cfg.DuplicateWindow = 3 * time.Minute // the outputs and dead letters streams change; thoughts keeps its own window
+	cfg.DuplicateWindow = 3 * time.Minute // the replays, outputs and dead letters streams change; thoughts has no window
 	if err := consumers.EnsureStreams(context.Background(), js, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,8 @@ func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
 		}
 		updated = append(updated, m.Subject)
 	}
-	want := []string{"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamOutputs, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamDLQ}
+	want := []string{"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamReplays, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamOutputs,
+		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamDLQ}
 	if strings.Join(updated, " ") != strings.Join(want, " ") {
 		t.Errorf("stream updates: %v, want only the changed window's: %v", updated, want)
 	}
