@@ -145,6 +145,12 @@ type Config struct {
 	StreamMaxAge      time.Duration `env:"NOESIS_STREAM_MAX_AGE" envDefault:"24h"`
 	StreamReplicas    int           `env:"NOESIS_STREAM_REPLICAS" envDefault:"1"`
 	StreamStorage     string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
+	// The streams' bounds; what each does when full is in docs/operations.md.
+	// The defaults are consumers.Default*MaxBytes and DefaultDLQMaxAge.
+	ThoughtsMaxBytes ByteSize      `env:"NOESIS_STREAM_THOUGHTS_MAX_BYTES" envDefault:"1GiB"`
+	OutputsMaxBytes  ByteSize      `env:"NOESIS_STREAM_OUTPUTS_MAX_BYTES" envDefault:"1GiB"`
+	DLQMaxBytes      ByteSize      `env:"NOESIS_STREAM_DLQ_MAX_BYTES" envDefault:"256MiB"`
+	DLQMaxAge        time.Duration `env:"NOESIS_STREAM_DLQ_MAX_AGE" envDefault:"168h"`
 
 	// Prices per model, in USD per million tokens in/out, for cost estimates:
 	// "model=in/out,model=in/out". Models without a price cost nothing.
@@ -320,6 +326,7 @@ func (c *Config) Validate() error {
 		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
 		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease,
 		"NOESIS_TARGET_BREAKER_COOLDOWN": c.TargetBreakerCooldown, "NOESIS_LIMIT_WINDOW": c.LimitWindow, "MODAL_COLD_START_TIMEOUT": c.ModalColdStartTimeout, "MODAL_SCALEDOWN_WINDOW": c.ModalScaledownWindow, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
+		"NOESIS_STREAM_DLQ_MAX_AGE": c.DLQMaxAge,
 	}
 	for name, d := range durations {
 		if d <= 0 {
@@ -354,6 +361,19 @@ func (c *Config) Validate() error {
 	if c.StreamStorage != "file" && c.StreamStorage != "memory" {
 		bad("NOESIS_STREAM_STORAGE", "want file or memory, got %q", c.StreamStorage)
 	}
+	for name, size := range map[string]ByteSize{"NOESIS_STREAM_THOUGHTS_MAX_BYTES": c.ThoughtsMaxBytes, "NOESIS_STREAM_OUTPUTS_MAX_BYTES": c.OutputsMaxBytes, "NOESIS_STREAM_DLQ_MAX_BYTES": c.DLQMaxBytes} {
+		if size < minStreamBytes {
+			bad(name, "want a size of at least %s, got %s", minStreamBytes, size)
+		}
+	}
+	if largest := ByteSize(c.MaxThoughtBytes + consumers.ThoughtHeaderAllowance); c.ThoughtsMaxBytes < largest {
+		bad("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "want at least the largest thought, NOESIS_MAX_THOUGHT_BYTES and 8 KiB of headers (%s), got %s", largest, c.ThoughtsMaxBytes)
+	}
+	for name, age := range map[string]time.Duration{"NOESIS_STREAM_MAX_AGE": c.StreamMaxAge, "NOESIS_STREAM_DLQ_MAX_AGE": c.DLQMaxAge} {
+		if age > 0 && age < c.DuplicateWindow {
+			bad(name, "want at least NOESIS_DUPLICATE_WINDOW (%s), got %s: JetStream keeps message ids no longer than messages", c.DuplicateWindow, age)
+		}
+	}
 	if window := c.DuplicateWindow; window < c.maxRedeliverySpan() {
 		bad("NOESIS_DUPLICATE_WINDOW", "%s is shorter than the longest redelivery span (%s): a late output could be published twice", window, c.maxRedeliverySpan())
 	}
@@ -377,6 +397,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// minStreamBytes is the least a stream's max bytes may be: room for the
+// largest dead letter (consumers.MaxLetterBytes) and more than one thought.
+const minStreamBytes ByteSize = 1 << 20
 
 // maxRedeliverySpan bounds how long after its first delivery a thought can
 // still be worked on: MaxDeliver ack waits plus the nak delays between them.

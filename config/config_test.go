@@ -100,6 +100,10 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		{map[string]string{"NOESIS_PRICES": "llama"}, "NOESIS_PRICES: want model=in/out"},
 		{map[string]string{"NOESIS_PRICES": "llama=1/x"}, "NOESIS_PRICES: prices in \"llama=1/x\" must be numbers"},
 		{map[string]string{"NATS_CERT": "c.pem"}, "NATS_CERT: NATS_CERT and NATS_KEY go together"},
+		{map[string]string{"NOESIS_STREAM_THOUGHTS_MAX_BYTES": "lots"}, "NOESIS_STREAM_THOUGHTS_MAX_BYTES: want a size such as 512MiB or 1GiB, got \"lots\""},
+		{map[string]string{"NOESIS_STREAM_DLQ_MAX_BYTES": "64KiB"}, "NOESIS_STREAM_DLQ_MAX_BYTES: want a size of at least 1.0 MiB, got 64 KiB"},
+		{map[string]string{"NOESIS_MAX_THOUGHT_BYTES": "2097152", "NOESIS_STREAM_THOUGHTS_MAX_BYTES": "2MiB"}, "NOESIS_STREAM_THOUGHTS_MAX_BYTES: want at least the largest thought"},
+		{map[string]string{"NOESIS_STREAM_DLQ_MAX_AGE": "10m"}, "NOESIS_STREAM_DLQ_MAX_AGE: want at least NOESIS_DUPLICATE_WINDOW"},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {
@@ -252,5 +256,25 @@ func TestIdleConnectionsFollowThePools(t *testing.T) {
 	c.Tier.Fast.Concurrency, c.Tier.Reasoning.Concurrency, c.Tier.Deep.Concurrency = 10, 20, 5
 	if got := c.Router("").MaxIdleConnsPerHost; got != 75 {
 		t.Errorf("fixed pools 10/20/5: %d idle connections per host, want 75", got)
+	}
+}
+
+// The streams are bounded by default, with the bounds consumers documents,
+// and a size reads with or without its unit.
+func TestStreamsAreBoundedByDefault(t *testing.T) {
+	defaults := config.Defaults()
+	sc := defaults.Streams()
+	if sc.ThoughtsMaxBytes != consumers.DefaultThoughtsMaxBytes || sc.OutputsMaxBytes != consumers.DefaultOutputsMaxBytes ||
+		sc.DLQMaxBytes != consumers.DefaultDLQMaxBytes || sc.DLQMaxAge != consumers.DefaultDLQMaxAge || sc.MaxAge != 24*time.Hour {
+		t.Errorf("default streams %+v", sc)
+	}
+	t.Setenv("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "2GiB")
+	t.Setenv("NOESIS_STREAM_OUTPUTS_MAX_BYTES", "3000000")
+	c, err := config.Load("", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := c.Streams(); sc.ThoughtsMaxBytes != 2<<30 || sc.OutputsMaxBytes != 3000000 {
+		t.Errorf("streams %+v", sc)
 	}
 }

@@ -63,6 +63,8 @@ func variableOf(pe env.ParseError, environ map[string]string) string {
 func parses(t reflect.Type, v string) bool {
 	var err error
 	switch {
+	case t == reflect.TypeFor[ByteSize]():
+		err = new(ByteSize).UnmarshalText([]byte(v))
 	case t == reflect.TypeFor[time.Duration]():
 		_, err = time.ParseDuration(v)
 	case t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64:
@@ -100,6 +102,8 @@ func expects(t reflect.Type) string {
 	switch {
 	case t == reflect.TypeOf(time.Duration(0)):
 		return "a duration such as 500ms, 30s or 5m"
+	case t == reflect.TypeFor[ByteSize]():
+		return "a size such as 512MiB or 1GiB"
 	case t.Kind() == reflect.Int || t.Kind() == reflect.Int64:
 		return "a whole number"
 	case t.Kind() == reflect.Float64:
