@@ -44,15 +44,10 @@ func TestPublishCommand(t *testing.T) {
 	if !strings.Contains(out, "published event_id=cli-1 subject=noesis.thoughts.daimon-7 stream=NOESIS_THOUGHTS seq=1 duplicate=false") {
 		t.Fatalf("output %q", out)
 	}
-	// Another thought under the same event id is stored: only outputs are
+	// Another thought under the same event id is stored, at once: the
+	// thoughts stream deduplicates no message id; only outputs are
 	// deduplicated, by event, stage and the thought's digest.
-	// (The thoughts stream remembers a message id for 100 ms: publish until it is past.)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-		out, err = runCLI(t, `{"event_id":"cli-1","agent_id":"daimon-7","content":{"user_input":"again"}}`, "publish", "--file", "-")
-		if err != nil || !strings.Contains(out, "duplicate=true") {
-			break
-		}
-	}
+	out, err = runCLI(t, `{"event_id":"cli-1","agent_id":"daimon-7","content":{"user_input":"again"}}`, "publish", "--file", "-")
 	if err != nil || !strings.Contains(out, "seq=2 duplicate=false") {
 		t.Fatalf("a second thought under cli-1 must be stored: %v %s", err, out)
 	}
@@ -126,5 +121,29 @@ func TestSlowCallIsNotRedelivered(t *testing.T) {
 	}
 	if info.NumRedelivered != 0 || s.Stats().Requests != 1 || svc.Pool(pipeline.StageNarrative).Stats().Retried != 0 {
 		t.Fatalf("redelivered %d, upstream requests %d", info.NumRedelivered, s.Stats().Requests)
+	}
+}
+
+// `noesis publish` to a full thoughts stream says so, and fails.
+func TestPublishToAFullNoesis(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, js := natstest.Connect(t, ns)
+	if err := consumers.EnsureStreams(context.Background(), js, consumers.StreamsConfig{ThoughtsMaxBytes: 16 << 10}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_URL", ns.ClientURL())
+	for i := 0; ; i++ {
+		th := thought(i, strings.Repeat("f", 1<<10))
+		data, _ := json.Marshal(th)
+		if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(th.AgentID), data); err != nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal("100 KiB of thoughts stored in a 16 KiB stream")
+		}
+	}
+	out, err := runCLI(t, "", "publish", "--agent", "daimon-7", "--text", "one more", "--event-id", "too-many")
+	if err == nil || !strings.Contains(err.Error(), "noesis is full: NOESIS_THOUGHTS refused it (maximum bytes exceeded)") || !strings.Contains(err.Error(), "too-many not stored") {
+		t.Fatalf("publish to a full stream: %v, output %q", err, out)
 	}
 }

@@ -52,39 +52,50 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 	good.Content.Depth = 1
 	publishThought(t, js, good)
 
-	// Every stage consumer accounts for every message: bad ones land in its DLQ.
-	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1, "dlq.narrative": len(cases), "dlq.tribunal": len(cases), "dlq.analysis": len(cases)})
+	// Every stage consumer accounts for every message; a thought none can
+	// read gets one letter, on noesis.dlq.input, not one per stage.
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
+	eventually(t, 20*time.Second, func() bool { return len(got.messages("dlq.input")) >= len(cases) },
+		func() string {
+			return fmt.Sprintf("%d input letters, want %d", len(got.messages("dlq.input")), len(cases))
+		})
+	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
+		waitConsumerIdle(t, js, durable, uint64(len(cases)+1))
+	}
+	got.settle(t, js)
 	schemas, err := contract.Schemas()
 	if err != nil {
 		t.Fatal(err)
 	}
+	msgs := got.messages("dlq.input")
+	if len(msgs) != len(cases) {
+		t.Errorf("dlq.input has %d letters, want %d", len(msgs), len(cases))
+	}
 	for _, stage := range []string{"narrative", "tribunal", "analysis"} {
-		msgs := got.messages("dlq." + stage)
-		if len(msgs) != len(cases) {
-			t.Errorf("dlq.%s has %d letters, want %d", stage, len(msgs), len(cases))
+		if n := len(got.messages("dlq." + stage)); n != 0 {
+			t.Errorf("dlq.%s has %d letters for thoughts no stage could read", stage, n)
 		}
-		for i, c := range cases {
-			m := findLetter(msgs, c.body)
-			if m == nil {
-				t.Errorf("%s: no dead letter on dlq.%s", c.name, stage)
-				continue
-			}
-			if r := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(r, c.reason) || !strings.Contains(r, "bad input") {
-				t.Errorf("%s: reason %q does not say %q", c.name, r, c.reason)
-			}
-			if m.Header.Get(consumers.HeaderDLQAttempts) != "1" || m.Header.Get(consumers.HeaderDLQSubject) != c.subject {
-				t.Errorf("%s: attempts %q subject %q", c.name, m.Header.Get(consumers.HeaderDLQAttempts), m.Header.Get(consumers.HeaderDLQSubject))
-			}
-			if err := contract.Validate(schemas, contract.DeadLetterHeaders, contract.Headers(m.Header)); err != nil {
-				t.Errorf("%s: %v", c.name, err)
-			}
-			if seq, _ := strconv.Atoi(m.Header.Get(consumers.HeaderDLQStreamSeq)); seq != i+1 {
-				t.Errorf("%s: stream seq %d, want %d", c.name, seq, i+1)
-			}
+	}
+	for i, c := range cases {
+		m := findLetter(msgs, c.body)
+		if m == nil {
+			t.Errorf("%s: no dead letter on dlq.input", c.name)
+			continue
+		}
+		if r := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(r, c.reason) || !strings.Contains(r, "bad input") {
+			t.Errorf("%s: reason %q does not say %q", c.name, r, c.reason)
+		}
+		if m.Header.Get(consumers.HeaderDLQAttempts) != "1" || m.Header.Get(consumers.HeaderDLQSubject) != c.subject || m.Header.Get(consumers.HeaderStage) != "input" {
+			t.Errorf("%s: attempts %q subject %q stage %q", c.name, m.Header.Get(consumers.HeaderDLQAttempts), m.Header.Get(consumers.HeaderDLQSubject), m.Header.Get(consumers.HeaderStage))
+		}
+		if err := contract.Validate(schemas, contract.DeadLetterHeaders, contract.Headers(m.Header)); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if seq, _ := strconv.Atoi(m.Header.Get(consumers.HeaderDLQStreamSeq)); seq != i+1 {
+			t.Errorf("%s: stream seq %d, want %d", c.name, seq, i+1)
 		}
 	}
 	// Terminated, not redelivered: nothing is pending on the consumers.
-	waitConsumerIdle(t, js, "narrative", uint64(len(cases)+1))
 	if st := svc.Pool(pipeline.StageNarrative).Stats(); st.DeadLettered != uint64(len(cases)) || st.Retried != 0 {
 		t.Errorf("narrative pool stats %+v", st)
 	}

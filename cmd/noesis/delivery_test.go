@@ -213,9 +213,10 @@ func TestSharedCacheAcrossProcesses(t *testing.T) {
 	t.Logf("process a: %+v; process b: %+v", sa, sb)
 }
 
-// Replaying one stage's letter of a thought that cannot be decoded runs that
-// stage only: one new letter, not one per stage.
-func TestReplayOfBadInputRunsOneStage(t *testing.T) {
+// A thought that cannot be decoded has one letter, for every stage; replaying
+// it runs every stage again, which (the thought being as bad as before) makes
+// one new letter, on the replay subject, not one per stage.
+func TestReplayOfBadInputMakesOneLetter(t *testing.T) {
 	ns := natstest.RunServer(t)
 	_, simURL := simtest.Start(t, sim.Config{})
 	runService(t, testConfig(t, ns, simURL))
@@ -224,30 +225,33 @@ func TestReplayOfBadInputRunsOneStage(t *testing.T) {
 	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject("daimon-1"), []byte(`{"event_id":"broken-1","agent_id":"daimon-1"`)); err != nil {
 		t.Fatal(err)
 	}
-	got.waitFor(t, 20*time.Second, map[string]int{"dlq.narrative": 1, "dlq.tribunal": 1, "dlq.analysis": 1})
-	letters, err := consumers.ListLetters(context.Background(), js, pipeline.StageTribunal)
-	if err != nil || len(letters) != 1 {
-		t.Fatalf("%d tribunal letters, %v", len(letters), err)
+	got.waitFor(t, 20*time.Second, map[string]int{"dlq.input": 1})
+	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
+		waitConsumerIdle(t, js, durable, 1)
 	}
-	if _, err := consumers.Replay(context.Background(), js, letters[0]); err != nil {
+	letters, err := consumers.ListLetters(context.Background(), js, "")
+	if err != nil || len(letters) != 1 || letters[0].Stage != consumers.StageInput {
+		t.Fatalf("letters for one bad thought: %+v, %v", letters, err)
+	}
+	ack, err := consumers.Replay(context.Background(), js, letters[0])
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitConsumerIdle(t, js, "narrative", 2)
-	waitConsumerIdle(t, js, "analysis", 2)
-	waitConsumerIdle(t, js, "tribunal", 2)
+	if ack.Stream != consumers.StreamThoughts || ack.Sequence != 2 {
+		t.Errorf("replayed as %s seq %d, want %s seq 2", ack.Stream, ack.Sequence, consumers.StreamThoughts)
+	}
+	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
+		waitConsumerIdle(t, js, durable, 2)
+	}
+	got.settle(t, js)
 	all, err := consumers.ListLetters(context.Background(), js, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	per := map[pipeline.Stage]int{}
-	for _, l := range all {
-		per[l.Stage]++
+	if len(all) != 1 || all[0].Stage != consumers.StageInput || all[0].Subject != consumers.ReplaySubject("daimon-1") || all[0].Seq != 2 {
+		t.Errorf("letters after the replay: %+v; want one, for the replayed thought", all)
 	}
-	// The first tribunal letter was removed by the replay; the replay made one new.
-	if per[pipeline.StageTribunal] != 1 || per[pipeline.StageNarrative] != 1 || per[pipeline.StageAnalysis] != 1 {
-		t.Errorf("letters per stage after the replay: %v; want one each", per)
-	}
-	if len(all) == 3 && all[2].Subject != consumers.ReplaySubject("daimon-1") {
-		t.Errorf("the new letter's subject %q, want the replay subject", all[2].Subject)
+	if n := len(got.messages("dlq.input")); n != 2 {
+		t.Errorf("%d letters seen on %s, want 2 (the first and the replay's)", n, consumers.DLQSubject(consumers.StageInput))
 	}
 }

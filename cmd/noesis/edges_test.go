@@ -110,5 +110,5 @@ func TestDeletedStreamsAreSetUpAgain(t *testing.T) {
 	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(bad.AgentID), data, jetstream.WithMsgID(bad.EventID)); err != nil {
 		t.Fatal(err)
 	}
-	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 1, "verdicts": 1, "dlq.narrative": 1, "dlq.tribunal": 1})
+	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 1, "verdicts": 1, "dlq.input": 1})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -26,7 +27,8 @@ func newPublishCmd() *cobra.Command {
 		Long: `Publish a thought on noesis.thoughts.<agent_id> with Nats-Msg-Id = event_id,
 and wait for JetStream's acknowledgement. The thought comes from flags
 (--agent and --text), or as JSON from --file or standard input (--file -).
-A missing event_id is generated. The thought is validated before it is sent.`,
+A missing event_id is generated. The thought is validated before it is sent.
+When NOESIS_THOUGHTS is full the thought is refused: "noesis is full", exit 1.`,
 		Example: `  noesis publish --agent daimon-1 --text "I will delete the stale backups" --depth 4
   echo '{"event_id":"e1","agent_id":"daimon-1","content":{"user_input":"hello"}}' | noesis publish --file -`,
 		Args: cobra.NoArgs,
@@ -56,6 +58,9 @@ A missing event_id is generated. The thought is validated before it is sent.`,
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
 			ack, err := js.Publish(ctx, consumers.ThoughtSubject(t.AgentID), data, jetstream.WithMsgID(t.EventID))
+			if err := consumers.PublishError(consumers.StreamThoughts, err); errors.Is(err, consumers.ErrStreamFull) {
+				return fmt.Errorf("%w: thought %s not stored; publish it again once the workers have caught up or older thoughts have aged out (docs/operations.md, \"When a stream is full\")", err, t.EventID)
+			}
 			if err != nil {
 				return fmt.Errorf("publish: %w", err)
 			}

@@ -59,7 +59,7 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	m.tokens = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_tokens_total", Help: "Tokens sent (in) and received (out)."}, []string{"tier", "provider", "model", "direction"})
 	m.callErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_model_errors_total", Help: "Failed upstream calls by class: timeout, rate_limited, server, request (refused for what it holds: 400, 413, 422), client (other 4xx), canceled, network, budget, other; parse for judge answers in no readable shape."}, []string{"tier", "provider", "model", "class"})
 	m.inFlight = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_model_calls_in_flight", Help: "Upstream calls under way."}, []string{"tier", "provider", "model"})
-	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_thoughts_total", Help: "Deliveries of thoughts by stage and outcome: published, duplicate, skipped, retried, dead_lettered, rate_limit_wait."}, []string{"stage", "outcome"})
+	m.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_thoughts_total", Help: "Deliveries of thoughts by stage and outcome: published, duplicate, skipped, retried, dead_lettered, rate_limit_wait, stream_full_wait."}, []string{"stage", "outcome"})
 	m.redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_redeliveries_total", Help: "Deliveries after the first."}, []string{"stage"})
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_dead_letters_total", Help: "Thoughts dead-lettered by this process."}, []string{"stage"})
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_tribunal_decisions_total", Help: "Verdicts by decision."}, []string{"decision"})
@@ -77,7 +77,7 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	for _, st := range pipeline.Stages {
 		m.deadLetters.WithLabelValues(string(st))
 		m.redelivered.WithLabelValues(string(st))
-		for _, o := range []string{"published", "duplicate", "skipped", "retried", "dead_lettered", "rate_limit_wait"} {
+		for _, o := range []string{"published", "duplicate", "skipped", "retried", "dead_lettered", "rate_limit_wait", "stream_full_wait"} {
 			m.deliveries.WithLabelValues(string(st), o)
 		}
 	}
