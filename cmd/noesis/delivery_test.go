@@ -229,16 +229,14 @@ func TestReplayOfBadInputMakesOneLetter(t *testing.T) {
 	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
 		waitConsumerIdle(t, js, durable, 1)
 	}
-	letters, err := consumers.ListLetters(context.Background(), js, "")
-	if err != nil || len(letters) != 1 || letters[0].Stage != consumers.StageInput {
-		t.Fatalf("letters for one bad thought: %+v, %v", letters, err)
+	t.Setenv("NATS_URL", ns.ClientURL())
+	out, err := runCLI(t, "", "dlq", "list", "--stage", "input")
+	if err != nil || !strings.Contains(out, "1 dead letters") || !strings.Contains(out, "invalid JSON") {
+		t.Fatalf("list --stage input: %v\n%s", err, out)
 	}
-	ack, err := consumers.Replay(context.Background(), js, letters[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ack.Stream != consumers.StreamThoughts || ack.Sequence != 2 {
-		t.Errorf("replayed as %s seq %d, want %s seq 2", ack.Stream, ack.Sequence, consumers.StreamThoughts)
+	out, err = runCLI(t, "", "dlq", "replay", "--all", "--stage", "input")
+	if err != nil || !strings.Contains(out, "stage input) as thought seq 2") {
+		t.Fatalf("replay --stage input: %v\n%s", err, out)
 	}
 	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
 		waitConsumerIdle(t, js, durable, 2)

@@ -19,7 +19,7 @@ func newDLQCmd() *cobra.Command {
 		Use:   "dlq",
 		Short: "Inspect and replay dead letters",
 	}
-	cmd.PersistentFlags().String("stage", "", "only this stage's letters: narrative, tribunal or analysis")
+	cmd.PersistentFlags().String("stage", "", "only this stage's letters: narrative, tribunal, analysis, or input (thoughts no stage could read)")
 
 	list := &cobra.Command{
 		Use:   "list",
@@ -130,8 +130,8 @@ func loadLetters(cmd *cobra.Command) ([]consumers.Letter, error) {
 		return nil, err
 	}
 	stage, _ := cmd.Flags().GetString("stage")
-	if stage != "" && !pipeline.Stage(stage).Valid() {
-		return nil, fmt.Errorf("--stage %q: want narrative, tribunal or analysis", stage)
+	if stage != "" && !pipeline.Stage(stage).Valid() && pipeline.Stage(stage) != consumers.StageInput {
+		return nil, fmt.Errorf("--stage %q: want narrative, tribunal, analysis or input", stage)
 	}
 	nc, js, err := service.Connect(cfg, "noesis-dlq")
 	if err != nil {
