@@ -15,7 +15,8 @@ import (
 )
 
 // A full thoughts stream refuses a thought at publish, with an error that
-// says so, and keeps every thought it took: each still gets its output.
+// says so, and a replay (keeping its letter); it keeps every thought it took:
+// each still gets its output.
 func TestAFullThoughtsStreamRefusesAtPublishAndLosesNothing(t *testing.T) {
 	ctx, js := withStreamsConfig(t, consumers.StreamsConfig{ThoughtsMaxBytes: 32 << 10})
 	text := strings.Repeat("x", 1<<10)
@@ -36,6 +37,22 @@ func TestAFullThoughtsStreamRefusesAtPublishAndLosesNothing(t *testing.T) {
 	if !errors.Is(refusal, consumers.ErrStreamFull) || !errors.As(refusal, &full) || full.Stream != consumers.StreamThoughts ||
 		!strings.Contains(refusal.Error(), "noesis is full: NOESIS_THOUGHTS") || !strings.Contains(refusal.Error(), "maximum bytes exceeded") {
 		t.Fatalf("refusal %q does not say the thoughts stream is full", refusal)
+	}
+	// A replay is refused too, and its letter kept.
+	letter := consumers.Letter{Stage: pipeline.StageNarrative, Subject: consumers.ThoughtSubject("a1"), Seq: 1, Attempts: 5, Reason: "test",
+		Data: thoughtJSON(t, "full-0", "a1", text, pipeline.StageNarrative)}
+	if err := consumers.StoreLetter(ctx, js, letter); err != nil {
+		t.Fatal(err)
+	}
+	letters, err := consumers.ListLetters(ctx, js, "")
+	if err != nil || len(letters) != 1 {
+		t.Fatalf("%d letters, %v", len(letters), err)
+	}
+	if _, err := consumers.Replay(ctx, js, letters[0]); !errors.Is(err, consumers.ErrStreamFull) {
+		t.Fatalf("replay into a full thoughts stream: %v", err)
+	}
+	if kept, _ := consumers.ListLetters(ctx, js, ""); len(kept) != 1 {
+		t.Fatalf("the letter of a refused replay was removed")
 	}
 	narr := runPool(t, js, consumers.PoolConfig{Stage: pipeline.StageNarrative}, echo(pipeline.StageNarrative))
 	natstest.Eventually(t, 10*time.Second, func() bool { return narr.Stats().Published == uint64(stored) },
