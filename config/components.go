@@ -68,7 +68,7 @@ func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 	ps := c.Tier.Of(t)
 	pc := consumers.PoolConfig{Stage: stage, Concurrency: ps.Concurrency, MaxAckPending: ps.MaxAckPending, AckWait: ps.AckWait,
 		MaxConcurrency: c.MaxConcurrency, MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay, MaxThoughtBytes: c.MaxThoughtBytes,
-		DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience}
+		DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience, FIFO: !c.FairShare}
 	pc.MemoryBudget, _ = c.memoryBudget() // validated
 	return pc
 }

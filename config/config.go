@@ -76,6 +76,14 @@ type Config struct {
 	LimitWindow time.Duration `env:"NOESIS_LIMIT_WINDOW" envDefault:"1m"`
 	// Monthly budgets per provider in USD, summed across workers: "nebius=50,modal=270".
 	Budgets string `env:"NOESIS_BUDGETS"`
+	// Quotas per agent, summed across workers: every agent's
+	// "rpm/tpm/usd" (requests and tokens per NOESIS_LIMIT_WINDOW, USD per
+	// month; 0: none), an agent's own "agent=rpm/tpm/usd,...", and the share
+	// of the providers' monthly budgets one agent may spend when every
+	// agent's usd is 0.
+	AgentQuota       string  `env:"NOESIS_AGENT_QUOTA" envDefault:"0/0/0"`
+	AgentQuotas      string  `env:"NOESIS_AGENT_QUOTAS"`
+	AgentBudgetShare float64 `env:"NOESIS_AGENT_BUDGET_SHARE" envDefault:"0.5"`
 	// A model target's circuit breaker.
 	TargetBreakerFailures int           `env:"NOESIS_TARGET_BREAKER_FAILURES" envDefault:"5"`
 	TargetBreakerCooldown time.Duration `env:"NOESIS_TARGET_BREAKER_COOLDOWN" envDefault:"30s"`
@@ -137,6 +145,10 @@ type Config struct {
 	RetryDelay      time.Duration `env:"NOESIS_RETRY_DELAY" envDefault:"1s"`
 	MaxThoughtBytes int           `env:"NOESIS_MAX_THOUGHT_BYTES" envDefault:"65536"`
 	DrainTimeout    time.Duration `env:"NOESIS_DRAIN_TIMEOUT" envDefault:"30s"`
+	// FairShare serves waiting thoughts and model calls by priority, then in
+	// turn between agents; false serves them first come, first served (to
+	// measure what fairness costs: noesis bench fair).
+	FairShare bool `env:"NOESIS_FAIR_SHARE" envDefault:"true"`
 	// CallBudget bounds the upstream calls of one delivery; 0 (the default):
 	// the judges times NOESIS_LLM_ATTEMPTS, plus one, and at least 10.
 	CallBudget        int           `env:"NOESIS_CALL_BUDGET" envDefault:"0"`
@@ -272,6 +284,8 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.BudgetTable(); err != nil {
 		bad("NOESIS_BUDGETS", "%v", err)
+	} else if _, _, err := c.AgentQuotaTable(); err != nil {
+		bad("NOESIS_AGENT_QUOTA", "%v", err)
 	}
 	if (c.NATSCert == "") != (c.NATSKey == "") {
 		bad("NATS_CERT", "NATS_CERT and NATS_KEY go together")

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/fair"
 )
 
 // PoolStats counts what a pool did. FullWaits counts the waits of thoughts
@@ -169,19 +170,89 @@ func (p *Pool) Run(ctx context.Context) error {
 	p.log.Info().Bool("adaptive", st.Adaptive).Int("concurrency", st.Limit).Int("max_concurrency", p.cfg.MaxConcurrency).
 		Dur("ack_wait", p.cfg.AckWait).Int("max_deliver", p.cfg.MaxDeliver).Msg("pool started")
 
+	// One goroutine pulls and sorts the thoughts into the fair queue; this
+	// loop hands them to the stage's work as slots free, by band and in
+	// turn between agents (pipeline/fair).
+	queue := fair.NewQueue[*pulled](p.pullBuffer())
+	fetched := make(chan struct{})
+	go func() {
+		defer close(fetched)
+		p.fetch(ctx, work, queue, func() jetstream.MessagesContext {
+			itMu.Lock()
+			defer itMu.Unlock()
+			return it
+		}, func(next jetstream.MessagesContext) {
+			itMu.Lock()
+			it = next
+			if ctx.Err() != nil {
+				it.Drain()
+			}
+			itMu.Unlock()
+		})
+	}()
+	popCtx, stopPop := context.WithCancel(context.Background())
+	go func() {
+		<-fetched
+		stopPop()
+	}()
+	defer stopPop()
+
 	var wg sync.WaitGroup
 	for {
 		if p.limit.Acquire(work) != nil {
 			break // drained past DrainTimeout
 		}
-		itMu.Lock()
-		cur := it
-		itMu.Unlock()
+		d, ok := queue.Pop(popCtx)
+		if !ok {
+			if d, ok = queue.TryPop(); !ok { // the fetcher is done and nothing is left
+				p.limit.Release(0)
+				break
+			}
+		}
+		if ctx.Err() != nil { // pulled while stopping: give it back at once
+			p.beats.remove(d.msg)
+			_ = d.msg.Nak()
+			p.limit.Release(0)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.limit.Release(p.handle(work, d))
+		}()
+	}
+	for d, ok := queue.TryPop(); ok; d, ok = queue.TryPop() { // stopped past DrainTimeout
+		p.beats.remove(d.msg)
+		_ = d.msg.Nak()
+	}
+	<-fetched
+	wg.Wait()
+	close(stopped)
+	p.log.Info().Msg("pool stopped")
+	return nil
+}
+
+// pulled is a thought as the fetcher pulled and read it.
+type pulled struct {
+	msg            jetstream.Msg
+	seq, delivered uint64
+	thought        pipeline.Thought
+	err            error // the thought cannot be read
+	agent          string
+}
+
+// fetch pulls the stage's thoughts until the iterator is drained, reads each
+// once (its agent and priority place it in the fair queue) and queues it,
+// kept alive by the heartbeats while it waits; a thought this stage has
+// nothing to do with is acked at once. It sets the consumer up again when it
+// is gone, and naks what it pulls after ctx ends.
+func (p *Pool) fetch(ctx, work context.Context, queue *fair.Queue[*pulled], current func() jetstream.MessagesContext, replace func(jetstream.MessagesContext)) {
+	for {
+		cur := current()
 		msg, err := cur.Next()
 		if err != nil {
-			p.limit.Release(0)
 			if ctx.Err() != nil && errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-				break
+				return
 			}
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				// The consumer is gone (its stream was deleted?): set it up again.
@@ -189,14 +260,9 @@ func (p *Pool) Run(ctx context.Context) error {
 				cur.Stop()
 				next, rerr := p.reopen(ctx)
 				if rerr != nil {
-					break // ctx ended
+					return // ctx ended
 				}
-				itMu.Lock()
-				it = next
-				if ctx.Err() != nil {
-					it.Drain()
-				}
-				itMu.Unlock()
+				replace(next)
 				continue
 			}
 			p.log.Warn().Err(err).Msg("pull failed; retrying")
@@ -208,19 +274,54 @@ func (p *Pool) Run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil { // pulled while stopping: give it back at once
 			_ = msg.Nak()
-			p.limit.Release(0)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p.limit.Release(p.handle(work, msg))
-		}()
+		d := p.read(msg)
+		if d == nil {
+			continue // skipped
+		}
+		p.beats.add(msg)
+		agent, band := d.agent, fair.Band(d.thought.Priority)
+		if p.cfg.FIFO {
+			agent, band = "", fair.Normal
+		}
+		if err := queue.Push(work, agent, band, d); err != nil {
+			p.beats.remove(msg)
+			_ = msg.Nak()
+		}
 	}
-	wg.Wait()
-	close(stopped)
-	p.log.Info().Msg("pool stopped")
-	return nil
+}
+
+// read reads a pulled message: its delivery count and sequence, the thought
+// and whether it is well formed. It acks a thought this stage skips and
+// returns nil for it.
+func (p *Pool) read(msg jetstream.Msg) *pulled {
+	d := &pulled{msg: msg, delivered: 1}
+	if md, err := msg.Metadata(); err == nil {
+		d.delivered, d.seq = md.NumDelivered, md.Sequence.Stream
+	}
+	// A replay is for one stage: the others skip it, even when it cannot be
+	// decoded. Noesis-* headers count only on the replay subject, which only
+	// NOESIS_REPLAYS (where only operators may publish) brings into the
+	// thoughts stream; on an agent's thought they are ignored.
+	only := ""
+	if strings.HasPrefix(msg.Subject(), ReplayPrefix) {
+		only = msg.Headers().Get(HeaderOnlyStage)
+	}
+	if only != "" && only != string(p.cfg.Stage) {
+		p.skip(msg, d.delivered, p.log.With().Uint64("seq", d.seq).Logger())
+		return nil
+	}
+	d.agent, _ = SubjectAgent(msg.Subject())
+	d.thought, d.err = pipeline.DecodeThought(msg.Data(), p.cfg.MaxThoughtBytes)
+	if d.err == nil && d.agent != d.thought.AgentID {
+		d.err = fmt.Errorf("%w: agent_id %q does not match the subject's agent %q", pipeline.ErrBadInput, d.thought.AgentID, d.agent)
+	}
+	if d.err == nil && !d.thought.Wants(p.cfg.Stage) {
+		p.skip(msg, d.delivered, p.log.With().Uint64("seq", d.seq).Str("event_id", d.thought.EventID).Logger())
+		return nil
+	}
+	return d
 }
 
 // reopen sets the pool's consumer up again, once a second until it can (the
@@ -243,51 +344,23 @@ func (p *Pool) reopen(ctx context.Context) (jetstream.MessagesContext, error) {
 	}
 }
 
-// handle maps one message's outcome to ack, nak or dead letter. It returns
+// handle maps one thought's outcome to ack, nak or dead letter. It returns
 // how long the stage's work took when it succeeded, for the limit; else 0.
-func (p *Pool) handle(ctx context.Context, msg jetstream.Msg) (latency time.Duration) {
-	delivered := uint64(1)
-	var seq uint64
-	if md, err := msg.Metadata(); err == nil {
-		delivered, seq = md.NumDelivered, md.Sequence.Stream
-	}
+func (p *Pool) handle(ctx context.Context, in *pulled) (latency time.Duration) {
+	msg, seq, delivered, t := in.msg, in.seq, in.delivered, in.thought
+	defer p.beats.remove(msg)
 	log := p.log.With().Uint64("seq", seq).Uint64("delivery", delivered).Logger()
-
-	// A replay is for one stage: the others skip it, even when it cannot be
-	// decoded. Noesis-* headers count only on the replay subject, which only
-	// NOESIS_REPLAYS (where only operators may publish) brings into the
-	// thoughts stream; on an agent's thought they are ignored.
-	only := ""
-	if strings.HasPrefix(msg.Subject(), ReplayPrefix) {
-		only = msg.Headers().Get(HeaderOnlyStage)
-	}
-	if only != "" && only != string(p.cfg.Stage) {
-		p.skip(msg, delivered, log)
-		return 0
-	}
-	t, err := pipeline.DecodeThought(msg.Data(), p.cfg.MaxThoughtBytes)
-	if err == nil {
-		if token, _ := SubjectAgent(msg.Subject()); token != t.AgentID {
-			err = fmt.Errorf("%w: agent_id %q does not match the subject's agent %q", pipeline.ErrBadInput, t.AgentID, token)
-		}
-	}
-	if err != nil {
+	if in.err != nil {
 		// The thought cannot be read, whichever stage reads it: one letter
 		// for all of them (StageInput), written by the first to get there.
-		p.deadLetter(ctx, msg, StageInput, seq, delivered, err, log)
+		p.deadLetter(ctx, msg, StageInput, seq, delivered, in.err, log)
 		return 0
 	}
 	log = log.With().Str("event_id", t.EventID).Str("agent_id", t.AgentID).Logger()
-	if !t.Wants(p.cfg.Stage) {
-		p.skip(msg, delivered, log)
-		return 0
-	}
 
-	p.beats.add(msg)
 	d := &delivery{msg: msg, thought: t, delivered: delivered, log: log}
-	err = p.deliver(ctx, d)
+	err := p.deliver(ctx, d)
 	out, took, dup := d.out, d.took, d.dup
-	p.beats.remove(msg)
 	p.processed.Add(1)
 	switch {
 	case err == nil:
@@ -335,7 +408,11 @@ func (p *Pool) work(ctx context.Context, d *delivery) error {
 func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) (pipeline.Output, time.Duration, error) {
 	started := time.Now()
 	for {
-		hctx, _ := pipeline.WithCallBudget(ctx, p.cfg.CallBudget)
+		hctx := ctx
+		if !p.cfg.FIFO {
+			hctx = pipeline.WithTenant(ctx, pipeline.Tenant{Agent: t.AgentID, Priority: t.Priority})
+		}
+		hctx, _ = pipeline.WithCallBudget(hctx, p.cfg.CallBudget)
 		called := time.Now()
 		out, err := p.handler(hctx, t)
 		took := time.Since(called)
@@ -345,7 +422,9 @@ func (p *Pool) run(ctx context.Context, t pipeline.Thought, log zerolog.Logger) 
 		if err == nil || !errors.Is(err, pipeline.ErrRateLimited) {
 			return out, took, err
 		}
-		p.limit.Drop()
+		if !errors.Is(err, pipeline.ErrQuota) { // an agent's own quota is not the provider pushing back
+			p.limit.Drop()
+		}
 		after, ok := pipeline.RetryAfter(err)
 		if !ok {
 			after = p.cfg.RetryDelay

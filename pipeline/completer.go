@@ -116,6 +116,13 @@ var ErrPermanent = errors.New("permanent failure")
 // it, and the thought is dead-lettered with the provider's words.
 var ErrRequestRefused = errors.New("request refused")
 
+// ErrQuota marks a call refused by its agent's own quota (requests or
+// tokens per window: alongside ErrRateLimited and ErrTransient, with the wait;
+// the month's budget: alongside ErrPermanent). It is the agent's, not the
+// model target's: no breaker counts it, no other target is tried, and the
+// limit of thoughts in flight does not shrink for it.
+var ErrQuota = errors.New("agent quota")
+
 // ErrRateLimited marks a provider's 429: always alongside ErrTransient. The
 // worker holding the thought waits and tries again rather than spending one of
 // the thought's deliveries.
@@ -185,3 +192,24 @@ type PartialError struct {
 
 func (e *PartialError) Error() string { return e.Err.Error() }
 func (e *PartialError) Unwrap() error { return e.Err }
+
+type tenantKey struct{}
+
+// Tenant is whose thought a model call serves: its agent and the thought's
+// priority. The router shares a model target's slots and the agents' quotas
+// by it.
+type Tenant struct {
+	Agent, Priority string
+}
+
+// WithTenant returns a context whose model calls serve tenant.
+func WithTenant(ctx context.Context, tenant Tenant) context.Context {
+	return context.WithValue(ctx, tenantKey{}, tenant)
+}
+
+// TenantOf returns the tenant ctx's calls serve; the zero Tenant when none
+// was set (a call outside any thought: a warm-up, a benchmark).
+func TenantOf(ctx context.Context) Tenant {
+	t, _ := ctx.Value(tenantKey{}).(Tenant)
+	return t
+}

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/fair"
 )
 
 // tracer makes a span per upstream call, a child of the stage's span.
@@ -26,12 +27,13 @@ func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/ro
 // cost, spend, a 429's pause.
 func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
 	if t.slots != nil {
-		select {
-		case t.slots <- struct{}{}:
-			defer func() { <-t.slots }()
-		case <-ctx.Done():
-			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, ctx.Err())
+		// Calls that wait for a slot are served by priority, then in turn
+		// between agents: one agent's flood waits behind itself.
+		tenant := pipeline.TenantOf(ctx)
+		if err := t.slots.Acquire(ctx, tenant.Agent, fair.Band(tenant.Priority)); err != nil {
+			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, err)
 		}
+		defer t.slots.Release()
 	}
 	if c.limiter != nil && (t.RPM > 0 || t.TPM > 0) {
 		if err := c.limiter.Take(ctx, t.Name, t.RPM, t.TPM); err != nil {

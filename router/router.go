@@ -18,6 +18,7 @@ import (
 	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/fair"
 )
 
 // Observer is told of every upstream call, for metrics. Implementations must
@@ -89,7 +90,7 @@ func New(cfg Config, cache *Cache, log zerolog.Logger) (*Chain, error) {
 			where: fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, p.Name), redact: c.redact}
 		tg := &target{Target: t, provider: p, backend: be, breaker: pipeline.NewBreaker(withTargetDefaults(cfg.Breaker))}
 		if t.Concurrency > 0 {
-			tg.slots = make(chan struct{}, t.Concurrency)
+			tg.slots = fair.NewSlots(t.Concurrency)
 		}
 		if fn := cfg.OnBreakerChange; fn != nil {
 			name := t.Name

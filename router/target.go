@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/fair"
 )
 
 // Per-call timeouts when Config.Timeout is zero.
@@ -31,8 +32,8 @@ type target struct {
 	blockedUntil atomic.Int64
 	pace         pacer // the quota learned from 429s
 	breaker      *pipeline.Breaker
-	lastCall     atomic.Int64  // unix nanos of the last answer, for cold starts
-	slots        chan struct{} // Concurrency, when limited
+	lastCall     atomic.Int64 // unix nanos of the last answer, for cold starts
+	slots        *fair.Slots  // Concurrency, when limited; shared between agents in turn
 
 	latMu     sync.Mutex
 	latencies [ring]time.Duration // the last answers' latencies, a ring

@@ -118,6 +118,7 @@ type stackOptions struct {
 	workers   int               // worker processes (children)
 	http1     bool              // call the simulator over HTTP/1.1, as vLLM serves, not HTTP/2
 	tune      func(*sim.Config) // adjusts the simulator's config, when set
+	env       []string          // more settings for the worker processes
 }
 
 // startBenchStack starts the stack.
@@ -173,7 +174,8 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 		return nil, err
 	}
 	for i := 0; i < max(o.workers, 1); i++ {
-		w, err := proc.Start(fmt.Sprintf("worker-%d", i+1), progress, append(provider, "NATS_URL="+st.natsURL,
+		env := append(append([]string{}, provider...), o.env...)
+		w, err := proc.Start(fmt.Sprintf("worker-%d", i+1), progress, append(env, "NATS_URL="+st.natsURL,
 			"NOESIS_TIERS=fast,reasoning", "NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
 			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.Tier.Fast.Concurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.Tier.Reasoning.Concurrency),
 			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending)),

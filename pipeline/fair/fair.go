@@ -1,0 +1,226 @@
+// Package fair shares a queue, or a few slots, between agents: by priority
+// band, most urgent first, and within a band in turn between agents, so one
+// agent's flood waits behind itself and not in front of the others. The
+// worker pools queue pulled thoughts with it (consumers) and the model
+// targets queue calls waiting for a slot (router).
+package fair
+
+import (
+	"context"
+	"math"
+	"sync"
+)
+
+// Priority bands of the fair queue, most urgent first. A thought's band comes
+// from its priority: "critical" (an agent waits on it: an action about to
+// run), "normal" (the default), "batch" (background work).
+const (
+	Critical = iota
+	Normal
+	Batch
+	bands
+)
+
+// Band is the band of a thought's priority field; anything else is Normal
+// (a bad priority is refused when the thought is decoded).
+func Band(priority string) int {
+	switch priority {
+	case "critical":
+		return Critical
+	case "batch":
+		return Batch
+	}
+	return Normal
+}
+
+// Queue holds items (the thoughts a pool has pulled, the calls waiting for a
+// model's slot) and hands them out by band, most urgent first, and within a band in turn
+// between agents: each agent with thoughts waiting gets one before any gets a
+// second (round robin, as llm-d's flow control does between tenants). One
+// agent's flood therefore waits behind itself, not in front of the others.
+// It holds at most cap items: Push waits for room. Safe for concurrent use.
+type Queue[T any] struct {
+	mu     sync.Mutex
+	bands  [bands]band[T]
+	n, cap int
+	more   chan struct{} // signalled when an item arrives
+	room   chan struct{} // signalled when an item leaves
+}
+
+// band is one band: a FIFO per agent and the ring of agents that have
+// items, served in turn from next.
+type band[T any] struct {
+	queues map[string][]T
+	ring   []string
+	next   int
+}
+
+// NewQueue returns a queue of at most capacity items (at least 1).
+func NewQueue[T any](capacity int) *Queue[T] {
+	q := &Queue[T]{cap: max(capacity, 1), more: make(chan struct{}, 1), room: make(chan struct{}, 1)}
+	for i := range q.bands {
+		q.bands[i].queues = map[string][]T{}
+	}
+	return q
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Push adds item for agent in band b, waiting while the queue is full. It
+// returns ctx's error if ctx ends first.
+func (q *Queue[T]) Push(ctx context.Context, agent string, b int, item T) error {
+	for {
+		q.mu.Lock()
+		if q.n < q.cap {
+			fb := &q.bands[b]
+			if len(fb.queues[agent]) == 0 {
+				fb.ring = append(fb.ring, agent)
+			}
+			fb.queues[agent] = append(fb.queues[agent], item)
+			q.n++
+			q.mu.Unlock()
+			signal(q.more)
+			return nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-q.room:
+		}
+	}
+}
+
+// Pop takes the next item: from the most urgent band that has one, from the
+// agent whose turn it is there. It waits while the queue is empty and
+// returns false if ctx ends first.
+func (q *Queue[T]) Pop(ctx context.Context) (T, bool) {
+	for {
+		if item, ok := q.TryPop(); ok {
+			return item, true
+		}
+		select {
+		case <-ctx.Done():
+			var zero T
+			return zero, false
+		case <-q.more:
+		}
+	}
+}
+
+// TryPop is Pop without waiting.
+func (q *Queue[T]) TryPop() (T, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for b := range q.bands {
+		fb := &q.bands[b]
+		if len(fb.ring) == 0 {
+			continue
+		}
+		if fb.next >= len(fb.ring) {
+			fb.next = 0
+		}
+		agent := fb.ring[fb.next]
+		items := fb.queues[agent]
+		item := items[0]
+		var zero T
+		items[0] = zero // let the item go
+		if len(items) == 1 {
+			delete(fb.queues, agent)
+			fb.ring = append(fb.ring[:fb.next], fb.ring[fb.next+1:]...)
+			// next now points at the agent after the one removed.
+		} else {
+			fb.queues[agent] = items[1:]
+			fb.next++
+		}
+		q.n--
+		signal(q.room)
+		if q.n > 0 {
+			signal(q.more)
+		}
+		return item, true
+	}
+	var zero T
+	return zero, false
+}
+
+// Len is how many items wait.
+func (q *Queue[T]) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
+// Slots is a counting semaphore whose waiters are served like a Queue: by
+// band, then in turn between agents. A model target's concurrency is one:
+// when one agent's calls fill it, the next slot freed goes to another agent
+// waiting, not to the flood's next call. Safe for concurrent use.
+type Slots struct {
+	mu      sync.Mutex
+	free    int
+	waiting *Queue[*waiter]
+}
+
+type waiter struct {
+	ready chan struct{} // closed when the slot is handed over
+	gone  bool          // the waiter gave up; skip it
+}
+
+// NewSlots returns n slots (at least 1).
+func NewSlots(n int) *Slots {
+	return &Slots{free: max(n, 1), waiting: NewQueue[*waiter](math.MaxInt)}
+}
+
+// Acquire takes a slot for agent in band b, waiting for one in turn. It
+// returns ctx's error if ctx ends first; the slot is then not held.
+func (s *Slots) Acquire(ctx context.Context, agent string, b int) error {
+	s.mu.Lock()
+	if s.free > 0 && s.waiting.Len() == 0 {
+		s.free--
+		s.mu.Unlock()
+		return nil
+	}
+	w := &waiter{ready: make(chan struct{})}
+	_ = s.waiting.Push(context.Background(), agent, b, w) // unbounded: never waits
+	s.mu.Unlock()
+	select {
+	case <-w.ready:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		select {
+		case <-w.ready: // handed over meanwhile: give it on
+			s.releaseLocked()
+		default:
+			w.gone = true
+		}
+		return ctx.Err()
+	}
+}
+
+// Release gives a slot back: to the next waiter in turn, or to the pool.
+func (s *Slots) Release() {
+	s.mu.Lock()
+	s.releaseLocked()
+	s.mu.Unlock()
+}
+
+func (s *Slots) releaseLocked() {
+	for {
+		w, ok := s.waiting.TryPop()
+		if !ok {
+			s.free++
+			return
+		}
+		if !w.gone {
+			close(w.ready)
+			return
+		}
+	}
+}
