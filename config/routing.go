@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -122,6 +123,7 @@ func (c *Config) Router(simURL string) router.Config {
 		MaxIdleConnsPerHost: c.slots(c.Tier.Fast.Concurrency) + 3*c.slots(c.Tier.Reasoning.Concurrency) + c.slots(c.Tier.Deep.Concurrency),
 		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
 		Hedge:               map[pipeline.Tier]bool{}}
+	rc.AgentQuota, rc.AgentQuotas, _ = c.AgentQuotaTable() // validated
 	for _, t := range pipeline.Tiers {
 		rc.Hedge[t] = c.Tier.Of(t).Hedge
 	}
@@ -236,8 +238,68 @@ func (c *Config) BudgetTable() (map[string]float64, error) {
 	return out, nil
 }
 
-// SharedLimits reports whether any limit or budget needs the shared counters.
+// AgentQuotaTable parses NOESIS_AGENT_QUOTA and NOESIS_AGENT_QUOTAS: every
+// agent's quota, with its usd set to NOESIS_AGENT_BUDGET_SHARE of the
+// providers' budgets when it is 0 and there are budgets, and the agents'
+// own quotas (taken as written: 0 is no limit).
+func (c *Config) AgentQuotaTable() (router.AgentQuota, map[string]router.AgentQuota, error) {
+	parse := func(what, v string) (router.AgentQuota, error) {
+		parts := strings.Split(v, "/")
+		if len(parts) != 3 {
+			return router.AgentQuota{}, fmt.Errorf("%s: want rpm/tpm/usd, got %q", what, v)
+		}
+		rpm, err1 := strconv.Atoi(strings.TrimSpace(parts[0]))
+		tpm, err2 := strconv.Atoi(strings.TrimSpace(parts[1]))
+		usd, err3 := strconv.ParseFloat(strings.TrimSpace(parts[2]), 64)
+		if err1 != nil || err2 != nil || err3 != nil || rpm < 0 || tpm < 0 || usd < 0 || math.IsNaN(usd) || math.IsInf(usd, 0) {
+			return router.AgentQuota{}, fmt.Errorf("%s: want rpm/tpm/usd, numbers of 0 or more, got %q", what, v)
+		}
+		return router.AgentQuota{RPM: rpm, TPM: tpm, USD: usd}, nil
+	}
+	every, err := parse("NOESIS_AGENT_QUOTA", c.AgentQuota)
+	if err != nil {
+		return every, nil, err
+	}
+	if c.AgentBudgetShare < 0 || c.AgentBudgetShare > 1 || math.IsNaN(c.AgentBudgetShare) {
+		return every, nil, fmt.Errorf("NOESIS_AGENT_BUDGET_SHARE: want 0 to 1, got %v", c.AgentBudgetShare)
+	}
+	if every.USD == 0 && c.AgentBudgetShare > 0 {
+		budgets, err := c.BudgetTable()
+		if err != nil {
+			return every, nil, err
+		}
+		total := 0.0
+		for _, b := range budgets {
+			total += b
+		}
+		every.USD = c.AgentBudgetShare * total
+	}
+	own := map[string]router.AgentQuota{}
+	for _, item := range listItems(c.AgentQuotas) {
+		agent, v, ok := strings.Cut(item, "=")
+		agent = strings.TrimSpace(agent)
+		if !ok || !pipeline.ValidToken(agent) {
+			return every, nil, fmt.Errorf("NOESIS_AGENT_QUOTAS: want agent=rpm/tpm/usd, got %q", item)
+		}
+		if own[agent], err = parse("NOESIS_AGENT_QUOTAS", v); err != nil {
+			return every, nil, err
+		}
+	}
+	return every, own, nil
+}
+
+// SharedLimits reports whether any limit, budget or agent quota needs the shared counters.
 func (c *Config) SharedLimits() bool {
+	if every, own, err := c.AgentQuotaTable(); err == nil {
+		if every.Active() {
+			return true
+		}
+		for _, q := range own {
+			if q.Active() {
+				return true
+			}
+		}
+	}
 	limits, _ := c.LimitTable()
 	for _, l := range limits {
 		if l.RPM > 0 || l.TPM > 0 {

@@ -1,10 +1,12 @@
 package consumers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // KVLimits implements the router's Limiter. It keeps the limits that hold across every worker process in NATS
@@ -136,14 +140,18 @@ func add(ctx context.Context, kv jetstream.KeyValue, key string, delta, limit fl
 		if limit > 0 && cur+delta > limit {
 			return cur, false, nil
 		}
-		val := []byte(strconv.FormatFloat(cur+delta, 'f', -1, 64))
+		next := cur + delta
+		if delta < 0 && next < 1e-12 {
+			next = 0 // a refund never takes a counter below 0 (nor leaves float dust)
+		}
+		val := []byte(strconv.FormatFloat(next, 'f', -1, 64))
 		if rev == 0 {
 			_, err = kv.Create(ctx, key, val)
 		} else {
 			_, err = kv.Update(ctx, key, val, rev)
 		}
 		if err == nil {
-			return cur + delta, true, nil
+			return next, true, nil
 		}
 		if ctx.Err() != nil {
 			return 0, false, ctx.Err()
@@ -340,4 +348,198 @@ func (l *KVLimits) reportBad(err error) {
 	l.mu.Unlock()
 	l.log.Error().Err(err).Str("bucket", ce.Bucket).Str("key", ce.Key).
 		Msg("shared limit counter unreadable: counted as spent, not reset, until it is repaired (nats kv put, or nats kv del to reset it)")
+}
+
+// agentKey is one of agent's counters: "agent.<what>.<agent>.<period>".
+func agentKey(what, agent, period string) string { return kvKey("agent", what, agent, period) }
+
+// agentSpendKey is agent's spend counter for the current calendar month (UTC).
+func agentSpendKey(agent string) string {
+	return agentKey("usd", agent, time.Now().UTC().Format("2006-01"))
+}
+
+// reserveWait is how long a call waits when its agent's calls in flight may
+// spend the rest of its budget: until some of them settle.
+const reserveWait = 250 * time.Millisecond
+
+// agentReservedKey is agent's counter of the cost its calls in flight may
+// reach this month.
+func agentReservedKey(agent string) string {
+	return agentKey("reserved", agent, time.Now().UTC().Format("2006-01"))
+}
+
+// Admit lets one more model request of agent's through, summed over every
+// worker: the month's spend under usd, this window's tokens under tpm and
+// its requests under rpm (0: no limit) (counted only when let through). Past
+// the budget the error wraps pipeline.ErrQuota and pipeline.ErrPermanent;
+// past a window's requests or tokens, pipeline.ErrQuota,
+// pipeline.ErrRateLimited and pipeline.ErrTransient in a RetryAfterError
+// that says when the window ends. A counter that does not read refuses the
+// call (ErrBadCounter).
+func (l *KVLimits) Admit(ctx context.Context, agent string, rpm, tpm int, usd, reserveUSD float64) error {
+	if usd > 0 {
+		spent, _, err := counter(ctx, l.spend, agentSpendKey(agent))
+		if err != nil {
+			l.reportBad(err)
+			return err
+		}
+		if spent >= usd {
+			return fmt.Errorf("%w: %w: agent %s has spent its monthly budget (%.4f of %.4f USD)", pipeline.ErrPermanent, pipeline.ErrQuota, agent, spent, usd)
+		}
+		// The reservation is counted now and given back when the call is
+		// settled, so the calls of every worker in flight together cannot
+		// pass the budget; past it, the call waits for others to settle.
+		// One call alone is let through whatever it reserves.
+		_, ok, err := add(ctx, l.spend, agentReservedKey(agent), reserveUSD, max(usd-spent, reserveUSD))
+		if err != nil {
+			l.reportBad(err)
+			return err
+		}
+		if !ok {
+			return &pipeline.RetryAfterError{After: reserveWait, Err: fmt.Errorf("%w: %w: %w: agent %s's calls in flight may spend the rest of its monthly budget (%.4f of %.4f USD spent)",
+				pipeline.ErrTransient, pipeline.ErrRateLimited, pipeline.ErrQuota, agent, spent, usd)}
+		}
+	}
+	refund := func() {
+		if usd > 0 && reserveUSD > 0 {
+			l.SettleAgent(ctx, agent, 0, 0, reserveUSD)
+		}
+	}
+	idx, next := l.windowIndex()
+	w := strconv.FormatInt(idx, 10)
+	over := func(what string, limit int) error {
+		return &pipeline.RetryAfterError{After: time.Until(next) + time.Millisecond,
+			Err: fmt.Errorf("%w: %w: %w: agent %s is past its %d %s per %s", pipeline.ErrTransient, pipeline.ErrRateLimited, pipeline.ErrQuota, agent, limit, what, l.window)}
+	}
+	if tpm > 0 {
+		used, _, err := counter(ctx, l.rate, agentKey("tokens", agent, w))
+		if err != nil {
+			l.reportBad(err)
+			return err
+		}
+		if used >= float64(tpm) {
+			refund()
+			return over("tokens", tpm)
+		}
+	}
+	if rpm > 0 {
+		_, ok, err := add(ctx, l.rate, agentKey("requests", agent, w), 1, float64(rpm))
+		if err != nil {
+			refund()
+			l.reportBad(err)
+			return err
+		}
+		if !ok {
+			refund()
+			return over("requests", rpm)
+		}
+	}
+	return nil
+}
+
+// SettleAgent records an admitted call of agent's: its tokens in this
+// window's counter, and its cost in the month's in place of the reservation
+// Admit counted (a failed call costs 0: the reservation is given back). A
+// counter that does not read is not written (Admit then refuses the agent's
+// calls).
+func (l *KVLimits) SettleAgent(ctx context.Context, agent string, tokens int, costUSD, reservedUSD float64) {
+	ctx = context.WithoutCancel(ctx)
+	if tokens > 0 {
+		idx, _ := l.windowIndex()
+		if _, _, err := add(ctx, l.rate, agentKey("tokens", agent, strconv.FormatInt(idx, 10)), float64(tokens), 0); err != nil {
+			l.reportBad(err)
+		}
+	}
+	if reservedUSD > 0 {
+		if _, _, err := add(ctx, l.spend, agentReservedKey(agent), -reservedUSD, 0); err != nil {
+			l.reportBad(err)
+		}
+	}
+	if costUSD > 0 {
+		if _, _, err := add(ctx, l.spend, agentSpendKey(agent), costUSD, 0); err != nil {
+			l.reportBad(err)
+		}
+	}
+}
+
+// AgentUse is what one agent used, summed over every worker: this window's
+// requests and tokens and this month's spend.
+type AgentUse struct {
+	Agent    string  `json:"agent"`
+	Requests float64 `json:"requests_this_window"`
+	Tokens   float64 `json:"tokens_this_window"`
+	USD      float64 `json:"usd_this_month"`
+}
+
+// ReadAgentUse reads every agent's use from the shared counters, most spent
+// first (then most requests). An unreadable counter is left out and
+// returned among the errors.
+func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Duration) ([]AgentUse, []error, error) {
+	use := map[string]*AgentUse{}
+	get := func(a string) *AgentUse {
+		if use[a] == nil {
+			use[a] = &AgentUse{Agent: a}
+		}
+		return use[a]
+	}
+	var bad []error
+	month := time.Now().UTC().Format("2006-01")
+	w := strconv.FormatInt(time.Now().UnixNano()/int64(window), 10)
+	for _, b := range []struct {
+		bucket string
+		read   func(what, agent, period string, v float64)
+	}{
+		{SpendBucket, func(what, a, period string, v float64) {
+			if what == "usd" && period == month {
+				get(a).USD = v
+			}
+		}},
+		{RateBucket, func(what, a, period string, v float64) {
+			switch {
+			case period != w:
+			case what == "requests":
+				get(a).Requests = v
+			case what == "tokens":
+				get(a).Tokens = v
+			}
+		}},
+	} {
+		kv, err := js.KeyValue(ctx, b.bucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		keys, err := kv.ListKeys(ctx, jetstream.MetaOnly())
+		if err != nil {
+			return nil, nil, err
+		}
+		for k := range keys.Keys() {
+			parts := strings.Split(k, ".")
+			if len(parts) != 4 || parts[0] != "agent" {
+				continue
+			}
+			v, _, err := counter(ctx, kv, k)
+			if err != nil {
+				bad = append(bad, err)
+				continue
+			}
+			b.read(parts[1], parts[2], parts[3], v)
+		}
+	}
+	out := make([]AgentUse, 0, len(use))
+	for _, u := range use {
+		out = append(out, *u)
+	}
+	slices.SortFunc(out, func(a, b AgentUse) int {
+		if c := cmp.Compare(b.USD, a.USD); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Requests, a.Requests); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Agent, b.Agent)
+	})
+	return out, bad, nil
 }

@@ -368,10 +368,11 @@ func restate(tag string, why error) string {
 // budget (the judge was never asked), not a request the provider refused for
 // what it holds (a thought past the model's context, or one its content
 // policy refuses: the judge's breaker is every agent's, and one agent's
-// thoughts must not close the tribunal to the others).
+// thoughts must not close the tribunal to the others), not a call its agent's
+// own quota held back (ErrQuota).
 func countsAgainstJudge(err error) bool {
 	return !errors.Is(err, ErrRateLimited) && !errors.Is(err, ErrCircuitOpen) && !errors.Is(err, ErrBudgetExhausted) &&
-		!errors.Is(err, ErrRequestRefused)
+		!errors.Is(err, ErrRequestRefused) && !errors.Is(err, ErrQuota)
 }
 
 // held returns a rate-limit error when a judge could not be heard because the

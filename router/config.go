@@ -66,7 +66,28 @@ type Limiter interface {
 	Spend(ctx context.Context, target, provider string, tokens int, costUSD float64)
 	// BudgetSpent reports whether the provider's budget is spent.
 	BudgetSpent(provider string) bool
+	// Admit lets one more request of agent's through under its quota (rpm
+	// and tpm per window, usd per month; 0: none), counting reserveUSD (the
+	// call's most expected cost) against the month's usd at once, so calls
+	// in flight together cannot pass it; or returns why not: an error
+	// wrapping pipeline.ErrQuota (in a RetryAfterError for requests or tokens
+	// past this window's), or the counters' error.
+	Admit(ctx context.Context, agent string, rpm, tpm int, usd, reserveUSD float64) error
+	// SettleAgent records an admitted call of agent's: its tokens, and its
+	// cost in place of the reservedUSD Admit counted (0 when it failed).
+	SettleAgent(ctx context.Context, agent string, tokens int, costUSD, reservedUSD float64)
 }
+
+// AgentQuota is what one agent may use, summed across every worker: model
+// requests and tokens per limit window, and USD per calendar month (UTC).
+// 0: no limit.
+type AgentQuota struct {
+	RPM, TPM int
+	USD      float64
+}
+
+// Active reports whether q limits anything.
+func (q AgentQuota) Active() bool { return q.RPM > 0 || q.TPM > 0 || q.USD > 0 }
 
 // Config says which targets serve each tier, in order, and how calls are made.
 type Config struct {
@@ -102,6 +123,31 @@ type Config struct {
 	// the same request to the next target and take whichever answers first,
 	// cancelling the other. Off by default.
 	Hedge map[pipeline.Tier]bool
+	// AgentQuota is every agent's quota, AgentQuotas an agent's own where it
+	// has one (with a Limiter; docs/security.md, "Quotas per agent").
+	AgentQuota  AgentQuota
+	AgentQuotas map[string]AgentQuota
+}
+
+// quotaFor is agent's quota: its own, or every agent's.
+func (c Config) quotaFor(agent string) AgentQuota {
+	if q, ok := c.AgentQuotas[agent]; ok {
+		return q
+	}
+	return c.AgentQuota
+}
+
+// quotas reports whether any agent has a quota.
+func (c Config) quotas() bool {
+	if c.AgentQuota.Active() {
+		return true
+	}
+	for _, q := range c.AgentQuotas {
+		if q.Active() {
+			return true
+		}
+	}
+	return false
 }
 
 // Validate reports the first inconsistency in the config.

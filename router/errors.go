@@ -103,6 +103,9 @@ func breaks(err error) bool {
 // answer differently: a content policy, a malformed request (not a context
 // length, which a bigger model may take).
 func final(err error) bool {
+	if errors.Is(err, pipeline.ErrQuota) {
+		return true // the agent's, whatever the target
+	}
 	for _, ce := range callErrors(err) {
 		if ce.Class == ClassRequest && ce.Refusal != RefusalContextLength {
 			return true

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -33,7 +34,14 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 		if berr := pipeline.SpendCall(ctx); berr != nil {
 			return pipeline.Response{}, backoff.Permanent(andThen(last, berr))
 		}
+		agent, reserved, qerr := c.admit(ctx, t, req)
+		if qerr != nil {
+			return pipeline.Response{}, backoff.Permanent(andThen(last, qerr))
+		}
 		resp, err := c.call(ctx, t, req)
+		if agent != "" {
+			c.limiter.SettleAgent(ctx, agent, resp.Usage.TotalTokens, resp.CostUSD, reserved)
+		}
 		if err == nil {
 			t.breaker.Record(nil)
 			return resp, nil
@@ -70,4 +78,44 @@ func (w *retryWait) NextBackOff() time.Duration {
 		return backoff.Stop
 	}
 	return d
+}
+
+// admit asks the shared counters whether the agent whose thought ctx serves
+// may make one more call to t under its quota, reserving the call's most
+// expected cost; it returns the agent ("" when nothing was asked) and the
+// reservation. Calls outside a thought, and every call when no agent has a
+// quota, pass without asking.
+func (c *Chain) admit(ctx context.Context, t *target, req pipeline.Request) (string, float64, error) {
+	if c.limiter == nil || !c.cfg.quotas() {
+		return "", 0, nil
+	}
+	agent := pipeline.TenantOf(ctx).Agent
+	if agent == "" {
+		return "", 0, nil
+	}
+	q := c.cfg.quotaFor(agent)
+	if !q.Active() {
+		return "", 0, nil
+	}
+	reserve := 0.0
+	if q.USD > 0 {
+		reserve = t.mostCost(req)
+	}
+	if err := c.limiter.Admit(ctx, agent, q.RPM, q.TPM, q.USD, reserve); err != nil {
+		if !errors.Is(err, pipeline.ErrQuota) { // the counters: the agent's, not the target's
+			err = fmt.Errorf("%w: %w: agent %s's quota could not be checked: %w", pipeline.ErrTransient, pipeline.ErrQuota, agent, err)
+		}
+		return "", 0, err
+	}
+	return agent, reserve, nil
+}
+
+// mostCost is the most a call of req to t is expected to cost: its prompt
+// at about four characters a token, and every token of its max_tokens.
+func (t *target) mostCost(req pipeline.Request) float64 {
+	chars := 0
+	for _, m := range req.Messages {
+		chars += len(m.Content)
+	}
+	return (float64(chars/4)*t.PriceIn + float64(req.MaxTokens)*t.PriceOut) / 1e6
 }
