@@ -80,7 +80,8 @@ func (c *Config) Streams() consumers.StreamsConfig {
 		storage = jetstream.MemoryStorage
 	}
 	return consumers.StreamsConfig{Replicas: c.StreamReplicas, Storage: storage, DuplicateWindow: c.DuplicateWindow, MaxAge: c.StreamMaxAge, MaxThoughtBytes: c.MaxThoughtBytes,
-		ThoughtsMaxBytes: int64(c.ThoughtsMaxBytes), OutputsMaxBytes: int64(c.OutputsMaxBytes), DLQMaxBytes: int64(c.DLQMaxBytes), DLQMaxAge: c.DLQMaxAge}
+		ThoughtsMaxBytes: int64(c.ThoughtsMaxBytes), OutputsMaxBytes: int64(c.OutputsMaxBytes), DLQMaxBytes: int64(c.DLQMaxBytes), DLQMaxAge: c.DLQMaxAge,
+		MaxThoughtsPerAgent: c.AgentMaxThoughts}
 }
 
 // Embedded returns the embedded NATS server's config.

@@ -159,7 +159,9 @@ type Config struct {
 	StreamStorage     string        `env:"NOESIS_STREAM_STORAGE" envDefault:"file"`
 	// The streams' bounds; what each does when full is in docs/operations.md.
 	// The defaults are consumers.Default*MaxBytes and DefaultDLQMaxAge.
-	ThoughtsMaxBytes ByteSize      `env:"NOESIS_STREAM_THOUGHTS_MAX_BYTES" envDefault:"1GiB"`
+	ThoughtsMaxBytes ByteSize `env:"NOESIS_STREAM_THOUGHTS_MAX_BYTES" envDefault:"1GiB"`
+	// AgentMaxThoughts bounds one agent's thoughts held in NOESIS_THOUGHTS.
+	AgentMaxThoughts int64         `env:"NOESIS_AGENT_MAX_THOUGHTS" envDefault:"100000"`
 	OutputsMaxBytes  ByteSize      `env:"NOESIS_STREAM_OUTPUTS_MAX_BYTES" envDefault:"1GiB"`
 	DLQMaxBytes      ByteSize      `env:"NOESIS_STREAM_DLQ_MAX_BYTES" envDefault:"256MiB"`
 	DLQMaxAge        time.Duration `env:"NOESIS_STREAM_DLQ_MAX_AGE" envDefault:"168h"`
@@ -379,6 +381,9 @@ func (c *Config) Validate() error {
 		if size < minStreamBytes {
 			bad(name, "want a size of at least %s, got %s", minStreamBytes, size)
 		}
+	}
+	if c.AgentMaxThoughts < 1 {
+		bad("NOESIS_AGENT_MAX_THOUGHTS", "want 1 or more, got %d", c.AgentMaxThoughts)
 	}
 	if largest := ByteSize(c.MaxThoughtBytes + consumers.ThoughtHeaderAllowance); c.ThoughtsMaxBytes < largest {
 		bad("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "want at least the largest thought, NOESIS_MAX_THOUGHT_BYTES and 8 KiB of headers (%s), got %s", largest, c.ThoughtsMaxBytes)

@@ -200,3 +200,23 @@ func TestAFullDLQKeepsItsLettersAndTheThoughtWaits(t *testing.T) {
 		}
 	}
 }
+
+// One agent past its quota of thoughts held is refused at publish, with an
+// error that says so; another agent's thoughts are still taken.
+func TestAnAgentPastItsQuotaOfThoughtsIsRefusedAlone(t *testing.T) {
+	ctx, js := withStreamsConfig(t, consumers.StreamsConfig{MaxThoughtsPerAgent: 5})
+	for i := 0; i < 5; i++ {
+		if _, err := js.Publish(ctx, consumers.ThoughtSubject("flood"), thoughtJSON(t, fmt.Sprint("f-", i), "flood", "x", pipeline.StageNarrative)); err != nil {
+			t.Fatalf("thought %d of 5: %v", i, err)
+		}
+	}
+	_, err := js.Publish(ctx, consumers.ThoughtSubject("flood"), thoughtJSON(t, "f-5", "flood", "x", pipeline.StageNarrative))
+	refusal := consumers.PublishError(consumers.StreamThoughts, err)
+	var full *consumers.FullError
+	if !errors.As(refusal, &full) || !full.Agent || !strings.Contains(refusal.Error(), "this agent holds its quota of thoughts") {
+		t.Fatalf("the sixth thought: %v", refusal)
+	}
+	if _, err := js.Publish(ctx, consumers.ThoughtSubject("quiet"), thoughtJSON(t, "q-0", "quiet", "x", pipeline.StageNarrative)); err != nil {
+		t.Fatalf("another agent's thought was refused: %v", err)
+	}
+}

@@ -462,18 +462,21 @@ func (l *KVLimits) SettleAgent(ctx context.Context, agent string, tokens int, co
 	}
 }
 
-// AgentUse is what one agent used, summed over every worker: this window's
-// requests and tokens and this month's spend.
+// AgentUse is what one agent holds and used, summed over every worker: its
+// thoughts held in NOESIS_THOUGHTS, this window's requests and tokens and
+// this month's spend.
 type AgentUse struct {
 	Agent    string  `json:"agent"`
+	Thoughts uint64  `json:"thoughts_held"`
 	Requests float64 `json:"requests_this_window"`
 	Tokens   float64 `json:"tokens_this_window"`
 	USD      float64 `json:"usd_this_month"`
 }
 
-// ReadAgentUse reads every agent's use from the shared counters, most spent
-// first (then most requests). An unreadable counter is left out and
-// returned among the errors.
+// ReadAgentUse reads every agent's thoughts held and use from the thoughts
+// stream and the shared counters, most thoughts held first (then most spent,
+// most requests). An unreadable counter is left out and returned among the
+// errors.
 func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Duration) ([]AgentUse, []error, error) {
 	use := map[string]*AgentUse{}
 	get := func(a string) *AgentUse {
@@ -483,6 +486,17 @@ func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Durat
 		return use[a]
 	}
 	var bad []error
+	if st, err := js.Stream(ctx, StreamThoughts); err == nil {
+		info, err := st.Info(ctx, jetstream.WithSubjectFilter(ThoughtsPrefix+"*"))
+		if err != nil {
+			return nil, nil, err
+		}
+		for subj, n := range info.State.Subjects {
+			get(strings.TrimPrefix(subj, ThoughtsPrefix)).Thoughts = n
+		}
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil, err
+	}
 	month := time.Now().UTC().Format("2006-01")
 	w := strconv.FormatInt(time.Now().UnixNano()/int64(window), 10)
 	for _, b := range []struct {
@@ -533,6 +547,9 @@ func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Durat
 		out = append(out, *u)
 	}
 	slices.SortFunc(out, func(a, b AgentUse) int {
+		if c := cmp.Compare(b.Thoughts, a.Thoughts); c != 0 {
+			return c
+		}
 		if c := cmp.Compare(b.USD, a.USD); c != 0 {
 			return c
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -27,9 +28,15 @@ var ErrStreamFull = errors.New("stream full")
 type FullError struct {
 	Stream string
 	Err    error
+	// Agent is true when the stream has room but not for this agent: it
+	// holds its quota of thoughts (StreamsConfig.MaxThoughtsPerAgent).
+	Agent bool
 }
 
 func (e *FullError) Error() string {
+	if e.Agent {
+		return fmt.Sprintf("this agent holds its quota of thoughts in %s (NOESIS_AGENT_MAX_THOUGHTS): refused until older ones age out (NOESIS_STREAM_MAX_AGE); other agents' thoughts are taken", e.Stream)
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(e.Err, &apiErr) {
 		return fmt.Sprintf("noesis is full: %s refused it (%s)", e.Stream, apiErr.Description)
@@ -52,6 +59,9 @@ func PublishError(stream string, err error) error {
 	var apiErr *jetstream.APIError
 	if !errors.As(err, &apiErr) {
 		return err
+	}
+	if apiErr.ErrorCode == jsErrStoreFailed && strings.Contains(apiErr.Description, "per subject") {
+		return &FullError{Stream: stream, Err: err, Agent: true}
 	}
 	switch apiErr.ErrorCode {
 	case jsErrStoreFailed, jsErrInsufficientResources, jsErrStorageResourcesExceeded, jsErrMemoryResourcesExceeded, jsErrAccountResourcesExceeded:

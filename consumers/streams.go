@@ -152,6 +152,11 @@ type StreamsConfig struct {
 	DLQMaxBytes int64
 	// DLQMaxAge is how long dead letters are kept; default DefaultDLQMaxAge.
 	DLQMaxAge time.Duration
+	// MaxThoughtsPerAgent bounds the thoughts one agent holds in
+	// NOESIS_THOUGHTS (its subject's messages, within MaxAge); past it the
+	// agent's publish is refused (an *AgentFullError) and the others' go
+	// on; default DefaultMaxThoughtsPerAgent.
+	MaxThoughtsPerAgent int64
 }
 
 // The streams' bounds unless configured: together with NOESIS_REPLAYS (as
@@ -162,7 +167,10 @@ const (
 	DefaultOutputsMaxBytes  int64 = 1 << 30
 	DefaultDLQMaxBytes      int64 = 256 << 20
 	DefaultDLQMaxAge              = 7 * 24 * time.Hour
-	advisoriesMaxBytes      int64 = 64 << 20
+	// DefaultMaxThoughtsPerAgent: one agent's day of thoughts at 1.2 a
+	// second, and a tenth of the default bounds at thoughts of 1 KiB.
+	DefaultMaxThoughtsPerAgent int64 = 100_000
+	advisoriesMaxBytes         int64 = 64 << 20
 )
 
 // ThoughtHeaderAllowance is the room for headers (a message id, a trace
@@ -191,6 +199,9 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	}
 	if c.DLQMaxAge <= 0 {
 		c.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if c.MaxThoughtsPerAgent <= 0 {
+		c.MaxThoughtsPerAgent = DefaultMaxThoughtsPerAgent
 	}
 	return c
 }
@@ -235,6 +246,9 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	}
 	thoughts := base(StreamThoughts, "noesis: agents' thoughts", []string{ThoughtsPrefix + ">"}, cfg.MaxAge, cfg.ThoughtsMaxBytes, jetstream.DiscardNew)
 	thoughts.Duplicates = 0
+	// One subject per agent: a publish past its quota is refused, the
+	// others' are not (discard new per subject).
+	thoughts.MaxMsgsPerSubject, thoughts.DiscardNewPerSubject = cfg.MaxThoughtsPerAgent, true
 	thoughts.Sources = []*jetstream.StreamSource{{Name: StreamReplays}}
 	if cfg.MaxThoughtBytes > 0 {
 		thoughts.MaxMsgSize = int32(cfg.MaxThoughtBytes + ThoughtHeaderAllowance)

@@ -27,8 +27,12 @@ type Status struct {
 	Workers   []consumers.WorkerInfo `json:"workers"`
 	// SkippedWorkers says why each entry of the workers bucket that is no
 	// worker's announcement was left out of Workers.
-	SkippedWorkers []string         `json:"skipped_workers,omitempty"`
-	Health         consumers.Health `json:"health"`
+	SkippedWorkers []string `json:"skipped_workers,omitempty"`
+	// Agents: each agent's thoughts held and quota use, most thoughts first.
+	Agents []consumers.AgentUse `json:"agents"`
+	// UnreadableCounters are shared counters that do not hold a number.
+	UnreadableCounters []string         `json:"unreadable_counters,omitempty"`
+	Health             consumers.Health `json:"health"`
 }
 
 // StreamStatus is one stream's state.
@@ -74,7 +78,7 @@ func newStatusCmd() *cobra.Command {
 			}
 			defer nc.Close()
 			for {
-				st, err := readStatus(cmd.Context(), js)
+				st, err := readStatus(cmd.Context(), js, cfg.LimitWindow)
 				if err != nil {
 					return err
 				}
@@ -107,7 +111,7 @@ func newStatusCmd() *cobra.Command {
 	return cmd
 }
 
-func readStatus(ctx context.Context, js jetstream.JetStream) (*Status, error) {
+func readStatus(ctx context.Context, js jetstream.JetStream, window time.Duration) (*Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	st := &Status{Time: time.Now().UTC(), Health: consumers.ReadHealth(ctx, js)}
@@ -137,6 +141,14 @@ func readStatus(ctx context.Context, js jetstream.JetStream) (*Status, error) {
 	st.Workers = workers
 	for _, e := range skipped {
 		st.SkippedWorkers = append(st.SkippedWorkers, e.Error())
+	}
+	agents, bad, err := consumers.ReadAgentUse(ctx, js, window)
+	if err != nil {
+		return nil, fmt.Errorf("agents: %w", err)
+	}
+	st.Agents = agents
+	for _, e := range bad {
+		st.UnreadableCounters = append(st.UnreadableCounters, e.Error())
 	}
 	for _, stage := range pipeline.Stages {
 		c, err := js.Consumer(ctx, consumers.StreamThoughts, string(stage))
@@ -196,6 +208,9 @@ func writeStatus(w io.Writer, st *Status) error {
 		return err
 	}
 	fmt.Fprintln(w)
+	if err := writeAgents(w, st); err != nil {
+		return err
+	}
 	for _, s := range st.SkippedWorkers {
 		fmt.Fprintf(w, "warning: %s\n", cli.Escape(s))
 	}
@@ -232,6 +247,37 @@ func writeStatus(w io.Writer, st *Status) error {
 			cli.Escape(strings.Join(limits, ", ")), cli.Escape(strings.Join(br, ", ")), cli.Escape(strings.Join(open, ", ")), cli.Escape(strings.Join(paced, ", "))})
 	}
 	return t.Render()
+}
+
+// topAgents is how many agents the table shows; --json has them all.
+const topAgents = 10
+
+// writeAgents prints the agents that hold the most thoughts, with their
+// use of the quotas, and a line for the rest.
+func writeAgents(w io.Writer, st *Status) error {
+	if len(st.Agents) == 0 {
+		return nil
+	}
+	t := cli.Table(w)
+	t.Header([]string{"agent", "thoughts held", "requests this window", "tokens this window", "usd this month"})
+	for i, a := range st.Agents {
+		if i == topAgents {
+			break
+		}
+		_ = t.Append([]string{cli.Escape(a.Agent), strconv.FormatUint(a.Thoughts, 10), strconv.FormatFloat(a.Requests, 'f', 0, 64),
+			strconv.FormatFloat(a.Tokens, 'f', 0, 64), strconv.FormatFloat(a.USD, 'f', 4, 64)})
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	if more := len(st.Agents) - topAgents; more > 0 {
+		fmt.Fprintf(w, "(%d more agents: noesis status --json)\n", more)
+	}
+	for _, s := range st.UnreadableCounters {
+		fmt.Fprintf(w, "warning: %s\n", cli.Escape(s))
+	}
+	fmt.Fprintln(w)
+	return nil
 }
 
 func ago(now, t time.Time) string {

@@ -39,7 +39,14 @@ type metrics struct {
 	ackPending  *prometheus.GaugeVec
 	redeliverQ  *prometheus.GaugeVec
 	waiting     *prometheus.GaugeVec
+	// Per agent, the MetricsAgents agents holding the most thoughts, the
+	// rest summed under agent "_other": the label's values stay bounded.
+	agentThoughts, agentRequests, agentUSD *prometheus.GaugeVec
 }
+
+// MetricsAgents is how many agents get series of their own; the others are
+// summed under agent="_other".
+const MetricsAgents = 10
 
 var (
 	_ router.Observer    = (*metrics)(nil)
@@ -68,8 +75,11 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_ack_pending", Help: "Thoughts delivered and not yet acknowledged."}, []string{"stage"})
 	m.redeliverQ = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_redelivered", Help: "Thoughts being redelivered."}, []string{"stage"})
 	m.waiting = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_waiting_pulls", Help: "Pull requests waiting on the consumer (idle workers)."}, []string{"stage"})
+	m.agentThoughts = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_agent_thoughts_held", Help: "Thoughts each agent holds in NOESIS_THOUGHTS (NOESIS_AGENT_MAX_THOUGHTS bounds it); the 10 that hold most, the rest as _other."}, []string{"agent"})
+	m.agentRequests = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_agent_requests_window", Help: "Model requests each agent made this limit window, over every worker (kept when agents have quotas)."}, []string{"agent"})
+	m.agentUSD = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_agent_spend_usd_month", Help: "Each agent's estimated spend this month, over every worker (kept when agents have quotas)."}, []string{"agent"})
 	for _, c := range []prometheus.Collector{m.callSeconds, m.tokens, m.cost, m.callErrors, m.inFlight, m.deliveries, m.redelivered, m.deadLetters,
-		m.decisions, m.abstentions, m.pending, m.ackPending, m.redeliverQ, m.waiting} {
+		m.decisions, m.abstentions, m.pending, m.ackPending, m.redeliverQ, m.waiting, m.agentThoughts, m.agentRequests, m.agentUSD} {
 		f(c)
 	}
 	// Known label values start at zero, so a dashboard sees a series before
@@ -167,10 +177,11 @@ func (m *metrics) Handled(stage pipeline.Stage, outcome string, delivery uint64,
 }
 
 // watchLag polls each stage consumer's info into the lag gauges until ctx ends.
-func (m *metrics) watchLag(ctx context.Context, js jetstream.JetStream, stages []pipeline.Stage, every time.Duration) {
+func (m *metrics) watchLag(ctx context.Context, js jetstream.JetStream, stages []pipeline.Stage, window, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		m.readAgents(ctx, js, window)
 		for _, st := range stages {
 			ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
 			c, err := js.Consumer(ictx, consumers.StreamThoughts, string(st))
@@ -190,6 +201,35 @@ func (m *metrics) watchLag(ctx context.Context, js jetstream.JetStream, stages [
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// readAgents sets the per-agent gauges: the MetricsAgents agents that hold
+// the most thoughts, and the rest summed as "_other".
+func (m *metrics) readAgents(ctx context.Context, js jetstream.JetStream, window time.Duration) {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	agents, _, err := consumers.ReadAgentUse(ictx, js, window)
+	if err != nil {
+		return
+	}
+	for _, g := range []*prometheus.GaugeVec{m.agentThoughts, m.agentRequests, m.agentUSD} {
+		g.Reset()
+	}
+	var other consumers.AgentUse
+	for i, a := range agents {
+		if i >= MetricsAgents {
+			other.Thoughts, other.Requests, other.USD = other.Thoughts+a.Thoughts, other.Requests+a.Requests, other.USD+a.USD
+			continue
+		}
+		m.agentThoughts.WithLabelValues(a.Agent).Set(float64(a.Thoughts))
+		m.agentRequests.WithLabelValues(a.Agent).Set(a.Requests)
+		m.agentUSD.WithLabelValues(a.Agent).Set(a.USD)
+	}
+	if len(agents) > MetricsAgents {
+		m.agentThoughts.WithLabelValues("_other").Set(float64(other.Thoughts))
+		m.agentRequests.WithLabelValues("_other").Set(other.Requests)
+		m.agentUSD.WithLabelValues("_other").Set(other.USD)
 	}
 }
 

@@ -236,7 +236,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 		}
 		lagCtx, stopLag := context.WithCancel(ctx)
 		s.cleanup = append(s.cleanup, stopLag)
-		go s.metrics.watchLag(lagCtx, js, stages, 5*time.Second)
+		go s.metrics.watchLag(lagCtx, js, stages, cfg.LimitWindow, 5*time.Second)
 		log.Info().Str("addr", addr).Msg("metrics on /metrics, health on /healthz and /readyz")
 	}
 	reaper := consumers.NewReaper(js, log)
