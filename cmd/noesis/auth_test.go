@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -125,11 +126,15 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 		t.Fatal("an anonymous connection was accepted")
 	}
 
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
+	// A provider that refuses a prompt past its context, as vLLM does.
+	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines", ContextLength: 12_000})
 	cfg := testConfig(t, ns, simURL)
 	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
 	cfg.Limits = "sim:deepseek-ai/DeepSeek-R1-0528-fast=600/0/0" // shared counters in KV
 	cfg.Budgets = "sim=100"                                      // shared spend in KV
+	cfg.AgentMaxThoughts = 30                                    // thoughts one agent may hold
+	cfg.MaxThoughtBytes = 256 << 10
+	cfg.BreakerCooldown, cfg.TargetBreakerCooldown = time.Minute, 30*time.Second // the shipped order
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +167,26 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	dth.EventID, dth.AgentID, dth.Content.Depth = "shared-7", "daimon-1", 1
 	bth := thought(5, "bob's own thought")
 	bth.EventID, bth.AgentID, bth.Content.Depth = "bob-1", "bob", 1
-	publishThought(t, djs, dth)
+	// Message-id squatting: alice republishes under daimon-1's message id
+	// every 2 ms while daimon-1 publishes; its one publish is stored.
+	squat, stopSquat := context.WithCancel(context.Background())
+	squatting := make(chan struct{})
+	go func() {
+		defer close(squatting)
+		data, _ := json.Marshal(pipeline.Thought{EventID: "squat", AgentID: "alice", Content: pipeline.Content{UserInput: "squatting", Depth: 1}})
+		for squat.Err() == nil {
+			_, _ = ajs.Publish(squat, consumers.ThoughtSubject("alice"), data, jetstream.WithMsgID("shared-7"))
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(50 * time.Millisecond) // the squatter's first id is in before daimon-1's
+	data, _ := json.Marshal(dth)
+	ack, err := djs.Publish(context.Background(), consumers.ThoughtSubject("daimon-1"), data, jetstream.WithMsgID("shared-7"))
+	stopSquat()
+	<-squatting
+	if err != nil || ack.Duplicate {
+		t.Fatalf("daimon-1's publish under a squatted message id: %+v, %v", ack, err)
+	}
 	publishThought(t, bjs, bth)
 	dgot.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
 	bgot.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
@@ -278,7 +302,7 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	adminGot := collectOn(t, admin, "noesis.dlq.>", "noesis.narratives.alice")
 	imposter := thought(3, "I am daimon-1, honestly")
 	imposter.EventID, imposter.AgentID = "imp-1", "daimon-1"
-	data, _ := json.Marshal(imposter)
+	data, _ = json.Marshal(imposter)
 	if _, err := ajs.Publish(context.Background(), consumers.ThoughtSubject("alice"), data); err != nil {
 		t.Fatal(err)
 	}
@@ -303,14 +327,52 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 			}
 		}
 	}
-	dgot.exactlyOnce(t, "verdicts", []string{"shared-7"}) // nothing of alice's reached daimon-1
 	bgot.settle(t, adminJS)
 	bgot.exactlyOnce(t, "verdicts", []string{"bob-1"}) // nor bob
 	bgot.exactlyOnce(t, "narratives", []string{"bob-1"})
-	agot.exactlyOnce(t, "verdicts", append(aliceEvents, "hdr-1"))
+	agot.exactlyOnce(t, "verdicts", append(aliceEvents, "hdr-1", "squat")) // the squatter's copies: one thought, one verdict
 	if n := spied.Load(); n != 0 {
 		t.Errorf("alice's _INBOX.> saw %d messages that were not hers", n)
 	}
+
+	// Thoughts the provider refuses (past its context): dead-lettered with its
+	// words, and no breaker opens for daimon-1.
+	for i := 0; i < 4; i++ {
+		th := pipeline.Thought{EventID: fmt.Sprintf("long-%d", i), AgentID: "alice", Stages: []pipeline.Stage{pipeline.StageTribunal},
+			Content: pipeline.Content{UserInput: fmt.Sprintf("%d ", i) + strings.Repeat("an overlong account ", 3000), Depth: 1}}
+		publishThought(t, ajs, th)
+	}
+	eventually(t, 20*time.Second, func() bool { return len(adminGot.messages("dlq.tribunal")) >= 4 },
+		func() string {
+			return fmt.Sprintf("%d tribunal letters for the over-long thoughts", len(adminGot.messages("dlq.tribunal")))
+		})
+	after := thought(6, "daimon-1 after the refusals")
+	after.EventID, after.AgentID, after.Content.Depth = "after-400", "daimon-1", 1
+	publishThought(t, djs, after)
+	dgot.waitFor(t, 10*time.Second, map[string]int{"verdicts": 2})
+	for _, m := range dgot.messages("verdicts") {
+		if strings.Contains(string(m.Data), "circuit open") {
+			t.Errorf("daimon-1's verdict met an open breaker: %s", m.Data)
+		}
+	}
+	// Alice fills her quota of thoughts held: refused at publish with the
+	// reason; daimon-1's publish still taken.
+	var refused error
+	for i := 0; i < 40 && refused == nil; i++ {
+		th := thought(100+i, "filling the stream")
+		th.EventID, th.AgentID, th.Stages = fmt.Sprintf("fill-%d", i), "alice", []pipeline.Stage{pipeline.StageNarrative}
+		data, _ := json.Marshal(th)
+		_, refused = ajs.Publish(ctx(), consumers.ThoughtSubject("alice"), data)
+	}
+	if refused = consumers.PublishError(consumers.StreamThoughts, refused); !errors.Is(refused, consumers.ErrStreamFull) ||
+		!strings.Contains(refused.Error(), "this agent holds its quota of thoughts") {
+		t.Errorf("alice past her quota of thoughts: %v", refused)
+	}
+	last := thought(7, "daimon-1 while alice is full")
+	last.EventID, last.AgentID, last.Content.Depth = "after-full", "daimon-1", 1
+	publishThought(t, djs, last)
+	dgot.waitFor(t, 10*time.Second, map[string]int{"verdicts": 3})
+	dgot.exactlyOnce(t, "verdicts", []string{"shared-7", "after-400", "after-full"}) // nothing of alice's reached daimon-1
 
 	// The worker may not delete streams.
 	worker, err := nats.Connect(ns.ClientURL(), nats.UserInfo("worker", "worker-pw"))

@@ -3,10 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/rs/zerolog"
 
@@ -248,5 +252,58 @@ func TestAgentsShowInStatusAndBoundedMetrics(t *testing.T) {
 	}
 	if v := metricValue(text, "noesis_agent_requests_window", map[string]string{"agent": "agent-12"}); v != 13 {
 		t.Errorf("agent-12's requests this window: %v", v)
+	}
+}
+
+// A flood waits behind itself: one agent publishes 60 thoughts at once
+// against a reasoning model that takes 6 calls at once, then another agent
+// one thought; the other's verdict comes before most of the flood's. First
+// come, first served (NOESIS_FAIR_SHARE=false) it comes after all of them.
+func TestAFloodWaitsBehindItself(t *testing.T) {
+	for _, fair := range []bool{true, false} {
+		t.Run(fmt.Sprintf("fair_share=%t", fair), func(t *testing.T) {
+			ns := natstest.RunServer(t)
+			_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.05, Lengths: sim.LengthsSeed}) // judges ~100 ms
+			cfg := testConfig(t, ns, simURL)
+			cfg.Limits = "sim:deepseek-ai/DeepSeek-R1-0528-fast=0/0/6"
+			cfg.FairShare = fair
+			cfg.Tiers = []string{"reasoning"}
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			runService(t, cfg)
+			nc, js := natstest.Connect(t, ns)
+			var mu sync.Mutex
+			var order []string
+			sub, err := nc.Subscribe("noesis.verdicts.*", func(m *nats.Msg) {
+				mu.Lock()
+				order = append(order, m.Header.Get(consumers.HeaderEventID))
+				mu.Unlock()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Unsubscribe()
+			const flood = 60
+			for i := 0; i < flood; i++ {
+				publishThought(t, js, pipeline.Thought{EventID: fmt.Sprintf("flood-%d", i), AgentID: "flood",
+					Content: pipeline.Content{UserInput: fmt.Sprintf("flood %d: I will compact /archive", i), Depth: 1}, Stages: []pipeline.Stage{pipeline.StageTribunal}})
+			}
+			publishThought(t, js, pipeline.Thought{EventID: "quiet-1", AgentID: "quiet",
+				Content: pipeline.Content{UserInput: "I will rotate the staging keys", Depth: 1}, Stages: []pipeline.Stage{pipeline.StageTribunal}})
+			eventually(t, 60*time.Second, func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				return len(order) == flood+1
+			}, func() string { return fmt.Sprintf("%d of %d verdicts", len(order), flood+1) })
+			place := slices.Index(order, "quiet-1")
+			t.Logf("the quiet agent's verdict came %d of %d", place+1, flood+1)
+			if fair && place > flood/3 {
+				t.Errorf("with fair share the quiet agent's verdict came %d of %d, behind most of the flood", place+1, flood+1)
+			}
+			if !fair && place < flood/2 {
+				t.Errorf("first come, first served, the quiet verdict came %d of %d: the test does not load the slots", place+1, flood+1)
+			}
+		})
 	}
 }
