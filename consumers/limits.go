@@ -377,7 +377,7 @@ func agentReservedKey(agent string) string {
 // that says when the window ends. A counter that does not read refuses the
 // call (ErrBadCounter).
 func (l *KVLimits) Admit(ctx context.Context, agent string, rpm, tpm int, usd, reserveUSD float64) error {
-	if usd > 0 {
+	if usd > 0 && reserveUSD > 0 { // a call that costs nothing spends no budget
 		spent, _, err := counter(ctx, l.spend, agentSpendKey(agent))
 		if err != nil {
 			l.reportBad(err)
@@ -401,7 +401,7 @@ func (l *KVLimits) Admit(ctx context.Context, agent string, rpm, tpm int, usd, r
 		}
 	}
 	refund := func() {
-		if usd > 0 && reserveUSD > 0 {
+		if usd > 0 && reserveUSD > 0 { // as reserved above
 			l.SettleAgent(ctx, agent, 0, 0, reserveUSD)
 		}
 	}

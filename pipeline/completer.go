@@ -117,10 +117,11 @@ var ErrPermanent = errors.New("permanent failure")
 var ErrRequestRefused = errors.New("request refused")
 
 // ErrQuota marks a call refused by its agent's own quota (requests or
-// tokens per window: alongside ErrRateLimited and ErrTransient, with the wait;
-// the month's budget: alongside ErrPermanent). It is the agent's, not the
-// model target's: no breaker counts it, no other target is tried, and the
-// limit of thoughts in flight does not shrink for it.
+// tokens per window: alongside ErrRateLimited and ErrTransient, with the wait,
+// and no other target is tried; the month's budget: alongside ErrPermanent,
+// and a target that costs nothing may still take the call). It is the
+// agent's, not the model target's: no breaker counts it, and the limit of
+// thoughts in flight does not shrink for it.
 var ErrQuota = errors.New("agent quota")
 
 // ErrRateLimited marks a provider's 429: always alongside ErrTransient. The

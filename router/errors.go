@@ -103,8 +103,8 @@ func breaks(err error) bool {
 // answer differently: a content policy, a malformed request (not a context
 // length, which a bigger model may take).
 func final(err error) bool {
-	if errors.Is(err, pipeline.ErrQuota) {
-		return true // the agent's, whatever the target
+	if errors.Is(err, pipeline.ErrQuota) && !errors.Is(err, pipeline.ErrPermanent) {
+		return true // the agent's requests or tokens, whatever the target
 	}
 	for _, ce := range callErrors(err) {
 		if ce.Class == ClassRequest && ce.Refusal != RefusalContextLength {
