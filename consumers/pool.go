@@ -108,14 +108,20 @@ func (p *Pool) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
 // cannot be set up.
 func (p *Pool) Run(ctx context.Context) error {
 	cons, err := p.EnsureConsumer(ctx)
+	var it jetstream.MessagesContext
+	if err == nil {
+		it, err = cons.Messages(jetstream.PullMaxMessages(p.pullBuffer()))
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+		// The stream was deleted as the pool started: wait for the guard
+		// to set it up again, as a running pool does.
+		p.log.Error().Err(err).Msg("stream missing at start; waiting for it to be set up again")
+		it, err = p.reopen(ctx)
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it started: nothing was taken
 		}
-		return err
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(p.pullBuffer()))
-	if err != nil {
 		return fmt.Errorf("consumer %s: %w", p.cfg.Stage, err)
 	}
 	var itMu sync.Mutex // guards it, which is replaced when the consumer is set up again

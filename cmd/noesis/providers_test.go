@@ -143,9 +143,14 @@ func TestRequestLimitHoldsAcrossProcesses(t *testing.T) {
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 14})
 	st := s.Stats()
+	// Requests are taken in the workers' windows and counted in the
+	// simulator's seconds: one taken at a window's end may arrive in the next
+	// second (under the race detector on a busy machine, several did), so the
+	// limit is checked over every two seconds, with two to spare; two
+	// processes counting apart would make 16.
 	for sec, n := range st.PerSecond {
-		if n > 4+1 { // +1: a request taken at a window's end may arrive in the next second
-			t.Errorf("second %d saw %d requests, limit 4", sec, n)
+		if pair := n + st.PerSecond[sec+1]; pair > 2*4+2 {
+			t.Errorf("seconds %d and %d saw %d requests, limit 4 a second", sec, sec+1, pair)
 		}
 	}
 	if len(st.PerSecond) < 3 {
