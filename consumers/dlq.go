@@ -82,6 +82,11 @@ func letterKey(l Letter) string {
 	return "d" + ThoughtDigest(l.Subject, l.Data)
 }
 
+// maxCopiedHeaders bounds the bytes of a thought's own headers (a trace
+// context, an agent's) a letter keeps: an agent padding its thoughts' headers
+// does not fill the dead letters eight times faster.
+const maxCopiedHeaders = 1 << 10
+
 // StoreLetter publishes a dead letter and waits for the DLQ stream to store
 // it. A stage's letter for a thought is stored once, whoever writes it (the
 // stage's worker, another worker after a redelivery, the reaper) and however
@@ -99,12 +104,17 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 	key := letterKey(l)
 	m := nats.NewMsg(StoreSubject(DLQSubject(l.Stage)) + "." + key)
 	m.Data = l.Data
+	copied := 0 // the thought's own headers: at most maxCopiedHeaders bytes of them
 	for k, vs := range l.Header {
 		if k == nats.MsgIdHdr || strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Noesis-Dlq-") {
 			continue
 		}
 		for _, v := range vs {
-			m.Header.Add(k, clipBytes(v, maxHeaderValue))
+			v = clipBytes(v, maxHeaderValue)
+			if copied += len(k) + len(v); copied > maxCopiedHeaders {
+				break
+			}
+			m.Header.Add(k, v)
 		}
 	}
 	m.Header.Set(HeaderStage, string(l.Stage))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 
 	"github.com/nats-io/nkeys"
 	"github.com/spf13/cobra"
@@ -166,6 +167,8 @@ func validAgentID(id string) error {
 	switch strings.ToUpper(id) {
 	case noesisAccount, "SYS", "$SYS", "$G", "GLOBAL":
 		return fmt.Errorf("agent id %q names an account NATS or noesis keeps for itself", id)
+	case "INCLUDE": // a directive, not a key, to the config's parser
+		return fmt.Errorf("agent id %q is a word of the NATS config's own", id)
 	}
 	return nil
 }
@@ -294,14 +297,21 @@ func indentLines(block, indent string) string {
 	return b.String()
 }
 
-// writeConf replaces conf by text through a temporary file, so a server
-// reloading meanwhile reads the old file or the new one, never half of it.
+// writeConf replaces conf by text through a temporary file beside it, so a
+// server reloading meanwhile reads the old file or the new one, never half of
+// it. A symbolic link is followed (the file it points to is replaced, the
+// link kept), and the file keeps its mode and, where this process may set
+// it, its owner and group.
 func writeConf(conf string, text []byte) error {
-	info, err := os.Stat(conf)
+	target, err := filepath.EvalSymlinks(conf)
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(conf), ".noesis-conf-*")
+	info, err := os.Stat(target)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(target), ".noesis-conf-*")
 	if err != nil {
 		return err
 	}
@@ -314,8 +324,11 @@ func writeConf(conf string, text []byte) error {
 		tmp.Close()
 		return err
 	}
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		_ = tmp.Chown(int(st.Uid), int(st.Gid)) // not ours to change when we may not
+	}
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), conf)
+	return os.Rename(tmp.Name(), target)
 }

@@ -47,13 +47,26 @@ func TestAgentAddDefaults(t *testing.T) {
 	if !strings.Contains(out, "nats-server --signal reload=./nats-server.pid") {
 		t.Errorf("no reload command by pid file in:\n%s", out)
 	}
-	for _, id := range []string{"NOESIS", "noesis", "SYS", "a.b", "*"} {
+	for _, id := range []string{"NOESIS", "noesis", "SYS", "a.b", "*", "include", "Include"} {
 		if _, err := runCLI(t, "", "agent", "add", id); err == nil {
 			t.Errorf("agent add %q was accepted", id)
 		}
 	}
 	if _, err := runCLI(t, "", "agent", "remove", "nobody"); err == nil {
 		t.Error("removing an agent that is not there was accepted")
+	}
+	// Through a symbolic link, the file it points to gets the agent; the link stays.
+	if err := os.Symlink("nats-auth.conf", "link.conf"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runCLI(t, "", "agent", "add", "dave", "--conf", "link.conf"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if fi, err := os.Lstat("link.conf"); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("link.conf is no longer a link (%v)", err)
+	}
+	if text, _ := os.ReadFile("nats-auth.conf"); !strings.Contains(string(text), "# agent dave") {
+		t.Error("the file behind the link did not get the agent")
 	}
 }
 

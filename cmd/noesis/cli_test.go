@@ -60,7 +60,7 @@ func TestPublishCommand(t *testing.T) {
 	if err := json.Unmarshal(msg.Data, &th); err != nil {
 		t.Fatal(err)
 	}
-	if th.Content.Depth != 4 || *th.Coherence != 0.6 || len(th.Stages) != 2 || th.Timestamp == nil || msg.Header.Get("Nats-Msg-Id") != "cli-1" {
+	if th.Content.Depth != 4 || *th.Coherence != 0.6 || len(th.Stages) != 2 || th.Timestamp == nil || msg.Header.Get("Nats-Msg-Id") != "" { // no message id: any agent could read it
 		t.Fatalf("stored thought %+v, headers %v", th, msg.Header)
 	}
 

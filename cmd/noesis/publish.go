@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
@@ -57,9 +56,12 @@ When NOESIS_THOUGHTS is full the thought is refused: "noesis is full", exit 1.`,
 			defer nc.Close()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
 			defer cancel()
-			ack, err := js.Publish(ctx, consumers.ThoughtSubject(t.AgentID), data, jetstream.WithMsgID(t.EventID))
+			// No Nats-Msg-Id: the thoughts stream deduplicates none (outputs are
+			// deduplicated by the thought's digest), and the stream's last
+			// message id can be read by any agent (docs/security.md).
+			ack, err := js.Publish(ctx, consumers.ThoughtSubject(t.AgentID), data)
 			if err := consumers.PublishError(consumers.StreamThoughts, err); errors.Is(err, consumers.ErrStreamFull) {
-				return fmt.Errorf("%w: thought %s not stored; publish it again once the workers have caught up or older thoughts have aged out (docs/operations.md, \"When a stream is full\")", err, t.EventID)
+				return fmt.Errorf("%w: thought %s not stored; publish it again once older thoughts have aged out (NOESIS_STREAM_MAX_AGE) or an operator has made room (docs/operations.md, \"When a stream is full\")", err, t.EventID)
 			}
 			if err != nil {
 				return fmt.Errorf("publish: %w", err)
