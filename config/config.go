@@ -382,8 +382,8 @@ func (c *Config) Validate() error {
 			bad(name, "want a size of at least %s, got %s", minStreamBytes, size)
 		}
 	}
-	if c.AgentMaxThoughts < 1 {
-		bad("NOESIS_AGENT_MAX_THOUGHTS", "want 1 or more, got %d", c.AgentMaxThoughts)
+	if c.AgentMaxThoughts < 0 {
+		bad("NOESIS_AGENT_MAX_THOUGHTS", "want 0 (an eighth of the stream at the largest thoughts) or more, got %d", c.AgentMaxThoughts)
 	}
 	if largest := ByteSize(c.MaxThoughtBytes + consumers.ThoughtHeaderAllowance); c.ThoughtsMaxBytes < largest {
 		bad("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "want at least the largest thought, NOESIS_MAX_THOUGHT_BYTES and 8 KiB of headers (%s), got %s", largest, c.ThoughtsMaxBytes)

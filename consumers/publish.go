@@ -35,7 +35,7 @@ type FullError struct {
 
 func (e *FullError) Error() string {
 	if e.Agent {
-		return fmt.Sprintf("this agent holds its quota of thoughts in %s (NOESIS_AGENT_MAX_THOUGHTS): refused until older ones age out (NOESIS_STREAM_MAX_AGE); other agents' thoughts are taken", e.Stream)
+		return fmt.Sprintf("this agent holds its quota of thoughts in %s (NOESIS_AGENT_MAX_THOUGHTS): refused until the workers have done some of those waiting; other agents' thoughts are taken", e.Stream)
 	}
 	var apiErr *jetstream.APIError
 	if errors.As(e.Err, &apiErr) {

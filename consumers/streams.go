@@ -153,9 +153,12 @@ type StreamsConfig struct {
 	// DLQMaxAge is how long dead letters are kept; default DefaultDLQMaxAge.
 	DLQMaxAge time.Duration
 	// MaxThoughtsPerAgent bounds the thoughts one agent holds in
-	// NOESIS_THOUGHTS (its subject's messages, within MaxAge); past it the
-	// agent's publish is refused (an *AgentFullError) and the others' go
-	// on; default DefaultMaxThoughtsPerAgent.
+	// NOESIS_THOUGHTS (its subject's messages; the Compactor removes the
+	// acknowledged ones as it nears the bound, so it counts what waits);
+	// past it the agent's publish is refused (a *FullError with Agent set)
+	// and the others' go on. Default: as many of the largest thoughts
+	// (MaxThoughtBytes) as fill an eighth of ThoughtsMaxBytes (1,820 with
+	// the defaults), or DefaultMaxThoughtsPerAgent without MaxThoughtBytes.
 	MaxThoughtsPerAgent int64
 }
 
@@ -167,9 +170,9 @@ const (
 	DefaultOutputsMaxBytes  int64 = 1 << 30
 	DefaultDLQMaxBytes      int64 = 256 << 20
 	DefaultDLQMaxAge              = 7 * 24 * time.Hour
-	// DefaultMaxThoughtsPerAgent: one agent's day of thoughts at 1.2 a
-	// second, and a tenth of the default bounds at thoughts of 1 KiB.
-	DefaultMaxThoughtsPerAgent int64 = 100_000
+	// DefaultMaxThoughtsPerAgent is the bound per agent when the largest
+	// thought is not known (StreamsConfig.MaxThoughtsPerAgent).
+	DefaultMaxThoughtsPerAgent int64 = 10_000
 	advisoriesMaxBytes         int64 = 64 << 20
 )
 
@@ -202,6 +205,10 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	}
 	if c.MaxThoughtsPerAgent <= 0 {
 		c.MaxThoughtsPerAgent = DefaultMaxThoughtsPerAgent
+		if c.MaxThoughtBytes > 0 {
+			// An eighth of the stream, at the largest thoughts.
+			c.MaxThoughtsPerAgent = max(c.ThoughtsMaxBytes/8/int64(c.MaxThoughtBytes+ThoughtHeaderAllowance), 1)
+		}
 	}
 	return c
 }

@@ -358,7 +358,7 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	// Alice fills her quota of thoughts held: refused at publish with the
 	// reason; daimon-1's publish still taken.
 	var refused error
-	for i := 0; i < 40 && refused == nil; i++ {
+	for i := 0; i < 200 && refused == nil; i++ { // faster than the compactor, which runs every 5 s
 		th := thought(100+i, "filling the stream")
 		th.EventID, th.AgentID, th.Stages = fmt.Sprintf("fill-%d", i), "alice", []pipeline.Stage{pipeline.StageNarrative}
 		data, _ := json.Marshal(th)
@@ -384,6 +384,15 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	for _, name := range []string{consumers.StreamDLQ, consumers.StreamThoughts} {
 		if err := wjs.DeleteStream(ctx(), name); err == nil {
 			t.Errorf("the worker deleted %s", name)
+		}
+	}
+	// Nor purge any but the thoughts stream (where the compactor removes what
+	// every stage acknowledged).
+	for _, name := range []string{consumers.StreamDLQ, consumers.StreamOutputs, "KV_noesis_spend"} {
+		if st, err := wjs.Stream(ctx(), name); err != nil {
+			t.Errorf("stream %s: %v", name, err)
+		} else if err := st.Purge(ctx()); err == nil {
+			t.Errorf("the worker purged %s", name)
 		}
 	}
 	if _, err := wjs.Stream(ctx(), consumers.StreamDLQ); err != nil {

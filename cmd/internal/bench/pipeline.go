@@ -172,6 +172,10 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	cfg.Provider, cfg.SimURL = "sim", ""
 	cfg.Tiers = []string{"fast", "reasoning"}
 	cfg.LogLevel = "error"
+	// One synthetic agent publishes every thought: on the bench's own server
+	// it may hold them all, so the figures measure the pipeline, not the
+	// quota per agent that would refuse such a flood by default.
+	cfg.AgentMaxThoughts = int64(2*o.n + 1000)
 	switch o.mode {
 	case "seed":
 		cfg.SimLatencyScale, cfg.SimLengths = 1, "seed" // the seed's capped calls: R1 answers in 1,930 ms

@@ -178,7 +178,8 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 		w, err := proc.Start(fmt.Sprintf("worker-%d", i+1), progress, append(env, "NATS_URL="+st.natsURL,
 			"NOESIS_TIERS=fast,reasoning", "NOESIS_LOG_LEVEL=error", "NOESIS_LOG_FORMAT=json",
 			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.Tier.Fast.Concurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.Tier.Reasoning.Concurrency),
-			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending)),
+			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending),
+			fmt.Sprintf("NOESIS_AGENT_MAX_THOUGHTS=%d", cfg.AgentMaxThoughts)),
 			self, "serve", "--env-file", "/dev/null")
 		if err != nil {
 			return nil, err

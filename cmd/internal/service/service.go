@@ -223,6 +223,8 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	guardCtx, stopGuard := context.WithCancel(ctx)
 	s.cleanup = append(s.cleanup, stopGuard)
 	go guard.Run(guardCtx, 5*time.Second)
+	compactor := consumers.NewCompactor(js, cfg.Streams(), log)
+	go compactor.Run(guardCtx, 5*time.Second)
 	if cfg.MetricsAddr != "" {
 		srv, addr, err := serveMetrics(cfg.MetricsAddr, s.metrics, s.nc, &s.ready, guard.Health)
 		if err != nil {
