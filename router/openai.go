@@ -27,13 +27,13 @@ func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/ro
 // cost, spend, a 429's pause.
 func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
 	if t.slots != nil {
-		// Calls that wait for a slot are served by priority, then in turn
-		// between agents: one agent's flood waits behind itself.
+		// Calls that wait for a slot are served by priority, then to the
+		// agent holding the fewest: one agent's flood waits behind itself.
 		tenant := pipeline.TenantOf(ctx)
 		if err := t.slots.Acquire(ctx, tenant.Agent, fair.Band(tenant.Priority)); err != nil {
 			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, err)
 		}
-		defer t.slots.Release()
+		defer t.slots.Release(tenant.Agent)
 	}
 	if c.limiter != nil && (t.RPM > 0 || t.TPM > 0) {
 		if err := c.limiter.Take(ctx, t.Name, t.RPM, t.TPM); err != nil {

@@ -114,7 +114,12 @@ func (q *Queue[T]) Pop(ctx context.Context) (T, bool) {
 }
 
 // TryPop is Pop without waiting.
-func (q *Queue[T]) TryPop() (T, bool) {
+func (q *Queue[T]) TryPop() (T, bool) { return q.tryPopBy(nil) }
+
+// tryPopBy pops from the most urgent band that has items; within it, from
+// the agent with the lowest load (nil: every agent's is the same), and among
+// agents of the same load from the one whose turn it is.
+func (q *Queue[T]) tryPopBy(load func(agent string) int) (T, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for b := range q.bands {
@@ -125,18 +130,33 @@ func (q *Queue[T]) TryPop() (T, bool) {
 		if fb.next >= len(fb.ring) {
 			fb.next = 0
 		}
-		agent := fb.ring[fb.next]
+		at := fb.next
+		if load != nil {
+			best := load(fb.ring[at])
+			for i := 1; i < len(fb.ring) && best > 0; i++ {
+				j := (fb.next + i) % len(fb.ring)
+				if l := load(fb.ring[j]); l < best {
+					at, best = j, l
+				}
+			}
+		}
+		agent := fb.ring[at]
 		items := fb.queues[agent]
 		item := items[0]
 		var zero T
 		items[0] = zero // let the item go
 		if len(items) == 1 {
 			delete(fb.queues, agent)
-			fb.ring = append(fb.ring[:fb.next], fb.ring[fb.next+1:]...)
-			// next now points at the agent after the one removed.
+			fb.ring = append(fb.ring[:at], fb.ring[at+1:]...)
+			if at < fb.next {
+				fb.next--
+			}
+			// next now points at the agent after the one served when it was next.
 		} else {
 			fb.queues[agent] = items[1:]
-			fb.next++
+			if at == fb.next {
+				fb.next++
+			}
 		}
 		q.n--
 		signal(q.room)
@@ -156,36 +176,42 @@ func (q *Queue[T]) Len() int {
 	return q.n
 }
 
-// Slots is a counting semaphore whose waiters are served like a Queue: by
-// band, then in turn between agents. A model target's concurrency is one:
-// when one agent's calls fill it, the next slot freed goes to another agent
-// waiting, not to the flood's next call. Safe for concurrent use.
+// Slots is a counting semaphore whose waiters are served by band, then, in
+// a band, first to the agent that holds the fewest slots (in turn among
+// agents that hold as many): max-min fairness. A model target's concurrency
+// is one: when one agent's calls fill it, every slot freed goes to another
+// agent waiting until it holds as many, not to the flood's next call. Safe
+// for concurrent use.
 type Slots struct {
 	mu      sync.Mutex
 	free    int
+	held    map[string]int // agent -> slots it holds
 	waiting *Queue[*waiter]
 }
 
 type waiter struct {
+	agent string
 	ready chan struct{} // closed when the slot is handed over
 	gone  bool          // the waiter gave up; skip it
 }
 
 // NewSlots returns n slots (at least 1).
 func NewSlots(n int) *Slots {
-	return &Slots{free: max(n, 1), waiting: NewQueue[*waiter](math.MaxInt)}
+	return &Slots{free: max(n, 1), held: map[string]int{}, waiting: NewQueue[*waiter](math.MaxInt)}
 }
 
 // Acquire takes a slot for agent in band b, waiting for one in turn. It
-// returns ctx's error if ctx ends first; the slot is then not held.
+// returns ctx's error if ctx ends first; the slot is then not held. A slot
+// taken is given back with Release(agent).
 func (s *Slots) Acquire(ctx context.Context, agent string, b int) error {
 	s.mu.Lock()
 	if s.free > 0 && s.waiting.Len() == 0 {
 		s.free--
+		s.held[agent]++
 		s.mu.Unlock()
 		return nil
 	}
-	w := &waiter{ready: make(chan struct{})}
+	w := &waiter{agent: agent, ready: make(chan struct{})}
 	_ = s.waiting.Push(context.Background(), agent, b, w) // unbounded: never waits
 	s.mu.Unlock()
 	select {
@@ -196,7 +222,7 @@ func (s *Slots) Acquire(ctx context.Context, agent string, b int) error {
 		defer s.mu.Unlock()
 		select {
 		case <-w.ready: // handed over meanwhile: give it on
-			s.releaseLocked()
+			s.releaseLocked(agent)
 		default:
 			w.gone = true
 		}
@@ -204,21 +230,25 @@ func (s *Slots) Acquire(ctx context.Context, agent string, b int) error {
 	}
 }
 
-// Release gives a slot back: to the next waiter in turn, or to the pool.
-func (s *Slots) Release() {
+// Release gives agent's slot back: to the next waiter, or to the pool.
+func (s *Slots) Release(agent string) {
 	s.mu.Lock()
-	s.releaseLocked()
+	s.releaseLocked(agent)
 	s.mu.Unlock()
 }
 
-func (s *Slots) releaseLocked() {
+func (s *Slots) releaseLocked(agent string) {
+	if s.held[agent]--; s.held[agent] <= 0 {
+		delete(s.held, agent)
+	}
 	for {
-		w, ok := s.waiting.TryPop()
+		w, ok := s.waiting.tryPopBy(func(a string) int { return s.held[a] })
 		if !ok {
 			s.free++
 			return
 		}
 		if !w.gone {
+			s.held[w.agent]++
 			close(w.ready)
 			return
 		}

@@ -155,11 +155,13 @@ func TestSlotsServeWaitersInTurn(t *testing.T) {
 	wait("carol", Critical)
 	queued(6)
 	var got []string
+	holder := "alice"
 	for i := 0; i < 5; i++ {
-		s.Release()
+		s.Release(holder)
 		select {
 		case a := <-order:
 			got = append(got, a)
+			holder = a
 		case <-time.After(5 * time.Second):
 			t.Fatalf("no waiter got the slot released %d; got %v", i, got)
 		}
@@ -168,8 +170,50 @@ func TestSlotsServeWaitersInTurn(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("slots went to %v, want %v", got, want)
 	}
-	s.Release()
+	s.Release(holder)
 	if err := s.Acquire(ctx, "erin", Batch); err != nil { // free again, at once
 		t.Fatal(err)
+	}
+}
+
+// A freed slot goes to the waiting agent that holds the fewest, whoever's
+// turn it is: max-min fairness between a flood and a quiet agent.
+func TestSlotsGoToTheAgentHoldingFewest(t *testing.T) {
+	s := NewSlots(4)
+	ctx := context.Background()
+	for i := 0; i < 4; i++ {
+		if err := s.Acquire(ctx, "flood", Normal); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan string, 8)
+	// The flood queues two more calls, then the quiet agent two, in that order.
+	for i, a := range []string{"flood", "flood", "quiet", "quiet"} {
+		go func() {
+			if s.Acquire(ctx, a, Normal) == nil {
+				got <- a
+			}
+		}()
+		deadline := time.Now().Add(5 * time.Second)
+		for s.waiting.Len() <= i {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d waiters, want %d", s.waiting.Len(), i+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	var order []string
+	for i := 0; i < 4; i++ {
+		s.Release("flood")
+		select {
+		case a := <-got:
+			order = append(order, a)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("release %d handed nothing; got %v", i, order)
+		}
+	}
+	// quiet holds 0 while the flood holds 3: quiet twice, then the flood.
+	if want := []string{"quiet", "quiet", "flood", "flood"}; !slices.Equal(order, want) {
+		t.Errorf("slots went to %v, want %v", order, want)
 	}
 }
