@@ -98,7 +98,9 @@ for (let i = 0; i < count; i++) {
   const err = check('thought.json', thought);
   if (err) throw new Error(`our own thought is invalid: ${err}`);
   events.set(thought.event_id, { verdicts: 0, narratives: 0 });
-  const ack = await js.publish(`noesis.thoughts.${agent}`, JSON.stringify(thought), { msgID: thought.event_id });
+  // No message id: the thoughts stream deduplicates none, and any agent can
+  // read the stream's last one (docs/security.md).
+  const ack = await js.publish(`noesis.thoughts.${agent}`, JSON.stringify(thought));
   if (ack.stream !== 'NOESIS_THOUGHTS') problems.push(`${thought.event_id}: stored in ${ack.stream}`);
 }
 console.log(`published ${count} thoughts in ${Date.now() - started} ms`);

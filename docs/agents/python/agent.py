@@ -130,8 +130,9 @@ async def main():
         if own:
             raise SystemExit(f"our own thought is invalid: {own}")
         seen[thought["event_id"]] = {"verdicts": 0, "narratives": 0}
-        ack = await js.publish(f"noesis.thoughts.{agent}", json.dumps(thought).encode(),
-                               headers={"Nats-Msg-Id": thought["event_id"]})
+        # No message id: the thoughts stream deduplicates none, and any agent
+        # can read the stream's last one (docs/security.md).
+        ack = await js.publish(f"noesis.thoughts.{agent}", json.dumps(thought).encode())
         if ack.stream != "NOESIS_THOUGHTS":
             problems.append(f"{thought['event_id']}: stored in {ack.stream}")
     print(f"published {count} thoughts in {(time.monotonic() - started) * 1000:.0f} ms")
