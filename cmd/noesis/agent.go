@@ -107,11 +107,7 @@ NATS_NKEY=DIR/ID.nk).`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			conf, _ := cmd.Flags().GetString("conf")
-			dir, _ := cmd.Flags().GetString("dir")
-			if dir == "" {
-				dir = defaultSeedDir()
-			}
+			conf, dir := agentFiles(cmd)
 			seedPath, pub, err := addAgent(id, conf, dir)
 			if err != nil {
 				return err
@@ -136,11 +132,7 @@ processed; its outputs are kept in NOESIS_OUTPUTS until they age out.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			id := args[0]
-			conf, _ := cmd.Flags().GetString("conf")
-			dir, _ := cmd.Flags().GetString("dir")
-			if dir == "" {
-				dir = defaultSeedDir()
-			}
+			conf, dir := agentFiles(cmd)
 			seedRemoved, err := removeAgent(id, conf, dir)
 			if err != nil {
 				return err
@@ -157,6 +149,16 @@ processed; its outputs are kept in NOESIS_OUTPUTS until they age out.`,
 	remove.Flags().String("dir", "", "where the agent's seed is (default $NOESIS_AGENT_DIR or ~/.config/noesis/agents)")
 	cmd.AddCommand(add, remove)
 	return cmd
+}
+
+// agentFiles reads an agent command's --conf and --dir, the seed directory
+// defaulting to defaultSeedDir.
+func agentFiles(cmd *cobra.Command) (conf, dir string) {
+	conf, _ = cmd.Flags().GetString("conf")
+	if dir, _ = cmd.Flags().GetString("dir"); dir == "" {
+		dir = defaultSeedDir()
+	}
+	return conf, dir
 }
 
 // validAgentID says why id cannot name an agent's account, or nil.

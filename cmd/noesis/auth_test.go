@@ -171,15 +171,24 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	// every 2 ms while daimon-1 publishes; its one publish is stored.
 	squat, stopSquat := context.WithCancel(context.Background())
 	squatting := make(chan struct{})
+	var squats atomic.Int64
 	go func() {
 		defer close(squatting)
 		data, _ := json.Marshal(pipeline.Thought{EventID: "squat", AgentID: "alice", Content: pipeline.Content{UserInput: "squatting", Depth: 1}})
+		tick := time.NewTicker(2 * time.Millisecond) // the squatter's pace
+		defer tick.Stop()
 		for squat.Err() == nil {
-			_, _ = ajs.Publish(squat, consumers.ThoughtSubject("alice"), data, jetstream.WithMsgID("shared-7"))
-			time.Sleep(2 * time.Millisecond)
+			if _, err := ajs.Publish(squat, consumers.ThoughtSubject("alice"), data, jetstream.WithMsgID("shared-7")); err == nil {
+				squats.Add(1)
+			}
+			select {
+			case <-squat.Done():
+			case <-tick.C:
+			}
 		}
 	}()
-	time.Sleep(50 * time.Millisecond) // the squatter's first id is in before daimon-1's
+	// The squatter's id is in before daimon-1's.
+	eventually(t, 5*time.Second, func() bool { return squats.Load() > 0 }, func() string { return "the squatter published nothing" })
 	data, _ := json.Marshal(dth)
 	ack, err := djs.Publish(context.Background(), consumers.ThoughtSubject("daimon-1"), data, jetstream.WithMsgID("shared-7"))
 	stopSquat()
