@@ -126,22 +126,7 @@ func TestSlotsServeWaitersInTurn(t *testing.T) {
 		}()
 	}
 	// alice queues three more calls, then bob one, then a critical call of carol's.
-	queued := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			s.mu.Lock()
-			l := s.waiting.Len()
-			s.mu.Unlock()
-			if l == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d waiters, want %d", l, n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	queued := func(n int) { t.Helper(); waitersAre(t, s, n) }
 	for i := 1; i <= 3; i++ {
 		wait("alice", Normal)
 		queued(i)
@@ -194,13 +179,7 @@ func TestSlotsGoToTheAgentHoldingFewest(t *testing.T) {
 				got <- a
 			}
 		}()
-		deadline := time.Now().Add(5 * time.Second)
-		for s.waiting.Len() <= i {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d waiters, want %d", s.waiting.Len(), i+1)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		waitersAre(t, s, i+1)
 	}
 	var order []string
 	for i := 0; i < 4; i++ {
@@ -215,5 +194,21 @@ func TestSlotsGoToTheAgentHoldingFewest(t *testing.T) {
 	// quiet holds 0 while the flood holds 3: quiet twice, then the flood.
 	if want := []string{"quiet", "quiet", "flood", "flood"}; !slices.Equal(order, want) {
 		t.Errorf("slots went to %v, want %v", order, want)
+	}
+}
+
+// waitersAre waits until s has n callers waiting for a slot, or fails after 5 s.
+func waitersAre(t *testing.T, s *Slots, n int) {
+	t.Helper()
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for s.waiting.Len() != n {
+		select {
+		case <-deadline.C:
+			t.Fatalf("%d waiters, want %d", s.waiting.Len(), n)
+		case <-tick.C:
+		}
 	}
 }
