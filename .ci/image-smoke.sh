@@ -11,7 +11,6 @@ cd "$(dirname "$0")/.."
 b="buildah --storage-driver vfs"
 img=${IMAGE:?} version=${VERSION:?}
 tmp=$(mktemp -d)
-port=$(( 20000 + RANDOM % 10000 )) simport=$(( 30000 + RANDOM % 5000 )) mport=$(( 35000 + RANDOM % 5000 ))
 pids=() ctrs=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
@@ -21,6 +20,14 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "image-smoke: $*"; for f in "$tmp"/*.log; do echo "== $f"; tail -30 "$f"; done; exit 1; }
 container() { local c; c=$($b from "$img"); ctrs+=("$c"); echo "$c"; }
+# until_ok SECONDS CMD...: run CMD every 0.1 s until it succeeds or SECONDS pass.
+until_ok() {
+  local deadline=$((SECONDS + $1)); shift
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.1
+  done
+}
 
 # Size: the layers as stored (uncompressed) and as a registry keeps them (gzip).
 raw=$($b inspect --type image --format '{{.Manifest}}' "$img" | python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')
@@ -47,35 +54,43 @@ grep -q "set NATS_URL" "$tmp/noembed.log" || fail "serve without NATS_URL did no
 
 # The smoke run, under the shipped access control.
 export NOESIS_WORKER_PASSWORD=img-worker-$RANDOM NOESIS_ADMIN_PASSWORD=img-admin-$RANDOM NOESIS_AGENT_PASSWORD=img-agent-$RANDOM
-sed -e "s|listen: 127.0.0.1:4222|listen: 127.0.0.1:$port|" -e "s|store_dir: \"./data\"|store_dir: \"$tmp/js\"|" nats-auth.conf >"$tmp/nats.conf"
+# Every port is one the kernel chose (listen on port 0, or -1 for nats-server), read back from the logs.
+sed -e "s|listen: 127.0.0.1:4222|listen: 127.0.0.1:-1|" -e "s|store_dir: \"./data\"|store_dir: \"$tmp/js\"|" nats-auth.conf >"$tmp/nats.conf"
 nats-server -c "$tmp/nats.conf" >"$tmp/nats.log" 2>&1 &
 pids+=($!)
+until_ok 15 grep -q "Server is ready" "$tmp/nats.log" || fail "nats-server did not start"
+port=$(grep -o 'Listening for client connections on 127.0.0.1:[0-9]*' "$tmp/nats.log" | head -1 | sed 's/.*://')
 
 sim=$(container)
-$b config --env NOESIS_SIM_LISTEN=127.0.0.1:$simport --env NOESIS_SIM_LATENCY_SCALE=0.05 "$sim"
+$b config --env NOESIS_SIM_LISTEN=127.0.0.1:0 --env NOESIS_SIM_LATENCY_SCALE=0.05 --env NOESIS_LOG_FORMAT=json "$sim"
 $b run --isolation chroot "$sim" -- /noesis sim --env-file /dev/null >"$tmp/sim.log" 2>&1 &
 pids+=($!)
+until_ok 15 grep -q "simulator listening" "$tmp/sim.log" || fail "the simulator did not start"
+simurl=$(grep -o '"url":"http://[^"]*"' "$tmp/sim.log" | head -1 | cut -d'"' -f4)
+[ -n "$simurl" ] || fail "no simulator url in its log"
 
 svc=$(container)
 $b config --env NATS_URL=nats://127.0.0.1:$port --env NATS_USER=worker --env NATS_PASSWORD=$NOESIS_WORKER_PASSWORD \
-  --env LLM_PROVIDER=openai --env OPENAI_BASE_URL=http://127.0.0.1:$simport/v1 --env OPENAI_API_KEY=sk-image-smoke \
-  --env NOESIS_METRICS_ADDR=127.0.0.1:$mport "$svc"
-for _ in $(seq 1 100); do grep -q "simulator listening" "$tmp/sim.log" && grep -q "Server is ready" "$tmp/nats.log" && break; sleep 0.1; done
+  --env LLM_PROVIDER=openai --env OPENAI_BASE_URL=$simurl --env OPENAI_API_KEY=sk-image-smoke \
+  --env NOESIS_METRICS_ADDR=127.0.0.1:0 --env NOESIS_LOG_FORMAT=json "$svc"
 $b run --isolation chroot "$svc" -- /noesis serve --env-file /dev/null >"$tmp/serve.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 1 150); do grep -q "noesis is running" "$tmp/serve.log" && break; sleep 0.1; done
-grep -q "noesis is running" "$tmp/serve.log" || fail "serve did not start"
+until_ok 30 grep -q "noesis is running" "$tmp/serve.log" || fail "serve did not start"
+maddr=$(grep -o '"metrics_addr":"[^"]*"' "$tmp/serve.log" | head -1 | cut -d'"' -f4)
+[ -n "$maddr" ] || fail "no metrics address in the log"
 grep -q "sk-image-smoke" "$tmp/serve.log" && fail "the API key reached the log"
-code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/readyz")
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://$maddr/readyz")
 [ "$code" = 200 ] || fail "/readyz answered $code"
 
 agent=(-s "nats://127.0.0.1:$port" --user daimon-1 --password "$NOESIS_AGENT_PASSWORD" --inbox-prefix _INBOX_daimon-1)
-# An agent may subscribe to its own subjects only, one by one.
+# An agent may subscribe to its own subjects only, one by one. nats sub says
+# "Subscribing" just before it subscribes and flushes: the thought published
+# after that is answered by models that take far longer than that flush.
 watch=()
 for kind in narratives verdicts; do
   timeout 60 nats "${agent[@]}" sub "noesis.$kind.daimon-1" --count 1 >"$tmp/$kind.log" 2>&1 &
   watch+=($!)
-  for _ in $(seq 1 50); do grep -qi "subscribing" "$tmp/$kind.log" && break; sleep 0.1; done
+  until_ok 15 grep -qi "subscribing" "$tmp/$kind.log" || fail "nats sub on $kind did not start"
 done
 NATS_URL=nats://127.0.0.1:$port NATS_USER=daimon-1 NATS_PASSWORD=$NOESIS_AGENT_PASSWORD \
   ./bin/noesis publish --env-file /dev/null --agent daimon-1 --text "image smoke: I will rotate the TLS certificates" --depth 2

@@ -286,7 +286,11 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 		})
 	}()
 	s.ready.Store(true)
-	log.Info().Strs("tiers", cfg.Tiers).Str("provider", provider).Msg("noesis is running; publish thoughts on noesis.thoughts.<agent_id>")
+	running := log.Info().Strs("tiers", cfg.Tiers).Str("provider", provider)
+	if s.metricsAddr != "" { // the address taken, when NOESIS_METRICS_ADDR asked for port 0
+		running = running.Str("metrics_addr", s.metricsAddr)
+	}
+	running.Msg("noesis is running; publish thoughts on noesis.thoughts.<agent_id>")
 	go func() {
 		wg.Wait()
 		s.close()
