@@ -23,7 +23,11 @@ import (
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
-func TestEndToEndExactlyOnce(t *testing.T) {
+// TestEndToEndCleanRunFollowsTheContract runs 400 thoughts through one worker
+// with nothing going wrong: one output of each kind per thought, every output
+// and its headers as the contract says. The crash and its redeliveries are
+// TestExactlyOnceWhenAWorkerIsKilledMidWork's.
+func TestEndToEndCleanRunFollowsTheContract(t *testing.T) {
 	ns := natstest.RunServer(t)
 	// Clear answers only: an unreadable one would be asked again, one more call.
 	s, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
