@@ -46,7 +46,13 @@ const (
 // ReasonJudgeAbstained is the abstain reason of a judge that answered ABSTAIN.
 const ReasonJudgeAbstained = "the judge abstained"
 
-// JudgeVote is one judge's part in a verdict.
+// JudgeVote is one judge's part in a verdict: its vote, in a few lines a
+// person reads at a glance. Reasoning is one paragraph of at most
+// MaxJudgeReasoning bytes and AbstainReason at most MaxAbstainReason in a
+// published verdict; the call's provenance (model, provider, target, usage,
+// cost, cache) and the judge's thinking are the Transcript's (their fields
+// here are not encoded), unless TribunalConfig.InlineThinking keeps the
+// thinking in the verdict too.
 type JudgeVote struct {
 	Name          string  `json:"name"`
 	Pillar        string  `json:"pillar"`
@@ -62,22 +68,27 @@ type JudgeVote struct {
 	// abstained or gave no readable verdict) or AbstainOperational (it could
 	// not be asked or gave no answer: a failed or timed-out call, an open
 	// breaker, the call budget, the tribunal's deadline).
-	AbstainKind string  `json:"abstain_kind,omitempty"`
-	Model       string  `json:"model,omitempty"`
-	Provider    string  `json:"provider,omitempty"`
-	Target      string  `json:"target,omitempty"`
-	Fallback    bool    `json:"fallback,omitempty"`
-	ColdStart   bool    `json:"cold_start,omitempty"`
-	Hedged      bool    `json:"hedged,omitempty"`
-	CostUSD     float64 `json:"cost_usd,omitempty"`
-	Cached      bool    `json:"cached"`
+	AbstainKind string `json:"abstain_kind,omitempty"`
 	// AskedAgain: the judge's first answer could not be read, and it was
 	// asked once more, in the same conversation, for its tagged lines (the
 	// latency is both calls').
-	AskedAgain bool   `json:"asked_again,omitempty"`
-	LatencyMS  int64  `json:"latency_ms"`
-	Usage      Usage  `json:"usage"`
-	Thinking   string `json:"thinking,omitempty"`
+	AskedAgain bool  `json:"asked_again,omitempty"`
+	LatencyMS  int64 `json:"latency_ms"`
+	// Thinking is in a verdict only with TribunalConfig.InlineThinking
+	// (NOESIS_VERDICT_THINKING); it is always in the Transcript.
+	Thinking string `json:"thinking,omitempty"`
+
+	// The call's provenance: in the Transcript, not the verdict's JSON.
+	Model     string  `json:"-"`
+	Provider  string  `json:"-"`
+	Target    string  `json:"-"`
+	Fallback  bool    `json:"-"`
+	ColdStart bool    `json:"-"`
+	Hedged    bool    `json:"-"`
+	CostUSD   float64 `json:"-"`
+	Cached    bool    `json:"-"`
+	Usage     Usage   `json:"-"`
+	thinking  string  // the judge's chain of thought, for the Transcript
 
 	callErr error // why the call failed, when it did; not the judge's own abstention
 }
@@ -91,7 +102,11 @@ type Verdict struct {
 	AbstentionCount     int         `json:"abstention_count"`
 	RequiresHumanReview bool        `json:"requires_human_review"`
 	OffenseLevel        Offense     `json:"offense_level"`
-	Reasoning           string      `json:"reasoning"`
+	// Reasoning is the votes in one line ("VERITAS PASS 0.86; SOPHIA FAIL
+	// 0.70; DIKĒ abstained (operational)"); each judge's reasons are in Judges.
+	Reasoning string `json:"reasoning"`
+
+	transcript *Transcript // how it was reached (Verdict.Transcript)
 }
 
 // DefaultTribunalDeadline bounds a deliberation when TribunalConfig leaves it
@@ -118,6 +133,7 @@ type Tribunal struct {
 	temperature float32
 	maxTokens   int
 	memo        *readMemo // readings of cached answers
+	inline      bool      // TribunalConfig.InlineThinking
 }
 
 // TribunalConfig configures a Tribunal. Zero values take the origin's
@@ -132,12 +148,16 @@ type TribunalConfig struct {
 	// OnBreakerChange, when set, is told of every judge breaker's state
 	// change, with the failure that opened it (see Breaker.OnChange).
 	OnBreakerChange func(judge string, from, to BreakerState, cause error)
+	// InlineThinking keeps each judge's thinking (at most 4 KiB) in the
+	// verdict as well as in its Transcript; off (the default), a verdict
+	// carries the votes alone.
+	InlineThinking bool
 }
 
 // NewTribunal builds a tribunal that asks c. It fails when a judge has no
 // name or a non-positive weight or timeout.
 func NewTribunal(c Completer, cfg TribunalConfig) (*Tribunal, error) {
-	t := &Tribunal{completer: c, judges: cfg.Judges, deadline: cfg.Deadline, temperature: 0.7, maxTokens: cfg.MaxTokens, memo: newReadMemo(4096)}
+	t := &Tribunal{completer: c, judges: cfg.Judges, deadline: cfg.Deadline, temperature: 0.7, maxTokens: cfg.MaxTokens, memo: newReadMemo(4096), inline: cfg.InlineThinking}
 	if len(t.judges) == 0 {
 		t.judges = DefaultJudges()
 	}
@@ -204,8 +224,11 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
 	votes := make([]JudgeVote, len(tr.judges))
 	data := quoteThought(&t) // the same quoted thought for every judge
 	quote := quoteOf(&t)
+	progress := progressOf(ctx)
+	progress.begin(len(tr.judges))
 	in := func(i int) int {
 		votes[i] = tr.judge(dctx, i, data, quote, t.Priority)
+		progress.answer()
 		if dctx.Err() != nil {
 			return -1
 		}
@@ -277,6 +300,7 @@ func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
 		v.Decision = DecisionUnavailable
 	}
 	tr.summarise(v)
+	transcribe(v, tr.inline)
 	return v, nil
 }
 
@@ -311,7 +335,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 		return abstain(AbstainOperational, "model call failed: "+err.Error(), err)
 	}
 	br.Record(nil)
-	v.Model, v.Provider, v.Cached, v.Usage, v.Thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, clip(resp.Reasoning, maxThinking)
+	v.Model, v.Provider, v.Cached, v.Usage, v.thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, clip(resp.Reasoning, maxTranscriptThinking)
 	v.Target, v.Fallback, v.ColdStart, v.Hedged, v.CostUSD = resp.Target, resp.Fallback, resp.ColdStart, resp.Hedged, resp.CostUSD
 	var a JudgeAnswer
 	if resp.Truncated {
