@@ -39,6 +39,8 @@ func TestContractSchemasMatchStructs(t *testing.T) {
 		{"verdict", reflect.TypeFor[pipeline.Verdict](), schemas["verdict"], true, envelope},
 		{"verdict.judge", reflect.TypeFor[pipeline.JudgeVote](), sub(t, schemas["verdict"], "definitions", "judge"), true, nil},
 		{"analysis", reflect.TypeFor[pipeline.Analysis](), schemas["analysis"], true, envelope},
+		{"transcript", reflect.TypeFor[pipeline.Transcript](), schemas["transcript"], true, nil},
+		{"transcript.judge", reflect.TypeFor[pipeline.JudgeRecord](), sub(t, schemas["transcript"], "definitions", "judge"), true, nil},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -101,9 +103,17 @@ func TestContractOutputsValidate(t *testing.T) {
 			t.Errorf("full %s: %v", name, err)
 		}
 	}
+	tr := pipeline.Transcript{EventID: "evt-1", AgentID: "daimon-1", Stage: pipeline.StageTribunal, Decision: pipeline.DecisionReview,
+		PromptVersion: pipeline.PromptVersion, CreatedAt: meta.CreatedAt, Judges: []pipeline.JudgeRecord{{Name: "VERITAS",
+			Verdict: pipeline.VotePass, Reasoning: "r", AbstainReason: "a", Model: "m", Provider: "sim", Target: "t", Fallback: true,
+			ColdStart: true, Hedged: true, CostUSD: 0.1, Cached: true, AskedAgain: true, LatencyMS: 3, Thinking: "x"}}}
+	b, _ := json.Marshal(tr)
+	if err := contract.Validate(schemas, contract.Transcript, b); err != nil {
+		t.Errorf("full transcript: %v", err)
+	}
 	minimal := pipeline.Verdict{Meta: pipeline.Meta{EventID: "e", AgentID: "a", Stage: pipeline.StageTribunal},
 		Decision: pipeline.DecisionUnavailable, Judges: []pipeline.JudgeVote{{Verdict: pipeline.VoteAbstain, Offense: pipeline.OffenseNone}}, OffenseLevel: pipeline.OffenseNone}
-	b, _ := json.Marshal(minimal)
+	b, _ = json.Marshal(minimal)
 	if err := contract.Validate(schemas, contract.Verdict, b); err != nil {
 		t.Errorf("minimal verdict: %v", err)
 	}

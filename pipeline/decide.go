@@ -79,20 +79,21 @@ func consensus(sum, weights float64) float64 {
 
 var offenseRank = map[Offense]int{OffenseNone: 0, "": 0, OffenseMinor: 1, OffenseMajor: 2, OffenseCapital: 3}
 
-// summarise fills the verdict's derived fields.
+// summarise fills the verdict's derived fields: the offense, the
+// abstentions, the provenance summed over the judges, and the votes in one line.
 func (tr *Tribunal) summarise(v *Verdict) {
 	v.OffenseLevel = OffenseNone
 	models := map[string]bool{}
 	providers := map[string]bool{}
 	targets := map[string]bool{}
 	cached := true
-	var lines []string
+	var votes []string
 	for _, j := range v.Judges {
 		if j.Abstained {
 			v.AbstentionCount++
-			lines = append(lines, j.Name+" abstained ("+j.AbstainKind+"): "+j.AbstainReason)
+			votes = append(votes, j.Name+" abstained ("+j.AbstainKind+")")
 		} else { // concatenated, not fmt: this runs for every judge of every verdict
-			lines = append(lines, j.Name+" "+string(j.Verdict)+" ("+strconv.FormatFloat(j.Confidence, 'f', 2, 64)+"): "+j.Reasoning)
+			votes = append(votes, j.Name+" "+string(j.Verdict)+" "+strconv.FormatFloat(j.Confidence, 'f', 2, 64))
 		}
 		if !j.Abstained && offenseRank[j.Offense] > offenseRank[v.OffenseLevel] {
 			v.OffenseLevel = j.Offense
@@ -111,7 +112,7 @@ func (tr *Tribunal) summarise(v *Verdict) {
 	}
 	v.Model, v.Provider, v.Target = joinKeys(models), joinKeys(providers), joinKeys(targets)
 	v.Cached = cached
-	v.Reasoning = strings.Join(lines, "\n")
+	v.Reasoning = strings.Join(votes, "; ") // the reasons are each judge's, in v.Judges
 	v.RequiresHumanReview = v.Decision != DecisionPass && v.Decision != DecisionFail
 }
 

@@ -29,6 +29,7 @@ const (
 	Narrative         = "narrative"
 	Verdict           = "verdict"
 	Analysis          = "analysis"
+	Transcript        = "transcript"
 	OutputHeaders     = "output-headers"
 	DeadLetterHeaders = "dead-letter-headers"
 )
