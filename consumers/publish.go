@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,6 +80,10 @@ const (
 	jsErrStoreFailed              jetstream.ErrorCode = 10077 // maximum bytes, messages or messages per subject exceeded
 )
 
+// HeaderThoughtSeq is an output's header that holds its thought's sequence
+// in NOESIS_THOUGHTS.
+const HeaderThoughtSeq = "Noesis-Thought-Seq"
+
 // errSubjectTaken is a publish that expected an empty subject and found a
 // message there.
 var errSubjectTaken = errors.New("subject already holds a message")
@@ -98,6 +103,9 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Ou
 	m.Data = data
 	m.Header.Set(HeaderEventID, t.EventID)
 	m.Header.Set(HeaderStage, string(p.cfg.Stage))
+	if md, err := in.Metadata(); err == nil { // where the review queue finds the thought (consumers/review)
+		m.Header.Set(HeaderThoughtSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	}
 	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
 	id := OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data()))
 	var ack *jetstream.PubAck

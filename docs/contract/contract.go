@@ -32,6 +32,8 @@ const (
 	Transcript        = "transcript"
 	OutputHeaders     = "output-headers"
 	DeadLetterHeaders = "dead-letter-headers"
+	Review            = "review"
+	ReviewDecision    = "review-decision"
 )
 
 // Schemas compiles every schema in schemas/, by name, with formats

@@ -1,0 +1,33 @@
+// Package review is noesis's human review queue: every verdict that requires
+// human review (a review, capital or unavailable decision) is queued once,
+// a person decides it pass or fail with a note, exactly once, and the
+// decision goes to the agent on noesis.reviews.<agent_id>.
+//
+// Everything lives in one stream, NOESIS_REVIEWS (Stream), which keeps at
+// most one message per subject and refuses a second (discard new per
+// subject): the server itself makes a review queued once and decided once,
+// whoever publishes.
+//
+//   - _noesis.review.queued.<id>: the review (Review): the verdict as the
+//     agent got it, and the thought it judged. The Feeder, in the workers,
+//     stores it from NOESIS_OUTPUTS's verdicts through a durable consumer:
+//     a verdict published twice (a redelivered thought) is stored there once,
+//     and a review stored twice (a redelivered verdict) is refused the second
+//     time, so a verdict has one review.
+//   - _noesis.store.reviews.<agent_id>.<id>: the decision (Decision), which
+//     the stream republishes once, as it stores it, on
+//     noesis.reviews.<agent_id>. The first reviewer's publish is stored; the
+//     second is refused by the server, and Desk.Decide answers it with a
+//     *DecidedError naming who decided and when.
+//
+// The id of a review is the digest of the thought its verdict judged
+// (consumers.ThoughtDigest: 16 hex digits of the sha256 of the thought's
+// subject and bytes), read from the verdict's Nats-Msg-Id: unique per agent
+// and thought, where an event id need be unique only to its agent.
+//
+// A review waits until it is decided or until the stream's MaxAge (30 days
+// by default) removes it; the stream is bounded in bytes, and when full it
+// refuses new reviews (the Feeder holds their verdicts and tries again) and
+// new decisions (the reviewer is told). Index follows the stream for a list
+// of the reviews and their decisions, live.
+package review

@@ -1,0 +1,62 @@
+package review
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Errors of the review queue; check them with errors.Is.
+var (
+	// ErrNotFound: no review has this id (never queued, or aged out).
+	ErrNotFound = errors.New("no such review")
+	// ErrAlreadyDecided is wrapped by a *DecidedError.
+	ErrAlreadyDecided = errors.New("review already decided")
+	// ErrInvalid: a decision that is not pass or fail, a blank note, a note
+	// or reviewer name too long.
+	ErrInvalid = errors.New("invalid decision")
+	// ErrFull: NOESIS_REVIEWS has no room for the message (MaxBytes); an
+	// operator makes room or raises the bound (docs/operations.md).
+	ErrFull = errors.New("the review stream is full")
+)
+
+// DecidedError is a decision refused because the review was decided before:
+// Decision is the one stored. errors.Is(err, ErrAlreadyDecided) holds.
+type DecidedError struct {
+	Decision Decision
+}
+
+func (e *DecidedError) Error() string {
+	return fmt.Sprintf("already decided by %s at %s: %s", e.Decision.Reviewer, e.Decision.DecidedAt.UTC().Format(time.RFC3339), e.Decision.Decision)
+}
+
+// Is makes errors.Is(err, ErrAlreadyDecided) hold.
+func (e *DecidedError) Is(target error) bool { return target == ErrAlreadyDecided }
+
+// jsErrStoreFailed is JetStream's code for a message its limits refuse:
+// maximum bytes, messages, or messages per subject (nats-server's errors.json).
+const jsErrStoreFailed jetstream.ErrorCode = 10077
+
+// taken reports whether err is the stream refusing a second message on a
+// subject that holds one: the review is queued, or decided, already.
+func taken(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrStoreFailed && strings.Contains(apiErr.Description, "per subject")
+}
+
+// full reports whether err is the stream, the account or the server refusing
+// a message for want of room.
+func full(err error) bool {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || taken(err) {
+		return false
+	}
+	switch apiErr.ErrorCode {
+	case jsErrStoreFailed, 10002, 10023, 10028, 10047: // store failed; account, insufficient, memory, storage resources
+		return true
+	}
+	return false
+}
