@@ -75,7 +75,9 @@ func runFeeder(t *testing.T, js jetstream.JetStream) (stop func()) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- review.NewFeeder(js, review.Config{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)).Run(ctx) }()
+	go func() {
+		done <- review.NewFeeder(js, review.Config{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)).Run(ctx)
+	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
