@@ -49,16 +49,28 @@ const (
 
 // Limiter is an adaptive concurrency limit in the family of Netflix's
 // concurrency-limits (Gradient2) and Envoy's adaptive concurrency filter. It
-// compares the latency of recent work (averaged over a window) with its
-// floor, the least window average of the last 30-60 s (as Vegas and Envoy
-// hold latency against its no-load value). While recent latency stays
-// within 1.25 x the floor, the limit grows by about its square root per
-// window, as long as the work in flight uses at least half of it (and in slow
-// start, before the first pushback, it doubles each window it is full); past
-// that, it shrinks in proportion, to half at most. A rate limit or a deadline
-// (Drop) takes a tenth off at once, at most once per window. It never leaves
-// [Min, Max], and never grows while the Go heap is past 75 % of
-// MemoryBudget. With Fixed set it is a plain semaphore. Safe for concurrent use.
+// compares the latency of recent work (averaged over a window of answers)
+// with its floor, the least window average of the last 30-60 s (as Vegas and
+// Envoy hold latency against its no-load value).
+//
+// It grows only as answers come back, never on elapsed time alone. In slow
+// start (until the first pushback) each answer that comes back while the
+// limit is full adds one slot, as each acknowledgement adds one segment to
+// TCP's window: the limit doubles once per round of answers (as many answers
+// as the limit was when the round began), so a burst of work never goes out
+// faster than the work before it came back. Afterwards, while recent latency
+// stays within 1.25 x the floor, it grows by about its square root per
+// window of answers, as long as the work in flight uses at least half of it.
+//
+// Overload shrinks it: latency past 1.25 x the floor shrinks it in
+// proportion (to half at most, per window), and a rate limit, a deadline or
+// an overloaded provider (Drop) takes it to a tenth under the work in
+// flight, at most once per window. Either ends slow start. The router
+// reports an overloaded provider as a rate limit rather than a failure, so
+// the limit shrinks before any breaker opens (router.ErrOverloaded,
+// docs/performance.md). It never leaves [Min, Max], and never grows while
+// the Go heap is past 75 % of MemoryBudget. With Fixed set it is a plain
+// semaphore. Safe for concurrent use.
 type Limiter struct {
 	cfg LimiterConfig
 
@@ -74,10 +86,9 @@ type Limiter struct {
 	n                      int
 	start                  time.Time // the window's start
 	lastDrop               time.Time
-	// slowStart: until the first sign of pushback, a limit that is full
-	// doubles every window, as TCP's congestion window does.
+	// slowStart: until the first sign of pushback, each answer that comes
+	// back while the limit is full adds a slot, as TCP's slow start does.
 	slowStart bool
-	lastGrow  time.Time
 
 	heap func() uint64
 	now  func() time.Time
@@ -95,10 +106,8 @@ func NewLimiter(cfg LimiterConfig) *Limiter {
 	return l
 }
 
-// Acquire takes a slot, waiting until one is free or ctx ends. In slow
-// start, a full limit doubles every window while work waits: the first
-// answers take a model's whole latency to come back, and a pool that waited
-// for them to grow would queue seconds of thoughts.
+// Acquire takes a slot, waiting until one is free or ctx ends. It never
+// raises the limit: only answers do (Release).
 func (l *Limiter) Acquire(ctx context.Context) error {
 	for {
 		l.mu.Lock()
@@ -107,30 +116,11 @@ func (l *Limiter) Acquire(ctx context.Context) error {
 			l.mu.Unlock()
 			return nil
 		}
-		if l.slowStart && l.cfg.Fixed <= 0 && l.now().Sub(l.lastGrow) >= limiterWindow && !l.overBudget(4, 3) {
-			l.limit = l.clamp(l.limit * 2)
-			l.lastGrow = l.now()
-			l.mu.Unlock()
-			continue
-		}
 		wake := l.wake
-		slow := l.slowStart
 		l.mu.Unlock()
-		var tick <-chan time.Time
-		var t *time.Timer
-		if slow {
-			t = time.NewTimer(limiterWindow)
-			tick = t.C
-		}
 		select {
 		case <-wake:
-		case <-tick:
 		case <-ctx.Done():
-		}
-		if t != nil {
-			t.Stop()
-		}
-		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
@@ -142,16 +132,21 @@ func (l *Limiter) overBudget(den, num uint64) bool {
 }
 
 // Release gives a slot back. latency > 0 is a sample of how long the work
-// took; 0 means no sample (it failed, or did no model work).
+// took, an answer; 0 means no sample (it failed, or did no model work). In
+// slow start an answer that comes back while the limit is full adds a slot.
 func (l *Limiter) Release(latency time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	full := l.inflight >= int(l.limit)
 	l.inflight--
 	close(l.wake)
 	l.wake = make(chan struct{})
 	if latency <= 0 || l.cfg.Fixed > 0 {
 		return
+	}
+	if l.slowStart && full && !l.overBudget(4, 3) {
+		l.limit = l.clamp(l.limit + 1)
 	}
 	if l.n == 0 {
 		l.start = now
@@ -191,6 +186,8 @@ func (l *Limiter) update(short float64, now time.Time) {
 	gradient := math.Max(0.5, math.Min(1, limiterTolerance*l.floor/short))
 	if gradient < 1 {
 		l.slowStart = false
+	} else if l.slowStart {
+		return // in slow start the answers themselves grow it (Release)
 	}
 	target := l.limit*gradient + math.Sqrt(l.limit)
 	if l.overBudget(4, 3) {

@@ -125,23 +125,65 @@ func TestLimiterFixedNeverMoves(t *testing.T) {
 	}
 }
 
-// In slow start a full limit doubles each window while work waits for a
-// slot, up to Max; Acquire returns once it has.
-func TestLimiterSlowStartDoublesWhileFull(t *testing.T) {
-	l := NewLimiter(LimiterConfig{Initial: 4, Max: 32})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for i := range 32 {
-		if err := l.Acquire(ctx); err != nil {
-			t.Fatalf("acquire %d: %v (limit %d)", i, err, l.State().Limit)
+// In slow start the limit grows only as answers come back: each answer
+// that comes back while the limit is full adds a slot, so a round of
+// answers (as many as the limit was when it began) doubles it. Time alone,
+// with work waiting and no answer back, grows nothing.
+func TestLimiterSlowStartGrowsPerRoundOfAnswers(t *testing.T) {
+	l, clock := testLimiter(LimiterConfig{Initial: 4, Max: 64})
+	for range 4 {
+		if err := l.Acquire(context.Background()); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if st := l.State(); st.Limit != 32 || st.InFlight != 32 {
-		t.Fatalf("after 32 acquisitions: %+v, want limit 32 (the max)", st)
-	}
-	short, cancelShort := context.WithTimeout(context.Background(), 3*limiterWindow)
-	defer cancelShort()
+	*clock = clock.Add(time.Minute) // a minute with work waiting and no answer
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
 	if err := l.Acquire(short); err == nil {
-		t.Fatal("acquired a 33rd slot past the max")
+		t.Fatalf("acquired a 5th slot with no answer back: %+v", l.State())
+	}
+	for round, want := range []int{8, 16, 32, 64, 64} {
+		began := l.State().Limit
+		for range began { // one round: an answer per slot held when it began
+			l.Release(time.Second)
+			for l.State().InFlight < l.State().Limit {
+				if err := l.Acquire(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if st := l.State(); st.Limit != want || !st.SlowStart {
+			t.Fatalf("round %d: %d answers with the limit full took it from %d to %d (slow start %v), want %d", round+1, began, began, st.Limit, st.SlowStart, want)
+		}
+	}
+}
+
+// Answers that come back while the limit is not full say nothing about a
+// higher one: slow start does not grow it.
+func TestLimiterSlowStartNeedsAFullLimit(t *testing.T) {
+	l, _ := testLimiter(LimiterConfig{Initial: 16})
+	for range 4 {
+		_ = l.Acquire(context.Background())
+	}
+	for range 4 {
+		l.Release(time.Second)
+	}
+	if got := l.State().Limit; got != 16 {
+		t.Fatalf("limit %d after 4 answers with 4 of 16 slots used, want 16", got)
+	}
+}
+
+// Slow start ends, and the limit shrinks, when a round's latency rises
+// past the floor: the provider queues what we sent.
+func TestLimiterSlowStartEndsWhenLatencyRises(t *testing.T) {
+	l, clock := testLimiter(LimiterConfig{Initial: 16, Max: 4096})
+	busy(t, l, clock, 3, time.Second)
+	grown := l.State()
+	if !grown.SlowStart || grown.Limit <= 16 {
+		t.Fatalf("after 3 windows of answers at a steady 1 s: %+v, want slow start grown past 16", grown)
+	}
+	busy(t, l, clock, 3, 3*time.Second)
+	if st := l.State(); st.SlowStart || st.Limit >= grown.Limit {
+		t.Fatalf("latency 1 s -> 3 s: %+v, want slow start over and the limit under %d", st, grown.Limit)
 	}
 }
