@@ -39,15 +39,11 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 	cache := sharedCache(t, js, ttl)                        // another process
 	jctx, cancel := context.WithTimeout(ctx, 3*time.Second) // a judge's timeout
 	defer cancel()
-	start := time.Now()
 	r, err := cache.Do(jctx, pipeline.TierReasoning, "k", func(context.Context) (pipeline.Response, error) {
 		return pipeline.Response{Content: "answered anyway"}, nil
 	})
-	if err != nil || r.Content != "answered anyway" {
-		t.Fatalf("%+v %v", r, err)
-	}
-	if waited := time.Since(start); waited > time.Second {
-		t.Fatalf("waited %s on a dead claim; a 3 s judge may wait a quarter of that", waited)
+	if err != nil || r.Content != "answered anyway" || jctx.Err() != nil {
+		t.Fatalf("%+v %v (judge's context: %v): want an answer of its own within the judge's timeout", r, err, jctx.Err())
 	}
 	// The answer is now shared (off the caller's path): another process finds it.
 	var got pipeline.Response
@@ -214,13 +210,14 @@ func TestUnreadableCachedAnswerIsAMiss(t *testing.T) {
 		if r, found, granted := c.Claim(ctx, tier, key); found || !granted {
 			t.Errorf("%s: found %v (%+v), granted %v; want a miss the caller answers", bad.name, found, r, granted)
 		}
-		start := time.Now()
-		if r, ok := c.Await(ctx, tier, key); ok {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if r, ok := c.Await(actx, tier, key); ok {
 			t.Errorf("%s: awaited and served %+v", bad.name, r)
 		}
-		if waited := time.Since(start); waited > time.Second {
-			t.Errorf("%s: waited %s for an answer that cannot come", bad.name, waited)
+		if actx.Err() != nil {
+			t.Errorf("%s: waited until the caller gave up for an answer that cannot come", bad.name)
 		}
+		cancel()
 		c.Settle(ctx, tier, key, pipeline.Response{Content: "the answer"}, nil)
 		if r, found, _ := c.Claim(ctx, tier, key); !found || r.Content != "the answer" {
 			t.Errorf("%s: after the call's answer: %+v, found %v", bad.name, r, found)

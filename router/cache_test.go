@@ -44,7 +44,14 @@ func TestCacheTTLPerTier(t *testing.T) {
 	if r, _ := c.Do(ctx, pipeline.TierDeep, "k-deep", fn); r.Cached {
 		t.Fatal("deep has no TTL here and must not be cached")
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The fast answer's TTL passes; the reasoning answer's has not.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, ok := c.store.Get("k-fast"); ok; _, ok = c.store.Get("k-fast") {
+		if time.Now().After(deadline) {
+			t.Fatal("fast answer outlived its TTL by seconds")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if r, _ := c.Do(ctx, pipeline.TierFast, "k-fast", fn); r.Cached {
 		t.Fatal("fast answer outlived its TTL")
 	}
@@ -81,7 +88,12 @@ func TestCacheCoalescesInFlight(t *testing.T) {
 			results <- r
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // let all 50 join the flight
+	// Release the one upstream call once it is made: a caller that comes
+	// later finds the answer stored or the flight in the air, never a call of its own.
+	deadline := time.Now().Add(5 * time.Second)
+	for calls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	close(release)
 	wg.Wait()
 	close(results)
@@ -92,6 +104,9 @@ func TestCacheCoalescesInFlight(t *testing.T) {
 	}
 	if calls.Load() != 1 {
 		t.Fatalf("%d upstream calls for 50 identical requests, want 1", calls.Load())
+	}
+	if s := c.Stats(); s.Coalesced+s.Hits != 49 {
+		t.Fatalf("stats %+v: want the 49 other callers coalesced or served from the cache", s)
 	}
 }
 
