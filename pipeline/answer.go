@@ -104,8 +104,17 @@ func ParseJudgeAnswer(text string) (JudgeAnswer, error) {
 // "Severity", ...), with markdown emphasis, list marks, headings (a value on
 // the line after "## Verdict"), a qualifier after the verdict ("PASS (with
 // minor caveats)"); a JSON object, bare or fenced, with prose around it; a
-// line that is nothing but a verdict ("**FAIL**"). A confidence may be 0.85,
-// 85 %, 85/100, 8.5/10 or 85 on a 0-100 scale.
+// line that is nothing but a verdict ("**FAIL**"); markdown tables. Labels
+// and words are read in English, Portuguese and Spanish ("**Veredito:**
+// REPROVADO", "Confiança: 85%", "Gravedad: leve"; see answer_words.go). A
+// confidence may be 0.85, 0,85, 85 %, 85/100, 8/10, 0.85/1 or 85 on a 0-100
+// scale.
+//
+// What could be read two ways is never guessed: a number with a thousands
+// separator or two separators (1,000; 0.9.5), a range or alternative
+// ("0,85 ou 0,9"), statements of one field that disagree (two confidences,
+// two offense levels, two verdicts, in any language) are ErrUnparseable, and
+// the judge is asked again.
 //
 // Lines that carry tag (see AnswerTag) are the judge's own answer and win
 // over everything else, first in the answer, then in the reasoning (a </think>

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 )
 
@@ -58,7 +59,11 @@ func flatten(obj map[string]any) map[fieldKind]string {
 		case string:
 			out[kind] = x
 		case json.Number:
+			// As written, but never with an exponent: 1e-1 is 0.1.
 			out[kind] = x.String()
+			if f, err := strconv.ParseFloat(x.String(), 64); err == nil {
+				out[kind] = strconv.FormatFloat(f, 'f', -1, 64)
+			}
 		case bool, nil:
 		default:
 			b, _ := json.Marshal(x)

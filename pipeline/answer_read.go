@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -140,16 +139,24 @@ func asciiLower(s string) string {
 	return string(b)
 }
 
-// labelChar reports whether r may stand in a label ("Final verdict", "Offense-level (0-3)").
+// labelChar reports whether r may stand in a label ("Final verdict",
+// "Offense-level (0-3)", "Nível de confiança").
 func labelChar(r rune) bool {
-	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r == ' ' || r == '_' || r == '(' || r == ')' || r == '\'' || r == '-'
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == ' ' || r == '_' || r == '(' || r == ')' || r == '\'' || r == '-' ||
+		r >= utf8.RuneSelf && unicode.IsLetter(r)
+}
+
+// labelStart reports whether s begins with a letter, as a label does.
+func labelStart(s string) bool {
+	r, _ := utf8.DecodeRuneInString(s)
+	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= utf8.RuneSelf && unicode.IsLetter(r)
 }
 
 // splitField reads "KEY: value", "KEY = value" or "KEY - value" (a spaced
 // dash or em dash): a label of at most 41 letters and the like, starting
 // with a letter, then the separator. Hand-written: the hot path of reading.
 func splitField(s string) (key, value string, ok bool) {
-	if s == "" || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+	if !labelStart(s) {
 		return "", "", false
 	}
 	for i, r := range s {
@@ -178,7 +185,7 @@ func splitField(s string) (key, value string, ok bool) {
 // its value is on the next line.
 func labelOnly(s string) (string, bool) {
 	s = strings.TrimSuffix(strings.TrimSpace(s), ":")
-	if s == "" || len(s) > 42 || !(s[0] >= 'a' && s[0] <= 'z' || s[0] >= 'A' && s[0] <= 'Z') {
+	if len(s) > 42 || !labelStart(s) {
 		return "", false
 	}
 	for _, r := range s {
@@ -191,35 +198,9 @@ func labelOnly(s string) (string, bool) {
 
 var (
 	// "Confidence 0.7": a number needs no colon.
-	numberLineRE = regexp.MustCompile(`(?i)^(confidence(?: level| score)?|certainty)\s+(\d.*|\.\d.*)$`)
+	numberLineRE = regexp.MustCompile(`(?i)^(confidence(?: level| score)?|certainty|confian[çc]a|confianza|certeza)\s+(\d.*|[.,]\d.*)$`)
 	emphasisRE   = regexp.MustCompile("[*`]+|__+")
 )
-
-var labelSeparators = strings.NewReplacer("_", " ", "-", " ")
-
-// fieldOf names the field a label stands for.
-func fieldOf(label string) (fieldKind, bool) {
-	l := strings.ToLower(strings.TrimSpace(label))
-	if i := strings.IndexByte(l, '('); i > 0 {
-		l = strings.TrimSpace(l[:i])
-	}
-	l = labelSeparators.Replace(l)
-	l = strings.Join(strings.Fields(l), " ")
-	for _, p := range []string{"final ", "my ", "overall ", "the ", "judge ", "your "} {
-		l = strings.TrimPrefix(l, p)
-	}
-	switch l {
-	case "verdict", "decision", "ruling", "judgment", "judgement", "vote", "answer", "verdict and confidence":
-		return fieldVerdict, true
-	case "confidence", "confidence level", "confidence score", "certainty", "conf":
-		return fieldConfidence, true
-	case "offense", "offence", "offense level", "offence level", "severity", "offense severity", "offence severity":
-		return fieldOffense, true
-	case "reasoning", "reason", "rationale", "justification", "explanation":
-		return fieldReasoning, true
-	}
-	return 0, false
-}
 
 // scanLines reads the labelled lines of text.
 func (r *reader) scanLines(text string) []item {
@@ -227,6 +208,7 @@ func (r *reader) scanLines(text string) []item {
 	var pending *fieldKind // a label whose value is on a following line
 	reasoning := -1        // index of the reasoning item being continued
 	taggedBlock := false   // a line holding only the tag tags the lines after it
+	var tb table           // the markdown table being read
 	pos := 0
 	for _, raw := range strings.Split(text, "\n") {
 		at := pos
@@ -247,32 +229,25 @@ func (r *reader) scanLines(text string) []item {
 			continue
 		}
 		tagged = tagged || taggedBlock
-		key, value, found := splitField(clean)
-		if !found && (hasPrefixFold(clean, "confidence") || hasPrefixFold(clean, "certainty")) {
-			if m := numberLineRE.FindStringSubmatch(clean); m != nil {
-				key, value, found = m[1], m[2], true
+		if cells, ok := tableCells(clean); ok {
+			pending, reasoning = nil, -1
+			for _, f := range tb.read(cells) {
+				items = append(items, item{kind: f.kind, value: f.value, span: raw, pos: at, tagged: tagged})
 			}
+			continue
 		}
-		if found {
-			if kind, ok := fieldOf(key); ok {
-				value := strings.TrimSpace(value)
-				if value == "" {
-					pending, reasoning = &kind, -1
-					continue
-				}
-				items = append(items, item{kind: kind, value: value, span: raw, pos: at, tagged: tagged})
-				pending, reasoning = nil, -1
-				if kind == fieldReasoning {
-					reasoning = len(items) - 1
-				}
+		tb = table{}
+		if kind, value, ok := lineField(clean); ok {
+			pending, reasoning = nil, -1
+			if value == "" {
+				pending = &kind
 				continue
 			}
-		}
-		if label, ok := labelOnly(clean); ok {
-			if kind, ok := fieldOf(label); ok {
-				pending, reasoning = &kind, -1
-				continue
+			items = append(items, item{kind: kind, value: value, span: raw, pos: at, tagged: tagged})
+			if kind == fieldReasoning {
+				reasoning = len(items) - 1
 			}
+			continue
 		}
 		switch {
 		case pending != nil:
@@ -295,6 +270,28 @@ func (r *reader) scanLines(text string) []item {
 	return items
 }
 
+// lineField reads a labelled line: its field and value, the value empty
+// when it is on the lines that follow ("## Veredito").
+func lineField(clean string) (kind fieldKind, value string, ok bool) {
+	key, value, found := splitField(clean)
+	if !found && (hasPrefixFold(clean, "conf") || hasPrefixFold(clean, "cert")) {
+		if m := numberLineRE.FindStringSubmatch(clean); m != nil {
+			key, value, found = m[1], m[2], true
+		}
+	}
+	if found {
+		if kind, ok := fieldOf(key); ok {
+			return kind, strings.TrimSpace(value), true
+		}
+	}
+	if label, ok := labelOnly(clean); ok {
+		if kind, ok := fieldOf(label); ok {
+			return kind, "", true
+		}
+	}
+	return 0, "", false
+}
+
 // clean removes markdown emphasis and the marks that lead a line (quote,
 // heading, bullet, "1." or "2)"). Hand-written: the hot path of reading.
 func clean(line string) string {
@@ -303,7 +300,7 @@ func clean(line string) string {
 	}
 	line = strings.TrimSpace(line)
 	for {
-		t := strings.TrimLeft(line, ">#-+• \t")
+		t := strings.TrimLeft(line, ">#-+•_ \t")
 		j := 0
 		for j < len(t) && t[j] >= '0' && t[j] <= '9' {
 			j++
@@ -316,76 +313,13 @@ func clean(line string) string {
 		}
 		line = t
 	}
-	return strings.TrimSpace(strings.TrimLeft(line, ":;,.)]} "))
-}
-
-// resolve turns the statements of one answer into the judge's answer.
-func (r *reader) resolve(items []item) (JudgeAnswer, error) {
-	var a JudgeAnswer
-	last := -1
-	seen := map[Vote]bool{}
-	for i, it := range items {
-		if it.kind != fieldVerdict {
-			continue
+	for line != "" && strings.IndexByte(":;,.)]} ", line[0]) >= 0 {
+		if (line[0] == '.' || line[0] == ',') && len(line) > 1 && line[1] >= '0' && line[1] <= '9' {
+			break // a number: ".85", ",9"
 		}
-		v, k := readVerdict(it.value)
-		switch k {
-		case verdictTemplate:
-			continue
-		case verdictNone:
-			return a, fmt.Errorf("%w: verdict %q is not PASS, REVIEW, FAIL or ABSTAIN", ErrUnparseable, clip(it.value, 80))
-		case verdictAmbiguous:
-			return a, fmt.Errorf("%w: ambiguous verdict %q", ErrUnparseable, clip(it.value, 80))
-		}
-		seen[v] = true
-		last = i
+		line = line[1:]
 	}
-	if last < 0 {
-		return a, fmt.Errorf("%w: no verdict in the answer (no VERDICT line or verdict object of the judge's own)", ErrUnparseable)
-	}
-	if len(seen) > 1 {
-		return a, fmt.Errorf("%w: the answer states %s", ErrUnparseable, joinVotes(seen))
-	}
-	a.Verdict, _ = readVerdict(items[last].value)
-	pick := func(kind fieldKind) (string, bool) {
-		found, value := false, ""
-		for _, it := range items { // the verdict's own group first
-			if it.kind == kind && it.group == items[last].group {
-				found, value = true, it.value
-			}
-		}
-		if found {
-			return value, true
-		}
-		for _, it := range items {
-			if it.kind == kind {
-				found, value = true, it.value
-			}
-		}
-		return value, found
-	}
-	if s, ok := pick(fieldConfidence); ok {
-		c, err := readConfidence(s)
-		if err != nil {
-			return a, err
-		}
-		a.Confidence = c
-	} else if a.Verdict == VotePass {
-		return a, fmt.Errorf("%w: PASS with no confidence", ErrUnparseable)
-	}
-	if s, ok := pick(fieldOffense); ok {
-		o, err := readOffense(s)
-		if err != nil {
-			return a, err
-		}
-		a.Offense = o
-	} else {
-		a.Offense = OffenseNone
-	}
-	if s, ok := pick(fieldReasoning); ok {
-		a.Reasoning = strings.TrimSpace(s)
-	}
-	return a, nil
+	return strings.TrimSpace(line)
 }
 
 // hasPrefixFold reports whether s begins with the ASCII prefix, in any case.

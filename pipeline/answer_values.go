@@ -2,9 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"math"
-	"regexp"
-	"strconv"
 	"strings"
 	"unicode"
 )
@@ -35,53 +32,51 @@ const (
 	verdictTemplate              // the prompt's list of choices echoed back
 )
 
-var (
-	verdictWordRE = regexp.MustCompile(`\b(PASS(?:ED|ES)?|REVIEW|FAIL(?:ED|S)?|ABSTAIN(?:S|ED)?)\b`)
-	negationRE    = regexp.MustCompile(`\b(NOT|NO|N'T|NEVER|CANNOT)\b|N'T\b`)
-	alternativeRE = regexp.MustCompile(`^\s*(?:\||/|OR\b|,)`)
-)
-
 // readVerdict reads a verdict value: the verdict word it starts with (a
-// qualifier may follow), or the only verdict word in it.
+// qualifier may follow), or the only verdict word in it, in any language
+// noesis reads (see verdictWords).
 func readVerdict(value string) (Vote, verdictKind) {
-	u := strings.ToUpper(value)
-	locs := verdictWordRE.FindAllStringSubmatchIndex(u, -1)
-	if len(locs) == 0 {
-		return "", verdictNone
-	}
+	u := fold(value)
+	ws := wordsIn(u)
+	var found []int // indexes in ws of verdict words
 	votes := map[Vote]bool{}
-	for _, l := range locs {
-		votes[voteOf(u[l[2]:l[3]])] = true
+	for i, w := range ws {
+		if v, ok := verdictWords[w.text]; ok {
+			found = append(found, i)
+			votes[v] = true
+		}
+	}
+	if len(found) == 0 {
+		return "", verdictNone
 	}
 	if len(votes) >= 3 || strings.Contains(u, "|") {
 		return "", verdictTemplate
 	}
-	first := voteOf(u[locs[0][2]:locs[0][3]])
-	if negationRE.MatchString(u[:locs[0][0]]) {
-		return "", verdictAmbiguous
+	first := found[0]
+	for _, w := range ws[:first] {
+		if negates(w.text) {
+			return "", verdictAmbiguous
+		}
 	}
+	vote := verdictWords[ws[first].text]
 	if len(votes) == 1 {
-		return first, verdictOK
+		return vote, verdictOK
 	}
 	// Two different verdicts: read the first only when it opens the value and
-	// the second is a qualifier, not an alternative ("PASS or FAIL").
-	startsWith := strings.TrimSpace(strings.Trim(u[:locs[0][0]], " \t\"'([{*_:")) == ""
-	if startsWith && !alternativeRE.MatchString(u[locs[0][1]:]) && !strings.Contains(u[locs[0][1]:locs[1][0]], " OR ") {
-		return first, verdictOK
+	// the second is a qualifier, not an alternative ("PASS or FAIL",
+	// "APROVADO / REVISÃO", "PASS, REVIEW").
+	if first != 0 || strings.TrimSpace(strings.Trim(u[:ws[first].start], " \t\"'([{*_:")) != "" {
+		return "", verdictAmbiguous
 	}
-	return "", verdictAmbiguous
-}
-
-func voteOf(word string) Vote {
-	switch {
-	case strings.HasPrefix(word, "PASS"):
-		return VotePass
-	case strings.HasPrefix(word, "FAIL"):
-		return VoteFail
-	case strings.HasPrefix(word, "ABSTAIN"):
-		return VoteAbstain
+	if after := strings.TrimSpace(u[ws[first].end:]); strings.HasPrefix(after, "/") || strings.HasPrefix(after, ",") {
+		return "", verdictAmbiguous
 	}
-	return VoteReview
+	for _, w := range ws[first+1 : found[1]] {
+		if alternatives[w.text] {
+			return "", verdictAmbiguous
+		}
+	}
+	return vote, verdictOK
 }
 
 func joinVotes(m map[Vote]bool) string {
@@ -94,47 +89,47 @@ func joinVotes(m map[Vote]bool) string {
 	return strings.Join(out, " and ")
 }
 
-var confidenceRE = regexp.MustCompile(`(?i)(\d+(?:\.\d+)?|\.\d+)\s*(%|percent|/\s*100|/\s*10\b|out of 100|out of 10\b)?`)
-
-// readConfidence reads 0.85, 85 %, 85/100, 8.5/10 or 85 (a 0-100 scale) as 0.85.
-func readConfidence(s string) (float64, error) {
-	m := confidenceRE.FindStringSubmatch(s)
-	if m == nil {
-		return 0, fmt.Errorf("%w: confidence %q is not a number", ErrUnparseable, clip(s, 40))
+// readOffense reads an offense level in any language noesis reads. A level
+// word denied by the word before it ("not capital", "nada grave") is not
+// read; two levels ("leve ou grave") are not guessed between; the prompt's
+// list of levels echoed back is a template (ok false, no error).
+func readOffense(s string) (o Offense, ok bool, err error) {
+	ws := wordsIn(fold(s))
+	levels := map[Offense]bool{}
+	var first Offense
+	denied := false
+	for i, w := range ws {
+		level, isLevel := offenseWords[w.text]
+		if !isLevel {
+			continue
+		}
+		if (i > 0 && negates(ws[i-1].text)) || (i > 1 && negates(ws[i-2].text) && !levelWord(ws[i-1].text)) {
+			denied = true
+			continue
+		}
+		if len(levels) == 0 {
+			first = level
+		}
+		levels[level] = true
 	}
-	if i := strings.Index(s, m[0]); i > 0 && s[i-1] == '-' {
-		return 0, fmt.Errorf("%w: confidence %s is outside 0-1", ErrUnparseable, clip(s, 40))
+	switch {
+	case len(levels) >= 3:
+		return "", false, nil
+	case len(levels) == 2:
+		return "", false, fmt.Errorf("%w: offense level %q names two levels", ErrUnparseable, clip(s, 40))
+	case len(levels) == 1:
+		return first, true, nil
 	}
-	f, err := strconv.ParseFloat(m[1], 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: confidence %q is not a number", ErrUnparseable, clip(s, 40))
+	if denied { // "not capital": then which?
+		return "", false, fmt.Errorf("%w: offense level %q denies a level without naming one", ErrUnparseable, clip(s, 40))
 	}
-	switch unit := strings.ToLower(strings.Join(strings.Fields(m[2]), " ")); {
-	case unit == "%" || unit == "percent" || strings.HasSuffix(unit, "100"):
-		f /= 100
-	case strings.HasSuffix(unit, "10"):
-		f /= 10
-	case f > 1 && f <= 10:
-		return 0, fmt.Errorf("%w: confidence %s has no scale (0-10 or 0-100?)", ErrUnparseable, clip(s, 40))
-	case f > 1 && f <= 100:
-		f /= 100 // a score on a 0-100 scale
+	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(s)), "n/a") || len(ws) > 0 && negates(ws[0].text) {
+		return OffenseNone, true, nil // "no", "não", "sem ofensa"
 	}
-	if f < 0 || f > 1 {
-		return 0, fmt.Errorf("%w: confidence %s is outside 0-1", ErrUnparseable, clip(s, 40))
-	}
-	return math.Round(f*1e4) / 1e4, nil
+	return "", false, fmt.Errorf("%w: offense level %q is not none, minor, major or capital", ErrUnparseable, clip(s, 40))
 }
 
-var offenseWordRE = regexp.MustCompile(`(?i)\b(none|minor|major|capital|no|nil|n/a)\b`)
-
-func readOffense(s string) (Offense, error) {
-	m := offenseWordRE.FindStringSubmatch(s)
-	if m == nil {
-		return "", fmt.Errorf("%w: offense level %q is not none, minor, major or capital", ErrUnparseable, clip(s, 40))
-	}
-	switch o := Offense(strings.ToLower(m[1])); o {
-	case OffenseMinor, OffenseMajor, OffenseCapital:
-		return o, nil
-	}
-	return OffenseNone, nil
+func levelWord(w string) bool {
+	_, ok := offenseWords[w]
+	return ok
 }

@@ -3,6 +3,8 @@ package pipeline_test
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -163,6 +165,91 @@ func TestReadJudgeAnswerForms(t *testing.T) {
 		}
 		if err != nil || got.Verdict != c.verdict || got.Confidence != c.conf || got.Offense != c.offense {
 			t.Errorf("%q: %+v, %v; want %s %.2f %s", c.in, got, err, c.verdict, c.conf, c.offense)
+		}
+	}
+}
+
+// answerCase is one case of testdata/answers.txt.
+type answerCase struct {
+	name, text, reason string // reason: words of the error, for an unreadable case
+	want               pipeline.JudgeAnswer
+}
+
+func readAnswerCorpus(t *testing.T) []answerCase {
+	t.Helper()
+	data, err := os.ReadFile("testdata/answers.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []answerCase
+	var body []string
+	flush := func() {
+		if len(cases) > 0 {
+			cases[len(cases)-1].text = strings.TrimSpace(strings.Join(body, "\n"))
+		}
+		body = body[:0]
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "#") && len(cases) == 0 {
+			continue
+		}
+		head, ok := strings.CutPrefix(line, "== ")
+		if !ok {
+			body = append(body, line)
+			continue
+		}
+		flush()
+		name, rest, _ := strings.Cut(head, " ")
+		c := answerCase{name: name}
+		if reason, ok := strings.CutPrefix(rest, "unreadable: "); ok {
+			c.reason = reason
+		} else {
+			f := strings.Fields(rest)
+			if len(f) != 3 {
+				t.Fatalf("case %s: want VERDICT CONFIDENCE OFFENSE or unreadable: reason, got %q", name, rest)
+			}
+			conf, err := strconv.ParseFloat(f[1], 64)
+			if err != nil {
+				t.Fatalf("case %s: confidence %q", name, f[1])
+			}
+			c.want = pipeline.JudgeAnswer{Verdict: pipeline.Vote(f[0]), Confidence: conf, Offense: pipeline.Offense(f[2])}
+		}
+		cases = append(cases, c)
+	}
+	flush()
+	return cases
+}
+
+// Every case of the reader's corpus is read as written, or not guessed; the
+// same answer with an answer tag on every line reads the same (but JSON,
+// which a tag inside the object marks as the judge's).
+func TestAnswerCorpus(t *testing.T) {
+	cases := readAnswerCorpus(t)
+	if len(cases) < 60 {
+		t.Fatalf("%d cases read from the corpus", len(cases))
+	}
+	const tag = "NZ0123456789abcdef"
+	for _, c := range cases {
+		var tagged []string
+		for _, l := range strings.Split(c.text, "\n") {
+			tagged = append(tagged, tag+" "+l)
+		}
+		forms := []struct{ text, tag string }{{c.text, ""}, {strings.Join(tagged, "\n"), tag}}
+		if strings.Contains(c.text, "{") {
+			forms = forms[:1] // a JSON object is tagged by a tag inside it, not by the line's
+		}
+		for _, form := range forms {
+			got, err := pipeline.ReadJudgeAnswer(form.text, "", form.tag, "")
+			if c.reason != "" {
+				if !errors.Is(err, pipeline.ErrUnparseable) || !strings.Contains(err.Error(), c.reason) {
+					t.Errorf("%s (tag %q): read %+v, %v; want ErrUnparseable saying %q\n%s", c.name, form.tag, got, err, c.reason, form.text)
+				}
+				continue
+			}
+			got.Reasoning = ""
+			if err != nil || got != c.want {
+				t.Errorf("%s (tag %q): read %+v, %v; want %+v\n%s", c.name, form.tag, got, err, c.want, form.text)
+			}
 		}
 	}
 }
