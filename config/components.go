@@ -68,7 +68,8 @@ func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 	ps := c.Tier.Of(t)
 	pc := consumers.PoolConfig{Stage: stage, Concurrency: ps.Concurrency, MaxAckPending: ps.MaxAckPending, AckWait: ps.AckWait,
 		MaxConcurrency: c.MaxConcurrency, MaxDeliver: c.MaxDeliver, RetryDelay: c.RetryDelay, MaxThoughtBytes: c.MaxThoughtBytes,
-		DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience, FIFO: !c.FairShare}
+		DrainTimeout: c.DrainTimeout, CallBudget: c.callBudget(), RateLimitPatience: c.RateLimitPatience, FIFO: !c.FairShare,
+		ProgressEvery: c.ProgressEvery}
 	pc.MemoryBudget, _ = c.memoryBudget() // validated
 	return pc
 }
@@ -81,7 +82,7 @@ func (c *Config) Streams() consumers.StreamsConfig {
 	}
 	return consumers.StreamsConfig{Replicas: c.StreamReplicas, Storage: storage, DuplicateWindow: c.DuplicateWindow, MaxAge: c.StreamMaxAge, MaxThoughtBytes: c.MaxThoughtBytes,
 		ThoughtsMaxBytes: int64(c.ThoughtsMaxBytes), OutputsMaxBytes: int64(c.OutputsMaxBytes), DLQMaxBytes: int64(c.DLQMaxBytes), DLQMaxAge: c.DLQMaxAge,
-		MaxThoughtsPerAgent: c.AgentMaxThoughts}
+		MaxThoughtsPerAgent: c.AgentMaxThoughts, TranscriptsMaxBytes: int64(c.TranscriptsMaxBytes)}
 }
 
 // Embedded returns the embedded NATS server's config.

@@ -166,6 +166,16 @@ type Config struct {
 	DLQMaxBytes      ByteSize      `env:"NOESIS_STREAM_DLQ_MAX_BYTES" envDefault:"256MiB"`
 	DLQMaxAge        time.Duration `env:"NOESIS_STREAM_DLQ_MAX_AGE" envDefault:"168h"`
 
+	// TranscriptsMaxBytes bounds NOESIS_TRANSCRIPTS, the verdicts'
+	// transcripts (kept NOESIS_STREAM_MAX_AGE; the oldest go first when full).
+	TranscriptsMaxBytes ByteSize `env:"NOESIS_STREAM_TRANSCRIPTS_MAX_BYTES" envDefault:"512MiB"`
+	// VerdictThinking keeps each judge's thinking (at most 4 KiB) in the
+	// verdict too; it is always in the transcript (noesis.transcripts.<agent>).
+	VerdictThinking bool `env:"NOESIS_VERDICT_THINKING" envDefault:"false"`
+	// ProgressEvery is how often serve logs, at info, a thought whose stage
+	// is still at work ("still deliberating", judges answered n/3).
+	ProgressEvery time.Duration `env:"NOESIS_PROGRESS_EVERY" envDefault:"10s"`
+
 	// Prices per model, in USD per million tokens in/out, for cost estimates:
 	// "model=in/out,model=in/out". Models without a price cost nothing.
 	Prices string `env:"NOESIS_PRICES"`
@@ -342,7 +352,7 @@ func (c *Config) Validate() error {
 		"NOESIS_RETRY_DELAY": c.RetryDelay, "NOESIS_DRAIN_TIMEOUT": c.DrainTimeout, "NOESIS_RATE_LIMIT_PATIENCE": c.RateLimitPatience,
 		"NOESIS_JUDGE_BREAKER_COOLDOWN": c.BreakerCooldown, "NOESIS_SHARED_CACHE_LEASE": c.SharedCacheLease,
 		"NOESIS_TARGET_BREAKER_COOLDOWN": c.TargetBreakerCooldown, "NOESIS_LIMIT_WINDOW": c.LimitWindow, "MODAL_COLD_START_TIMEOUT": c.ModalColdStartTimeout, "MODAL_SCALEDOWN_WINDOW": c.ModalScaledownWindow, "NOESIS_DUPLICATE_WINDOW": c.DuplicateWindow, "NOESIS_STREAM_MAX_AGE": c.StreamMaxAge,
-		"NOESIS_STREAM_DLQ_MAX_AGE": c.DLQMaxAge,
+		"NOESIS_STREAM_DLQ_MAX_AGE": c.DLQMaxAge, "NOESIS_PROGRESS_EVERY": c.ProgressEvery,
 	}
 	for name, d := range durations {
 		if d <= 0 {
@@ -377,7 +387,8 @@ func (c *Config) Validate() error {
 	if c.StreamStorage != "file" && c.StreamStorage != "memory" {
 		bad("NOESIS_STREAM_STORAGE", "want file or memory, got %q", c.StreamStorage)
 	}
-	for name, size := range map[string]ByteSize{"NOESIS_STREAM_THOUGHTS_MAX_BYTES": c.ThoughtsMaxBytes, "NOESIS_STREAM_OUTPUTS_MAX_BYTES": c.OutputsMaxBytes, "NOESIS_STREAM_DLQ_MAX_BYTES": c.DLQMaxBytes} {
+	for name, size := range map[string]ByteSize{"NOESIS_STREAM_THOUGHTS_MAX_BYTES": c.ThoughtsMaxBytes, "NOESIS_STREAM_OUTPUTS_MAX_BYTES": c.OutputsMaxBytes, "NOESIS_STREAM_DLQ_MAX_BYTES": c.DLQMaxBytes,
+		"NOESIS_STREAM_TRANSCRIPTS_MAX_BYTES": c.TranscriptsMaxBytes} {
 		if size < minStreamBytes {
 			bad(name, "want a size of at least %s, got %s", minStreamBytes, size)
 		}

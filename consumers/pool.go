@@ -68,7 +68,7 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 	// A panic in the handler dead-letters its thought with the stack; the worker goes on.
 	p := &Pool{cfg: cfg, ackPendingSet: ackPendingSet, js: js, handler: pipeline.Chain(h, pipeline.Recover), log: log.With().Str("stage", string(cfg.Stage)).Logger(),
 		limit: NewLimiter(LimiterConfig{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}
-	p.deliver = chainSteps(p.work, traced(cfg.Stage))
+	p.deliver = chainSteps(p.work, traced(cfg.Stage), p.logged)
 	return p, nil
 }
 
@@ -397,10 +397,13 @@ func (p *Pool) handle(ctx context.Context, in *pulled) (latency time.Duration) {
 }
 
 // work is the innermost step of a delivery: the stage's handler, then the
-// publish of its output.
+// publish of its transcript, if any, and of its output.
 func (p *Pool) work(ctx context.Context, d *delivery) error {
 	var err error
 	d.out, d.took, err = p.run(ctx, d.thought, d.log)
+	if err == nil {
+		err = p.publishTranscript(ctx, &d.thought, d.out, d.msg)
+	}
 	if err == nil {
 		d.dup, err = p.publish(ctx, &d.thought, d.out, d.msg, d.log)
 	}

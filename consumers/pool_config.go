@@ -48,6 +48,10 @@ type PoolConfig struct {
 	// model call with its agent, instead of by priority and in turn between
 	// agents (the default; pipeline/fair). For measuring what fairness costs.
 	FIFO bool
+	// ProgressEvery is how often a stage still at work on a thought says so
+	// in the log at info (consumers' logged middleware); default
+	// DefaultProgressEvery.
+	ProgressEvery time.Duration
 }
 
 func (c PoolConfig) withDefaults() PoolConfig {
@@ -80,6 +84,9 @@ func (c PoolConfig) withDefaults() PoolConfig {
 	}
 	if c.RateLimitPatience <= 0 {
 		c.RateLimitPatience = 5 * time.Minute
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = DefaultProgressEvery
 	}
 	return c
 }

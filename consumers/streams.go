@@ -43,6 +43,12 @@ const (
 	// StreamReplays keeps the thoughts `noesis dlq replay` puts back;
 	// NOESIS_THOUGHTS sources it (see StreamConfigs for why).
 	StreamReplays = "NOESIS_REPLAYS"
+	// StreamTranscripts keeps the tribunal's transcripts (how each verdict
+	// was reached: the judges' calls and thinking), stored under
+	// _noesis.store.transcripts.<agent> and republished on
+	// noesis.transcripts.<agent>, with its own bounds
+	// (StreamsConfig.TranscriptsMaxBytes).
+	StreamTranscripts = "NOESIS_TRANSCRIPTS"
 )
 
 // Subject roots. Outputs and dead letters are stored under internal subjects
@@ -75,6 +81,10 @@ func SubjectAgent(subject string) (string, bool) {
 	}
 	return strings.CutPrefix(subject, ReplayPrefix)
 }
+
+// TranscriptSubject is where the transcript of an agent's verdict is
+// published: noesis.transcripts.<agent>.
+func TranscriptSubject(agentID string) string { return "noesis.transcripts." + agentID }
 
 // ThoughtSubject is where an agent publishes its thoughts.
 func ThoughtSubject(agentID string) string { return ThoughtsPrefix + agentID }
@@ -150,6 +160,10 @@ type StreamsConfig struct {
 	// thoughts wait, nak'd, for room), and NOESIS_REPLAYS; default
 	// DefaultDLQMaxBytes.
 	DLQMaxBytes int64
+	// TranscriptsMaxBytes bounds NOESIS_TRANSCRIPTS (kept MaxAge, like the
+	// outputs), which then drops its oldest transcripts; default
+	// DefaultTranscriptsMaxBytes.
+	TranscriptsMaxBytes int64
 	// DLQMaxAge is how long dead letters are kept; default DefaultDLQMaxAge.
 	DLQMaxAge time.Duration
 	// MaxThoughtsPerAgent bounds the thoughts one agent holds in
@@ -163,7 +177,7 @@ type StreamsConfig struct {
 }
 
 // The streams' bounds unless configured: together with NOESIS_REPLAYS (as
-// large as the dead letters) and NOESIS_ADVISORIES (64 MiB), 2.6 GiB, which
+// large as the dead letters), NOESIS_TRANSCRIPTS (512 MiB) and NOESIS_ADVISORIES (64 MiB), 3.1 GiB, which
 // JetStream reserves up front against the server's and the account's storage.
 const (
 	DefaultThoughtsMaxBytes int64 = 1 << 30
@@ -174,6 +188,10 @@ const (
 	// thought is not known (StreamsConfig.MaxThoughtsPerAgent).
 	DefaultMaxThoughtsPerAgent int64 = 10_000
 	advisoriesMaxBytes         int64 = 64 << 20
+
+	// DefaultTranscriptsMaxBytes holds ~50,000 transcripts of three judges
+	// thinking the usual 700 tokens (~10 KiB each).
+	DefaultTranscriptsMaxBytes int64 = 512 << 20
 )
 
 // ThoughtHeaderAllowance is the room for headers (a message id, a trace
@@ -199,6 +217,9 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	}
 	if c.DLQMaxBytes <= 0 {
 		c.DLQMaxBytes = DefaultDLQMaxBytes
+	}
+	if c.TranscriptsMaxBytes <= 0 {
+		c.TranscriptsMaxBytes = DefaultTranscriptsMaxBytes
 	}
 	if c.DLQMaxAge <= 0 {
 		c.DLQMaxAge = DefaultDLQMaxAge
@@ -268,9 +289,14 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	// A letter is stored under _noesis.store.dlq.<stage>.<thought> and seen
 	// on noesis.dlq.<stage>.
 	dlq.RePublish = &jetstream.RePublish{Source: StoreSubject(DLQPrefix) + "*.*", Destination: DLQPrefix + "{{wildcard(1)}}"}
+	// Transcripts drop their oldest when full, as outputs do: each was
+	// republished when stored, and a worker never waits for room for one.
+	transcripts := base(StreamTranscripts, "noesis: how each verdict was reached (the judges' calls and thinking)",
+		[]string{StoreSubject(TranscriptSubject(">"))}, cfg.MaxAge, cfg.TranscriptsMaxBytes, jetstream.DiscardOld)
+	transcripts.RePublish = &jetstream.RePublish{Source: StoreSubject(TranscriptSubject(">")), Destination: TranscriptSubject(">")}
 	// NOESIS_THOUGHTS first: an older deployment's took the replay subjects
 	// itself, and NOESIS_REPLAYS can take them only once it has given them up.
-	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq}
+	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq, transcripts}
 }
 
 // EnsureStreams creates or updates the streams (StreamConfigs). It is

@@ -189,6 +189,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	}
 
 	tcfg := cfg.Tribunal()
+	tcfg.InlineThinking = cfg.VerdictThinking // the thinking is in the transcript either way
 	tcfg.OnBreakerChange = func(judge string, from, to pipeline.BreakerState, cause error) {
 		log.Warn().Str("judge", judge).Str("from", string(from)).Str("to", string(to)).AnErr("cause", cause).Msg("judge circuit breaker changed state")
 	}

@@ -1,0 +1,106 @@
+package consumers
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// DefaultProgressEvery is how often a stage still running on a thought says
+// so at info ("still deliberating", with the judges answered so far): the
+// default simulated judges think 12-20 s and an analysis ~40 s, long enough
+// for a person watching serve's log to wonder.
+const DefaultProgressEvery = 10 * time.Second
+
+// logged is the middleware that logs one line at info for each output the
+// pool publishes (its event id, agent, stage, decision and consensus for a
+// verdict, latency, and whether the cache answered; never the thought's
+// text or a model's), and a progress line every ProgressEvery while the
+// stage is still at work on the thought (PoolConfig.ProgressEvery). A cache hit is an output like any
+// other and logs its line (cached=true): one line per output, whatever
+// served it. An output the stream already had (a redelivery) logs nothing
+// here; publish says so at debug. The line costs no allocation: the
+// delivery's logger already holds the thought's fields
+// (TestOutputLineAllocatesNothing).
+func (p *Pool) logged(next step) step {
+	return func(ctx context.Context, d *delivery) error {
+		if !d.log.Info().Enabled() {
+			return next(ctx, d)
+		}
+		w := &watch{log: d.log, stage: p.cfg.Stage, started: time.Now(), every: p.cfg.ProgressEvery}
+		w.start()
+		err := next(pipeline.WithProgress(ctx, &w.progress), d)
+		w.stop()
+		if err == nil && d.out != nil && !d.dup {
+			logOutput(d.log, p.cfg.Stage, d.out)
+		}
+		return err
+	}
+}
+
+// outputMessages are the output lines' messages, by stage.
+var outputMessages = map[pipeline.Stage]string{
+	pipeline.StageNarrative: "narrative published",
+	pipeline.StageTribunal:  "verdict published",
+	pipeline.StageAnalysis:  "analysis published",
+}
+
+// logOutput writes an output's line to log, which carries the thought's
+// event id and agent.
+func logOutput(log zerolog.Logger, stage pipeline.Stage, out pipeline.Output) {
+	m := out.Envelope()
+	e := log.Info()
+	if v, ok := out.(*pipeline.Verdict); ok {
+		e = e.Str("decision", string(v.Decision)).Float64("consensus", v.ConsensusScore).Int("abstentions", v.AbstentionCount)
+	}
+	e.Int64("latency_ms", m.LatencyMS).Bool("cached", m.Cached).Msg(outputMessages[stage])
+}
+
+// watch says, every so often, that a thought's stage is still at work.
+type watch struct {
+	log      zerolog.Logger
+	stage    pipeline.Stage
+	started  time.Time
+	every    time.Duration
+	progress pipeline.Progress
+
+	mu    sync.Mutex
+	timer *time.Timer
+	done  bool
+}
+
+func (w *watch) start() {
+	w.mu.Lock()
+	w.timer = time.AfterFunc(w.every, w.tick)
+	w.mu.Unlock()
+}
+
+func (w *watch) tick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.done {
+		return
+	}
+	e := w.log.Info().Dur("running", time.Since(w.started).Round(time.Second))
+	msg := "still working"
+	if answered, asked := w.progress.Answered(); asked > 0 {
+		e = e.Int("judges_answered", answered).Int("judges", asked)
+	}
+	if w.stage == pipeline.StageTribunal {
+		msg = "still deliberating"
+	}
+	e.Msg(msg)
+	w.timer.Reset(w.every)
+}
+
+// stop ends the watch: no progress line follows.
+func (w *watch) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.timer.Stop()
+	w.mu.Unlock()
+}
