@@ -42,9 +42,9 @@ if helm template noesis "$chart" --kube-version $K8S >/dev/null 2>"$tmp/err"; th
 grep -q "nats.password" "$tmp/err"
 
 echo "== compose.yaml through compose-go (the Compose reference parser)"
-(cd .ci/composecheck && NOESIS_WORKER_PASSWORD=ci NOESIS_ADMIN_PASSWORD=ci NOESIS_AGENT_PASSWORD=ci \
+(cd .ci/composecheck && NOESIS_WORKER_PASSWORD=ci NOESIS_ADMIN_PASSWORD=ci NOESIS_AGENT_PASSWORD=ci NOESIS_REVIEWER_PASSWORD=ci \
   go run . "$root/docs/deploy/compose/compose.yaml")
 echo "== the laptop NATS node config through nats-server -t"
 cp nats-auth.conf docs/deploy/compose/nats-node.conf "$tmp/"
-NOESIS_NODE=nats-1 NOESIS_WORKER_PASSWORD=ci NOESIS_ADMIN_PASSWORD=ci NOESIS_AGENT_PASSWORD=ci \
+NOESIS_NODE=nats-1 NOESIS_WORKER_PASSWORD=ci NOESIS_ADMIN_PASSWORD=ci NOESIS_AGENT_PASSWORD=ci NOESIS_REVIEWER_PASSWORD=ci \
   nats-server -t -c "$tmp/nats-node.conf"

@@ -53,7 +53,7 @@ if $b run --isolation chroot "$c" -- /noesis serve >"$tmp/noembed.log" 2>&1; the
 grep -q "set NATS_URL" "$tmp/noembed.log" || fail "serve without NATS_URL did not say to set it"
 
 # The smoke run, under the shipped access control.
-export NOESIS_WORKER_PASSWORD=img-worker-$RANDOM NOESIS_ADMIN_PASSWORD=img-admin-$RANDOM NOESIS_AGENT_PASSWORD=img-agent-$RANDOM
+export NOESIS_WORKER_PASSWORD=img-worker-$RANDOM NOESIS_ADMIN_PASSWORD=img-admin-$RANDOM NOESIS_AGENT_PASSWORD=img-agent-$RANDOM NOESIS_REVIEWER_PASSWORD=img-reviewer-$RANDOM
 # Every port is one the kernel chose (listen on port 0, or -1 for nats-server), read back from the logs.
 sed -e "s|listen: 127.0.0.1:4222|listen: 127.0.0.1:-1|" -e "s|store_dir: \"./data\"|store_dir: \"$tmp/js\"|" nats-auth.conf >"$tmp/nats.conf"
 nats-server -c "$tmp/nats.conf" >"$tmp/nats.log" 2>&1 &

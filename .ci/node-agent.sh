@@ -15,7 +15,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-export NOESIS_WORKER_PASSWORD=ci-worker-$RANDOM NOESIS_ADMIN_PASSWORD=ci-admin-$RANDOM NOESIS_AGENT_PASSWORD=ci-agent-$RANDOM
+export NOESIS_WORKER_PASSWORD=ci-worker-$RANDOM NOESIS_ADMIN_PASSWORD=ci-admin-$RANDOM NOESIS_AGENT_PASSWORD=ci-agent-$RANDOM NOESIS_REVIEWER_PASSWORD=ci-reviewer-$RANDOM
 sed -e "s|listen: 127.0.0.1:4222|listen: 127.0.0.1:$port|" -e "s|store_dir: \"./data\"|store_dir: \"$tmp/js\"|" nats-auth.conf >"$tmp/nats.conf"
 nats-server -c "$tmp/nats.conf" >"$tmp/nats.log" 2>&1 &
 pids+=($!)

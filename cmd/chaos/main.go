@@ -74,6 +74,7 @@ func main() {
 		os.Setenv("NOESIS_WORKER_PASSWORD", chaosWorkerPassword)
 		os.Setenv("NOESIS_ADMIN_PASSWORD", chaosAdminPassword)
 		os.Setenv("NOESIS_AGENT_PASSWORD", "chaos-agent-pw")
+		os.Setenv("NOESIS_REVIEWER_PASSWORD", "chaos-reviewer-pw")
 	}
 	if o.natsServer == "" {
 		o.natsServer = findBinary("nats-server")

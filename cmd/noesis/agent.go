@@ -46,7 +46,7 @@ func agentAccount(id, login string) string {
       %[2]s
       permissions: {
         publish: { allow: ["noesis.thoughts.%[1]s"] }
-        subscribe: { allow: ["noesis.narratives.%[1]s", "noesis.verdicts.%[1]s", "noesis.analyses.%[1]s", "noesis.transcripts.%[1]s", "_INBOX.>", "%[3]s.>"] }
+        subscribe: { allow: ["noesis.narratives.%[1]s", "noesis.verdicts.%[1]s", "noesis.analyses.%[1]s", "noesis.transcripts.%[1]s", "noesis.reviews.%[1]s", "_INBOX.>", "%[3]s.>"] }
       }
     }
   ]
@@ -56,6 +56,7 @@ func agentAccount(id, login string) string {
     { stream: { account: %[4]s, subject: "noesis.verdicts.%[1]s" } }
     { stream: { account: %[4]s, subject: "noesis.analyses.%[1]s" } }
     { stream: { account: %[4]s, subject: "noesis.transcripts.%[1]s" } }
+    { stream: { account: %[4]s, subject: "noesis.reviews.%[1]s" } }
   ]
 }
 # end agent %[1]s

@@ -33,6 +33,7 @@ func authServer(t *testing.T) (*server.Server, string, string) {
 	t.Setenv("NOESIS_AGENT_PASSWORD", "agent-pw")
 	t.Setenv("NOESIS_WORKER_PASSWORD", "worker-pw")
 	t.Setenv("NOESIS_ADMIN_PASSWORD", "admin-pw")
+	t.Setenv("NOESIS_REVIEWER_PASSWORD", "reviewer-pw")
 	dir := t.TempDir()
 	shipped, err := os.ReadFile("../../nats-auth.conf")
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 )
 
 func TestNATSValuesGrantWhatNatsAuthConfGrants(t *testing.T) {
-	for _, v := range []string{"NOESIS_WORKER_PASSWORD", "NOESIS_ADMIN_PASSWORD", "NOESIS_AGENT_PASSWORD"} {
+	for _, v := range []string{"NOESIS_WORKER_PASSWORD", "NOESIS_ADMIN_PASSWORD", "NOESIS_AGENT_PASSWORD", "NOESIS_REVIEWER_PASSWORD"} {
 		t.Setenv(v, "x")
 	}
 	parsed, err := conf.ParseFile("../../nats-auth.conf")

@@ -242,6 +242,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 		go s.metrics.watchLag(lagCtx, js, stages, cfg.LimitWindow, 5*time.Second)
 		log.Info().Str("addr", addr).Msg("metrics on /metrics, health on /healthz and /readyz")
 	}
+	s.startReviews(ctx, js, cfg, &wg) // the human review queue (consumers/review)
 	reaper := consumers.NewReaper(js, log)
 	wg.Add(1)
 	go func() {
