@@ -32,7 +32,20 @@ const (
 	ClassNetwork  = "network" // a lost or refused connection
 	ClassBudget   = "budget"
 	ClassOther    = "other"
+	// ClassOverloaded is a timeout, a 503 or 504, or a lost connection that
+	// came of the load we put on a working target (see ErrOverloaded).
+	ClassOverloaded = "overloaded"
 )
+
+// ErrOverloaded marks a call that failed for the load we put on its target,
+// not because the target is broken: the router's per-call timeout, a 503 or
+// 504, or a lost connection, while the same target answered other calls of
+// ours (it queues what we send; see target.overloaded). It comes alongside pipeline.ErrRateLimited
+// and ErrTransient, with a Retry-After, because it is handled as a
+// provider's pushback: no breaker counts it, the router does not try the
+// target again at once, and the worker holds the thought, shrinks its limit
+// and asks again after the wait rather than spending a delivery.
+var ErrOverloaded = errors.New("overloaded")
 
 // Why a provider refused a request (CallError.Refusal, with ClassRequest).
 const (
@@ -74,6 +87,8 @@ func (e *CallError) Unwrap() []error { return e.kinds }
 func ErrorClass(err error) string {
 	var ce *CallError
 	switch {
+	case errors.Is(err, ErrOverloaded):
+		return ClassOverloaded
 	case errors.As(err, &ce):
 		return ce.Class
 	case errors.Is(err, pipeline.ErrRateLimited):
@@ -90,7 +105,8 @@ func ErrorClass(err error) string {
 
 // breaks reports whether an error says the target is broken (and counts
 // toward its breaker): timeouts, 5xx, lost connections; not 429 (busy), not
-// 4xx (our request, or our account), not a cancelled call or an exhausted budget.
+// an overload of ours (ErrOverloaded), not 4xx (our request, or our
+// account), not a cancelled call or an exhausted budget.
 func breaks(err error) bool {
 	switch ErrorClass(err) {
 	case ClassTimeout, ClassServer, ClassNetwork, ClassOther:

@@ -17,7 +17,9 @@ import (
 // error when the next wait would outlast ctx, and at once on a permanent one
 // (a 4xx other than 408 and 429). Only failures that say the target is broken
 // count toward its breaker (see breaks): never a request the provider
-// refused for what it holds, which is one thought's, not the target's.
+// refused for what it holds, which is one thought's, not the target's, and
+// never a call that failed for the load we put on the target (overloaded):
+// that one is not tried again here, and comes back as ErrOverloaded.
 func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
 	var last error
 	tries := 0
@@ -38,6 +40,7 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 		if qerr != nil {
 			return pipeline.Response{}, backoff.Permanent(andThen(last, qerr))
 		}
+		sent := time.Now()
 		resp, err := c.call(ctx, t, req)
 		if agent != "" {
 			c.limiter.SettleAgent(ctx, agent, resp.Usage.TotalTokens, resp.CostUSD, reserved)
@@ -45,6 +48,12 @@ func (c *Chain) tryTarget(ctx context.Context, t *target, req pipeline.Request) 
 		if err == nil {
 			t.breaker.Record(nil)
 			return resp, nil
+		}
+		if ctx.Err() == nil && t.overloaded(err, req, sent) {
+			// Our load, not the target's fault: no breaker counts it, and
+			// no second try adds to the queue; the worker holds the thought.
+			c.log.Debug().Str("target", t.Name).Str("purpose", req.Purpose).Err(err).Msg("model call overloaded the target")
+			return pipeline.Response{}, backoff.Permanent(andThen(last, c.overload(t, err)))
 		}
 		if breaks(err) && ctx.Err() == nil {
 			t.breaker.Record(err)

@@ -134,6 +134,15 @@ type Config struct {
 	// ErrorStyle is the shape of those refusals' bodies: ErrorsOpenAI (the
 	// default) or ErrorsVLLM.
 	ErrorStyle string
+	// ResponseFormat is what the server does with a request's
+	// response_format: FormatHonour (the default, also ""), FormatRefuse or
+	// FormatIgnore. A "sim:malformed" answer stays prose even when honoured:
+	// a provider that dropped the format for that answer.
+	ResponseFormat string
+	// Capacity, when positive, is how many answers each model generates at
+	// once; the rest queue in arrival order, so latency grows with the load
+	// (see generators in capacity.go). 0: no limit.
+	Capacity int
 }
 
 // Server is the simulator. Safe for concurrent use.
@@ -149,6 +158,7 @@ type Server struct {
 	quotas    map[string]*rate.Limiter // per model, with RequestsPerSecond
 	requests  atomic.Int64
 	cancelled atomic.Int64
+	gen       generators // Capacity's slots
 }
 
 // New returns a simulator.
@@ -234,6 +244,7 @@ type chatRequest struct {
 	StreamOpts  *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	ResponseFormat *responseFormat `json:"response_format"`
 }
 
 var markerRE = regexp.MustCompile(`sim:([a-z]+)(?:=([A-Za-z0-9._-]+))?(?:@([a-z]+))?`)
@@ -394,6 +405,12 @@ func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
 	if a.finish == "length" {
 		s.count("truncated", "")
 	}
+	release, ok := s.generate(r.Context(), req.Model)
+	if !ok {
+		s.cancelled.Add(1)
+		return
+	}
+	defer release()
 	latency := time.Duration(float64(a.latency) * s.cfg.LatencyScale)
 	if req.Stream {
 		s.stream(w, r, req, a.content, a.reasoning, a.finish, a.tokens, promptTokens, latency)
