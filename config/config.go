@@ -74,6 +74,9 @@ type Config struct {
 	// (concurrency): "provider:model=rpm/tpm/concurrency,..." with 0 for none.
 	Limits      string        `env:"NOESIS_LIMITS"`
 	LimitWindow time.Duration `env:"NOESIS_LIMIT_WINDOW" envDefault:"1m"`
+	// Structured answers per target (router.Target.Structured): auto, on or
+	// off for every target, then "provider:model=mode" for one: "auto,sim:m=off".
+	Structured string `env:"NOESIS_STRUCTURED" envDefault:"auto"`
 	// Monthly budgets per provider in USD, summed across workers: "nebius=50,modal=270".
 	Budgets string `env:"NOESIS_BUDGETS"`
 	// Quotas per agent, summed across workers: every agent's
@@ -293,6 +296,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := c.LimitTable(); err != nil {
 		bad("NOESIS_LIMITS", "%v", err)
+	}
+	if _, _, err := c.StructuredTable(); err != nil {
+		bad("NOESIS_STRUCTURED", "%v", err)
 	}
 	if _, err := c.BudgetTable(); err != nil {
 		bad("NOESIS_BUDGETS", "%v", err)

@@ -130,6 +130,7 @@ func (c *Config) Router(simURL string) router.Config {
 	providers, targets := map[string]bool{}, map[string]bool{}
 	prices, _ := c.PriceTable()
 	limits, _ := c.LimitTable()
+	structured, structuredFor, _ := c.StructuredTable()
 	add := func(r targetRef) string {
 		if !providers[r.kind] {
 			providers[r.kind] = true
@@ -139,7 +140,10 @@ func (c *Config) Router(simURL string) router.Config {
 			targets[r.name()] = true
 			price, lim := prices[r.model], limits[r.name()]
 			tg := router.Target{Name: r.name(), Provider: r.kind, Model: r.model, PriceIn: price.In, PriceOut: price.Out,
-				RPM: lim.RPM, TPM: lim.TPM, Concurrency: lim.Concurrency}
+				RPM: lim.RPM, TPM: lim.TPM, Concurrency: lim.Concurrency, Structured: structured}
+			if mode, ok := structuredFor[r.name()]; ok {
+				tg.Structured = mode
+			}
 			if r.kind == router.KindModal {
 				if hourly, ok := modal.Cost(c.ModalGPU, c.ModalGPUCount, time.Hour); ok {
 					tg.CallHourUSD = hourly / float64(max(c.ModalMaxInputs, 1))
@@ -222,6 +226,34 @@ func (c *Config) LimitTable() (map[string]Limit, error) {
 		out[strings.TrimSpace(name)] = Limit{n[0], n[1], n[2]}
 	}
 	return out, nil
+}
+
+// StructuredTable parses NOESIS_STRUCTURED: the mode of every target (an
+// item without "=", default auto), and each "provider:model=mode" item's
+// for that target; a mode is auto, on or off (see router.StructuredAuto).
+func (c *Config) StructuredTable() (string, map[string]string, error) {
+	all, out := router.StructuredAuto, map[string]string{}
+	for _, item := range listItems(c.Structured) {
+		name, mode, ok := strings.Cut(item, "=")
+		if !ok {
+			name, mode = "", item
+		}
+		mode = strings.ToLower(strings.TrimSpace(mode))
+		switch mode {
+		case router.StructuredAuto, router.StructuredOn, router.StructuredOff:
+		default:
+			return "", nil, fmt.Errorf("want auto, on or off, or provider:model=auto|on|off, got %q", item)
+		}
+		switch name = strings.TrimSpace(name); {
+		case !ok:
+			all = mode
+		case !strings.Contains(name, ":"):
+			return "", nil, fmt.Errorf("want provider:model=auto|on|off, got %q", item)
+		default:
+			out[name] = mode
+		}
+	}
+	return all, out, nil
 }
 
 // BudgetTable parses NOESIS_BUDGETS: "provider=usd,...".

@@ -42,6 +42,11 @@ type Request struct {
 	// from sending the request to its answer, waits for a rate limit, a
 	// shared limit or a free slot excluded. Zero: the Completer's own.
 	Timeout time.Duration
+	// Schema, when set, asks for the answer as one JSON object matching it,
+	// where the model target takes structured answers (see AnswerSchema);
+	// elsewhere the request goes as text. The messages must still say how
+	// to answer in text, and the answer must be read either way.
+	Schema *AnswerSchema
 }
 
 // Usage counts the tokens a call used.
@@ -82,6 +87,11 @@ type Response struct {
 	Truncated bool
 	// CostUSD estimates the call's price from the target's per-token prices.
 	CostUSD float64
+	// Structured is true when the request's Schema went to the provider
+	// (response_format json_schema) and it answered: the answer should be
+	// the schema's JSON, though a provider that ignores the format answers
+	// text. False for a request without a Schema, or one asked in text.
+	Structured bool
 }
 
 // Completer answers model requests. Implementations must be safe for

@@ -72,7 +72,10 @@ type JudgeVote struct {
 	// AskedAgain: the judge's first answer could not be read, and it was
 	// asked once more, in the same conversation, for its tagged lines (the
 	// latency is both calls').
-	AskedAgain bool  `json:"asked_again,omitempty"`
+	AskedAgain bool `json:"asked_again,omitempty"`
+	// Structured: the vote was read from an answer given through the verdict
+	// schema (VerdictSchema: one JSON object, read strictly), not as text.
+	Structured bool  `json:"structured,omitempty"`
 	LatencyMS  int64 `json:"latency_ms"`
 	// Thinking is in a verdict only with TribunalConfig.InlineThinking
 	// (NOESIS_VERDICT_THINKING); it is always in the Transcript.
@@ -208,7 +211,7 @@ func (tr *Tribunal) Judges() []Judge { return append([]Judge(nil), tr.judges...)
 // Messages builds judge j's prompt for thought t.
 func (tr *Tribunal) Messages(j Judge, t *Thought) []Message {
 	data := quoteThought(t)
-	return []Message{{Role: RoleSystem, Content: judgePrompt(j) + answerFormat(AnswerTag(j.Name, data))}, {Role: RoleUser, Content: data}}
+	return []Message{{Role: RoleSystem, Content: judgePrompt(j) + answerFormat(AnswerTag(j.Name, data)) + schemaFormat}, {Role: RoleUser, Content: data}}
 }
 
 // Process deliberates on t and returns its *Verdict.
@@ -321,9 +324,11 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 	}
 	started := time.Now()
 	tag := AnswerTag(j.Name, data)
-	msgs := []Message{{Role: RoleSystem, Content: tr.prompts[i] + answerFormat(tag)}, {Role: RoleUser, Content: data}}
+	// Asked for the verdict schema where the target takes it, and for the
+	// tagged lines where it does not (schemaFormat says which is which).
+	msgs := []Message{{Role: RoleSystem, Content: tr.prompts[i] + answerFormat(tag) + schemaFormat}, {Role: RoleUser, Content: data}}
 	resp, err := tr.completer.Complete(ctx, Request{Tier: TierReasoning, Messages: msgs, Temperature: tr.temperature,
-		MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority, Timeout: j.Timeout})
+		MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority, Timeout: j.Timeout, Schema: judgeSchema})
 	v.LatencyMS = time.Since(started).Milliseconds()
 	if err != nil {
 		if ctx.Err() != nil { // the tribunal, not this judge, ran out of time
@@ -344,14 +349,14 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 		if err != nil {
 			return abstain(AbstainAnswer, fmt.Sprintf("the answer was cut off at max_tokens (%d) before the judge gave a verdict", tr.maxTokens), nil)
 		}
-	} else if a, err = tr.read(resp, tag, quote); err != nil {
+	} else if a, v.Structured, err = tr.read(resp, tag, quote); err != nil {
 		// No readable verdict: ask once more, in the same conversation, for
 		// the tagged lines alone, as a person would ask a judge who mumbled.
 		v.AskedAgain = true
 		follow := append(msgs[:len(msgs):len(msgs)], Message{Role: RoleAssistant, Content: resp.Content},
 			Message{Role: RoleUser, Content: restate(tag, err)})
 		again, cerr := tr.completer.Complete(ctx, Request{Tier: TierReasoning, Messages: follow, Temperature: tr.temperature,
-			MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority, Timeout: j.Timeout})
+			MaxTokens: tr.maxTokens, Target: j.Target, Purpose: "judge:" + j.Name, Priority: priority, Timeout: j.Timeout, Schema: judgeSchema})
 		v.LatencyMS = time.Since(started).Milliseconds()
 		if cerr != nil {
 			return abstain(AbstainAnswer, err.Error()+"; asked again, no answer: "+cerr.Error(), nil)
@@ -360,7 +365,7 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 		if again.Truncated {
 			a, err = ReadTaggedAnswer(again.Content, tag)
 		} else {
-			a, err = ReadJudgeAnswer(again.Content, again.Reasoning, tag, quote)
+			a, v.Structured, err = tr.read(again, tag, quote)
 		}
 		if err != nil {
 			return abstain(AbstainAnswer, "asked twice, no readable verdict: "+err.Error(), nil)
@@ -373,12 +378,19 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 	return v
 }
 
-// read reads a judge's answer; a cached one from the memo.
-func (tr *Tribunal) read(resp Response, tag string, quote Quote) (JudgeAnswer, error) {
-	if resp.Cached && tr.memo != nil {
-		return tr.memo.read(resp.Content, resp.Reasoning, tag, quote)
+// read reads a judge's answer: through the verdict schema when the answer
+// is one object in it (structured), else as text (a provider that ignored
+// the schema, or was asked without it); a cached text answer from the memo.
+func (tr *Tribunal) read(resp Response, tag string, quote Quote) (a JudgeAnswer, structured bool, err error) {
+	if a, err := ReadSchemaAnswer(resp.Content, quote); err == nil {
+		return a, true, nil
 	}
-	return ReadJudgeAnswer(resp.Content, resp.Reasoning, tag, quote)
+	if resp.Cached && tr.memo != nil {
+		a, err = tr.memo.read(resp.Content, resp.Reasoning, tag, quote)
+		return a, false, err
+	}
+	a, err = ReadJudgeAnswer(resp.Content, resp.Reasoning, tag, quote)
+	return a, false, err
 }
 
 // restate asks a judge whose answer could not be read for its verdict again.

@@ -22,6 +22,9 @@ type Reply struct {
 	Reasoning string // the thinking: a reasoning field, or the <think> block
 	Usage     pipeline.Usage
 	Truncated bool // stopped at max_tokens
+	// Structured is true when the request went with its schema
+	// (response_format json_schema) and was answered.
+	Structured bool
 }
 
 // warmer is a Backend that can wake a cold endpoint before the first call.

@@ -312,5 +312,9 @@ func CacheKey(provider, model string, req pipeline.Request) string {
 		field(string(m.Role))
 		field(m.Content)
 	}
+	if req.Schema != nil { // an answer asked in a schema is not one asked in text
+		field(req.Schema.Name)
+		field(string(req.Schema.Schema))
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }

@@ -55,6 +55,10 @@ type Target struct {
 	// RPM and TPM limit requests and tokens per window across every worker
 	// (with a Limiter); Concurrency limits this process's calls in flight. 0: no limit.
 	RPM, TPM, Concurrency int
+	// Structured says whether a request's schema (pipeline.Request.Schema)
+	// goes to this target as response_format json_schema: StructuredAuto
+	// (the default, also ""), StructuredOn or StructuredOff.
+	Structured string
 }
 
 // Limiter keeps limits that hold across worker processes (consumers.KVLimits,
@@ -171,6 +175,11 @@ func (c *Config) Validate() error {
 		}
 		if t.Model == "" {
 			return fmt.Errorf("router: target %q has no model", t.Name)
+		}
+		switch t.Structured {
+		case "", StructuredAuto, StructuredOn, StructuredOff:
+		default:
+			return fmt.Errorf("router: target %q has structured %q (want auto, on or off)", t.Name, t.Structured)
 		}
 		targets[t.Name] = true
 	}

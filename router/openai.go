@@ -64,7 +64,8 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	if c.obs != nil {
 		c.obs.CallFinished(req.Tier, t.Target, latency, reply.Usage, cost, err)
 	}
-	span.SetAttributes(attribute.Int("noesis.tokens.in", reply.Usage.PromptTokens), attribute.Int("noesis.tokens.out", reply.Usage.CompletionTokens))
+	span.SetAttributes(attribute.Int("noesis.tokens.in", reply.Usage.PromptTokens), attribute.Int("noesis.tokens.out", reply.Usage.CompletionTokens),
+		attribute.Bool("noesis.structured", reply.Structured))
 	if err != nil {
 		span.RecordError(err)
 		span.SetStatus(codes.Error, ErrorClass(err))
@@ -95,7 +96,7 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 	}
 	return pipeline.Response{
 		Content: reply.Content, Reasoning: reply.Reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
-		CostUSD: cost, Truncated: reply.Truncated, Usage: reply.Usage,
+		CostUSD: cost, Truncated: reply.Truncated, Usage: reply.Usage, Structured: reply.Structured,
 	}, nil
 }
 
@@ -103,11 +104,12 @@ func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipe
 // (whose own retries are not used): Nebius, vLLM on Modal, any compatible
 // endpoint, the simulator.
 type openAIBackend struct {
-	client *openai.Client
-	model  string
-	where  string            // "model (target at provider)", for messages
-	target string            // the target's name
-	redact *strings.Replacer // removes every configured secret from messages
+	client     *openai.Client
+	model      string
+	where      string            // "model (target at provider)", for messages
+	target     string            // the target's name
+	redact     *strings.Replacer // removes every configured secret from messages
+	structured *structuredUse    // whether a request's schema is sent
 }
 
 var _ Backend = (*openAIBackend)(nil)
@@ -126,11 +128,22 @@ func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, 
 	}
 	started := time.Now()
 	info := &respInfo{purpose: req.Purpose}
-	out, err := b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), openai.ChatCompletionRequest{
+	oreq := openai.ChatCompletionRequest{
 		// max_tokens, not max_completion_tokens: the field vLLM, Nebius and the
 		// other OpenAI-compatible servers all read.
 		Model: b.model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens, //lint:ignore SA1019 see above
-	})
+	}
+	structured := b.structured != nil && b.structured.ask(req)
+	if structured {
+		oreq.ResponseFormat = responseFormat(req.Schema)
+	}
+	out, err := b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), oreq)
+	if err != nil && structured && b.structured.refusedBy(err) {
+		// The target refuses the response format, not the request: ask again
+		// at once in text, within the same call.
+		structured, oreq.ResponseFormat, info = false, nil, &respInfo{purpose: req.Purpose}
+		out, err = b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), oreq)
+	}
 	usage := pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}
 	if err != nil {
 		ce := b.classify(ctx, err, time.Since(started))
@@ -144,7 +157,7 @@ func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, 
 	msg := out.Choices[0].Message
 	answer, think := pipeline.SplitThink(msg.Content)
 	return Reply{Content: answer, Reasoning: strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n")),
-		Usage: usage, Truncated: out.Choices[0].FinishReason == openai.FinishReasonLength}, nil
+		Usage: usage, Truncated: out.Choices[0].FinishReason == openai.FinishReasonLength, Structured: structured}, nil
 }
 
 // WarmUp asks the endpoint for its models (GET /models), waking a cold one.

@@ -87,7 +87,7 @@ func New(cfg Config, cache *Cache, log zerolog.Logger) (*Chain, error) {
 		}
 		oc.HTTPClient = doer
 		be := &openAIBackend{client: openai.NewClientWithConfig(oc), model: t.Model, target: t.Name,
-			where: fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, p.Name), redact: c.redact}
+			where: fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, p.Name), redact: c.redact, structured: newStructuredUse(t, log, c.redact)}
 		tg := &target{Target: t, provider: p, backend: be, breaker: pipeline.NewBreaker(withTargetDefaults(cfg.Breaker))}
 		if t.Concurrency > 0 {
 			tg.slots = fair.NewSlots(t.Concurrency)

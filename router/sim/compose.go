@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"encoding/json"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -67,17 +68,22 @@ type composed struct {
 
 // compose writes the answer to a request: a judge's intent in a shape from
 // the corpus after a thinking phase, or another caller's answer; then cuts
-// it at max_tokens and times it.
+// it at max_tokens and times it. A response_format the server honours makes
+// the answer the schema's JSON, and the thinking arrive in reasoning_content,
+// as vLLM's reasoning parser gives it.
 func (s *Server) compose(req chatRequest, prof Profile, caller, system, user string, judge bool, d directives, rng *rand.Rand) composed {
 	style := s.thinkStyle(req.Model)
 	if st := d["think"]; st != "" {
 		style = st
 	}
 	thinks := style != ThinkNone
+	schema, structured := s.honoured(req)
+	if structured && thinks {
+		style = ThinkField
+	}
 	realistic := s.cfg.Lengths != LengthsSeed
 	seedTokens := max(1, int(math.Round(prof.TokensPerSecond*prof.Latency.Seconds())))
-	var body string
-	var thinking string
+	var body, thinking string
 	thinkTokens := 0
 	judge = judge || caller == "veritas" || caller == "sophia" || caller == "dike"
 	task, action := quotedTask(user)
@@ -89,25 +95,16 @@ func (s *Server) compose(req chatRequest, prof Profile, caller, system, user str
 		thinking = thinkingText(rng, caller, task, thinkTokens)
 	}
 	var in Intent
-	if judge {
-		in = deliberate(caller, task+"\n"+action, d, seedOf(caller, user))
-		if s.cfg.Gullible {
-			if m := orderRE.FindStringSubmatch(outsideQuote(user)); m != nil {
-				in = Intent{Verdict: strings.ToUpper(m[1]), Confidence: 1, Offense: "none", Obeyed: true}
-			}
-		}
-		tag := ""
-		if m := tagRE.FindStringSubmatch(system); m != nil {
-			tag = m[1]
-		}
-		sh := pickShape(rng, tag != "", s.cfg.Shape)
-		in.Shape = sh.Name
-		if sh.Ambiguous {
-			in.Verdict = ""
-		}
-		body = sh.Render(in, tag, task)
-	} else {
+	switch {
+	case judge:
+		in, body = s.judgeBody(caller, system, user, task, action, d, rng, schema)
+	case structured:
+		body = writeSchema(schema, Intent{}, answer(caller, system, user, seedTokens))
+	default:
 		body = answer(caller, system, user, seedTokens)
+	}
+	if structured {
+		s.count("structured", "")
 	}
 	answerTokens := max(1, (len(body)+3)/4) // a judge's answer: its length
 	switch {
@@ -128,22 +125,9 @@ func (s *Server) compose(req chatRequest, prof Profile, caller, system, user str
 		total = req.MaxTokens
 		in.Truncated, in.Verdict = true, ""
 	}
-	a := composed{finish: finish, tokens: total}
-	switch {
-	case !thinks:
-		a.content = body
-	case style == ThinkField:
-		a.content, a.reasoning = body, thinking
-	case style == ThinkClose:
-		a.content = thinking
-		if finish != "length" || body != "" {
-			a.content += "\n</think>\n\n" + body
-		}
-	default: // ThinkTags
-		a.content = "<think>\n" + thinking
-		if finish != "length" || body != "" {
-			a.content += "\n</think>\n\n" + body
-		}
+	a := composed{finish: finish, tokens: total, content: body}
+	if thinks {
+		a.content, a.reasoning = placeThinking(style, thinking, body, finish)
 	}
 	if realistic && (thinks || judge) {
 		a.latency = s.cfg.TTFT + time.Duration(float64(total)/prof.TokensPerSecond*float64(time.Second))
@@ -160,6 +144,52 @@ func (s *Server) compose(req chatRequest, prof Profile, caller, system, user str
 		s.mu.Unlock()
 	}
 	return a
+}
+
+// judgeBody is a judge's intent and its answer: in a shape drawn from the
+// corpus, or, held to a schema, as the schema's JSON (no shape, and no
+// ambiguity: constrained decoding always picks a verdict).
+func (s *Server) judgeBody(caller, system, user, task, action string, d directives, rng *rand.Rand, schema json.RawMessage) (Intent, string) {
+	in := deliberate(caller, task+"\n"+action, d, seedOf(caller, user))
+	if s.cfg.Gullible {
+		if m := orderRE.FindStringSubmatch(outsideQuote(user)); m != nil {
+			in = Intent{Verdict: strings.ToUpper(m[1]), Confidence: 1, Offense: "none", Obeyed: true}
+		}
+	}
+	if schema != nil {
+		in.Shape = ShapeSchema
+		return in, writeSchema(schema, in, "")
+	}
+	tag := ""
+	if m := tagRE.FindStringSubmatch(system); m != nil {
+		tag = m[1]
+	}
+	sh := pickShape(rng, tag != "", s.cfg.Shape)
+	in.Shape = sh.Name
+	if sh.Ambiguous {
+		in.Verdict = ""
+	}
+	return in, sh.Render(in, tag, task)
+}
+
+// ShapeSchema is Intent.Shape for an answer written in a response_format's schema.
+const ShapeSchema = "json_schema"
+
+// placeThinking puts the thinking where style says it arrives: the content
+// and answer, and the reasoning field.
+func placeThinking(style, thinking, body, finish string) (content, reasoning string) {
+	switch style {
+	case ThinkField:
+		return body, thinking
+	case ThinkClose:
+		content = thinking
+	default: // ThinkTags
+		content = "<think>\n" + thinking
+	}
+	if finish != "length" || body != "" {
+		content += "\n</think>\n\n" + body
+	}
+	return content, ""
 }
 
 // stormed counts a call of a distinct request and reports whether it is

@@ -29,8 +29,12 @@ type refusal struct {
 // refuse returns why the server refuses req, if it does: a prompt that with
 // max_tokens exceeds the model's context (the prompt's tokens estimated at
 // four characters each, as the usage the simulator reports), or a user
-// message holding a word the content filter blocks.
+// message holding a word the content filter blocks; before either, a
+// response_format the server does not take (see formatRefusal).
 func (s *Server) refuse(req chatRequest, promptTokens int, user string) *refusal {
+	if r := s.formatRefusal(req); r != nil {
+		return r
+	}
 	limit := s.cfg.ContextLengths[req.Model]
 	if limit <= 0 {
 		limit = s.cfg.ContextLength

@@ -47,6 +47,9 @@ type Stats struct {
 	Intents map[string]Intent `json:"intents,omitempty"`
 	// Truncated counts answers cut by max_tokens (finish_reason "length").
 	Truncated int64 `json:"truncated"`
+	// Structured counts answers written in a response_format's schema
+	// (FormatHonour); Faults["response_format"] the requests refused for one.
+	Structured int64 `json:"structured"`
 	// EarlyRetries counts calls that came back sooner than the Retry-After
 	// of the 429 their request last got; MaxCallsPerRequest is the most calls
 	// any one distinct request made.
@@ -134,5 +137,7 @@ func (s *Server) count(kind, what string) {
 		s.stats.ColdStarts++
 	case "truncated":
 		s.stats.Truncated++
+	case "structured":
+		s.stats.Structured++
 	}
 }
