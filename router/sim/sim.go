@@ -134,6 +134,11 @@ type Config struct {
 	// ErrorStyle is the shape of those refusals' bodies: ErrorsOpenAI (the
 	// default) or ErrorsVLLM.
 	ErrorStyle string
+	// ResponseFormat is what the server does with a request's
+	// response_format: FormatHonour (the default, also ""), FormatRefuse or
+	// FormatIgnore. A "sim:malformed" answer stays prose even when honoured:
+	// a provider that dropped the format for that answer.
+	ResponseFormat string
 	// Capacity, when positive, is how many answers each model generates at
 	// once; the rest queue in arrival order, so latency grows with the load
 	// (see generators in capacity.go). 0: no limit.
@@ -239,6 +244,7 @@ type chatRequest struct {
 	StreamOpts  *struct {
 		IncludeUsage bool `json:"include_usage"`
 	} `json:"stream_options"`
+	ResponseFormat *responseFormat `json:"response_format"`
 }
 
 var markerRE = regexp.MustCompile(`sim:([a-z]+)(?:=([A-Za-z0-9._-]+))?(?:@([a-z]+))?`)
