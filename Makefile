@@ -77,8 +77,12 @@ chaos-auth: build tools
 ## bench: Go benchmarks of the hot paths (BenchmarkInFlight: memory per call in
 ## flight), the models against the simulator, the tribunal, and the pipeline with
 ## the defaults beside the hand-tuned worker, BENCH_RUNS runs each where a goal is
-## measured, with the nats bench ceiling and the JetStream floor (zero and cache
-## modes) on the same machine; charts in docs/. docs/performance.md reads them.
+## measured, with the nats bench ceiling, the JetStream floor (zero and cache
+## modes) and the client floor (go-openai alone; seed and zero modes) on the same
+## machine: each run prints its goals beside their floors, noesis's figure as a
+## ratio of each. Then a burst of 1,000 thoughts against a provider that
+## generates 64 answers at once and queues the rest. Charts in docs/.
+## docs/performance.md reads them.
 BENCH_RUNS ?= 3
 PIPELINE := ./$(BIN) bench pipeline --env-file /dev/null --sequential 0
 bench: build tools
@@ -99,6 +103,7 @@ bench: build tools
 	$(PIPELINE) --mode seed --n 3000 --rate 1000 --provider-rps 600 --ceiling=false
 	$(PIPELINE) --mode seed --n 1500 --rate 100 --concurrency 64 --workers 1 --ceiling=false
 	$(PIPELINE) --mode seed --n 1500 --rate 100 --concurrency 64 --workers 2 --ceiling=false
+	$(PIPELINE) --mode seed --n 1000 --provider-capacity 64 --ceiling=false
 	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --sequential 10 --ceiling=false --chart docs/bench-seed.svg
 
 ## fuzz: the thought decoder and the judge-answer parser, FUZZTIME each.

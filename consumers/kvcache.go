@@ -96,6 +96,8 @@ type storedAnswer struct {
 	Provider  string         `json:"provider"`
 	Model     string         `json:"model"`
 	Usage     pipeline.Usage `json:"usage"`
+	// Structured: asked and answered in a schema (pipeline.Response.Structured).
+	Structured bool `json:"structured,omitempty"`
 }
 
 // opTimeout bounds each shared-cache operation: when NATS is slow (a leader
@@ -158,7 +160,7 @@ func (c *KVCache) get(ctx context.Context, t pipeline.Tier, kv jetstream.KeyValu
 			Msg("shared cache entry is not an answer with content: a miss, never served")
 		return pipeline.Response{}, false, errBadAnswer
 	}
-	return pipeline.Response{Content: a.Content, Reasoning: a.Reasoning, Provider: a.Provider, Model: a.Model, Usage: a.Usage}, true, nil
+	return pipeline.Response{Content: a.Content, Reasoning: a.Reasoning, Provider: a.Provider, Model: a.Model, Usage: a.Usage, Structured: a.Structured}, true, nil
 }
 
 // Settle implements router.Shared: the answer replaces the claim, for the
@@ -177,7 +179,7 @@ func (c *KVCache) Settle(ctx context.Context, t pipeline.Tier, key string, r pip
 		}
 		return
 	}
-	b, _ := json.Marshal(storedAnswer{r.Content, r.Reasoning, r.Provider, r.Model, r.Usage})
+	b, _ := json.Marshal(storedAnswer{r.Content, r.Reasoning, r.Provider, r.Model, r.Usage, r.Structured})
 	if _, err := kv.Put(ctx, "answer."+key, b); err != nil {
 		c.log.Debug().Err(err).Msg("shared cache write failed")
 	}

@@ -11,10 +11,10 @@ import (
 // paragraph, its runs of white space made one space, cut at the last
 // sentence end within the bound (or, with none past half of it, at the
 // bound) and ended with "…" when cut. The judge's whole reasoning is in the
-// tribunal's Transcript. 200 bytes is two or three sentences, and keeps a
-// three-judge verdict of the simulator's long answers within 1.5 KiB
-// (TestVerdictIsReadableAtAGlance).
-const MaxJudgeReasoning = 200
+// tribunal's Transcript. 160 bytes is a sentence or two, and keeps a
+// three-judge verdict whose judges all write that much within 1.5 KiB
+// (TestVerdictIsReadableAtAGlance measures it through the pipeline).
+const MaxJudgeReasoning = 160
 
 // MaxAbstainReason bounds an abstention's reason in a verdict (a failed
 // call's error can run long); the Transcript keeps it whole.
@@ -46,7 +46,10 @@ type Transcript struct {
 // JudgeRecord is one judge's part in a Transcript.
 type JudgeRecord struct {
 	Name          string  `json:"name"`
+	Pillar        string  `json:"pillar"`
 	Verdict       Vote    `json:"verdict"`
+	Weight        float64 `json:"weight"`
+	WeightedVote  float64 `json:"weighted_vote"`
 	Reasoning     string  `json:"reasoning"`
 	AbstainReason string  `json:"abstain_reason,omitempty"`
 	Model         string  `json:"model,omitempty"`
@@ -76,9 +79,12 @@ func transcribe(v *Verdict, inline bool) {
 		PromptVersion: v.PromptVersion, CreatedAt: v.CreatedAt, Judges: make([]JudgeRecord, len(v.Judges))}
 	for i := range v.Judges {
 		j := &v.Judges[i]
-		tr.Judges[i] = JudgeRecord{Name: j.Name, Verdict: j.Verdict, Reasoning: j.Reasoning, AbstainReason: j.AbstainReason,
+		tr.Judges[i] = JudgeRecord{Name: j.Name, Pillar: j.Pillar, Verdict: j.Verdict, Weight: j.Weight, WeightedVote: j.WeightedVote, Reasoning: j.Reasoning, AbstainReason: j.AbstainReason,
 			Model: j.Model, Provider: j.Provider, Target: j.Target, Fallback: j.Fallback, ColdStart: j.ColdStart, Hedged: j.Hedged,
 			CostUSD: j.CostUSD, Cached: j.Cached, AskedAgain: j.AskedAgain, LatencyMS: j.LatencyMS, Usage: j.Usage, Thinking: j.thinking}
+		if j.Offense == "" { // an abstaining judge named none
+			j.Offense = OffenseNone
+		}
 		j.Reasoning = Paragraph(j.Reasoning, MaxJudgeReasoning)
 		j.AbstainReason = Paragraph(j.AbstainReason, MaxAbstainReason)
 		j.Thinking = ""

@@ -19,6 +19,7 @@ func TestParagraph(t *testing.T) {
 		{"blank line with spaces", "One\nline two.\n  \t\nthree", "One line two.", 200},
 		{"white space runs become one space", "a\tb\n c   d", "a b c d", 200},
 		{"cut at a sentence end", long, strings.TrimSpace(strings.Repeat("The agent checked the copies. ", 6)) + "…", 200},
+		{"cut at the verdict's bound", long, strings.TrimSpace(strings.Repeat("The agent checked the copies. ", 5)) + "…", MaxJudgeReasoning},
 		{"cut at a word", strings.Repeat("word ", 60), strings.TrimSpace(strings.Repeat("word ", 39)) + "…", 200},
 		{"cut on a rune", strings.Repeat("é", 150), strings.Repeat("é", 98) + "…", 200},
 	}
@@ -61,7 +62,7 @@ func TestVerdictLeavesTheCallsToItsTranscript(t *testing.T) {
 		}
 		v := out.(*Verdict)
 		b, _ := json.Marshal(v.Judges)
-		for _, leaked := range []string{`"usage"`, `"target"`, `"model"`, `"cost_usd"`, "A second paragraph"} {
+		for _, leaked := range []string{`"usage"`, `"target"`, `"model"`, `"cost_usd"`, `"pillar"`, `"weighted_vote"`, "A second paragraph"} {
 			if strings.Contains(string(b), leaked) {
 				t.Errorf("inline %v: the verdict carries %s", inline, leaked)
 			}

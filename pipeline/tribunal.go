@@ -74,7 +74,8 @@ type JudgeVote struct {
 	// latency is both calls').
 	AskedAgain bool `json:"asked_again,omitempty"`
 	// Structured: the vote was read from an answer given through the verdict
-	// schema (VerdictSchema: one JSON object, read strictly), not as text.
+	// schema (response_format json_schema: one JSON object, read strictly),
+	// not from text.
 	Structured bool  `json:"structured,omitempty"`
 	LatencyMS  int64 `json:"latency_ms"`
 	// Thinking is in a verdict only with TribunalConfig.InlineThinking
@@ -378,12 +379,14 @@ func (tr *Tribunal) judge(ctx context.Context, i int, data string, quote Quote, 
 	return v
 }
 
-// read reads a judge's answer: through the verdict schema when the answer
-// is one object in it (structured), else as text (a provider that ignored
-// the schema, or was asked without it); a cached text answer from the memo.
+// read reads a judge's answer: strictly, as the verdict schema's object,
+// when it is one (structured when the provider was asked in the schema;
+// a model may also answer the bare object in text), else as text (a
+// provider that ignored the schema, or was asked without it); a cached text
+// answer from the memo.
 func (tr *Tribunal) read(resp Response, tag string, quote Quote) (a JudgeAnswer, structured bool, err error) {
 	if a, err := ReadSchemaAnswer(resp.Content, quote); err == nil {
-		return a, true, nil
+		return a, resp.Structured, nil
 	}
 	if resp.Cached && tr.memo != nil {
 		a, err = tr.memo.read(resp.Content, resp.Reasoning, tag, quote)

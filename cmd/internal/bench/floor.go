@@ -21,10 +21,11 @@ import (
 // messages: the JetStream work noesis does for a thought, with nothing
 // between taking it and publishing its outputs.
 type FloorFigures struct {
-	Throughput     float64      `json:"throughput"` // thoughts/s with both outputs
-	Both           StageFigures `json:"both"`
-	NarrativeBytes int          `json:"narrative_bytes"` // the outputs' sizes, noesis's mean in the same run
-	VerdictBytes   int          `json:"verdict_bytes"`
+	Throughput     float64        `json:"throughput"` // thoughts/s with both outputs
+	Stages         []StageFigures `json:"stages"`
+	Both           StageFigures   `json:"both"`
+	NarrativeBytes int            `json:"narrative_bytes"` // the outputs' sizes, noesis's mean in the same run
+	VerdictBytes   int            `json:"verdict_bytes"`
 }
 
 // jetStreamFloor runs o's thoughts through a fresh embedded server like the
@@ -37,6 +38,16 @@ type FloorFigures struct {
 // It runs after noesis's stack has stopped, so the two do not share the
 // processors.
 func jetStreamFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, progress io.Writer) (*FloorFigures, error) {
+	return runFloor(ctx, cfg, o, sizes, contents, "the JetStream floor", nil, progress)
+}
+
+// floorWork is what a floor's worker does with a thought before it
+// publishes the stage's output; an error naks the thought.
+type floorWork func(ctx context.Context, stage pipeline.Stage, msg jetstream.Msg) error
+
+// runFloor runs o's thoughts through a floor worker (see jetStreamFloor)
+// that does work, when set, for each delivery before its publish.
+func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, name string, work floorWork, progress io.Writer) (*FloorFigures, error) {
 	dir, err := os.MkdirTemp("", "noesis-floor-")
 	if err != nil {
 		return nil, err
@@ -66,32 +77,8 @@ func jetStreamFloor(ctx context.Context, cfg config.Config, o benchOptions, size
 		stop()
 		handlers.Wait()
 	}()
-	for _, stage := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
-		pc := consumers.PoolConfig{Stage: stage}
-		cons, err := wjs.CreateOrUpdateConsumer(ctx, consumers.StreamThoughts, consumers.ConsumerConfig(pc))
-		if err != nil {
-			return nil, err
-		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1024)) // a default pool's pull buffer
-		if err != nil {
-			return nil, err
-		}
-		context.AfterFunc(wctx, it.Stop)
-		output := make([]byte, max(sizes[string(stage)], 1))
-		slots := make(chan struct{}, 4096) // a default pool's most deliveries in hand
-		handlers.Go(func() {
-			for {
-				msg, err := it.Next()
-				if err != nil {
-					return
-				}
-				slots <- struct{}{}
-				handlers.Go(func() {
-					defer func() { <-slots }()
-					floorHandle(wctx, wjs, stage, msg, output)
-				})
-			}
-		})
+	if err := floorWorker(wctx, wjs, sizes, work, &handlers); err != nil {
+		return nil, err
 	}
 
 	nc, err := nats.Connect(srv.ClientURL(), nats.Name("noesis-floor"))
@@ -108,18 +95,56 @@ func jetStreamFloor(ctx context.Context, cfg config.Config, o benchOptions, size
 		return nil, err
 	}
 	defer arr.close()
-	fmt.Fprintf(progress, "bench pipeline: the JetStream floor, %d thoughts, rate %s\n", o.n, rateText(o.rate))
+	fmt.Fprintf(progress, "bench pipeline: %s, %d thoughts, rate %s\n", name, o.n, rateText(o.rate))
 	start, err := publishThoughts(ctx, js, "bench", "bench", o.n, o.rate, contents, arr)
 	if err != nil {
 		return nil, err
 	}
 	arr.wait(60*time.Second + time.Duration(float64(o.n)/max(o.rate, 100)*float64(time.Second)))
-	_, both, _ := arr.figures(map[string][]float64{})
-	f := &FloorFigures{Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)]}
+	stages, both, _ := arr.figures(map[string][]float64{})
+	f := &FloorFigures{Stages: stages, Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)]}
 	if s := arr.lastArrival().Sub(start).Seconds(); s > 0 {
 		f.Throughput = float64(both.Received) / s
 	}
 	return f, nil
+}
+
+// floorWorker pulls each stage's thoughts as a default pool does (its pull
+// buffer, its most deliveries in hand) and handles each in a goroutine of
+// its own, counted in handlers, until ctx ends.
+func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]int, work floorWork, handlers *sync.WaitGroup) error {
+	for _, stage := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
+		pc := consumers.PoolConfig{Stage: stage}
+		cons, err := js.CreateOrUpdateConsumer(ctx, consumers.StreamThoughts, consumers.ConsumerConfig(pc))
+		if err != nil {
+			return err
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(1024)) // a default pool's pull buffer
+		if err != nil {
+			return err
+		}
+		context.AfterFunc(ctx, it.Stop)
+		output := make([]byte, max(sizes[string(stage)], 1))
+		slots := make(chan struct{}, 4096) // a default pool's most deliveries in hand
+		handlers.Go(func() {
+			for {
+				msg, err := it.Next()
+				if err != nil {
+					return
+				}
+				slots <- struct{}{}
+				handlers.Go(func() {
+					defer func() { <-slots }()
+					if work != nil && work(ctx, stage, msg) != nil {
+						_ = msg.Nak()
+						return
+					}
+					floorHandle(ctx, js, stage, msg, output)
+				})
+			}
+		})
+	}
+	return nil
 }
 
 // floorHandle is a pool's delivery with the stage's work taken out: the

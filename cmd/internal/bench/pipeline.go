@@ -7,7 +7,6 @@ import (
 	"math"
 	"os"
 	"regexp"
-	"strconv"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -63,9 +62,15 @@ type PipelineFigures struct {
 	// Floor is the same run through a worker that does only noesis's
 	// JetStream work (zero and cache modes); RatioToFloor is noesis's
 	// throughput over the floor's.
-	Floor            *FloorFigures `json:"jetstream_floor,omitempty"`
-	RatioToFloor     float64       `json:"ratio_to_floor,omitempty"`
-	NotDelivered     int           `json:"not_delivered"`
+	Floor        *FloorFigures `json:"jetstream_floor,omitempty"`
+	RatioToFloor float64       `json:"ratio_to_floor,omitempty"`
+	// ClientFloor is the same run through that worker making noesis's model
+	// calls with go-openai alone (seed and zero modes; see clientFloor).
+	ClientFloor *FloorFigures `json:"client_floor,omitempty"`
+	// Goals are issue 10's goals this mode measures, each beside its floors.
+	Goals            []Goal `json:"goals,omitempty"`
+	ProviderCapacity int    `json:"provider_capacity,omitempty"`
+	NotDelivered     int    `json:"not_delivered"`
 	samples          map[string][]float64
 	sequentialSample []float64
 }
@@ -86,7 +91,11 @@ runs 'nats bench js pub async' and 'nats bench js consume' on the same server an
 reports noesis's throughput as a share of that ceiling. In zero and cache modes it
 then runs the same thoughts through a worker that does only noesis's JetStream work
 (pull, publish each output with its PubAck, ack), on a fresh server with the
-rest stopped: the JetStream floor, the most any worker can do on this machine.`,
+rest stopped: the JetStream floor, the most any worker can do on this machine.
+In seed and zero modes it also runs them through that worker making noesis's
+model calls (the narrative's, the three judges' at once) with go-openai alone
+to a fresh simulator: the client floor. Each of issue 10's goals the mode
+measures is printed beside its floors, with noesis's figure as a ratio of each.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := cli.LoadConfig(cmd)
@@ -104,6 +113,8 @@ rest stopped: the JetStream floor, the most any worker can do on this machine.`,
 			o.chart, _ = f.GetString("chart")
 			o.ceiling, _ = f.GetBool("ceiling")
 			o.floor, _ = f.GetBool("floor")
+			o.clientFloor, _ = f.GetBool("client-floor")
+			o.capacity, _ = f.GetInt("provider-capacity")
 			o.inProcess, _ = f.GetBool("in-process")
 			o.workers, _ = f.GetInt("workers")
 			o.http, _ = f.GetString("http")
@@ -139,6 +150,8 @@ rest stopped: the JetStream floor, the most any worker can do on this machine.`,
 	f.Int("sequential", 20, "thoughts to run through the seed's sequential plan (seed mode)")
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
+	f.Bool("client-floor", true, "seed and zero modes: run the same thoughts through that worker making noesis's model calls with go-openai alone (no router, cache or tribunal)")
+	f.Int("provider-capacity", 0, "the simulated provider generates this many answers at once per model and queues the rest (0: no limit)")
 	f.Bool("floor", true, "zero and cache modes: run the same thoughts through a worker that does only noesis's JetStream work (pull, publish with PubAck, ack), the most any worker can do here")
 	f.String("format", "table", "table or json")
 	f.Int("workers", 1, "worker processes sharing the durable consumers")
@@ -157,6 +170,8 @@ type benchOptions struct {
 	chart       string
 	ceiling     bool
 	floor       bool
+	clientFloor bool
+	capacity    int // the simulator's answers at once per model (0: no limit)
 	inProcess   bool
 	workers     int
 	http        string // "2" or "1.1"
@@ -191,13 +206,13 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 		return nil, err
 	}
 	stack, err := startBenchStack(ctx, cfg, stackOptions{client: "noesis-bench", inProcess: o.inProcess, workers: o.workers, http1: o.http == "1.1",
-		tune: func(sc *sim.Config) { sc.RequestsPerSecond = o.providerRPS }}, progress)
+		tune: func(sc *sim.Config) { sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity }}, progress)
 	if err != nil {
 		return nil, err
 	}
 	defer stack.stop()
 	nc, js := stack.nc, stack.js
-	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), HTTP: o.http, samples: map[string][]float64{}}
+	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), HTTP: o.http, ProviderCapacity: o.capacity, samples: map[string][]float64{}}
 
 	contents := func(i int) string {
 		return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i)
@@ -288,6 +303,13 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 			res.RatioToFloor = res.Throughput / res.Floor.Throughput
 		}
 	}
+	if o.clientFloor && o.mode != "cache" { // cache hits make no model calls
+		stack.stop()
+		if res.ClientFloor, err = clientFloor(ctx, cfg, o, arr.meanBytes(), contents, progress); err != nil {
+			return nil, fmt.Errorf("client floor: %w", err)
+		}
+	}
+	res.Goals = goals(res)
 	return res, nil
 }
 
@@ -339,45 +361,6 @@ func sequentialPlan(ctx context.Context, cfg config.Config, simURL string, n int
 }
 
 var natsBenchRE = regexp.MustCompile(`stats: ([\d,]+) msgs/sec`)
-
-func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
-	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %s per pool, HTTP/%s, limits at the end %v\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, concText(r.Concurrency), r.HTTP, r.Limits)
-	t := cli.Table(w)
-	t.Header([]string{"end to end", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"})
-	rows := append(append([]StageFigures{}, r.Stages...), r.Both)
-	if r.AnsweredOnce != nil {
-		rows = append(rows, *r.AnsweredOnce)
-	}
-	if r.Sequential != nil {
-		rows = append(rows, *r.Sequential)
-	}
-	for _, s := range rows {
-		_ = t.Append([]string{s.Stage, strconv.Itoa(s.Received), f1(s.P50ms), f1(s.P95ms), f1(s.P99ms), f1(s.MaxMs)})
-	}
-	if err := t.Render(); err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output)\n", r.Throughput, r.Seconds)
-	fmt.Fprintf(w, "upstream calls: %d; verdicts with a judge asked again (an unreadable first answer): %d; peak RSS per worker process: %v MB\n",
-		r.UpstreamCalls, r.AskedAgain, roundAll(r.WorkerRSSMB))
-	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts", r.Deliveries, r.Thoughts)
-	if r.ProviderRPS > 0 {
-		fmt.Fprintf(w, "; provider quota %g requests/s per model, %d calls answered 429", r.ProviderRPS, r.RateLimited)
-	}
-	fmt.Fprintln(w)
-	if r.NotDelivered > 0 {
-		fmt.Fprintf(w, "NOT DELIVERED within the wait: %d outputs\n", r.NotDelivered)
-	}
-	if fl := r.Floor; fl != nil {
-		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts and %d B narratives, and acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
-			fl.VerdictBytes, fl.NarrativeBytes, fl.Throughput, fl.Both.P50ms, fl.Both.P99ms, 100*r.RatioToFloor)
-	}
-	if r.CeilingPub > 0 {
-		fmt.Fprintf(w, "ceiling on the same server: nats bench js pub async %.0f msgs/s, js consume %.0f msgs/s; noesis = %.1f%% of the publish ceiling\n",
-			r.CeilingPub, r.CeilingConsume, 100*r.RatioToPubCeil)
-	}
-	return nil
-}
 
 func concText(c int) string {
 	if c <= 0 {

@@ -1,0 +1,128 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+	openai "github.com/sashabaranov/go-openai"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router"
+	"github.com/noesis-dev/noesis/router/sim"
+)
+
+// clientFloor runs o's thoughts through the JetStream floor's worker (see
+// jetStreamFloor) that also makes, for each thought, the model calls noesis
+// makes: the narrative's one call to the fast tier's first model, and the
+// three judges' calls at once, each to its judge's model, with go-openai
+// over the transport noesis uses (HTTP/2 without TLS, or HTTP/1.1 with
+// --http 1.1), to a fresh simulator set up as noesis's was. The requests are
+// noesis's own (its prompts, max_tokens and temperatures), so the simulator
+// answers each in the same time. Nothing else: no router, cache, breaker,
+// limit, retry, answer reading or verdict; an answer is not read, and a
+// failed call naks its thought. It is what the same calls cost with
+// go-openai alone on this machine, the floor under noesis's latency and
+// throughput with models in the loop.
+func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, progress io.Writer) (*FloorFigures, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sc := cfg.Sim()
+	sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity
+	url, err := sim.New(sc).Start(sctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	calls, err := newFloorCalls(cfg, url, o.http == "2")
+	if err != nil {
+		return nil, err
+	}
+	defer calls.http.CloseIdleConnections()
+	return runFloor(ctx, cfg, o, sizes, contents, "the client floor (go-openai alone)", calls.work, progress)
+}
+
+// floorCalls makes noesis's model calls for a thought with go-openai alone.
+type floorCalls struct {
+	http      *http.Client
+	api       *openai.Client
+	bridge    *pipeline.Bridge
+	tribunal  *pipeline.Tribunal
+	narrative string   // the fast tier's first model
+	judges    []string // each judge's model, in the tribunal's order
+	temp      float32
+	maxTokens int
+}
+
+func newFloorCalls(cfg config.Config, url string, h2c bool) (*floorCalls, error) {
+	rc := cfg.Router(url)
+	models := map[string]string{}
+	for _, t := range rc.Targets {
+		models[t.Name] = t.Model
+	}
+	first := func(tier pipeline.Tier) string {
+		if names := rc.Tiers[tier]; len(names) > 0 {
+			return models[names[0]]
+		}
+		return ""
+	}
+	tr, err := pipeline.NewTribunal(pipeline.CompleterFunc(func(context.Context, pipeline.Request) (pipeline.Response, error) {
+		return pipeline.Response{}, errors.New("the client floor builds prompts only")
+	}), cfg.Tribunal())
+	if err != nil {
+		return nil, err
+	}
+	f := &floorCalls{http: router.NewHTTPClient(rc.MaxIdleConnsPerHost, h2c), tribunal: tr, narrative: first(pipeline.TierFast),
+		bridge: &pipeline.Bridge{Temperature: float32(cfg.NarrativeTemperature), MaxTokens: cfg.NarrativeMaxTokens},
+		temp:   float32(cfg.Temperature), maxTokens: cfg.MaxTokens}
+	for _, j := range tr.Judges() {
+		m := models[j.Target]
+		if m == "" {
+			m = first(pipeline.TierReasoning)
+		}
+		f.judges = append(f.judges, m)
+	}
+	oc := openai.DefaultConfig("bench")
+	oc.BaseURL, oc.HTTPClient = url, f.http
+	f.api = openai.NewClientWithConfig(oc)
+	return f, nil
+}
+
+// work makes the stage's calls for the thought in msg: one for the
+// narrative, the three judges' at once for the tribunal.
+func (f *floorCalls) work(ctx context.Context, stage pipeline.Stage, msg jetstream.Msg) error {
+	var t pipeline.Thought
+	if err := json.Unmarshal(msg.Data(), &t); err != nil {
+		return err
+	}
+	if stage == pipeline.StageNarrative {
+		return f.call(ctx, f.narrative, f.bridge.Messages(&t), f.bridge.Temperature, f.bridge.MaxTokens)
+	}
+	judges := f.tribunal.Judges()
+	errs := make([]error, len(judges))
+	var wg sync.WaitGroup
+	for i, j := range judges[:len(judges)-1] {
+		wg.Go(func() { errs[i] = f.call(ctx, f.judges[i], f.tribunal.Messages(j, &t), f.temp, f.maxTokens) })
+	}
+	last := len(judges) - 1
+	errs[last] = f.call(ctx, f.judges[last], f.tribunal.Messages(judges[last], &t), f.temp, f.maxTokens)
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// call is one chat completion, as noesis's backend sends it.
+func (f *floorCalls) call(ctx context.Context, model string, msgs []pipeline.Message, temp float32, maxTokens int) error {
+	om := make([]openai.ChatCompletionMessage, len(msgs))
+	for i, m := range msgs {
+		om[i] = openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content}
+	}
+	if temp == 0 {
+		temp = 1e-45 // as noesis sends a zero temperature (go-openai omits 0)
+	}
+	_, err := f.api.CreateChatCompletion(ctx, openai.ChatCompletionRequest{Model: model, Messages: om, Temperature: temp, MaxTokens: maxTokens}) //lint:ignore SA1019 noesis sends max_tokens
+	return err
+}

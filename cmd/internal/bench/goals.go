@@ -1,0 +1,175 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/noesis-dev/noesis/cmd/internal/cli"
+)
+
+// Goal is one of issue 10's goals measured in a run, beside one floor: what
+// the same work costs with noesis taken out, measured in the same run on the
+// same machine. Only a floor from the same run is comparable: the machine's
+// speed moves between runs.
+type Goal struct {
+	Goal   string  `json:"goal"`
+	Want   float64 `json:"want"`
+	Unit   string  `json:"unit"` // ms, MB or thoughts/s
+	Noesis float64 `json:"noesis"`
+	Met    bool    `json:"met"`
+	// Floor names the floor ("" when none was measured in this run); AtFloor
+	// is its figure, Ratio noesis's over it (a latency or memory: how many
+	// times the floor's; a throughput: the share of the floor's), and
+	// FloorMeets whether the floor itself meets the goal (when it does not,
+	// no worker on this machine can).
+	Floor      string  `json:"floor,omitempty"`
+	AtFloor    float64 `json:"at_floor,omitempty"`
+	Ratio      float64 `json:"noesis_over_floor,omitempty"`
+	FloorMeets bool    `json:"floor_meets_goal"`
+}
+
+// goalFloor is a floor's figure for a goal.
+type goalFloor struct {
+	name  string
+	value float64
+}
+
+// goals lists the goals r's mode measures, each beside every floor the run
+// measured for it.
+func goals(r *PipelineFigures) []Goal {
+	var out []Goal
+	add := func(goal, unit string, want, noesis float64, higher bool, floors ...goalFloor) {
+		met := func(v float64) bool { return (higher && v >= want) || (!higher && v > 0 && v <= want) }
+		g := Goal{Goal: goal, Want: want, Unit: unit, Noesis: noesis, Met: met(noesis)}
+		measured := false
+		for _, f := range floors {
+			if f.value <= 0 {
+				continue
+			}
+			measured = true
+			g.Floor, g.AtFloor, g.Ratio, g.FloorMeets = f.name, f.value, noesis/f.value, met(f.value)
+			out = append(out, g)
+		}
+		if !measured {
+			out = append(out, g)
+		}
+	}
+	js, client := floorOf(r.Floor), floorOf(r.ClientFloor)
+	const jsName, clientName = "JetStream floor", "client floor (go-openai alone)"
+	switch r.Mode {
+	case "seed":
+		add("verdict p99", "ms", 2200, stageOf(r.Stages, "tribunal").P99ms, false, goalFloor{clientName, stageOf(client.Stages, "tribunal").P99ms})
+		if r.AnsweredOnce != nil {
+			add("verdict p99, judges asked once", "ms", 2200, r.AnsweredOnce.P99ms, false, goalFloor{clientName, stageOf(client.Stages, "tribunal").P99ms})
+		}
+		add("worker peak RSS", "MB", 300, r.PeakRSSMB, false) // its floor: go test -bench InFlight ./router
+	case "zero":
+		for _, p := range []struct {
+			name string
+			want float64
+			of   func(StageFigures) float64
+		}{{"both outputs p50", 1.0, func(s StageFigures) float64 { return s.P50ms }}, {"both outputs p99", 4.0, func(s StageFigures) float64 { return s.P99ms }}} {
+			add(p.name, "ms", p.want, p.of(r.Both), false, goalFloor{jsName, p.of(js.Both)}, goalFloor{clientName, p.of(client.Both)})
+		}
+		if r.OfferedRate > 0 {
+			add("keeps up with the offered rate", "thoughts/s", r.OfferedRate, r.Throughput, true, goalFloor{jsName, js.Throughput}, goalFloor{clientName, client.Throughput})
+		}
+	case "cache":
+		add("cache hits", "thoughts/s", 20000, r.Throughput, true, goalFloor{jsName, js.Throughput})
+	}
+	return out
+}
+
+// floorOf is f, or an empty floor when it was not run.
+func floorOf(f *FloorFigures) FloorFigures {
+	if f == nil {
+		return FloorFigures{}
+	}
+	return *f
+}
+
+// stageOf is the figures of the named stage in stages.
+func stageOf(stages []StageFigures, name string) StageFigures {
+	for _, s := range stages {
+		if s.Stage == name {
+			return s
+		}
+	}
+	return StageFigures{}
+}
+
+// writeGoals prints each goal beside its floor, noesis's figure as a ratio of it.
+func writeGoals(w io.Writer, gs []Goal) error {
+	if len(gs) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w, "goals beside their floors (measured in this run):")
+	t := cli.Table(w)
+	t.Header([]string{"goal", "want", "noesis", "met", "floor", "at the floor", "noesis / floor", "floor meets it"})
+	for _, g := range gs {
+		want := "<= " + f1(g.Want)
+		if g.Unit == "thoughts/s" {
+			want = ">= " + f0(g.Want)
+		}
+		row := []string{g.Goal, want + " " + g.Unit, f1(g.Noesis), yesNo(g.Met), "not measured in this run", "", "", ""}
+		if g.Floor != "" {
+			row[4], row[5], row[6], row[7] = g.Floor, f1(g.AtFloor), strconv.FormatFloat(g.Ratio, 'f', 2, 64)+" x", yesNo(g.FloorMeets)
+		}
+		_ = t.Append(row)
+	}
+	return t.Render()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
+	fmt.Fprintf(w, "mode %s: %d thoughts, offered %s, %d worker process(es), concurrency %s per pool, HTTP/%s, limits at the end %v\n", r.Mode, r.Thoughts, rateText(r.OfferedRate), r.Workers, concText(r.Concurrency), r.HTTP, r.Limits)
+	t := cli.Table(w)
+	t.Header([]string{"end to end", "received", "p50 ms", "p95 ms", "p99 ms", "max ms"})
+	rows := append(append([]StageFigures{}, r.Stages...), r.Both)
+	if r.AnsweredOnce != nil {
+		rows = append(rows, *r.AnsweredOnce)
+	}
+	if r.Sequential != nil {
+		rows = append(rows, *r.Sequential)
+	}
+	for _, s := range rows {
+		_ = t.Append([]string{s.Stage, strconv.Itoa(s.Received), f1(s.P50ms), f1(s.P95ms), f1(s.P99ms), f1(s.MaxMs)})
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output)\n", r.Throughput, r.Seconds)
+	fmt.Fprintf(w, "upstream calls: %d; verdicts with a judge asked again (an unreadable first answer): %d; peak RSS per worker process: %v MB\n",
+		r.UpstreamCalls, r.AskedAgain, roundAll(r.WorkerRSSMB))
+	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts", r.Deliveries, r.Thoughts)
+	if r.ProviderCapacity > 0 {
+		fmt.Fprintf(w, "; the provider generates %d answers at once per model and queues the rest", r.ProviderCapacity)
+	}
+	if r.ProviderRPS > 0 {
+		fmt.Fprintf(w, "; provider quota %g requests/s per model, %d calls answered 429", r.ProviderRPS, r.RateLimited)
+	}
+	fmt.Fprintln(w)
+	if r.NotDelivered > 0 {
+		fmt.Fprintf(w, "NOT DELIVERED within the wait: %d outputs\n", r.NotDelivered)
+	}
+	if fl := r.Floor; fl != nil {
+		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts and %d B narratives, and acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
+			fl.VerdictBytes, fl.NarrativeBytes, fl.Throughput, fl.Both.P50ms, fl.Both.P99ms, 100*r.RatioToFloor)
+	}
+	if fl := r.ClientFloor; fl != nil {
+		fmt.Fprintf(w, "client floor (the same worker making noesis's model calls with go-openai alone): %.0f thoughts/s, verdicts p50 %.1f ms, p99 %.1f ms, both outputs p50 %.1f ms, p99 %.1f ms\n",
+			fl.Throughput, stageOf(fl.Stages, "tribunal").P50ms, stageOf(fl.Stages, "tribunal").P99ms, fl.Both.P50ms, fl.Both.P99ms)
+	}
+	if r.CeilingPub > 0 {
+		fmt.Fprintf(w, "ceiling on the same server: nats bench js pub async %.0f msgs/s, js consume %.0f msgs/s; noesis = %.1f%% of the publish ceiling\n",
+			r.CeilingPub, r.CeilingConsume, 100*r.RatioToPubCeil)
+	}
+	return writeGoals(w, r.Goals)
+}
