@@ -39,6 +39,10 @@ type Config struct {
 	NATSCert     string `env:"NATS_CERT"`  // client certificate
 	NATSKey      string `env:"NATS_KEY"`   // client key
 
+	// AgentID is the agent `noesis publish` and `noesis judge` act as when
+	// --agent is not given (an agent's machine sets it once, with NATS_NKEY).
+	AgentID string `env:"NOESIS_AGENT"`
+
 	// Which pools this process runs.
 	Tiers []string `env:"NOESIS_TIERS" envDefault:"fast,reasoning,deep" envSeparator:","`
 

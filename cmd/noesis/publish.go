@@ -11,10 +11,12 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/cmd/internal/service"
+	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -23,11 +25,13 @@ func newPublishCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "publish",
 		Short: "Publish one thought and wait for JetStream to store it",
-		Long: `Publish a thought on noesis.thoughts.<agent_id> with Nats-Msg-Id = event_id,
-and wait for JetStream's acknowledgement. The thought comes from flags
-(--agent and --text), or as JSON from --file or standard input (--file -).
-A missing event_id is generated. The thought is validated before it is sent.
-When NOESIS_THOUGHTS is full the thought is refused: "noesis is full", exit 1.`,
+		Long: `Publish a thought on noesis.thoughts.<agent_id>, without a message id (the
+thoughts stream deduplicates none), and wait for JetStream's acknowledgement.
+The thought comes from flags (--agent, or NOESIS_AGENT, and --text), or as JSON
+from --file or standard input (--file -). A missing event_id is generated. The
+thought is validated before it is sent. When NOESIS_THOUGHTS is full the
+thought is refused: "noesis is full", exit 1. To wait for the verdict and exit
+with its decision, use noesis judge.`,
 		Example: `  noesis publish --agent daimon-1 --text "I will delete the stale backups" --depth 4
   echo '{"event_id":"e1","agent_id":"daimon-1","content":{"user_input":"hello"}}' | noesis publish --file -`,
 		Args: cobra.NoArgs,
@@ -36,55 +40,101 @@ When NOESIS_THOUGHTS is full the thought is refused: "noesis is full", exit 1.`,
 			if err != nil {
 				return err
 			}
-			t, err := thoughtFromFlags(cmd)
+			t, err := thoughtFromFlags(cmd, cfg.AgentID)
 			if err != nil {
 				return err
 			}
-			data, err := json.Marshal(t)
+			data, t, err := encodeThought(cfg, t)
 			if err != nil {
 				return err
 			}
-			if _, err := pipeline.DecodeThought(data, cfg.MaxThoughtBytes); err != nil {
-				return err
-			}
-			// The agent's own inbox prefix: under per-agent permissions it may
-			// read only _INBOX_<agent_id>.>, where its acknowledgement comes.
-			nc, js, err := service.Connect(cfg, "noesis-publish", nats.CustomInboxPrefix(AgentInboxPrefix(t.AgentID)))
+			nc, js, err := connectAs(cfg, "noesis-publish", t.AgentID)
 			if err != nil {
 				return err
 			}
 			defer nc.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(cmd.Context(), publishTimeout)
 			defer cancel()
-			// No Nats-Msg-Id: the thoughts stream deduplicates none (outputs are
-			// deduplicated by the thought's digest), and the stream's last
-			// message id can be read by any agent (docs/security.md).
-			ack, err := js.Publish(ctx, consumers.ThoughtSubject(t.AgentID), data)
-			if err := consumers.PublishError(consumers.StreamThoughts, err); errors.Is(err, consumers.ErrStreamFull) {
-				return fmt.Errorf("%w: thought %s not stored; publish it again once older thoughts have aged out (NOESIS_STREAM_MAX_AGE) or an operator has made room (docs/operations.md, \"When a stream is full\")", err, t.EventID)
-			}
+			ack, err := storeThought(ctx, js, t, data)
 			if err != nil {
-				return fmt.Errorf("publish: %w", err)
+				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "published event_id=%s subject=%s stream=%s seq=%d duplicate=%t\n",
 				t.EventID, consumers.ThoughtSubject(t.AgentID), ack.Stream, ack.Sequence, ack.Duplicate)
 			return nil
 		},
 	}
+	addThoughtFlags(cmd, "the band a worker serves it in: critical, normal or batch (default normal)")
+	return cmd
+}
+
+// publishTimeout bounds the wait for JetStream's acknowledgement of a thought.
+const publishTimeout = 10 * time.Second
+
+// addThoughtFlags adds the flags that build a thought (thoughtFromFlags),
+// shared by publish and judge; priorityHelp says the command's default band.
+// --input is another name for --text.
+func addThoughtFlags(cmd *cobra.Command, priorityHelp string) {
 	f := cmd.Flags()
-	f.String("file", "", "read the thought's JSON from this file ('-' for standard input)")
-	f.String("agent", "", "agent_id")
-	f.String("text", "", "content.user_input")
+	f.String("file", "", "read the thought's JSON from this file ('-' for standard input); flags override its fields")
+	f.String("agent", "", "agent_id (default: NOESIS_AGENT)")
+	f.String("text", "", "content.user_input: what the agent thinks (--input is the same flag)")
 	f.String("event-id", "", "event_id (default: a new UUID)")
 	f.Int("depth", 0, "content.depth, 1-5")
 	f.Float64("coherence", -1, "coherence, 0-1")
 	f.String("action", "", "the action the agent took or will take")
 	f.String("outcome", "", "the action's outcome")
+	f.String("reasoning", "", "reasoning_trace: why the agent acts so")
+	f.String("priority", "", priorityHelp)
 	f.StringSlice("stages", nil, "stages to run: narrative, tribunal, analysis (default narrative,tribunal, plus analysis at depth >= 4)")
-	return cmd
+	f.String("input", "", "content.user_input, as --text")
+	_ = f.MarkHidden("input")
 }
 
-func thoughtFromFlags(cmd *cobra.Command) (pipeline.Thought, error) {
+// encodeThought encodes t and validates it as a worker will read it. It
+// returns the bytes to publish and the thought as read from them (invisible
+// characters stripped); its errors wrap pipeline.ErrBadInput.
+func encodeThought(cfg config.Config, t pipeline.Thought) ([]byte, pipeline.Thought, error) {
+	data, err := json.Marshal(t)
+	if err != nil {
+		return nil, t, err
+	}
+	read, err := pipeline.DecodeThought(data, cfg.MaxThoughtBytes)
+	if err != nil {
+		return nil, t, err
+	}
+	return data, read, nil
+}
+
+// connectAs connects a command that acts as agent agentID. Its inbox prefix
+// is the agent's own: under per-agent permissions it may read only
+// _INBOX_<agent_id>.>, where its acknowledgements come.
+func connectAs(cfg config.Config, name, agentID string, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	return service.Connect(cfg, name, append([]nats.Option{nats.CustomInboxPrefix(AgentInboxPrefix(agentID))}, extra...)...)
+}
+
+// storeThought publishes an encoded thought on its agent's subject and waits
+// for JetStream to store it. A full NOESIS_THOUGHTS refuses it: the error
+// wraps consumers.ErrStreamFull and says what to do.
+func storeThought(ctx context.Context, js jetstream.JetStream, t pipeline.Thought, data []byte) (*jetstream.PubAck, error) {
+	// No Nats-Msg-Id: the thoughts stream deduplicates none (outputs are
+	// deduplicated by the thought's digest), and the stream's last
+	// message id can be read by any agent (docs/security.md).
+	ack, err := js.Publish(ctx, consumers.ThoughtSubject(t.AgentID), data)
+	if err := consumers.PublishError(consumers.StreamThoughts, err); errors.Is(err, consumers.ErrStreamFull) {
+		return nil, fmt.Errorf("%w: thought %s not stored; publish it again once older thoughts have aged out (NOESIS_STREAM_MAX_AGE) or an operator has made room (docs/operations.md, \"When a stream is full\")", err, t.EventID)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	return ack, nil
+}
+
+// thoughtFromFlags builds a thought from --file and the flags of
+// addThoughtFlags; the agent is defaultAgent (NOESIS_AGENT) unless the file
+// or --agent names one. A missing event_id is a new UUID, a missing
+// timestamp now.
+func thoughtFromFlags(cmd *cobra.Command, defaultAgent string) (pipeline.Thought, error) {
 	f := cmd.Flags()
 	var t pipeline.Thought
 	if file, _ := f.GetString("file"); file != "" {
@@ -106,11 +156,17 @@ func thoughtFromFlags(cmd *cobra.Command) (pipeline.Thought, error) {
 			*dst, _ = f.GetString(name)
 		}
 	}
+	if t.AgentID == "" {
+		t.AgentID = defaultAgent
+	}
 	str("agent", &t.AgentID)
+	str("input", &t.Content.UserInput)
 	str("text", &t.Content.UserInput)
 	str("event-id", &t.EventID)
 	str("action", &t.Action)
 	str("outcome", &t.Outcome)
+	str("reasoning", &t.ReasoningTrace)
+	str("priority", &t.Priority)
 	if f.Changed("depth") {
 		t.Content.Depth, _ = f.GetInt("depth")
 	}
