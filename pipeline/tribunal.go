@@ -49,17 +49,17 @@ const ReasonJudgeAbstained = "the judge abstained"
 // JudgeVote is one judge's part in a verdict: its vote, in a few lines a
 // person reads at a glance. Reasoning is one paragraph of at most
 // MaxJudgeReasoning bytes and AbstainReason at most MaxAbstainReason in a
-// published verdict; the call's provenance (model, provider, target, usage,
-// cost, cache) and the judge's thinking are the Transcript's (their fields
-// here are not encoded), unless TribunalConfig.InlineThinking keeps the
-// thinking in the verdict too.
+// published verdict; the judge's pillar and weighted vote, the call's
+// provenance (model, provider, target, usage, cost, cache) and the judge's
+// thinking are the Transcript's (their fields here are not encoded), unless
+// TribunalConfig.InlineThinking keeps the thinking in the verdict too.
 type JudgeVote struct {
 	Name          string  `json:"name"`
-	Pillar        string  `json:"pillar"`
+	Pillar        string  `json:"-"` // in the Transcript
 	Verdict       Vote    `json:"verdict"`
 	Confidence    float64 `json:"confidence"`
 	Weight        float64 `json:"weight"`
-	WeightedVote  float64 `json:"weighted_vote"`
+	WeightedVote  float64 `json:"-"` // in the Transcript
 	Reasoning     string  `json:"reasoning"`
 	Offense       Offense `json:"offense_level"`
 	Abstained     bool    `json:"abstained"`
