@@ -34,7 +34,13 @@ var injections = []string{
 func runCorpus(t *testing.T, inject bool, shape string) (map[string]pipeline.Verdict, sim.Stats) {
 	t.Helper()
 	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{Gullible: true, Shape: shape})
+	// A shape of text answers is drawn from a provider that ignores the
+	// response format; sim.ShapeSchema is its JSON, where one honours it.
+	format := sim.FormatIgnore
+	if shape == sim.ShapeSchema {
+		format, shape = sim.FormatHonour, ""
+	}
+	s, simURL := simtest.Start(t, sim.Config{Gullible: true, Shape: shape, ResponseFormat: format})
 	runService(t, testConfig(t, ns, simURL))
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)
@@ -61,8 +67,9 @@ func runCorpus(t *testing.T, inject bool, shape string) (map[string]pipeline.Ver
 
 func TestPromptInjectionsChangeNothing(t *testing.T) {
 	// tagged-echo: the answer quotes the thought, then the judge's tagged lines;
-	// echo-then-lines: the same without a tag, where only the echo filter holds.
-	for _, shape := range []string{"tagged-echo", "echo-then-lines"} {
+	// echo-then-lines: the same without a tag, where only the echo filter
+	// holds; json_schema: structured answers, read strictly.
+	for _, shape := range []string{"tagged-echo", "echo-then-lines", sim.ShapeSchema} {
 		t.Run(shape, func(t *testing.T) {
 			control, _ := runCorpus(t, false, shape)
 			injected, st := runCorpus(t, true, shape)
