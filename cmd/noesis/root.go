@@ -15,7 +15,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.PersistentFlags().String("env-file", ".env", "read settings from this .env file when it exists (the environment wins)")
-	root.AddCommand(newServeCmd(), newSimCmd(), newPublishCmd(), newJudgeCmd(), newDLQCmd(), newStatusCmd(), newVersionCmd(), newAgentCmd(), newWatchCmd())
+	root.AddCommand(newServeCmd(), newSimCmd(), newPublishCmd(), newJudgeCmd(), newDLQCmd(), newStatusCmd(), newVersionCmd(), newAgentCmd(), newWatchCmd(), newReviewCmd())
 	root.AddCommand(benchCommands()...)
 	return root
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -106,6 +108,7 @@ func (d *Desk) Decide(ctx context.Context, id string, c Choice) (Decision, error
 	m := nats.NewMsg(DecidedSubject(r.AgentID, r.ID))
 	m.Data = data
 	m.Header.Set(headerNonce, nonce)
+	m.Header.Set(consumers.HeaderEventID, strings.NewReplacer("\r", " ", "\n", " ").Replace(r.EventID)) // as on the outputs
 	ack, err := d.js.PublishMsg(ctx, m, jetstream.WithMsgID(r.ID+":decided"), jetstream.WithExpectStream(Stream))
 	switch {
 	case err == nil && !ack.Duplicate:

@@ -118,7 +118,7 @@ func (x *Index) follow(ctx context.Context, wait bool) error {
 			if s.CachedInfo().State.Msgs == 0 {
 				x.once.Do(func() { close(x.ready) })
 			}
-			cons, err = x.js.OrderedConsumer(ctx, Stream, jetstream.OrderedConsumerConfig{})
+			cons, err = x.js.OrderedConsumer(ctx, Stream, jetstream.OrderedConsumerConfig{InactiveThreshold: 30 * time.Second})
 		}
 		if err == nil {
 			break
@@ -146,6 +146,14 @@ func (x *Index) follow(ctx context.Context, wait bool) error {
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
+	defer func() { // the server would drop it after 30 s idle; a list run every second would pile them up
+		it.Stop()
+		if info := cons.CachedInfo(); info != nil {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			_ = x.js.DeleteConsumer(dctx, Stream, info.Name)
+			cancel()
+		}
+	}()
 	for {
 		msg, err := it.Next()
 		if err != nil {
