@@ -210,41 +210,6 @@ func TestSwappedKeyIsNotPrinted(t *testing.T) {
 	}
 }
 
-func TestJudgesAsData(t *testing.T) {
-	bad := map[string]string{
-		`not json`: "JSON list",
-		`[{"name":"A","pillar":"p","weight":1,"charge":"c"}]`:                                                                    "at least two",
-		`[{"name":"A","pillar":"p","weight":1,"charge":"c"},{"name":"A","pillar":"p","weight":1,"charge":"c"}]`:                  "twice",
-		`[{"name":"A","pillar":"p","weight":0,"charge":"c"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`:                  "positive weight",
-		`[{"name":"A","pillar":"p","weight":1,"charge":"c","colour":"red"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`:   "unknown field",
-		`[{"name":"A","pillar":"p","weight":1,"charge":"c","timeout":"soon"},{"name":"B","pillar":"p","weight":1,"charge":"c"}]`: "not a duration",
-	}
-	for in, want := range bad {
-		c := config.Defaults()
-		c.Judges = in
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "NOESIS_JUDGES") || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: %v, want an error saying %q", in, err, want)
-		}
-	}
-	c := config.Defaults()
-	c.Judges = `[{"name":"A","pillar":"p","weight":1,"charge":"c","target":"sim:m1"},{"name":"B","pillar":"q","weight":2,"charge":"d","timeout":"4s"}]`
-	c.Provider = "sim"
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	j := c.Tribunal().Judges
-	if len(j) != 2 || j[0].Target != "sim:m1" || j[1].Timeout != 4*time.Second || j[1].Weight != 2 {
-		t.Errorf("judges %+v", j)
-	}
-	found := false
-	for _, tg := range c.Router("http://127.0.0.1:1/v1").Targets {
-		found = found || tg.Name == "sim:m1"
-	}
-	if !found {
-		t.Error("a judge's own target is not among the router's targets")
-	}
-}
-
 // The HTTP client keeps an idle connection for every call the pools may make
 // at once: with adaptive pools, up to their ceiling (an HTTP/1.1 provider
 // takes one connection a call; fewer idle ones would be redialled).

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -12,19 +13,9 @@ import (
 // judgeTargets returns each judge's own target, where one is set.
 func (c *Config) judgeTargets() map[string]targetRef {
 	out := map[string]targetRef{}
-	var specs []judgeSpec
-	_ = json.Unmarshal([]byte(c.Judges), &specs) // validated by judges()
-	for _, sp := range specs {
-		if refs, _ := parseChain(sp.Target); len(refs) > 0 {
-			out[sp.Name] = refs[0]
-		}
-	}
-	judges := pipeline.DefaultJudges()
-	for _, sp := range specs {
-		judges = append(judges, pipeline.Judge{Name: sp.Name})
-	}
+	judges, _ := c.judges() // validated with the config
 	for _, j := range judges {
-		if refs, _ := parseChain(c.JudgeSettings[judgeKey(j.Name)].Target); len(refs) > 0 {
+		if refs, _ := parseChain(j.Target); len(refs) > 0 {
 			out[j.Name] = refs[0]
 		}
 	}
@@ -39,67 +30,49 @@ func (c *Config) Tribunal() pipeline.TribunalConfig {
 		Breaker: pipeline.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Successes: c.BreakerSuccesses}}
 }
 
-// judgeSpec is one judge of NOESIS_JUDGES.
+// judgeSpec is one entry of NOESIS_JUDGES: a change to the judge it names,
+// a new judge, or the removal of one. Weight is a pointer so that an entry
+// that does not give it leaves the judge's own.
 type judgeSpec struct {
-	Name    string  `json:"name"`
-	Pillar  string  `json:"pillar"`
-	Weight  float64 `json:"weight"`
-	Charge  string  `json:"charge"`
-	Timeout string  `json:"timeout"`
-	Target  string  `json:"target"`
+	Name    string   `json:"name"`
+	Pillar  string   `json:"pillar"`
+	Weight  *float64 `json:"weight"`
+	Charge  string   `json:"charge"`
+	Timeout string   `json:"timeout"`
+	Target  string   `json:"target"`
+	Remove  bool     `json:"remove"`
 }
 
-// judges returns the tribunal's judges: NOESIS_JUDGES, or the origin's three;
-// with the per-judge timeout and target variables applied by name.
+// judges returns the tribunal's judges: the origin's three
+// (pipeline.DefaultJudges) with NOESIS_JUDGES merged onto them by name (see
+// mergeJudges), then each judge's NOESIS_JUDGE_<NAME>_TIMEOUT and _TARGET.
+// It fails when an entry does not read, when fewer than two judges are left,
+// or when a per-judge variable names no judge.
 func (c *Config) judges() ([]pipeline.Judge, error) {
-	judges := pipeline.DefaultJudges()
-	targets := c.judgeTargets()
+	var specs []judgeSpec
 	if strings.TrimSpace(c.Judges) != "" {
-		var specs []judgeSpec
 		dec := json.NewDecoder(strings.NewReader(c.Judges))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&specs); err != nil {
-			return nil, fmt.Errorf("want a JSON list of judges ({\"name\", \"pillar\", \"weight\", \"charge\"}): %v", err)
+			return nil, fmt.Errorf("want a JSON list of judges by name ({\"name\", and any of \"pillar\", \"weight\", \"charge\", \"timeout\", \"target\", or \"remove\": true}): %v", err)
 		}
-		if len(specs) < 2 {
-			return nil, fmt.Errorf("want at least two judges (fewer than two present is always review), got %d", len(specs))
-		}
-		judges = judges[:0]
-		seen := map[string]bool{}
-		for _, sp := range specs {
-			switch {
-			case sp.Name == "" || strings.ContainsAny(sp.Name, " .*>\t"):
-				return nil, fmt.Errorf("judge %q: want a name without spaces, dots or wildcards", sp.Name)
-			case seen[sp.Name]:
-				return nil, fmt.Errorf("judge %q is listed twice", sp.Name)
-			case sp.Weight <= 0 || sp.Pillar == "" || sp.Charge == "":
-				return nil, fmt.Errorf("judge %s: want a positive weight, a pillar and a charge", sp.Name)
-			}
-			seen[sp.Name] = true
-			j := pipeline.Judge{Name: sp.Name, Pillar: sp.Pillar, Weight: sp.Weight, Charge: sp.Charge}
-			if sp.Timeout != "" {
-				d, err := time.ParseDuration(sp.Timeout)
-				if err != nil || d < 0 {
-					return nil, fmt.Errorf("judge %s: timeout %q is not a duration", sp.Name, sp.Timeout)
-				}
-				j.Timeout = d
-			}
-			if sp.Target != "" {
-				if refs, err := parseChain(sp.Target); err != nil || len(refs) != 1 {
-					return nil, fmt.Errorf("judge %s: target %q: want one provider:model", sp.Name, sp.Target)
-				}
-			}
-			judges = append(judges, j)
-		}
+	}
+	judges, err := mergeJudges(pipeline.DefaultJudges(), specs)
+	if err != nil {
+		return nil, err
+	}
+	if len(judges) < 2 {
+		return nil, fmt.Errorf("want at least two judges (fewer than two present is always review), got %d", len(judges))
 	}
 	named := map[string]bool{}
 	for i := range judges {
-		named[judgeKey(judges[i].Name)] = true
-		if d := c.JudgeSettings[judgeKey(judges[i].Name)].Timeout; d > 0 {
+		key := judgeKey(judges[i].Name)
+		named[key] = true
+		if d := c.JudgeSettings[key].Timeout; d > 0 {
 			judges[i].Timeout = d
 		}
-		if r, ok := targets[judges[i].Name]; ok {
-			judges[i].Target = r.name()
+		if refs, _ := parseChain(c.JudgeSettings[key].Target); len(refs) > 0 {
+			judges[i].Target = refs[0].name()
 		}
 	}
 	for key := range c.JudgeSettings {
@@ -112,6 +85,109 @@ func (c *Config) judges() ([]pipeline.Judge, error) {
 		}
 	}
 	return judges, nil
+}
+
+// mergeJudges applies the entries of NOESIS_JUDGES to judges, by name (the
+// name compared as its variables spell it: DIKE is DIKĒ):
+//
+//   - an entry naming a judge changes only the fields it gives; the judge
+//     keeps its name as written in the defaults;
+//   - an entry with a new name adds a judge, after the others, and must give
+//     a pillar, a weight and a charge;
+//   - {"name": "SOPHIA", "remove": true} removes a judge; it takes no other
+//     field, and a name no judge has is refused (a misspelt removal would
+//     otherwise leave the judge in).
+//
+// A weight must be positive. Weights are relative: they need not sum to 1,
+// the consensus being the weighted mean over the judges that voted.
+func mergeJudges(judges []pipeline.Judge, specs []judgeSpec) ([]pipeline.Judge, error) {
+	removed := map[int]bool{}
+	seen := map[string]bool{}
+	for _, sp := range specs {
+		key := judgeKey(sp.Name)
+		switch {
+		case sp.Name == "" || strings.ContainsAny(sp.Name, " .*>\t"):
+			return nil, fmt.Errorf("judge %q: want a name without spaces, dots or wildcards", sp.Name)
+		case seen[key]:
+			return nil, fmt.Errorf("judge %q is listed twice", sp.Name)
+		case sp.Weight != nil && !(*sp.Weight > 0 && !math.IsInf(*sp.Weight, 0)):
+			return nil, fmt.Errorf("judge %s: want a positive weight, got %v (to remove a judge: {\"name\": %q, \"remove\": true})", sp.Name, *sp.Weight, sp.Name)
+		}
+		seen[key] = true
+		i := judgeIndex(judges, key)
+		if sp.Remove {
+			if i < 0 {
+				return nil, fmt.Errorf("judge %s: no judge of that name to remove (judges: %s)", sp.Name, judgeNames(judges))
+			}
+			if sp.Pillar != "" || sp.Weight != nil || sp.Charge != "" || sp.Timeout != "" || sp.Target != "" {
+				return nil, fmt.Errorf("judge %s: a removal takes only the name", sp.Name)
+			}
+			removed[i] = true
+			continue
+		}
+		if i < 0 {
+			if sp.Weight == nil || sp.Pillar == "" || sp.Charge == "" {
+				return nil, fmt.Errorf("judge %s is a new judge: want a positive weight, a pillar and a charge (judges by default: %s)", sp.Name, judgeNames(judges))
+			}
+			judges = append(judges, pipeline.Judge{Name: sp.Name})
+			i = len(judges) - 1
+		}
+		if err := sp.apply(&judges[i]); err != nil {
+			return nil, err
+		}
+	}
+	kept := judges[:0]
+	for i, j := range judges {
+		if !removed[i] {
+			kept = append(kept, j)
+		}
+	}
+	return kept, nil
+}
+
+// apply sets the fields the entry gives on j.
+func (sp judgeSpec) apply(j *pipeline.Judge) error {
+	if sp.Pillar != "" {
+		j.Pillar = sp.Pillar
+	}
+	if sp.Weight != nil {
+		j.Weight = *sp.Weight
+	}
+	if sp.Charge != "" {
+		j.Charge = sp.Charge
+	}
+	if sp.Timeout != "" {
+		d, err := time.ParseDuration(sp.Timeout)
+		if err != nil || d < 0 {
+			return fmt.Errorf("judge %s: timeout %q is not a duration", sp.Name, sp.Timeout)
+		}
+		j.Timeout = d
+	}
+	if sp.Target != "" {
+		refs, err := parseChain(sp.Target)
+		if err != nil || len(refs) != 1 {
+			return fmt.Errorf("judge %s: target %q: want one provider:model", sp.Name, sp.Target)
+		}
+		j.Target = refs[0].name()
+	}
+	return nil
+}
+
+func judgeIndex(judges []pipeline.Judge, key string) int {
+	for i, j := range judges {
+		if judgeKey(j.Name) == key {
+			return i
+		}
+	}
+	return -1
+}
+
+func judgeNames(judges []pipeline.Judge) string {
+	names := make([]string, len(judges))
+	for i, j := range judges {
+		names[i] = j.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // callBudget is NOESIS_CALL_BUDGET, or when 0 one call per judge and try,

@@ -66,7 +66,7 @@ func TestRenamedVariablesStillRead(t *testing.T) {
 // Per-judge variables work for any judge by name, a fourth one too, with
 // the name in capitals and without accents; a name no judge has is refused.
 func TestJudgeVariablesByName(t *testing.T) {
-	t.Setenv("NOESIS_JUDGES", `[{"name":"VERITAS","pillar":"truth","weight":0.4,"charge":"c"},{"name":"DIKĒ","pillar":"justice","weight":0.3,"charge":"c"},{"name":"Athena","pillar":"prudence","weight":0.3,"charge":"c","timeout":"4s"}]`)
+	t.Setenv("NOESIS_JUDGES", `[{"name":"VERITAS","pillar":"truth","weight":0.4,"charge":"c"},{"name":"DIKĒ","pillar":"justice","weight":0.3,"charge":"c"},{"name":"SOPHIA","remove":true},{"name":"Athena","pillar":"prudence","weight":0.3,"charge":"c","timeout":"4s"}]`)
 	t.Setenv("NOESIS_JUDGE_ATHENA_TIMEOUT", "20s")
 	t.Setenv("NOESIS_JUDGE_ATHENA_TARGET", "sim:athena-model")
 	t.Setenv("NOESIS_JUDGE_DIKE_TIMEOUT", "3s")

@@ -197,6 +197,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	if err != nil {
 		return nil, err
 	}
+	logJudges(log, tribunal.Judges())
 	processors := map[pipeline.Stage]pipeline.Processor{
 		pipeline.StageNarrative: &pipeline.Bridge{Completer: s.chain, Temperature: float32(cfg.NarrativeTemperature), MaxTokens: cfg.NarrativeMaxTokens},
 		pipeline.StageTribunal:  tribunal,
