@@ -60,6 +60,13 @@ func logOutput(log zerolog.Logger, stage pipeline.Stage, out pipeline.Output) {
 	e.Int64("latency_ms", m.LatencyMS).Bool("cached", m.Cached).Msg(outputMessages[stage])
 }
 
+// stillMessages are the progress lines' messages, by stage.
+var stillMessages = map[pipeline.Stage]string{
+	pipeline.StageNarrative: "still writing",
+	pipeline.StageTribunal:  "still deliberating",
+	pipeline.StageAnalysis:  "still analysing",
+}
+
 // watch says, every so often, that a thought's stage is still at work.
 type watch struct {
 	log      zerolog.Logger
@@ -86,14 +93,10 @@ func (w *watch) tick() {
 		return
 	}
 	e := w.log.Info().Dur("running", time.Since(w.started).Round(time.Second))
-	msg := "still working"
 	if answered, asked := w.progress.Answered(); asked > 0 {
 		e = e.Int("judges_answered", answered).Int("judges", asked)
 	}
-	if w.stage == pipeline.StageTribunal {
-		msg = "still deliberating"
-	}
-	e.Msg(msg)
+	e.Msg(stillMessages[w.stage])
 	w.timer.Reset(w.every)
 }
 
