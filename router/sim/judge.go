@@ -93,7 +93,7 @@ func (sh Shape) Render(in Intent, tag, echo string) string {
 		"{OFFENSE}", in.Offense, "{Offense}", title(in.Offense),
 		"{REASON}", reasonFor(in), "{ECHO}", echo,
 	)
-	return r.Replace(sh.Template)
+	return localise(r.Replace(sh.Template), in)
 }
 
 func title(s string) string {
