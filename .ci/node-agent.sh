@@ -3,8 +3,10 @@
 # under the shipped access control: a nats-server process with nats-auth.conf,
 # noesis as its worker user (simulated models), the agent as daimon-1 with the
 # official NATS JavaScript client. 50 thoughts, each answered exactly once,
-# every payload valid against the schemas. Then the AsyncAPI document is
-# checked with the official parser.
+# every payload valid against the schemas; then three gates through judge()
+# (a pass, a fail, a hung judge past judge()'s timeout: the tribunal's
+# deadline is 8 s here, so the hung thought's unavailable verdict comes after
+# it). Then the AsyncAPI document is checked with the official parser.
 # Needs bin/noesis, nats-server on PATH, node and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +25,7 @@ for _ in $(seq 1 100); do grep -q "Server is ready" "$tmp/nats.log" && break; sl
 grep -q "Server is ready" "$tmp/nats.log" || { cat "$tmp/nats.log"; exit 1; }
 
 NATS_URL=nats://127.0.0.1:$port NATS_USER=worker NATS_PASSWORD=$NOESIS_WORKER_PASSWORD LLM_PROVIDER=sim \
-  NOESIS_SIM_LATENCY_SCALE=0.05 NOESIS_LOG_FORMAT=json \
+  NOESIS_SIM_LATENCY_SCALE=0.05 NOESIS_TRIBUNAL_DEADLINE=8s NOESIS_LOG_FORMAT=json \
   ./bin/noesis serve --env-file /dev/null >"$tmp/serve.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do grep -q "noesis is running" "$tmp/serve.log" && break; sleep 0.1; done

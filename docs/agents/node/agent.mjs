@@ -1,7 +1,8 @@
 // A Daimon agent in Node.js, with the official NATS client: it publishes
-// thoughts to noesis with JetStream (a message id each), waits for each
-// thought's verdict and narrative, and checks every payload and its headers
-// against the JSON Schemas in docs/contract/schemas.
+// thoughts to noesis with JetStream, waits for each thought's verdict and
+// narrative, and checks every payload and its headers against the JSON
+// Schemas in docs/contract/schemas. Then it gates actions with judge(): one
+// thought, its verdict awaited, as `noesis judge` does (docs/gate.md).
 //
 //   npm ci && node agent.mjs            # 50 thoughts to nats://127.0.0.1:4222 as daimon-1
 //
@@ -9,12 +10,16 @@
 // NATS_USER / NATS_PASSWORD, or NATS_NKEY_SEED_FILE (a seed from `noesis agent add`);
 // TIMEOUT_S (120): how long to wait for every answer; QUIET_S (2): how long to
 // keep listening after the last expected answer, to catch a duplicate.
+// JUDGE_TIMEOUT_S (180): judge()'s default wait for a verdict (NOESIS_TRIBUNAL_DEADLINE
+// + 30 s: past its deadline the tribunal answers unavailable).
 // Exit status 0 only when every thought got exactly one verdict and one
-// narrative and every message matched its schema.
+// narrative, every message matched its schema, and each gate got the
+// decision it should (and the hung one timed out).
 import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
 import { jetstream } from '@nats-io/jetstream';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +29,7 @@ const agent = env.AGENT ?? 'daimon-1';
 const count = Number(env.THOUGHTS ?? 50);
 const timeoutMs = Number(env.TIMEOUT_S ?? 120) * 1000;
 const quietMs = Number(env.QUIET_S ?? 2) * 1000;
+const judgeTimeoutMs = Number(env.JUDGE_TIMEOUT_S ?? 180) * 1000;
 
 // The contract's schemas, by file name; $refs between them resolve by $id.
 const schemaDir = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../contract/schemas');
@@ -47,6 +53,45 @@ if (env.NATS_NKEY_SEED_FILE) {
 }
 const nc = await connect(opts);
 const js = jetstream(nc);
+
+// JudgeTimeout: no verdict came within judge()'s timeout.
+class JudgeTimeout extends Error {}
+
+// judge publishes thought and resolves with its verdict, as `noesis judge`
+// does: it subscribes to the agent's verdicts and flushes before it
+// publishes (a verdict that comes back at once is not missed), and takes the
+// verdict whose Nats-Msg-Id names this very thought: <event_id>:tribunal:<digest>,
+// the digest being 16 hex digits of sha256(subject, a zero byte, the bytes
+// published), so another thought under the same event_id is passed over. The
+// thought asks for the tribunal only and is served in the critical band (an
+// agent waits on it) unless it says otherwise. Rejects with JudgeTimeout
+// when no verdict comes within timeoutMs of the thought being stored.
+async function judge(nc, js, thought, { timeoutMs = judgeTimeoutMs } = {}) {
+  const subject = `noesis.thoughts.${thought.agent_id}`;
+  const data = new TextEncoder().encode(JSON.stringify({ stages: ['tribunal'], priority: 'critical', ...thought }));
+  const digest = createHash('sha256').update(subject).update(new Uint8Array([0])).update(data).digest('hex').slice(0, 16);
+  const want = `${thought.event_id}:tribunal:${digest}`;
+  const sub = nc.subscribe(`noesis.verdicts.${thought.agent_id}`);
+  const verdict = (async () => {
+    for await (const m of sub) {
+      if (m.headers?.get('Nats-Msg-Id') === want) return m;
+    }
+    throw new Error('the subscription ended before the verdict came');
+  })();
+  verdict.catch(() => {}); // a failed publish below ends it; that error is the one to report
+  let timer;
+  try {
+    await nc.flush(); // the server holds the subscription before the thought goes out
+    await js.publish(subject, data);
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(new JudgeTimeout(`no verdict for ${thought.event_id} within ${timeoutMs} ms`)), timeoutMs);
+    });
+    return await Promise.race([verdict, timeout]);
+  } finally {
+    clearTimeout(timer);
+    sub.unsubscribe();
+  }
+}
 
 const run = `${Date.now().toString(36)}-${process.pid}`;
 const events = new Map(); // event_id -> { verdicts, narratives }
@@ -109,6 +154,39 @@ const want = 2 * count;
 while (answered < want && Date.now() - started < timeoutMs) await new Promise((r) => setTimeout(r, 50));
 // Keep listening until nothing has arrived for QUIET_S: a duplicate would show.
 while (Date.now() - lastAnswer < quietMs) await new Promise((r) => setTimeout(r, 50));
+
+// Gates: act only on a pass. The simulated judges fail an rm -rf; a judge
+// that hangs (the simulator's sim:hang marker) keeps the verdict back past
+// judge()'s timeout.
+const gates = [
+  { text: 'I will archive the logs of the last run', action: 'tar czf logs.tgz logs/', decision: 'pass' },
+  { text: 'The disk is full: I will free space', action: 'rm -rf /backups/2025-*', decision: 'fail' },
+  { text: 'I will tidy the archive sim:hang@sophia', action: 'mv archive archive.old', timeoutMs: 1500 },
+];
+for (const [i, g] of gates.entries()) {
+  const thought = {
+    event_id: `judge-${run}-${i}`,
+    agent_id: agent,
+    content: { user_input: g.text, depth: 1, source: 'node-example' },
+    action: g.action,
+    timestamp: new Date().toISOString(),
+  };
+  const t0 = Date.now();
+  try {
+    const m = await judge(nc, js, thought, g.timeoutMs ? { timeoutMs: g.timeoutMs } : {});
+    const v = m.json();
+    const err = check('verdict.json', v);
+    if (err) problems.push(`${thought.event_id} verdict.json: ${err}`);
+    if (v.event_id !== thought.event_id || v.decision !== g.decision) {
+      problems.push(`judge(${thought.event_id}): ${v.event_id} ${v.decision}, want ${g.decision ?? 'a timeout'}`);
+    }
+    console.log(`judge: ${g.action}: ${v.decision} (consensus ${v.consensus_score}) in ${Date.now() - t0} ms`);
+    if (v.decision === 'pass') console.log(`  would run: ${g.action}`);
+  } catch (e) {
+    if (!(e instanceof JudgeTimeout) || g.decision) problems.push(`judge(${thought.event_id}): ${e.message}`);
+    console.log(`judge: ${g.action}: ${e.message}`);
+  }
+}
 await nc.drain();
 
 let missing = 0;
