@@ -51,7 +51,7 @@ var labels = func() map[string]fieldKind {
 	m := map[string]fieldKind{}
 	for kind, names := range map[fieldKind][]string{
 		fieldVerdict: {"verdict", "decision", "ruling", "judgment", "judgement", "vote", "answer", "verdict and confidence",
-			"veredito", "veredicto", "decisao", "julgamento", "juicio", "voto", "resposta", "respuesta"},
+			"veredito", "veredicto", "decisao", "julgamento", "juicio", "voto"},
 		fieldConfidence: {"confidence", "confidence level", "confidence score", "certainty", "conf",
 			"confianca", "nivel de confianca", "grau de confianca", "confianza", "nivel de confianza", "grado de confianza", "certeza"},
 		fieldOffense: {"offense", "offence", "offense level", "offence level", "severity", "offense severity", "offence severity",
