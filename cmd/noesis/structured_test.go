@@ -18,19 +18,24 @@ import (
 // structuredRun is a worker against a simulator that treats response_format
 // as format says, and the verdicts of the thoughts it is sent.
 type structuredRun struct {
-	t    *testing.T
-	s    *sim.Server
-	svc  interface{ Chain() *router.Chain }
+	t   *testing.T
+	s   *sim.Server
+	svc interface {
+		Chain() *router.Chain
+		MetricsAddr() string
+	}
 	got  *collector
 	sent int
 	send func(n int)
 }
 
-func startStructured(t *testing.T, cfg sim.Config) *structuredRun {
+func startStructured(t *testing.T, sc sim.Config) *structuredRun {
 	t.Helper()
 	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, cfg)
-	svc := runService(t, testConfig(t, ns, simURL))
+	s, simURL := simtest.Start(t, sc)
+	cfg := testConfig(t, ns, simURL)
+	cfg.MetricsAddr = "127.0.0.1:0"
+	svc := runService(t, cfg)
 	nc, js := natstest.Connect(t, ns)
 	r := &structuredRun{t: t, s: s, svc: svc, got: collect(t, nc)}
 	r.send = func(n int) {
@@ -43,6 +48,27 @@ func startStructured(t *testing.T, cfg sim.Config) *structuredRun {
 		r.got.waitFor(t, 60*time.Second, map[string]int{"verdicts": r.sent})
 	}
 	return r
+}
+
+// answers waits until /metrics counts want answers of each judge in format.
+func (r *structuredRun) answers(format string, want float64) {
+	r.t.Helper()
+	var text string
+	for _, judge := range []string{"VERITAS", "SOPHIA", "DIKĒ"} {
+		labels := map[string]string{"judge": judge, "format": format}
+		eventually(r.t, 10*time.Second, func() bool {
+			_, text = scrape(r.t, "http://"+r.svc.MetricsAddr()+"/metrics")
+			return metricValue(text, "noesis_judge_answers_total", labels) == want
+		}, func() string {
+			return fmt.Sprintf("noesis_judge_answers_total%v = %v, want %v", labels, metricValue(text, "noesis_judge_answers_total", labels), want)
+		})
+	}
+}
+
+// targetStructured is the judges' target's noesis_target_structured.
+func (r *structuredRun) targetStructured() float64 {
+	_, text := scrape(r.t, "http://"+r.svc.MetricsAddr()+"/metrics")
+	return metricValue(text, "noesis_target_structured", map[string]string{"target": "sim:" + router.DefaultReasoningModel})
 }
 
 // verdicts returns every verdict published so far.
@@ -108,6 +134,11 @@ func TestEveryJudgeAnswersThroughTheSchema(t *testing.T) {
 	if st := r.s.Stats(); st.Structured != 3*n || st.Requests != 3*n {
 		t.Errorf("%d requests, %d answered in the schema; want %d and %d", st.Requests, st.Structured, 3*n, 3*n)
 	}
+	r.answers("structured", n)
+	r.answers("text", 0)
+	if g := r.targetStructured(); g != 1 {
+		t.Errorf("noesis_target_structured %v, want 1", g)
+	}
 	r.noDeadLetterNorOpenBreaker()
 }
 
@@ -135,6 +166,11 @@ func TestATargetThatRefusesTheSchemaIsAskedInTextFromThenOn(t *testing.T) {
 	}
 	if st := r.svc.Chain().Structured()["sim:"+router.DefaultReasoningModel]; st != "refused" {
 		t.Errorf("the judges' target's structured answers are %q, want refused", st)
+	}
+	r.answers("text", 200)
+	r.answers("structured", 0)
+	if g := r.targetStructured(); g != 0 {
+		t.Errorf("noesis_target_structured %v, want 0", g)
 	}
 	r.noDeadLetterNorOpenBreaker()
 }

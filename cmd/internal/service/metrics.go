@@ -35,6 +35,7 @@ type metrics struct {
 	deadLetters *prometheus.CounterVec
 	decisions   *prometheus.CounterVec
 	abstentions *prometheus.CounterVec
+	answers     *prometheus.CounterVec // judges' answers by format: structured or text
 	pending     *prometheus.GaugeVec
 	ackPending  *prometheus.GaugeVec
 	redeliverQ  *prometheus.GaugeVec
@@ -71,6 +72,7 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	m.deadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_dead_letters_total", Help: "Thoughts dead-lettered by this process."}, []string{"stage"})
 	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_tribunal_decisions_total", Help: "Verdicts by decision."}, []string{"decision"})
 	m.abstentions = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_judge_abstentions_total", Help: "Judges that abstained, by kind: answer (it answered without a readable verdict, or abstained) or operational (it could not be asked or gave no answer)."}, []string{"judge", "kind"})
+	m.answers = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noesis_judge_answers_total", Help: "Judges' answers a vote was read from, by format: structured (given through the verdict's JSON schema, response_format) or text."}, []string{"judge", "format"})
 	m.pending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_pending", Help: "Thoughts not yet delivered to a stage's consumer (its lag)."}, []string{"stage"})
 	m.ackPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_ack_pending", Help: "Thoughts delivered and not yet acknowledged."}, []string{"stage"})
 	m.redeliverQ = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_consumer_redelivered", Help: "Thoughts being redelivered."}, []string{"stage"})
@@ -79,7 +81,7 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 	m.agentRequests = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_agent_requests_window", Help: "Model requests each agent made this limit window, over every worker (kept when agents have quotas)."}, []string{"agent"})
 	m.agentUSD = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noesis_agent_spend_usd_month", Help: "Each agent's estimated spend this month, over every worker (kept when agents have quotas)."}, []string{"agent"})
 	for _, c := range []prometheus.Collector{m.callSeconds, m.tokens, m.cost, m.callErrors, m.inFlight, m.deliveries, m.redelivered, m.deadLetters,
-		m.decisions, m.abstentions, m.pending, m.ackPending, m.redeliverQ, m.waiting, m.agentThoughts, m.agentRequests, m.agentUSD} {
+		m.decisions, m.abstentions, m.answers, m.pending, m.ackPending, m.redeliverQ, m.waiting, m.agentThoughts, m.agentRequests, m.agentUSD} {
 		f(c)
 	}
 	// Known label values start at zero, so a dashboard sees a series before
@@ -98,6 +100,8 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 		for _, k := range []string{pipeline.AbstainAnswer, pipeline.AbstainOperational} {
 			m.abstentions.WithLabelValues(j.Name, k)
 		}
+		m.answers.WithLabelValues(j.Name, "structured")
+		m.answers.WithLabelValues(j.Name, "text")
 	}
 	if cache != nil {
 		for _, t := range pipeline.Tiers {
@@ -118,7 +122,7 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 }
 
 // watchBreakers exports each model target's breaker (0 closed, 1 half-open,
-// 2 open) and the rate it is paced to.
+// 2 open), whether it is asked in a schema, and the rate it is paced to.
 func (m *metrics) watchBreakers(chain *router.Chain) {
 	for name := range chain.BreakerStates() {
 		target := name
@@ -126,6 +130,11 @@ func (m *metrics) watchBreakers(chain *router.Chain) {
 			Help: "A model target's circuit breaker: 0 closed, 1 half-open, 2 open.", ConstLabels: prometheus.Labels{"target": target}},
 			func() float64 {
 				return map[string]float64{"closed": 0, "half-open": 1, "open": 2}[chain.BreakerStates()[target]]
+			}))
+		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_target_structured",
+			Help: "Whether a model target is asked in a request's JSON schema (response_format): 1 yes (auto or on), 0 no (off, or refused since start).", ConstLabels: prometheus.Labels{"target": target}},
+			func() float64 {
+				return map[string]float64{router.StructuredAuto: 1, router.StructuredOn: 1}[chain.Structured()[target]]
 			}))
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_target_paced_rps",
 			Help: "The calls per second a model target is paced to, learned from its 429s; 0: not paced.", ConstLabels: prometheus.Labels{"target": target}},
@@ -166,6 +175,12 @@ func (m *metrics) Handled(stage pipeline.Stage, outcome string, delivery uint64,
 	if v, ok := out.(*pipeline.Verdict); ok && outcome == "published" {
 		m.decisions.WithLabelValues(string(v.Decision)).Inc()
 		for _, j := range v.Judges {
+			switch {
+			case j.Structured:
+				m.answers.WithLabelValues(j.Name, "structured").Inc()
+			case !j.Abstained || j.AbstainReason == pipeline.ReasonJudgeAbstained:
+				m.answers.WithLabelValues(j.Name, "text").Inc()
+			}
 			if j.Abstained {
 				m.abstentions.WithLabelValues(j.Name, j.AbstainKind).Inc()
 				if j.AbstainKind == pipeline.AbstainAnswer && j.AbstainReason != pipeline.ReasonJudgeAbstained { // an answer in no readable shape
