@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -170,13 +171,30 @@ func TestJudgeTimesOut(t *testing.T) {
 // verdict through the outputs stream as soon as the thought is stored and
 // before judge goes on. A verdict of another thought under the same event_id
 // comes first, and is passed over: judge takes its own thought's, by digest.
+// And the server held judge's subscription when it routed the thought.
 func TestJudgeSubscribesBeforePublishing(t *testing.T) {
 	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	nc, js := natstest.Connect(t, ns)
 	if err := consumers.EnsureStreams(context.Background(), js, consumers.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("NATS_URL", ns.ClientURL())
+	subscribedFirst := make(chan bool, 1)
+	watch, err := nc.Subscribe(consumers.ThoughtSubject("daimon-j"), func(*nats.Msg) {
+		cz, err := ns.Connz(&server.ConnzOptions{Subscriptions: true})
+		found := false
+		for _, c := range cz.Conns {
+			found = found || (err == nil && slices.Contains(c.Subs, "noesis.verdicts.daimon-j"))
+		}
+		subscribedFirst <- found
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	var hooked int
 	testHookJudgeStored = func(req judgeRequest) {
 		hooked++
@@ -190,6 +208,9 @@ func TestJudgeSubscribesBeforePublishing(t *testing.T) {
 	r := judgeCLI(t, "--agent", "daimon-j", "--event-id", "fast-1", "--text", "answered at once", "--timeout", "5s")
 	if hooked != 1 || r.code != exitFail || !strings.Contains(r.stdout, "decision  fail") {
 		t.Fatalf("hook ran %d times; want exit %d on the verdict published before judge went on: %s", hooked, exitFail, r)
+	}
+	if !<-subscribedFirst {
+		t.Error("the server routed the thought before it held judge's subscription to the verdicts")
 	}
 	if strings.Contains(r.stdout, "\x1b") || !strings.Contains(r.stdout, `hook\x1b[31m`) {
 		t.Errorf("the judge's reasoning reached the terminal unescaped: %q", r.stdout)
