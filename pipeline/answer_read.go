@@ -292,6 +292,12 @@ func lineField(clean string) (kind fieldKind, value string, ok bool) {
 	return 0, "", false
 }
 
+// isSymbol reports whether r is a symbol a line may open with ("✅ Veredito:",
+// "⚖️ Verdict:"): an emoji, its variation selector or joiner.
+func isSymbol(r rune) bool {
+	return unicode.Is(unicode.So, r) || r == 0xFE0F || r == 0x200D
+}
+
 // clean removes markdown emphasis and the marks that lead a line (quote,
 // heading, bullet, "1." or "2)"). Hand-written: the hot path of reading.
 func clean(line string) string {
@@ -300,7 +306,7 @@ func clean(line string) string {
 	}
 	line = strings.TrimSpace(line)
 	for {
-		t := strings.TrimLeft(line, ">#-+•_ \t")
+		t := strings.TrimLeftFunc(strings.TrimLeft(line, ">#-+•_ \t"), isSymbol)
 		j := 0
 		for j < len(t) && t[j] >= '0' && t[j] <= '9' {
 			j++

@@ -89,28 +89,40 @@ func joinVotes(m map[Vote]bool) string {
 	return strings.Join(out, " and ")
 }
 
-// readOffense reads an offense level in any language noesis reads. A level
-// word denied by the word before it ("not capital", "nada grave") is not
-// read; two levels ("leve ou grave") are not guessed between; the prompt's
-// list of levels echoed back is a template (ok false, no error).
+// readOffense reads an offense level in any language noesis reads. A value
+// that opens with a negation ("no", "não", "sem ofensa") states none. A level
+// word denied by a negation just before it ("not capital", "nada grave") is
+// not read. What names two levels ("leve ou grave", "no offense, at most
+// minor") or a range ("leve a moderada") is not guessed between; the
+// prompt's list of levels echoed back is a template (ok false, no error).
 func readOffense(s string) (o Offense, ok bool, err error) {
 	ws := wordsIn(fold(s))
 	levels := map[Offense]bool{}
 	var first Offense
 	denied := false
+	noneStated := strings.HasPrefix(strings.ToLower(strings.TrimSpace(s)), "n/a") || len(ws) > 0 && negates(ws[0].text)
 	for i, w := range ws {
 		level, isLevel := offenseWords[w.text]
 		if !isLevel {
 			continue
 		}
-		if (i > 0 && negates(ws[i-1].text)) || (i > 1 && negates(ws[i-2].text) && !levelWord(ws[i-1].text)) {
-			denied = true
+		if by := negatedBy(ws, i); by >= 0 {
+			denied, noneStated = true, noneStated && by != 0
 			continue
+		}
+		if i+2 < len(ws) && rangeWords[ws[i+1].text] && !levelWord(ws[i+2].text) {
+			return "", false, fmt.Errorf("%w: offense level %q names a range", ErrUnparseable, clip(s, 40))
 		}
 		if len(levels) == 0 {
 			first = level
 		}
 		levels[level] = true
+	}
+	if noneStated {
+		if len(levels) == 0 {
+			first = OffenseNone
+		}
+		levels[OffenseNone] = true
 	}
 	switch {
 	case len(levels) >= 3:
@@ -119,14 +131,26 @@ func readOffense(s string) (o Offense, ok bool, err error) {
 		return "", false, fmt.Errorf("%w: offense level %q names two levels", ErrUnparseable, clip(s, 40))
 	case len(levels) == 1:
 		return first, true, nil
-	}
-	if denied { // "not capital": then which?
+	case denied: // "not capital": then which?
 		return "", false, fmt.Errorf("%w: offense level %q denies a level without naming one", ErrUnparseable, clip(s, 40))
 	}
-	if strings.HasPrefix(strings.ToLower(strings.TrimSpace(s)), "n/a") || len(ws) > 0 && negates(ws[0].text) {
-		return OffenseNone, true, nil // "no", "não", "sem ofensa"
-	}
 	return "", false, fmt.Errorf("%w: offense level %q is not none, minor, major or capital", ErrUnparseable, clip(s, 40))
+}
+
+// rangeWords join a level to another word as a range ("leve a moderada",
+// "minor to moderate") or an alternative.
+var rangeWords = set("TO", "A", "ATE", "HASTA", "OR", "OU", "O")
+
+// negatedBy returns the index of the negation that denies the word at i
+// ("not capital", "not a capital"), or -1.
+func negatedBy(ws []word, i int) int {
+	switch {
+	case i > 0 && negates(ws[i-1].text):
+		return i - 1
+	case i > 1 && negates(ws[i-2].text) && !levelWord(ws[i-1].text):
+		return i - 2
+	}
+	return -1
 }
 
 func levelWord(w string) bool {
