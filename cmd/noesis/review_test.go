@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -49,7 +51,23 @@ func TestReviewUnderShippedAuth(t *testing.T) {
 	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
 	cfg := testConfig(t, ns, simURL)
 	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
-	runService(t, cfg)
+	cfg.MetricsAddr = "127.0.0.1:0"
+	svc := runService(t, cfg)
+	gauge := func() string { // the review gauges' lines in /metrics
+		resp, err := http.Get("http://" + svc.MetricsAddr() + "/metrics")
+		if err != nil {
+			return err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var lines []string
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "noesis_reviews_") {
+				lines = append(lines, l)
+			}
+		}
+		return strings.Join(lines, "; ")
+	}
 
 	var dv, av, rv, wv violations
 	daimon, djs := connectAgent(t, ns, "daimon-1", nats.UserInfo("daimon-1", "agent-pw"), &dv)
@@ -65,6 +83,12 @@ func TestReviewUnderShippedAuth(t *testing.T) {
 	queued := waitQueued(t, rjs, 1, 5*time.Second)[0]
 	if queued.EventID != "rev-1" || queued.AgentID != "daimon-1" || queued.VerdictDecision != "review" {
 		t.Fatalf("queued %+v; want daimon-1's rev-1 at review", queued)
+	}
+
+	natstest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(gauge(), "noesis_reviews_waiting 1") },
+		func() string { return "metrics: " + gauge() })
+	if g := gauge(); strings.Contains(g, "noesis_reviews_oldest_waiting_seconds 0;") || !strings.Contains(g, "noesis_reviews_oldest_waiting_seconds") {
+		t.Errorf("metrics: %s; want the oldest review's age", g)
 	}
 
 	t.Setenv("NATS_URL", ns.ClientURL())
@@ -84,6 +108,9 @@ func TestReviewUnderShippedAuth(t *testing.T) {
 	if _, err = runCLI(t, "", "review", "decide", queued.ID, "pass", "--note", "fine"); err == nil || !strings.Contains(err.Error(), "already decided by reviewer at") {
 		t.Fatalf("a second decision: %v; want 'already decided by reviewer at ...'", err)
 	}
+
+	natstest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(gauge(), "noesis_reviews_waiting 0") },
+		func() string { return "metrics after the decision: " + gauge() })
 
 	// The agent hears it once, as itself; alice hears nothing.
 	dgot.waitFor(t, 5*time.Second, map[string]int{"reviews": 1})
