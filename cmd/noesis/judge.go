@@ -75,6 +75,7 @@ func newJudgeCmd() *cobra.Command {
 	}
 	addThoughtFlags(cmd, "the band a worker serves it in: critical, normal or batch (default critical: an agent waits on it)")
 	f := cmd.Flags()
+	f.Lookup("stages").Usage = "stages to run, the tribunal among them (default tribunal, plus narrative with --narrative)"
 	f.Duration("timeout", 0, "how long to wait for the verdict once the thought is stored (default NOESIS_TRIBUNAL_DEADLINE + 30s: 3m0s)")
 	f.Bool("narrative", false, "ask for the narrative too, wait for it and print it")
 	f.Bool("json", false, "print the verdict's JSON as it came, on one line (then the narrative's, the review's)")
