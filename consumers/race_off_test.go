@@ -1,0 +1,5 @@
+//go:build !race
+
+package consumers
+
+const raceEnabled = false
