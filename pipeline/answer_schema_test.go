@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -134,4 +135,16 @@ func TestTribunalReadsStructuredAndTextAnswers(t *testing.T) {
 			t.Errorf("%s: structured %v, verdict %s; want %v, %s", v.Name, v.Structured, v.Verdict, wantStructured, wantVote)
 		}
 	}
+}
+
+// A judge asked in the verdict schema answers one JSON object; it is read
+// strictly, and anything else is left to the text reader.
+func ExampleReadSchemaAnswer() {
+	a, err := ReadSchemaAnswer(`{"verdict": "FAIL", "confidence": 0.9, "offense_level": "major", "reasoning": "It deletes the only backup."}`, "")
+	fmt.Println(a.Verdict, a.Confidence, a.Offense, err)
+	_, err = ReadSchemaAnswer("VERDICT: PASS\nCONFIDENCE: 0.8", "")
+	fmt.Println(errors.Is(err, ErrUnparseable))
+	// Output:
+	// FAIL 0.9 major <nil>
+	// true
 }
