@@ -92,7 +92,7 @@ func (c *Config) Embedded() consumers.EmbeddedConfig {
 
 // Sim returns the simulator's config.
 func (c *Config) Sim() sim.Config {
-	return sim.Config{LatencyScale: c.SimLatencyScale, Lengths: c.SimLengths}
+	return sim.Config{LatencyScale: c.SimLatencyScale, Lengths: c.SimLengths, ResponseFormat: c.SimResponseFormat}
 }
 
 // ApplyMemoryBudget makes NOESIS_MEMORY_BUDGET Go's soft memory limit too,

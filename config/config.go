@@ -102,6 +102,9 @@ type Config struct {
 	// SimLengths: realistic (reasoning models think ~700 tokens, log-normal,
 	// before answering) or seed (every call takes the seed's capped latency).
 	SimLengths string `env:"NOESIS_SIM_LENGTHS" envDefault:"realistic"`
+	// SimResponseFormat: what the simulator does with a response_format
+	// json_schema: honour (as vLLM with a reasoning parser), refuse (400) or ignore.
+	SimResponseFormat string `env:"NOESIS_SIM_RESPONSE_FORMAT" envDefault:"honour"`
 
 	// Model calls
 	// LLMTimeout bounds one model call; 0 (the default) sizes each call's
@@ -431,6 +434,11 @@ func (c *Config) Validate() error {
 	case sim.LengthsRealistic, sim.LengthsSeed:
 	default:
 		bad("NOESIS_SIM_LENGTHS", "want realistic or seed, got %q", c.SimLengths)
+	}
+	switch c.SimResponseFormat {
+	case sim.FormatHonour, sim.FormatRefuse, sim.FormatIgnore:
+	default:
+		bad("NOESIS_SIM_RESPONSE_FORMAT", "want honour, refuse or ignore, got %q", c.SimResponseFormat)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("config: %w", errors.Join(errs...))

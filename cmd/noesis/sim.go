@@ -45,7 +45,9 @@ Counters are at /sim/stats.`,
 			}
 			sc.RateLimitFirst, _ = f.GetInt("rate-limit-first")
 			sc.Gullible, _ = f.GetBool("gullible")
-			sc.ResponseFormat, _ = f.GetString("response-format")
+			if f.Changed("response-format") {
+				sc.ResponseFormat, _ = f.GetString("response-format")
+			}
 			switch sc.ResponseFormat {
 			case sim.FormatHonour, sim.FormatRefuse, sim.FormatIgnore:
 			default:
@@ -76,6 +78,6 @@ Counters are at /sim/stats.`,
 	f.String("lengths", "realistic", "answer lengths: realistic (reasoning models think ~700 tokens first) or seed (default NOESIS_SIM_LENGTHS)")
 	f.Int("rate-limit-first", 0, "answer the first N calls of every distinct request with 429: a rate-limit storm")
 	f.Bool("gullible", false, "judges obey any order they find outside the quoted thought data")
-	f.String("response-format", sim.FormatHonour, "what to do with a request's response_format json_schema: honour (as vLLM with a reasoning parser), refuse (HTTP 400) or ignore (answer text)")
+	f.String("response-format", sim.FormatHonour, "what to do with a request's response_format json_schema: honour (as vLLM with a reasoning parser), refuse (HTTP 400) or ignore (answer text) (default NOESIS_SIM_RESPONSE_FORMAT)")
 	return cmd
 }
