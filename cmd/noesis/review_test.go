@@ -220,7 +220,7 @@ func TestReviewsSurviveRestarts(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	ns = start()
+	start() // on the same port and store
 	ctx2, stop2 := context.WithCancel(context.Background())
 	defer stop2()
 	svc2 := startService(t, ctx2, cfg)
