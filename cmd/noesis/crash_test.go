@@ -89,9 +89,12 @@ func TestExactlyOnceWhenAWorkerIsKilledMidWork(t *testing.T) {
 		t.Fatal("the doomed worker exited cleanly; it should have been killed")
 	}
 	exited <- nil // for the cleanup
+	// The kill must land among work in flight: narratives (their model is
+	// the faster, and an adaptive pool's limit grows only as answers come
+	// back, so they may all be done) or verdicts.
 	atKill := got.distinct("narratives")
-	if atKill >= n {
-		t.Fatalf("all %d narratives were done before the kill: nothing was in flight", n)
+	if atKill >= n && got.distinct("verdicts") >= n {
+		t.Fatalf("all %d narratives and verdicts were done before the kill: nothing was in flight", n)
 	}
 	t.Logf("killed with %d narratives and %d verdicts out, of %d thoughts", atKill, got.distinct("verdicts"), n)
 
