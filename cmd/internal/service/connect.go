@@ -1,13 +1,16 @@
 package service
 
 import (
+	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
 )
 
 // NATSOptions turns the NATS_* credentials and TLS settings (natscli's names)
@@ -68,4 +71,56 @@ func Connect(cfg config.Config, name string, extra ...nats.Option) (*nats.Conn, 
 		return nil, nil, err
 	}
 	return nc, js, nil
+}
+
+// connect starts the embedded server when NATS_URL is unset, then connects
+// the worker to NATS with JetStream; close drains the connection and stops
+// the server.
+func (s *Service) connect(cfg config.Config) error {
+	s.natsURL = cfg.NATSURL
+	if s.natsURL == "" {
+		var err error
+		s.embedded, err = consumers.StartEmbedded(cfg.Embedded(), s.log)
+		if err != nil {
+			return err
+		}
+		s.cleanup = append(s.cleanup, s.embedded.Shutdown)
+		s.natsURL = s.embedded.ClientURL()
+		s.log.Info().Str("url", s.natsURL).Str("data_dir", cfg.DataDir).Msg("embedded NATS server with JetStream started")
+	}
+	log := s.log
+	opts, err := workerOptions(cfg,
+		func(_ *nats.Conn, err error) { log.Warn().Err(err).Msg("NATS disconnected") },
+		func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") })
+	if err != nil {
+		return err
+	}
+	s.nc, err = nats.Connect(s.natsURL, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", RedactURL(s.natsURL), err)
+	}
+	s.cleanup = append(s.cleanup, func() { _ = s.nc.Drain(); s.nc.Close() })
+	s.js, err = jetstream.New(s.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
+
+// ensureStreams creates or updates the streams, the advisories' included.
+func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg config.Config) error {
+	if err := consumers.EnsureStreams(ctx, js, cfg.Streams()); err != nil {
+		return err
+	}
+	return consumers.EnsureAdvisoryStream(ctx, js, cfg.Streams())
+}
+
+// RedactURL hides the credentials of a nats://user:pass@host URL.
+func RedactURL(u string) string {
+	if i := strings.Index(u, "@"); i >= 0 {
+		if j := strings.Index(u, "://"); j >= 0 && j < i {
+			return u[:j+3] + "REDACTED@" + u[i+1:]
+		}
+	}
+	return u
 }

@@ -2,18 +2,11 @@ package service
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"net/http"
-	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -246,40 +239,6 @@ func (m *metrics) readAgents(ctx context.Context, js jetstream.JetStream, window
 		m.agentRequests.WithLabelValues("_other").Set(other.Requests)
 		m.agentUSD.WithLabelValues("_other").Set(other.USD)
 	}
-}
-
-// serveMetrics serves /metrics, /healthz and /readyz on addr. /readyz answers
-// 200 once ready is set, NATS is connected, no stream is missing and the
-// reaper is not stuck (health, when set, says).
-func serveMetrics(addr string, m *metrics, nc *nats.Conn, ready *atomic.Bool, health func() consumers.Health) (*http.Server, string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, "", fmt.Errorf("NOESIS_METRICS_ADDR %s: %w", addr, err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-		switch {
-		case !ready.Load():
-			http.Error(w, "starting: streams and consumers not set up yet", http.StatusServiceUnavailable)
-		case !nc.IsConnected():
-			http.Error(w, "NATS connection is "+nc.Status().String(), http.StatusServiceUnavailable)
-		case health != nil && len(health().MissingStreams) > 0:
-			http.Error(w, fmt.Sprintf("streams missing, being set up again: %v", health().MissingStreams), http.StatusServiceUnavailable)
-		case health != nil && health().ReaperStuck:
-			http.Error(w, fmt.Sprintf("reaper stuck: %d advisories waiting for over %s", health().ReaperBacklog, consumers.StuckAfter), http.StatusServiceUnavailable)
-		default:
-			_, _ = w.Write([]byte("ready\n"))
-		}
-	})
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err
-		}
-	}()
-	return srv, ln.Addr().String(), nil
 }
 
 // watchPool exports a pool's concurrency limit and the thoughts it has in flight.

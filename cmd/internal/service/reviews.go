@@ -2,10 +2,8 @@ package service
 
 import (
 	"context"
-	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/noesis-dev/noesis/config"
@@ -24,29 +22,25 @@ func ReviewConfig(cfg config.Config) review.Config {
 // (the verdicts' stage) and, with metrics on, follows the queue for the
 // gauges noesis_reviews_waiting and noesis_reviews_oldest_waiting_seconds
 // (every worker with metrics reports the same queue: take the max). Both
-// stop when ctx ends; wg waits for them.
-func (s *Service) startReviews(ctx context.Context, js jetstream.JetStream, cfg config.Config, wg *sync.WaitGroup) {
+// stop when ctx ends; the service waits for them.
+func (s *Service) startReviews(ctx context.Context, cfg config.Config) {
 	if _, ok := s.pools[pipeline.StageTribunal]; ok {
-		feeder := review.NewFeeder(js, ReviewConfig(cfg), s.log)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		feeder := review.NewFeeder(s.js, ReviewConfig(cfg), s.log)
+		s.goOwned(func() {
 			if err := feeder.Run(ctx); err != nil {
 				s.fail(err)
 			}
-		}()
+		})
 	}
 	if cfg.MetricsAddr == "" || s.metrics == nil {
 		return
 	}
-	x := review.NewIndex(js)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	x := review.NewIndex(s.js)
+	s.goOwned(func() {
 		if err := x.Run(ctx); err != nil {
 			s.log.Warn().Err(err).Msg("review queue not followed; its gauges stay at 0")
 		}
-	}()
+	})
 	s.metrics.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_reviews_waiting", Help: "Verdicts waiting in NOESIS_REVIEWS for a person's decision."},
 			func() float64 { n, _ := x.Waiting(); return float64(n) }),

@@ -1,0 +1,50 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
+)
+
+// registryEvery is how often a worker renews its entry in the registry.
+const registryEvery = 10 * time.Second
+
+// announce keeps this worker in the worker registry until ctx ends: its
+// id, version, tiers, breakers, paced rates and pools' limits, which
+// `noesis status` shows. sctx bounds the registry's set-up.
+func (s *Service) announce(ctx, sctx context.Context, cfg config.Config) error {
+	reg, err := consumers.NewRegistry(sctx, s.js, cfg.Streams(), registryEvery)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	me := consumers.WorkerInfo{ID: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), uuid.NewString()[:8]), Version: Version, Started: time.Now().UTC()}
+	for _, t := range cfg.RunTiers() {
+		me.Tiers = append(me.Tiers, string(t))
+	}
+	s.goOwned(func() { reg.Announce(ctx, func() consumers.WorkerInfo { return s.workerInfo(me) }) })
+	return nil
+}
+
+// workerInfo is me with this moment's breakers, paced rates and limits.
+func (s *Service) workerInfo(me consumers.WorkerInfo) consumers.WorkerInfo {
+	wi := me
+	if _, ok := s.pools[pipeline.StageTribunal]; ok {
+		wi.Breakers = s.tribunal.BreakerStates()
+	}
+	wi.TargetBreakers = s.chain.BreakerStates()
+	wi.Paced = s.chain.PacedRates()
+	wi.Limits = map[string]consumers.LimitInfo{}
+	for st, p := range s.pools {
+		l := p.Limit()
+		wi.Limits[string(st)] = consumers.LimitInfo{Limit: l.Limit, InFlight: l.InFlight, Adaptive: l.Adaptive}
+	}
+	return wi
+}
