@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 )
 
 // judgeTargets returns each judge's own target, where one is set.
@@ -27,7 +28,7 @@ func (c *Config) Tribunal() pipeline.TribunalConfig {
 	judges, _ := c.judges() // validated with the config
 	temp := float32(c.Temperature)
 	return pipeline.TribunalConfig{Judges: judges, Deadline: c.TribunalDeadline, Temperature: &temp, MaxTokens: c.MaxTokens,
-		Breaker: pipeline.BreakerConfig{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Successes: c.BreakerSuccesses}}
+		Breaker: breaker.Config{Failures: c.BreakerFailures, Cooldown: c.BreakerCooldown, Successes: c.BreakerSuccesses}}
 }
 
 // judgeSpec is one entry of NOESIS_JUDGES: a change to the judge it names,

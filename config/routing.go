@@ -9,6 +9,7 @@ import (
 
 	"github.com/noesis-dev/noesis/modal"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 )
 
@@ -121,7 +122,7 @@ func (c *Config) UsesSim() bool {
 func (c *Config) Router(simURL string) router.Config {
 	rc := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: c.LLMTimeout, Attempts: c.LLMAttempts, Backoff: c.LLMBackoff,
 		MaxIdleConnsPerHost: c.slots(c.Tier.Fast.Concurrency) + 3*c.slots(c.Tier.Reasoning.Concurrency) + c.slots(c.Tier.Deep.Concurrency),
-		Breaker:             pipeline.BreakerConfig{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
+		Breaker:             breaker.Config{Failures: c.TargetBreakerFailures, Cooldown: c.TargetBreakerCooldown},
 		Hedge:               map[pipeline.Tier]bool{}}
 	rc.AgentQuota, rc.AgentQuotas, _ = c.AgentQuotaTable() // validated
 	for _, t := range pipeline.Tiers {

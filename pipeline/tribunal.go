@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 )
 
 // Judge is one member of the tribunal.
@@ -132,7 +134,7 @@ type Tribunal struct {
 	completer   Completer
 	judges      []Judge
 	prompts     []string // each judge's system prompt, built once
-	breakers    []*Breaker
+	breakers    []*breaker.Breaker
 	deadline    time.Duration
 	temperature float32
 	maxTokens   int
@@ -148,10 +150,10 @@ type TribunalConfig struct {
 	Deadline    time.Duration
 	Temperature *float32
 	MaxTokens   int
-	Breaker     BreakerConfig
+	Breaker     breaker.Config
 	// OnBreakerChange, when set, is told of every judge breaker's state
-	// change, with the failure that opened it (see Breaker.OnChange).
-	OnBreakerChange func(judge string, from, to BreakerState, cause error)
+	// change, with the failure that opened it (see breaker.New).
+	OnBreakerChange func(judge string, from, to breaker.State, cause error)
 	// InlineThinking keeps each judge's thinking (at most 4 KiB) in the
 	// verdict as well as in its Transcript; off (the default), a verdict
 	// carries the votes alone.
@@ -178,12 +180,12 @@ func NewTribunal(c Completer, cfg TribunalConfig) (*Tribunal, error) {
 		if j.Name == "" || j.Weight <= 0 || j.Timeout < 0 {
 			return nil, fmt.Errorf("tribunal: judge %q needs a name, a positive weight and a timeout of 0 (none) or more", j.Name)
 		}
-		b := NewBreaker(cfg.Breaker)
+		var onChange func(from, to breaker.State, cause error)
 		if fn := cfg.OnBreakerChange; fn != nil {
 			name := j.Name
-			b.OnChange = func(from, to BreakerState, cause error) { fn(name, from, to, cause) }
+			onChange = func(from, to breaker.State, cause error) { fn(name, from, to, cause) }
 		}
-		t.breakers = append(t.breakers, b)
+		t.breakers = append(t.breakers, breaker.New(cfg.Breaker, onChange))
 		t.prompts = append(t.prompts, judgePrompt(j))
 	}
 	return t, nil

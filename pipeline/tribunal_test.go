@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 )
 
 func vote(name string, weight float64, v Vote, conf float64, off Offense) JudgeVote {
@@ -192,7 +194,7 @@ func TestJudgeBreakerOpens(t *testing.T) {
 	pass := answerText(`{"verdict":"PASS","confidence":0.9}`)
 	var changes []string
 	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": failing, "SOPHIA": pass, "DIKĒ": pass}),
-		TribunalConfig{Breaker: BreakerConfig{Failures: 3, Cooldown: time.Hour}, OnBreakerChange: func(j string, from, to BreakerState, cause error) {
+		TribunalConfig{Breaker: breaker.Config{Failures: 3, Cooldown: time.Hour}, OnBreakerChange: func(j string, from, to breaker.State, cause error) {
 			changes = append(changes, fmt.Sprintf("%s:%s->%s (%v)", j, from, to, cause))
 		}})
 	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}}
@@ -210,43 +212,6 @@ func TestJudgeBreakerOpens(t *testing.T) {
 	}
 	if len(changes) != 1 || changes[0] != "VERITAS:closed->open (transient failure: 503)" {
 		t.Fatalf("breaker changes = %v", changes)
-	}
-}
-
-func TestBreakerCycle(t *testing.T) {
-	now := time.Unix(0, 0)
-	b := NewBreaker(BreakerConfig{Failures: 2, Cooldown: time.Minute, Successes: 2})
-	b.now = func() time.Time { return now }
-	failed := errors.New("503")
-	steps := []struct {
-		err  error
-		want BreakerState
-	}{{failed, BreakerClosed}, {nil, BreakerClosed}, {failed, BreakerClosed}, {failed, BreakerOpen}}
-	for i, s := range steps {
-		b.Record(s.err)
-		if got := b.State(); got != s.want {
-			t.Fatalf("step %d: state %s, want %s", i, got, s.want)
-		}
-	}
-	if b.Allow() {
-		t.Fatal("open breaker allowed a call")
-	}
-	now = now.Add(time.Minute)
-	if b.State() != BreakerHalfOpen || !b.Allow() {
-		t.Fatal("breaker did not go half-open after the cool-down")
-	}
-	b.Record(failed)
-	if b.State() != BreakerOpen {
-		t.Fatal("a failed probe did not reopen the breaker")
-	}
-	now = now.Add(time.Minute)
-	b.Record(nil)
-	if b.State() != BreakerHalfOpen {
-		t.Fatal("one good probe closed the breaker; it needs two")
-	}
-	b.Record(nil)
-	if b.State() != BreakerClosed {
-		t.Fatalf("state %s after two good probes, want closed", b.State())
 	}
 }
 
@@ -305,7 +270,7 @@ func TestRateLimitsDoNotOpenBreakers(t *testing.T) {
 		return Response{}, &RetryAfterError{Err: fmt.Errorf("%w: %w: 429", ErrTransient, ErrRateLimited), After: time.Second}
 	}
 	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": limited, "SOPHIA": limited, "DIKĒ": limited}),
-		TribunalConfig{Judges: fastJudges(), Breaker: BreakerConfig{Failures: 1, Cooldown: time.Hour}})
+		TribunalConfig{Judges: fastJudges(), Breaker: breaker.Config{Failures: 1, Cooldown: time.Hour}})
 	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}}
 	for i := 0; i < 3; i++ {
 		_, err := tr.Process(context.Background(), th)
@@ -317,7 +282,7 @@ func TestRateLimitsDoNotOpenBreakers(t *testing.T) {
 		}
 	}
 	for judge, state := range tr.BreakerStates() {
-		if state != string(BreakerClosed) {
+		if state != string(breaker.Closed) {
 			t.Errorf("%s's breaker is %s after rate limits", judge, state)
 		}
 	}
@@ -332,7 +297,7 @@ func TestRefusedRequestsDoNotOpenBreakers(t *testing.T) {
 		return Response{}, fmt.Errorf("%w: %w: HTTP 400: maximum context length is 32768 tokens", ErrPermanent, ErrRequestRefused)
 	}
 	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": refused, "SOPHIA": refused, "DIKĒ": refused}),
-		TribunalConfig{Judges: fastJudges(), Breaker: BreakerConfig{Failures: 1, Cooldown: time.Hour}})
+		TribunalConfig{Judges: fastJudges(), Breaker: breaker.Config{Failures: 1, Cooldown: time.Hour}})
 	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}}
 	for i := 0; i < 5; i++ {
 		_, err := tr.Process(context.Background(), th)
@@ -344,7 +309,7 @@ func TestRefusedRequestsDoNotOpenBreakers(t *testing.T) {
 		}
 	}
 	for judge, state := range tr.BreakerStates() {
-		if state != string(BreakerClosed) {
+		if state != string(breaker.Closed) {
 			t.Errorf("%s's breaker is %s after refused requests", judge, state)
 		}
 	}

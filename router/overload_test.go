@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -21,7 +22,7 @@ import (
 func overloadChain(t *testing.T, log *breakerLog, url string) *router.Chain {
 	t.Helper()
 	cfg := router.Config{Tiers: map[pipeline.Tier][]string{pipeline.TierFast: {"only"}}, Timeout: time.Second, Attempts: 3, Backoff: time.Millisecond,
-		Breaker: pipeline.BreakerConfig{Failures: 1, Cooldown: time.Hour}, OnBreakerChange: log.record,
+		Breaker: breaker.Config{Failures: 1, Cooldown: time.Hour}, OnBreakerChange: log.record,
 		Providers: []router.Provider{{Name: "p", Kind: router.KindOpenAI, BaseURL: url, APIKey: "k"}},
 		Targets:   []router.Target{{Name: "only", Provider: "p", Model: "test/model"}}}
 	c, err := router.New(cfg, nil, zerolog.Nop())
@@ -76,7 +77,7 @@ func TestOverloadIsNotTheTargetsFailure(t *testing.T) {
 	if answered == 0 || overloaded == 0 {
 		t.Fatalf("%d answered, %d overloaded of 40 against two answers at once and a 1 s timeout; want some of each", answered, overloaded)
 	}
-	if got := c.BreakerStates()["only"]; got != string(pipeline.BreakerClosed) {
+	if got := c.BreakerStates()["only"]; got != string(breaker.Closed) {
 		t.Fatalf("breaker %s", got)
 	}
 }
@@ -92,7 +93,7 @@ func TestAHungTargetStillOpensItsBreaker(t *testing.T) {
 			t.Fatalf("a call to a hung target: %v, want a failure that is not overload", err)
 		}
 	}
-	if got := c.BreakerStates()["only"]; got != string(pipeline.BreakerOpen) {
+	if got := c.BreakerStates()["only"]; got != string(breaker.Open) {
 		t.Fatalf("breaker %s after timeouts with no answer, want open; changes:\n%s", got, log.String())
 	}
 }

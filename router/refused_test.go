@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -23,7 +24,7 @@ type breakerLog struct {
 	changes []string
 }
 
-func (l *breakerLog) record(target string, from, to pipeline.BreakerState, cause error) {
+func (l *breakerLog) record(target string, from, to breaker.State, cause error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.changes = append(l.changes, fmt.Sprintf("%s %s->%s: %v", target, from, to, cause))
@@ -41,7 +42,7 @@ func (l *breakerLog) String() string {
 func refusalChain(t *testing.T, log *breakerLog, targets ...[3]string) *router.Chain {
 	t.Helper()
 	cfg := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: 5 * time.Second, Attempts: 3, Backoff: time.Millisecond,
-		Breaker: pipeline.BreakerConfig{Failures: 1, Cooldown: time.Hour}, OnBreakerChange: log.record}
+		Breaker: breaker.Config{Failures: 1, Cooldown: time.Hour}, OnBreakerChange: log.record}
 	providers := map[string]string{}
 	for _, tg := range targets {
 		name, url, model := tg[0], tg[1], tg[2]
@@ -106,7 +107,7 @@ func TestRefusalsBelongToTheRequest(t *testing.T) {
 			if n := s.Stats().Requests; n != 3 {
 				t.Errorf("%d requests for 3 refused calls, want 3: a refusal is never retried", n)
 			}
-			if st := c.BreakerStates()["only"]; st != string(pipeline.BreakerClosed) || changes.String() != "" {
+			if st := c.BreakerStates()["only"]; st != string(breaker.Closed) || changes.String() != "" {
 				t.Fatalf("the target's breaker is %s after refusals; changes:\n%s", st, changes.String())
 			}
 			if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, "a short thought")); err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -135,7 +136,7 @@ func TestATargetThatRefusesTheSchemaIsAskedInText(t *testing.T) {
 			if got := c.Structured()["judge"]; got != "refused" {
 				t.Errorf("the target's structured answers are %q, want refused", got)
 			}
-			if st := c.BreakerStates()["judge"]; st != string(pipeline.BreakerClosed) {
+			if st := c.BreakerStates()["judge"]; st != string(breaker.Closed) {
 				t.Errorf("breaker %s", st)
 			}
 			if n := strings.Count(logs.String(), "refuses structured answers"); n != 1 {
@@ -199,7 +200,7 @@ func TestOnRequiresTheSchemaAndOffNeverSendsIt(t *testing.T) {
 	if n := s.Stats().Requests; n != 1 {
 		t.Errorf("%d requests, want 1 (no text retry)", n)
 	}
-	if st := on.BreakerStates()["judge"]; st != string(pipeline.BreakerClosed) {
+	if st := on.BreakerStates()["judge"]; st != string(breaker.Closed) {
 		t.Errorf("breaker %s", st)
 	}
 

@@ -12,6 +12,7 @@ import (
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
@@ -87,7 +88,7 @@ func TestRefusedThoughtsLeaveOtherAgentsAlone(t *testing.T) {
 				t.Errorf("a breaker changed state:\n%s", l)
 			}
 			for name, state := range svc.Chain().BreakerStates() {
-				if state != string(pipeline.BreakerClosed) {
+				if state != string(breaker.Closed) {
 					t.Errorf("target %s's breaker is %s", name, state)
 				}
 			}

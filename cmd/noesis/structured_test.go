@@ -10,6 +10,7 @@ import (
 
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -92,7 +93,7 @@ func (r *structuredRun) noDeadLetterNorOpenBreaker() {
 		r.t.Errorf("%d thoughts dead-lettered", n)
 	}
 	for target, st := range r.svc.Chain().BreakerStates() {
-		if st != string(pipeline.BreakerClosed) {
+		if st != string(breaker.Closed) {
 			r.t.Errorf("target %s's breaker is %s", target, st)
 		}
 	}
