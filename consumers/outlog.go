@@ -26,19 +26,19 @@ const DefaultProgressEvery = 10 * time.Second
 // here; publish says so at debug. The line costs no allocation: the
 // delivery's logger already holds the thought's fields
 // (TestOutputLineAllocatesNothing).
-func (p *Pool) logged(next step) step {
-	return func(ctx context.Context, d *delivery) error {
+func (p *Pool) logged(next handlerFunc) handlerFunc {
+	return func(ctx context.Context, d *delivery) (result, error) {
 		if !d.log.Info().Enabled() {
 			return next(ctx, d)
 		}
 		w := &watch{log: d.log, stage: p.cfg.Stage, started: time.Now(), every: p.cfg.ProgressEvery}
 		w.start()
-		err := next(pipeline.WithProgress(ctx, &w.progress), d)
+		r, err := next(pipeline.WithProgress(ctx, &w.progress), d)
 		w.stop()
-		if err == nil && d.out != nil && !d.dup {
-			logOutput(d.log, p.cfg.Stage, d.out)
+		if err == nil && r.out != nil && !r.dup {
+			logOutput(d.log, p.cfg.Stage, r.out)
 		}
-		return err
+		return r, err
 	}
 }
 
@@ -80,12 +80,15 @@ type watch struct {
 	done  bool
 }
 
+// start says the first progress line after every.
 func (w *watch) start() {
 	w.mu.Lock()
 	w.timer = time.AfterFunc(w.every, w.tick)
 	w.mu.Unlock()
 }
 
+// tick says the stage is still at work, unless the watch is stopped, and
+// says it again after every.
 func (w *watch) tick() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

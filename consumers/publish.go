@@ -5,17 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/retry"
 )
 
 // ErrStreamFull is wrapped by the errors of a publish a stream refused for
@@ -108,37 +107,35 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Ou
 	}
 	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
 	id := OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data()))
-	var ack *jetstream.PubAck
-	for wait := fullRetryMin; ; wait = min(2*wait, fullRetryMax) {
-		ack, err = publishRetrying(ctx, p.js, m, id, StreamOutputs)
-		if !errors.Is(err, ErrStreamFull) {
-			break
+	var last error // the last try's: a refusal when ctx ends while the thought is held
+	holdWhileFull := retry.Policy{Initial: fullRetryMin, Max: fullRetryMax, Multiplier: 2, Jitter: 0.2,
+		OnRetry: func(err error, wait time.Duration) {
+			p.tally.add(outcomeStreamFullWait, 0, nil)
+			log.Warn().Err(err).Dur("retry_in", wait).Msg("output refused for want of room; holding the thought")
+		}}
+	ack, err := retry.Do(ctx, holdWhileFull, func() (*jetstream.PubAck, error) {
+		ack, err := publishRetrying(ctx, p.js, m, id, StreamOutputs)
+		last = err
+		if err != nil && !errors.Is(err, ErrStreamFull) {
+			return nil, retry.Permanent(err)
 		}
-		p.fullWaits.Add(1)
-		p.observe("stream_full_wait", 0, nil)
-		log.Warn().Err(err).Dur("retry_in", wait).Msg("output refused for want of room; holding the thought")
-		timer := time.NewTimer(wait + rand.N(wait/4+1))
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
-		case <-timer.C:
-		}
+		return ack, err
+	})
+	if err != nil && errors.Is(last, ErrStreamFull) {
+		err = last
 	}
 	if err != nil {
 		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
 	}
 	if ack.Duplicate {
-		p.duplicates.Add(1)
 		log.Debug().Msg("output was already published; stream dropped the duplicate")
-	} else {
-		p.published.Add(1)
 	}
 	return ack.Duplicate, nil
 }
 
 // How long a worker holding a thought whose output was refused for want of
-// room waits before trying again: from fullRetryMin, doubling, to fullRetryMax.
+// room waits before trying again: from fullRetryMin, doubling, to
+// fullRetryMax, each wait spread by ±20 %.
 const (
 	fullRetryMin = 500 * time.Millisecond
 	fullRetryMax = 30 * time.Second
@@ -152,7 +149,9 @@ const (
 // (errSubjectTaken).
 func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
 	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(id), jetstream.WithExpectStream(stream)}, opts...)
-	return backoff.Retry(ctx, func() (*jetstream.PubAck, error) {
+	untilReachable := retry.Exponential(100*time.Millisecond, 2*time.Second)
+	untilReachable.MaxElapsed = 30 * time.Second
+	return retry.Do(ctx, untilReachable, func() (*jetstream.PubAck, error) {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		ack, err := js.PublishMsg(pctx, m, opts...)
@@ -161,14 +160,13 @@ func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, i
 		case err == nil:
 			return ack, nil
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			return nil, backoff.Permanent(err)
+			return nil, retry.Permanent(err)
 		case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
-			return nil, backoff.Permanent(fmt.Errorf("%w: %w", errSubjectTaken, err))
+			return nil, retry.Permanent(fmt.Errorf("%w: %w", errSubjectTaken, err))
 		}
 		if err := PublishError(stream, err); errors.Is(err, ErrStreamFull) {
-			return nil, backoff.Permanent(err)
+			return nil, retry.Permanent(err)
 		}
 		return ack, err
-	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 100 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 2 * time.Second}),
-		backoff.WithMaxElapsedTime(30*time.Second))
+	})
 }

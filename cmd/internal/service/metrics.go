@@ -14,7 +14,7 @@ import (
 )
 
 // metrics turns what the router, the pools and the cache report into
-// Prometheus metrics. It implements router.Observer and consumers.Observer.
+// Prometheus metrics. It implements router.Observer and consumers.DeliveryObserver.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -43,8 +43,8 @@ type metrics struct {
 const MetricsAgents = 10
 
 var (
-	_ router.Observer    = (*metrics)(nil)
-	_ consumers.Observer = (*metrics)(nil)
+	_ router.Observer            = (*metrics)(nil)
+	_ consumers.DeliveryObserver = (*metrics)(nil)
 )
 
 // newMetrics registers the metrics; judges name the tribunal's judges, whose
@@ -156,7 +156,7 @@ func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Durat
 	}
 }
 
-// Handled implements consumers.Observer.
+// Handled implements consumers.DeliveryObserver.
 func (m *metrics) Handled(stage pipeline.Stage, outcome string, delivery uint64, out pipeline.Output) {
 	m.deliveries.WithLabelValues(string(stage), outcome).Inc()
 	if delivery > 1 {

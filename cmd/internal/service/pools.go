@@ -19,14 +19,13 @@ func (s *Service) buildPools(sctx context.Context, cfg config.Config) error {
 	}
 	for _, t := range cfg.RunTiers() {
 		stage, _ := pipeline.StageForTier(t)
-		pool, err := consumers.NewPool(s.js, cfg.Pool(t), processors[stage].Process, s.log)
+		pool, err := consumers.NewPool(s.js, cfg.Pool(t), processors[stage].Process, s.log, consumers.WithObserver(s.metrics))
 		if err != nil {
 			return err
 		}
 		if _, err := pool.EnsureConsumer(sctx); err != nil {
 			return err
 		}
-		pool.SetObserver(s.metrics)
 		s.metrics.watchPool(stage, pool)
 		s.pools[stage] = pool
 	}
