@@ -95,6 +95,20 @@ func (a *arrivals) wait(d time.Duration) bool {
 	}
 }
 
+// verdictTimes are the publish-to-verdict times, in ms, of the thoughts
+// whose verdict has arrived.
+func (a *arrivals) verdictTimes() []float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var xs []float64
+	for i, t := range a.got["tribunal"] {
+		if !t.IsZero() {
+			xs = append(xs, ms(t.Sub(a.published[i])))
+		}
+	}
+	return xs
+}
+
 func (a *arrivals) lastArrival() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -90,57 +90,25 @@ type fairOptions struct {
 	scale                           float64
 }
 
+// benchFair floods the pipeline from one agent while a quiet agent
+// publishes one thought a second, and measures the quiet agent's verdicts
+// against its unloaded ones.
 func benchFair(ctx context.Context, cfg config.Config, o fairOptions, progress io.Writer) (*FairFigures, error) {
 	dir, err := os.MkdirTemp("", "noesis-bench-fair-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	cfg.NATSURL, cfg.NATSListen, cfg.DataDir = "", "127.0.0.1:0", dir
-	cfg.Provider, cfg.SimURL, cfg.LogLevel = "sim", "", "error"
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	reasoning := cfg.NebiusModelReasoning // the simulator serves the same model names
-	env := []string{
-		fmt.Sprintf("NOESIS_LIMITS=sim:%s=0/0/%d", reasoning, o.slots),
-		"NOESIS_FAIR_SHARE=" + strconv.FormatBool(o.fair),
-	}
-	st, err := startBenchStack(ctx, cfg, stackOptions{client: "noesis-bench-fair", workers: o.workers, env: env,
-		tune: func(c *sim.Config) { c.Lengths, c.LatencyScale = sim.LengthsSeed, o.scale }}, progress)
+	st, err := startFairStack(ctx, cfg, o, dir, progress)
 	if err != nil {
 		return nil, err
 	}
 	defer st.stop()
 	res := &FairFigures{FairShare: o.fair, Workers: max(o.workers, 1), Flood: o.flood, JudgeSlots: o.slots}
-	text := func(i int) string { return fmt.Sprintf("quiet thought %d: I will rotate the staging keys", i) }
-
-	// The unloaded verdict: the quiet agent alone, one at a time.
-	base := newArrivals(o.baseline)
-	if err := base.subscribe(st.nc, "quiet-base"); err != nil {
+	if res.UnloadedMs, err = unloadedVerdict(ctx, st, o.baseline); err != nil {
 		return nil, err
 	}
-	if _, err := publishThoughts(ctx, st.js, "quiet-base", "base", o.baseline, 1, text, base); err != nil {
-		return nil, err
-	}
-	if !base.wait(60 * time.Second) {
-		return nil, fmt.Errorf("the quiet agent's unloaded verdicts did not all come within 60 s")
-	}
-	verdicts := func(a *arrivals) []float64 {
-		a.mu.Lock()
-		defer a.mu.Unlock()
-		var xs []float64
-		for i, t := range a.got["tribunal"] {
-			if !t.IsZero() {
-				xs = append(xs, ms(t.Sub(a.published[i])))
-			}
-		}
-		return xs
-	}
-	res.UnloadedMs = percentile(verdicts(base), 50)
-	base.close()
 	fmt.Fprintf(progress, "unloaded verdict p50 %.0f ms; flooding %d thoughts\n", res.UnloadedMs, o.flood)
-
 	flood := newArrivals(o.flood)
 	if err := flood.subscribe(st.nc, "flood"); err != nil {
 		return nil, err
@@ -153,54 +121,105 @@ func benchFair(ctx context.Context, cfg config.Config, o fairOptions, progress i
 		return nil, err
 	}
 	qctx, stopQuiet := context.WithCancel(ctx)
-	quietDone := make(chan int, 1)
-	go func() {
-		n := 0
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for n < most {
-			th := pipeline.Thought{EventID: fmt.Sprintf("quiet-%d", n), AgentID: "quiet", Content: pipeline.Content{UserInput: text(n), Depth: 2},
-				Action: "rotate the staging keys", Stages: []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal}}
-			data, _ := json.Marshal(th)
-			quiet.mu.Lock()
-			quiet.published[n] = time.Now()
-			quiet.mu.Unlock()
-			if _, err := st.js.Publish(qctx, consumers.ThoughtSubject("quiet"), data); err != nil {
-				break
-			}
-			n++
-			select {
-			case <-qctx.Done():
-				quietDone <- n
-				return
-			case <-tick.C:
-			}
-		}
-		quietDone <- n
-	}()
+	quietDone := publishQuiet(qctx, st, quiet, most)
 	start, err := publishThoughts(ctx, st.js, "flood", "flood", o.flood, 0, func(i int) string { return fmt.Sprintf("flood %d: I will compact /archive", i) }, flood)
 	if err != nil {
 		stopQuiet()
+		<-quietDone
 		return nil, err
 	}
 	flood.wait(time.Duration(most) * time.Second)
 	stopQuiet()
 	res.QuietSent = <-quietDone
-	for deadline := time.Now().Add(60 * time.Second); len(verdicts(quiet)) < res.QuietSent && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(60 * time.Second); len(quiet.verdictTimes()) < res.QuietSent && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond) // the last quiet verdicts on their way
 	}
-	res.FloodGot = len(verdicts(flood))
+	res.tally(flood, quiet, start, o.flood)
+	return res, nil
+}
+
+// startFairStack starts `bench fair`'s stack in dir: the judges' calls to
+// the simulator limited to o.slots at once per worker, fairness as o says.
+func startFairStack(ctx context.Context, cfg config.Config, o fairOptions, dir string, progress io.Writer) (*benchStack, error) {
+	cfg.NATSURL, cfg.NATSListen, cfg.DataDir = "", "127.0.0.1:0", dir
+	cfg.Provider, cfg.SimURL, cfg.LogLevel = "sim", "", "error"
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	reasoning := cfg.NebiusModelReasoning // the simulator serves the same model names
+	env := []string{
+		fmt.Sprintf("NOESIS_LIMITS=sim:%s=0/0/%d", reasoning, o.slots),
+		"NOESIS_FAIR_SHARE=" + strconv.FormatBool(o.fair),
+	}
+	return startBenchStack(ctx, cfg, stackOptions{client: "noesis-bench-fair", workers: o.workers, env: env,
+		tune: func(c *sim.Config) { c.Lengths, c.LatencyScale = sim.LengthsSeed, o.scale }}, progress)
+}
+
+// quietText is the quiet agent's i-th thought.
+func quietText(i int) string {
+	return fmt.Sprintf("quiet thought %d: I will rotate the staging keys", i)
+}
+
+// unloadedVerdict is the quiet agent's verdict p50 alone, n thoughts one a
+// second.
+func unloadedVerdict(ctx context.Context, st *benchStack, n int) (float64, error) {
+	base := newArrivals(n)
+	if err := base.subscribe(st.nc, "quiet-base"); err != nil {
+		return 0, err
+	}
+	defer base.close()
+	if _, err := publishThoughts(ctx, st.js, "quiet-base", "base", n, 1, quietText, base); err != nil {
+		return 0, err
+	}
+	if !base.wait(60 * time.Second) {
+		return 0, fmt.Errorf("the quiet agent's unloaded verdicts did not all come within 60 s")
+	}
+	return percentile(base.verdictTimes(), 50), nil
+}
+
+// publishQuiet publishes the quiet agent's thoughts, one a second, until
+// most are out or ctx ends; the channel then says how many were sent.
+func publishQuiet(ctx context.Context, st *benchStack, quiet *arrivals, most int) <-chan int {
+	sent := make(chan int, 1)
+	go func() {
+		n := 0
+		defer func() { sent <- n }()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for n < most {
+			th := pipeline.Thought{EventID: fmt.Sprintf("quiet-%d", n), AgentID: "quiet", Content: pipeline.Content{UserInput: quietText(n), Depth: 2},
+				Action: "rotate the staging keys", Stages: []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal}}
+			data, _ := json.Marshal(th)
+			quiet.mu.Lock()
+			quiet.published[n] = time.Now()
+			quiet.mu.Unlock()
+			if _, err := st.js.Publish(ctx, consumers.ThoughtSubject("quiet"), data); err != nil {
+				return
+			}
+			n++
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return sent
+}
+
+// tally fills in the flood's and the quiet agent's figures.
+func (res *FairFigures) tally(flood, quiet *arrivals, start time.Time, floodN int) {
+	res.FloodGot = len(flood.verdictTimes())
 	res.FloodDrainMs = ms(flood.lastArrival().Sub(start))
 	if res.FloodDrainMs > 0 {
 		res.Throughput = float64(res.FloodGot) / (res.FloodDrainMs / 1000)
 	}
-	qs := verdicts(quiet)
+	qs := quiet.verdictTimes()
 	res.QuietP50ms, res.QuietP95ms, res.QuietMaxMs = percentile(qs, 50), percentile(qs, 95), percentile(qs, 100)
 	if res.UnloadedMs > 0 {
 		res.P95Ratio = res.QuietP95ms / res.UnloadedMs
 	}
-	res.Missing = (o.flood - res.FloodGot) + (res.QuietSent - len(qs))
-	return res, nil
+	res.Missing = (floodN - res.FloodGot) + (res.QuietSent - len(qs))
 }
 
 func writeFairFigures(w io.Writer, r *FairFigures) error {

@@ -10,9 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"github.com/spf13/cobra"
 
-	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -75,114 +73,55 @@ type PipelineFigures struct {
 	sequentialSample []float64
 }
 
-func newBenchPipelineCmd() *cobra.Command {
-	cmd := &cobra.Command{
-		Use:   "pipeline",
-		Short: "Publish thoughts and time each output end to end",
-		Long: `Publish thoughts (narrative + tribunal each) and time each output from publish
-to arrival on its subject. Self-contained by default: an embedded NATS server, the
-simulator and one worker process in this process. Modes:
-  seed   the simulator at the seed's latencies (Llama-3.3-70B-fast 1135 ms, R1-0528-fast 1930 ms)
-  zero   answers at once: the processor's own overhead
-  cache  every thought repeats one of a few already answered: cache hits
-In seed mode it also runs the seed's sequential plan (bridge, then the three judges
-one after another) on the same simulator, for comparison. With the nats CLI on PATH it
-runs 'nats bench js pub async' and 'nats bench js consume' on the same server and
-reports noesis's throughput as a share of that ceiling. In zero and cache modes it
-then runs the same thoughts through a worker that does only noesis's JetStream work
-(pull, publish each output with its PubAck, ack), on a fresh server with the
-rest stopped: the JetStream floor, the most any worker can do on this machine.
-In seed and zero modes it also runs them through that worker making noesis's
-model calls (the narrative's, the three judges' at once) with go-openai alone
-to a fresh simulator: the client floor. Each of issue 10's goals the mode
-measures is printed beside its floors, with noesis's figure as a ratio of each.`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			f := cmd.Flags()
-			var o benchOptions
-			o.mode, _ = f.GetString("mode")
-			o.n, _ = f.GetInt("n")
-			o.rate, _ = f.GetFloat64("rate")
-			o.concurrency, _ = f.GetInt("concurrency")
-			o.providerRPS, _ = f.GetFloat64("provider-rps")
-			o.sequential, _ = f.GetInt("sequential")
-			o.chart, _ = f.GetString("chart")
-			o.ceiling, _ = f.GetBool("ceiling")
-			o.floor, _ = f.GetBool("floor")
-			o.clientFloor, _ = f.GetBool("client-floor")
-			o.capacity, _ = f.GetInt("provider-capacity")
-			o.inProcess, _ = f.GetBool("in-process")
-			o.workers, _ = f.GetInt("workers")
-			o.http, _ = f.GetString("http")
-			if o.http != "2" && o.http != "1.1" {
-				return fmt.Errorf("--http: want 2 or 1.1, got %q", o.http)
-			}
-			format, _ := f.GetString("format")
-			if o.mode != "seed" && o.mode != "zero" && o.mode != "cache" {
-				return fmt.Errorf("--mode %q: want seed, zero or cache", o.mode)
-			}
-			if o.n <= 0 {
-				return fmt.Errorf("--n: want 1 or more")
-			}
-			res, err := benchPipeline(cmd.Context(), cfg, o, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			if o.chart != "" {
-				if err := writeChart(o.chart, res); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "chart written to %s\n", o.chart)
-			}
-			return writeFigures(cmd.OutOrStdout(), format, res, writePipelineFigures)
-		},
-	}
-	f := cmd.Flags()
-	f.String("mode", "seed", "seed, zero or cache")
-	f.Int("n", 1000, "thoughts to publish")
-	f.Float64("rate", 0, "thoughts per second to offer (0: as fast as the pipeline takes them)")
-	f.Int("concurrency", 0, "fixed workers per pool (0: the default adaptive limit)")
-	f.Float64("provider-rps", 0, "the simulated provider's quota, requests per second per model; past it, 429 with Retry-After (0: none)")
-	f.Int("sequential", 20, "thoughts to run through the seed's sequential plan (seed mode)")
-	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
-	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
-	f.Bool("client-floor", true, "seed and zero modes: run the same thoughts through that worker making noesis's model calls with go-openai alone (no router, cache or tribunal)")
-	f.Int("provider-capacity", 0, "the simulated provider generates this many answers at once per model and queues the rest (0: no limit)")
-	f.Bool("floor", true, "zero and cache modes: run the same thoughts through a worker that does only noesis's JetStream work (pull, publish with PubAck, ack), the most any worker can do here")
-	f.String("format", "table", "table or json")
-	f.Int("workers", 1, "worker processes sharing the durable consumers")
-	f.String("http", "2", "how the worker calls the simulator: 2 (h2c, as an HTTPS provider speaks HTTP/2) or 1.1 (one connection per call, as vLLM serves)")
-	f.Bool("in-process", false, "run the worker in this process, not as a child (its memory is then not its own)")
-	return cmd
-}
-
-type benchOptions struct {
-	mode        string
-	n           int
-	rate        float64
-	concurrency int
-	providerRPS float64
-	sequential  int
-	chart       string
-	ceiling     bool
-	floor       bool
-	clientFloor bool
-	capacity    int // the simulator's answers at once per model (0: no limit)
-	inProcess   bool
-	workers     int
-	http        string // "2" or "1.1"
-}
-
+// benchPipeline runs o.n thoughts through a whole stack of its own, times
+// their outputs and, as o asks, compares them with the seed's sequential
+// plan, the nats bench ceiling and the floors.
 func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progress io.Writer) (*PipelineFigures, error) {
 	dir, err := os.MkdirTemp("", "noesis-bench-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
+	if err := pipelineConfig(&cfg, o, dir); err != nil {
+		return nil, err
+	}
+	stack, err := startBenchStack(ctx, cfg, stackOptions{client: "noesis-bench", inProcess: o.inProcess, workers: o.workers, http1: o.http == "1.1",
+		tune: func(sc *sim.Config) { sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity }}, progress)
+	if err != nil {
+		return nil, err
+	}
+	defer stack.stop()
+	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: o.concurrency, Workers: max(o.workers, 1), HTTP: o.http, ProviderCapacity: o.capacity, samples: map[string][]float64{}}
+	contents := func(i int) string {
+		return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i)
+	}
+	if o.mode == "cache" {
+		if contents, err = warmCache(ctx, stack); err != nil {
+			return nil, err
+		}
+	}
+	arr := newArrivals(o.n)
+	if err := arr.subscribe(stack.nc, "bench"); err != nil {
+		return nil, err
+	}
+	defer arr.close()
+	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %s, HTTP/%s\n", o.mode, o.n, rateText(o.rate), concText(o.concurrency), o.http)
+	start, err := publishThoughts(ctx, stack.js, "bench", "bench", o.n, o.rate, contents, arr)
+	if err != nil {
+		return nil, err
+	}
+	arr.wait(60*time.Second + time.Duration(float64(o.n)/max(o.rate, 100)*float64(time.Second)))
+	res.measure(ctx, stack, arr, start, o)
+	if err := res.compare(ctx, cfg, o, stack, arr.meanBytes(), contents, progress); err != nil {
+		return nil, err
+	}
+	res.Goals = goals(res)
+	return res, nil
+}
+
+// pipelineConfig sets cfg up for `bench pipeline`: an embedded server in
+// dir, the simulator at o.mode's pace, the fast and reasoning tiers.
+func pipelineConfig(cfg *config.Config, o benchOptions, dir string) error {
 	cfg.NATSURL, cfg.NATSListen, cfg.DataDir = "", "127.0.0.1:0", dir
 	cfg.Provider, cfg.SimURL = "sim", ""
 	cfg.Tiers = []string{"fast", "reasoning"}
@@ -197,56 +136,38 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	default:
 		cfg.SimLatencyScale = 0
 	}
-	conc := o.concurrency
-	if conc > 0 { // hand-tuned; 0 leaves the default, the adaptive limit
+	if conc := o.concurrency; conc > 0 { // hand-tuned; 0 leaves the default, the adaptive limit
 		cfg.Tier.Fast.Concurrency, cfg.Tier.Reasoning.Concurrency = conc, conc
 		cfg.Tier.Fast.MaxAckPending, cfg.Tier.Reasoning.MaxAckPending = 4*conc, 4*conc
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
-	stack, err := startBenchStack(ctx, cfg, stackOptions{client: "noesis-bench", inProcess: o.inProcess, workers: o.workers, http1: o.http == "1.1",
-		tune: func(sc *sim.Config) { sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity }}, progress)
-	if err != nil {
-		return nil, err
-	}
-	defer stack.stop()
-	nc, js := stack.nc, stack.js
-	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: conc, Workers: max(o.workers, 1), HTTP: o.http, ProviderCapacity: o.capacity, samples: map[string][]float64{}}
+	return cfg.Validate()
+}
 
+// warmCache answers a few distinct thoughts once, and returns the contents
+// that repeat them: every thought of the run is then a cache hit.
+func warmCache(ctx context.Context, stack *benchStack) (func(int) string, error) {
+	const distinct = 10
 	contents := func(i int) string {
-		return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i)
+		return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i%distinct)
 	}
-	if o.mode == "cache" {
-		const distinct = 10
-		warm := newArrivals(distinct)
-		if err := warm.subscribe(nc, "bench"); err != nil {
-			return nil, err
-		}
-		if _, err := publishThoughts(ctx, js, "bench", "warm", distinct, 0, func(i int) string { return contents(i) }, warm); err != nil {
-			return nil, err
-		}
-		if !warm.wait(60 * time.Second) {
-			return nil, fmt.Errorf("cache warm-up: outputs missing")
-		}
-		warm.close()
-		contents = func(i int) string {
-			return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i%distinct)
-		}
+	warm := newArrivals(distinct)
+	if err := warm.subscribe(stack.nc, "bench"); err != nil {
+		return nil, err
 	}
+	defer warm.close()
+	if _, err := publishThoughts(ctx, stack.js, "bench", "warm", distinct, 0, contents, warm); err != nil {
+		return nil, err
+	}
+	if !warm.wait(60 * time.Second) {
+		return nil, fmt.Errorf("cache warm-up: outputs missing")
+	}
+	return contents, nil
+}
 
-	arr := newArrivals(o.n)
-	if err := arr.subscribe(nc, "bench"); err != nil {
-		return nil, err
-	}
-	defer arr.close()
-	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %s, HTTP/%s\n", o.mode, o.n, rateText(o.rate), concText(conc), o.http)
-	start, err := publishThoughts(ctx, js, "bench", "bench", o.n, o.rate, contents, arr)
-	if err != nil {
-		return nil, err
-	}
-	timeout := 60*time.Second + time.Duration(float64(o.n)/max(o.rate, 100)*float64(time.Second))
-	arr.wait(timeout)
+// measure reads the run's figures: latencies and throughput from the
+// arrivals since start, and the workers' memory, the simulator's calls, the
+// pools' limits and the consumers' deliveries from the stack.
+func (res *PipelineFigures) measure(ctx context.Context, stack *benchStack, arr *arrivals, start time.Time, o benchOptions) {
 	last := arr.lastArrival()
 	res.Seconds = last.Sub(start).Seconds()
 	res.Stages, res.Both, res.NotDelivered = arr.figures(res.samples)
@@ -262,42 +183,39 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	simStats := stack.sim.Stats()
 	res.UpstreamCalls, res.RateLimited, res.ProviderRPS = simStats.Requests, simStats.Faults["429"], o.providerRPS
-	res.Limits = stack.limits(ctx, js, last)
+	res.Limits = stack.limits(ctx, stack.js, last)
 	res.Deliveries = map[string]uint64{}
 	for _, stage := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
-		if c, err := js.Consumer(ctx, consumers.StreamThoughts, string(stage)); err == nil {
+		if c, err := stack.js.Consumer(ctx, consumers.StreamThoughts, string(stage)); err == nil {
 			if info, err := c.Info(ctx); err == nil {
 				res.Deliveries[string(stage)] = info.Delivered.Consumer
 			}
 		}
 	}
+}
 
+// compare runs what o asks the run be compared with: the seed's sequential
+// plan (seed mode), the nats bench ceiling, the JetStream floor (zero and
+// cache modes) and the client floor (seed and zero modes). The floors stop
+// the stack first: they have the processors to themselves.
+func (res *PipelineFigures) compare(ctx context.Context, cfg config.Config, o benchOptions, stack *benchStack, sizes map[string]int, contents func(int) string, progress io.Writer) error {
+	var err error
 	if o.mode == "seed" && o.sequential > 0 {
 		fmt.Fprintf(progress, "bench pipeline: the seed's sequential plan, %d thoughts\n", o.sequential)
 		seq, err := sequentialPlan(ctx, cfg, stack.simURL, o.sequential)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.sequentialSample = seq
 		res.Sequential = &StageFigures{Stage: "seed sequential plan", Received: len(seq), P50ms: percentile(seq, 50), P95ms: percentile(seq, 95), P99ms: percentile(seq, 99), MaxMs: percentile(seq, 100)}
 	}
 	if o.ceiling {
-		if natsCLI := findTool("nats"); natsCLI != "" {
-			fmt.Fprintln(progress, "bench pipeline: nats bench js pub async / js consume on the same server")
-			res.CeilingPub, res.CeilingConsume, err = natsBenchCeiling(ctx, natsCLI, stack.natsURL, max(o.n, 20000))
-			if err != nil {
-				fmt.Fprintf(progress, "nats bench: %v\n", err)
-			} else if res.CeilingPub > 0 {
-				res.RatioToPubCeil = res.Throughput / res.CeilingPub
-			}
-		} else {
-			fmt.Fprintln(progress, "bench pipeline: no nats CLI on PATH or in GOPATH/bin; skipping the ceiling (make tools installs it)")
-		}
+		res.ceiling(ctx, stack.natsURL, o.n, progress)
 	}
 	if o.floor && o.mode != "seed" {
-		stack.stop() // the floor has the processors to itself
-		if res.Floor, err = jetStreamFloor(ctx, cfg, o, arr.meanBytes(), contents, progress); err != nil {
-			return nil, fmt.Errorf("JetStream floor: %w", err)
+		stack.stop()
+		if res.Floor, err = jetStreamFloor(ctx, cfg, o, sizes, contents, progress); err != nil {
+			return fmt.Errorf("JetStream floor: %w", err)
 		}
 		if res.Floor.Throughput > 0 {
 			res.RatioToFloor = res.Throughput / res.Floor.Throughput
@@ -305,12 +223,29 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	if o.clientFloor && o.mode != "cache" { // cache hits make no model calls
 		stack.stop()
-		if res.ClientFloor, err = clientFloor(ctx, cfg, o, arr.meanBytes(), contents, progress); err != nil {
-			return nil, fmt.Errorf("client floor: %w", err)
+		if res.ClientFloor, err = clientFloor(ctx, cfg, o, sizes, contents, progress); err != nil {
+			return fmt.Errorf("client floor: %w", err)
 		}
 	}
-	res.Goals = goals(res)
-	return res, nil
+	return nil
+}
+
+// ceiling runs nats bench on the stack's server, when the nats CLI is at
+// hand, for the ceiling noesis's throughput is a share of.
+func (res *PipelineFigures) ceiling(ctx context.Context, natsURL string, n int, progress io.Writer) {
+	natsCLI := findTool("nats")
+	if natsCLI == "" {
+		fmt.Fprintln(progress, "bench pipeline: no nats CLI on PATH or in GOPATH/bin; skipping the ceiling (make tools installs it)")
+		return
+	}
+	fmt.Fprintln(progress, "bench pipeline: nats bench js pub async / js consume on the same server")
+	var err error
+	res.CeilingPub, res.CeilingConsume, err = natsBenchCeiling(ctx, natsCLI, natsURL, max(n, 20000))
+	if err != nil {
+		fmt.Fprintf(progress, "nats bench: %v\n", err)
+	} else if res.CeilingPub > 0 {
+		res.RatioToPubCeil = res.Throughput / res.CeilingPub
+	}
 }
 
 func roundAll(xs []float64) []float64 {
