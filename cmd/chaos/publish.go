@@ -30,8 +30,8 @@ func waitConsumers(js jetstream.JetStream, d time.Duration) error {
 }
 
 // publishAll publishes every thought with Nats-Msg-Id = event_id, trying again
-// through outages: the id makes a retry harmless.
-func publishAll(js jetstream.JetStream, thoughts []pipeline.Thought) error {
+// through outages (the id makes a retry harmless) until ctx ends.
+func publishAll(ctx context.Context, js jetstream.JetStream, thoughts []pipeline.Thought) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	for w := 0; w < 4; w++ {
@@ -42,13 +42,13 @@ func publishAll(js jetstream.JetStream, thoughts []pipeline.Thought) error {
 				data, _ := json.Marshal(thoughts[i])
 				deadline := time.Now().Add(60 * time.Second)
 				for {
-					ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-					_, err := js.Publish(ctx, consumers.ThoughtSubject(thoughts[i].AgentID), data, jetstream.WithMsgID(thoughts[i].EventID))
+					pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+					_, err := js.Publish(pctx, consumers.ThoughtSubject(thoughts[i].AgentID), data, jetstream.WithMsgID(thoughts[i].EventID))
 					cancel()
 					if err == nil {
 						break
 					}
-					if time.Now().After(deadline) {
+					if time.Now().After(deadline) || ctx.Err() != nil {
 						errs <- fmt.Errorf("thought %s: %w", thoughts[i].EventID, err)
 						return
 					}
