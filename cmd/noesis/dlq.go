@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -14,13 +15,19 @@ import (
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
+// newDLQCmd is `noesis dlq`: list and replay dead letters.
 func newDLQCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "dlq",
 		Short: "Inspect and replay dead letters",
 	}
 	cmd.PersistentFlags().String("stage", "", "only this stage's letters: narrative, tribunal, analysis, or input (thoughts no stage could read)")
+	cmd.AddCommand(newDLQListCmd(), newDLQReplayCmd())
+	return cmd
+}
 
+// newDLQListCmd is `noesis dlq list`.
+func newDLQListCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List dead letters, oldest first",
@@ -31,47 +38,64 @@ func newDLQCmd() *cobra.Command {
 				return err
 			}
 			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
-				type row struct {
-					Seq        uint64          `json:"seq"`
-					Time       time.Time       `json:"time"`
-					Stage      pipeline.Stage  `json:"stage"`
-					EventID    string          `json:"event_id,omitempty"`
-					Subject    string          `json:"subject"`
-					ThoughtSeq uint64          `json:"thought_seq"`
-					Attempts   uint64          `json:"attempts"`
-					Reason     string          `json:"reason"`
-					Transcript any             `json:"transcript,omitempty"`
-					Data       json.RawMessage `json:"data,omitempty"`
-					RawData    string          `json:"raw_data,omitempty"`
-				}
-				rows := []row{}
-				for _, l := range letters {
-					r := row{Seq: l.DLQSeq, Time: l.Time, Stage: l.Stage, EventID: eventID(l), Subject: l.Subject, ThoughtSeq: l.Seq, Attempts: l.Attempts, Reason: l.Reason, Transcript: l.Transcript}
-					if json.Valid(l.Data) {
-						r.Data = l.Data
-					} else {
-						r.RawData = string(l.Data)
-					}
-					rows = append(rows, r)
-				}
-				return cli.WriteJSON(cmd.OutOrStdout(), rows)
+				return writeLettersJSON(cmd.OutOrStdout(), letters)
 			}
-			// Every text but the numbers and times is the agent's, or quotes it.
-			t := cli.Table(cmd.OutOrStdout())
-			t.Header([]string{"Seq", "Time", "Stage", "Event", "Subject", "Attempts", "Reason"})
-			for _, l := range letters {
-				_ = t.Append([]string{strconv.FormatUint(l.DLQSeq, 10), l.Time.UTC().Format(time.DateTime), cli.Escape(string(l.Stage)), cli.Escape(eventID(l)),
-					cli.Escape(l.Subject), strconv.FormatUint(l.Attempts, 10), cli.Clip(cli.Escape(l.Reason), 100)})
-			}
-			if err := t.Render(); err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d dead letters\n", len(letters))
-			return nil
+			return writeLetters(cmd.OutOrStdout(), letters)
 		},
 	}
 	list.Flags().Bool("json", false, "print JSON, with each letter's thought and transcript")
+	return list
+}
 
+// letterRow is one dead letter as `dlq list --json` prints it.
+type letterRow struct {
+	Seq        uint64          `json:"seq"`
+	Time       time.Time       `json:"time"`
+	Stage      pipeline.Stage  `json:"stage"`
+	EventID    string          `json:"event_id,omitempty"`
+	Subject    string          `json:"subject"`
+	ThoughtSeq uint64          `json:"thought_seq"`
+	Attempts   uint64          `json:"attempts"`
+	Reason     string          `json:"reason"`
+	Transcript any             `json:"transcript,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+	RawData    string          `json:"raw_data,omitempty"`
+}
+
+// writeLettersJSON prints the letters as a JSON list, each with its thought
+// (as JSON when it is, else as text) and transcript.
+func writeLettersJSON(w io.Writer, letters []consumers.Letter) error {
+	rows := []letterRow{}
+	for _, l := range letters {
+		r := letterRow{Seq: l.DLQSeq, Time: l.Time, Stage: l.Stage, EventID: eventID(l), Subject: l.Subject, ThoughtSeq: l.Seq, Attempts: l.Attempts, Reason: l.Reason, Transcript: l.Transcript}
+		if json.Valid(l.Data) {
+			r.Data = l.Data
+		} else {
+			r.RawData = string(l.Data)
+		}
+		rows = append(rows, r)
+	}
+	return cli.WriteJSON(w, rows)
+}
+
+// writeLetters prints the letters as a table, the agents' text escaped.
+func writeLetters(w io.Writer, letters []consumers.Letter) error {
+	// Every text but the numbers and times is the agent's, or quotes it.
+	t := cli.Table(w)
+	t.Header([]string{"Seq", "Time", "Stage", "Event", "Subject", "Attempts", "Reason"})
+	for _, l := range letters {
+		_ = t.Append([]string{strconv.FormatUint(l.DLQSeq, 10), l.Time.UTC().Format(time.DateTime), cli.Escape(string(l.Stage)), cli.Escape(eventID(l)),
+			cli.Escape(l.Subject), strconv.FormatUint(l.Attempts, 10), cli.Clip(cli.Escape(l.Reason), 100)})
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%d dead letters\n", len(letters))
+	return nil
+}
+
+// newDLQReplayCmd is `noesis dlq replay`.
+func newDLQReplayCmd() *cobra.Command {
 	replay := &cobra.Command{
 		Use:   "replay",
 		Short: "Publish dead-lettered thoughts again, for the stage that failed them, and remove the letters",
@@ -85,43 +109,48 @@ the letters. --id takes a letter's sequence (from 'dlq list') or an event_id.`,
 			if (id == "") == !all {
 				return fmt.Errorf("name the letters: --id SEQ|EVENT_ID, or --all")
 			}
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			nc, js, err := service.Connect(cfg, "noesis-dlq")
-			if err != nil {
-				return err
-			}
-			defer nc.Close()
-			stage, _ := cmd.Flags().GetString("stage")
-			letters, err := consumers.ListLetters(cmd.Context(), js, pipeline.Stage(stage))
-			if err != nil {
-				return err
-			}
-			n := 0
-			for _, l := range letters {
-				if !all && strconv.FormatUint(l.DLQSeq, 10) != id && eventID(l) != id {
-					continue
-				}
-				ack, err := consumers.Replay(cmd.Context(), js, l)
-				if err != nil {
-					return err
-				}
-				n++
-				fmt.Fprintf(cmd.OutOrStdout(), "replayed letter %d (%s, stage %s) as thought seq %d\n", l.DLQSeq, cli.Escape(eventID(l)), cli.Escape(string(l.Stage)), ack.Sequence)
-			}
-			if n == 0 {
-				return fmt.Errorf("no dead letter matches")
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%d replayed\n", n)
-			return nil
+			return replayLetters(cmd, id, all)
 		},
 	}
 	replay.Flags().String("id", "", "a letter's sequence, or an event_id")
 	replay.Flags().Bool("all", false, "every letter (of --stage, if given)")
-	cmd.AddCommand(list, replay)
-	return cmd
+	return replay
+}
+
+// replayLetters replays every letter of --stage (all) or the one whose
+// sequence or event_id is id, saying each.
+func replayLetters(cmd *cobra.Command, id string, all bool) error {
+	cfg, err := cli.LoadConfig(cmd)
+	if err != nil {
+		return err
+	}
+	nc, js, err := service.Connect(cfg, "noesis-dlq")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	stage, _ := cmd.Flags().GetString("stage")
+	letters, err := consumers.ListLetters(cmd.Context(), js, pipeline.Stage(stage))
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, l := range letters {
+		if !all && strconv.FormatUint(l.DLQSeq, 10) != id && eventID(l) != id {
+			continue
+		}
+		ack, err := consumers.Replay(cmd.Context(), js, l)
+		if err != nil {
+			return err
+		}
+		n++
+		fmt.Fprintf(cmd.OutOrStdout(), "replayed letter %d (%s, stage %s) as thought seq %d\n", l.DLQSeq, cli.Escape(eventID(l)), cli.Escape(string(l.Stage)), ack.Sequence)
+	}
+	if n == 0 {
+		return fmt.Errorf("no dead letter matches")
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%d replayed\n", n)
+	return nil
 }
 
 func loadLetters(cmd *cobra.Command) ([]consumers.Letter, error) {
