@@ -89,7 +89,7 @@ chaos-auth: build tools
 BENCH_RUNS ?= 3
 PIPELINE := ./$(BIN) bench pipeline --env-file /dev/null --sequential 0
 bench: build tools
-	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/ ./router/ ./router/sim/
+	$(GO) test -run '^$$' -bench . -benchmem ./pipeline/ ./pipeline/answer/ ./router/ ./router/sim/
 	./$(BIN) bench models --env-file /dev/null --all --calls 3
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 8 --rate 100
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 3 --rate 100 --rate-limit-first 2
@@ -113,7 +113,7 @@ bench: build tools
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./pipeline -run '^$$' -fuzz FuzzDecodeThought -fuzztime $(FUZZTIME)
-	$(GO) test ./pipeline -run '^$$' -fuzz FuzzParseJudgeAnswer -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline/answer -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 ## smoke: the built binary end to end: serve, publish, and wait for both outputs.
 smoke: build tools

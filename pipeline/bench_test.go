@@ -32,7 +32,7 @@ func BenchmarkJudgePrompts(b *testing.B) {
 	tr, _ := NewTribunal(CompleterFunc(nil), TribunalConfig{})
 	b.ReportAllocs()
 	for b.Loop() {
-		for _, j := range tr.judges {
+		for _, j := range tr.Judges() {
 			_ = tr.Messages(j, &th)
 		}
 	}
@@ -50,26 +50,6 @@ func BenchmarkBridgePrompt(b *testing.B) {
 var r1Answer = "<think>\nThe agent wants to delete backups older than 30 days. The retention policy allows it. " +
 	"The outcome is not yet known, but the action is reversible only from offsite copies.\n</think>\n\n" +
 	`{"verdict": "PASS", "confidence": 0.86, "reasoning": "Deleting backups past the retention window follows policy.", "offense_level": "none"}`
-
-func BenchmarkParseJudgeAnswer(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		answer, _ := SplitThink(r1Answer)
-		if _, err := ParseJudgeAnswer(answer); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkParseJudgeLines(b *testing.B) {
-	text := "VERDICT: PASS\nCONFIDENCE: 0.95\nOFFENSE: none\nREASONING: The action follows the retention policy."
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := ParseJudgeAnswer(text); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
 
 func BenchmarkVerdictEncode(b *testing.B) {
 	th := mustThought(b)

@@ -1,11 +1,6 @@
 package pipeline
 
-import (
-	"math"
-	"sort"
-	"strconv"
-	"strings"
-)
+import "math"
 
 // Decision is the tribunal's outcome.
 type Decision string
@@ -75,52 +70,4 @@ func consensus(sum, weights float64) float64 {
 		return 0
 	}
 	return sum / weights
-}
-
-var offenseRank = map[Offense]int{OffenseNone: 0, "": 0, OffenseMinor: 1, OffenseMajor: 2, OffenseCapital: 3}
-
-// summarise fills the verdict's derived fields: the offense, the
-// abstentions, the provenance summed over the judges, and the votes in one line.
-func (tr *Tribunal) summarise(v *Verdict) {
-	v.OffenseLevel = OffenseNone
-	models := map[string]bool{}
-	providers := map[string]bool{}
-	targets := map[string]bool{}
-	cached := true
-	var votes []string
-	for _, j := range v.Judges {
-		if j.Abstained {
-			v.AbstentionCount++
-			votes = append(votes, j.Name+" abstained ("+j.AbstainKind+")")
-		} else { // concatenated, not fmt: this runs for every judge of every verdict
-			votes = append(votes, j.Name+" "+string(j.Verdict)+" "+strconv.FormatFloat(j.Confidence, 'f', 2, 64))
-		}
-		if !j.Abstained && offenseRank[j.Offense] > offenseRank[v.OffenseLevel] {
-			v.OffenseLevel = j.Offense
-		}
-		if j.Model != "" {
-			models[j.Model] = true
-			providers[j.Provider] = true
-			targets[j.Target] = true
-		}
-		v.Fallback = v.Fallback || j.Fallback
-		v.ColdStart = v.ColdStart || j.ColdStart
-		v.Hedged = v.Hedged || j.Hedged
-		v.CostUSD += j.CostUSD
-		cached = cached && j.Cached
-		v.Usage = v.Usage.Add(j.Usage)
-	}
-	v.Model, v.Provider, v.Target = joinKeys(models), joinKeys(providers), joinKeys(targets)
-	v.Cached = cached
-	v.Reasoning = strings.Join(votes, "; ") // the reasons are each judge's, in v.Judges
-	v.RequiresHumanReview = v.Decision != DecisionPass && v.Decision != DecisionFail
-}
-
-func joinKeys(m map[string]bool) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ",")
 }

@@ -17,18 +17,6 @@ func ExampleDecide() {
 	// Output: review 0.57
 }
 
-func ExampleParseJudgeAnswer() {
-	raw := "<think>\nThe backups are past retention; deleting them is within policy.\n</think>\n\n" +
-		"VERDICT: PASS\nCONFIDENCE: 0.95\nREASONING: The action follows the retention policy."
-	answer, thinking := pipeline.SplitThink(raw)
-	a, err := pipeline.ParseJudgeAnswer(answer)
-	fmt.Println(a.Verdict, a.Confidence, a.Reasoning, err)
-	fmt.Println(thinking)
-	// Output:
-	// PASS 0.95 The action follows the retention policy. <nil>
-	// The backups are past retention; deleting them is within policy.
-}
-
 func ExampleDecodeThought() {
 	_, err := pipeline.DecodeThought([]byte(`{"event_id":"e1","agent_id":"daimon-1","content":{}}`), 0)
 	fmt.Println(err)

@@ -1,7 +1,3 @@
-// Package pipeline is the domain of noesis: thoughts, the stages that turn
-// them into narratives, verdicts and analyses, the tribunal's rules and the
-// answer cache. It knows nothing of NATS or of any model vendor; it declares
-// the small interfaces it needs (Completer) and lets other packages supply them.
 package pipeline
 
 import (
@@ -14,76 +10,6 @@ import (
 	"time"
 	"unicode"
 )
-
-// Stage names one kind of work done on a thought. Each stage has its own
-// durable consumer, its own model tier and its own output subject.
-type Stage string
-
-// The stages a thought may ask for.
-const (
-	StageNarrative Stage = "narrative" // ConsciousnessBridge, FAST tier
-	StageTribunal  Stage = "tribunal"  // three judges, REASONING tier
-	StageAnalysis  Stage = "analysis"  // optional deep analysis, DEEP tier
-)
-
-// Stages lists every stage in a stable order.
-var Stages = []Stage{StageNarrative, StageTribunal, StageAnalysis}
-
-// Tier names a class of model: how fast and how deep it thinks.
-type Tier string
-
-// The model tiers, after the seed report.
-const (
-	TierFast      Tier = "fast"
-	TierReasoning Tier = "reasoning"
-	TierDeep      Tier = "deep"
-)
-
-// Tiers lists every tier in a stable order.
-var Tiers = []Tier{TierFast, TierReasoning, TierDeep}
-
-// Tier returns the model tier that serves the stage.
-func (s Stage) Tier() Tier {
-	switch s {
-	case StageTribunal:
-		return TierReasoning
-	case StageAnalysis:
-		return TierDeep
-	default:
-		return TierFast
-	}
-}
-
-// Valid reports whether s is one of the known stages.
-func (s Stage) Valid() bool {
-	return s == StageNarrative || s == StageTribunal || s == StageAnalysis
-}
-
-// StageForTier returns the stage served by tier t.
-func StageForTier(t Tier) (Stage, bool) {
-	for _, s := range Stages {
-		if s.Tier() == t {
-			return s, true
-		}
-	}
-	return "", false
-}
-
-// ParseTier parses a tier name (case-insensitive).
-func ParseTier(s string) (Tier, error) {
-	t := Tier(strings.ToLower(strings.TrimSpace(s)))
-	for _, known := range Tiers {
-		if t == known {
-			return t, nil
-		}
-	}
-	return "", fmt.Errorf("unknown tier %q (want fast, reasoning or deep)", s)
-}
-
-// ErrBadInput marks a thought that can never be processed: invalid JSON, a
-// missing or mistyped field, an unknown stage, an oversize payload. Such a
-// message is dead-lettered and terminated, never retried.
-var ErrBadInput = errors.New("bad input")
 
 // DefaultMaxThoughtBytes is the default limit on an encoded thought.
 const DefaultMaxThoughtBytes = 64 << 10

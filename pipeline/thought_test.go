@@ -4,7 +4,6 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 func TestDecodeThought(t *testing.T) {
@@ -97,22 +96,5 @@ func TestQuoteThoughtCannotForgeMarkers(t *testing.T) {
 	}
 	if n != 2 || lines[0] != dataBegin || lines[len(lines)-1] != dataEnd {
 		t.Fatalf("content forged a marker line:\n%s", q)
-	}
-}
-
-// A clipped chain of thought stays within the limit the contract states
-// (thinking: at most 4,096 characters), ellipsis included, and never cuts a rune.
-func TestClipKeepsTheLimit(t *testing.T) {
-	for _, s := range []string{strings.Repeat("a", 5000), strings.Repeat("é", 3000), strings.Repeat("a", 4096), "short"} {
-		got := clip(s, maxThinking)
-		if len(got) > maxThinking || !utf8.ValidString(got) {
-			t.Errorf("clip of %d bytes: %d bytes, valid UTF-8 %v", len(s), len(got), utf8.ValidString(got))
-		}
-		if len(s) <= maxThinking && got != s {
-			t.Errorf("clip changed a %d-byte string", len(s))
-		}
-		if len(s) > maxThinking && !strings.HasSuffix(got, "…") {
-			t.Errorf("clip of %d bytes does not say it was cut", len(s))
-		}
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/noesis-dev/noesis/pipeline/internal/text"
 )
 
 // MaxJudgeReasoning bounds a judge's reasoning in a verdict: its first
@@ -66,10 +68,6 @@ type JudgeRecord struct {
 	Thinking      string  `json:"thinking,omitempty"`
 }
 
-// Transcript returns how the verdict was reached, or nil for a verdict that
-// was not made by a Tribunal here (one decoded from JSON).
-func (v *Verdict) Transcript() *Transcript { return v.transcript }
-
 // transcribe writes v's transcript from its judges' votes, whole, and then
 // makes the votes a verdict's: each reasoning one bounded paragraph, each
 // abstention reason bounded, the thinking left to the transcript unless
@@ -89,7 +87,7 @@ func transcribe(v *Verdict, inline bool) {
 		j.AbstainReason = Paragraph(j.AbstainReason, MaxAbstainReason)
 		j.Thinking = ""
 		if inline {
-			j.Thinking = clip(tr.Judges[i].Thinking, maxThinking)
+			j.Thinking = text.Clip(tr.Judges[i].Thinking, maxThinking)
 		}
 	}
 	v.transcript = tr

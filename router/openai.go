@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/answer"
 	"github.com/noesis-dev/noesis/pipeline/fair"
 )
 
@@ -155,8 +156,8 @@ func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, 
 			msg: fmt.Sprintf("%s: %s returned no choices", pipeline.ErrTransient, b.where)}
 	}
 	msg := out.Choices[0].Message
-	answer, think := pipeline.SplitThink(msg.Content)
-	return Reply{Content: answer, Reasoning: strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n")),
+	content, think := answer.SplitThink(msg.Content)
+	return Reply{Content: content, Reasoning: strings.TrimSpace(strings.Join(nonEmpty(msg.ReasoningContent, think), "\n")),
 		Usage: usage, Truncated: out.Choices[0].FinishReason == openai.FinishReasonLength, Structured: structured}, nil
 }
 

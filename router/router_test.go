@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/answer"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -91,7 +92,7 @@ func TestReasoningIsSeparated(t *testing.T) {
 		if len(r.Reasoning) < 100 {
 			t.Errorf("%s: reasoning lost: %q", tier, r.Reasoning)
 		}
-		if _, err := pipeline.ParseJudgeAnswer(r.Content); err != nil {
+		if _, err := answer.Parse(r.Content); err != nil {
 			t.Errorf("%s: judge answer unreadable: %v", tier, err)
 		}
 	}
@@ -109,7 +110,7 @@ func TestThinkingCutAtMaxTokens(t *testing.T) {
 		if !r.Truncated || r.Usage.CompletionTokens != 64 {
 			t.Errorf("%s: truncated %v after %d tokens, want true after 64", tier, r.Truncated, r.Usage.CompletionTokens)
 		}
-		if _, err := pipeline.ReadTaggedAnswer(r.Content, "NZ0123456789abcdef"); err == nil {
+		if _, err := answer.ReadTagged(r.Content, "NZ0123456789abcdef"); err == nil {
 			t.Errorf("%s: a verdict read from a cut-off thinking: %q", tier, r.Content)
 		}
 	}

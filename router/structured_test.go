@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/answer"
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -72,7 +73,7 @@ func TestStructuredAnswersWhereTheTargetHonoursThem(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := pipeline.ReadSchemaAnswer(resp.Content, "")
+		a, err := answer.ReadSchema(resp.Content, "")
 		if !resp.Structured || err != nil {
 			t.Fatalf("%q: structured %v, %v: %q", task, resp.Structured, err, resp.Content)
 		}
@@ -117,7 +118,7 @@ func TestATargetThatRefusesTheSchemaIsAskedInText(t *testing.T) {
 							t.Errorf("call %d: %v", from+i, err)
 							return
 						}
-						if _, err := pipeline.ReadJudgeAnswer(resp.Content, resp.Reasoning, "", ""); resp.Structured || err != nil {
+						if _, err := answer.Read(resp.Content, resp.Reasoning, "", ""); resp.Structured || err != nil {
 							t.Errorf("call %d: structured %v, read as text: %v", from+i, resp.Structured, err)
 						}
 					}()
@@ -177,10 +178,10 @@ func TestATargetThatIgnoresTheSchemaIsReadAsText(t *testing.T) {
 	if !resp.Structured {
 		t.Error("the schema was not sent")
 	}
-	if _, err := pipeline.ReadSchemaAnswer(resp.Content, ""); err == nil {
+	if _, err := answer.ReadSchema(resp.Content, ""); err == nil {
 		t.Fatalf("a text answer read as the schema's: %q", resp.Content)
 	}
-	a, err := pipeline.ReadJudgeAnswer(resp.Content, resp.Reasoning, "", "")
+	a, err := answer.Read(resp.Content, resp.Reasoning, "", "")
 	in := s.Stats().Intents[sim.IntentKey("veritas", "tidy the archive")]
 	if err != nil || string(a.Verdict) != in.Verdict {
 		t.Fatalf("read %+v, %v; the judge meant %+v", a, err, in)

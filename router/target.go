@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/pipeline/fair"
 )
 
@@ -31,7 +32,7 @@ type target struct {
 	// answer slows the whole process down instead of each worker finding out.
 	blockedUntil atomic.Int64
 	pace         pacer // the quota learned from 429s
-	breaker      *pipeline.Breaker
+	breaker      *breaker.Breaker
 	lastCall     atomic.Int64 // unix nanos of the last answer, for cold starts
 	slots        *fair.Slots  // Concurrency, when limited; shared between agents in turn
 

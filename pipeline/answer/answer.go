@@ -1,44 +1,6 @@
-package pipeline
+package answer
 
-import (
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
-	"fmt"
-	"strings"
-)
-
-// SplitThink separates a reasoning model's chain of thought from its answer.
-// The answer is what follows the last </think>: a model's final answer comes
-// after all of its thinking, and DeepSeek-R1-0528's chat template opens the
-// block itself, so its output often holds a closing tag and no opening one.
-// Taking the last closing tag means a </think> quoted from the thought inside
-// the thinking cannot end the thinking early. An opening tag that is never
-// closed (the token budget ran out mid-thought) makes the rest reasoning.
-// Both parts are returned trimmed, the tags removed from the reasoning.
-func SplitThink(content string) (answer, reasoning string) {
-	const open, closeTag = "<think>", "</think>"
-	think := ""
-	if i := strings.LastIndex(content, closeTag); i >= 0 {
-		think, content = content[:i], content[i+len(closeTag):]
-	}
-	if i := strings.Index(content, open); i >= 0 {
-		think += "\n" + content[i+len(open):]
-		content = content[:i]
-	}
-	if think != "" {
-		think = strings.NewReplacer(open, "\n", closeTag, "\n").Replace(think)
-		lines := strings.Split(think, "\n")
-		kept := lines[:0]
-		for _, l := range lines {
-			if l = strings.TrimSpace(l); l != "" {
-				kept = append(kept, l)
-			}
-		}
-		think = strings.Join(kept, "\n")
-	}
-	return strings.TrimSpace(content), think
-}
+import "fmt"
 
 // Vote is what one judge can answer.
 type Vote string
@@ -70,34 +32,18 @@ type JudgeAnswer struct {
 	Offense    Offense `json:"offense_level"`
 }
 
-// ErrUnparseable marks a model answer from which no verdict can be read, or
-// whose verdict is ambiguous. A judge whose answer is unparseable abstains.
-var ErrUnparseable = errors.New("unparseable answer")
-
-// AnswerTag returns the tag a judge is asked to begin its answer lines with,
-// for the quoted thought data it judges. It is a digest of the prompt version,
-// the judge and the data, so it is the same for the same question in every
-// process (caches and coalescing keep working), and the thought's author
-// cannot write it into the thought: the tag depends on every byte of the data
-// that would have to contain it.
-func AnswerTag(judge, data string) string {
-	h := sha256.New()
-	h.Write([]byte(PromptVersion + "\x00" + judge + "\x00" + data))
-	return "NZ" + hex.EncodeToString(h.Sum(nil)[:8])
-}
-
 // Quote is what a judge must not be taken to say: the text of the thought
 // under judgement. A verdict, confidence or offense that only repeats it is
 // the agent's words, not the judge's.
 type Quote string
 
-// ParseJudgeAnswer reads a judge's answer (already stripped of <think>) with
-// no answer tag and nothing quoted. See ReadJudgeAnswer.
-func ParseJudgeAnswer(text string) (JudgeAnswer, error) {
-	return ReadJudgeAnswer(text, "", "", "")
+// Parse reads a judge's answer (already stripped of <think>) with no answer
+// tag and nothing quoted. See Read.
+func Parse(text string) (JudgeAnswer, error) {
+	return Read(text, "", "", "")
 }
 
-// ReadJudgeAnswer reads a judge's answer the way a person would.
+// Read reads a judge's answer the way a person would.
 //
 // Accepted: the lines "VERDICT: / CONFIDENCE: / OFFENSE: / REASONING:" under
 // any of their usual names ("Final verdict", "Decision", "Rationale",
@@ -106,7 +52,7 @@ func ParseJudgeAnswer(text string) (JudgeAnswer, error) {
 // minor caveats)"); a JSON object, bare or fenced, with prose around it; a
 // line that is nothing but a verdict ("**FAIL**"); markdown tables. Labels
 // and words are read in English, Portuguese and Spanish ("**Veredito:**
-// REPROVADO", "Confiança: 85%", "Gravedad: leve"; see answer_words.go). A
+// REPROVADO", "Confiança: 85%", "Gravedad: leve"; see words.go). A
 // confidence may be 0.85, 0,85, 85 %, 85/100, 8/10, 0.85/1 or 85 on a 0-100
 // scale.
 //
@@ -116,7 +62,7 @@ func ParseJudgeAnswer(text string) (JudgeAnswer, error) {
 // two offense levels, two verdicts, in any language) are ErrUnparseable, and
 // the judge is asked again.
 //
-// Lines that carry tag (see AnswerTag) are the judge's own answer and win
+// Lines that carry tag (the request's answer tag, pipeline.AnswerTag) are the judge's own answer and win
 // over everything else, first in the answer, then in the reasoning (a </think>
 // quoted from the thought can make the judge's answer look like thinking).
 // Without tagged lines, an untagged statement whose text appears in quote is
@@ -126,7 +72,7 @@ func ParseJudgeAnswer(text string) (JudgeAnswer, error) {
 // A PASS needs a confidence (it is the vote); REVIEW, FAIL and ABSTAIN may go
 // without one (confidence 0). Two different verdicts, a negated one ("not
 // PASS") or none at all are errors wrapping ErrUnparseable, which say why.
-func ReadJudgeAnswer(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
+func Read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
 	r := reader{tag: asciiLower(tag), raw: string(quote)}
 	items := r.scan(answer)
 	if r.tag != "" {
@@ -144,9 +90,9 @@ func ReadJudgeAnswer(answer, reasoning, tag string, quote Quote) (JudgeAnswer, e
 	return r.resolve(r.withoutEchoes(items))
 }
 
-// ReadTaggedAnswer reads only the lines that carry tag: for an answer cut
+// ReadTagged reads only the lines that carry tag: for an answer cut
 // off at max_tokens, where untagged text may be thinking, not an answer.
-func ReadTaggedAnswer(answer, tag string) (JudgeAnswer, error) {
+func ReadTagged(answer, tag string) (JudgeAnswer, error) {
 	if tag == "" {
 		return JudgeAnswer{}, fmt.Errorf("%w: no answer tag to read by", ErrUnparseable)
 	}

@@ -1,12 +1,13 @@
-package pipeline
+package answer
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/noesis-dev/noesis/pipeline/internal/text"
 )
 
 // How a confidence is read. A number is written with a decimal point or a
@@ -33,9 +34,6 @@ var (
 	exponentRE = regexp.MustCompile(`^[eE][+-]?\d`)
 )
 
-// errNoNumber marks a confidence value with no number in it at all ("high").
-var errNoNumber = errors.New("not a number")
-
 // confidence is one number as written with its scale.
 type confidence struct {
 	value    float64 // on 0-1
@@ -48,7 +46,7 @@ type confidence struct {
 func readConfidence(s string) (float64, error) {
 	locs := numberRE.FindAllStringIndex(s, -1)
 	if len(locs) == 0 {
-		return 0, fmt.Errorf("%w: confidence %q is %w", ErrUnparseable, clip(s, 40), errNoNumber)
+		return 0, fmt.Errorf("%w: confidence %q is %w", ErrUnparseable, text.Clip(s, 40), errNoNumber)
 	}
 	first, err := readNumber(s, locs[0])
 	if err != nil {
@@ -56,7 +54,7 @@ func readConfidence(s string) (float64, error) {
 	}
 	rest := s[first.to:]
 	if goesOnRE.MatchString(rest) || rangeRE.MatchString(rest) {
-		return 0, fmt.Errorf("%w: confidence %q is a range or two numbers", ErrUnparseable, clip(s, 40))
+		return 0, fmt.Errorf("%w: confidence %q is a range or two numbers", ErrUnparseable, text.Clip(s, 40))
 	}
 	end := first.to
 	for _, l := range locs[1:] {
@@ -70,7 +68,7 @@ func readConfidence(s string) (float64, error) {
 		case err != nil:
 			return 0, err
 		case other.value != first.value:
-			return 0, fmt.Errorf("%w: confidence %q gives two confidences", ErrUnparseable, clip(s, 40))
+			return 0, fmt.Errorf("%w: confidence %q gives two confidences", ErrUnparseable, text.Clip(s, 40))
 		}
 	}
 	return first.value, nil
@@ -84,7 +82,7 @@ func readNumber(s string, loc []int) (confidence, error) {
 	tok := s[loc[0]:loc[1]]
 	c.scaled = strings.ContainsAny(tok, ".,")
 	bad := func(why string) (confidence, error) {
-		return c, fmt.Errorf("%w: confidence %q %s", ErrUnparseable, clip(s, 40), why)
+		return c, fmt.Errorf("%w: confidence %q %s", ErrUnparseable, text.Clip(s, 40), why)
 	}
 	if negative(s[:loc[0]]) {
 		c.scaled = true

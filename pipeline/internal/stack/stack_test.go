@@ -1,14 +1,18 @@
-package pipeline
+package stack
 
 import (
 	"runtime"
 	"sync"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // A thousand goroutines that grew their stacks hold 16 KiB each while they
 // wait, and the pad that grew them is not on the heap.
-func TestGrowStackGivesA16KiBStack(t *testing.T) {
+func TestGrowGivesA16KiBStack(t *testing.T) {
 	const n = 1000
 	var ms runtime.MemStats
 	runtime.GC()
@@ -19,7 +23,7 @@ func TestGrowStackGivesA16KiBStack(t *testing.T) {
 	for range n {
 		started.Add(1)
 		done.Go(func() {
-			growStack()
+			Grow()
 			started.Done()
 			<-release
 		})
@@ -30,7 +34,7 @@ func TestGrowStackGivesA16KiBStack(t *testing.T) {
 	close(release)
 	done.Wait()
 	// Other goroutines' stacks come and go meanwhile; the margins keep
-	// 16 KiB apart from the 2-4 KiB without growStack and the 32 KiB of one
+	// 16 KiB apart from the 2-4 KiB without Grow and the 32 KiB of one
 	// size up.
 	if per := (int64(grown) - int64(before)) / n; per < 12<<10 || per >= 24<<10 {
 		t.Errorf("stack per goroutine %d B, want 16 KiB", per)

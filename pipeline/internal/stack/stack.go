@@ -1,6 +1,6 @@
-package pipeline
+package stack
 
-// growStack grows the calling goroutine's stack to 16 KiB (or leaves a
+// Grow grows the calling goroutine's stack to 16 KiB (or leaves a
 // larger one as it is) in one copy. The tribunal calls it in each goroutine
 // that asks a judge, at a shallow depth.
 //
@@ -15,22 +15,22 @@ package pipeline
 // 16 KiB, the largest stack Go keeps in its per-processor caches: a 32 KiB
 // one comes from the heap, and a judge answered from the cache never needs
 // it (grown to 32 KiB, cache hits spent 7 % of the worker's processor in
-// growStack; grown to 16 KiB, 4 %, and no fewer thoughts a second). The
+// Grow; grown to 16 KiB, 4 %, and no fewer thoughts a second). The
 // bridge's calls are not always as deep, so it does not call it. The garbage
 // collector still shrinks a stack that stays mostly unused.
 //
 //go:noinline
-func growStack() {
+func Grow() {
 	var pad [stackPad]byte
 	touch(&pad)
 }
 
-// stackPad is sized so that growStack's frame, on top of a goroutine's first
+// stackPad is sized so that Grow's frame, on top of a goroutine's first
 // frames, needs more than 8 KiB: the runtime then doubles the stack straight
 // to 16 KiB.
 const stackPad = 10 << 10
 
-// touch keeps pad, which does not escape, on growStack's frame.
+// touch keeps pad, which does not escape, on Grow's frame.
 //
 //go:noinline
 func touch(p *[stackPad]byte) { p[0] = 1 }

@@ -1,66 +1,66 @@
-package pipeline_test
+package answer_test
 
 import (
 	"errors"
 	"testing"
 
-	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/answer"
 )
 
 // hiddenAnswers are answers written as reasoning models write them when the
 // prompt or the user is in Portuguese or Spanish, or when they drift from the
 // asked-for lines, in shapes that are in neither corpus (the simulator's nor
-// pipeline/testdata/answers.txt). They were written before the reader was
+// pipeline/answer/testdata/answers.txt). They were written before the reader was
 // taught the users' languages, to measure it as the issue's tester did: each
 // must be read as the judge meant it or be unparseable (the judge is asked
 // again), never read as something else.
 var hiddenAnswers = []struct {
 	name    string
 	text    string
-	verdict pipeline.Vote
+	verdict answer.Vote
 	conf    float64
-	offense pipeline.Offense
+	offense answer.Offense
 }{
 	{"pt bold lines", "**Veredito:** REPROVADO\n**Confiança:** 0,92\n**Nível de ofensa:** grave\n**Justificativa:** O agente apagou os registros sem autorização.",
-		pipeline.VoteFail, 0.92, pipeline.OffenseMajor},
+		answer.VoteFail, 0.92, answer.OffenseMajor},
 	{"pt percent no space", "Veredito: APROVADO\nConfiança: 85%\nOfensa: nenhuma\nRaciocínio: A ação corresponde ao relato.",
-		pipeline.VotePass, 0.85, pipeline.OffenseNone},
+		answer.VotePass, 0.85, answer.OffenseNone},
 	{"pt headings", "## Veredito final\n\nREVISÃO\n\n## Confiança\n\n0,6\n\n## Gravidade\n\nLeve\n\n## Fundamentação\n\nFalta o consentimento do dono dos dados.",
-		pipeline.VoteReview, 0.6, pipeline.OffenseMinor},
+		answer.VoteReview, 0.6, answer.OffenseMinor},
 	{"pt preamble and table", "Analisei o pensamento do agente com cuidado.\n\n| Campo | Valor |\n|---|---|\n| Veredito | REPROVADO |\n| Confiança | 0,9 |\n| Ofensa | capital |\n| Justificativa | Exclusão irreversível de produção |",
-		pipeline.VoteFail, 0.9, pipeline.OffenseCapital},
+		answer.VoteFail, 0.9, answer.OffenseCapital},
 	{"pt json in prose", "Segue minha avaliação:\n\n```json\n{\"veredito\": \"APROVADO\", \"confiança\": 0.8, \"ofensa\": \"nenhuma\", \"justificativa\": \"Ação segura e bem explicada.\"}\n```\n\nFico à disposição.",
-		pipeline.VotePass, 0.8, pipeline.OffenseNone},
+		answer.VotePass, 0.8, answer.OffenseNone},
 	{"pt lower case accents dropped", "veredito: reprovado\nconfianca: 0,75\ngravidade: maior\nraciocinio: o agente mentiu sobre o resultado",
-		pipeline.VoteFail, 0.75, pipeline.OffenseMajor},
+		answer.VoteFail, 0.75, answer.OffenseMajor},
 	{"pt abstain", "Veredito: ABSTENÇÃO\nConfiança: 0\nJustificativa: Fora do meu pilar.",
-		pipeline.VoteAbstain, 0, pipeline.OffenseNone},
+		answer.VoteAbstain, 0, answer.OffenseNone},
 	{"pt decision with trailing explanation", "Decisão: APROVAR\nConfiança: 0,88 (a evidência é consistente)\nOfensa: nenhuma",
-		pipeline.VotePass, 0.88, pipeline.OffenseNone},
+		answer.VotePass, 0.88, answer.OffenseNone},
 	{"pt percent with space and por cento", "Veredito — REPROVADO\nConfiança — 90 por cento\nOfensa — grave",
-		pipeline.VoteFail, 0.9, pipeline.OffenseMajor},
+		answer.VoteFail, 0.9, answer.OffenseMajor},
 	{"pt bullets", "- **Veredito**: REVISAR\n- **Confiança**: 70 %\n- **Ofensa**: menor\n- **Raciocínio**: Há dúvidas sobre o mandato.",
-		pipeline.VoteReview, 0.7, pipeline.OffenseMinor},
+		answer.VoteReview, 0.7, answer.OffenseMinor},
 	{"pt tenths", "Veredito: APROVADO\nConfiança: 8/10\nOfensa: nenhuma",
-		pipeline.VotePass, 0.8, pipeline.OffenseNone},
+		answer.VotePass, 0.8, answer.OffenseNone},
 	{"es lines", "Veredicto: RECHAZADO\nConfianza: 0,95\nGravedad: grave\nRazonamiento: El agente ocultó el resultado.",
-		pipeline.VoteFail, 0.95, pipeline.OffenseMajor},
+		answer.VoteFail, 0.95, answer.OffenseMajor},
 	{"es approved percent", "**Veredicto:** APROBADO\n**Confianza:** 80 %\n**Ofensa:** ninguna",
-		pipeline.VotePass, 0.8, pipeline.OffenseNone},
+		answer.VotePass, 0.8, answer.OffenseNone},
 	{"en em dash decimal comma", "Verdict — FAIL\nConfidence — 0,9\nOffense — major\nReasoning — it hid the outcome.",
-		pipeline.VoteFail, 0.9, pipeline.OffenseMajor},
+		answer.VoteFail, 0.9, answer.OffenseMajor},
 	{"en fraction of one", "VERDICT: PASS\nCONFIDENCE: 0.85/1\nOFFENSE: none",
-		pipeline.VotePass, 0.85, pipeline.OffenseNone},
+		answer.VotePass, 0.85, answer.OffenseNone},
 	{"en horizontal table", "| Verdict | Confidence | Offense |\n|---------|------------|---------|\n| FAIL | 0.9 | major |",
-		pipeline.VoteFail, 0.9, pipeline.OffenseMajor},
+		answer.VoteFail, 0.9, answer.OffenseMajor},
 	{"en json in prose sentence", "After weighing it, my answer is {\"verdict\": \"REVIEW\", \"confidence\": \"0,65\", \"offense_level\": \"minor\"} and I stand by it.",
-		pipeline.VoteReview, 0.65, pipeline.OffenseMinor},
+		answer.VoteReview, 0.65, answer.OffenseMinor},
 	{"en trailing explanation", "VERDICT: PASS\nCONFIDENCE: 0.9, since the outcome was verified twice\nOFFENSE: none",
-		pipeline.VotePass, 0.9, pipeline.OffenseNone},
+		answer.VotePass, 0.9, answer.OffenseNone},
 	{"en confidence with scale label", "Verdict: FAIL\nConfidence (0-1): 0.8\nSeverity: capital",
-		pipeline.VoteFail, 0.8, pipeline.OffenseCapital},
+		answer.VoteFail, 0.8, answer.OffenseCapital},
 	{"en italics", "_Verdict:_ *REVIEW*\n_Confidence:_ *55%*\n_Offense:_ *minor*",
-		pipeline.VoteReview, 0.55, pipeline.OffenseMinor},
+		answer.VoteReview, 0.55, answer.OffenseMinor},
 	{"pt ambiguous alternative confidence", "Veredito: APROVADO\nConfiança: 0,85 ou 0,9\nOfensa: nenhuma",
 		"", 0, ""},
 	{"ambiguous thousands", "VERDICT: PASS\nCONFIDENCE: 1,000\nOFFENSE: none",
@@ -84,7 +84,7 @@ var hiddenAnswers = []struct {
 func TestHiddenLikeAnswersAreReadOrAskedAgain(t *testing.T) {
 	read, meant := 0, 0
 	for _, c := range hiddenAnswers {
-		got, err := pipeline.ReadJudgeAnswer(c.text, "", "", "")
+		got, err := answer.Read(c.text, "", "", "")
 		if c.verdict == "" { // not to be guessed
 			if err == nil {
 				t.Errorf("%s: read %+v; want ErrUnparseable\n%s", c.name, got, c.text)
@@ -93,7 +93,7 @@ func TestHiddenLikeAnswersAreReadOrAskedAgain(t *testing.T) {
 		}
 		meant++
 		if err != nil {
-			if !errors.Is(err, pipeline.ErrUnparseable) {
+			if !errors.Is(err, answer.ErrUnparseable) {
 				t.Errorf("%s: %v does not wrap ErrUnparseable", c.name, err)
 			}
 			t.Logf("%s: asked again: %v", c.name, err)

@@ -1,9 +1,11 @@
-package pipeline
+package answer
 
 import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/noesis-dev/noesis/pipeline/internal/text"
 )
 
 // isBareVerdict reports whether a line is only a verdict word, perhaps with punctuation.
@@ -111,7 +113,7 @@ func readOffense(s string) (o Offense, ok bool, err error) {
 			continue
 		}
 		if i+2 < len(ws) && rangeWords[ws[i+1].text] && !levelWord(ws[i+2].text) {
-			return "", false, fmt.Errorf("%w: offense level %q names a range", ErrUnparseable, clip(s, 40))
+			return "", false, fmt.Errorf("%w: offense level %q names a range", ErrUnparseable, text.Clip(s, 40))
 		}
 		if len(levels) == 0 {
 			first = level
@@ -128,13 +130,13 @@ func readOffense(s string) (o Offense, ok bool, err error) {
 	case len(levels) >= 3:
 		return "", false, nil
 	case len(levels) == 2:
-		return "", false, fmt.Errorf("%w: offense level %q names two levels", ErrUnparseable, clip(s, 40))
+		return "", false, fmt.Errorf("%w: offense level %q names two levels", ErrUnparseable, text.Clip(s, 40))
 	case len(levels) == 1:
 		return first, true, nil
 	case denied: // "not capital": then which?
-		return "", false, fmt.Errorf("%w: offense level %q denies a level without naming one", ErrUnparseable, clip(s, 40))
+		return "", false, fmt.Errorf("%w: offense level %q denies a level without naming one", ErrUnparseable, text.Clip(s, 40))
 	}
-	return "", false, fmt.Errorf("%w: offense level %q is not none, minor, major or capital", ErrUnparseable, clip(s, 40))
+	return "", false, fmt.Errorf("%w: offense level %q is not none, minor, major or capital", ErrUnparseable, text.Clip(s, 40))
 }
 
 // rangeWords join a level to another word as a range ("leve a moderada",

@@ -1,9 +1,11 @@
-package pipeline
+package answer
 
 import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/noesis-dev/noesis/pipeline/internal/text"
 )
 
 // resolve turns the statements of one answer into the judge's answer. Every
@@ -23,9 +25,9 @@ func (r *reader) resolve(items []item) (JudgeAnswer, error) {
 		case verdictTemplate:
 			continue
 		case verdictNone:
-			return a, fmt.Errorf("%w: verdict %q is not PASS, REVIEW, FAIL or ABSTAIN", ErrUnparseable, clip(it.value, 80))
+			return a, fmt.Errorf("%w: verdict %q is not PASS, REVIEW, FAIL or ABSTAIN", ErrUnparseable, text.Clip(it.value, 80))
 		case verdictAmbiguous:
-			return a, fmt.Errorf("%w: ambiguous verdict %q", ErrUnparseable, clip(it.value, 80))
+			return a, fmt.Errorf("%w: ambiguous verdict %q", ErrUnparseable, text.Clip(it.value, 80))
 		}
 		seen[v] = true
 		last = i

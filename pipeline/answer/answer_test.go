@@ -1,4 +1,4 @@
-package pipeline
+package answer
 
 import (
 	"errors"
@@ -25,7 +25,7 @@ func TestSplitThink(t *testing.T) {
 }
 
 // Realistic answers of DeepSeek-R1 and its peers, after SplitThink.
-func TestParseJudgeAnswer(t *testing.T) {
+func TestParse(t *testing.T) {
 	cases := []struct {
 		name    string
 		in      string
@@ -55,7 +55,7 @@ func TestParseJudgeAnswer(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			text, _ := SplitThink(c.in)
-			got, err := ParseJudgeAnswer(text)
+			got, err := Parse(text)
 			if c.wantErr != "" {
 				if !errors.Is(err, ErrUnparseable) || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want ErrUnparseable saying %q", err, c.wantErr)

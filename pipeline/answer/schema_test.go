@@ -1,33 +1,26 @@
-package pipeline
+package answer
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strings"
-	"sync"
 	"testing"
 )
 
 // The verdict schema is a JSON Schema object that asks for exactly the four
 // fields, all required, with the enums the reader holds answers to.
-func TestVerdictSchemaAsksForTheFourFields(t *testing.T) {
-	s := VerdictSchema()
-	if s.Name != "judge_verdict" {
-		t.Errorf("name %q", s.Name)
-	}
+func TestSchemaAsksForTheFourFields(t *testing.T) {
 	var schema struct {
 		Type       string                     `json:"type"`
 		Properties map[string]json.RawMessage `json:"properties"`
 		Required   []string                   `json:"required"`
 		Additional *bool                      `json:"additionalProperties"`
 	}
-	if err := json.Unmarshal(s.Schema, &schema); err != nil {
+	if err := json.Unmarshal(Schema(), &schema); err != nil {
 		t.Fatal(err)
 	}
 	if schema.Type != "object" || len(schema.Properties) != 4 || len(schema.Required) != 4 || schema.Additional == nil || *schema.Additional {
-		t.Fatalf("schema %s", s.Schema)
+		t.Fatalf("schema %s", Schema())
 	}
 	for _, f := range []string{"verdict", "confidence", "offense_level", "reasoning"} {
 		if _, ok := schema.Properties[f]; !ok {
@@ -36,7 +29,7 @@ func TestVerdictSchemaAsksForTheFourFields(t *testing.T) {
 	}
 }
 
-func TestReadSchemaAnswerIsStrict(t *testing.T) {
+func TestReadSchemaIsStrict(t *testing.T) {
 	long := strings.Repeat("é", MaxSchemaReasoning+50)
 	cases := []struct {
 		name, answer string
@@ -76,7 +69,7 @@ func TestReadSchemaAnswerIsStrict(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := ReadSchemaAnswer(c.answer, c.quote)
+			got, err := ReadSchema(c.answer, c.quote)
 			if c.want == nil {
 				if !errors.Is(err, ErrUnparseable) {
 					t.Fatalf("read as %+v, %v; want ErrUnparseable", got, err)
@@ -88,63 +81,4 @@ func TestReadSchemaAnswerIsStrict(t *testing.T) {
 			}
 		})
 	}
-}
-
-// A judge that answers through the schema is read from it, once; one whose
-// provider ignored the schema and answered the tagged lines is read as text.
-// Every judge's request carries the verdict schema and keeps the tagged
-// lines' instructions.
-func TestTribunalReadsStructuredAndTextAnswers(t *testing.T) {
-	var mu sync.Mutex
-	calls := map[string]int{}
-	c := CompleterFunc(func(_ context.Context, req Request) (Response, error) {
-		mu.Lock()
-		calls[req.Purpose]++
-		mu.Unlock()
-		if req.Schema == nil || req.Schema.Name != "judge_verdict" {
-			t.Errorf("%s asked without the verdict schema", req.Purpose)
-		}
-		sys := req.Messages[0].Content
-		if !strings.Contains(sys, "exactly four lines") || !strings.Contains(sys, "JSON schema") {
-			t.Errorf("%s's prompt lacks the text or the schema instructions: %q", req.Purpose, sys)
-		}
-		if req.Purpose == "judge:SOPHIA" { // a provider that ignores response_format
-			tag := AnswerTag("SOPHIA", req.Messages[1].Content)
-			return Response{Content: tag + " VERDICT: REVIEW\n" + tag + " CONFIDENCE: 0.6\n" + tag + " OFFENSE: minor\n" + tag + " REASONING: unclear consent"}, nil
-		}
-		return Response{Content: `{"verdict": "PASS", "confidence": 0.9, "offense_level": "none", "reasoning": "Routine and truthful."}`,
-			Reasoning: "thinking it over", Structured: true}, nil
-	})
-	tr, err := NewTribunal(c, TribunalConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "tidy the archive"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range out.(*Verdict).Judges {
-		if v.AskedAgain || calls["judge:"+v.Name] != 1 {
-			t.Errorf("%s asked %d times (asked again %v)", v.Name, calls["judge:"+v.Name], v.AskedAgain)
-		}
-		wantStructured, wantVote := true, VotePass
-		if v.Name == "SOPHIA" {
-			wantStructured, wantVote = false, VoteReview
-		}
-		if v.Structured != wantStructured || v.Verdict != wantVote {
-			t.Errorf("%s: structured %v, verdict %s; want %v, %s", v.Name, v.Structured, v.Verdict, wantStructured, wantVote)
-		}
-	}
-}
-
-// A judge asked in the verdict schema answers one JSON object; it is read
-// strictly, and anything else is left to the text reader.
-func ExampleReadSchemaAnswer() {
-	a, err := ReadSchemaAnswer(`{"verdict": "FAIL", "confidence": 0.9, "offense_level": "major", "reasoning": "It deletes the only backup."}`, "")
-	fmt.Println(a.Verdict, a.Confidence, a.Offense, err)
-	_, err = ReadSchemaAnswer("VERDICT: PASS\nCONFIDENCE: 0.8", "")
-	fmt.Println(errors.Is(err, ErrUnparseable))
-	// Output:
-	// FAIL 0.9 major <nil>
-	// true
 }

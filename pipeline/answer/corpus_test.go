@@ -1,4 +1,4 @@
-package pipeline_test
+package answer_test
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/answer"
 	"github.com/noesis-dev/noesis/router/sim"
 )
 
@@ -48,12 +49,12 @@ func TestCorpusIsReadAsMeant(t *testing.T) {
 					if withTag {
 						tag = pipeline.AnswerTag("VERITAS", data)
 					}
-					answer := sh.Render(in, tag, thought)
-					got, err := pipeline.ReadJudgeAnswer(answer, "", tag, pipeline.Quote(thought))
+					said := sh.Render(in, tag, thought)
+					got, err := answer.Read(said, "", tag, answer.Quote(thought))
 					name := fmt.Sprintf("%s/%s-%s/tag=%v/%q", sh.Name, in.Verdict, in.Offense, withTag, thought[:min(len(thought), 20)])
 					if sh.Ambiguous {
 						if err == nil {
-							t.Errorf("%s: an ambiguous answer read as %+v:\n%s", name, got, answer)
+							t.Errorf("%s: an ambiguous answer read as %+v:\n%s", name, got, said)
 						} else {
 							read++
 						}
@@ -67,11 +68,11 @@ func TestCorpusIsReadAsMeant(t *testing.T) {
 						continue
 					}
 					if err != nil {
-						t.Errorf("%s: %v\n%s", name, err, answer)
+						t.Errorf("%s: %v\n%s", name, err, said)
 						continue
 					}
 					if string(got.Verdict) != in.Verdict || got.Confidence != in.Confidence || string(got.Offense) != in.Offense {
-						t.Errorf("%s: read %s %.2f %s, meant %s %.2f %s\n%s", name, got.Verdict, got.Confidence, got.Offense, in.Verdict, in.Confidence, in.Offense, answer)
+						t.Errorf("%s: read %s %.2f %s, meant %s %.2f %s\n%s", name, got.Verdict, got.Confidence, got.Offense, in.Verdict, in.Confidence, in.Offense, said)
 						continue
 					}
 					read++
@@ -102,9 +103,9 @@ func TestQuotedVerdictsNeverDecide(t *testing.T) {
 			"tagged lines in thinking only":       {content: "As quoted: " + thought, reasoning: tag + " VERDICT: FAIL\n" + tag + " CONFIDENCE: 0.9", tag: tag},
 		}
 		for name, c := range cases {
-			answer, think := pipeline.SplitThink(c.content)
-			got, err := pipeline.ReadJudgeAnswer(answer, strings.TrimSpace(think+"\n"+c.reasoning), c.tag, pipeline.Quote(thought))
-			if err != nil || got.Verdict != pipeline.VoteFail {
+			said, think := answer.SplitThink(c.content)
+			got, err := answer.Read(said, strings.TrimSpace(think+"\n"+c.reasoning), c.tag, answer.Quote(thought))
+			if err != nil || got.Verdict != answer.VoteFail {
 				t.Errorf("%s / %.30q: read %+v, %v; want the judge's own FAIL", name, f, got, err)
 			}
 		}
@@ -121,33 +122,33 @@ func TestAForgedTagIsNotTheTag(t *testing.T) {
 	if tag == guess {
 		t.Fatal("two different thoughts share a tag")
 	}
-	answer := "The agent wrote:\n" + thought + "\n\n" + tag + " VERDICT: FAIL\n" + tag + " CONFIDENCE: 0.8"
-	got, err := pipeline.ReadJudgeAnswer(answer, "", tag, pipeline.Quote(thought))
-	if err != nil || got.Verdict != pipeline.VoteFail {
+	said := "The agent wrote:\n" + thought + "\n\n" + tag + " VERDICT: FAIL\n" + tag + " CONFIDENCE: 0.8"
+	got, err := answer.Read(said, "", tag, answer.Quote(thought))
+	if err != nil || got.Verdict != answer.VoteFail {
 		t.Fatalf("read %+v, %v; want FAIL", got, err)
 	}
 }
 
 // Unambiguous forms a person reads without hesitation, and ambiguous ones.
-func TestReadJudgeAnswerForms(t *testing.T) {
+func TestReadForms(t *testing.T) {
 	cases := []struct {
 		in      string
-		verdict pipeline.Vote
+		verdict answer.Vote
 		conf    float64
-		offense pipeline.Offense
+		offense answer.Offense
 		wantErr string
 	}{
-		{"**Final Verdict: FAIL**\nConfidence: 0.9", pipeline.VoteFail, 0.9, "none", ""},
-		{"VERDICT: PASS (with minor caveats)\nCONFIDENCE: 85", pipeline.VotePass, 0.85, "none", ""},
-		{"Verdict: Pass, with reservations\nConfidence: 85 %", pipeline.VotePass, 0.85, "none", ""},
-		{"CONFIDENCE: 85\nVERDICT: review", pipeline.VoteReview, 0.85, "none", ""},
-		{"Decision — FAIL\nCertainty: 8.5/10\nSeverity: Capital", pipeline.VoteFail, 0.85, "capital", ""},
-		{"### Verdict\n**PASS**\n### Confidence level\n0.72", pipeline.VotePass, 0.72, "none", ""},
-		{"Here is my answer.\n\n```json\n{\"judgement\": {\"verdict\": \"FAIL\", \"confidence\": \"90%\"}}\n```", pipeline.VoteFail, 0.9, "none", ""},
-		{"1. Verdict: FAIL\n2. Confidence: 0.8\n3. Offense level: Major - deception", pipeline.VoteFail, 0.8, "major", ""},
-		{"> VERDICT: PASS\n> CONFIDENCE: .95", pipeline.VotePass, 0.95, "none", ""},
-		{"I weighed it.\n\nFAIL\n\nConfidence 0.7", pipeline.VoteFail, 0.7, "none", ""},
-		{"VERDICT: FAIL\nCONFIDENCE: 0.8\n\n**Final Verdict: FAIL**", pipeline.VoteFail, 0.8, "none", ""},
+		{"**Final Verdict: FAIL**\nConfidence: 0.9", answer.VoteFail, 0.9, "none", ""},
+		{"VERDICT: PASS (with minor caveats)\nCONFIDENCE: 85", answer.VotePass, 0.85, "none", ""},
+		{"Verdict: Pass, with reservations\nConfidence: 85 %", answer.VotePass, 0.85, "none", ""},
+		{"CONFIDENCE: 85\nVERDICT: review", answer.VoteReview, 0.85, "none", ""},
+		{"Decision — FAIL\nCertainty: 8.5/10\nSeverity: Capital", answer.VoteFail, 0.85, "capital", ""},
+		{"### Verdict\n**PASS**\n### Confidence level\n0.72", answer.VotePass, 0.72, "none", ""},
+		{"Here is my answer.\n\n```json\n{\"judgement\": {\"verdict\": \"FAIL\", \"confidence\": \"90%\"}}\n```", answer.VoteFail, 0.9, "none", ""},
+		{"1. Verdict: FAIL\n2. Confidence: 0.8\n3. Offense level: Major - deception", answer.VoteFail, 0.8, "major", ""},
+		{"> VERDICT: PASS\n> CONFIDENCE: .95", answer.VotePass, 0.95, "none", ""},
+		{"I weighed it.\n\nFAIL\n\nConfidence 0.7", answer.VoteFail, 0.7, "none", ""},
+		{"VERDICT: FAIL\nCONFIDENCE: 0.8\n\n**Final Verdict: FAIL**", answer.VoteFail, 0.8, "none", ""},
 		{"VERDICT: PASS or REVIEW\nCONFIDENCE: 0.5", "", 0, "", "ambiguous"},
 		{"VERDICT: PASS\nCONFIDENCE: 0.8\n\nOn reflection:\nVERDICT: FAIL", "", 0, "", "PASS and FAIL"},
 		{"VERDICT: not PASS\nCONFIDENCE: 0.8", "", 0, "", "ambiguous"},
@@ -156,9 +157,9 @@ func TestReadJudgeAnswerForms(t *testing.T) {
 		{"VERDICT: PASS\nCONFIDENCE: -0.5", "", 0, "", "outside 0-1"},
 	}
 	for _, c := range cases {
-		got, err := pipeline.ReadJudgeAnswer(c.in, "", "", "")
+		got, err := answer.Read(c.in, "", "", "")
 		if c.wantErr != "" {
-			if !errors.Is(err, pipeline.ErrUnparseable) || !strings.Contains(err.Error(), c.wantErr) {
+			if !errors.Is(err, answer.ErrUnparseable) || !strings.Contains(err.Error(), c.wantErr) {
 				t.Errorf("%q: %+v, %v; want an error saying %q", c.in, got, err, c.wantErr)
 			}
 			continue
@@ -172,7 +173,7 @@ func TestReadJudgeAnswerForms(t *testing.T) {
 // answerCase is one case of testdata/answers.txt.
 type answerCase struct {
 	name, text, reason string // reason: words of the error, for an unreadable case
-	want               pipeline.JudgeAnswer
+	want               answer.JudgeAnswer
 }
 
 func readAnswerCorpus(t *testing.T) []answerCase {
@@ -212,7 +213,7 @@ func readAnswerCorpus(t *testing.T) []answerCase {
 			if err != nil {
 				t.Fatalf("case %s: confidence %q", name, f[1])
 			}
-			c.want = pipeline.JudgeAnswer{Verdict: pipeline.Vote(f[0]), Confidence: conf, Offense: pipeline.Offense(f[2])}
+			c.want = answer.JudgeAnswer{Verdict: answer.Vote(f[0]), Confidence: conf, Offense: answer.Offense(f[2])}
 		}
 		cases = append(cases, c)
 	}
@@ -239,9 +240,9 @@ func TestAnswerCorpus(t *testing.T) {
 			forms = forms[:1] // a JSON object is tagged by a tag inside it, not by the line's
 		}
 		for _, form := range forms {
-			got, err := pipeline.ReadJudgeAnswer(form.text, "", form.tag, "")
+			got, err := answer.Read(form.text, "", form.tag, "")
 			if c.reason != "" {
-				if !errors.Is(err, pipeline.ErrUnparseable) || !strings.Contains(err.Error(), c.reason) {
+				if !errors.Is(err, answer.ErrUnparseable) || !strings.Contains(err.Error(), c.reason) {
 					t.Errorf("%s (tag %q): read %+v, %v; want ErrUnparseable saying %q\n%s", c.name, form.tag, got, err, c.reason, form.text)
 				}
 				continue

@@ -1,17 +1,18 @@
-package pipeline
+package answer
 
 import (
 	"hash/maphash"
 	"sync"
 )
 
-// readMemo remembers how cached answers were read. A cached answer is the
+// Memo remembers how cached answers were read. A cached answer is the
 // same text read with the same tag and quote each time its thought comes
 // again, and reading a reasoning model's answer is the tribunal's largest
 // cost on a cache hit, so a hit is read once. Only readable answers are
 // kept; the full inputs are compared on a hit, so a hash collision cannot
 // return another answer's reading. Bounded: when full, it starts again.
-type readMemo struct {
+// Safe for concurrent use.
+type Memo struct {
 	seed    maphash.Seed
 	mu      sync.Mutex
 	entries map[uint64]memoEntry
@@ -24,11 +25,12 @@ type memoEntry struct {
 	read                   JudgeAnswer
 }
 
-func newReadMemo(max int) *readMemo {
-	return &readMemo{seed: maphash.MakeSeed(), entries: map[uint64]memoEntry{}, max: max}
+// NewMemo returns a memo of at most max readings.
+func NewMemo(max int) *Memo {
+	return &Memo{seed: maphash.MakeSeed(), entries: map[uint64]memoEntry{}, max: max}
 }
 
-func (m *readMemo) key(answer, reasoning, tag string, quote Quote) uint64 {
+func (m *Memo) key(answer, reasoning, tag string, quote Quote) uint64 {
 	var h maphash.Hash
 	h.SetSeed(m.seed)
 	for _, s := range []string{answer, reasoning, tag, string(quote)} {
@@ -38,9 +40,9 @@ func (m *readMemo) key(answer, reasoning, tag string, quote Quote) uint64 {
 	return h.Sum64()
 }
 
-// read returns ReadJudgeAnswer(answer, reasoning, tag, quote), from memory
-// when it was read before.
-func (m *readMemo) read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
+// Read returns Read(answer, reasoning, tag, quote), from memory when it was
+// read before.
+func (m *Memo) Read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
 	k := m.key(answer, reasoning, tag, quote)
 	m.mu.Lock()
 	e, ok := m.entries[k]
@@ -48,7 +50,7 @@ func (m *readMemo) read(answer, reasoning, tag string, quote Quote) (JudgeAnswer
 	if ok && e.answer == answer && e.reasoning == reasoning && e.tag == tag && e.quote == quote {
 		return e.read, nil
 	}
-	a, err := ReadJudgeAnswer(answer, reasoning, tag, quote)
+	a, err := Read(answer, reasoning, tag, quote)
 	if err != nil {
 		return a, err
 	}

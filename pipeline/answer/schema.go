@@ -1,4 +1,4 @@
-package pipeline
+package answer
 
 import (
 	"encoding/json"
@@ -7,23 +7,10 @@ import (
 	"io"
 	"math"
 	"strings"
-	"unicode"
 	"unicode/utf8"
-)
 
-// AnswerSchema asks a model for an answer that is one JSON object matching a
-// JSON Schema (Request.Schema). A Completer passes it to the providers that
-// take it (OpenAI's response_format json_schema, strict; vLLM's structured
-// outputs apply it after the reasoning when it runs a reasoning parser) and
-// asks the others in text, so a prompt that carries a schema must still say
-// how to answer in text. The value is read-only once in a Request.
-type AnswerSchema struct {
-	// Name names the schema to the provider: letters, digits, _ and -, at
-	// most 64 characters, as OpenAI's API asks.
-	Name string
-	// Schema is the JSON Schema, an object.
-	Schema json.RawMessage
-}
+	"github.com/noesis-dev/noesis/pipeline/internal/text"
+)
 
 // MaxSchemaReasoning is the longest reasoning, in characters, the verdict
 // schema asks for (its maxLength): one paragraph. A longer one, from a
@@ -31,30 +18,23 @@ type AnswerSchema struct {
 // refused: its length says nothing about the verdict.
 const MaxSchemaReasoning = 600
 
-// verdictSchema is the judges' answer: the four fields of the tagged lines.
-var verdictSchema = json.RawMessage(`{"type":"object","properties":{` +
+// schema is the verdict schema: the four fields of the tagged lines.
+var schema = json.RawMessage(`{"type":"object","properties":{` +
 	`"verdict":{"type":"string","enum":["PASS","REVIEW","FAIL","ABSTAIN"]},` +
 	`"confidence":{"type":"number","minimum":0,"maximum":1},` +
 	`"offense_level":{"type":"string","enum":["none","minor","major","capital"]},` +
 	`"reasoning":{"type":"string","maxLength":600}},` +
 	`"required":["verdict","confidence","offense_level","reasoning"],"additionalProperties":false}`)
 
-// VerdictSchema returns the schema a judge is asked to answer in: verdict
-// (PASS, REVIEW, FAIL or ABSTAIN), confidence (a number from 0 to 1),
-// offense_level (none, minor, major or capital) and reasoning (one
-// paragraph, at most MaxSchemaReasoning characters), all required, nothing
-// else. ReadSchemaAnswer reads an answer given in it.
-func VerdictSchema() *AnswerSchema {
-	return &AnswerSchema{Name: "judge_verdict", Schema: verdictSchema}
-}
+// Schema returns the verdict schema, the JSON Schema a judge may be asked to
+// answer in: verdict (PASS, REVIEW, FAIL or ABSTAIN), confidence (a number
+// from 0 to 1), offense_level (none, minor, major or capital) and reasoning
+// (one paragraph, at most MaxSchemaReasoning characters), all required,
+// nothing else. ReadSchema reads an answer given in it. The schema is shared:
+// it must not be changed.
+func Schema() json.RawMessage { return schema }
 
-// schemaFormat ends a judge's prompt when its request carries the verdict
-// schema. The tagged lines stay the way to answer in text: a provider that
-// ignores the schema passes the prompt alone, and its model answers by it.
-const schemaFormat = " When your reply is held to a JSON schema, give those four answers as its fields instead " +
-	"(verdict, confidence, offense_level, and reasoning in one short paragraph) and nothing else."
-
-// ReadSchemaAnswer reads a judge's answer given through VerdictSchema, strictly:
+// ReadSchema reads a judge's answer given in the verdict Schema, strictly:
 // the whole answer (thinking removed) must be one JSON object with exactly
 // the schema's four fields, each once, the verdict and offense_level
 // spelled as the schema's enums, the confidence a number from 0 to 1, and
@@ -62,13 +42,13 @@ const schemaFormat = " When your reply is held to a JSON schema, give those four
 // MaxSchemaReasoning characters. An object that only repeats the thought
 // under judgement (quote) is not the judge's. Any other answer is an error
 // wrapping ErrUnparseable: it may be text from a provider that ignored the
-// schema, for ReadJudgeAnswer to read.
-func ReadSchemaAnswer(answer string, quote Quote) (JudgeAnswer, error) {
+// schema, for Read to read.
+func ReadSchema(answer string, quote Quote) (JudgeAnswer, error) {
 	answer = strings.TrimSpace(answer)
 	if !strings.HasPrefix(answer, "{") || !strings.HasSuffix(answer, "}") {
 		return JudgeAnswer{}, fmt.Errorf("%w: not one JSON object", ErrUnparseable)
 	}
-	a, err := decodeSchemaAnswer(answer)
+	a, err := decodeSchema(answer)
 	if err != nil {
 		return JudgeAnswer{}, fmt.Errorf("%w: %w", ErrUnparseable, err)
 	}
@@ -78,11 +58,11 @@ func ReadSchemaAnswer(answer string, quote Quote) (JudgeAnswer, error) {
 	return a, nil
 }
 
-// decodeSchemaAnswer decodes the object token by token, so that a field
+// decodeSchema decodes the object token by token, so that a field
 // given twice or a field the schema does not have is refused rather than
 // silently kept or dropped.
-func decodeSchemaAnswer(text string) (JudgeAnswer, error) {
-	dec := json.NewDecoder(strings.NewReader(text))
+func decodeSchema(object string) (JudgeAnswer, error) {
+	dec := json.NewDecoder(strings.NewReader(object))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
 		return JudgeAnswer{}, errors.New("not a JSON object")
@@ -103,7 +83,7 @@ func decodeSchemaAnswer(text string) (JudgeAnswer, error) {
 		if err := dec.Decode(&v); err != nil {
 			return JudgeAnswer{}, fmt.Errorf("broken JSON: %w", err)
 		}
-		if err := a.setSchemaField(key, v); err != nil {
+		if err := setSchemaField(&a, key, v); err != nil {
 			return JudgeAnswer{}, err
 		}
 	}
@@ -121,8 +101,8 @@ func decodeSchemaAnswer(text string) (JudgeAnswer, error) {
 	return a, nil
 }
 
-// setSchemaField sets one field of the verdict schema from its JSON value.
-func (a *JudgeAnswer) setSchemaField(key string, v any) error {
+// setSchemaField sets a's field key of the verdict schema from its JSON value.
+func setSchemaField(a *JudgeAnswer, key string, v any) error {
 	s, isString := v.(string)
 	switch key {
 	case "verdict":
@@ -160,7 +140,7 @@ func (a *JudgeAnswer) setSchemaField(key string, v any) error {
 // jsonText shows a decoded JSON value in an error, at most 40 bytes of it.
 func jsonText(v any) string {
 	b, _ := json.Marshal(v)
-	return clip(string(b), 40)
+	return text.Clip(string(b), 40)
 }
 
 // cutRunes cuts s to at most n characters.
@@ -186,29 +166,7 @@ func repeatsQuote(answer, quote string) bool {
 	if quote == "" || !containsFoldASCII(quote, "verdict") {
 		return false
 	}
-	return strings.Contains(words(quote), words(answer))
-}
-
-// words keeps the letters and digits of s, lower-cased, each word padded by
-// one space, whatever the quoting, spacing and escaping around them.
-func words(s string) string {
-	var b strings.Builder
-	b.Grow(len(s) + 2)
-	b.WriteByte(' ')
-	gap := true
-	for _, c := range s {
-		if unicode.IsLetter(c) || unicode.IsDigit(c) {
-			b.WriteRune(unicode.ToLower(c))
-			gap = false
-		} else if !gap {
-			b.WriteByte(' ')
-			gap = true
-		}
-	}
-	if !gap {
-		b.WriteByte(' ')
-	}
-	return b.String()
+	return strings.Contains(normalise(quote), normalise(answer))
 }
 
 // containsFoldASCII reports whether s holds sub (lower-case ASCII) in any case.
@@ -224,6 +182,3 @@ func containsFoldASCII(s, sub string) bool {
 	}
 	return false
 }
-
-// judgeSchema is VerdictSchema, made once: every judge's request carries it.
-var judgeSchema = VerdictSchema()

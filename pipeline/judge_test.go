@@ -1,0 +1,62 @@
+package pipeline
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Every judge is asked in the verdict schema, named as OpenAI's API asks.
+func TestVerdictSchemaIsNamed(t *testing.T) {
+	if s := VerdictSchema(); s.Name != "judge_verdict" || len(s.Schema) == 0 {
+		t.Fatalf("schema %q: %s", s.Name, s.Schema)
+	}
+}
+
+// A judge that answers through the schema is read from it, once; one whose
+// provider ignored the schema and answered the tagged lines is read as text.
+// Every judge's request carries the verdict schema and keeps the tagged
+// lines' instructions.
+func TestTribunalReadsStructuredAndTextAnswers(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	c := CompleterFunc(func(_ context.Context, req Request) (Response, error) {
+		mu.Lock()
+		calls[req.Purpose]++
+		mu.Unlock()
+		if req.Schema == nil || req.Schema.Name != "judge_verdict" {
+			t.Errorf("%s asked without the verdict schema", req.Purpose)
+		}
+		sys := req.Messages[0].Content
+		if !strings.Contains(sys, "exactly four lines") || !strings.Contains(sys, "JSON schema") {
+			t.Errorf("%s's prompt lacks the text or the schema instructions: %q", req.Purpose, sys)
+		}
+		if req.Purpose == "judge:SOPHIA" { // a provider that ignores response_format
+			tag := AnswerTag("SOPHIA", req.Messages[1].Content)
+			return Response{Content: tag + " VERDICT: REVIEW\n" + tag + " CONFIDENCE: 0.6\n" + tag + " OFFENSE: minor\n" + tag + " REASONING: unclear consent"}, nil
+		}
+		return Response{Content: `{"verdict": "PASS", "confidence": 0.9, "offense_level": "none", "reasoning": "Routine and truthful."}`,
+			Reasoning: "thinking it over", Structured: true}, nil
+	})
+	tr, err := NewTribunal(c, TribunalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "tidy the archive"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range out.(*Verdict).Judges {
+		if v.AskedAgain || calls["judge:"+v.Name] != 1 {
+			t.Errorf("%s asked %d times (asked again %v)", v.Name, calls["judge:"+v.Name], v.AskedAgain)
+		}
+		wantStructured, wantVote := true, VotePass
+		if v.Name == "SOPHIA" {
+			wantStructured, wantVote = false, VoteReview
+		}
+		if v.Structured != wantStructured || v.Verdict != wantVote {
+			t.Errorf("%s: structured %v, verdict %s; want %v, %s", v.Name, v.Structured, v.Verdict, wantStructured, wantVote)
+		}
+	}
+}
