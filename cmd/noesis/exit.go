@@ -26,6 +26,8 @@ type exitStatus struct {
 	err  error
 }
 
+// Error is what the process says on standard error: err's text, or
+// nothing.
 func (e *exitStatus) Error() string {
 	if e.err == nil {
 		return ""
@@ -33,6 +35,7 @@ func (e *exitStatus) Error() string {
 	return e.err.Error()
 }
 
+// Unwrap returns the error said, for errors.Is and errors.As.
 func (e *exitStatus) Unwrap() error { return e.err }
 
 // exitWith returns an error that makes the process exit with code, saying err

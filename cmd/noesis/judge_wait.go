@@ -27,6 +27,7 @@ type judgeReview struct {
 // judgeDeadLetter says the thought was dead-lettered, at stage, for reason.
 type judgeDeadLetter struct{ stage, reason string }
 
+// Error says where and why the thought was dead-lettered.
 func (e *judgeDeadLetter) Error() string { return "dead-lettered at " + e.stage + ": " + e.reason }
 
 // judgeAnswers receives, from subscriptions made before the thought is

@@ -145,6 +145,7 @@ func WriteJSON(w io.Writer, v any) error {
 // only the C0 controls.
 type jsonLogWriter struct{ w io.Writer }
 
+// Write writes p escaped, and reports all of p written when it was.
 func (j jsonLogWriter) Write(p []byte) (int, error) {
 	if _, err := j.w.Write(EscapeJSON(p)); err != nil {
 		return 0, err
