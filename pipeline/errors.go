@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -47,6 +48,12 @@ var ErrCircuitOpen = errors.New("circuit open")
 // upstream calls as its budget allows (see WithCallBudget). It is transient:
 // a later delivery gets a fresh budget.
 var ErrBudgetExhausted = errors.New("upstream call budget exhausted")
+
+// ErrPanic marks a handler that panicked: a bug, never a transient failure.
+// It wraps ErrPermanent, so the thought is dead-lettered at once. The
+// worker pools' recovery (consumers) returns it, with the panic's stack in a
+// PartialError's transcript.
+var ErrPanic = fmt.Errorf("%w: handler panicked", ErrPermanent)
 
 // RetryAfterError carries the wait a provider asked for (its Retry-After header).
 type RetryAfterError struct {

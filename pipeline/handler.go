@@ -1,9 +1,6 @@
 package pipeline
 
-import (
-	"context"
-	"fmt"
-)
+import "context"
 
 // Output is a stage's result: a *Narrative, *Verdict or *Analysis, each of
 // which carries the envelope every output shares.
@@ -34,9 +31,3 @@ var (
 	_ Processor = (*Tribunal)(nil)
 	_ Processor = (*Analyst)(nil)
 )
-
-// ErrPanic marks a handler that panicked: a bug, never a transient failure.
-// It wraps ErrPermanent, so the thought is dead-lettered at once. The
-// worker pools' recovery (consumers) returns it, with the panic's stack in a
-// PartialError's transcript.
-var ErrPanic = fmt.Errorf("%w: handler panicked", ErrPermanent)
