@@ -16,6 +16,7 @@ type heartbeats struct {
 	inflight map[jetstream.Msg]time.Time // last beat (or start)
 }
 
+// add starts keeping m alive.
 func (h *heartbeats) add(m jetstream.Msg) {
 	h.mu.Lock()
 	if h.inflight == nil {
@@ -25,12 +26,14 @@ func (h *heartbeats) add(m jetstream.Msg) {
 	h.mu.Unlock()
 }
 
+// remove stops keeping m alive.
 func (h *heartbeats) remove(m jetstream.Msg) {
 	h.mu.Lock()
 	delete(h.inflight, m)
 	h.mu.Unlock()
 }
 
+// run beats for the held thoughts until ctx ends; Run waits for it.
 func (h *heartbeats) run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every / 4)
 	defer t.Stop()

@@ -103,7 +103,9 @@ func (w *watch) tick() {
 	w.timer.Reset(w.every)
 }
 
-// stop ends the watch: no progress line follows.
+// stop ends the watch: no progress line follows. A line being written when
+// it is called is finished first (tick holds mu while it writes), so no
+// timer goroutine of the watch does anything after stop returns.
 func (w *watch) stop() {
 	w.mu.Lock()
 	w.done = true
