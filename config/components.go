@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/embedded"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -86,8 +87,8 @@ func (c *Config) Streams() consumers.StreamsConfig {
 }
 
 // Embedded returns the embedded NATS server's config.
-func (c *Config) Embedded() consumers.EmbeddedConfig {
-	return consumers.EmbeddedConfig{Listen: c.NATSListen, DataDir: c.DataDir}
+func (c *Config) Embedded() embedded.Config {
+	return embedded.Config{Listen: c.NATSListen, DataDir: c.DataDir}
 }
 
 // Sim returns the simulator's config.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/embedded"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
 )
@@ -157,7 +158,7 @@ func TestNatsConfMatchesEmbeddedDefaults(t *testing.T) {
 		t.Fatalf("nats.conf: host %s port %d store %s js %v payload %d name %s; embedded: %s %d %s %d %s",
 			opts.Host, opts.Port, opts.StoreDir, opts.JetStream, opts.MaxPayload, opts.ServerName, emb.Host, emb.Port, emb.StoreDir, emb.MaxPayload, emb.ServerName)
 	}
-	if c.NATSListen != consumers.EmbeddedDefaults.Listen || c.DataDir != consumers.EmbeddedDefaults.DataDir {
+	if c.NATSListen != embedded.Defaults.Listen || c.DataDir != embedded.Defaults.DataDir {
 		t.Fatalf("config defaults %s %s differ from the embedded defaults", c.NATSListen, c.DataDir)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noesis-dev/noesis/consumers/shared"
 )
 
 // A stage's consumer is shared by every worker, and its MaxAckPending caps
@@ -22,7 +24,7 @@ import (
 func (p *Pool) followsAckPending() bool { return p.cfg.Concurrency == 0 && !p.ackPendingSet }
 
 // wantAckPending returns the MaxAckPending the live workers' limits call for.
-func (p *Pool) wantAckPending(workers []WorkerInfo) int {
+func (p *Pool) wantAckPending(workers []shared.WorkerInfo) int {
 	want := 0
 	for _, w := range workers {
 		if l, ok := w.Limits[string(p.cfg.Stage)]; ok && l.Adaptive {
@@ -36,7 +38,7 @@ func (p *Pool) wantAckPending(workers []WorkerInfo) int {
 // call for, when it is below it or more than twice above it. It returns the
 // consumer's MaxAckPending after.
 func (p *Pool) followAckPending(ctx context.Context) (int, error) {
-	workers, err := ListWorkers(ctx, p.js)
+	workers, err := shared.ListWorkers(ctx, p.js)
 	if err != nil {
 		return 0, err
 	}

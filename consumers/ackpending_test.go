@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -45,19 +46,19 @@ func TestMaxAckPendingFollowsTheLiveLimits(t *testing.T) {
 		t.Fatalf("max ack pending %d at start, want MaxConcurrency 8", got)
 	}
 
-	reg, err := NewRegistry(ctx, js, StreamsConfig{}, time.Minute)
+	reg, err := shared.NewRegistry(ctx, js, shared.BucketConfig{}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	actx, stop := context.WithCancel(ctx)
 	defer stop()
 	for _, id := range []string{"a", "b"} {
-		go reg.Announce(actx, func() WorkerInfo {
-			return WorkerInfo{ID: id, Limits: map[string]LimitInfo{"narrative": {Limit: 8, Adaptive: true}}}
+		go reg.Announce(actx, func() shared.WorkerInfo {
+			return shared.WorkerInfo{ID: id, Limits: map[string]shared.LimitInfo{"narrative": {Limit: 8, Adaptive: true}}}
 		})
 	}
-	var ws []WorkerInfo
-	natstest.Eventually(t, 10*time.Second, func() bool { ws, _ = ListWorkers(ctx, js); return len(ws) >= 2 },
+	var ws []shared.WorkerInfo
+	natstest.Eventually(t, 10*time.Second, func() bool { ws, _ = shared.ListWorkers(ctx, js); return len(ws) >= 2 },
 		func() string { return fmt.Sprintf("%d workers announced", len(ws)) })
 	// Each: room to double its limit (capped at 8) and its pull buffer (8).
 	if got, err := pool.followAckPending(ctx); err != nil || got != 32 || maxAckPending() != 32 {
@@ -78,7 +79,7 @@ func TestMaxAckPendingFollowsTheLiveLimits(t *testing.T) {
 	if w := pool.wantAckPending(nil); w != 8 {
 		t.Errorf("no workers: want %d, want MaxConcurrency 8", w)
 	}
-	one := []WorkerInfo{{Limits: map[string]LimitInfo{"narrative": {Limit: 4, Adaptive: true}}}}
+	one := []shared.WorkerInfo{{Limits: map[string]shared.LimitInfo{"narrative": {Limit: 4, Adaptive: true}}}}
 	if w := pool.wantAckPending(one); w != 16 {
 		t.Errorf("one worker at 4: want %d, want 2 x 4 + 8", w)
 	}

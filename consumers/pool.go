@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/noesis-dev/noesis/consumers/adaptive"
+	"github.com/noesis-dev/noesis/consumers/setup"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/fair"
 )
@@ -34,7 +36,7 @@ type Pool struct {
 	log           zerolog.Logger
 	tally         *tally
 	beats         heartbeats
-	limit         *Limiter
+	limit         *adaptive.Limit
 }
 
 // PoolOption gives a pool an optional dependency at construction.
@@ -55,7 +57,7 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 	cfg = cfg.withDefaults()
 	p := &Pool{cfg: cfg, ackPendingSet: ackPendingSet, js: js, stageWork: h, log: log.With().Str("stage", string(cfg.Stage)).Logger(),
 		tally: newTally(cfg.Stage),
-		limit: NewLimiter(LimiterConfig{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}
+		limit: adaptive.New(adaptive.Config{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}
 	for _, o := range opts {
 		o(p)
 	}
@@ -72,7 +74,7 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 }
 
 // Limit reads the pool's concurrency limit and the thoughts in flight.
-func (p *Pool) Limit() LimiterState { return p.limit.State() }
+func (p *Pool) Limit() adaptive.State { return p.limit.State() }
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats { return p.tally.stats() }
@@ -92,7 +94,7 @@ func (p *Pool) pullBuffer() int {
 // EnsureConsumer creates or updates the pool's durable consumer.
 func (p *Pool) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
 	var c jetstream.Consumer
-	err := retryUnavailable(ctx, "consumer "+string(p.cfg.Stage), func(ctx context.Context) (err error) {
+	err := setup.Do(ctx, "consumer "+string(p.cfg.Stage), func(ctx context.Context) (err error) {
 		c, err = p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, p.consumerConfig(ctx))
 		return err
 	})

@@ -11,13 +11,13 @@ import (
 type PoolConfig struct {
 	Stage pipeline.Stage
 	// Concurrency, when positive, is how many thoughts the pool works on at
-	// once, fixed. 0 (the default) is an adaptive limit (see Limiter) that
+	// once, fixed. 0 (the default) is an adaptive limit (see adaptive.Limit) that
 	// starts at 16 and moves within [4, MaxConcurrency].
 	Concurrency int
 	// MaxConcurrency bounds the adaptive limit; default 4096.
 	MaxConcurrency int
 	// MemoryBudget, in bytes of Go heap, stops the adaptive limit from
-	// growing near it (see LimiterConfig); 0: none.
+	// growing near it (see adaptive.Config); 0: none.
 	MemoryBudget uint64
 	// MaxAckPending caps the consumer's unacknowledged messages across every
 	// process sharing it; default 4 x Concurrency when fixed, else it follows

@@ -1,37 +1,14 @@
-// Package consumers runs noesis on NATS JetStream: it declares the streams and
-// durable consumers, runs one worker pool per stage, maps each handler result
-// to an ack, a nak or a dead letter, and publishes outputs with ids that make
-// a redelivered thought's second output a no-op.
-//
-// Delivery semantics, in one place:
-//   - output published and PubAck'd -> the input is acked (a lost ack is a
-//     redelivery, whose output the outputs stream drops as a duplicate);
-//   - the thought does not ask for this stage -> acked, nothing published;
-//   - bad input (pipeline.ErrBadInput) or a permanent failure
-//     (pipeline.ErrPermanent) -> dead letter, then Term; a thought no stage
-//     can read has one letter for all of them (StageInput);
-//   - the output refused for want of room (ErrStreamFull) -> the thought is
-//     held, heartbeating, and its output published again until there is
-//     room; no delivery is spent;
-//   - any other failure -> NakWithDelay with exponential backoff, until
-//     MaxDeliver; the last failed delivery -> dead letter, then Term;
-//   - a model call still running -> InProgress every AckWait/3, so a slow call
-//     is never handed to a second worker.
 package consumers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/noesis-dev/noesis/consumers/setup"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -50,86 +27,6 @@ const (
 	// (StreamsConfig.TranscriptsMaxBytes).
 	StreamTranscripts = "NOESIS_TRANSCRIPTS"
 )
-
-// Subject roots. Outputs and dead letters are stored under internal subjects
-// (StorePrefix) and the streams republish each stored message once onto the
-// public subjects (noesis.narratives.<agent>, noesis.dlq.<stage>, ...). A
-// second publish of the same output is dropped by the stream's duplicate
-// window before it is stored, so it never reaches a subscriber of the public
-// subjects either. Workers publish to the internal subjects; people and
-// agents subscribe to the public ones.
-const (
-	ThoughtsPrefix = "noesis.thoughts."
-	DLQPrefix      = "noesis.dlq."
-	StorePrefix    = "_noesis.store."
-	// ReplayPrefix is where `noesis dlq replay` puts a thought back, for one
-	// stage (header Noesis-Only-Stage). Only operators may publish there, so
-	// the header is trusted there and nowhere else. NOESIS_REPLAYS stores
-	// these subjects and NOESIS_THOUGHTS sources them, keeping the subject:
-	// no agent's publish can reach NOESIS_THOUGHTS under it.
-	ReplayPrefix = "_noesis.replay."
-)
-
-// ReplaySubject is where a replayed thought of an agent is published.
-func ReplaySubject(agentID string) string { return ReplayPrefix + agentID }
-
-// SubjectAgent returns the agent a thought subject names, and false for a
-// subject that is not a thought's.
-func SubjectAgent(subject string) (string, bool) {
-	if a, ok := strings.CutPrefix(subject, ThoughtsPrefix); ok {
-		return a, true
-	}
-	return strings.CutPrefix(subject, ReplayPrefix)
-}
-
-// TranscriptSubject is where the transcript of an agent's verdict is
-// published: noesis.transcripts.<agent>.
-func TranscriptSubject(agentID string) string { return "noesis.transcripts." + agentID }
-
-// ThoughtSubject is where an agent publishes its thoughts.
-func ThoughtSubject(agentID string) string { return ThoughtsPrefix + agentID }
-
-// OutputSubject is where a stage's output for an agent is published:
-// noesis.narratives.<agent>, noesis.verdicts.<agent>, noesis.analyses.<agent>.
-func OutputSubject(s pipeline.Stage, agentID string) string {
-	return outputRoot(s) + "." + agentID
-}
-
-func outputRoot(s pipeline.Stage) string {
-	switch s {
-	case pipeline.StageTribunal:
-		return "noesis.verdicts"
-	case pipeline.StageAnalysis:
-		return "noesis.analyses"
-	default:
-		return "noesis.narratives"
-	}
-}
-
-// StoreSubject is the internal subject under which a public subject's
-// messages are stored; the stream republishes them onto the public subject.
-func StoreSubject(public string) string { return StorePrefix + strings.TrimPrefix(public, "noesis.") }
-
-// DLQSubject is where a stage's dead letters are seen.
-func DLQSubject(s pipeline.Stage) string { return DLQPrefix + string(s) }
-
-// ThoughtDigest identifies a stored thought by its subject and bytes: 16 hex
-// digits of their sha256. A redelivery, a replay or a publisher's retry of the
-// same thought has the same digest; a different thought has another, even
-// with the same event_id.
-func ThoughtDigest(subject string, data []byte) string {
-	h := sha256.New()
-	h.Write([]byte(subject))
-	h.Write([]byte{0})
-	h.Write(data)
-	return hex.EncodeToString(h.Sum(nil)[:8])
-}
-
-// OutputMsgID is the Nats-Msg-Id of a stage's output for a thought, which
-// makes the outputs stream drop a second publish of it.
-func OutputMsgID(eventID string, s pipeline.Stage, digest string) string {
-	return eventID + ":" + string(s) + ":" + digest
-}
 
 // StreamsConfig shapes the streams. Every stream is bounded in age and bytes;
 // what each does when full is its discard policy (StreamConfigs, and
@@ -198,6 +95,13 @@ const (
 // context) the thoughts stream allows beyond MaxThoughtBytes: JetStream counts
 // headers in a stream's maximum message size.
 const ThoughtHeaderAllowance = 8 << 10
+
+// Buckets places the shared state's key-value buckets as the streams are
+// placed: the same replicas and storage.
+func (c StreamsConfig) Buckets() shared.BucketConfig {
+	c = c.withDefaults()
+	return shared.BucketConfig{Replicas: c.Replicas, Storage: c.Storage}
+}
 
 func (c StreamsConfig) withDefaults() StreamsConfig {
 	if c.Replicas <= 0 {
@@ -307,71 +211,11 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 // discards new messages when full loses none of those it holds).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	for _, sc := range StreamConfigs(cfg) {
-		if err := ensureStream(ctx, js, sc); err != nil {
+		if err := setup.Stream(ctx, js, sc); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// ensureStream creates sc's stream, or updates it when its configuration
-// differs. It asks for a create first: JetStream answers a create whose
-// configuration matches the stream's with the stream and changes nothing, so
-// a worker starting against streams already set up (every start but the
-// first) updates none, where an update always rewrites the stream's
-// configuration and announces it.
-func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
-	return retryUnavailable(ctx, "stream "+sc.Name, func(ctx context.Context) error {
-		_, err := js.CreateStream(ctx, sc)
-		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			_, err = js.UpdateStream(ctx, sc)
-		}
-		return err
-	})
-}
-
-// ensureBucket creates a key-value bucket, or updates it when its
-// configuration differs, asking for a create first as ensureStream does.
-func ensureBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, cfg)
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.UpdateKeyValue(ctx, cfg)
-	}
-	return kv, err
-}
-
-// retryUnavailable runs op until it succeeds, fails for good, or ctx ends.
-// It tries again while JetStream is not there yet (a cluster electing its
-// leaders, a server starting) and when another process won a create race.
-func retryUnavailable(ctx context.Context, what string, op func(context.Context) error) error {
-	_, err := backoff.Retry(ctx, func() (struct{}, error) {
-		octx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		err := op(octx)
-		if err != nil && !unavailable(err) {
-			return struct{}{}, backoff.Permanent(err)
-		}
-		return struct{}{}, err
-	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 50 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: time.Second}),
-		backoff.WithMaxElapsedTime(0))
-	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
-	}
-	return nil
-}
-
-func unavailable(err error) bool {
-	var apiErr *jetstream.APIError
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
-		errors.Is(err, jetstream.ErrJetStreamNotEnabled), errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
-		return true
-	case errors.As(err, &apiErr):
-		return apiErr.Code >= 500 || apiErr.ErrorCode == jetstream.JSErrCodeStreamNameInUse ||
-			strings.Contains(apiErr.Description, "already in use") || strings.Contains(apiErr.Description, "insufficient resources") ||
-			strings.Contains(apiErr.Description, "no suitable peers") || strings.Contains(apiErr.Description, "not available")
-	}
-	return false
 }
 
 // ConsumerConfig returns the durable pull consumer of a stage.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -88,7 +89,7 @@ func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
 		if err := consumers.EnsureStreams(context.Background(), js, cfg); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := consumers.NewRegistry(context.Background(), js, cfg, time.Second); err != nil { // a key-value bucket
+		if _, err := shared.NewRegistry(context.Background(), js, cfg.Buckets(), time.Second); err != nil { // a key-value bucket
 			t.Fatal(err)
 		}
 	}
@@ -102,11 +103,14 @@ func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
 	if err := consumers.EnsureStreams(context.Background(), js, cfg); err != nil {
 		t.Fatal(err)
 	}
+	// The streams are updated in order, NOESIS_TRANSCRIPTS last: an update
+	// of an unchanged stream, by either start, comes before its advisory.
+	last := "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamTranscripts
 	var updated []string
-	for {
-		m, err := updates.NextMsg(time.Second)
+	for len(updated) == 0 || updated[len(updated)-1] != last {
+		m, err := updates.NextMsg(10 * time.Second)
 		if err != nil {
-			break
+			t.Fatalf("no update of %s within 10 s (updates so far: %v): %v", consumers.StreamTranscripts, updated, err)
 		}
 		updated = append(updated, m.Subject)
 	}

@@ -62,7 +62,7 @@ type Target struct {
 	Structured string
 }
 
-// Limiter keeps limits that hold across worker processes (consumers.KVLimits,
+// Limiter keeps limits that hold across worker processes (shared.Limits,
 // in NATS). Implementations must be safe for concurrent use.
 type Limiter interface {
 	// Take waits until the target may make one more request.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -99,27 +100,27 @@ func TestStatusEscapesWorkerText(t *testing.T) {
 	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	reg, err := consumers.NewRegistry(ctx, js, consumers.StreamsConfig{}, time.Minute)
+	reg, err := shared.NewRegistry(ctx, js, shared.BucketConfig{}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	announced := make(chan struct{})
 	go func() {
 		defer close(announced)
-		reg.Announce(ctx, func() consumers.WorkerInfo {
-			return consumers.WorkerInfo{ID: "evil" + hostileID + "\u202e", Version: "v\u009b2J", Tiers: []string{"fast\x1b[31m"}, Started: time.Now().UTC(),
+		reg.Announce(ctx, func() shared.WorkerInfo {
+			return shared.WorkerInfo{ID: "evil" + hostileID + "\u202e", Version: "v\u009b2J", Tiers: []string{"fast\x1b[31m"}, Started: time.Now().UTC(),
 				Breakers: map[string]string{"veritas\x1b[2J": "open"}, Paced: map[string]float64{"sim:\u2066m": 3}}
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-announced })
-	kv, err := js.KeyValue(ctx, consumers.WorkersBucket)
+	kv, err := js.KeyValue(ctx, shared.WorkersBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := kv.Put(ctx, "phantom", []byte(`{"stream":"NOESIS_THOUGHTS","seq":7}`)); err != nil {
 		t.Fatal(err)
 	}
-	natstest.Eventually(t, 5*time.Second, func() bool { ws, _ := consumers.ListWorkers(ctx, js); return len(ws) == 1 },
+	natstest.Eventually(t, 5*time.Second, func() bool { ws, _ := shared.ListWorkers(ctx, js); return len(ws) == 1 },
 		func() string { return "the worker did not announce itself" })
 	t.Setenv("NATS_URL", ns.ClientURL())
 

@@ -17,6 +17,7 @@ import (
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
@@ -51,7 +52,7 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if kv, err := js.KeyValue(watch, consumers.RateBucket); err == nil {
+			if kv, err := js.KeyValue(watch, shared.RateBucket); err == nil {
 				if keys, err := kv.ListKeys(watch); err == nil {
 					for k := range keys.Keys() {
 						if strings.HasPrefix(k, "agent.requests.greedy.") {

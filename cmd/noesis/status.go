@@ -16,20 +16,21 @@ import (
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // Status is what `noesis status` reports.
 type Status struct {
-	Time      time.Time              `json:"time"`
-	Streams   []StreamStatus         `json:"streams"`
-	Consumers []ConsumerStatus       `json:"consumers"`
-	Workers   []consumers.WorkerInfo `json:"workers"`
+	Time      time.Time           `json:"time"`
+	Streams   []StreamStatus      `json:"streams"`
+	Consumers []ConsumerStatus    `json:"consumers"`
+	Workers   []shared.WorkerInfo `json:"workers"`
 	// SkippedWorkers says why each entry of the workers bucket that is no
 	// worker's announcement was left out of Workers.
 	SkippedWorkers []string `json:"skipped_workers,omitempty"`
 	// Agents: each agent's thoughts held and quota use, most thoughts first.
-	Agents []consumers.AgentUse `json:"agents"`
+	Agents []shared.AgentUse `json:"agents"`
 	// UnreadableCounters are shared counters that do not hold a number.
 	UnreadableCounters []string         `json:"unreadable_counters,omitempty"`
 	Health             consumers.Health `json:"health"`
@@ -133,7 +134,7 @@ func readStatus(ctx context.Context, js jetstream.JetStream, window time.Duratio
 		}
 		st.Streams = append(st.Streams, ss)
 	}
-	workers, skipped, err := consumers.ReadWorkers(ctx, js)
+	workers, skipped, err := shared.ReadWorkers(ctx, js)
 	if err != nil {
 		return nil, err
 	}

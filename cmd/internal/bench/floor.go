@@ -14,6 +14,7 @@ import (
 
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/embedded"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -54,7 +55,7 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	}
 	defer os.RemoveAll(dir)
 	cfg.NATSURL, cfg.NATSListen, cfg.DataDir = "", "127.0.0.1:0", dir
-	srv, err := consumers.StartEmbedded(cfg.Embedded(), zerolog.Nop())
+	srv, err := embedded.Start(cfg.Embedded(), zerolog.Nop())
 	if err != nil {
 		return nil, err
 	}

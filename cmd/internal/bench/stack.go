@@ -19,7 +19,8 @@ import (
 	"github.com/noesis-dev/noesis/cmd/internal/proc"
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
-	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/embedded"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/router/sim"
 )
 
@@ -85,7 +86,7 @@ func peakRSSMB(pid int) float64 {
 // simulator in this process, and one worker, `noesis serve`, as a child
 // process, so its memory is its own.
 type benchStack struct {
-	server  *consumers.Embedded
+	server  *embedded.Server
 	natsURL string
 	sim     *sim.Server
 	simURL  string
@@ -129,7 +130,7 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 			st.stop()
 		}
 	}()
-	if st.server, err = consumers.StartEmbedded(cfg.Embedded(), zerolog.Nop()); err != nil {
+	if st.server, err = embedded.Start(cfg.Embedded(), zerolog.Nop()); err != nil {
 		return nil, err
 	}
 	st.natsURL = st.server.ClientURL()
@@ -189,7 +190,7 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		live, _ := consumers.ListWorkers(ctx, st.js) // each worker announces itself once its pools run
+		live, _ := shared.ListWorkers(ctx, st.js) // each worker announces itself once its pools run
 		if len(live) >= len(st.workers) {
 			time.Sleep(200 * time.Millisecond) // the pools start pulling
 			return st, nil
@@ -244,7 +245,7 @@ func (st *benchStack) limits(ctx context.Context, js jetstream.JetStream, since 
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		workers, err := consumers.ListWorkers(ctx, js)
+		workers, err := shared.ListWorkers(ctx, js)
 		fresh := err == nil && len(workers) > 0
 		for _, w := range workers {
 			fresh = fresh && w.Seen.After(since)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/embedded"
 )
 
 // NATSOptions turns the NATS_* credentials and TLS settings (natscli's names)
@@ -80,7 +81,7 @@ func (s *Service) connect(cfg config.Config) error {
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
 		var err error
-		s.embedded, err = consumers.StartEmbedded(cfg.Embedded(), s.log)
+		s.embedded, err = embedded.Start(cfg.Embedded(), s.log)
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
 )
@@ -224,7 +225,7 @@ func (m *metrics) readAgents(ctx context.Context, js jetstream.JetStream, window
 	for _, g := range []*prometheus.GaugeVec{m.agentThoughts, m.agentRequests, m.agentUSD} {
 		g.Reset()
 	}
-	var other consumers.AgentUse
+	var other shared.AgentUse
 	for i, a := range agents {
 		if i >= MetricsAgents {
 			other.Thoughts, other.Requests, other.USD = other.Thoughts+a.Thoughts, other.Requests+a.Requests, other.USD+a.USD

@@ -9,7 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/noesis-dev/noesis/config"
-	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -20,31 +20,31 @@ const registryEvery = 10 * time.Second
 // id, version, tiers, breakers, paced rates and pools' limits, which
 // `noesis status` shows. sctx bounds the registry's set-up.
 func (s *Service) announce(ctx, sctx context.Context, cfg config.Config) error {
-	reg, err := consumers.NewRegistry(sctx, s.js, cfg.Streams(), registryEvery)
+	reg, err := shared.NewRegistry(sctx, s.js, cfg.Streams().Buckets(), registryEvery)
 	if err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
-	me := consumers.WorkerInfo{ID: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), uuid.NewString()[:8]), Version: Version, Started: time.Now().UTC()}
+	me := shared.WorkerInfo{ID: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), uuid.NewString()[:8]), Version: Version, Started: time.Now().UTC()}
 	for _, t := range cfg.RunTiers() {
 		me.Tiers = append(me.Tiers, string(t))
 	}
-	s.goOwned(func() { reg.Announce(ctx, func() consumers.WorkerInfo { return s.workerInfo(me) }) })
+	s.goOwned(func() { reg.Announce(ctx, func() shared.WorkerInfo { return s.workerInfo(me) }) })
 	return nil
 }
 
 // workerInfo is me with this moment's breakers, paced rates and limits.
-func (s *Service) workerInfo(me consumers.WorkerInfo) consumers.WorkerInfo {
+func (s *Service) workerInfo(me shared.WorkerInfo) shared.WorkerInfo {
 	wi := me
 	if _, ok := s.pools[pipeline.StageTribunal]; ok {
 		wi.Breakers = s.tribunal.BreakerStates()
 	}
 	wi.TargetBreakers = s.chain.BreakerStates()
 	wi.Paced = s.chain.PacedRates()
-	wi.Limits = map[string]consumers.LimitInfo{}
+	wi.Limits = map[string]shared.LimitInfo{}
 	for st, p := range s.pools {
 		l := p.Limit()
-		wi.Limits[string(st)] = consumers.LimitInfo{Limit: l.Limit, InFlight: l.InFlight, Adaptive: l.Adaptive}
+		wi.Limits[string(st)] = shared.LimitInfo{Limit: l.Limit, InFlight: l.InFlight, Adaptive: l.Adaptive}
 	}
 	return wi
 }

@@ -7,11 +7,11 @@ import (
 	"strings"
 
 	"github.com/noesis-dev/noesis/config"
-	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/pipeline/breaker"
 )
 
 // buildRouter builds the way every model call goes: the simulator when it
@@ -37,7 +37,7 @@ func (s *Service) buildRouter(ctx, sctx context.Context, cfg config.Config) erro
 	s.cleanup = append(s.cleanup, s.chain.Close)
 	if cfg.SharedLimits() {
 		budgets, _ := cfg.BudgetTable()
-		lim, err := consumers.NewKVLimits(sctx, s.js, cfg.Streams(), cfg.LimitWindow, budgets, s.log)
+		lim, err := shared.NewLimits(sctx, s.js, cfg.Streams().Buckets(), cfg.LimitWindow, budgets, s.log)
 		if err != nil {
 			return err
 		}
@@ -111,7 +111,7 @@ func (s *Service) buildCache(ctx context.Context, cfg config.Config) error {
 	}
 	s.cleanup = append(s.cleanup, s.cache.Close)
 	if cfg.SharedCache {
-		kvc, err := consumers.NewKVCache(ctx, s.js, cfg.Cache().TTL, cfg.Streams(), cfg.SharedCacheLease, s.log)
+		kvc, err := shared.NewAnswers(ctx, s.js, cfg.Cache().TTL, cfg.Streams().Buckets(), cfg.SharedCacheLease, s.log)
 		if err != nil {
 			return err
 		}

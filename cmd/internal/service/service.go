@@ -13,6 +13,8 @@ import (
 
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/embedded"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -22,17 +24,17 @@ import (
 // the traces; cmd/noesis sets it from its -ldflags version.
 var Version = "dev"
 
-// The consumers package keeps, in NATS, what the router asks of these interfaces.
+// The consumers/shared package keeps, in NATS, what the router asks of these interfaces.
 var (
-	_ router.Limiter = (*consumers.KVLimits)(nil)
-	_ router.Shared  = (*consumers.KVCache)(nil)
+	_ router.Limiter = (*shared.Limits)(nil)
+	_ router.Shared  = (*shared.Answers)(nil)
 )
 
 // Service is one running noesis process: its connections and pools. Its
 // accessors are safe for concurrent use once Start has returned.
 type Service struct {
 	log      zerolog.Logger
-	embedded *consumers.Embedded
+	embedded *embedded.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	chain    *router.Chain
@@ -201,7 +203,7 @@ func (s *Service) Pools() map[pipeline.Stage]*consumers.Pool { return s.pools }
 func (s *Service) Chain() *router.Chain { return s.chain }
 
 // Embedded returns the embedded NATS server, when NATS_URL was unset.
-func (s *Service) Embedded() *consumers.Embedded { return s.embedded }
+func (s *Service) Embedded() *embedded.Server { return s.embedded }
 
 // NATSURL returns the NATS server the service connected to.
 func (s *Service) NATSURL() string { return s.natsURL }

@@ -1,4 +1,4 @@
-package consumers
+package adaptive
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 )
 
 // A limiter on a hand-driven clock: windows pass when the test says so.
-func testLimiter(cfg LimiterConfig) (*Limiter, *time.Time) {
-	l := NewLimiter(cfg)
+func testLimit(cfg Config) (*Limit, *time.Time) {
+	l := New(cfg)
 	clock := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return clock }
 	return l, &clock
@@ -17,7 +17,7 @@ func testLimiter(cfg LimiterConfig) (*Limiter, *time.Time) {
 // busy keeps the limiter full and feeds it windows of samples of the given
 // latency: each sample releases a slot and takes one back while the limit
 // allows.
-func busy(t *testing.T, l *Limiter, clock *time.Time, windows int, latency time.Duration) {
+func busy(t *testing.T, l *Limit, clock *time.Time, windows int, latency time.Duration) {
 	t.Helper()
 	fill := func() {
 		for {
@@ -44,8 +44,8 @@ func busy(t *testing.T, l *Limiter, clock *time.Time, windows int, latency time.
 	}
 }
 
-func TestLimiterGrowsWhileLatencyHolds(t *testing.T) {
-	l, clock := testLimiter(LimiterConfig{Initial: 16, Max: 1000})
+func TestLimitGrowsWhileLatencyHolds(t *testing.T) {
+	l, clock := testLimit(Config{Initial: 16, Max: 1000})
 	l.slowStart = false // the gradient alone
 	busy(t, l, clock, 40, 2*time.Second)
 	if got := l.State().Limit; got <= 40 {
@@ -53,8 +53,8 @@ func TestLimiterGrowsWhileLatencyHolds(t *testing.T) {
 	}
 }
 
-func TestLimiterShrinksWhenLatencyRises(t *testing.T) {
-	l, clock := testLimiter(LimiterConfig{Initial: 200, Max: 1000})
+func TestLimitShrinksWhenLatencyRises(t *testing.T) {
+	l, clock := testLimit(Config{Initial: 200, Max: 1000})
 	busy(t, l, clock, 20, 1*time.Second)
 	before := l.State().Limit
 	busy(t, l, clock, 10, 4*time.Second)
@@ -64,8 +64,8 @@ func TestLimiterShrinksWhenLatencyRises(t *testing.T) {
 	}
 }
 
-func TestLimiterBacksOffOnDropsOncePerWindow(t *testing.T) {
-	l, clock := testLimiter(LimiterConfig{Initial: 100})
+func TestLimitBacksOffOnDropsOncePerWindow(t *testing.T) {
+	l, clock := testLimit(Config{Initial: 100})
 	for range 100 {
 		_ = l.Acquire(context.Background())
 	}
@@ -101,8 +101,8 @@ func TestLimiterBacksOffOnDropsOncePerWindow(t *testing.T) {
 	}
 }
 
-func TestLimiterRespectsTheMemoryBudget(t *testing.T) {
-	l, clock := testLimiter(LimiterConfig{Initial: 64, MemoryBudget: 100 << 20})
+func TestLimitRespectsTheMemoryBudget(t *testing.T) {
+	l, clock := testLimit(Config{Initial: 64, MemoryBudget: 100 << 20})
 	heap := uint64(80 << 20) // past 75 %: no growth
 	l.heap = func() uint64 { return heap }
 	busy(t, l, clock, 20, time.Second)
@@ -116,8 +116,8 @@ func TestLimiterRespectsTheMemoryBudget(t *testing.T) {
 	}
 }
 
-func TestLimiterFixedNeverMoves(t *testing.T) {
-	l, clock := testLimiter(LimiterConfig{Fixed: 8})
+func TestLimitFixedNeverMoves(t *testing.T) {
+	l, clock := testLimit(Config{Fixed: 8})
 	busy(t, l, clock, 5, time.Millisecond)
 	l.Drop()
 	if st := l.State(); st.Limit != 8 || st.Adaptive {
@@ -129,8 +129,8 @@ func TestLimiterFixedNeverMoves(t *testing.T) {
 // that comes back while the limit is full adds a slot, so a round of
 // answers (as many as the limit was when it began) doubles it. Time alone,
 // with work waiting and no answer back, grows nothing.
-func TestLimiterSlowStartGrowsPerRoundOfAnswers(t *testing.T) {
-	l, clock := testLimiter(LimiterConfig{Initial: 4, Max: 64})
+func TestLimitSlowStartGrowsPerRoundOfAnswers(t *testing.T) {
+	l, clock := testLimit(Config{Initial: 4, Max: 64})
 	for range 4 {
 		if err := l.Acquire(context.Background()); err != nil {
 			t.Fatal(err)
@@ -160,8 +160,8 @@ func TestLimiterSlowStartGrowsPerRoundOfAnswers(t *testing.T) {
 
 // Answers that come back while the limit is not full say nothing about a
 // higher one: slow start does not grow it.
-func TestLimiterSlowStartNeedsAFullLimit(t *testing.T) {
-	l, _ := testLimiter(LimiterConfig{Initial: 16})
+func TestLimitSlowStartNeedsAFullLimit(t *testing.T) {
+	l, _ := testLimit(Config{Initial: 16})
 	for range 4 {
 		_ = l.Acquire(context.Background())
 	}
@@ -175,8 +175,8 @@ func TestLimiterSlowStartNeedsAFullLimit(t *testing.T) {
 
 // Slow start ends, and the limit shrinks, when a round's latency rises
 // past the floor: the provider queues what we sent.
-func TestLimiterSlowStartEndsWhenLatencyRises(t *testing.T) {
-	l, clock := testLimiter(LimiterConfig{Initial: 16, Max: 4096})
+func TestLimitSlowStartEndsWhenLatencyRises(t *testing.T) {
+	l, clock := testLimit(Config{Initial: 16, Max: 4096})
 	busy(t, l, clock, 3, time.Second)
 	grown := l.State()
 	if !grown.SlowStart || grown.Limit <= 16 {

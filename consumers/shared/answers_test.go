@@ -1,4 +1,4 @@
-package consumers_test
+package shared_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -27,7 +28,7 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 	_, js := natstest.Connect(t, ns)
 	ctx := context.Background()
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierReasoning: time.Minute}
-	dead, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
+	dead, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 // sharedCache is one process's answer cache with the KV bucket as its shared level.
 func sharedCache(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration) *router.Cache {
 	t.Helper()
-	kv, err := consumers.NewKVCache(context.Background(), js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
+	kv, err := shared.NewAnswers(context.Background(), js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +111,7 @@ func TestCacheBucketsInMemoryReplacingFileBacked(t *testing.T) {
 	ns := natstest.RunServer(t)
 	_, js := natstest.Connect(t, ns)
 	ctx := context.Background()
-	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: consumers.CacheBucket(pipeline.TierFast), Storage: jetstream.FileStorage, History: 1})
+	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: shared.CacheBucket(pipeline.TierFast), Storage: jetstream.FileStorage, History: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +120,12 @@ func TestCacheBucketsInMemoryReplacingFileBacked(t *testing.T) {
 	}
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute, pipeline.TierReasoning: time.Minute}
 	for range 2 { // and again, now that they are in memory
-		if _, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop()); err != nil {
+		if _, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	for tier := range ttl {
-		kv, err := js.KeyValue(ctx, consumers.CacheBucket(tier))
+		kv, err := js.KeyValue(ctx, shared.CacheBucket(tier))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -146,11 +147,11 @@ func TestClaimThenAnswerOrDrop(t *testing.T) {
 	_, js := natstest.Connect(t, ns)
 	ctx := context.Background()
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute}
-	a, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
+	a, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := consumers.NewKVCache(ctx, js, ttl, consumers.StreamsConfig{}, time.Minute, zerolog.Nop())
+	b, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,11 +195,11 @@ func TestUnreadableCachedAnswerIsAMiss(t *testing.T) {
 	ctx := context.Background()
 	tier := pipeline.TierFast
 	var logs lockedBuffer
-	c, err := consumers.NewKVCache(ctx, js, map[pipeline.Tier]time.Duration{tier: time.Minute}, consumers.StreamsConfig{}, time.Minute, zerolog.New(&logs))
+	c, err := shared.NewAnswers(ctx, js, map[pipeline.Tier]time.Duration{tier: time.Minute}, shared.BucketConfig{}, time.Minute, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, consumers.CacheBucket(tier))
+	kv, err := js.KeyValue(ctx, shared.CacheBucket(tier))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +242,12 @@ func TestUnreadableCachedAnswerIsAMiss(t *testing.T) {
 // empty one (or any entry that is no answer) is narrated by the model, not
 // served the empty answer until it is dead-lettered.
 func TestEmptyCachedAnswerIsNeverANarrative(t *testing.T) {
-	ctx, js := withStreams(t)
+	ns := natstest.RunServer(t)
+	_, js := natstest.Connect(t, ns)
+	ctx := t.Context()
+	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
 	s, url := simtest.Start(t, sim.Config{})
 	tier := pipeline.TierFast
 	cache := sharedCache(t, js, map[pipeline.Tier]time.Duration{tier: time.Minute})
@@ -257,7 +263,7 @@ func TestEmptyCachedAnswerIsNeverANarrative(t *testing.T) {
 	t.Cleanup(chain.Close)
 	bridge := &pipeline.Bridge{Completer: chain}
 
-	kv, err := js.KeyValue(ctx, consumers.CacheBucket(tier))
+	kv, err := js.KeyValue(ctx, shared.CacheBucket(tier))
 	if err != nil {
 		t.Fatal(err)
 	}

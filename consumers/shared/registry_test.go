@@ -1,4 +1,4 @@
-package consumers_test
+package shared_test
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 )
 
 // An entry of the workers bucket that is not a worker's announcement (what
@@ -20,20 +20,20 @@ func TestEntriesThatAreNoWorkerAreSkipped(t *testing.T) {
 	_, js := natstest.Connect(t, ns)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	reg, err := consumers.NewRegistry(ctx, js, consumers.StreamsConfig{}, time.Minute)
+	reg, err := shared.NewRegistry(ctx, js, shared.BucketConfig{}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	announced := make(chan struct{})
 	go func() {
 		defer close(announced)
-		reg.Announce(ctx, func() consumers.WorkerInfo {
-			return consumers.WorkerInfo{ID: "host-1:42", Version: "v1", Tiers: []string{"fast"}, Started: time.Now().UTC()}
+		reg.Announce(ctx, func() shared.WorkerInfo {
+			return shared.WorkerInfo{ID: "host-1:42", Version: "v1", Tiers: []string{"fast"}, Started: time.Now().UTC()}
 		})
 	}()
 	t.Cleanup(func() { cancel(); <-announced })
 
-	kv, err := js.KeyValue(ctx, consumers.WorkersBucket)
+	kv, err := js.KeyValue(ctx, shared.WorkersBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,10 +50,10 @@ func TestEntriesThatAreNoWorkerAreSkipped(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var workers []consumers.WorkerInfo
+	var workers []shared.WorkerInfo
 	var skipped []error
 	natstest.Eventually(t, 5*time.Second, func() bool {
-		workers, skipped, err = consumers.ReadWorkers(ctx, js)
+		workers, skipped, err = shared.ReadWorkers(ctx, js)
 		return err == nil && len(workers)+len(skipped) == 1+len(bad)
 	}, func() string { return fmt.Sprintf("workers %+v, skipped %v, err %v", workers, skipped, err) })
 	if len(workers) != 1 || workers[0].ID != "host-1:42" {
@@ -62,13 +62,13 @@ func TestEntriesThatAreNoWorkerAreSkipped(t *testing.T) {
 	for k := range bad {
 		found := false
 		for _, e := range skipped {
-			found = found || errors.Is(e, consumers.ErrBadWorker) && strings.Contains(e.Error(), k)
+			found = found || errors.Is(e, shared.ErrBadWorker) && strings.Contains(e.Error(), k)
 		}
 		if !found {
 			t.Errorf("entry %s not reported as skipped: %v", k, skipped)
 		}
 	}
-	if listed, err := consumers.ListWorkers(ctx, js); err != nil || len(listed) != 1 {
+	if listed, err := shared.ListWorkers(ctx, js); err != nil || len(listed) != 1 {
 		t.Errorf("ListWorkers: %d workers, %v; want the one", len(listed), err)
 	}
 }

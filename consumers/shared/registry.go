@@ -1,4 +1,4 @@
-package consumers
+package shared
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noesis-dev/noesis/consumers/setup"
 )
 
 // WorkersBucket is the KV bucket where every worker process announces itself.
@@ -44,12 +46,14 @@ type Registry struct {
 	every time.Duration
 }
 
-// NewRegistry creates or updates the bucket; workers announce every `every`.
-func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig, every time.Duration) (*Registry, error) {
+// NewRegistry creates or updates the bucket, placed as cfg says; workers
+// announce every `every`. It returns ctx's error, or the bucket's that could
+// not be set up.
+func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg BucketConfig, every time.Duration) (*Registry, error) {
 	cfg = cfg.withDefaults()
 	var kv jetstream.KeyValue
-	err := retryUnavailable(ctx, "bucket "+WorkersBucket, func(ctx context.Context) (err error) {
-		kv, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{Bucket: WorkersBucket, Description: "noesis: live worker processes",
+	err := setup.Do(ctx, "bucket "+WorkersBucket, func(ctx context.Context) (err error) {
+		kv, err = setup.Bucket(ctx, js, jetstream.KeyValueConfig{Bucket: WorkersBucket, Description: "noesis: live worker processes",
 			TTL: 3 * every, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1})
 		return err
 	})
@@ -59,8 +63,10 @@ func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig,
 	return &Registry{kv: kv, every: every}, nil
 }
 
-// Announce puts info now and every interval until ctx ends, then removes it.
-// info is called for each announcement, so it can report live state.
+// Announce puts info now and every interval until ctx ends, then removes it
+// and returns: it blocks, and its caller owns it (runs it in a goroutine it
+// waits for). info is called for each announcement, so it can report live
+// state.
 func (r *Registry) Announce(ctx context.Context, info func() WorkerInfo) {
 	t := time.NewTicker(r.every)
 	defer t.Stop()
@@ -90,10 +96,6 @@ func key(id string) string {
 	}
 	return string(b)
 }
-
-// ErrBadWorker is what ReadWorkers reports for an entry of the workers bucket
-// that is not a worker's announcement.
-var ErrBadWorker = errors.New("not a worker's announcement")
 
 // ListWorkers reads the live workers' announcements, leaving out the entries
 // that are not one (see ReadWorkers).

@@ -1,4 +1,4 @@
-package consumers_test
+package shared_test
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
-	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 )
 
 // badCounters are values a counter must never read as a number: what an
@@ -42,7 +42,7 @@ func TestUnreadableSpendCounterCountsAsSpent(t *testing.T) {
 			provider := fmt.Sprintf("prov%d", i)
 			budgets := map[string]float64{provider: 10}
 			var logs lockedBuffer
-			l, err := consumers.NewKVLimits(ctx, js, consumers.StreamsConfig{}, time.Minute, budgets, zerolog.New(&logs))
+			l, err := shared.NewLimits(ctx, js, shared.BucketConfig{}, time.Minute, budgets, zerolog.New(&logs))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,7 +50,7 @@ func TestUnreadableSpendCounterCountsAsSpent(t *testing.T) {
 			if l.BudgetSpent(provider) {
 				t.Fatal("8 of 10 USD reads as spent")
 			}
-			kv, err := js.KeyValue(ctx, consumers.SpendBucket)
+			kv, err := js.KeyValue(ctx, shared.SpendBucket)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +66,7 @@ func TestUnreadableSpendCounterCountsAsSpent(t *testing.T) {
 			if !l.BudgetSpent(provider) {
 				t.Errorf("counter %q: the running process reads the budget as not spent", bad.value)
 			}
-			later, err := consumers.NewKVLimits(ctx, js, consumers.StreamsConfig{}, time.Minute, budgets, zerolog.New(&logs))
+			later, err := shared.NewLimits(ctx, js, shared.BucketConfig{}, time.Minute, budgets, zerolog.New(&logs))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,11 +95,11 @@ func TestUnreadableRateCounterRefusesCalls(t *testing.T) {
 	ctx := context.Background()
 	const window = time.Hour // the key is the window's: an hour leaves no window to change under the test
 	var logs lockedBuffer
-	l, err := consumers.NewKVLimits(ctx, js, consumers.StreamsConfig{}, window, nil, zerolog.New(&logs))
+	l, err := shared.NewLimits(ctx, js, shared.BucketConfig{}, window, nil, zerolog.New(&logs))
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.KeyValue(ctx, consumers.RateBucket)
+	kv, err := js.KeyValue(ctx, shared.RateBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestUnreadableRateCounterRefusesCalls(t *testing.T) {
 			tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			err := l.Take(tctx, target, rpm, tpm)
 			cancel()
-			if !errors.Is(err, consumers.ErrBadCounter) || !strings.Contains(err.Error(), target) {
+			if !errors.Is(err, shared.ErrBadCounter) || !strings.Contains(err.Error(), target) {
 				t.Errorf("%s counter %q: Take returned %v, want ErrBadCounter naming the key", kind, bad.value, err)
 			}
 			for _, key := range keys {

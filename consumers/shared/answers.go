@@ -1,4 +1,4 @@
-package consumers
+package shared
 
 import (
 	"bytes"
@@ -11,14 +11,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cenkalti/backoff/v5"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
+	"github.com/noesis-dev/noesis/consumers/setup"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/retry"
 )
 
-// KVCache is the answer cache every worker process shares: one NATS KV bucket
+// Answers is the answer cache every worker process shares: one NATS KV bucket
 // per tier, in memory (noesis_cache_fast, ..._reasoning, ..._deep), whose TTL
 // is the tier's; while a call is in flight its key holds a claim with a short
 // lease instead of the answer, so that identical requests in different
@@ -27,7 +28,7 @@ import (
 // at warn level: it is never served, and the answer the caller then gets
 // replaces it. An answer with no content is never stored. Safe for
 // concurrent use.
-type KVCache struct {
+type Answers struct {
 	buckets  map[pipeline.Tier]jetstream.KeyValue
 	leaseTTL time.Duration
 	owner    []byte
@@ -37,23 +38,25 @@ type KVCache struct {
 // CacheBucket names a tier's bucket.
 func CacheBucket(t pipeline.Tier) string { return "noesis_cache_" + string(t) }
 
-// NewKVCache creates or updates the buckets for the tiers with a TTL above 0.
-// leaseTTL bounds how long a claim outlives a process that died holding it.
-func NewKVCache(ctx context.Context, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration, cfg StreamsConfig, leaseTTL time.Duration, log zerolog.Logger) (*KVCache, error) {
+// NewAnswers creates or updates the buckets for the tiers with a TTL above 0,
+// placed as cfg says. leaseTTL bounds how long a claim outlives a process
+// that died holding it. It returns ctx's error, or the bucket's that could
+// not be set up. Close it when done: it waits for the answers being shared.
+func NewAnswers(ctx context.Context, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration, cfg BucketConfig, leaseTTL time.Duration, log zerolog.Logger) (*Answers, error) {
 	cfg = cfg.withDefaults()
 	host, _ := os.Hostname()
-	c := &KVCache{buckets: map[pipeline.Tier]jetstream.KeyValue{}, leaseTTL: leaseTTL,
+	c := &Answers{buckets: map[pipeline.Tier]jetstream.KeyValue{}, leaseTTL: leaseTTL,
 		owner: []byte(host + ":" + strconv.Itoa(os.Getpid())), log: log.With().Str("component", "kvcache").Logger()}
 	for t, d := range ttl {
 		if d <= 0 {
 			continue
 		}
 		var kv jetstream.KeyValue
-		err := retryUnavailable(ctx, "cache bucket "+CacheBucket(t), func(ctx context.Context) (err error) {
+		err := setup.Do(ctx, "cache bucket "+CacheBucket(t), func(ctx context.Context) (err error) {
 			if err := dropFileBackedCache(ctx, js, CacheBucket(t)); err != nil {
 				return err
 			}
-			kv, err = ensureBucket(ctx, js, jetstream.KeyValueConfig{
+			kv, err = setup.Bucket(ctx, js, jetstream.KeyValueConfig{
 				Bucket: CacheBucket(t), Description: fmt.Sprintf("noesis: %s tier answers, shared by every worker", t),
 				TTL: d, LimitMarkerTTL: max(d, leaseTTL), Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1,
 			})
@@ -113,7 +116,7 @@ const claimPrefix = "claim "
 
 // Claim implements router.Shared: create-if-absent of the key's claim; when
 // the key exists, read it: an answer, or another process's claim.
-func (c *KVCache) Claim(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool, bool) {
+func (c *Answers) Claim(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool, bool) {
 	kv := c.buckets[t]
 	if kv == nil {
 		return pipeline.Response{}, false, true
@@ -138,12 +141,9 @@ func (c *KVCache) Claim(ctx context.Context, t pipeline.Tier, key string) (pipel
 	return r, answered, false
 }
 
-// errBadAnswer is an entry that is neither a claim nor an answer with content.
-var errBadAnswer = errors.New("not a claim nor an answer with content")
-
 // get reads key's entry: the answer, or a claim (answered false). An entry
 // that is neither is errBadAnswer, logged.
-func (c *KVCache) get(ctx context.Context, t pipeline.Tier, kv jetstream.KeyValue, key string) (pipeline.Response, bool, error) {
+func (c *Answers) get(ctx context.Context, t pipeline.Tier, kv jetstream.KeyValue, key string) (pipeline.Response, bool, error) {
 	e, err := kv.Get(ctx, "answer."+key)
 	if err != nil {
 		if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -166,7 +166,7 @@ func (c *KVCache) get(ctx context.Context, t pipeline.Tier, kv jetstream.KeyValu
 // Settle implements router.Shared: the answer replaces the claim, for the
 // tier's TTL; a failed call's claim is removed, so waiting processes call,
 // and so is the claim of an answer with no content, which is never stored.
-func (c *KVCache) Settle(ctx context.Context, t pipeline.Tier, key string, r pipeline.Response, callErr error) {
+func (c *Answers) Settle(ctx context.Context, t pipeline.Tier, key string, r pipeline.Response, callErr error) {
 	kv := c.buckets[t]
 	if kv == nil {
 		return
@@ -192,7 +192,7 @@ const maxAwait = 2 * time.Second
 
 // Await polls for another process's answer while its claim stands, for at
 // most maxAwait and a quarter of the time ctx has left.
-func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool) {
+func (c *Answers) Await(ctx context.Context, t pipeline.Tier, key string) (pipeline.Response, bool) {
 	kv := c.buckets[t]
 	if kv == nil {
 		return pipeline.Response{}, false
@@ -203,8 +203,8 @@ func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipel
 	}
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	// Poll, backing off from 5 ms to 100 ms, until the answer or the end of the claim.
-	r, err := backoff.Retry(ctx, func() (pipeline.Response, error) {
+	// Poll until the answer or the end of the claim.
+	r, err := retry.Do(ctx, awaitPolicy, func() (pipeline.Response, error) {
 		gctx, cancel := context.WithTimeout(ctx, opTimeout)
 		defer cancel()
 		r, answered, err := c.get(gctx, t, kv, key)
@@ -212,17 +212,15 @@ func (c *KVCache) Await(ctx context.Context, t pipeline.Tier, key string) (pipel
 		case answered:
 			return r, nil
 		case errors.Is(err, jetstream.ErrKeyNotFound):
-			return pipeline.Response{}, backoff.Permanent(errClaimGone) // the claim lapsed or failed
+			return pipeline.Response{}, retry.Permanent(errClaimGone) // the claim lapsed or failed
 		case errors.Is(err, errBadAnswer):
-			return pipeline.Response{}, backoff.Permanent(err) // no answer will come: call now
+			return pipeline.Response{}, retry.Permanent(err) // no answer will come: call now
 		}
 		return pipeline.Response{}, errStillClaimed
-	}, backoff.WithBackOff(&backoff.ExponentialBackOff{InitialInterval: 5 * time.Millisecond, RandomizationFactor: 0.2, Multiplier: 2, MaxInterval: 100 * time.Millisecond}),
-		backoff.WithMaxElapsedTime(0))
+	})
 	return r, err == nil
 }
 
-var (
-	errClaimGone    = errors.New("the claim lapsed without an answer")
-	errStillClaimed = errors.New("still claimed")
-)
+// awaitPolicy polls for another process's answer, backing off from 5 ms to
+// 100 ms.
+var awaitPolicy = retry.Exponential(5*time.Millisecond, 100*time.Millisecond)
