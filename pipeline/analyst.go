@@ -34,11 +34,8 @@ func (a *Analyst) Messages(t *Thought) []Message {
 // Process writes the analysis for t; errors as for Bridge.Process.
 func (a *Analyst) Process(ctx context.Context, t Thought) (Output, error) {
 	started := time.Now()
-	temp, maxTokens := a.Temperature, a.MaxTokens
-	if maxTokens == 0 {
-		temp, maxTokens = 0.7, 8192
-	}
-	resp, err := ask(ctx, a.Completer, "analysis", Request{Tier: TierDeep, Messages: a.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "analysis", Priority: t.Priority})
+	resp, err := ask(ctx, a.Completer, Request{Tier: TierDeep, Messages: a.Messages(&t), Temperature: a.Temperature, MaxTokens: a.MaxTokens,
+		Purpose: "analysis", Priority: t.Priority}, 0.7, 8192)
 	if err != nil {
 		return nil, err
 	}

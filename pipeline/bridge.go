@@ -86,11 +86,8 @@ func (b *Bridge) Messages(t *Thought) []Message {
 // (wrapping ErrTransient or ErrPermanent); an empty answer is transient.
 func (b *Bridge) Process(ctx context.Context, t Thought) (Output, error) {
 	started := time.Now()
-	temp, maxTokens := b.Temperature, b.MaxTokens
-	if maxTokens == 0 {
-		temp, maxTokens = 0.3, 512
-	}
-	resp, err := ask(ctx, b.Completer, "narrative", Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: temp, MaxTokens: maxTokens, Purpose: "narrative", Priority: t.Priority})
+	resp, err := ask(ctx, b.Completer, Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: b.Temperature, MaxTokens: b.MaxTokens,
+		Purpose: "narrative", Priority: t.Priority}, 0.3, 512)
 	if err != nil {
 		return nil, err
 	}

@@ -71,14 +71,19 @@ func ParseTier(s string) (Tier, error) {
 	return "", fmt.Errorf("unknown tier %q (want fast, reasoning or deep)", s)
 }
 
-// ask makes a stage's one model call; an empty answer is a transient failure.
-func ask(ctx context.Context, c Completer, stage string, req Request) (Response, error) {
+// ask makes a stage's one model call, req, named in errors by its Purpose.
+// A req with no MaxTokens takes temperature and maxTokens, the stage's
+// defaults. An empty answer is a transient failure.
+func ask(ctx context.Context, c Completer, req Request, temperature float32, maxTokens int) (Response, error) {
+	if req.MaxTokens == 0 {
+		req.Temperature, req.MaxTokens = temperature, maxTokens
+	}
 	resp, err := c.Complete(ctx, req)
 	if err != nil {
-		return resp, fmt.Errorf("%s: %w", stage, err)
+		return resp, fmt.Errorf("%s: %w", req.Purpose, err)
 	}
 	if resp.Content == "" {
-		return resp, fmt.Errorf("%s: %w: model %s returned an empty answer", stage, ErrTransient, resp.Model)
+		return resp, fmt.Errorf("%s: %w: model %s returned an empty answer", req.Purpose, ErrTransient, resp.Model)
 	}
 	return resp, nil
 }

@@ -77,17 +77,17 @@ func Read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
 	items := r.scan(answer)
 	if r.tag != "" {
 		if tagged := onlyTagged(items); hasVerdict(tagged) {
-			return r.resolve(tagged)
+			return resolve(tagged)
 		}
 		if reasoning != "" {
 			// A </think> quoted from the thought can move the judge's tagged
 			// lines into what looks like thinking; they are still its own.
 			if tagged := onlyTagged(r.scan(reasoning)); hasVerdict(tagged) {
-				return r.resolve(tagged)
+				return resolve(tagged)
 			}
 		}
 	}
-	return r.resolve(r.withoutEchoes(items))
+	return resolve(r.withoutEchoes(items))
 }
 
 // ReadTagged reads only the lines that carry tag: for an answer cut
@@ -101,5 +101,5 @@ func ReadTagged(answer, tag string) (JudgeAnswer, error) {
 	if !hasVerdict(tagged) {
 		return JudgeAnswer{}, fmt.Errorf("%w: no tagged verdict line", ErrUnparseable)
 	}
-	return r.resolve(tagged)
+	return resolve(tagged)
 }

@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// scanJSON finds every JSON object in text that names a verdict.
-func (r *reader) scanJSON(text string) []item {
+// scanJSON finds every JSON object in text that names a verdict; an object
+// that holds tag (lower-case) is tagged.
+func scanJSON(text, tag string) []item {
 	var items []item
 	group := 1
 	for i := 0; i < len(text); i++ {
@@ -26,7 +27,7 @@ func (r *reader) scanJSON(text string) []item {
 		if _, ok := fields[fieldVerdict]; !ok {
 			continue
 		}
-		tagged := r.tag != "" && strings.Contains(asciiLower(span), r.tag)
+		tagged := tag != "" && strings.Contains(asciiLower(span), tag)
 		for _, k := range []fieldKind{fieldVerdict, fieldConfidence, fieldOffense, fieldReasoning} {
 			if v, ok := fields[k]; ok {
 				items = append(items, item{kind: k, value: v, span: span, pos: i, group: group, tagged: tagged})

@@ -123,7 +123,7 @@ func quoteLines(q string) map[string]bool {
 
 // scan finds the statements of text, in the order they were written.
 func (r *reader) scan(text string) []item {
-	items := append(r.scanJSON(text), r.scanLines(text)...)
+	items := append(scanJSON(text, r.tag), r.scanLines(text)...)
 	sort.SliceStable(items, func(i, j int) bool { return items[i].pos < items[j].pos })
 	return items
 }

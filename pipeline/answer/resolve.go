@@ -12,7 +12,7 @@ import (
 // statement of a field must agree: two verdicts, two confidences or two
 // offense levels that differ are not guessed between (the judge is asked
 // again), whatever languages and shapes they are written in.
-func (r *reader) resolve(items []item) (JudgeAnswer, error) {
+func resolve(items []item) (JudgeAnswer, error) {
 	var a JudgeAnswer
 	last := -1
 	seen := map[Vote]bool{}

@@ -5,11 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestBreakerCycle(t *testing.T) {
 	now := time.Unix(0, 0)

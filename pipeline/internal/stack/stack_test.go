@@ -4,11 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // A thousand goroutines that grew their stacks hold 16 KiB each while they
 // wait, and the pad that grew them is not on the heap.

@@ -4,11 +4,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // maxThinking is the contract's bound on a chain of thought in an output.
 const maxThinking = 4 << 10
