@@ -37,6 +37,7 @@ func TestAnotherBackendBehindTheSeam(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	fake := &fakeNative{}
 	c.targets["native"].backend = fake
 	resp, err := c.Complete(context.Background(), pipeline.Request{Tier: pipeline.TierFast, MaxTokens: 16, Purpose: "narrative"})

@@ -23,6 +23,8 @@ type CacheConfig struct {
 	MaxBytes int64
 	// TTL per tier; a missing or zero TTL turns caching off for that tier.
 	TTL map[pipeline.Tier]time.Duration
+	// Shared, when set, is a second level every worker process sees.
+	Shared Shared
 }
 
 // DefaultCacheTTL returns the seed's TTLs: fast 1 min, reasoning 5 min, deep 30 min.
@@ -74,6 +76,11 @@ type Cache struct {
 
 	counts    map[pipeline.Tier]*tierCounts
 	evictions atomic.Uint64
+
+	// settles owns the goroutines that settle shared claims off the
+	// callers' path; Close waits for them.
+	settles   sync.WaitGroup
+	closeOnce sync.Once
 }
 
 type tierCounts struct {
@@ -120,16 +127,13 @@ func (t *tierCounts) stats() CacheStats {
 	return CacheStats{Hits: t.hits.Load(), Misses: t.misses.Load(), Coalesced: t.coalesced.Load(), SharedHits: t.sharedHits.Load(), SharedWaits: t.sharedWaits.Load(), SharedSkipped: t.sharedSkipped.Load()}
 }
 
-// SetShared adds a shared second level. Call it before the cache is used.
-func (c *Cache) SetShared(s Shared) { c.shared = s }
-
-// NewCache builds a cache.
+// NewCache builds a cache. It fails when the store cannot be made.
 func NewCache(cfg CacheConfig) (*Cache, error) {
 	maxBytes := cfg.MaxBytes
 	if maxBytes <= 0 {
 		maxBytes = 64 << 20
 	}
-	c := &Cache{ttl: map[pipeline.Tier]time.Duration{}, flights: map[string]*flight{}, counts: map[pipeline.Tier]*tierCounts{}}
+	c := &Cache{ttl: map[pipeline.Tier]time.Duration{}, flights: map[string]*flight{}, counts: map[pipeline.Tier]*tierCounts{}, shared: cfg.Shared}
 	for _, t := range pipeline.Tiers {
 		c.counts[t] = &tierCounts{}
 	}
@@ -149,8 +153,14 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	return c, nil
 }
 
-// Close releases the cache's goroutines. Safe to call twice.
-func (c *Cache) Close() { c.store.Close() }
+// Close waits for the shared claims being settled, then releases the
+// cache's goroutines. Call it once no Do is in flight; safe to call twice.
+func (c *Cache) Close() {
+	c.closeOnce.Do(func() {
+		c.settles.Wait()
+		c.store.Close()
+	})
+}
 
 // Stats returns the cache's counters so far, all tiers together.
 func (c *Cache) Stats() CacheStats {
@@ -275,11 +285,12 @@ func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn fun
 		// Sharing the answer (or dropping the claim) is off the caller's
 		// path: other processes wait on the claim until it is settled. An
 		// answer made after waiting in vain is shared too.
-		go func(ctx context.Context) {
-			ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sctx := context.WithoutCancel(ctx)
+		c.settles.Go(func() {
+			ctx, cancel := context.WithTimeout(sctx, 10*time.Second)
 			defer cancel()
 			c.shared.Settle(ctx, tier, key, r, err)
-		}(context.WithoutCancel(ctx))
+		})
 	}
 	return r, err
 }

@@ -54,7 +54,7 @@ type Target struct {
 	// Modal): the GPUs' hourly price divided by the calls they serve at once.
 	CallHourUSD float64
 	// RPM and TPM limit requests and tokens per window across every worker
-	// (with a Limiter); Concurrency limits this process's calls in flight. 0: no limit.
+	// (with Config.Quotas); Concurrency limits this process's calls in flight. 0: no limit.
 	RPM, TPM, Concurrency int
 	// Structured says whether a request's schema (pipeline.Request.Schema)
 	// goes to this target as response_format json_schema: StructuredAuto
@@ -62,9 +62,11 @@ type Target struct {
 	Structured string
 }
 
-// Limiter keeps limits that hold across worker processes (shared.Limits,
-// in NATS). Implementations must be safe for concurrent use.
-type Limiter interface {
+// Quotas keeps the limits that hold across worker processes: each target's
+// requests and tokens per window, each provider's budget, each agent's
+// quota (shared.Limits keeps them in NATS). Implementations must be
+// safe for concurrent use.
+type Quotas interface {
 	// Take waits until the target may make one more request.
 	Take(ctx context.Context, target string, rpm, tpm int) error
 	// Spend records a call's tokens and estimated cost.
@@ -129,9 +131,28 @@ type Config struct {
 	// cancelling the other. Off by default.
 	Hedge map[pipeline.Tier]bool
 	// AgentQuota is every agent's quota, AgentQuotas an agent's own where it
-	// has one (with a Limiter; docs/security.md, "Quotas per agent").
+	// has one (with Quotas; docs/security.md, "Quotas per agent").
 	AgentQuota  AgentQuota
 	AgentQuotas map[string]AgentQuota
+	// Quotas, when set, enforces the limits and budgets shared by every
+	// worker process; nil: only this process's own (Concurrency, pacing).
+	Quotas Quotas
+	// Observer, when set, is told of every upstream call.
+	Observer CallObserver
+}
+
+// withDefaults gives the zero settings their defaults.
+func (c Config) withDefaults() Config {
+	if c.Attempts <= 0 {
+		c.Attempts = 3
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = time.Second
+	}
+	if c.MaxIdleConnsPerHost <= 0 {
+		c.MaxIdleConnsPerHost = 64
+	}
+	return c
 }
 
 // quotaFor is agent's quota: its own, or every agent's.

@@ -52,6 +52,7 @@ func chainBackend(t *testing.T, kind, baseURL, key string) Backend {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(c.Close)
 	return c.targets["t"].backend
 }
 

@@ -9,8 +9,9 @@ import (
 )
 
 // hedge asks primary, and backup too once primary has taken longer than
-// after (or failed); the first answer wins and the other call is cancelled.
-func (c *Chain) hedge(ctx context.Context, req pipeline.Request, primary, backup *target, after time.Duration) (pipeline.Response, error) {
+// after (or failed); the first answer wins and the other call is cancelled
+// (the router's calls group owns it until it has returned).
+func (r *Router) hedge(ctx context.Context, req pipeline.Request, primary, backup *target, after time.Duration) (pipeline.Response, error) {
 	type result struct {
 		resp   pipeline.Response
 		err    error
@@ -21,10 +22,10 @@ func (c *Chain) hedge(ctx context.Context, req pipeline.Request, primary, backup
 	defer cancelPrimary()
 	bctx, cancelBackup := context.WithCancel(ctx)
 	defer cancelBackup()
-	go func() {
-		r, err := c.viaCache(pctx, primary, req)
-		results <- result{r, err, false}
-	}()
+	r.calls.Go(func() {
+		resp, err := r.viaCache(pctx, primary, req)
+		results <- result{resp, err, false}
+	})
 	timer := time.NewTimer(after)
 	defer timer.Stop()
 	pending, hedged := 1, false
@@ -32,10 +33,10 @@ func (c *Chain) hedge(ctx context.Context, req pipeline.Request, primary, backup
 		if !hedged {
 			hedged = true
 			pending++
-			go func() {
-				r, err := c.viaCache(bctx, backup, req)
-				results <- result{r, err, true}
-			}()
+			r.calls.Go(func() {
+				resp, err := r.viaCache(bctx, backup, req)
+				results <- result{resp, err, true}
+			})
 		}
 	}
 	var errs []error
@@ -43,27 +44,27 @@ func (c *Chain) hedge(ctx context.Context, req pipeline.Request, primary, backup
 		select {
 		case <-timer.C:
 			startBackup()
-		case r := <-results:
+		case res := <-results:
 			pending--
-			if r.err == nil {
-				if r.backup {
+			if res.err == nil {
+				if res.backup {
 					cancelPrimary()
-					r.resp.Hedged = true
-					c.log.Debug().Str("winner", backup.Name).Str("loser", primary.Name).Dur("after", after).Msg("hedge won")
+					res.resp.Hedged = true
+					r.log.Debug().Str("winner", backup.Name).Str("loser", primary.Name).Dur("after", after).Msg("hedge won")
 				} else {
 					cancelBackup()
 				}
-				return r.resp, nil
+				return res.resp, nil
 			}
-			errs = append(errs, r.err)
-			if !r.backup {
+			errs = append(errs, res.err)
+			if !res.backup {
 				// The primary failed: the backup is now a plain fallback, unless
 				// the request was refused for what it holds (see Complete).
-				if final(r.err) {
-					return pipeline.Response{}, r.err
+				if final(res.err) {
+					return pipeline.Response{}, res.err
 				}
 				tooLong := map[modelAt]bool{}
-				if c.noteTooLong(tooLong, r.err); !tooLong[backup.modelAt()] {
+				if r.noteTooLong(tooLong, res.err); !tooLong[backup.modelAt()] {
 					startBackup()
 				}
 			}

@@ -33,14 +33,6 @@ const (
 	simAtOnce = "at-once" // answers of realistic lengths, at once
 )
 
-func TestMain(m *testing.M) {
-	if speed := os.Getenv(simChildEnv); speed != "" {
-		serveSimChild(speed)
-		return
-	}
-	os.Exit(m.Run())
-}
-
 // serveSimChild serves a simulator at speed, prints its URL, and serves
 // until its standard input closes.
 func serveSimChild(speed string) {
@@ -48,7 +40,11 @@ func serveSimChild(speed string) {
 	if speed == simAtOnce {
 		cfg = sim.Config{LatencyScale: 0, Seed: 1}
 	}
-	s := sim.New(cfg)
+	s, err := sim.New(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	url, err := s.Start(ctx, nil)
 	if err != nil {
@@ -58,6 +54,7 @@ func serveSimChild(speed string) {
 	fmt.Println(url)
 	_, _ = bufio.NewReader(os.Stdin).ReadString(0) // until the parent closes it
 	cancel()
+	s.Wait()
 }
 
 // startSimChild starts this test binary as a simulator at speed and returns its URL.

@@ -39,9 +39,9 @@ func (t *target) overloaded(err error, req pipeline.Request, sent time.Time) boo
 	return t.lastCall.Load() > sent.UnixNano()
 }
 
-// overload makes err, a call to t found overloaded, an ErrOverloaded that
-// the worker holds its thought for, to ask again after the chain's backoff.
-func (c *Chain) overload(t *target, err error) error {
-	return &pipeline.RetryAfterError{After: c.cfg.Backoff, Err: fmt.Errorf("%w: %w: %s answered other calls of ours while this one waited: %w",
+// overload makes err, a call found overloaded, an ErrOverloaded that the
+// worker holds its thought for, to ask again after the router's backoff.
+func (t *target) overload(err error) error {
+	return &pipeline.RetryAfterError{After: t.cfg.Backoff, Err: fmt.Errorf("%w: %w: %s answered other calls of ours while this one waited: %w",
 		ErrOverloaded, pipeline.ErrRateLimited, t.Name, err)}
 }

@@ -2,104 +2,22 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/rs/zerolog"
 	openai "github.com/sashabaranov/go-openai"
-	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/answer"
-	"github.com/noesis-dev/noesis/pipeline/fair"
 )
-
-// tracer makes a span per upstream call, a child of the stage's span.
-// tracer is asked of the global provider at each use, so a provider set
-// later (or set again, as tests do) is the one that gets the spans.
-func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/router") }
-
-// call makes one request to t's backend, within the target's slots, shared
-// limits and per-call timeout, and accounts for it: span, observer, speed,
-// cost, spend, a 429's pause.
-func (c *Chain) call(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
-	if t.slots != nil {
-		// Calls that wait for a slot are served by priority, then to the
-		// agent holding the fewest: one agent's flood waits behind itself.
-		tenant := pipeline.TenantOf(ctx)
-		if err := t.slots.Acquire(ctx, tenant.Agent, fair.Band(tenant.Priority)); err != nil {
-			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, err)
-		}
-		defer t.slots.Release(tenant.Agent)
-	}
-	if c.limiter != nil && (t.RPM > 0 || t.TPM > 0) {
-		if err := c.limiter.Take(ctx, t.Name, t.RPM, t.TPM); err != nil {
-			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for the rate limit: %w", pipeline.ErrTransient, t.Name, err)
-		}
-	}
-	timeout, cold := c.callTimeout(t, req), t.cold()
-	if cold {
-		timeout = max(timeout, t.provider.ColdStartTimeout)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ctx, span := tracer().Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		attribute.String("noesis.tier", string(req.Tier)), attribute.String("noesis.provider", t.provider.Name),
-		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
-	defer span.End()
-	started := time.Now()
-	if c.obs != nil {
-		c.obs.CallStarted(req.Tier, t.Target)
-	}
-	t.pace.send(started)
-	reply, err := t.backend.Chat(ctx, req)
-	latency := time.Since(started)
-	cost := 0.0
-	if err == nil {
-		cost = (float64(reply.Usage.PromptTokens)*t.PriceIn+float64(reply.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
-	}
-	if c.obs != nil {
-		c.obs.CallFinished(req.Tier, t.Target, latency, reply.Usage, cost, err)
-	}
-	span.SetAttributes(attribute.Int("noesis.tokens.in", reply.Usage.PromptTokens), attribute.Int("noesis.tokens.out", reply.Usage.CompletionTokens),
-		attribute.Bool("noesis.structured", reply.Structured))
-	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, ErrorClass(err))
-		var after time.Duration
-		var ce *CallError
-		if errors.As(err, &ce) {
-			after = ce.RetryAfter
-		}
-		if errors.Is(err, pipeline.ErrRateLimited) && after <= 0 {
-			after = c.cfg.Backoff // a 429 without Retry-After still pauses the target
-		}
-		if after > 0 {
-			if errors.Is(err, pipeline.ErrRateLimited) && !t.pace.limited(time.Now()) {
-				t.block(after)
-			}
-			err = &pipeline.RetryAfterError{Err: err, After: after}
-		}
-		return pipeline.Response{}, err
-	}
-	t.lastCall.Store(time.Now().UnixNano())
-	t.pace.ok(time.Now())
-	t.observe(latency, reply.Usage.CompletionTokens)
-	if c.limiter != nil {
-		c.limiter.Spend(ctx, t.Name, t.provider.Name, reply.Usage.TotalTokens, cost)
-	}
-	if cold {
-		c.log.Info().Str("target", t.Name).Str("model", t.Model).Dur("latency", latency).Msg("first call to a cold target answered (cold start)")
-	}
-	return pipeline.Response{
-		Content: reply.Content, Reasoning: reply.Reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
-		CostUSD: cost, Truncated: reply.Truncated, Usage: reply.Usage, Structured: reply.Structured,
-	}, nil
-}
 
 // openAIBackend speaks the OpenAI chat-completions API through go-openai
 // (whose own retries are not used): Nebius, vLLM on Modal, any compatible
@@ -114,6 +32,16 @@ type openAIBackend struct {
 }
 
 var _ Backend = (*openAIBackend)(nil)
+
+// newOpenAIBackend is target t's backend at provider p, over client (whose
+// idle connections the router owns); redact removes every configured secret.
+func newOpenAIBackend(p Provider, t Target, client *http.Client, redact *strings.Replacer, log zerolog.Logger) *openAIBackend {
+	oc := openai.DefaultConfig(p.APIKey)
+	oc.BaseURL = strings.TrimRight(p.BaseURL, "/")
+	oc.HTTPClient = headerDoer{c: client, headers: p.Headers}
+	return &openAIBackend{client: openai.NewClientWithConfig(oc), model: t.Model, target: t.Name,
+		where: fmt.Sprintf("%s (%s at %s)", t.Model, t.Name, p.Name), redact: redact, structured: newStructuredUse(t, log, redact)}
+}
 
 // Chat implements Backend.
 func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, error) {
@@ -177,4 +105,169 @@ func nonEmpty(ss ...string) []string {
 		}
 	}
 	return out
+}
+
+// maxSaid bounds the provider's message kept in a CallError: enough for
+// vLLM's context-length sentence with its token counts, not a prompt it echoes.
+const maxSaid = 400
+
+// classify turns go-openai's error into a *CallError: its class, status, what
+// the provider said, and a message with secrets redacted. elapsed is how long
+// the call ran.
+func (b *openAIBackend) classify(ctx context.Context, err error, elapsed time.Duration) *CallError {
+	where := b.where
+	ce := &CallError{Target: b.target}
+	var apiErr *openai.APIError
+	var reqErr *openai.RequestError
+	switch {
+	case errors.As(err, &apiErr):
+		ce.Status = apiErr.HTTPStatusCode
+	case errors.As(err, &reqErr):
+		ce.Status = reqErr.HTTPStatusCode
+	}
+	said := providerSaid(err)
+	ce.Code, ce.Message = b.redact.Replace(said.code()), trim(b.redact.Replace(said.Message), maxSaid)
+	msg := b.redact.Replace(err.Error())
+	if ce.Status >= 400 {
+		msg = ce.said()
+	}
+	var netErr net.Error
+	transient := []error{pipeline.ErrTransient}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		ce.Class, ce.kinds, ce.msg = ClassTimeout, transient, fmt.Sprintf("%s: no answer within %s", where, elapsed.Round(100*time.Millisecond))
+	case errors.Is(err, context.Canceled):
+		ce.Class, ce.kinds, ce.msg = ClassCanceled, []error{pipeline.ErrTransient, context.Canceled}, where+": "+context.Canceled.Error()
+	case ce.Status == http.StatusTooManyRequests:
+		ce.Class, ce.kinds = ClassRateLimited, []error{pipeline.ErrTransient, pipeline.ErrRateLimited}
+		ce.msg = fmt.Sprintf("%s: %s: HTTP %d: %s", pipeline.ErrRateLimited, where, ce.Status, msg)
+	case ce.Status == http.StatusRequestTimeout || ce.Status >= 500:
+		ce.Class, ce.kinds, ce.msg = ClassServer, transient, fmt.Sprintf("%s: HTTP %d: %s", where, ce.Status, msg)
+	case ce.Status >= 400:
+		ce.Refusal = said.refusal(ce.Status)
+		ce.Class, ce.kinds = ClassClient, []error{pipeline.ErrPermanent}
+		if ce.Refusal != "" {
+			ce.Class, ce.kinds = ClassRequest, []error{pipeline.ErrPermanent, pipeline.ErrRequestRefused}
+			msg = pipeline.ErrRequestRefused.Error() + " (" + ce.Refusal + "): " + msg
+		}
+		ce.msg = fmt.Sprintf("%s: HTTP %d: %s", where, ce.Status, msg)
+	case errors.As(err, &netErr):
+		ce.Class, ce.kinds, ce.msg = ClassNetwork, transient, fmt.Sprintf("%s: network: %s", where, msg)
+	default:
+		ce.Class, ce.kinds, ce.msg = ClassOther, transient, where+": "+msg
+	}
+	prefix := pipeline.ErrTransient.Error()
+	if ce.Class == ClassClient || ce.Class == ClassRequest {
+		prefix = pipeline.ErrPermanent.Error()
+	}
+	ce.msg = prefix + ": " + ce.msg
+	return ce
+}
+
+// apiSaid is a provider's error body (its param is not kept: the message
+// names it), in any of the shapes providers use:
+// OpenAI's and Nebius's {"error":{"message","type","param","code"}}, vLLM's
+// {"object":"error","message","type","param","code":400} (older vLLM at the
+// top level, newer under "error"), FastAPI's {"detail": ...} for a 422.
+type apiSaid struct {
+	Message string
+	Type    string
+	Code    string
+}
+
+// code is the provider's error code, or its type when the code is only the
+// HTTP status again (vLLM's "code": 400) or missing.
+func (s apiSaid) code() string {
+	if s.Code != "" {
+		if _, err := strconv.Atoi(s.Code); err != nil {
+			return s.Code
+		}
+	}
+	return s.Type
+}
+
+// refusal says why a 4xx (not 408 or 429) refused the request for what it
+// holds, or "" when the status speaks of the account or the endpoint (401,
+// 403, 404 and the rest without a telling code: ClassClient). 400, 413 and
+// 422 are always about the request; any other 4xx is when its code, type or
+// message names the context length or a content policy.
+func (s apiSaid) refusal(status int) string {
+	words := strings.ToLower(s.Code + " " + s.Type + " " + s.Message)
+	switch {
+	case status == http.StatusRequestEntityTooLarge || containsAny(words, "context_length", "context length", "maximum context", "context window", "too many tokens", "prompt is too long"):
+		return RefusalContextLength
+	case containsAny(words, "content_filter", "content_policy", "content policy", "content management policy", "moderation", "flagged"):
+		return RefusalContentPolicy
+	case status == http.StatusBadRequest || status == http.StatusUnprocessableEntity:
+		return RefusalInvalid
+	}
+	return ""
+}
+
+// providerSaid reads what the provider said in its error body; empty when
+// err carries no body that parses.
+func providerSaid(err error) apiSaid {
+	var apiErr *openai.APIError
+	if errors.As(err, &apiErr) {
+		s := apiSaid{Message: apiErr.Message, Type: apiErr.Type, Code: fmt.Sprint(apiErr.Code)}
+		if apiErr.Code == nil {
+			s.Code = ""
+		}
+		return s
+	}
+	var reqErr *openai.RequestError
+	if !errors.As(err, &reqErr) || len(reqErr.Body) == 0 {
+		return apiSaid{}
+	}
+	var body struct {
+		Message json.RawMessage `json:"message"`
+		Type    string          `json:"type"`
+		Code    json.RawMessage `json:"code"`
+		Detail  json.RawMessage `json:"detail"`
+	}
+	if json.Unmarshal(reqErr.Body, &body) != nil {
+		return apiSaid{Message: strings.TrimSpace(string(reqErr.Body))} // a proxy's text or HTML page
+	}
+	s := apiSaid{Type: body.Type, Code: strings.Trim(string(body.Code), `"`), Message: text(body.Message)}
+	if s.Code == "null" {
+		s.Code = ""
+	}
+	if s.Message == "" {
+		s.Message = text(body.Detail)
+	}
+	return s
+}
+
+// text is a JSON string's value, or the raw JSON of anything else.
+func text(raw json.RawMessage) string {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	if string(raw) == "null" {
+		return ""
+	}
+	return string(raw)
+}
+
+func containsAny(s string, subs ...string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// trim cuts s to at most n bytes, at a rune boundary, with an ellipsis;
+// newlines become spaces.
+func trim(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }

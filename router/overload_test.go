@@ -19,7 +19,7 @@ import (
 
 // overloadChain is a chain of one target on url whose breaker opens at the
 // first failure counted against it.
-func overloadChain(t *testing.T, log *breakerLog, url string) *router.Chain {
+func overloadChain(t *testing.T, log *breakerLog, url string) *router.Router {
 	t.Helper()
 	cfg := router.Config{Tiers: map[pipeline.Tier][]string{pipeline.TierFast: {"only"}}, Timeout: time.Second, Attempts: 3, Backoff: time.Millisecond,
 		Breaker: breaker.Config{Failures: 1, Cooldown: time.Hour}, OnBreakerChange: log.record,
@@ -34,7 +34,7 @@ func overloadChain(t *testing.T, log *breakerLog, url string) *router.Chain {
 }
 
 // burst sends n distinct calls at once and returns their errors (nil: answered).
-func burst(c *router.Chain, n int) []error {
+func burst(c *router.Router, n int) []error {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i := range n {

@@ -39,7 +39,7 @@ func (l *breakerLog) String() string {
 // refusalChain is a chain whose targets (name -> provider URL and model) form
 // the fast tier in the order given, with a breaker that opens at the first
 // failure, so any failure counted against a target shows.
-func refusalChain(t *testing.T, log *breakerLog, targets ...[3]string) *router.Chain {
+func refusalChain(t *testing.T, log *breakerLog, targets ...[3]string) *router.Router {
 	t.Helper()
 	cfg := router.Config{Tiers: map[pipeline.Tier][]string{}, Timeout: 5 * time.Second, Attempts: 3, Backoff: time.Millisecond,
 		Breaker: breaker.Config{Failures: 1, Cooldown: time.Hour}, OnBreakerChange: log.record}
@@ -168,32 +168,47 @@ func TestOnlyAContextLengthRefusalFallsBack(t *testing.T) {
 
 // A hedged tier: a primary that refuses the request for its content ends
 // the call; the backup is not asked as a fallback.
+//
+// The primary answers in 2 s, so the tier hedges only after that long
+// (its p95), and its refusal, which comes at once, is in long before: a
+// backup asked at all was asked as a fallback. The warm-up's calls go
+// together, so none is hedged (no p95 before 20 answers); the refused call
+// is told apart at the backup by its purpose all the same.
 func TestARefusalIsNotHedged(t *testing.T) {
-	profile := map[string]sim.Profile{"m": {Latency: 20 * time.Millisecond, TokensPerSecond: 500}}
-	_, primaryURL := simtest.Start(t, sim.Config{LatencyScale: 1, Profiles: profile, Blocked: []string{"forbidden"}})
-	backup, backupURL := simtest.Start(t, sim.Config{LatencyScale: 1, Profiles: profile})
+	profile := map[string]sim.Profile{"m": {Latency: 2 * time.Second, TokensPerSecond: 500}}
+	_, primaryURL := simtest.Start(t, sim.Config{LatencyScale: 1, Lengths: sim.LengthsSeed, Profiles: profile, Blocked: []string{"forbidden"}})
+	backup, backupURL := simtest.Start(t, sim.Config{LatencyScale: 1, Lengths: sim.LengthsSeed, Profiles: profile})
 	cfg := router.Config{
 		Providers: []router.Provider{{Name: "a", Kind: router.KindOpenAI, BaseURL: primaryURL, APIKey: "k"}, {Name: "b", Kind: router.KindOpenAI, BaseURL: backupURL, APIKey: "k"}},
 		Targets:   []router.Target{{Name: "primary", Provider: "a", Model: "m"}, {Name: "backup", Provider: "b", Model: "m"}},
 		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"primary", "backup"}},
-		Timeout:   5 * time.Second, Attempts: 1, Hedge: map[pipeline.Tier]bool{pipeline.TierFast: true},
+		Timeout:   10 * time.Second, Attempts: 1, Hedge: map[pipeline.Tier]bool{pipeline.TierFast: true},
 	}
 	c, err := router.New(cfg, nil, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for i := 0; i < 25; i++ { // a latency record for the primary, so the tier hedges
-		if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint("warm ", i))); err != nil {
-			t.Fatalf("warm-up %d: %v", i, err)
-		}
+	var warm sync.WaitGroup
+	errs := make(chan error, 25)
+	for i := range 25 { // a latency record for the primary, so the tier hedges
+		warm.Go(func() {
+			if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint("warm ", i))); err != nil {
+				errs <- fmt.Errorf("warm-up %d: %w", i, err)
+			}
+		})
 	}
-	before := backup.Stats().Requests
-	_, err = c.Complete(context.Background(), judgeRequest(pipeline.TierFast, "a forbidden word"))
-	if !errors.Is(err, pipeline.ErrRequestRefused) || errors.Is(err, pipeline.ErrTransient) {
+	warm.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	req := judgeRequest(pipeline.TierFast, "a forbidden word")
+	req.Purpose = "refused"
+	if _, err = c.Complete(context.Background(), req); !errors.Is(err, pipeline.ErrRequestRefused) || errors.Is(err, pipeline.ErrTransient) {
 		t.Fatalf("err = %v, want the refusal", err)
 	}
-	if n := backup.Stats().Requests - before; n != 0 {
+	if n := backup.Stats().PerCaller["refused"]; n != 0 {
 		t.Fatalf("the backup was asked %d times after the primary's refusal", n)
 	}
 }

@@ -22,12 +22,12 @@ import (
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
-func newChain(t *testing.T, url, key string, cache *router.Cache, attempts int) *router.Chain {
+func newChain(t *testing.T, url, key string, cache *router.Cache, attempts int) *router.Router {
 	t.Helper()
 	return newChainOfKind(t, router.KindSim, url, key, cache, attempts)
 }
 
-func newChainOfKind(t *testing.T, kind, url, key string, cache *router.Cache, attempts int) *router.Chain {
+func newChainOfKind(t *testing.T, kind, url, key string, cache *router.Cache, attempts int) *router.Router {
 	t.Helper()
 	cfg := router.Config{
 		Providers: []router.Provider{{Name: "sim", Kind: kind, BaseURL: url, APIKey: key}},
@@ -92,7 +92,7 @@ func TestReasoningIsSeparated(t *testing.T) {
 		if len(r.Reasoning) < 100 {
 			t.Errorf("%s: reasoning lost: %q", tier, r.Reasoning)
 		}
-		if _, err := answer.Parse(r.Content); err != nil {
+		if _, err := answer.Read(r.Content, "", "", ""); err != nil {
 			t.Errorf("%s: judge answer unreadable: %v", tier, err)
 		}
 	}
@@ -222,7 +222,10 @@ func TestConfigValidate(t *testing.T) {
 // many concurrent calls opens no new connection (Go's default transport keeps
 // 2 idle per host and would re-dial the rest).
 func TestSharedClientReusesConnections(t *testing.T) {
-	s := sim.New(sim.Config{LatencyScale: 0.02})
+	s, err := sim.New(sim.Config{LatencyScale: 0.02})
+	if err != nil {
+		t.Fatal(err)
+	}
 	var opened atomic.Int32
 	hs := httptest.NewUnstartedServer(s.Handler())
 	hs.Config.ConnState = func(_ net.Conn, st http.ConnState) {

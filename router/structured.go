@@ -116,15 +116,3 @@ func refusesFormat(err error) bool {
 	}
 	return containsAny(strings.ToLower(words), formatWords...)
 }
-
-// Structured returns each target's use of structured answers: auto, on,
-// off, or refused (an auto target that refused them, asked in text since).
-func (c *Chain) Structured() map[string]string {
-	out := make(map[string]string, len(c.targets))
-	for name, t := range c.targets {
-		if be, ok := t.backend.(*openAIBackend); ok && be.structured != nil {
-			out[name] = be.structured.state()
-		}
-	}
-	return out
-}

@@ -40,7 +40,7 @@ func (s *syncBuffer) String() string {
 
 // structuredChain is a chain with one REASONING target at the simulator,
 // with the given structured setting, logging at info to the returned buffer.
-func structuredChain(t *testing.T, url, mode string) (*router.Chain, *syncBuffer) {
+func structuredChain(t *testing.T, url, mode string) (*router.Router, *syncBuffer) {
 	t.Helper()
 	logs := &syncBuffer{}
 	c, err := router.New(router.Config{

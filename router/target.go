@@ -2,98 +2,282 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/pipeline/fair"
+	"github.com/noesis-dev/noesis/pipeline/retry"
 )
 
 // Per-call timeouts when Config.Timeout is zero.
 const (
-	TTFTAllowance    = 10 * time.Second
-	MinCallTimeout   = 15 * time.Second
-	FirstCallTimeout = 120 * time.Second // the origin's timeout
-	MaxCallTimeout   = 10 * time.Minute
+	// TTFTAllowance is added to the time a call's max_tokens take at the
+	// target's measured speed.
+	TTFTAllowance = 10 * time.Second
+	// MinCallTimeout is the least timeout of a call.
+	MinCallTimeout = 15 * time.Second
+	// FirstCallTimeout bounds a call before its target has 8 answers (the origin's timeout).
+	FirstCallTimeout = 120 * time.Second
+	// MaxCallTimeout is the most timeout of a call.
+	MaxCallTimeout = 10 * time.Minute
 )
 
+// settings are what every target of a router shares, given at New.
+type settings struct {
+	cfg      Config // validated, with its defaults
+	quotas   Quotas // nil: no limits across processes
+	observer CallObserver
+	log      zerolog.Logger
+	retry    retry.Policy // Attempts tries, from Backoff
+}
+
+// target is one model target and everything the router keeps of it: its
+// backend, breaker, slots, rate-limit pause, learned pace and latencies.
+// Its complete is one target's part of a call: tries, each through the
+// target's limits to its backend. Safe for concurrent use.
 type target struct {
 	Target
+	*settings
 	provider Provider
 	backend  Backend
+	breaker  *breaker.Breaker
+	slots    *fair.Slots // Concurrency, when limited; shared between agents in turn
 	// blockedUntil (unix nanos) holds every call to the target back after a
 	// 429, until the provider's Retry-After has passed: one rate-limited
 	// answer slows the whole process down instead of each worker finding out.
 	blockedUntil atomic.Int64
-	pace         pacer // the quota learned from 429s
-	breaker      *breaker.Breaker
+	pace         pacer        // the quota learned from 429s
 	lastCall     atomic.Int64 // unix nanos of the last answer, for cold starts
-	slots        *fair.Slots  // Concurrency, when limited; shared between agents in turn
-
-	latMu     sync.Mutex
-	latencies [ring]time.Duration // the last answers' latencies, a ring
-	rates     [ring]float64       // and their speeds, completion tokens per second
-	latN      int
-	// slowest is speed's answer, kept from the latN of slowestAt until
-	// statsEvery more answers came (every call asks for it).
-	slowest   float64
-	slowestAt int
+	lat          latencies
 }
 
-// ring is how many of a target's last answers its statistics look at;
-// statsEvery is how many answers its kept speed outlives (until the ring is
-// full it is worked out again at every answer).
-const (
-	ring       = 128
-	statsEvery = 16
-)
-
-func (t *target) observe(d time.Duration, tokens int) {
-	t.latMu.Lock()
-	t.latencies[t.latN%len(t.latencies)] = d
-	rate := math.Inf(1)
-	if d > 0 {
-		rate = float64(tokens) / d.Seconds()
-	}
-	t.rates[t.latN%len(t.rates)] = rate
-	t.latN++
-	t.latMu.Unlock()
+// complete calls the target up to Attempts times, backing off between tries
+// (the router's retry.Policy: exponential from Backoff, doubling, ±20 %
+// jitter), and waiting at least what a Retry-After asked for. It gives up
+// with the last error when the next wait would outlast ctx, and at once on a
+// permanent one (a 4xx other than 408 and 429). Only failures that say the
+// target is broken count toward its breaker (see breaks): never a request
+// the provider refused for what it holds, which is one thought's, not the
+// target's, and never a call that failed for the load we put on the target
+// (overloaded): that one is not tried again here, and comes back as
+// ErrOverloaded.
+func (t *target) complete(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+	var last error
+	tries := 0
+	return retry.Do(ctx, t.retry, func() (pipeline.Response, error) {
+		tries++
+		resp, err := t.try(ctx, req)
+		if ns, ok := err.(notSent); ok {
+			return pipeline.Response{}, retry.Permanent(andThen(last, ns.error))
+		}
+		switch {
+		case err == nil:
+			t.breaker.Record(nil)
+			return resp, nil
+		case errors.Is(err, ErrOverloaded):
+			return pipeline.Response{}, retry.Permanent(andThen(last, err))
+		}
+		if breaks(err) && ctx.Err() == nil {
+			t.breaker.Record(err)
+		}
+		t.log.Debug().Str("target", t.Name).Str("model", t.Model).Str("purpose", req.Purpose).Int("attempt", tries).Err(err).Msg("model call failed")
+		last = err
+		if errors.Is(err, pipeline.ErrPermanent) || ctx.Err() != nil {
+			return pipeline.Response{}, retry.Permanent(err)
+		}
+		return pipeline.Response{}, err
+	})
 }
 
-// speed returns the slowest tenth of the target's recent speeds (tokens per
-// second), or false below 8 answers. Every call asks for it, so it sorts the
-// speeds again only every statsEvery answers once the ring is full.
-func (t *target) speed() (float64, bool) {
-	t.latMu.Lock()
-	defer t.latMu.Unlock()
-	n := min(t.latN, len(t.rates))
-	if n < 8 {
-		return 0, false
+// notSent is why a try did not reach the target (a pause, the pace, the
+// thought's call budget, the agent's quota): no further try is made.
+type notSent struct{ error }
+
+// try is one try: it waits out the target's pause and pace, spends one of
+// the thought's calls, admits it under the agent's quota and calls. A call
+// that failed for our load comes back as ErrOverloaded.
+func (t *target) try(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+	if err := t.waitUnblocked(ctx); err != nil {
+		return pipeline.Response{}, notSent{err}
 	}
-	if t.latN-t.slowestAt >= statsEvery || (n < len(t.rates) && t.latN != t.slowestAt) {
-		var xs [ring]float64
-		copy(xs[:], t.rates[:n])
-		slices.Sort(xs[:n])
-		t.slowest, t.slowestAt = xs[(n-1)/10], t.latN
+	if err := t.pace.wait(ctx, t.Name); err != nil {
+		return pipeline.Response{}, notSent{err}
 	}
-	return t.slowest, true
+	if err := pipeline.SpendCall(ctx); err != nil {
+		return pipeline.Response{}, notSent{err}
+	}
+	agent, reserved, err := t.admit(ctx, req)
+	if err != nil {
+		return pipeline.Response{}, notSent{err}
+	}
+	sent := time.Now()
+	resp, err := t.call(ctx, req)
+	if agent != "" {
+		t.quotas.SettleAgent(ctx, agent, resp.Usage.TotalTokens, resp.CostUSD, reserved)
+	}
+	if err != nil && ctx.Err() == nil && t.overloaded(err, req, sent) {
+		// Our load, not the target's fault: no breaker counts it, and
+		// no second try adds to the queue; the worker holds the thought.
+		t.log.Debug().Str("target", t.Name).Str("purpose", req.Purpose).Err(err).Msg("model call overloaded the target")
+		return pipeline.Response{}, t.overload(err)
+	}
+	return resp, err
 }
 
-// callTimeout bounds one call of req to t (see Config.Timeout).
-func (c *Chain) callTimeout(t *target, req pipeline.Request) time.Duration {
+// admit asks the shared counters whether the agent whose thought ctx serves
+// may make one more call to t under its quota, reserving the call's most
+// expected cost; it returns the agent ("" when nothing was asked) and the
+// reservation. Calls outside a thought, and every call when no agent has a
+// quota, pass without asking.
+func (t *target) admit(ctx context.Context, req pipeline.Request) (string, float64, error) {
+	if t.quotas == nil || !t.cfg.quotas() {
+		return "", 0, nil
+	}
+	agent := pipeline.TenantOf(ctx).Agent
+	if agent == "" {
+		return "", 0, nil
+	}
+	q := t.cfg.quotaFor(agent)
+	if !q.Active() {
+		return "", 0, nil
+	}
+	reserve := 0.0
+	if q.USD > 0 {
+		reserve = t.mostCost(req)
+	}
+	if err := t.quotas.Admit(ctx, agent, q.RPM, q.TPM, q.USD, reserve); err != nil {
+		if !errors.Is(err, pipeline.ErrQuota) { // the counters: the agent's, not the target's
+			err = fmt.Errorf("%w: %w: agent %s's quota could not be checked: %w", pipeline.ErrTransient, pipeline.ErrQuota, agent, err)
+		}
+		return "", 0, err
+	}
+	return agent, reserve, nil
+}
+
+// mostCost is the most a call of req to t is expected to cost: its prompt
+// at about four characters a token, and every token of its max_tokens.
+func (t *target) mostCost(req pipeline.Request) float64 {
+	chars := 0
+	for _, m := range req.Messages {
+		chars += len(m.Content)
+	}
+	return (float64(chars/4)*t.PriceIn + float64(req.MaxTokens)*t.PriceOut) / 1e6
+}
+
+// call makes one request to the target's backend, within its slots, shared
+// limits and per-call timeout, and accounts for it (see settle).
+func (t *target) call(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+	if t.slots != nil {
+		// Calls that wait for a slot are served by priority, then to the
+		// agent holding the fewest: one agent's flood waits behind itself.
+		tenant := pipeline.TenantOf(ctx)
+		if err := t.slots.Acquire(ctx, tenant.Agent, fair.Band(tenant.Priority)); err != nil {
+			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, err)
+		}
+		defer t.slots.Release(tenant.Agent)
+	}
+	if t.quotas != nil && (t.RPM > 0 || t.TPM > 0) {
+		if err := t.quotas.Take(ctx, t.Name, t.RPM, t.TPM); err != nil {
+			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for the rate limit: %w", pipeline.ErrTransient, t.Name, err)
+		}
+	}
+	timeout, cold := t.timeout(req), t.cold()
+	if cold {
+		timeout = max(timeout, t.provider.ColdStartTimeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ctx, span := tracer().Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("noesis.tier", string(req.Tier)), attribute.String("noesis.provider", t.provider.Name),
+		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
+	defer span.End()
+	started := time.Now()
+	if t.observer != nil {
+		t.observer.CallStarted(req.Tier, t.Target)
+	}
+	t.pace.send(started)
+	reply, err := t.backend.Chat(ctx, req)
+	return t.settle(ctx, span, req, reply, err, time.Since(started), cold)
+}
+
+// tracer makes a span per upstream call, a child of the stage's span.
+// tracer is asked of the global provider at each use, so a provider set
+// later (or set again, as tests do) is the one that gets the spans.
+func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/router") }
+
+// settle accounts for a call's reply: span, observer, speed, cost, spend,
+// a 429's pause; and makes the reply the call's response.
+func (t *target) settle(ctx context.Context, span trace.Span, req pipeline.Request, reply Reply, err error, latency time.Duration, cold bool) (pipeline.Response, error) {
+	cost := 0.0
+	if err == nil {
+		cost = (float64(reply.Usage.PromptTokens)*t.PriceIn+float64(reply.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
+	}
+	if t.observer != nil {
+		t.observer.CallFinished(req.Tier, t.Target, latency, reply.Usage, cost, err)
+	}
+	span.SetAttributes(attribute.Int("noesis.tokens.in", reply.Usage.PromptTokens), attribute.Int("noesis.tokens.out", reply.Usage.CompletionTokens),
+		attribute.Bool("noesis.structured", reply.Structured))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, ErrorClass(err))
+		return pipeline.Response{}, t.pauseFor(err)
+	}
+	t.lastCall.Store(time.Now().UnixNano())
+	t.pace.ok(time.Now())
+	t.lat.observe(latency, reply.Usage.CompletionTokens)
+	if t.quotas != nil {
+		t.quotas.Spend(ctx, t.Name, t.provider.Name, reply.Usage.TotalTokens, cost)
+	}
+	if cold {
+		t.log.Info().Str("target", t.Name).Str("model", t.Model).Dur("latency", latency).Msg("first call to a cold target answered (cold start)")
+	}
+	return pipeline.Response{
+		Content: reply.Content, Reasoning: reply.Reasoning, Provider: t.provider.Name, Model: t.Model, Latency: latency, ColdStart: cold,
+		CostUSD: cost, Truncated: reply.Truncated, Usage: reply.Usage, Structured: reply.Structured,
+	}, nil
+}
+
+// pauseFor gives a failed call's error the wait it asks for (a Retry-After;
+// Backoff for a 429 without one), and pauses the whole target for a 429
+// while it is not paced.
+func (t *target) pauseFor(err error) error {
+	var after time.Duration
+	if ce, ok := errors.AsType[*CallError](err); ok {
+		after = ce.RetryAfter
+	}
+	if errors.Is(err, pipeline.ErrRateLimited) && after <= 0 {
+		after = t.cfg.Backoff // a 429 without Retry-After still pauses the target
+	}
+	if after <= 0 {
+		return err
+	}
+	if errors.Is(err, pipeline.ErrRateLimited) && !t.pace.limited(time.Now()) {
+		t.block(after)
+	}
+	return &pipeline.RetryAfterError{Err: err, After: after}
+}
+
+// timeout bounds one call of req to t (see Config.Timeout).
+func (t *target) timeout(req pipeline.Request) time.Duration {
 	if req.Timeout > 0 {
 		return req.Timeout
 	}
-	if c.cfg.Timeout > 0 {
-		return c.cfg.Timeout
+	if t.cfg.Timeout > 0 {
+		return t.cfg.Timeout
 	}
-	rate, ok := t.speed()
+	rate, ok := t.lat.speed()
 	if !ok || req.MaxTokens <= 0 {
 		return FirstCallTimeout
 	}
@@ -102,34 +286,6 @@ func (c *Chain) callTimeout(t *target, req pipeline.Request) time.Duration {
 	}
 	d := TTFTAllowance + time.Duration(float64(req.MaxTokens)/rate*float64(time.Second))
 	return min(max(d, MinCallTimeout), MaxCallTimeout)
-}
-
-// p95 returns the target's observed p95 latency, or false below 20 answers.
-func (t *target) p95() (time.Duration, bool) {
-	t.latMu.Lock()
-	n := min(t.latN, len(t.latencies))
-	xs := append([]time.Duration(nil), t.latencies[:n]...)
-	t.latMu.Unlock()
-	if n < 20 {
-		return 0, false
-	}
-	slices.Sort(xs)
-	return xs[(n*95+99)/100-1], true
-}
-
-// modelAt is a model at a provider: two targets that share it share its context length.
-type modelAt struct{ provider, model string }
-
-func (t *target) modelAt() modelAt { return modelAt{t.provider.Name, t.Model} }
-
-// noteTooLong adds to tooLong the models that refused err's request as past
-// their context.
-func (c *Chain) noteTooLong(tooLong map[modelAt]bool, err error) {
-	for _, ce := range callErrors(err) {
-		if t := c.targets[ce.Target]; t != nil && ce.Refusal == RefusalContextLength {
-			tooLong[t.modelAt()] = true
-		}
-	}
 }
 
 // cold reports whether the next call may meet a cold container.
@@ -167,6 +323,7 @@ func (t *target) waitUnblocked(ctx context.Context) error {
 // rateLimited reports whether the target is paused by a 429 right now.
 func (t *target) rateLimited() bool { return time.Now().UnixNano() < t.blockedUntil.Load() }
 
+// block pauses every call to the target for d (or longer, when it already is).
 func (t *target) block(d time.Duration) {
 	until := time.Now().Add(d).UnixNano()
 	for {
@@ -176,6 +333,11 @@ func (t *target) block(d time.Duration) {
 		}
 	}
 }
+
+// modelAt is a model at a provider: two targets that share it share its context length.
+type modelAt struct{ provider, model string }
+
+func (t *target) modelAt() modelAt { return modelAt{t.provider.Name, t.Model} }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	timer := time.NewTimer(d)

@@ -56,13 +56,17 @@ Counters are at /sim/stats.`,
 			if err := sc.Faults.Validate(); err != nil {
 				return fmt.Errorf("simulator faults: %w", err)
 			}
+			srv, err := sim.New(sc)
+			if err != nil {
+				return err
+			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {
 				return fmt.Errorf("simulator: %w", err)
 			}
 			log := cli.NewLogger(cfg, cmd.ErrOrStderr())
 			log.Info().Str("url", "http://"+ln.Addr().String()+"/v1").Float64("latency_scale", sc.LatencyScale).Msg("simulator listening")
-			return sim.New(sc).Serve(cmd.Context(), ln)
+			return srv.Serve(cmd.Context(), ln)
 		},
 	}
 	f := cmd.Flags()

@@ -22,7 +22,7 @@ type structuredRun struct {
 	t   *testing.T
 	s   *sim.Server
 	svc interface {
-		Chain() *router.Chain
+		Chain() *router.Router
 		MetricsAddr() string
 	}
 	got  *collector

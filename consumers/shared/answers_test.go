@@ -96,12 +96,11 @@ func sharedCache(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]tim
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := router.NewCache(router.CacheConfig{TTL: ttl})
+	cache, err := router.NewCache(router.CacheConfig{TTL: ttl, Shared: kv})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	cache.SetShared(kv)
 	return cache
 }
 

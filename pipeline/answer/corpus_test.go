@@ -36,7 +36,11 @@ var intents = []sim.Intent{
 // as the judge meant it, and an ambiguous one abstains.
 func TestCorpusIsReadAsMeant(t *testing.T) {
 	read, abstained, total := 0, 0, 0
-	for _, sh := range sim.Shapes() {
+	shapes, err := sim.Shapes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sh := range shapes {
 		for _, in := range intents {
 			for _, thought := range quotedThoughts {
 				for _, withTag := range []bool{true, false} {

@@ -12,7 +12,10 @@ import (
 // zero latency: what a bench's simulator takes from the processors the
 // worker shares with it.
 func BenchmarkJudgeAnswer(b *testing.B) {
-	s := New(Config{LatencyScale: 0})
+	s, err := New(Config{LatencyScale: 0})
+	if err != nil {
+		b.Fatal(err)
+	}
 	h := s.Handler()
 	b.ReportAllocs()
 	i := 0

@@ -164,7 +164,7 @@ func (s *Server) judgeBody(caller, system, user, task, action string, d directiv
 	if m := tagRE.FindStringSubmatch(system); m != nil {
 		tag = m[1]
 	}
-	sh := pickShape(rng, tag != "", s.cfg.Shape)
+	sh := pickShape(s.shapes, rng, tag != "", s.cfg.Shape)
 	in.Shape = sh.Name
 	if sh.Ambiguous {
 		in.Verdict = ""

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	_ "embed"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,59 +9,6 @@ import (
 	"strconv"
 	"strings"
 )
-
-// The answer shapes judges are drawn from; see the file's header.
-//
-//go:embed corpus/judge-answers.txt
-var judgeCorpus string
-
-// Shape is one way a judge writes its answer.
-type Shape struct {
-	Name      string
-	Weight    float64
-	Tagged    bool // uses the request's answer tag
-	Ambiguous bool // no verdict a person could read
-	Template  string
-}
-
-// Shapes returns the judge answer shapes of the corpus, in file order.
-func Shapes() []Shape { return shapes }
-
-var shapes = parseCorpus(judgeCorpus)
-
-func parseCorpus(text string) []Shape {
-	var out []Shape
-	var body []string
-	flush := func() {
-		if len(out) > 0 {
-			out[len(out)-1].Template = strings.TrimSpace(strings.Join(body, "\n"))
-		}
-		body = body[:0]
-	}
-	for _, line := range strings.Split(text, "\n") {
-		if strings.HasPrefix(line, "#") && len(out) == 0 {
-			continue
-		}
-		if rest, ok := strings.CutPrefix(line, "== "); ok {
-			flush()
-			f := strings.Fields(rest)
-			w, err := strconv.ParseFloat(f[1], 64)
-			if err != nil {
-				panic("sim: corpus shape " + f[0] + ": bad weight")
-			}
-			s := Shape{Name: f[0], Weight: w}
-			for _, flag := range f[2:] {
-				s.Tagged = s.Tagged || flag == "tagged"
-				s.Ambiguous = s.Ambiguous || flag == "ambiguous"
-			}
-			out = append(out, s)
-			continue
-		}
-		body = append(body, line)
-	}
-	flush()
-	return out
-}
 
 // Intent is what a simulated judge means to answer, before the shape it is
 // written in. Tests compare what noesis read with it.
@@ -163,8 +109,9 @@ func containsAny(s string, words []string) bool {
 	return false
 }
 
-// pickShape draws a shape: only untagged ones when the prompt gave no tag.
-func pickShape(rng *rand.Rand, tagged bool, only string) Shape {
+// pickShape draws a shape of shapes: only untagged ones when the prompt
+// gave no tag; only the one named only, when set.
+func pickShape(shapes []Shape, rng *rand.Rand, tagged bool, only string) Shape {
 	var pool []Shape
 	total := 0.0
 	for _, s := range shapes {

@@ -1,21 +1,11 @@
 package sim
 
 import (
-	_ "embed"
 	"strconv"
 	"strings"
 )
 
-// Judges answering in Portuguese, as DeepSeek-R1 does for the seed's users:
-// labels, verdict and offense words in Portuguese, a decimal comma. The
-// words are the simulator's own, written as a Portuguese speaker writes
-// them; they share nothing with how noesis reads them.
-//
-//go:embed corpus/judge-answers-pt.txt
-var judgeCorpusPT string
-
-func init() { shapes = append(shapes, parseCorpus(judgeCorpusPT)...) }
-
+// The words of judges answering in Portuguese (corpus/judge-answers-pt.txt).
 var (
 	veredito = map[string]string{"PASS": "APROVADO", "FAIL": "REPROVADO", "REVIEW": "REVISÃO", "ABSTAIN": "ABSTENÇÃO"}
 	ofensa   = map[string]string{"none": "nenhuma", "minor": "leve", "major": "grave", "capital": "capital"}

@@ -1,38 +1,15 @@
-// Package sim is the noesis model simulator: a real HTTP server that speaks
-// the OpenAI chat-completions API (/v1/chat/completions, streaming or not,
-// and /v1/models) with the latency profiles of the seed's benchmark, answers
-// in the shape each noesis stage asks for, and faults on demand. Every answer
-// is deterministic for its request and marked as simulated.
-//
-// Faults come from rates in Config, or from markers in the request's text,
-// which make tests exact: "sim:http=503" answers that status, "sim:hang"
-// never answers, "sim:malformed" gives an answer in no readable shape,
-// "sim:badjson" a broken response body, "sim:empty" an empty answer,
-// "sim:verdict=FAIL" and "sim:offense=capital" steer a judge. A marker may be
-// scoped to one caller with "@veritas", "@sophia", "@dike", "@narrative" or
-// "@analysis", as in "sim:hang@sophia".
-//
-// Requests are refused for what they hold as a provider refuses them, with
-// no marker: past a model's context (Config.ContextLength), or holding a
-// word its content filter blocks (Config.Blocked), in OpenAI's or vLLM's
-// error shape (Config.ErrorStyle).
 package sim
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"regexp"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"golang.org/x/time/rate"
 )
@@ -159,10 +136,19 @@ type Server struct {
 	requests  atomic.Int64
 	cancelled atomic.Int64
 	gen       generators // Capacity's slots
+	shapes    []Shape    // the judge answer shapes of the corpora
+
+	// serving owns the goroutines of Start's servers; Wait waits for them.
+	serving sync.WaitGroup
 }
 
-// New returns a simulator.
-func New(cfg Config) *Server {
+// New returns a simulator. It fails when the embedded corpus of judge
+// answer shapes does not parse (see Shapes).
+func New(cfg Config) (*Server, error) {
+	shapes, err := corpus()
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Profiles == nil {
 		cfg.Profiles = SeedProfiles()
 	}
@@ -184,8 +170,8 @@ func New(cfg Config) *Server {
 	if cfg.TTFT <= 0 {
 		cfg.TTFT = 300 * time.Millisecond
 	}
-	return &Server{cfg: cfg, profiles: cfg.Profiles, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), storm: map[uint64]*stormTrack{},
-		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}, PerSecond: map[int64]int64{}, Intents: map[string]Intent{}}}
+	return &Server{cfg: cfg, profiles: cfg.Profiles, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), storm: map[uint64]*stormTrack{}, shapes: shapes,
+		stats: Stats{Faults: map[string]int64{}, PerModel: map[string]int64{}, PerCaller: map[string]int64{}, PerSecond: map[int64]int64{}, Intents: map[string]Intent{}}}, nil
 }
 
 // Handler serves the OpenAI-compatible API under /v1 and the counters at /sim/stats.
@@ -220,225 +206,25 @@ func Protocols() *http.Protocols {
 	return p
 }
 
-// Serve answers on ln until ctx ends, then shuts down within 5 s.
+// Serve answers on ln until ctx ends, then shuts down within 5 s; it
+// returns once the shutdown is over (or serving failed).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, Protocols: Protocols()}
-	go func() {
-		<-ctx.Done()
+	shut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(shut)
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(sctx)
-	}()
-	if err := srv.Serve(ln); err != nil && err != http.ErrServerClosed {
+	})
+	err := srv.Serve(ln)
+	if !stop() {
+		<-shut // the shutdown began: it is over before Serve returns
+	}
+	if err != nil && err != http.ErrServerClosed {
 		return err
 	}
 	return nil
-}
-
-type chatRequest struct {
-	Model       string                           `json:"model"`
-	Messages    []struct{ Role, Content string } `json:"messages"`
-	MaxTokens   int                              `json:"max_tokens"`
-	Temperature *float64                         `json:"temperature"`
-	Stream      bool                             `json:"stream"`
-	StreamOpts  *struct {
-		IncludeUsage bool `json:"include_usage"`
-	} `json:"stream_options"`
-	ResponseFormat *responseFormat `json:"response_format"`
-}
-
-var markerRE = regexp.MustCompile(`sim:([a-z]+)(?:=([A-Za-z0-9._-]+))?(?:@([a-z]+))?`)
-
-type directives map[string]string
-
-// parseMarkers reads the sim: markers that apply to caller.
-func parseMarkers(text, caller string) directives {
-	d := directives{}
-	for _, m := range markerRE.FindAllStringSubmatch(text, -1) {
-		if m[3] != "" && m[3] != caller {
-			continue
-		}
-		d[m[1]] = m[2]
-	}
-	return d
-}
-
-// callerOf names who asks: from the X-Noesis-Purpose header noesis sends
-// ("judge:VERITAS", "narrative", "analysis"), or, for other clients, from
-// the system prompt.
-func callerOf(purpose, system string) string {
-	if j, ok := strings.CutPrefix(purpose, "judge:"); ok {
-		return strings.ToLower(strings.ReplaceAll(j, "Ē", "E"))
-	}
-	if purpose != "" {
-		return purpose
-	}
-	for _, j := range []string{"VERITAS", "SOPHIA", "DIKĒ"} {
-		if strings.Contains(system, "You are "+j) {
-			return strings.ToLower(strings.ReplaceAll(j, "Ē", "E"))
-		}
-	}
-	switch {
-	case strings.Contains(system, "ConsciousnessBridge"):
-		return "narrative"
-	case strings.Contains(system, "deep analyst"):
-		return "analysis"
-	}
-	return "other"
-}
-
-func (s *Server) chat(w http.ResponseWriter, r *http.Request) {
-	s.requests.Add(1)
-	if s.cfg.APIKey != "" {
-		if got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "); got != s.cfg.APIKey {
-			s.count("fault", "401")
-			writeError(w, http.StatusUnauthorized, fmt.Sprintf("Incorrect API key provided: %q", got), "invalid_api_key")
-			return
-		}
-	}
-	if s.cfg.ModalKey != "" || s.cfg.ModalSecret != "" {
-		if r.Header.Get("Modal-Key") != s.cfg.ModalKey || r.Header.Get("Modal-Secret") != s.cfg.ModalSecret {
-			s.count("fault", "401")
-			writeError(w, http.StatusUnauthorized, "modal-http: missing or invalid proxy auth", "invalid_api_key")
-			return
-		}
-	}
-	var req chatRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 8<<20)).Decode(&req); err != nil {
-		s.count("fault", "400")
-		writeError(w, http.StatusBadRequest, "invalid request body: "+err.Error(), "invalid_request_error")
-		return
-	}
-	if req.Model == "" || len(req.Messages) == 0 {
-		s.count("fault", "400")
-		writeError(w, http.StatusBadRequest, "model and messages are required", "invalid_request_error")
-		return
-	}
-	// system: the instructions; user: the first user message (the quoted
-	// thought); all: every other turn too (a follow-up sees the conversation).
-	var system, user, all strings.Builder
-	for _, m := range req.Messages {
-		switch {
-		case m.Role == "system":
-			system.WriteString(m.Content)
-		case m.Role == "user" && user.Len() == 0:
-			user.WriteString(m.Content)
-			all.WriteString(m.Content)
-		default:
-			all.WriteString("\n" + m.Role + ": " + m.Content)
-		}
-	}
-	caller := callerOf(r.Header.Get("X-Noesis-Purpose"), system.String())
-	d := parseMarkers(user.String(), caller)
-	s.mu.Lock()
-	s.stats.PerModel[req.Model]++
-	s.stats.PerSecond[time.Now().Unix()]++
-	s.stats.PerCaller[caller]++
-	if req.Temperature == nil {
-		s.stats.NoTemperature++
-	}
-	if strings.IndexFunc(all.String(), func(r rune) bool { return unicode.Is(unicode.Cf, r) }) >= 0 {
-		s.stats.Invisible++
-	}
-	cold := s.cfg.ColdStart > 0 && (s.lastCall.IsZero() || time.Since(s.lastCall) > s.cfg.ScaleDown)
-	s.lastCall = time.Now()
-	dice := s.rng.Float64()
-	faults := s.cfg.Faults
-	s.mu.Unlock()
-
-	if cold {
-		s.count("cold_start", "")
-		if !sleep(r.Context(), s.cfg.ColdStart) {
-			s.cancelled.Add(1)
-			return
-		}
-	}
-	fault := pickFault(d, faults, dice)
-	if fault == "" && s.cfg.RateLimitFirst > 0 && s.stormed(req.Model+"\x00"+system.String()+"\x00"+all.String()) {
-		fault = "429"
-	}
-	if fault == "" && s.cfg.RequestsPerSecond > 0 && !s.quota(req.Model).Allow() {
-		fault = "429"
-	}
-	switch fault {
-	case "hang":
-		s.count("fault", "hang")
-		<-r.Context().Done()
-		s.cancelled.Add(1)
-		return
-	case "429":
-		s.count("fault", "429")
-		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(s.cfg.RetryAfter.Seconds()))))
-		writeError(w, http.StatusTooManyRequests, "rate limit reached (simulated)", "rate_limit_exceeded")
-		return
-	case "":
-	default:
-		if code, err := strconv.Atoi(fault); err == nil && code >= 400 && code < 600 {
-			s.count("fault", fault)
-			kind := "server_error"
-			if code < 500 {
-				kind = "invalid_request_error"
-			}
-			writeError(w, code, fmt.Sprintf("simulated HTTP %d", code), kind)
-			return
-		}
-	}
-	promptTokens := (system.Len() + all.Len() + 3) / 4
-	if no := s.refuse(req, promptTokens, user.String()); no != nil {
-		s.writeRefusal(w, no)
-		return
-	}
-
-	prof, ok := s.profiles[req.Model]
-	if !ok {
-		prof = DefaultProfile
-	}
-	rng := rand.New(rand.NewPCG(s.cfg.Seed^hash64(req.Model+"\x00"+system.String()+"\x00"+all.String()), 0x51ed))
-	a := s.compose(req, prof, caller, system.String(), user.String(), strings.HasPrefix(r.Header.Get("X-Noesis-Purpose"), "judge:"), d, rng)
-	if fault == "malformed" {
-		s.count("fault", "malformed")
-		a.content = "I have considered the matter at length and decline to use any format."
-	}
-	if _, empty := d["empty"]; empty {
-		a.content = ""
-	}
-	if a.finish == "length" {
-		s.count("truncated", "")
-	}
-	release, ok := s.generate(r.Context(), req.Model)
-	if !ok {
-		s.cancelled.Add(1)
-		return
-	}
-	defer release()
-	latency := time.Duration(float64(a.latency) * s.cfg.LatencyScale)
-	if req.Stream {
-		s.stream(w, r, req, a.content, a.reasoning, a.finish, a.tokens, promptTokens, latency)
-		return
-	}
-	if !sleep(r.Context(), latency) {
-		s.cancelled.Add(1)
-		return
-	}
-	if _, bad := d["badjson"]; bad {
-		s.count("fault", "badjson")
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"id":"sim-broken","choices":[{"message":{"content":"unterminated`))
-		return
-	}
-	s.count("completion", "")
-	msg := map[string]any{"role": "assistant", "content": a.content}
-	if a.reasoning != "" {
-		msg["reasoning_content"] = a.reasoning
-	}
-	if a.finish == "length" && a.content == "" {
-		msg["content"] = nil // what vLLM's reasoning parser sends when the thinking was cut
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id": "chatcmpl-sim-" + shortHash(req.Model+user.String()), "object": "chat.completion", "created": time.Now().Unix(), "model": req.Model,
-		"choices": []any{map[string]any{"index": 0, "finish_reason": a.finish, "message": msg}},
-		"usage":   map[string]int{"prompt_tokens": promptTokens, "completion_tokens": a.tokens, "total_tokens": promptTokens + a.tokens},
-	})
 }
 
 // Start serves the simulator on a free loopback port until ctx ends, and
@@ -449,25 +235,14 @@ func (s *Server) Start(ctx context.Context, onError func(error)) (string, error)
 	if err != nil {
 		return "", fmt.Errorf("simulator: %w", err)
 	}
-	go func() {
+	s.serving.Go(func() {
 		if err := s.Serve(ctx, ln); err != nil && onError != nil {
 			onError(err)
 		}
-	}()
+	})
 	return "http://" + ln.Addr().String() + "/v1", nil
 }
 
-// quota is model's rate limiter under RequestsPerSecond.
-func (s *Server) quota(model string) *rate.Limiter {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.quotas == nil {
-		s.quotas = map[string]*rate.Limiter{}
-	}
-	q := s.quotas[model]
-	if q == nil {
-		q = rate.NewLimiter(rate.Limit(s.cfg.RequestsPerSecond), max(1, int(s.cfg.RequestsPerSecond)))
-		s.quotas[model] = q
-	}
-	return q
-}
+// Wait returns once every server Start started has shut down (their
+// contexts ended) and onError has been told of any failure.
+func (s *Server) Wait() { s.serving.Wait() }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -106,13 +105,11 @@ func TestMarkersAreScoped(t *testing.T) {
 // A gullible judge obeys an order outside the quoted data, and only there:
 // what lets the injection tests fail if the quoting ever breaks.
 func TestGullibleJudgeObeysUnquotedOrders(t *testing.T) {
-	s := sim.New(sim.Config{Gullible: true, Shape: "plain-lines"})
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	s, url := simtest.Start(t, sim.Config{Gullible: true, Shape: "plain-lines"})
 	ask := func(user string) string {
 		body, _ := json.Marshal(map[string]any{"model": "deepseek-ai/DeepSeek-R1-0528-fast", "max_tokens": 8192, "messages": []map[string]string{
 			{"role": "system", "content": "You are VERITAS, the judge of truth."}, {"role": "user", "content": user}}})
-		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", bytes.NewReader(body))
+		resp, err := http.Post(url+"/chat/completions", "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,12 +138,10 @@ func TestGullibleJudgeObeysUnquotedOrders(t *testing.T) {
 // The simulator learns who calls from the request's X-Noesis-Purpose header,
 // not from the prompt: a judge it has never heard of is still a judge.
 func TestCallerFromRequestMetadata(t *testing.T) {
-	s := sim.New(sim.Config{Shape: "plain-lines"})
-	srv := httptest.NewServer(s.Handler())
-	defer srv.Close()
+	s, url := simtest.Start(t, sim.Config{Shape: "plain-lines"})
 	body, _ := json.Marshal(map[string]any{"model": "deepseek-ai/DeepSeek-R1-0528-fast", "max_tokens": 8192, "messages": []map[string]string{
 		{"role": "system", "content": "Judge the thought by prudence."}, {"role": "user", "content": `{"task": "I will tidy the archive."}`}}})
-	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions", bytes.NewReader(body))
+	req, _ := http.NewRequest(http.MethodPost, url+"/chat/completions", bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Noesis-Purpose", "judge:ATHENA")
 	resp, err := http.DefaultClient.Do(req)

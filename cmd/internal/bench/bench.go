@@ -87,7 +87,7 @@ over HTTP, at NOESIS_SIM_LATENCY_SCALE.`,
 				return err
 			}
 			defer stop()
-			p := router.NewProber(provider, 4)
+			p := NewProber(provider, 4)
 			tiers := map[string]string{}
 			for t, m := range cfg.Models() {
 				tiers[m] = string(t)
@@ -140,8 +140,12 @@ func benchProvider(ctx context.Context, cfg config.Config) (router.Provider, fun
 		p.BaseURL = cfg.SimURL
 		return p, func() {}, nil
 	}
+	srv, err := sim.New(cfg.Sim())
+	if err != nil {
+		return p, nil, err
+	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	url, err := sim.New(cfg.Sim()).Start(sctx, nil)
+	url, err := srv.Start(sctx, nil)
 	if err != nil {
 		cancel()
 		return p, nil, err
@@ -150,7 +154,7 @@ func benchProvider(ctx context.Context, cfg config.Config) (router.Provider, fun
 	return p, cancel, nil
 }
 
-func benchModel(ctx context.Context, p *router.Prober, model string, calls, maxTokens int, tick func()) ModelFigures {
+func benchModel(ctx context.Context, p *Prober, model string, calls, maxTokens int, tick func()) ModelFigures {
 	row := ModelFigures{Model: model}
 	var ttft, lat []float64
 	var tokens, seconds float64

@@ -34,7 +34,11 @@ func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes m
 	defer cancel()
 	sc := cfg.Sim()
 	sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity
-	url, err := sim.New(sc).Start(sctx, nil)
+	srv, err := sim.New(sc)
+	if err != nil {
+		return nil, err
+	}
+	url, err := srv.Start(sctx, nil)
 	if err != nil {
 		return nil, err
 	}

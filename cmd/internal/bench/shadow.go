@@ -115,8 +115,11 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 	if (cfg.UsesSim() || cand.UsesSim()) && simURL == "" {
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		var err error
-		if simURL, err = sim.New(cfg.Sim()).Start(sctx, nil); err != nil {
+		srv, err := sim.New(cfg.Sim())
+		if err != nil {
+			return nil, err
+		}
+		if simURL, err = srv.Start(sctx, nil); err != nil {
 			return nil, err
 		}
 	}

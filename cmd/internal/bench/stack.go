@@ -140,7 +140,9 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 	if o.tune != nil {
 		o.tune(&sc)
 	}
-	st.sim = sim.New(sc)
+	if st.sim, err = sim.New(sc); err != nil {
+		return nil, err
+	}
 	if st.simURL, err = st.sim.Start(sctx, nil); err != nil {
 		return nil, err
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 // metrics turns what the router, the pools and the cache report into
-// Prometheus metrics. It implements router.Observer and consumers.DeliveryObserver.
+// Prometheus metrics. It implements router.CallObserver and consumers.DeliveryObserver.
 type metrics struct {
 	reg *prometheus.Registry
 
@@ -44,7 +44,7 @@ type metrics struct {
 const MetricsAgents = 10
 
 var (
-	_ router.Observer            = (*metrics)(nil)
+	_ router.CallObserver        = (*metrics)(nil)
 	_ consumers.DeliveryObserver = (*metrics)(nil)
 )
 
@@ -117,7 +117,7 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 
 // watchBreakers exports each model target's breaker (0 closed, 1 half-open,
 // 2 open), whether it is asked in a schema, and the rate it is paced to.
-func (m *metrics) watchBreakers(chain *router.Chain) {
+func (m *metrics) watchBreakers(chain *router.Router) {
 	for name := range chain.BreakerStates() {
 		target := name
 		m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_target_breaker_state",
@@ -136,12 +136,12 @@ func (m *metrics) watchBreakers(chain *router.Chain) {
 	}
 }
 
-// CallStarted implements router.Observer.
+// CallStarted implements router.CallObserver.
 func (m *metrics) CallStarted(tier pipeline.Tier, t router.Target) {
 	m.inFlight.WithLabelValues(string(tier), t.Provider, t.Model).Inc()
 }
 
-// CallFinished implements router.Observer.
+// CallFinished implements router.CallObserver.
 func (m *metrics) CallFinished(tier pipeline.Tier, t router.Target, d time.Duration, u pipeline.Usage, costUSD float64, err error) {
 	m.inFlight.WithLabelValues(string(tier), t.Provider, t.Model).Dec()
 	outcome := "ok"

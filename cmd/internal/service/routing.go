@@ -30,11 +30,6 @@ func (s *Service) buildRouter(ctx, sctx context.Context, cfg config.Config) erro
 	rcfg.OnBreakerChange = func(target string, from, to breaker.State, cause error) {
 		s.log.Warn().Str("target", target).Str("from", string(from)).Str("to", string(to)).AnErr("cause", cause).Msg("model target circuit breaker changed state")
 	}
-	s.chain, err = router.New(rcfg, s.cache, s.log.With().Str("component", "router").Logger())
-	if err != nil {
-		return err
-	}
-	s.cleanup = append(s.cleanup, s.chain.Close)
 	if cfg.SharedLimits() {
 		budgets, _ := cfg.BudgetTable()
 		lim, err := shared.NewLimits(sctx, s.js, cfg.Streams().Buckets(), cfg.LimitWindow, budgets, s.log)
@@ -42,8 +37,15 @@ func (s *Service) buildRouter(ctx, sctx context.Context, cfg config.Config) erro
 			return err
 		}
 		lim.Refresh(sctx)
-		s.chain.SetLimiter(lim)
+		rcfg.Quotas = lim
 	}
+	s.metrics = newMetrics(s.cache, cfg.Tribunal().Judges)
+	rcfg.Observer = s.metrics
+	s.chain, err = router.New(rcfg, s.cache, s.log.With().Str("component", "router").Logger())
+	if err != nil {
+		return err
+	}
+	s.cleanup = append(s.cleanup, s.chain.Close)
 	if cfg.ModalWarmup {
 		s.goOwned(func() {
 			if err := s.chain.WarmUp(ctx); err != nil {
@@ -52,8 +54,6 @@ func (s *Service) buildRouter(ctx, sctx context.Context, cfg config.Config) erro
 		})
 	}
 	s.logTiers()
-	s.metrics = newMetrics(s.cache, cfg.Tribunal().Judges)
-	s.chain.SetObserver(s.metrics)
 	s.metrics.watchBreakers(s.chain)
 	return nil
 }
@@ -84,11 +84,15 @@ func (s *Service) simulator(ctx context.Context, cfg config.Config) (string, err
 // startSim runs the simulator in this process on a loopback port, over
 // real HTTP, until the service closes (close waits for it to stop).
 func (s *Service) startSim(ctx context.Context, cfg config.Config) (string, error) {
+	simSrv, err := sim.New(cfg.Sim())
+	if err != nil {
+		return "", err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("simulator: %w", err)
 	}
-	s.simSrv = sim.New(cfg.Sim())
+	s.simSrv = simSrv
 	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	served := make(chan struct{})
 	go func() {
@@ -104,19 +108,19 @@ func (s *Service) startSim(ctx context.Context, cfg config.Config) (string, erro
 // buildCache builds the in-process answer cache and, with
 // NOESIS_SHARED_CACHE, its level shared by every worker through NATS KV.
 func (s *Service) buildCache(ctx context.Context, cfg config.Config) error {
-	var err error
-	s.cache, err = router.NewCache(cfg.Cache())
-	if err != nil {
-		return err
-	}
-	s.cleanup = append(s.cleanup, s.cache.Close)
+	cc := cfg.Cache()
 	if cfg.SharedCache {
-		kvc, err := shared.NewAnswers(ctx, s.js, cfg.Cache().TTL, cfg.Streams().Buckets(), cfg.SharedCacheLease, s.log)
+		kvc, err := shared.NewAnswers(ctx, s.js, cc.TTL, cfg.Streams().Buckets(), cfg.SharedCacheLease, s.log)
 		if err != nil {
 			return err
 		}
-		s.cache.SetShared(kvc)
+		cc.Shared = kvc
 	}
+	var err error
+	if s.cache, err = router.NewCache(cc); err != nil {
+		return err
+	}
+	s.cleanup = append(s.cleanup, s.cache.Close)
 	return nil
 }
 

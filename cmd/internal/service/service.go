@@ -26,8 +26,8 @@ var Version = "dev"
 
 // The consumers/shared package keeps, in NATS, what the router asks of these interfaces.
 var (
-	_ router.Limiter = (*shared.Limits)(nil)
-	_ router.Shared  = (*shared.Answers)(nil)
+	_ router.Quotas = (*shared.Limits)(nil)
+	_ router.Shared = (*shared.Answers)(nil)
 )
 
 // Service is one running noesis process: its connections and pools. Its
@@ -37,7 +37,7 @@ type Service struct {
 	embedded *embedded.Server
 	nc       *nats.Conn
 	js       jetstream.JetStream
-	chain    *router.Chain
+	chain    *router.Router
 	cache    *router.Cache
 	tribunal *pipeline.Tribunal
 	simSrv   *sim.Server
@@ -200,7 +200,7 @@ func (s *Service) Pool(stage pipeline.Stage) *consumers.Pool { return s.pools[st
 func (s *Service) Pools() map[pipeline.Stage]*consumers.Pool { return s.pools }
 
 // Chain returns the router every model call goes through.
-func (s *Service) Chain() *router.Chain { return s.chain }
+func (s *Service) Chain() *router.Router { return s.chain }
 
 // Embedded returns the embedded NATS server, when NATS_URL was unset.
 func (s *Service) Embedded() *embedded.Server { return s.embedded }

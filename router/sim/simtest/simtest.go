@@ -9,11 +9,15 @@ import (
 	"github.com/noesis-dev/noesis/router/sim"
 )
 
-// Start serves a simulator with cfg over real HTTP until the test ends. It
-// returns the simulator, for its counters, and its base URL (ending in /v1).
+// Start serves a simulator with cfg over real HTTP until the test ends (the
+// test fails at once when the simulator cannot be made). It returns the
+// simulator, for its counters, and its base URL (ending in /v1).
 func Start(t testing.TB, cfg sim.Config) (*sim.Server, string) {
 	t.Helper()
-	s := sim.New(cfg)
+	s, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	hs := httptest.NewUnstartedServer(s.Handler())
 	hs.Config.Protocols = sim.Protocols()
 	hs.Start()
