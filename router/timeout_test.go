@@ -10,10 +10,9 @@ import (
 // Per-call timeouts follow the call's token budget and the target's
 // measured speed (its slowest tenth), within their bounds.
 func TestCallTimeoutFollowsBudgetAndSpeed(t *testing.T) {
-	c := &Chain{}
-	tg := &target{}
+	tg := &target{settings: &settings{}}
 	judge := pipeline.Request{MaxTokens: 8192}
-	if got := c.callTimeout(tg, judge); got != FirstCallTimeout {
+	if got := tg.timeout(judge); got != FirstCallTimeout {
 		t.Errorf("unmeasured: %s, want %s", got, FirstCallTimeout)
 	}
 	// 20 answers: 18 at 80 tok/s, 2 at 40 tok/s; the slowest tenth is 40 tok/s.
@@ -22,20 +21,20 @@ func TestCallTimeoutFollowsBudgetAndSpeed(t *testing.T) {
 		if i%10 == 0 {
 			rate = 40
 		}
-		tg.observe(time.Second, int(rate))
+		tg.lat.observe(time.Second, int(rate))
 	}
 	want := TTFTAllowance + time.Duration(8192.0/40*float64(time.Second))
-	if got := c.callTimeout(tg, judge); got != want {
+	if got := tg.timeout(judge); got != want {
 		t.Errorf("judge budget: %s, want %s", got, want)
 	}
-	if got := c.callTimeout(tg, pipeline.Request{MaxTokens: 16}); got != MinCallTimeout {
+	if got := tg.timeout(pipeline.Request{MaxTokens: 16}); got != MinCallTimeout {
 		t.Errorf("tiny budget: %s, want the floor %s", got, MinCallTimeout)
 	}
-	if got := c.callTimeout(tg, pipeline.Request{MaxTokens: 1 << 20}); got != MaxCallTimeout {
+	if got := tg.timeout(pipeline.Request{MaxTokens: 1 << 20}); got != MaxCallTimeout {
 		t.Errorf("huge budget: %s, want the ceiling %s", got, MaxCallTimeout)
 	}
-	fixed := &Chain{cfg: Config{Timeout: 3 * time.Second}}
-	if got := fixed.callTimeout(tg, judge); got != 3*time.Second {
+	fixed := &target{settings: &settings{cfg: Config{Timeout: 3 * time.Second}}}
+	if got := fixed.timeout(judge); got != 3*time.Second {
 		t.Errorf("a set timeout: %s, want 3s", got)
 	}
 }
@@ -43,16 +42,16 @@ func TestCallTimeoutFollowsBudgetAndSpeed(t *testing.T) {
 // Once the ring of speeds is full, the slowest tenth is worked out again
 // every statsEvery answers, not at every call.
 func TestSpeedIsKeptForStatsEveryAnswers(t *testing.T) {
-	tg := &target{}
+	var l latencies
 	for range ring {
-		tg.observe(time.Second, 80)
+		l.observe(time.Second, 80)
 	}
-	if got, _ := tg.speed(); got != 80 {
+	if got, _ := l.speed(); got != 80 {
 		t.Fatalf("speed %g, want 80", got)
 	}
 	for i := 1; i <= statsEvery; i++ {
-		tg.observe(time.Second, 10)
-		got, _ := tg.speed()
+		l.observe(time.Second, 10)
+		got, _ := l.speed()
 		if want := 80.0; i < statsEvery && got != want {
 			t.Fatalf("after %d slow answers: %g, want the kept %g", i, got, want)
 		}
