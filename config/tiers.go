@@ -18,7 +18,7 @@ import (
 // TierSettings are one tier's settings, read under NOESIS_<TIER>_
 // (NOESIS_FAST_CHAIN, NOESIS_REASONING_CONCURRENCY, ...). A zero is the
 // owning package's default, so each default is written once, there:
-// concurrency 0 is the adaptive limit (adaptive.Limit) within
+// concurrency 0 is the adaptive limit (adaptive.Concurrency) within
 // [4, NOESIS_MAX_CONCURRENCY]; max ack pending 0 is 4 x a fixed concurrency,
 // or for an adaptive pool what the live limits call for (at least
 // NOESIS_MAX_CONCURRENCY; consumers/ackpending.go); ack wait 0 is the stage's

@@ -36,7 +36,7 @@ type Pool struct {
 	log           zerolog.Logger
 	tally         *tally
 	beats         heartbeats
-	limit         *adaptive.Limit
+	limit         *adaptive.Concurrency
 }
 
 // PoolOption gives a pool an optional dependency at construction.
@@ -74,7 +74,7 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 }
 
 // Limit reads the pool's concurrency limit and the thoughts in flight.
-func (p *Pool) Limit() adaptive.State { return p.limit.State() }
+func (p *Pool) Limit() adaptive.Reading { return p.limit.State() }
 
 // Stats returns the pool's counters.
 func (p *Pool) Stats() PoolStats { return p.tally.stats() }

@@ -11,7 +11,7 @@ import (
 type PoolConfig struct {
 	Stage pipeline.Stage
 	// Concurrency, when positive, is how many thoughts the pool works on at
-	// once, fixed. 0 (the default) is an adaptive limit (see adaptive.Limit) that
+	// once, fixed. 0 (the default) is an adaptive limit (see adaptive.Concurrency) that
 	// starts at 16 and moves within [4, MaxConcurrency].
 	Concurrency int
 	// MaxConcurrency bounds the adaptive limit; default 4096.

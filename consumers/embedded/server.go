@@ -10,14 +10,14 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Server is a nats-server running in this process.
-type Server struct{ srv *server.Server }
+// NATS is a nats-server running in this process.
+type NATS struct{ srv *server.Server }
 
 // ClientURL is the URL clients connect to.
-func (e *Server) ClientURL() string { return e.srv.ClientURL() }
+func (e *NATS) ClientURL() string { return e.srv.ClientURL() }
 
 // Shutdown stops the server and waits until it has.
-func (e *Server) Shutdown() {
+func (e *NATS) Shutdown() {
 	e.srv.Shutdown()
 	e.srv.WaitForShutdown()
 }
@@ -25,7 +25,7 @@ func (e *Server) Shutdown() {
 // Start starts a JetStream-enabled nats-server in this process and waits
 // until it takes connections. Call Shutdown to stop it: it waits for the
 // server's goroutines.
-func Start(cfg Config, log zerolog.Logger) (*Server, error) {
+func Start(cfg Config, log zerolog.Logger) (*NATS, error) {
 	opts, err := cfg.Options()
 	if err != nil {
 		return nil, err
@@ -40,5 +40,5 @@ func Start(cfg Config, log zerolog.Logger) (*Server, error) {
 		s.Shutdown()
 		return nil, fmt.Errorf("embedded nats: not ready to take connections on %s within 15 s", cfg.Listen)
 	}
-	return &Server{srv: s}, nil
+	return &NATS{srv: s}, nil
 }

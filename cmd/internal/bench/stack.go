@@ -86,7 +86,7 @@ func peakRSSMB(pid int) float64 {
 // simulator in this process, and one worker, `noesis serve`, as a child
 // process, so its memory is its own.
 type benchStack struct {
-	server  *embedded.Server
+	server  *embedded.NATS
 	natsURL string
 	sim     *sim.Server
 	simURL  string

@@ -34,7 +34,7 @@ var (
 // accessors are safe for concurrent use once Start has returned.
 type Service struct {
 	log      zerolog.Logger
-	embedded *embedded.Server
+	embedded *embedded.NATS
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	chain    *router.Router
@@ -203,7 +203,7 @@ func (s *Service) Pools() map[pipeline.Stage]*consumers.Pool { return s.pools }
 func (s *Service) Chain() *router.Router { return s.chain }
 
 // Embedded returns the embedded NATS server, when NATS_URL was unset.
-func (s *Service) Embedded() *embedded.Server { return s.embedded }
+func (s *Service) Embedded() *embedded.NATS { return s.embedded }
 
 // NATSURL returns the NATS server the service connected to.
 func (s *Service) NATSURL() string { return s.natsURL }

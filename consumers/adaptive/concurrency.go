@@ -47,7 +47,7 @@ const (
 	limiterBackoff   = 0.9                    // on a rate limit or a deadline, the limit goes to this much of the work in flight
 )
 
-// Limit is an adaptive concurrency limit in the family of Netflix's
+// Concurrency is an adaptive concurrency limit in the family of Netflix's
 // concurrency-limits (Gradient2) and Envoy's adaptive concurrency filter. It
 // compares the latency of recent work (averaged over a window of answers)
 // with its floor, the least window average of the last 30-60 s (as Vegas and
@@ -71,7 +71,7 @@ const (
 // docs/performance.md). It never leaves [Min, Max], and never grows while
 // the Go heap is past 75 % of MemoryBudget. With Fixed set it is a plain
 // semaphore. Safe for concurrent use.
-type Limit struct {
+type Concurrency struct {
 	cfg Config
 
 	mu       sync.Mutex
@@ -95,9 +95,9 @@ type Limit struct {
 }
 
 // New builds a limit; cfg's zero fields take their defaults.
-func New(cfg Config) *Limit {
+func New(cfg Config) *Concurrency {
 	cfg = cfg.withDefaults()
-	l := &Limit{cfg: cfg, wake: make(chan struct{}), heap: liveHeap, now: time.Now, slowStart: cfg.Fixed <= 0}
+	l := &Concurrency{cfg: cfg, wake: make(chan struct{}), heap: liveHeap, now: time.Now, slowStart: cfg.Fixed <= 0}
 	if cfg.Fixed > 0 {
 		l.limit = float64(cfg.Fixed)
 	} else {
@@ -108,7 +108,7 @@ func New(cfg Config) *Limit {
 
 // Acquire takes a slot, waiting until one is free or ctx ends. It never
 // raises the limit: only answers do (Release).
-func (l *Limit) Acquire(ctx context.Context) error {
+func (l *Concurrency) Acquire(ctx context.Context) error {
 	for {
 		l.mu.Lock()
 		if l.inflight < int(l.limit) {
@@ -127,14 +127,14 @@ func (l *Limit) Acquire(ctx context.Context) error {
 }
 
 // overBudget reports whether the Go heap is past num/den of the memory budget.
-func (l *Limit) overBudget(den, num uint64) bool {
+func (l *Concurrency) overBudget(den, num uint64) bool {
 	return l.cfg.MemoryBudget > 0 && l.heap() > l.cfg.MemoryBudget/den*num
 }
 
 // Release gives a slot back. latency > 0 is a sample of how long the work
 // took, an answer; 0 means no sample (it failed, or did no model work). In
 // slow start an answer that comes back while the limit is full adds a slot.
-func (l *Limit) Release(latency time.Duration) {
+func (l *Concurrency) Release(latency time.Duration) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -161,7 +161,7 @@ func (l *Limit) Release(latency time.Duration) {
 }
 
 // update moves the limit after a window whose average latency was short (ms).
-func (l *Limit) update(short float64, now time.Time) {
+func (l *Concurrency) update(short float64, now time.Time) {
 	// The floor: the least window average of this period and the last, so
 	// it follows a provider that got slower for good within a minute.
 	if l.period.IsZero() || now.Sub(l.period) >= limiterFloorSpan {
@@ -199,7 +199,7 @@ func (l *Limit) update(short float64, now time.Time) {
 // Drop is a signal that the work behind the limit is pushing back (a rate
 // limit, a timeout): the limit falls to a tenth under the work in flight
 // (if it is not already lower), at most once per window.
-func (l *Limit) Drop() {
+func (l *Concurrency) Drop() {
 	if l.cfg.Fixed > 0 {
 		return
 	}
@@ -218,12 +218,12 @@ func (l *Limit) Drop() {
 	l.limit = l.clamp(math.Min(l.limit, float64(l.inflight)*limiterBackoff))
 }
 
-func (l *Limit) clamp(v float64) float64 {
+func (l *Concurrency) clamp(v float64) float64 {
 	return math.Max(float64(l.cfg.Min), math.Min(float64(l.cfg.Max), v))
 }
 
-// State is a limit's reading.
-type State struct {
+// Reading is a limit's reading: the limit, the work in flight, and how it moves.
+type Reading struct {
 	Limit, InFlight int
 	Adaptive        bool
 	SlowStart       bool
@@ -231,10 +231,10 @@ type State struct {
 }
 
 // State reads the limit.
-func (l *Limit) State() State {
+func (l *Concurrency) State() Reading {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return State{Limit: int(l.limit), InFlight: l.inflight, Adaptive: l.cfg.Fixed <= 0, SlowStart: l.slowStart, FloorMS: l.floor}
+	return Reading{Limit: int(l.limit), InFlight: l.inflight, Adaptive: l.cfg.Fixed <= 0, SlowStart: l.slowStart, FloorMS: l.floor}
 }
 
 // liveHeap is the bytes of live and not yet swept Go heap objects.

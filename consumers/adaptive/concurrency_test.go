@@ -7,7 +7,7 @@ import (
 )
 
 // A limiter on a hand-driven clock: windows pass when the test says so.
-func testLimit(cfg Config) (*Limit, *time.Time) {
+func testLimit(cfg Config) (*Concurrency, *time.Time) {
 	l := New(cfg)
 	clock := time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC)
 	l.now = func() time.Time { return clock }
@@ -17,7 +17,7 @@ func testLimit(cfg Config) (*Limit, *time.Time) {
 // busy keeps the limiter full and feeds it windows of samples of the given
 // latency: each sample releases a slot and takes one back while the limit
 // allows.
-func busy(t *testing.T, l *Limit, clock *time.Time, windows int, latency time.Duration) {
+func busy(t *testing.T, l *Concurrency, clock *time.Time, windows int, latency time.Duration) {
 	t.Helper()
 	fill := func() {
 		for {
