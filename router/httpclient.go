@@ -28,6 +28,8 @@ type headerDoer struct {
 	headers map[string]string
 }
 
+// Do sends req with the provider's headers and the call's purpose, and
+// keeps a failed answer's Retry-After for the call's error.
 func (d headerDoer) Do(req *http.Request) (*http.Response, error) {
 	for k, v := range d.headers {
 		req.Header.Set(k, v)

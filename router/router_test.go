@@ -275,10 +275,18 @@ func TestHedgeWinsAgainstASlowTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	for i := 0; i < 25; i++ { // a latency record for the primary (a slow outlier may already be hedged)
-		if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint("warm ", i))); err != nil {
-			t.Fatalf("warm-up %d: %v", i, err)
-		}
+	// A latency record for the primary, its calls together (one that starts
+	// late may already be hedged).
+	var warm sync.WaitGroup
+	for i := range 25 {
+		warm.Go(func() {
+			if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint("warm ", i))); err != nil {
+				t.Errorf("warm-up %d: %v", i, err)
+			}
+		})
+	}
+	if warm.Wait(); t.Failed() {
+		t.FailNow()
 	}
 	// Every warm-up call has reached the primary's end: answered or, a hedge
 	// having won, cancelled there.
