@@ -38,7 +38,8 @@ func NewCompactor(js jetstream.JetStream, cfg StreamsConfig, log zerolog.Logger)
 	return &Compactor{js: js, cfg: cfg.withDefaults(), log: log.With().Str("component", "compactor").Logger()}
 }
 
-// Run compacts every `every` until ctx ends.
+// Run compacts every `every` until ctx ends. It blocks and starts no
+// goroutine: its caller owns it (runs it in a goroutine it waits for).
 func (c *Compactor) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -58,7 +58,8 @@ func (g *Guard) Health() Health {
 	return g.health
 }
 
-// Run checks every `every` until ctx ends.
+// Run checks every `every` until ctx ends. It blocks and starts no
+// goroutine: its caller owns it (runs it in a goroutine it waits for).
 func (g *Guard) Run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()

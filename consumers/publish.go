@@ -17,12 +17,6 @@ import (
 	"github.com/noesis-dev/noesis/pipeline/retry"
 )
 
-// ErrStreamFull is wrapped by the errors of a publish a stream refused for
-// want of room: it holds its max bytes (or messages), or the account or the
-// server has no storage left for it. Check with errors.Is; the error is a
-// *FullError naming the stream.
-var ErrStreamFull = errors.New("stream full")
-
 // FullError is a publish refused for want of room in Stream. Err is
 // JetStream's answer.
 type FullError struct {
@@ -82,10 +76,6 @@ const (
 // HeaderThoughtSeq is an output's header that holds its thought's sequence
 // in NOESIS_THOUGHTS.
 const HeaderThoughtSeq = "Noesis-Thought-Seq"
-
-// errSubjectTaken is a publish that expected an empty subject and found a
-// message there.
-var errSubjectTaken = errors.New("subject already holds a message")
 
 // publish sends a stage's output and waits for the stream's PubAck. It
 // reports whether the stream already had it. An output the stream refuses

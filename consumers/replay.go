@@ -145,9 +145,6 @@ func awaitSourced(ctx context.Context, js jetstream.JetStream, agent, id string,
 // sourcedPolicy is how often awaitSourced looks: every 20 ms.
 var sourcedPolicy = retry.Policy{Initial: 20 * time.Millisecond, Multiplier: 1}
 
-// errNotSourcedYet is a replayed thought not in NOESIS_THOUGHTS yet.
-var errNotSourcedYet = errors.New("not sourced yet")
-
 // findByMsgID is the sequence of the message with id among the thoughts of
 // subject, 0 when there is none.
 func findByMsgID(ctx context.Context, js jetstream.JetStream, subject, id string) uint64 {

@@ -49,9 +49,6 @@ func counter(ctx context.Context, kv jetstream.KeyValue, key string) (float64, u
 // doubling to 50 ms, ±20 %.
 var casPolicy = retry.Policy{Initial: time.Millisecond, Max: 50 * time.Millisecond, Multiplier: 2, Jitter: 0.2, MaxTries: 50}
 
-// errContended is a compare-and-set that lost to another worker.
-var errContended = errors.New("counter moved by another worker")
-
 // add adds delta to a counter unless that would pass limit (limit <= 0: no
 // limit), and returns the counter and whether it was added. A counter that
 // does not read (ErrBadCounter) is left as it is.

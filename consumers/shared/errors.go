@@ -35,3 +35,6 @@ var (
 	errClaimGone    = errors.New("the claim lapsed without an answer")
 	errStillClaimed = errors.New("still claimed")
 )
+
+// errContended is a compare-and-set that lost to another worker.
+var errContended = errors.New("counter moved by another worker")
