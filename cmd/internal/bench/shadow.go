@@ -101,15 +101,9 @@ reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 // Shadow replays thoughts from js's NOESIS_THOUGHTS through the
 // configured and the candidate REASONING chains.
 func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, candidate string, from, to uint64, limit, parallel int, progress io.Writer) (*ShadowFigures, error) {
-	cand := cfg
-	cand.Tier.Reasoning.Chain = candidate
-	cand.JudgeSettings = map[string]config.JudgeSettings{} // the judges' own targets would hide the candidate
-	for name, js := range cfg.JudgeSettings {
-		js.Target = ""
-		cand.JudgeSettings[name] = js
-	}
-	if err := cand.Validate(); err != nil {
-		return nil, fmt.Errorf("candidate chain: %w", err)
+	cand, err := candidateConfig(cfg, candidate)
+	if err != nil {
+		return nil, err
 	}
 	simURL := cfg.SimURL
 	if (cfg.UsesSim() || cand.UsesSim()) && simURL == "" {
@@ -131,9 +125,40 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 	if err != nil {
 		return nil, err
 	}
+	thoughts, first, last, err := readTribunalThoughts(ctx, js, from, to, limit, cfg.MaxThoughtBytes)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(progress, "bench shadow: %d thoughts from %s; baseline %s, candidate %s\n", len(thoughts), consumers.StreamThoughts, baseName, candName)
+	pairs, baseLat, candLat := deliberateBoth(ctx, baseTrib, candTrib, thoughts, parallel)
+	res := &ShadowFigures{FromSeq: first, ToSeq: last, Thoughts: len(thoughts), Confusion: map[string]map[string]int{},
+		Baseline: ShadowSide{Chain: baseName, Decisions: map[string]int{}}, Candidate: ShadowSide{Chain: candName, Decisions: map[string]int{}}}
+	res.tally(pairs)
+	res.Baseline.P50ms, res.Baseline.P99ms = percentile(baseLat, 50), percentile(baseLat, 99)
+	res.Candidate.P50ms, res.Candidate.P99ms = percentile(candLat, 50), percentile(candLat, 99)
+	return res, nil
+}
 
-	var thoughts []pipeline.Thought
-	var first, last uint64
+// candidateConfig is cfg with candidate as the REASONING chain, for every
+// judge: the judges' own targets would hide the candidate.
+func candidateConfig(cfg config.Config, candidate string) (config.Config, error) {
+	cand := cfg
+	cand.Tier.Reasoning.Chain = candidate
+	cand.JudgeSettings = map[string]config.JudgeSettings{}
+	for name, js := range cfg.JudgeSettings {
+		js.Target = ""
+		cand.JudgeSettings[name] = js
+	}
+	if err := cand.Validate(); err != nil {
+		return cand, fmt.Errorf("candidate chain: %w", err)
+	}
+	return cand, nil
+}
+
+// readTribunalThoughts reads NOESIS_THOUGHTS from sequence from (to, when
+// not 0) for at most limit thoughts that want a verdict, and the sequences
+// of the first and last read.
+func readTribunalThoughts(ctx context.Context, js jetstream.JetStream, from, to uint64, limit, maxBytes int) (thoughts []pipeline.Thought, first, last uint64, err error) {
 	stream := consumers.StreamThoughts
 	rctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -143,7 +168,7 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 			stop()
 			return
 		}
-		t, err := pipeline.DecodeThought(m.Data(), cfg.MaxThoughtBytes)
+		t, err := pipeline.DecodeThought(m.Data(), maxBytes)
 		if err != nil || !t.Wants(pipeline.StageTribunal) {
 			return
 		}
@@ -154,13 +179,18 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 		last = md.Sequence.Stream
 	})
 	if err != nil && ctx.Err() == nil && rctx.Err() == nil {
-		return nil, fmt.Errorf("read %s: %w", stream, err)
+		return nil, 0, 0, fmt.Errorf("read %s: %w", stream, err)
 	}
-	fmt.Fprintf(progress, "bench shadow: %d thoughts from %s; baseline %s, candidate %s\n", len(thoughts), stream, baseName, candName)
+	return thoughts, first, last, nil
+}
 
-	type pair struct{ base, cand *pipeline.Verdict }
-	pairs := make([]pair, len(thoughts))
-	var baseLat, candLat []float64
+// shadowPair is one thought's verdicts under the two chains (nil: failed).
+type shadowPair struct{ base, cand *pipeline.Verdict }
+
+// deliberateBoth asks both tribunals about every thought, parallel thoughts
+// at once, and returns the pairs and each side's latencies in ms.
+func deliberateBoth(ctx context.Context, baseTrib, candTrib *pipeline.Tribunal, thoughts []pipeline.Thought, parallel int) (pairs []shadowPair, baseLat, candLat []float64) {
+	pairs = make([]shadowPair, len(thoughts))
 	var mu sync.Mutex
 	sem := make(chan struct{}, max(parallel, 1))
 	var wg sync.WaitGroup
@@ -170,7 +200,7 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var p pair
+			var p shadowPair
 			var bl, cl float64
 			var inner sync.WaitGroup
 			inner.Add(2)
@@ -189,9 +219,11 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 		}()
 	}
 	wg.Wait()
+	return pairs, baseLat, candLat
+}
 
-	res := &ShadowFigures{FromSeq: first, ToSeq: last, Thoughts: len(thoughts), Confusion: map[string]map[string]int{},
-		Baseline: ShadowSide{Chain: baseName, Decisions: map[string]int{}}, Candidate: ShadowSide{Chain: candName, Decisions: map[string]int{}}}
+// tally counts each side's decisions, their agreement and Cohen's kappa.
+func (res *ShadowFigures) tally(pairs []shadowPair) {
 	var a, b []string
 	for _, p := range pairs {
 		da, db := tallySide(&res.Baseline, p.base), tallySide(&res.Candidate, p.cand)
@@ -205,9 +237,6 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 		}
 	}
 	res.Kappa = cohensKappa(a, b)
-	res.Baseline.P50ms, res.Baseline.P99ms = percentile(baseLat, 50), percentile(baseLat, 99)
-	res.Candidate.P50ms, res.Candidate.P99ms = percentile(candLat, 50), percentile(candLat, 99)
-	return res, nil
 }
 
 // shadowTribunal builds a tribunal over cfg's REASONING chain, with no
