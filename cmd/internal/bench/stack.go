@@ -172,9 +172,21 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 		}
 		return st, nil
 	}
+	if err := st.startWorkers(cfg, o, provider, progress); err != nil {
+		return nil, err
+	}
+	if err := st.waitForWorkers(ctx); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// startWorkers starts o.workers `noesis serve` children (one at least)
+// on the stack's server, speaking to the simulator as provider says.
+func (st *benchStack) startWorkers(cfg config.Config, o stackOptions, provider []string, progress io.Writer) error {
 	self, err := os.Executable()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	for i := 0; i < max(o.workers, 1); i++ {
 		env := append(append([]string{}, provider...), o.env...)
@@ -185,27 +197,32 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 			fmt.Sprintf("NOESIS_AGENT_MAX_THOUGHTS=%d", cfg.AgentMaxThoughts)),
 			self, "serve", "--env-file", "/dev/null")
 		if err != nil {
-			return nil, err
+			return err
 		}
 		st.workers = append(st.workers, w)
 	}
+	return nil
+}
 
+// waitForWorkers waits, 30 s at most, until every worker has announced
+// itself (its pools run), and fails when one exits first.
+func (st *benchStack) waitForWorkers(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		live, _ := shared.ListWorkers(ctx, st.js) // each worker announces itself once its pools run
 		if len(live) >= len(st.workers) {
 			time.Sleep(200 * time.Millisecond) // the pools start pulling
-			return st, nil
+			return nil
 		}
 		for _, w := range st.workers {
 			select {
 			case <-w.Done():
-				return nil, fmt.Errorf("%s exited before it was ready", w.Name)
+				return fmt.Errorf("%s exited before it was ready", w.Name)
 			default:
 			}
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%d of %d workers ready after 30 s", len(live), len(st.workers))
+			return fmt.Errorf("%d of %d workers ready after 30 s", len(live), len(st.workers))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
