@@ -221,11 +221,13 @@ func (f *TribunalFigures) count(v pipeline.Verdict, th *tribunalSent) float64 {
 
 // readAsMeant counts the judges' answers read as the simulated judges meant
 // them (intents, by judge and task), and whether the decision is the one
-// the tribunal's rules make of what they meant.
+// the origin's rules make of what they meant (originDecision: the rules
+// written again from the origin's own words, not pipeline.Decide, so a fault
+// in Decide shows here instead of agreeing with itself).
 func (f *TribunalFigures) readAsMeant(v pipeline.Verdict, task string, intents map[string]sim.Intent) {
-	meant := make([]pipeline.JudgeVote, len(v.Judges))
+	meant := make([]meantVote, 0, len(v.Judges))
 	clear := true
-	for i, j := range v.Judges {
+	for _, j := range v.Judges {
 		in, ok := intents[sim.IntentKey(simCaller(j.Name), task)]
 		if !ok {
 			clear = false
@@ -246,15 +248,53 @@ func (f *TribunalFigures) readAsMeant(v pipeline.Verdict, task string, intents m
 		if string(j.Verdict) == in.Verdict && j.Confidence == in.Confidence && string(j.Offense) == in.Offense {
 			f.AnswersRead++
 		}
-		meant[i] = pipeline.JudgeVote{Name: j.Name, Weight: j.Weight, Verdict: pipeline.Vote(in.Verdict), Confidence: in.Confidence,
-			Offense: pipeline.Offense(in.Offense), Abstained: in.Verdict == string(pipeline.VoteAbstain)}
+		meant = append(meant, meantVote{weight: j.Weight, intent: in})
 	}
 	if clear && v.Decision != pipeline.DecisionUnavailable {
 		f.DecisionsMeant++
-		if d, _ := pipeline.Decide(meant); d == v.Decision {
+		if originDecision(meant) == string(v.Decision) {
 			f.DecisionsAsMeant++
 		}
 	}
+}
+
+// meantVote is what one simulated judge meant, with its weight.
+type meantVote struct {
+	weight float64
+	intent sim.Intent
+}
+
+// originDecision is the tribunal's rule as the origin states it
+// (docs/judges.md): a judge that does not abstain votes its confidence when
+// it passes and 0 otherwise; the consensus is those votes' weighted mean
+// over the judges present; a capital offense from a judge present vetoes;
+// fewer than two judges present is a review; else 0.70 passes, 0.50 goes to
+// review, and below fails.
+func originDecision(votes []meantVote) string {
+	var score, weight float64
+	present := 0
+	for _, v := range votes {
+		if v.intent.Verdict == "ABSTAIN" {
+			continue
+		}
+		if v.intent.Offense == "capital" {
+			return "capital"
+		}
+		present++
+		weight += v.weight
+		if v.intent.Verdict == "PASS" {
+			score += v.weight * v.intent.Confidence
+		}
+	}
+	switch {
+	case present < 2:
+		return "review"
+	case score >= 0.70*weight:
+		return "pass"
+	case score >= 0.50*weight:
+		return "review"
+	}
+	return "fail"
 }
 
 func later(a, b time.Time) time.Time {
