@@ -29,6 +29,9 @@ type arrivals struct {
 	subs      []*nats.Subscription
 	last      time.Time
 	bytes     map[string]int // stage -> the outputs' bytes
+	// from is the first measured thought: those before it are the warm-up,
+	// waited for and left out of the figures (warmupVerdicts has theirs).
+	from int
 }
 
 func newArrivals(n int) *arrivals {
@@ -101,9 +104,9 @@ func (a *arrivals) verdictTimes() []float64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var xs []float64
-	for i, t := range a.got["tribunal"] {
+	for i, t := range a.got["tribunal"][a.from:] {
 		if !t.IsZero() {
-			xs = append(xs, ms(t.Sub(a.published[i])))
+			xs = append(xs, ms(t.Sub(a.published[a.from+i])))
 		}
 	}
 	return xs
@@ -130,16 +133,17 @@ func (a *arrivals) figures(samples map[string][]float64) ([]StageFigures, StageF
 	for _, stage := range []string{"narrative", "tribunal"} {
 		var xs []float64
 		for i, t := range a.got[stage] {
-			if t.IsZero() {
+			switch {
+			case t.IsZero():
 				missing++
-				continue
+			case i >= a.from:
+				xs = append(xs, ms(t.Sub(a.published[i])))
 			}
-			xs = append(xs, ms(t.Sub(a.published[i])))
 		}
 		samples[stage] = xs
 		out = append(out, stageFigures(stage, xs))
 	}
-	for i := range a.published {
+	for i := a.from; i < len(a.published); i++ {
 		n, v := a.got["narrative"][i], a.got["tribunal"][i]
 		if n.IsZero() || v.IsZero() {
 			continue
@@ -166,7 +170,7 @@ func (a *arrivals) answeredOnce() (StageFigures, int) {
 	again := 0
 	for i, v := range a.got["tribunal"] {
 		switch {
-		case v.IsZero():
+		case v.IsZero(), i < a.from:
 		case a.again[i]:
 			again++
 		default:
@@ -174,6 +178,26 @@ func (a *arrivals) answeredOnce() (StageFigures, int) {
 		}
 	}
 	return stageFigures("tribunal, judges asked once", xs), again
+}
+
+// warmupVerdicts are the warm-up's verdicts' figures: a worker's start, cold.
+func (a *arrivals) warmupVerdicts() StageFigures {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var xs []float64
+	for i, t := range a.got["tribunal"][:a.from] {
+		if !t.IsZero() {
+			xs = append(xs, ms(t.Sub(a.published[i])))
+		}
+	}
+	return stageFigures("warm-up verdicts (a cold start)", xs)
+}
+
+// publishedAt is when thought i was published.
+func (a *arrivals) publishedAt(i int) time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.published[i]
 }
 
 func stageFigures(name string, xs []float64) StageFigures {

@@ -146,6 +146,10 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		return err
 	}
 	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output)\n", r.Throughput, r.Seconds)
+	if v := r.WarmupVerdicts; v != nil {
+		fmt.Fprintf(w, "warm-up: %d thoughts before these, left out of the figures; their verdicts (a cold start): p50 %.1f, p99 %.1f, max %.1f ms\n",
+			r.WarmupThoughts, v.P50ms, v.P99ms, v.MaxMs)
+	}
 	fmt.Fprintf(w, "upstream calls: %d; verdicts with a judge asked again (an unreadable first answer): %d; peak RSS per worker process: %v MB\n",
 		r.UpstreamCalls, r.AskedAgain, roundAll(r.WorkerRSSMB))
 	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts", r.Deliveries, r.Thoughts)

@@ -68,7 +68,12 @@ type PipelineFigures struct {
 	// Goals are issue 10's goals this mode measures, each beside its floors.
 	Goals            []Goal `json:"goals,omitempty"`
 	ProviderCapacity int    `json:"provider_capacity,omitempty"`
-	NotDelivered     int    `json:"not_delivered"`
+	// WarmupThoughts were published at the same rate before the measured
+	// ones (--warmup) and left out of every figure above; WarmupVerdicts
+	// are their verdicts' latencies: the adaptive limits' ramp from a cold start.
+	WarmupThoughts   int           `json:"warmup_thoughts,omitempty"`
+	WarmupVerdicts   *StageFigures `json:"warmup_verdicts,omitempty"`
+	NotDelivered     int           `json:"not_delivered"`
 	samples          map[string][]float64
 	sequentialSample []float64
 }
@@ -100,18 +105,23 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 			return nil, err
 		}
 	}
-	arr := newArrivals(o.n)
+	warm := int(o.warmup.Seconds() * o.rate) // the warm-up's thoughts, at the same rate
+	arr := newArrivals(warm + o.n)
+	arr.from = warm
 	if err := arr.subscribe(stack.nc, "bench"); err != nil {
 		return nil, err
 	}
 	defer arr.close()
-	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts, rate %s, concurrency %s, HTTP/%s\n", o.mode, o.n, rateText(o.rate), concText(o.concurrency), o.http)
-	start, err := publishThoughts(ctx, stack.js, "bench", "bench", o.n, o.rate, contents, arr)
-	if err != nil {
+	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts after %d of warm-up, rate %s, concurrency %s, HTTP/%s\n", o.mode, o.n, warm, rateText(o.rate), concText(o.concurrency), o.http)
+	if _, err := publishThoughts(ctx, stack.js, "bench", "bench", warm+o.n, o.rate, contents, arr); err != nil {
 		return nil, err
 	}
-	arr.wait(60*time.Second + time.Duration(float64(o.n)/max(o.rate, 100)*float64(time.Second)))
-	res.measure(ctx, stack, arr, start, o)
+	arr.wait(60*time.Second + time.Duration(float64(warm+o.n)/max(o.rate, 100)*float64(time.Second)))
+	if warm > 0 {
+		w := arr.warmupVerdicts()
+		res.WarmupThoughts, res.WarmupVerdicts = warm, &w
+	}
+	res.measure(ctx, stack, arr, arr.publishedAt(warm), o)
 	if err := res.compare(ctx, cfg, o, stack, arr.meanBytes(), contents, progress); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -65,6 +66,7 @@ measures is printed beside its floors, with noesis's figure as a ratio of each.`
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
 	f.Bool("client-floor", true, "seed and zero modes: run the same thoughts through that worker making noesis's model calls with go-openai alone (no router, cache or tribunal)")
+	f.Duration("warmup", 0, "publish thoughts at --rate for this long before the measured ones, and leave them out of the figures: a worker's steady state apart from its cold start (whose verdict latencies are reported beside)")
 	f.Int("provider-capacity", 0, "the simulated provider generates this many answers at once per model and queues the rest (0: no limit)")
 	f.Bool("floor", true, "zero and cache modes: run the same thoughts through a worker that does only noesis's JetStream work (pull, publish with PubAck, ack), the most any worker can do here")
 	f.String("format", "table", "table or json")
@@ -86,6 +88,7 @@ type benchOptions struct {
 	floor       bool
 	clientFloor bool
 	capacity    int // the simulator's answers at once per model (0: no limit)
+	warmup      time.Duration
 	inProcess   bool
 	workers     int
 	http        string // "2" or "1.1"
@@ -105,6 +108,7 @@ func readBenchOptions(f *pflag.FlagSet) (benchOptions, error) {
 	o.floor, _ = f.GetBool("floor")
 	o.clientFloor, _ = f.GetBool("client-floor")
 	o.capacity, _ = f.GetInt("provider-capacity")
+	o.warmup, _ = f.GetDuration("warmup")
 	o.inProcess, _ = f.GetBool("in-process")
 	o.workers, _ = f.GetInt("workers")
 	o.http, _ = f.GetString("http")
