@@ -24,6 +24,7 @@ import (
 // no breaker opens; and another agent's thought then gets its verdict and
 // narrative at once, every judge heard.
 func TestRefusedThoughtsLeaveOtherAgentsAlone(t *testing.T) {
+	t.Parallel()
 	for _, style := range []struct{ name, words string }{
 		{sim.ErrorsVLLM, "BadRequestError: This model's maximum context length is 12000 tokens. However, you requested"},
 		{sim.ErrorsOpenAI, "context_length_exceeded: This model's maximum context length is 12000 tokens. However, your messages resulted in"},

@@ -20,6 +20,7 @@ import (
 // Three nodes, streams at R3, three workers each on its own node ("machine")
 // sharing the durable consumers: every thought answered once, the load spread.
 func TestThreeNodeCluster(t *testing.T) {
+	t.Parallel()
 	nodes := natstest.RunCluster(t, 3)
 	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.005})
 	var workers []*service.Service

@@ -96,6 +96,7 @@ func TestDLQListAndReplay(t *testing.T) {
 // dead-lettered or redelivered, each gets its outputs once, and the upstream
 // calls during the storm stay bounded by Retry-After.
 func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
+	t.Parallel()
 	ns := natstest.RunServer(t)
 	s, simURL := simtest.Start(t, sim.Config{RetryAfter: time.Second})
 	cfg := testConfig(t, ns, simURL)
@@ -182,6 +183,7 @@ func TestCallBudgetCapsUpstreamCalls(t *testing.T) {
 // thoughts at once make one upstream call per caller in all, not one per
 // process, and a repeat later makes none.
 func TestSharedCacheAcrossProcesses(t *testing.T) {
+	t.Parallel()
 	ns := natstest.RunServer(t)
 	s, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.05}) // ~60-100 ms a call: the processes overlap
 	cfg := testConfig(t, ns, simURL)

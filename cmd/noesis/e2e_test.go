@@ -28,6 +28,7 @@ import (
 // and its headers as the contract says. The crash and its redeliveries are
 // TestExactlyOnceWhenAWorkerIsKilledMidWork's.
 func TestEndToEndCleanRunFollowsTheContract(t *testing.T) {
+	t.Parallel()
 	ns := natstest.RunServer(t)
 	// Clear answers only: an unreadable one would be asked again, one more call.
 	s, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})

@@ -66,6 +66,7 @@ func runCorpus(t *testing.T, inject bool, shape string) (map[string]pipeline.Ver
 }
 
 func TestPromptInjectionsChangeNothing(t *testing.T) {
+	t.Parallel()
 	// tagged-echo: the answer quotes the thought, then the judge's tagged lines;
 	// echo-then-lines: the same without a tag, where only the echo filter
 	// holds; json_schema: structured answers, read strictly.

@@ -30,6 +30,7 @@ import (
 // many windows as the quota demands (with each worker counting alone they
 // would end in half as many, with no quota in one).
 func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
+	t.Parallel()
 	const quota, window, thoughts = 100, 2 * time.Second, 500
 	ns := natstest.RunServer(t)
 	s, simURL := simtest.Start(t, sim.Config{})
@@ -195,6 +196,7 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 // metrics; the metrics give the ten agents that hold the most their own
 // series and sum the rest, so the label's values stay bounded.
 func TestAgentsShowInStatusAndBoundedMetrics(t *testing.T) {
+	t.Parallel()
 	ns := natstest.RunServer(t)
 	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0})
 	cfg := testConfig(t, ns, simURL)

@@ -22,6 +22,7 @@ import (
 // models that think realistic lengths (only not in real time) and answer in
 // every shape of the answer corpus, three times over.
 func TestTribunalCorpusThroughHTTP(t *testing.T) {
+	t.Parallel()
 	ns := natstest.RunServer(t)
 	s, simURL := simtest.Start(t, sim.Config{Seed: 7})
 	runService(t, testConfig(t, ns, simURL))
@@ -60,6 +61,7 @@ func TestTribunalCorpusThroughHTTP(t *testing.T) {
 
 // A FAIL, a capital veto and an unavailable tribunal, through HTTP.
 func TestFailCapitalAndUnavailableThroughHTTP(t *testing.T) {
+	t.Parallel()
 	ns := natstest.RunServer(t)
 	// Tagged answers: the sim: markers in the thought read like verdicts, and
 	// an untagged answer that repeats them would be dropped as an echo.
@@ -107,6 +109,7 @@ func TestFailCapitalAndUnavailableThroughHTTP(t *testing.T) {
 // verdict still has all three judges, no call comes back before its
 // Retry-After, and no judge is asked more than 4 times for one thought.
 func TestRateLimitStormMakesVerdictsSlowerNotEmptier(t *testing.T) {
+	t.Parallel()
 	ns := natstest.RunServer(t)
 	s, simURL := simtest.Start(t, sim.Config{RateLimitFirst: 2, RetryAfter: time.Second})
 	cfg := testConfig(t, ns, simURL)
