@@ -123,7 +123,8 @@ over HTTP, at NOESIS_SIM_LATENCY_SCALE.`,
 }
 
 // benchProvider returns the configured provider, starting an in-process
-// simulator when the provider is the simulator and no NOESIS_SIM_URL is set.
+// simulator when the provider is the simulator and no NOESIS_SIM_URL is set;
+// the func returned stops that simulator and waits until it has.
 func benchProvider(ctx context.Context, cfg config.Config) (router.Provider, func(), error) {
 	rc := cfg.Router("")
 	p := rc.Providers[0]
@@ -139,13 +140,14 @@ func benchProvider(ctx context.Context, cfg config.Config) (router.Provider, fun
 		return p, nil, err
 	}
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := func() { cancel(); srv.Wait() }
 	url, err := srv.Start(sctx, nil)
 	if err != nil {
-		cancel()
+		stop()
 		return p, nil, err
 	}
 	p.BaseURL = url
-	return p, cancel, nil
+	return p, stop, nil
 }
 
 func benchModel(ctx context.Context, p *Prober, model string, calls, maxTokens int, tick func()) ModelFigures {

@@ -30,14 +30,14 @@ import (
 // go-openai alone on this machine, the floor under noesis's latency and
 // throughput with models in the loop.
 func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, progress io.Writer) (*FloorFigures, error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	sc := cfg.Sim()
 	sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity
 	srv, err := sim.New(sc)
 	if err != nil {
 		return nil, err
 	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); srv.Wait() }()
 	url, err := srv.Start(sctx, nil)
 	if err != nil {
 		return nil, err

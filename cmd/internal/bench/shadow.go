@@ -107,12 +107,12 @@ func Shadow(ctx context.Context, cfg config.Config, js jetstream.JetStream, cand
 	}
 	simURL := cfg.SimURL
 	if (cfg.UsesSim() || cand.UsesSim()) && simURL == "" {
-		sctx, cancel := context.WithCancel(ctx)
-		defer cancel()
 		srv, err := sim.New(cfg.Sim())
 		if err != nil {
 			return nil, err
 		}
+		sctx, cancel := context.WithCancel(ctx)
+		defer func() { cancel(); srv.Wait() }()
 		if simURL, err = srv.Start(sctx, nil); err != nil {
 			return nil, err
 		}

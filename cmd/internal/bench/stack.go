@@ -243,6 +243,9 @@ func (st *benchStack) stop() {
 	if st.inProc != nil {
 		_ = st.inProc.Wait()
 	}
+	if st.sim != nil {
+		st.sim.Wait() // its context ended with st.cancel
+	}
 	if st.nc != nil {
 		st.nc.Close()
 	}

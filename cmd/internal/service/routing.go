@@ -2,8 +2,6 @@ package service
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"strings"
 
 	"github.com/noesis-dev/noesis/config"
@@ -88,21 +86,10 @@ func (s *Service) startSim(ctx context.Context, cfg config.Config) (string, erro
 	if err != nil {
 		return "", err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("simulator: %w", err)
-	}
 	s.simSrv = simSrv
 	simCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		if err := s.simSrv.Serve(simCtx, ln); err != nil {
-			s.log.Error().Err(err).Msg("simulator stopped")
-		}
-	}()
-	s.cleanup = append(s.cleanup, func() { cancel(); <-served })
-	return "http://" + ln.Addr().String() + "/v1", nil
+	s.cleanup = append(s.cleanup, func() { cancel(); simSrv.Wait() })
+	return simSrv.Start(simCtx, func(err error) { s.log.Error().Err(err).Msg("simulator stopped") })
 }
 
 // buildCache builds the in-process answer cache and, with
