@@ -172,7 +172,7 @@ func judgeWait(cmd *cobra.Command, req judgeRequest, ans *judgeAnswers, ack *jet
 	if err := printJudgeReview(out, req, rev); err != nil {
 		return err
 	}
-	if rev.Decision.Decision == review.Pass {
+	if rev.Ruling.Decision == review.Pass {
 		return exitWith(exitOK, nil)
 	}
 	return exitWith(exitFail, nil)

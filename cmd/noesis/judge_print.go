@@ -56,7 +56,7 @@ func printJudgeReview(w io.Writer, req judgeRequest, r judgeReview) error {
 	if r.Note != "" {
 		note = ": " + cli.Escape(r.Note)
 	}
-	fmt.Fprintf(w, "review    %s by %s at %s%s\n", cli.Escape(r.Decision.Decision), cli.Escape(r.Reviewer), r.DecidedAt.Format(time.RFC3339), note)
+	fmt.Fprintf(w, "review    %s by %s at %s%s\n", cli.Escape(r.Ruling.Decision), cli.Escape(r.Reviewer), r.DecidedAt.Format(time.RFC3339), note)
 	return nil
 }
 

@@ -267,7 +267,7 @@ func reviewFor(eventID, agent, decision, verdictDecision string) []byte {
 
 // reviewOf is a decision naming its review, as consumers/review stores it.
 func reviewOf(reviewID, eventID, agent, decision string) []byte {
-	b, _ := json.Marshal(review.Decision{ReviewID: reviewID, EventID: eventID, AgentID: agent, Decision: decision, Note: "n",
+	b, _ := json.Marshal(review.Ruling{ReviewID: reviewID, EventID: eventID, AgentID: agent, Decision: decision, Note: "n",
 		Reviewer: "r", DecidedAt: time.Now(), VerdictDecision: "review"})
 	return b
 }
@@ -287,7 +287,7 @@ func TestJudgeWaitsForTheReview(t *testing.T) {
 		id := "rev-" + c.person
 		done := make(chan judgeRun, 1)
 		go func() {
-			done <- judgeCLI(t, "--agent", "daimon-r", "--event-id", id, "--text", "I am unsure whether to tidy the archive", "--wait-review", "--timeout", "20s")
+			done <- judgeCLI(t, "--agent", "daimon-r", "--event-id", id, "--text", "I am unsure whether to tidy the archive", "--wait-review", "--timeout", "20s", "--review-timeout", "20s")
 		}()
 		// The review queue answers once the verdict is out.
 		eventually(t, 20*time.Second, func() bool {

@@ -20,7 +20,7 @@ import (
 // judgeReview is a person's decision on a verdict that required one, as
 // the review queue publishes it, and its bytes as they came.
 type judgeReview struct {
-	review.Decision
+	review.Ruling
 	raw []byte
 }
 
@@ -144,10 +144,10 @@ func (a *judgeAnswers) reviewsOf(req judgeRequest) nats.MsgHandler {
 	t, digest := req.thought, consumers.ThoughtDigest(req.subject, req.data)
 	return func(m *nats.Msg) {
 		var r judgeReview
-		if json.Unmarshal(m.Data, &r.Decision) != nil || r.EventID != t.EventID || (r.AgentID != "" && r.AgentID != t.AgentID) {
+		if json.Unmarshal(m.Data, &r.Ruling) != nil || r.EventID != t.EventID || (r.AgentID != "" && r.AgentID != t.AgentID) {
 			return
 		}
-		if (r.ReviewID != "" && r.ReviewID != digest) || (r.Decision.Decision != review.Pass && r.Decision.Decision != review.Fail) {
+		if (r.ReviewID != "" && r.ReviewID != digest) || (r.Ruling.Decision != review.Pass && r.Ruling.Decision != review.Fail) {
 			return
 		}
 		r.raw = m.Data

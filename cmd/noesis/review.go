@@ -66,12 +66,12 @@ func newReviewListCmd() *cobra.Command {
 
 // summaryJSON is a review in `review list --json`.
 type summaryJSON struct {
-	ID              string           `json:"id"`
-	EventID         string           `json:"event_id"`
-	AgentID         string           `json:"agent_id"`
-	VerdictDecision string           `json:"verdict_decision"`
-	QueuedAt        time.Time        `json:"queued_at"`
-	Decision        *review.Decision `json:"decision,omitempty"`
+	ID              string         `json:"id"`
+	EventID         string         `json:"event_id"`
+	AgentID         string         `json:"agent_id"`
+	VerdictDecision string         `json:"verdict_decision"`
+	QueuedAt        time.Time      `json:"queued_at"`
+	Decision        *review.Ruling `json:"decision,omitempty"`
 }
 
 func summariesJSON(list []review.Summary) []summaryJSON {
@@ -135,7 +135,7 @@ func newReviewShowCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var decided *review.Decision
+			var decided *review.Ruling
 			if d, err := desk.Decision(cmd.Context(), r.AgentID, r.ID); err == nil {
 				decided = &d
 			} else if !errors.Is(err, review.ErrNotFound) {
@@ -144,7 +144,7 @@ func newReviewShowCmd() *cobra.Command {
 			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
 				return cli.WriteJSON(cmd.OutOrStdout(), struct {
 					review.Review
-					Decision *review.Decision `json:"decision,omitempty"`
+					Decision *review.Ruling `json:"decision,omitempty"`
 				}{r, decided})
 			}
 			return showReview(cmd.OutOrStdout(), r, decided)
@@ -156,7 +156,7 @@ func newReviewShowCmd() *cobra.Command {
 
 // showReview prints one review for a person; what agents and judges wrote
 // is escaped.
-func showReview(w io.Writer, r review.Review, decided *review.Decision) error {
+func showReview(w io.Writer, r review.Review, decided *review.Ruling) error {
 	line := func(label, text string) { fmt.Fprintf(w, "%-10s %s\n", label, text) }
 	line("review", r.ID)
 	line("agent", cli.Escape(r.AgentID))

@@ -119,7 +119,7 @@ func TestReviewUnderShippedAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	msg := dgot.messages("reviews")[0]
-	var d review.Decision
+	var d review.Ruling
 	if err := json.Unmarshal(msg.Data, &d); err != nil || d.EventID != "rev-1" || d.Decision != "fail" || d.Note != "not on a hunch" ||
 		d.Reviewer != "reviewer" || d.VerdictDecision != "review" || d.AgentID != "daimon-1" {
 		t.Fatalf("daimon-1 heard %s (%v)", msg.Data, err)

@@ -21,7 +21,7 @@ func TestReviewSchemasMatchStructs(t *testing.T) {
 		typ    reflect.Type
 	}{
 		{contract.Review, reflect.TypeFor[review.Review]()},
-		{contract.ReviewDecision, reflect.TypeFor[review.Decision]()},
+		{contract.ReviewDecision, reflect.TypeFor[review.Ruling]()},
 	} {
 		b, err := contract.Files.ReadFile("schemas/" + c.schema + ".json")
 		if err != nil {
@@ -61,7 +61,7 @@ func TestReviewDecisionValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := review.Decision{ReviewID: "0123456789abcdef", EventID: "evt-42", AgentID: "daimon-1", Decision: review.Fail, Note: "it deletes the only copy",
+	d := review.Ruling{ReviewID: "0123456789abcdef", EventID: "evt-42", AgentID: "daimon-1", Decision: review.Fail, Note: "it deletes the only copy",
 		Reviewer: "reviewer", DecidedAt: time.Date(2026, 11, 29, 10, 5, 0, 123e6, time.UTC), VerdictDecision: "review"}
 	b, _ := json.Marshal(d)
 	if err := contract.Validate(schemas, contract.ReviewDecision, b); err != nil {

@@ -48,13 +48,13 @@ func (d *Desk) Review(ctx context.Context, id string) (Review, error) {
 
 // Decision returns the decision on review id of agent; ErrNotFound while
 // it waits.
-func (d *Desk) Decision(ctx context.Context, agentID, id string) (Decision, error) {
+func (d *Desk) Decision(ctx context.Context, agentID, id string) (Ruling, error) {
 	dec, _, err := d.decision(ctx, agentID, id)
 	return dec, err
 }
 
-func (d *Desk) decision(ctx context.Context, agentID, id string) (Decision, string, error) {
-	var dec Decision
+func (d *Desk) decision(ctx context.Context, agentID, id string) (Ruling, string, error) {
+	var dec Ruling
 	if !ValidID(id) || !pipeline.ValidToken(agentID) {
 		return dec, "", ErrNotFound
 	}
@@ -90,19 +90,19 @@ func (d *Desk) last(ctx context.Context, subject string) (*jetstream.RawStreamMs
 // the decision stored; a *DecidedError (ErrAlreadyDecided) when another was
 // stored first; ErrNotFound for no such review; ErrInvalid for a choice
 // that fails Choice.Validate; ErrFull when the stream has no room.
-func (d *Desk) Decide(ctx context.Context, id string, c Choice) (Decision, error) {
+func (d *Desk) Decide(ctx context.Context, id string, c Choice) (Ruling, error) {
 	if err := c.Validate(); err != nil {
-		return Decision{}, err
+		return Ruling{}, err
 	}
 	r, err := d.Review(ctx, id)
 	if err != nil {
-		return Decision{}, err
+		return Ruling{}, err
 	}
-	dec := Decision{ReviewID: r.ID, EventID: r.EventID, AgentID: r.AgentID, Decision: c.Decision, Note: c.Note,
+	dec := Ruling{ReviewID: r.ID, EventID: r.EventID, AgentID: r.AgentID, Decision: c.Decision, Note: c.Note,
 		Reviewer: c.Reviewer, DecidedAt: time.Now().UTC().Truncate(time.Millisecond), VerdictDecision: r.VerdictDecision}
 	data, err := json.Marshal(dec)
 	if err != nil {
-		return Decision{}, err
+		return Ruling{}, err
 	}
 	nonce := uuid.NewString()
 	m := nats.NewMsg(DecidedSubject(r.AgentID, r.ID))
@@ -116,16 +116,16 @@ func (d *Desk) Decide(ctx context.Context, id string, c Choice) (Decision, error
 	case err == nil || taken(err): // stored before: by this call (a retry) or by someone else
 		stored, storedNonce, gerr := d.decision(ctx, r.AgentID, r.ID)
 		if gerr != nil {
-			return Decision{}, fmt.Errorf("review %s was decided, and the decision could not be read: %w", id, gerr)
+			return Ruling{}, fmt.Errorf("review %s was decided, and the decision could not be read: %w", id, gerr)
 		}
 		if storedNonce == nonce {
 			return stored, nil
 		}
-		return Decision{}, &DecidedError{Decision: stored}
+		return Ruling{}, &DecidedError{Decision: stored}
 	case full(err):
-		return Decision{}, fmt.Errorf("%w: %w", ErrFull, err)
+		return Ruling{}, fmt.Errorf("%w: %w", ErrFull, err)
 	}
-	return Decision{}, fmt.Errorf("decide review %s: %w", id, err)
+	return Ruling{}, fmt.Errorf("decide review %s: %w", id, err)
 }
 
 // ValidID reports whether s can be a review id: 16 lower-case hex digits.

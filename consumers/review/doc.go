@@ -14,7 +14,7 @@
 //     a verdict published twice (a redelivered thought) is stored there once,
 //     and a review stored twice (a redelivered verdict) is refused the second
 //     time, so a verdict has one review.
-//   - _noesis.store.reviews.<agent_id>.<id>: the decision (Decision), which
+//   - _noesis.store.reviews.<agent_id>.<id>: the decision (Ruling), which
 //     the stream republishes once, as it stores it, on
 //     noesis.reviews.<agent_id>. The first reviewer's publish is stored; the
 //     second is refused by the server, and Desk.Decide answers it with a

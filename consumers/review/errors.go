@@ -26,7 +26,7 @@ var (
 // DecidedError is a decision refused because the review was decided before:
 // Decision is the one stored. errors.Is(err, ErrAlreadyDecided) holds.
 type DecidedError struct {
-	Decision Decision
+	Decision Ruling
 }
 
 func (e *DecidedError) Error() string {

@@ -22,15 +22,15 @@ type Index struct {
 
 	mu      sync.Mutex
 	reviews map[string]*Summary
-	early   map[string]Decision // decisions read before their review (a review aged out first)
-	changed chan struct{}       // closed and replaced at every change
-	ready   chan struct{}       // closed once the stream has been read to its end
+	early   map[string]Ruling // decisions read before their review (a review aged out first)
+	changed chan struct{}     // closed and replaced at every change
+	ready   chan struct{}     // closed once the stream has been read to its end
 	once    sync.Once
 }
 
 // NewIndex returns an empty index; Run fills it.
 func NewIndex(js jetstream.JetStream) *Index {
-	return &Index{js: js, reviews: map[string]*Summary{}, early: map[string]Decision{},
+	return &Index{js: js, reviews: map[string]*Summary{}, early: map[string]Ruling{},
 		changed: make(chan struct{}), ready: make(chan struct{})}
 }
 
@@ -185,7 +185,7 @@ func (x *Index) apply(subject string, data []byte) {
 		}
 		x.reviews[r.ID] = s
 	} else if strings.HasPrefix(subject, DecidedPrefix) {
-		var d Decision
+		var d Ruling
 		if json.Unmarshal(data, &d) != nil {
 			return
 		}

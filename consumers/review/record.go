@@ -55,9 +55,9 @@ const (
 	MaxReviewerRunes = 128
 )
 
-// Decision is a person's decision on a review, as stored and as published on
+// Ruling is a person's decision on a review, as stored and as published on
 // noesis.reviews.<agent_id> (docs/contract/schemas/review-decision.json).
-type Decision struct {
+type Ruling struct {
 	ReviewID string `json:"review_id"`
 	EventID  string `json:"event_id"`
 	AgentID  string `json:"agent_id"`
@@ -103,7 +103,7 @@ type Summary struct {
 	ID, EventID, AgentID, VerdictDecision string
 	QueuedAt                              time.Time
 	// Decided is the review's decision, nil while it waits.
-	Decided *Decision
+	Decided *Ruling
 }
 
 // Waiting reports whether the review has no decision yet.

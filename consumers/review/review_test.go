@@ -119,7 +119,7 @@ func TestDecideExactlyOnceUnderRace(t *testing.T) {
 	const n = 8
 	start := make(chan struct{})
 	type result struct {
-		d   review.Decision
+		d   review.Ruling
 		err error
 	}
 	results := make(chan result, n)
@@ -134,7 +134,7 @@ func TestDecideExactlyOnceUnderRace(t *testing.T) {
 		}()
 	}
 	close(start)
-	var won []review.Decision
+	var won []review.Ruling
 	var lost []*review.DecidedError
 	for range n {
 		r := <-results

@@ -35,7 +35,7 @@ type queueView struct {
 	Ready    bool
 }
 
-func (s *Server) queueView(sess *session) queueView {
+func (s *Page) queueView(sess *session) queueView {
 	v := queueView{Reviewer: sess.user}
 	select {
 	case <-sess.index.Ready():
@@ -57,25 +57,25 @@ func (s *Server) queueView(sess *session) queueView {
 	return v
 }
 
-func (s *Server) render(w http.ResponseWriter, name string, data any) {
+func (s *Page) render(w http.ResponseWriter, name string, data any) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	if err := pages.ExecuteTemplate(w, name, data); err != nil {
 		s.log.Error().Err(err).Str("template", name).Msg("review page not rendered")
 	}
 }
 
-func (s *Server) queuePage(w http.ResponseWriter, _ *http.Request, sess *session) {
+func (s *Page) queuePage(w http.ResponseWriter, _ *http.Request, sess *session) {
 	s.render(w, "queue.html", s.queueView(sess))
 }
 
-func (s *Server) queueFragment(w http.ResponseWriter, _ *http.Request, sess *session) {
+func (s *Page) queueFragment(w http.ResponseWriter, _ *http.Request, sess *session) {
 	s.render(w, "queue-table", s.queueView(sess))
 }
 
 // events tells the page, as Server-Sent Events, each time the queue
 // changes ("queue", with the number waiting), and sends a comment every
 // 15 s so proxies keep the stream open.
-func (s *Server) events(w http.ResponseWriter, r *http.Request, sess *session) {
+func (s *Page) events(w http.ResponseWriter, r *http.Request, sess *session) {
 	fl, ok := w.(http.Flusher)
 	if !ok {
 		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
@@ -117,10 +117,10 @@ type reviewView struct {
 	Thought     pipeline.Thought
 	HasThought  bool
 	ThoughtJSON string
-	Decided     *review.Decision
+	Decided     *review.Ruling
 }
 
-func (s *Server) reviewPage(w http.ResponseWriter, r *http.Request, sess *session) {
+func (s *Page) reviewPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	id := r.PathValue("id")
 	rv, err := sess.desk.Review(r.Context(), id)
 	if errors.Is(err, review.ErrNotFound) {
@@ -150,7 +150,7 @@ func (s *Server) reviewPage(w http.ResponseWriter, r *http.Request, sess *sessio
 
 // decide stores the reviewer's decision: 200 with it, 409 with the one
 // stored before, 400, 403, 404 or 507 (the stream is full).
-func (s *Server) decide(w http.ResponseWriter, r *http.Request, sess *session) {
+func (s *Page) decide(w http.ResponseWriter, r *http.Request, sess *session) {
 	if !sameOrigin(r) {
 		writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-site request refused"})
 		return

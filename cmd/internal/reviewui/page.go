@@ -38,8 +38,8 @@ type Config struct {
 	MaxSessions int
 }
 
-// Server serves the review page. Run it once.
-type Server struct {
+// Page serves the review page. Run it once.
+type Page struct {
 	cfg      Config
 	log      zerolog.Logger
 	sessions *sessions
@@ -48,7 +48,7 @@ type Server struct {
 
 // New listens on cfg.Listen; Run serves. It fails when the address cannot
 // be listened on.
-func New(cfg Config, log zerolog.Logger) (*Server, error) {
+func New(cfg Config, log zerolog.Logger) (*Page, error) {
 	if cfg.Listen == "" {
 		cfg.Listen = DefaultListen
 	}
@@ -59,17 +59,17 @@ func New(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("review page: listen on %s: %w", cfg.Listen, err)
 	}
-	s := &Server{cfg: cfg, log: log.With().Str("component", "review-page").Logger(), ln: ln}
+	s := &Page{cfg: cfg, log: log.With().Str("component", "review-page").Logger(), ln: ln}
 	s.sessions = newSessions(cfg, s.log)
 	return s, nil
 }
 
 // Addr is the address the page listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Page) Addr() string { return s.ln.Addr().String() }
 
 // Run serves until ctx ends, then closes the reviewers' connections and
 // waits for what they run.
-func (s *Server) Run(ctx context.Context) error {
+func (s *Page) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return ctx }}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -92,7 +92,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // Handler is the page's routes, every one behind the reviewer's login and
 // the security headers.
-func (s *Server) Handler() http.Handler {
+func (s *Page) Handler() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(assets, "assets")
 	mux.Handle("GET /static/", http.StripPrefix("/static/", http.FileServerFS(static)))
@@ -118,7 +118,7 @@ func secure(next http.Handler) http.Handler {
 }
 
 // authed runs h with the request's reviewer session, or answers 401 or 403.
-func (s *Server) authed(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+func (s *Page) authed(h func(http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		user, pass, ok := r.BasicAuth()
 		if !ok || user == "" {
