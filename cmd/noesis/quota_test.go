@@ -238,8 +238,11 @@ func TestAgentsShowInStatusAndBoundedMetrics(t *testing.T) {
 	base := "http://" + svc.MetricsAddr()
 	eventually(t, 15*time.Second, func() bool {
 		_, text := scrape(t, base+"/metrics")
+		// The thoughts held and the requests are read in one poll; wait for
+		// both, or a scrape between two polls reads the requests stale.
 		return metricValue(text, "noesis_agent_thoughts_held", map[string]string{"agent": "agent-12"}) == 13 &&
-			metricValue(text, "noesis_agent_thoughts_held", map[string]string{"agent": "_other"}) == 1+2+3
+			metricValue(text, "noesis_agent_thoughts_held", map[string]string{"agent": "_other"}) == 1+2+3 &&
+			metricValue(text, "noesis_agent_requests_window", map[string]string{"agent": "agent-12"}) == 13
 	}, func() string {
 		_, text := scrape(t, base+"/metrics")
 		var lines []string
