@@ -82,7 +82,7 @@ chaos-auth: build tools
 ## the defaults beside the hand-tuned worker, BENCH_RUNS runs each where a goal is
 ## measured, with the nats bench ceiling, the JetStream floor (zero and cache
 ## modes) and the client floor (go-openai alone; seed and zero modes) on the same
-## machine (the seed runs after 20 s of warm-up at the same rate: a worker's
+## machine (the seed runs after a 30 s warm-up, the rate growing from 0: a worker's
 ## steady state, its cold start printed beside): each run prints its goals
 ## beside their floors, noesis's figure as a
 ## ratio of each. Then a burst of 1,000 thoughts against a provider that
@@ -96,8 +96,8 @@ bench: build tools
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 8 --rate 100
 	./$(BIN) bench tribunal --env-file /dev/null --repeat 3 --rate 100 --rate-limit-first 2
 	@for i in $$(seq $(BENCH_RUNS)); do \
-	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --warmup 20s --ceiling=false || exit 1; \
-	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --warmup 20s --ceiling=false --http 1.1 || exit 1; \
+	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --warmup 30s --ceiling=false || exit 1; \
+	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --warmup 30s --ceiling=false --http 1.1 || exit 1; \
 	  PATH="$$PATH:$(GOBIN)" $(PIPELINE) --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
 	  PATH="$$PATH:$(GOBIN)" $(PIPELINE) --mode cache --n 20000 --chart docs/bench-cache.svg || exit 1; \
 	done

@@ -13,7 +13,7 @@ import (
 // adaptive pools whose limits move and whose number changes, so for an
 // adaptive pool with no MaxAckPending configured it follows the live
 // workers' announced limits (the registry): room for each worker to double
-// its limit (slow start doubles it while full) plus its pull buffer, each
+// its limit (slow start triples it per round of answers while full) plus its pull buffer, each
 // worker counted at most MaxConcurrency plus its buffer, and never below
 // MaxConcurrency. Every worker computes the same figure from the registry,
 // so whichever updates the consumer, it converges; it is raised at once and

@@ -126,8 +126,8 @@ func TestLimitFixedNeverMoves(t *testing.T) {
 }
 
 // In slow start the limit grows only as answers come back: each answer
-// that comes back while the limit is full adds a slot, so a round of
-// answers (as many as the limit was when it began) doubles it. Time alone,
+// that comes back while the limit is full adds two slots, so a round of
+// answers (as many as the limit was when it began) triples it. Time alone,
 // with work waiting and no answer back, grows nothing.
 func TestLimitSlowStartGrowsPerRoundOfAnswers(t *testing.T) {
 	l, clock := testLimit(Config{Initial: 4, Max: 64})
@@ -142,7 +142,7 @@ func TestLimitSlowStartGrowsPerRoundOfAnswers(t *testing.T) {
 	if err := l.Acquire(short); err == nil {
 		t.Fatalf("acquired a 5th slot with no answer back: %+v", l.State())
 	}
-	for round, want := range []int{8, 16, 32, 64, 64} {
+	for round, want := range []int{12, 36, 64, 64} {
 		began := l.State().Limit
 		for range began { // one round: an answer per slot held when it began
 			l.Release(time.Second)

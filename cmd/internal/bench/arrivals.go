@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -207,6 +208,30 @@ func stageFigures(name string, xs []float64) StageFigures {
 // publishThoughts publishes n thoughts for agent at rate (0: at once),
 // asynchronously, recording each publish time. It returns the first publish time.
 func publishThoughts(ctx context.Context, js jetstream.JetStream, agent, prefix string, n int, rate float64, content func(int) string, a *arrivals) (time.Time, error) {
+	return publishRamped(ctx, js, agent, prefix, n, rate, 0, content, a)
+}
+
+// rampedAt is when thought i goes out of a run whose offered rate grows
+// evenly from 0 to rate over ramp, then stays at rate: the first
+// rate*ramp/2 thoughts are the ramp's (as traffic grows in the morning, not
+// in a step), and rampLen says how many.
+func rampedAt(i int, rate float64, ramp time.Duration) time.Duration {
+	if rate <= 0 {
+		return 0
+	}
+	r := ramp.Seconds()
+	if n := rampLen(rate, ramp); i < n {
+		return time.Duration(math.Sqrt(2*r*float64(i)/rate) * float64(time.Second))
+	}
+	return time.Duration((r + float64(i-rampLen(rate, ramp))/rate) * float64(time.Second))
+}
+
+// rampLen is how many thoughts a ramp from 0 to rate over ramp offers.
+func rampLen(rate float64, ramp time.Duration) int { return int(rate * ramp.Seconds() / 2) }
+
+// publishRamped is publishThoughts with the offered rate growing from 0 to
+// rate over ramp first (rampedAt).
+func publishRamped(ctx context.Context, js jetstream.JetStream, agent, prefix string, n int, rate float64, ramp time.Duration, content func(int) string, a *arrivals) (time.Time, error) {
 	payloads := make([][]byte, n)
 	for i := range payloads {
 		th := pipeline.Thought{EventID: fmt.Sprintf("%s-%d", prefix, i), AgentID: agent, Content: pipeline.Content{UserInput: content(i), Depth: 2},
@@ -217,7 +242,7 @@ func publishThoughts(ctx context.Context, js jetstream.JetStream, agent, prefix 
 	start := time.Now()
 	for i := 0; i < n; i++ {
 		if rate > 0 {
-			if wait := time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))); wait > 0 {
+			if wait := time.Until(start.Add(rampedAt(i, rate, ramp))); wait > 0 {
 				time.Sleep(wait)
 			}
 		}

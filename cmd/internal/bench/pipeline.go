@@ -105,7 +105,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 			return nil, err
 		}
 	}
-	warm := int(o.warmup.Seconds() * o.rate) // the warm-up's thoughts, at the same rate
+	warm := rampLen(o.rate, o.warmup) // the warm-up's thoughts: the offered rate growing from 0 to o.rate
 	arr := newArrivals(warm + o.n)
 	arr.from = warm
 	if err := arr.subscribe(stack.nc, "bench"); err != nil {
@@ -113,7 +113,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	defer arr.close()
 	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts after %d of warm-up, rate %s, concurrency %s, HTTP/%s\n", o.mode, o.n, warm, rateText(o.rate), concText(o.concurrency), o.http)
-	if _, err := publishThoughts(ctx, stack.js, "bench", "bench", warm+o.n, o.rate, contents, arr); err != nil {
+	if _, err := publishRamped(ctx, stack.js, "bench", "bench", warm+o.n, o.rate, o.warmup, contents, arr); err != nil {
 		return nil, err
 	}
 	arr.wait(60*time.Second + time.Duration(float64(warm+o.n)/max(o.rate, 100)*float64(time.Second)))

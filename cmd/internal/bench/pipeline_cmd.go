@@ -66,7 +66,7 @@ measures is printed beside its floors, with noesis's figure as a ratio of each.`
 	f.String("chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.Bool("ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
 	f.Bool("client-floor", true, "seed and zero modes: run the same thoughts through that worker making noesis's model calls with go-openai alone (no router, cache or tribunal)")
-	f.Duration("warmup", 0, "publish thoughts at --rate for this long before the measured ones, and leave them out of the figures: a worker's steady state apart from its cold start (whose verdict latencies are reported beside)")
+	f.Duration("warmup", 0, "first offer thoughts at a rate growing evenly from 0 to --rate over this long, and leave them out of the figures: the worker's steady state, measured apart from its start (whose verdict latencies are reported beside)")
 	f.Int("provider-capacity", 0, "the simulated provider generates this many answers at once per model and queues the rest (0: no limit)")
 	f.Bool("floor", true, "zero and cache modes: run the same thoughts through a worker that does only noesis's JetStream work (pull, publish with PubAck, ack), the most any worker can do here")
 	f.String("format", "table", "table or json")
