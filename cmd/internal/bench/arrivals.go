@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -249,8 +250,16 @@ func publishRamped(ctx context.Context, js jetstream.JetStream, agent, prefix st
 		a.mu.Lock()
 		a.published[i] = time.Now()
 		a.mu.Unlock()
-		if _, err := js.PublishAsync(subject, payloads[i], jetstream.WithMsgID(fmt.Sprintf("%s-%d", prefix, i))); err != nil {
-			return start, fmt.Errorf("publish: %w", err)
+		// As fast as it takes them: a publisher with too many acknowledgements
+		// outstanding waits for the server to catch up, then goes on.
+		for {
+			_, err := js.PublishAsync(subject, payloads[i], jetstream.WithMsgID(fmt.Sprintf("%s-%d", prefix, i)))
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) || ctx.Err() != nil {
+				return start, fmt.Errorf("publish: %w", err)
+			}
 		}
 	}
 	select {
