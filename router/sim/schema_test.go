@@ -37,7 +37,7 @@ func schemaCall(t *testing.T, url, model, task string, stream bool) (content, re
 // call asks a judge about task, in schema unless it is "".
 func call(t *testing.T, url, model, task, schema string, stream bool) (content, reasoning string, err error) {
 	t.Helper()
-	req := openai.ChatCompletionRequest{Model: model, MaxTokens: 8192, Stream: stream,
+	req := openai.ChatCompletionRequest{Model: model, MaxTokens: 8192, Stream: stream, //lint:ignore SA1019 noesis sends max_tokens, as vLLM reads it
 		Messages: []openai.ChatCompletionMessage{
 			{Role: "system", Content: "You are VERITAS, the judge of truth. Answer in lines beginning with this request's answer tag NZ0123456789abcdef."},
 			{Role: "user", Content: "-----BEGIN THOUGHT DATA-----\n" + `{"task": "` + task + `"}` + "\n-----END THOUGHT DATA-----"}},
