@@ -54,22 +54,13 @@ func TestExactlyOnceWhenAWorkerIsKilledMidWork(t *testing.T) {
 	nc, js := natstest.Connect(t, ns, nats.UserInfo("watcher", "watcher-pw"))
 	got := collect(t, nc)
 
-	doomed := exec.Command(os.Args[0], "-test.run=^TestDoomedWorkerProcess$", "-test.v")
-	doomed.Env = append(os.Environ(), doomedWorkerEnv+"=1", "NATS_URL="+ns.ClientURL(), "NOESIS_SIM_URL="+simURL)
-	out := &lockedBuffer{}
-	doomed.Stdout, doomed.Stderr = out, out
-	if err := doomed.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- doomed.Wait() }()
-	t.Cleanup(func() { _ = doomed.Process.Kill(); <-exited })
+	doomed := startWorkerProcess(t, "TestDoomedWorkerProcess", doomedWorkerEnv+"=1", "NATS_URL="+ns.ClientURL(), "NOESIS_SIM_URL="+simURL)
 
 	// Publish once the doomed worker has made the streams and its consumers.
 	eventually(t, 60*time.Second, func() bool {
 		_, err := js.Consumer(context.Background(), consumers.StreamThoughts, "tribunal")
 		return err == nil
-	}, func() string { return "the doomed worker did not start; its output:\n" + out.String() })
+	}, func() string { return "the doomed worker did not start; its output:\n" + doomed.out.String() })
 	var events []string
 	for i := 0; i < n; i++ {
 		th := thought(i, fmt.Sprintf("thought number %d: I will compress the old reports", i))
@@ -80,15 +71,9 @@ func TestExactlyOnceWhenAWorkerIsKilledMidWork(t *testing.T) {
 	// Kill it once it has published verdicts it can never acknowledge, and
 	// before it has finished the narratives.
 	eventually(t, 60*time.Second, func() bool { return got.distinct("verdicts") >= 10 }, func() string {
-		return fmt.Sprintf("the doomed worker published %d verdicts; its output:\n%s", got.distinct("verdicts"), out.String())
+		return fmt.Sprintf("the doomed worker published %d verdicts; its output:\n%s", got.distinct("verdicts"), doomed.out.String())
 	})
-	if err := doomed.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-exited; err == nil {
-		t.Fatal("the doomed worker exited cleanly; it should have been killed")
-	}
-	exited <- nil // for the cleanup
+	doomed.kill(t)
 	// The kill must land among work in flight: narratives (their model is
 	// the faster, and an adaptive pool's limit grows only as answers come
 	// back, so they may all be done) or verdicts.
@@ -142,6 +127,42 @@ func crashConfig(t *testing.T, natsURL, simURL string) config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// workerProcess is a worker in a process of its own: this test binary run
+// again for one test only, with env added. SIGKILL is its crash; the test's
+// end kills it if nothing did.
+type workerProcess struct {
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan error
+}
+
+// startWorkerProcess runs test in a process of its own.
+func startWorkerProcess(t *testing.T, test string, env ...string) *workerProcess {
+	t.Helper()
+	w := &workerProcess{cmd: exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v"), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	w.cmd.Env = append(os.Environ(), env...)
+	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.exited <- w.cmd.Wait() }()
+	t.Cleanup(func() { _ = w.cmd.Process.Kill(); <-w.exited })
+	return w
+}
+
+// kill sends SIGKILL and waits for the process to end; a process that had
+// already ended cleanly fails the test.
+func (w *workerProcess) kill(t *testing.T) {
+	t.Helper()
+	if err := w.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-w.exited; err == nil {
+		t.Fatal("the doomed worker exited cleanly; it should have been killed")
+	}
+	w.exited <- nil // for the cleanup
 }
 
 // lockedBuffer is a bytes.Buffer safe for a process's output and a test's reads.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strings"
 	"testing"
@@ -120,31 +119,16 @@ func TestRedeliveriesAfterACrashDrainAtTheProvidersPace(t *testing.T) {
 	}
 	events := publishBurst(t, js, burstThoughts)
 
-	doomed := exec.Command(os.Args[0], "-test.run=^TestOverloadedWorkerProcess$", "-test.v")
-	doomed.Env = append(os.Environ(), overloadedWorker+"=1", "NATS_URL="+ns.ClientURL(), "NOESIS_SIM_URL="+simURL)
-	out := &lockedBuffer{}
-	doomed.Stdout, doomed.Stderr = out, out
-	if err := doomed.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- doomed.Wait() }()
-	t.Cleanup(func() { _ = doomed.Process.Kill(); <-exited })
+	doomed := startWorkerProcess(t, "TestOverloadedWorkerProcess", overloadedWorker+"=1", "NATS_URL="+ns.ClientURL(), "NOESIS_SIM_URL="+simURL)
 
-	eventually(t, 60*time.Second, func() bool { return strings.Contains(out.String(), "overloaded worker ready") },
-		func() string { return "the doomed worker did not start; its output:\n" + out.String() })
+	eventually(t, 60*time.Second, func() bool { return strings.Contains(doomed.out.String(), "overloaded worker ready") },
+		func() string { return "the doomed worker did not start; its output:\n" + doomed.out.String() })
 	log := &lockedBuffer{}
 	runServiceLogging(t, cfg, log, zerolog.WarnLevel)
 	eventually(t, 5*time.Minute, func() bool { return got.distinct("verdicts") >= burstThoughts/10 }, func() string {
 		return fmt.Sprintf("%d verdicts before the kill", got.distinct("verdicts"))
 	})
-	if err := doomed.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-exited; err == nil {
-		t.Fatal("the doomed worker exited cleanly; it should have been killed")
-	}
-	exited <- nil // for the cleanup
+	doomed.kill(t)
 	atKill := got.distinct("verdicts")
 	if atKill >= burstThoughts {
 		t.Fatalf("all %d verdicts were out before the kill: nothing was in flight", burstThoughts)
@@ -157,7 +141,7 @@ func TestRedeliveriesAfterACrashDrainAtTheProvidersPace(t *testing.T) {
 		t.Errorf("%d dead letters", dl)
 	}
 	noBreakerOpened(t, "surviving worker", log.String())
-	noBreakerOpened(t, "killed worker, before the kill", out.String())
+	noBreakerOpened(t, "killed worker, before the kill", doomed.out.String())
 }
 
 // TestOverloadedWorkerProcess is the worker that

@@ -46,6 +46,27 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)
 	counted := map[string]float64{} // window -> the most the shared counter held
+	// sample reads every window's shared counter: on a ticker while the
+	// thoughts run (a window's count is the most seen), and once more after
+	// the last narrative, so the last window is read at its end.
+	sample := func(ctx context.Context) {
+		kv, err := js.KeyValue(ctx, shared.RateBucket)
+		if err != nil {
+			return
+		}
+		keys, err := kv.ListKeys(ctx)
+		if err != nil {
+			return
+		}
+		for k := range keys.Keys() {
+			if strings.HasPrefix(k, "agent.requests.greedy.") {
+				if e, err := kv.Get(ctx, k); err == nil {
+					v, _ := strconv.ParseFloat(string(e.Value()), 64)
+					counted[k] = max(counted[k], v)
+				}
+			}
+		}
+	}
 	watch, stopWatch := context.WithCancel(context.Background())
 	watched := make(chan struct{})
 	go func() {
@@ -53,18 +74,7 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 		tick := time.NewTicker(100 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			if kv, err := js.KeyValue(watch, shared.RateBucket); err == nil {
-				if keys, err := kv.ListKeys(watch); err == nil {
-					for k := range keys.Keys() {
-						if strings.HasPrefix(k, "agent.requests.greedy.") {
-							if e, err := kv.Get(watch, k); err == nil {
-								v, _ := strconv.ParseFloat(string(e.Value()), 64)
-								counted[k] = max(counted[k], v)
-							}
-						}
-					}
-				}
-			}
+			sample(watch)
 			select {
 			case <-watch.Done():
 				return
@@ -80,6 +90,7 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 	got.waitFor(t, 60*time.Second, map[string]int{"narratives": thoughts})
 	stopWatch()
 	<-watched
+	sample(context.Background())
 	admitted := 0.0
 	for k, n := range counted {
 		admitted += n
