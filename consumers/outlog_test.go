@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"io"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -55,20 +55,5 @@ func TestProgressLinesStopWithTheStage(t *testing.T) {
 	}
 }
 
-// lines is a log writer safe for the timer's goroutine and the test's reads.
-type lines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *lines) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
+// lines is the progress lines' log sink, written by the timer's goroutine.
+type lines = natstest.Buffer

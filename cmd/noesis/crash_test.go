@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
-	"sync"
 	"testing"
 	"time"
 
@@ -134,14 +132,14 @@ func crashConfig(t *testing.T, natsURL, simURL string) config.Config {
 // end kills it if nothing did.
 type workerProcess struct {
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *syncBuffer
 	exited chan error
 }
 
 // startWorkerProcess runs test in a process of its own.
 func startWorkerProcess(t *testing.T, test string, env ...string) *workerProcess {
 	t.Helper()
-	w := &workerProcess{cmd: exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v"), out: &lockedBuffer{}, exited: make(chan error, 1)}
+	w := &workerProcess{cmd: exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.v"), out: &syncBuffer{}, exited: make(chan error, 1)}
 	w.cmd.Env = append(os.Environ(), env...)
 	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
 	if err := w.cmd.Start(); err != nil {
@@ -163,22 +161,4 @@ func (w *workerProcess) kill(t *testing.T) {
 		t.Fatal("the doomed worker exited cleanly; it should have been killed")
 	}
 	w.exited <- nil // for the cleanup
-}
-
-// lockedBuffer is a bytes.Buffer safe for a process's output and a test's reads.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"sync"
-
 	"context"
 	"encoding/json"
 	"fmt"
@@ -187,20 +184,5 @@ func TestSecretsNeverReachADeadLetter(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+// syncBuffer is the log and output sink of this package's tests.
+type syncBuffer = natstest.Buffer

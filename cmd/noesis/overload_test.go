@@ -93,7 +93,7 @@ func TestABurstDrainsAtTheProvidersPace(t *testing.T) {
 		t.Fatal(err)
 	}
 	events := publishBurst(t, js, burstThoughts)
-	log := &lockedBuffer{}
+	log := &syncBuffer{}
 	runServiceLogging(t, cfg, log, zerolog.WarnLevel)
 	got.waitFor(t, 5*time.Minute, map[string]int{"narratives": burstThoughts, "verdicts": burstThoughts})
 	got.settle(t, js)
@@ -123,7 +123,7 @@ func TestRedeliveriesAfterACrashDrainAtTheProvidersPace(t *testing.T) {
 
 	eventually(t, 60*time.Second, func() bool { return strings.Contains(doomed.out.String(), "overloaded worker ready") },
 		func() string { return "the doomed worker did not start; its output:\n" + doomed.out.String() })
-	log := &lockedBuffer{}
+	log := &syncBuffer{}
 	runServiceLogging(t, cfg, log, zerolog.WarnLevel)
 	eventually(t, 5*time.Minute, func() bool { return got.distinct("verdicts") >= burstThoughts/10 }, func() string {
 		return fmt.Sprintf("%d verdicts before the kill", got.distinct("verdicts"))
