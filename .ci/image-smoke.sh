@@ -20,14 +20,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "image-smoke: $*"; for f in "$tmp"/*.log; do echo "== $f"; tail -30 "$f"; done; exit 1; }
 container() { local c; c=$($b from "$img"); ctrs+=("$c"); echo "$c"; }
-# until_ok SECONDS CMD...: run CMD every 0.1 s until it succeeds or SECONDS pass.
-until_ok() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
+. .ci/wait.sh # until_ok
 
 # Size: the layers as stored (uncompressed) and as a registry keeps them (gzip).
 raw=$($b inspect --type image --format '{{.Manifest}}' "$img" | python3 -c 'import json,sys; print(sum(l["size"] for l in json.load(sys.stdin)["layers"]))')

@@ -18,14 +18,7 @@ unset NATS_URL NEBIUS_API_KEY LLM_PROVIDER
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"' EXIT
 
-# until SECONDS CMD...: run CMD every 0.1 s until it succeeds or SECONDS pass.
-until_ok() {
-  local deadline=$((SECONDS + $1)); shift
-  until "$@"; do
-    ((SECONDS < deadline)) || return 1
-    sleep 0.1
-  done
-}
+. .ci/wait.sh # until_ok
 
 $bin serve --env-file /dev/null >"$tmp/serve.log" 2>&1 &
 pid=$!
