@@ -17,8 +17,7 @@ import (
 // limits: raised for two workers at their ceiling, kept when another worker
 // starts, left alone when configured.
 func TestMaxAckPendingFollowsTheLiveLimits(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	if err := EnsureStreams(ctx, js, StreamsConfig{}); err != nil {
 		t.Fatal(err)

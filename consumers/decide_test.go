@@ -53,8 +53,7 @@ func pulledDeliveries(t *testing.T, ctx context.Context, js jetstream.JetStream,
 // The dead-letter decision maps each error of a delivery, once, to ack, nak
 // after a delay, or a stored dead letter and term.
 func TestTheDecisionMapsEachFailureToAckNakOrDeadLetter(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	if err := EnsureStreams(ctx, js, StreamsConfig{}); err != nil {
 		t.Fatal(err)

@@ -57,12 +57,8 @@ func TestAFullThoughtsStreamRefusesAtPublishAndLosesNothing(t *testing.T) {
 	narr := runPool(t, js, consumers.PoolConfig{Stage: pipeline.StageNarrative}, echo(pipeline.StageNarrative))
 	natstest.Eventually(t, 10*time.Second, func() bool { return narr.Stats().Published == uint64(stored) },
 		func() string { return fmt.Sprintf("%d stored thoughts, pool %+v", stored, narr.Stats()) })
-	s, err := js.Stream(ctx, consumers.StreamThoughts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info, err := s.Info(ctx); err != nil || info.State.Msgs != uint64(stored) {
-		t.Fatalf("the thoughts stream holds %d of the %d it took: %v", info.State.Msgs, stored, err)
+	if info := streamInfo(t, js, consumers.StreamThoughts); info.State.Msgs != uint64(stored) {
+		t.Fatalf("the thoughts stream holds %d of the %d it took", info.State.Msgs, stored)
 	}
 	t.Logf("%d thoughts of 1 KiB stored, the next refused: %v", stored, refusal)
 }
@@ -140,14 +136,7 @@ func TestAFullOutputsStreamDropsItsOldest(t *testing.T) {
 	}
 	natstest.Eventually(t, 10*time.Second, func() bool { return narr.Stats().Published == n },
 		func() string { return fmt.Sprintf("pool %+v", narr.Stats()) })
-	s, err := js.Stream(ctx, consumers.StreamOutputs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	info := streamInfo(t, js, consumers.StreamOutputs)
 	if info.State.Bytes > 8<<10 || info.State.Msgs == 0 || info.State.Msgs == n || info.State.LastSeq != n {
 		t.Fatalf("outputs stream: %d bytes, %d outputs, last %d; want at most 8 KiB, the newest kept", info.State.Bytes, info.State.Msgs, info.State.LastSeq)
 	}

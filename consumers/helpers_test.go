@@ -23,14 +23,27 @@ func withStreams(t *testing.T) (context.Context, jetstream.JetStream) {
 // withStreamsConfig is withStreams with the streams shaped by cfg.
 func withStreamsConfig(t *testing.T, cfg consumers.StreamsConfig) (context.Context, jetstream.JetStream) {
 	t.Helper()
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	if err := consumers.EnsureStreams(ctx, js, cfg); err != nil {
 		t.Fatal(err)
 	}
 	return ctx, js
+}
+
+// streamInfo reads the stream name's configuration and state.
+func streamInfo(t *testing.T, js jetstream.JetStream, name string) *jetstream.StreamInfo {
+	t.Helper()
+	s, err := js.Stream(context.Background(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
 }
 
 // echo is a stage handler that answers every thought at once with an output

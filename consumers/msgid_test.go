@@ -93,8 +93,7 @@ func TestAnotherAgentsMessageIDsMakeNoThoughtADuplicate(t *testing.T) {
 // NOESIS_REPLAYS, keeps what it held and gets its bounds; a letter of the
 // older kind is listed and replayed, for its stage only, through the new path.
 func TestOlderStreamsAreUpdatedInPlace(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	// The streams and the consumer as the previous release set them up.
 	old := []jetstream.StreamConfig{

@@ -56,6 +56,15 @@ func Connect(t testing.TB, s *server.Server, opts ...nats.Option) (*nats.Conn, j
 	return nc, js
 }
 
+// JetStream starts a server (RunServer) and returns a JetStream client
+// connected to it (Connect), for a test that needs neither the server nor
+// the connection; both end with the test.
+func JetStream(t testing.TB) jetstream.JetStream {
+	t.Helper()
+	_, js := Connect(t, RunServer(t))
+	return js
+}
+
 // RunCluster starts n JetStream servers on loopback, routed into one cluster,
 // each storing under its own temporary directory, and waits until JetStream
 // has a meta leader.

@@ -52,8 +52,7 @@ func TestDoGivesUpOnAPermanentFailure(t *testing.T) {
 // Stream and Bucket are idempotent: a second set-up of the same
 // configuration changes nothing and fails nothing.
 func TestStreamAndBucketTwice(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	sc := jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}}

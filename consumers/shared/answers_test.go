@@ -24,14 +24,10 @@ import (
 // A claim left by a process that died while calling does not block the
 // others: they wait a bounded time, then call the model themselves.
 func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierReasoning: time.Minute}
-	dead, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	dead := newAnswers(t, js, ttl)
 	if _, _, granted := dead.Claim(ctx, pipeline.TierReasoning, "k"); !granted {
 		t.Fatal("first claim refused")
 	}
@@ -62,8 +58,7 @@ func TestDeadClaimHolderDoesNotBlock(t *testing.T) {
 // KV write: under the race detector on a busy machine it took over the
 // 1.5 ms a 30 ms model allows).
 func TestSharedLevelOnlyWhereItPays(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute, pipeline.TierReasoning: time.Minute}
 	cache := sharedCache(t, js, ttl)
@@ -89,14 +84,21 @@ func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 	}
 }
 
-// sharedCache is one process's answer cache with the KV bucket as its shared level.
-func sharedCache(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration) *router.Cache {
+// newAnswers is one process's shared answers for the tiers of ttl, its
+// claims leased for a minute.
+func newAnswers(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration) *shared.Answers {
 	t.Helper()
-	kv, err := shared.NewAnswers(context.Background(), js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
+	a, err := shared.NewAnswers(context.Background(), js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cache, err := router.NewCache(router.CacheConfig{TTL: ttl, Shared: kv})
+	return a
+}
+
+// sharedCache is one process's answer cache with the KV bucket as its shared level.
+func sharedCache(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration) *router.Cache {
+	t.Helper()
+	cache, err := router.NewCache(router.CacheConfig{TTL: ttl, Shared: newAnswers(t, js, ttl)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,8 +109,7 @@ func sharedCache(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]tim
 // The cache buckets live in memory; one an earlier release kept on disk is
 // replaced, since a stream's storage cannot change in place.
 func TestCacheBucketsInMemoryReplacingFileBacked(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	old, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: shared.CacheBucket(pipeline.TierFast), Storage: jetstream.FileStorage, History: 1})
 	if err != nil {
@@ -119,9 +120,7 @@ func TestCacheBucketsInMemoryReplacingFileBacked(t *testing.T) {
 	}
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute, pipeline.TierReasoning: time.Minute}
 	for range 2 { // and again, now that they are in memory
-		if _, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop()); err != nil {
-			t.Fatal(err)
-		}
+		newAnswers(t, js, ttl)
 	}
 	for tier := range ttl {
 		kv, err := js.KeyValue(ctx, shared.CacheBucket(tier))
@@ -142,18 +141,10 @@ func TestCacheBucketsInMemoryReplacingFileBacked(t *testing.T) {
 // process waits; its answer replaces it; a failed call's claim is dropped,
 // so the next process claims at once.
 func TestClaimThenAnswerOrDrop(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	ttl := map[pipeline.Tier]time.Duration{pipeline.TierFast: time.Minute}
-	a, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := shared.NewAnswers(ctx, js, ttl, shared.BucketConfig{}, time.Minute, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := newAnswers(t, js, ttl), newAnswers(t, js, ttl)
 	tier := pipeline.TierFast
 	if _, found, granted := a.Claim(ctx, tier, "k1"); found || !granted {
 		t.Fatalf("first claim: found %v, granted %v", found, granted)
@@ -189,8 +180,7 @@ var badAnswers = []struct{ name, value string }{
 // never served, logged, the caller may call (and its answer replaces the
 // entry), and a process waiting on the key stops waiting at once.
 func TestUnreadableCachedAnswerIsAMiss(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	tier := pipeline.TierFast
 	var logs lockedBuffer
@@ -241,8 +231,7 @@ func TestUnreadableCachedAnswerIsAMiss(t *testing.T) {
 // empty one (or any entry that is no answer) is narrated by the model, not
 // served the empty answer until it is dead-lettered.
 func TestEmptyCachedAnswerIsNeverANarrative(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := t.Context()
 	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
 		t.Fatal(err)

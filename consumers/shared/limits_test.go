@@ -32,8 +32,7 @@ var badCounters = []struct{ name, value string }{
 // (in a process that was running and in one that starts after), the error
 // names the key, and calls resume once the key is repaired.
 func TestUnreadableSpendCounterCountsAsSpent(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	for i, bad := range badCounters {
 		t.Run(bad.name, func(t *testing.T) {
@@ -88,8 +87,7 @@ func TestUnreadableSpendCounterCountsAsSpent(t *testing.T) {
 // A rate counter that does not read as a number refuses the call, with an
 // error naming its key, and is left as it is; requests and tokens alike.
 func TestUnreadableRateCounterRefusesCalls(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx := context.Background()
 	const window = time.Hour // the key is the window's: an hour leaves no window to change under the test
 	var logs lockedBuffer

@@ -16,8 +16,7 @@ import (
 // an agent's PubAck wrote there, text, an announcement under another
 // worker's key) is no worker: it is left out, with a reason naming its key.
 func TestEntriesThatAreNoWorkerAreSkipped(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	js := natstest.JetStream(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reg, err := shared.NewRegistry(ctx, js, shared.BucketConfig{}, time.Minute)
