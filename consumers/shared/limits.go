@@ -91,9 +91,8 @@ func (l *Limits) Take(ctx context.Context, target string, rpm, tpm int) error {
 		idx, next := l.windowIndex()
 		w := strconv.FormatInt(idx, 10)
 		if tpm > 0 {
-			used, _, err := counter(ctx, l.rate, kvKey("tokens", target, w))
+			used, err := l.readCounter(ctx, l.rate, kvKey("tokens", target, w))
 			if err != nil {
-				l.reportBad(err)
 				return err
 			}
 			if used >= float64(tpm) {
@@ -237,6 +236,14 @@ func (l *Limits) noteRead(provider string, total float64, err error) {
 	}
 	l.mu.Unlock()
 	l.reportBad(err)
+}
+
+// readCounter reads the counter key of kv, reporting one that does not read
+// (reportBad).
+func (l *Limits) readCounter(ctx context.Context, kv jetstream.KeyValue, key string) (float64, error) {
+	v, _, err := counter(ctx, kv, key)
+	l.reportBad(err)
+	return v, err
 }
 
 // reportBad logs a CounterError at error level, once a minute per key at

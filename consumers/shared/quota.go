@@ -37,9 +37,8 @@ func agentReservedKey(agent string) string {
 // call (ErrBadCounter).
 func (l *Limits) Admit(ctx context.Context, agent string, rpm, tpm int, usd, reserveUSD float64) error {
 	if usd > 0 && reserveUSD > 0 { // a call that costs nothing spends no budget
-		spent, _, err := counter(ctx, l.spend, agentSpendKey(agent))
+		spent, err := l.readCounter(ctx, l.spend, agentSpendKey(agent))
 		if err != nil {
-			l.reportBad(err)
 			return err
 		}
 		if spent >= usd {
@@ -71,9 +70,8 @@ func (l *Limits) Admit(ctx context.Context, agent string, rpm, tpm int, usd, res
 			Err: fmt.Errorf("%w: %w: %w: agent %s is past its %d %s per %s", pipeline.ErrTransient, pipeline.ErrRateLimited, pipeline.ErrQuota, agent, limit, what, l.window)}
 	}
 	if tpm > 0 {
-		used, _, err := counter(ctx, l.rate, agentKey("tokens", agent, w))
+		used, err := l.readCounter(ctx, l.rate, agentKey("tokens", agent, w))
 		if err != nil {
-			l.reportBad(err)
 			return err
 		}
 		if used >= float64(tpm) {
