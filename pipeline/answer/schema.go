@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -102,16 +103,12 @@ func decodeSchema(object string) (JudgeAnswer, error) {
 }
 
 // setSchemaField sets a's field key of the verdict schema from its JSON value.
-func setSchemaField(a *JudgeAnswer, key string, v any) error {
+func setSchemaField(a *JudgeAnswer, key string, v any) (err error) {
 	s, isString := v.(string)
 	switch key {
 	case "verdict":
-		switch Vote(s) {
-		case VotePass, VoteReview, VoteFail, VoteAbstain:
-			a.Verdict = Vote(s)
-			return nil
-		}
-		return fmt.Errorf("verdict %s is none of PASS, REVIEW, FAIL, ABSTAIN", jsonText(v))
+		a.Verdict, err = enumValue(key, v, VotePass, VoteReview, VoteFail, VoteAbstain)
+		return err
 	case "confidence":
 		n, ok := v.(json.Number)
 		f, err := n.Float64()
@@ -121,12 +118,8 @@ func setSchemaField(a *JudgeAnswer, key string, v any) error {
 		a.Confidence = f
 		return nil
 	case "offense_level":
-		switch Offense(s) {
-		case OffenseNone, OffenseMinor, OffenseMajor, OffenseCapital:
-			a.Offense = Offense(s)
-			return nil
-		}
-		return fmt.Errorf("offense_level %s is none of none, minor, major, capital", jsonText(v))
+		a.Offense, err = enumValue(key, v, OffenseNone, OffenseMinor, OffenseMajor, OffenseCapital)
+		return err
 	case "reasoning":
 		if !isString {
 			return fmt.Errorf("reasoning %s is not a string", jsonText(v))
@@ -135,6 +128,19 @@ func setSchemaField(a *JudgeAnswer, key string, v any) error {
 		return nil
 	}
 	return fmt.Errorf("field %q is not in the schema", key)
+}
+
+// enumValue reads v, the value of the schema's field key, as one of the
+// field's enum values; it is an error naming them when it is none.
+func enumValue[T ~string](key string, v any, values ...T) (T, error) {
+	if s, _ := v.(string); slices.Contains(values, T(s)) {
+		return T(s), nil
+	}
+	names := make([]string, len(values))
+	for i, e := range values {
+		names[i] = string(e)
+	}
+	return "", fmt.Errorf("%s %s is none of %s", key, jsonText(v), strings.Join(names, ", "))
 }
 
 // jsonText shows a decoded JSON value in an error, at most 40 bytes of it.
