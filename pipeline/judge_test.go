@@ -39,15 +39,7 @@ func TestTribunalReadsStructuredAndTextAnswers(t *testing.T) {
 		return Response{Content: `{"verdict": "PASS", "confidence": 0.9, "offense_level": "none", "reasoning": "Routine and truthful."}`,
 			Reasoning: "thinking it over", Structured: true}, nil
 	})
-	tr, err := NewTribunal(c, TribunalConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "tidy the archive"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, v := range out.(*Verdict).Judges {
+	for _, v := range verdictOf(t, c, "tidy the archive").Judges {
 		if v.AskedAgain || calls["judge:"+v.Name] != 1 {
 			t.Errorf("%s asked %d times (asked again %v)", v.Name, calls["judge:"+v.Name], v.AskedAgain)
 		}

@@ -81,6 +81,21 @@ func hang(ctx context.Context) (Response, error) {
 	return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
 }
 
+// verdictOf is the verdict of a tribunal of the default judges, asked
+// through c, on a thought whose input is input.
+func verdictOf(t *testing.T, c Completer, input string) *Verdict {
+	t.Helper()
+	tr, err := NewTribunal(c, TribunalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: input}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.(*Verdict)
+}
+
 func fastJudges() []Judge {
 	js := DefaultJudges()
 	for i := range js {
@@ -307,15 +322,7 @@ func TestAnUnreadableAnswerIsAskedAgain(t *testing.T) {
 		}
 		return Response{Content: "VERDICT: FAIL\nCONFIDENCE: 0.8\nREASONING: on reflection, no", Model: "m"}, nil
 	})
-	tr, err := NewTribunal(c, TribunalConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v := out.(*Verdict)
+	v := verdictOf(t, c, "x")
 	if calls != 2 || v.Judges[0].Verdict != VoteFail || v.Judges[0].Abstained || v.AbstentionCount != 0 {
 		t.Fatalf("%d calls; VERITAS %+v", calls, v.Judges[0])
 	}
