@@ -245,6 +245,25 @@ func mean(xs []float64) float64 {
 	return sum / float64(len(xs))
 }
 
+// runFigures is the RunE of a bench command that measures once: measure runs
+// with the loaded configuration, saying its progress on standard error, and
+// its figures go to standard output as --format says: "json", or the table
+// that table writes.
+func runFigures[T any](measure func(ctx context.Context, cfg config.Config, progress io.Writer) (T, error), table func(io.Writer, T) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		cfg, err := cli.LoadConfig(cmd)
+		if err != nil {
+			return err
+		}
+		res, err := measure(cmd.Context(), cfg, cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		format, _ := cmd.Flags().GetString("format")
+		return writeFigures(cmd.OutOrStdout(), format, res, table)
+	}
+}
+
 // writeFigures prints a bench's result: indented JSON, or as table says.
 func writeFigures[T any](w io.Writer, format string, res T, table func(io.Writer, T) error) error {
 	if format == "json" {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/noesis-dev/noesis/cmd/internal/cli"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -37,6 +36,7 @@ type FairFigures struct {
 }
 
 func newBenchFairCmd() *cobra.Command {
+	var o fairOptions
 	cmd := &cobra.Command{
 		Use:   "fair",
 		Short: "One agent floods, another publishes one thought a second: the quiet agent's verdict times",
@@ -49,37 +49,20 @@ reports the quiet agent's verdict times during the flood against the unloaded on
 and the flood's throughput. Run it with --fair-share=false for the same run first
 come, first served.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			f := cmd.Flags()
-			var o fairOptions
-			o.flood, _ = f.GetInt("flood")
-			o.slots, _ = f.GetInt("judge-slots")
-			o.baseline, _ = f.GetInt("baseline")
-			o.workers, _ = f.GetInt("workers")
-			o.fair, _ = f.GetBool("fair-share")
-			o.scale, _ = f.GetFloat64("latency-scale")
-			format, _ := f.GetString("format")
+		RunE: runFigures(func(ctx context.Context, cfg config.Config, progress io.Writer) (*FairFigures, error) {
 			if o.flood <= 0 || o.slots <= 0 || o.baseline <= 0 {
-				return fmt.Errorf("--flood, --judge-slots and --baseline: want 1 or more")
+				return nil, fmt.Errorf("--flood, --judge-slots and --baseline: want 1 or more")
 			}
-			res, err := benchFair(cmd.Context(), cfg, o, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			return writeFigures(cmd.OutOrStdout(), format, res, writeFairFigures)
-		},
+			return benchFair(ctx, cfg, o, progress)
+		}, writeFairFigures),
 	}
 	f := cmd.Flags()
-	f.Int("flood", 400, "thoughts the flooding agent publishes at once")
-	f.Int("judge-slots", 60, "judge calls the provider takes at once, per worker")
-	f.Int("baseline", 5, "thoughts the quiet agent publishes alone first")
-	f.Int("workers", 1, "worker processes sharing the durable consumers")
-	f.Bool("fair-share", true, "NOESIS_FAIR_SHARE for the workers")
-	f.Float64("latency-scale", 1, "the simulator's latency scale (1: the seed's speeds)")
+	f.IntVar(&o.flood, "flood", 400, "thoughts the flooding agent publishes at once")
+	f.IntVar(&o.slots, "judge-slots", 60, "judge calls the provider takes at once, per worker")
+	f.IntVar(&o.baseline, "baseline", 5, "thoughts the quiet agent publishes alone first")
+	f.IntVar(&o.workers, "workers", 1, "worker processes sharing the durable consumers")
+	f.BoolVar(&o.fair, "fair-share", true, "NOESIS_FAIR_SHARE for the workers")
+	f.Float64Var(&o.scale, "latency-scale", 1, "the simulator's latency scale (1: the seed's speeds)")
 	f.String("format", "table", "table or json")
 	return cmd
 }

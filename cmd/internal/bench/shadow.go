@@ -51,6 +51,11 @@ type ShadowFigures struct {
 }
 
 func newBenchShadowCmd() *cobra.Command {
+	var (
+		candidate       string
+		from, to        uint64
+		limit, parallel int
+	)
 	cmd := &cobra.Command{
 		Use:   "shadow",
 		Short: "Replay thoughts through a candidate REASONING chain and compare its verdicts",
@@ -61,39 +66,24 @@ NOESIS_REASONING_CHAIN). Prints decision agreement with Cohen's kappa, latency,
 tokens and cost side by side. Shadow verdicts are never published: nothing
 reaches noesis.verdicts.>, and nothing is acknowledged on the stream.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			f := cmd.Flags()
-			candidate, _ := f.GetString("candidate")
-			from, _ := f.GetUint64("from-seq")
-			to, _ := f.GetUint64("to-seq")
-			limit, _ := f.GetInt("max")
-			parallel, _ := f.GetInt("parallel")
-			format, _ := f.GetString("format")
+		RunE: runFigures(func(ctx context.Context, cfg config.Config, progress io.Writer) (*ShadowFigures, error) {
 			if candidate == "" {
-				return fmt.Errorf("--candidate: name the chain to compare, for example nebius:deepseek-ai/DeepSeek-V3-0324-fast")
+				return nil, fmt.Errorf("--candidate: name the chain to compare, for example nebius:deepseek-ai/DeepSeek-V3-0324-fast")
 			}
 			nc, js, err := service.Connect(cfg, "noesis-bench-shadow")
 			if err != nil {
-				return err
+				return nil, err
 			}
 			defer nc.Close()
-			res, err := Shadow(cmd.Context(), cfg, js, candidate, from, to, limit, parallel, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			return writeFigures(cmd.OutOrStdout(), format, res, WriteShadowFigures)
-		},
+			return Shadow(ctx, cfg, js, candidate, from, to, limit, parallel, progress)
+		}, WriteShadowFigures),
 	}
 	f := cmd.Flags()
-	f.String("candidate", "", `the candidate REASONING chain, "provider:model[,provider:model]"`)
-	f.Uint64("from-seq", 0, "first NOESIS_THOUGHTS sequence to replay (0: the first stored)")
-	f.Uint64("to-seq", 0, "last sequence to replay (0: the last stored)")
-	f.Int("max", 200, "replay at most this many thoughts")
-	f.Int("parallel", 16, "thoughts deliberated at once")
+	f.StringVar(&candidate, "candidate", "", `the candidate REASONING chain, "provider:model[,provider:model]"`)
+	f.Uint64Var(&from, "from-seq", 0, "first NOESIS_THOUGHTS sequence to replay (0: the first stored)")
+	f.Uint64Var(&to, "to-seq", 0, "last sequence to replay (0: the last stored)")
+	f.IntVar(&limit, "max", 200, "replay at most this many thoughts")
+	f.IntVar(&parallel, "parallel", 16, "thoughts deliberated at once")
 	f.String("format", "table", "table or json")
 	return cmd
 }

@@ -79,6 +79,11 @@ func sortedCounts(m map[string]int) string {
 }
 
 func newBenchTribunalCmd() *cobra.Command {
+	var (
+		repeat, storm int
+		rate          float64
+		path          string
+	)
 	cmd := &cobra.Command{
 		Use:   "tribunal",
 		Short: "Judge a labelled corpus of thoughts and measure the verdicts",
@@ -90,40 +95,27 @@ in this process, with the configured models: the simulator unless a provider
 is set (LLM_PROVIDER, NEBIUS_API_KEY). With the simulator it also counts the
 judge answers read as the simulated judge meant them.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			f := cmd.Flags()
-			repeat, _ := f.GetInt("repeat")
-			rate, _ := f.GetFloat64("rate")
-			path, _ := f.GetString("corpus")
-			format, _ := f.GetString("format")
-			storm, _ := f.GetInt("rate-limit-first")
+		RunE: runFigures(func(ctx context.Context, cfg config.Config, progress io.Writer) (*TribunalFigures, error) {
 			data := tribunalCorpus
 			if path != "" {
+				var err error
 				if data, err = os.ReadFile(path); err != nil {
-					return err
+					return nil, err
 				}
 			}
 			corpus, err := readCorpus(data)
 			if err != nil {
-				return err
+				return nil, err
 			}
-			res, err := benchTribunal(cmd.Context(), cfg, corpus, repeat, rate, storm, cmd.ErrOrStderr())
-			if err != nil {
-				return err
-			}
-			return writeFigures(cmd.OutOrStdout(), format, res, writeTribunalFigures)
-		},
+			return benchTribunal(ctx, cfg, corpus, repeat, rate, storm, progress)
+		}, writeTribunalFigures),
 	}
 	f := cmd.Flags()
-	f.Int("repeat", 1, "judge each corpus thought this many times (each copy a distinct thought)")
-	f.Float64("rate", 0, "thoughts per second to offer (0: all at once)")
-	f.String("corpus", "", "a JSON-lines file of labelled thoughts instead of the built-in corpus")
+	f.IntVar(&repeat, "repeat", 1, "judge each corpus thought this many times (each copy a distinct thought)")
+	f.Float64Var(&rate, "rate", 0, "thoughts per second to offer (0: all at once)")
+	f.StringVar(&path, "corpus", "", "a JSON-lines file of labelled thoughts instead of the built-in corpus")
 	f.String("format", "table", "table or json")
-	f.Int("rate-limit-first", 0, "with the simulator: answer the first N calls of every judge's question 429 (Retry-After 1 s), a rate-limit storm")
+	f.IntVar(&storm, "rate-limit-first", 0, "with the simulator: answer the first N calls of every judge's question 429 (Retry-After 1 s), a rate-limit storm")
 	return cmd
 }
 
