@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
@@ -25,12 +23,7 @@ func overloadChain(t *testing.T, log *breakerLog, url string) *router.Router {
 		Breaker: breaker.Config{Failures: 1, Cooldown: time.Hour}, OnBreakerChange: log.record,
 		Providers: []router.Provider{{Name: "p", Kind: router.KindOpenAI, BaseURL: url, APIKey: "k"}},
 		Targets:   []router.Target{{Name: "only", Provider: "p", Model: "test/model"}}}
-	c, err := router.New(cfg, nil, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return newRouter(t, cfg, nil)
 }
 
 // burst sends n distinct calls at once and returns their errors (nil: answered).

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
@@ -53,12 +51,7 @@ func refusalChain(t *testing.T, log *breakerLog, targets ...[3]string) *router.R
 		cfg.Targets = append(cfg.Targets, router.Target{Name: name, Provider: providers[url], Model: model})
 		cfg.Tiers[pipeline.TierFast] = append(cfg.Tiers[pipeline.TierFast], name)
 	}
-	c, err := router.New(cfg, nil, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
+	return newRouter(t, cfg, nil)
 }
 
 // A provider's refusal of a request for what it holds, in the shapes
@@ -178,34 +171,11 @@ func TestARefusalIsNotHedged(t *testing.T) {
 	profile := map[string]sim.Profile{"m": {Latency: 2 * time.Second, TokensPerSecond: 500}}
 	_, primaryURL := simtest.Start(t, sim.Config{LatencyScale: 1, Lengths: sim.LengthsSeed, Profiles: profile, Blocked: []string{"forbidden"}})
 	backup, backupURL := simtest.Start(t, sim.Config{LatencyScale: 1, Lengths: sim.LengthsSeed, Profiles: profile})
-	cfg := router.Config{
-		Providers: []router.Provider{{Name: "a", Kind: router.KindOpenAI, BaseURL: primaryURL, APIKey: "k"}, {Name: "b", Kind: router.KindOpenAI, BaseURL: backupURL, APIKey: "k"}},
-		Targets:   []router.Target{{Name: "primary", Provider: "a", Model: "m"}, {Name: "backup", Provider: "b", Model: "m"}},
-		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"primary", "backup"}},
-		Timeout:   10 * time.Second, Attempts: 1, Hedge: map[pipeline.Tier]bool{pipeline.TierFast: true},
-	}
-	c, err := router.New(cfg, nil, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var warm sync.WaitGroup
-	errs := make(chan error, 25)
-	for i := range 25 { // a latency record for the primary, so the tier hedges
-		warm.Go(func() {
-			if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint("warm ", i))); err != nil {
-				errs <- fmt.Errorf("warm-up %d: %w", i, err)
-			}
-		})
-	}
-	warm.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	c := hedgedChain(t, primaryURL, backupURL, 10*time.Second)
+	warmUp(t, c, 25) // a latency record for the primary, so the tier hedges
 	req := judgeRequest(pipeline.TierFast, "a forbidden word")
 	req.Purpose = "refused"
-	if _, err = c.Complete(context.Background(), req); !errors.Is(err, pipeline.ErrRequestRefused) || errors.Is(err, pipeline.ErrTransient) {
+	if _, err := c.Complete(context.Background(), req); !errors.Is(err, pipeline.ErrRequestRefused) || errors.Is(err, pipeline.ErrTransient) {
 		t.Fatalf("err = %v, want the refusal", err)
 	}
 	if n := backup.Stats().PerCaller["refused"]; n != 0 {

@@ -41,6 +41,12 @@ func newChainOfKind(t *testing.T, kind, url, key string, cache *router.Cache, at
 		Attempts: attempts,
 		Backoff:  10 * time.Millisecond,
 	}
+	return newRouter(t, cfg, cache)
+}
+
+// newRouter is router.New's chain for cfg and cache, closed when the test ends.
+func newRouter(t *testing.T, cfg router.Config, cache *router.Cache) *router.Router {
+	t.Helper()
 	c, err := router.New(cfg, cache, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -257,28 +263,24 @@ func TestSharedClientReusesConnections(t *testing.T) {
 	}
 }
 
-// A hedge: once the primary has a latency record, a call it does not answer
-// within its p95 goes to the next target too; the first answer wins and the
-// primary's request is cancelled (the simulator sees the cancellation).
-func TestHedgeWinsAgainstASlowTarget(t *testing.T) {
-	profile := map[string]sim.Profile{"m": {Latency: 20 * time.Millisecond, TokensPerSecond: 500}}
-	slow, slowURL := simtest.Start(t, sim.Config{LatencyScale: 1, Profiles: profile})
-	fast, fastURL := simtest.Start(t, sim.Config{LatencyScale: 1, Profiles: profile})
-	cfg := router.Config{
-		Providers: []router.Provider{{Name: "a", Kind: router.KindOpenAI, BaseURL: slowURL, APIKey: "k"}, {Name: "b", Kind: router.KindOpenAI, BaseURL: fastURL, APIKey: "k"}},
+// hedgedChain is a chain whose fast tier is model m at primaryURL, hedged
+// with m at backupURL, each call tried once within timeout.
+func hedgedChain(t *testing.T, primaryURL, backupURL string, timeout time.Duration) *router.Router {
+	t.Helper()
+	return newRouter(t, router.Config{
+		Providers: []router.Provider{{Name: "a", Kind: router.KindOpenAI, BaseURL: primaryURL, APIKey: "k"}, {Name: "b", Kind: router.KindOpenAI, BaseURL: backupURL, APIKey: "k"}},
 		Targets:   []router.Target{{Name: "primary", Provider: "a", Model: "m"}, {Name: "backup", Provider: "b", Model: "m"}},
 		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"primary", "backup"}},
-		Timeout:   5 * time.Second, Attempts: 1, Hedge: map[pipeline.Tier]bool{pipeline.TierFast: true},
-	}
-	c, err := router.New(cfg, nil, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	// A latency record for the primary, its calls together (one that starts
-	// late may already be hedged).
+		Timeout:   timeout, Attempts: 1, Hedge: map[pipeline.Tier]bool{pipeline.TierFast: true},
+	}, nil)
+}
+
+// warmUp sends n calls to the fast tier of c at once, so that its targets
+// have a latency record, and ends the test when one fails.
+func warmUp(t *testing.T, c *router.Router, n int) {
+	t.Helper()
 	var warm sync.WaitGroup
-	for i := range 25 {
+	for i := range n {
 		warm.Go(func() {
 			if _, err := c.Complete(context.Background(), judgeRequest(pipeline.TierFast, fmt.Sprint("warm ", i))); err != nil {
 				t.Errorf("warm-up %d: %v", i, err)
@@ -288,6 +290,19 @@ func TestHedgeWinsAgainstASlowTarget(t *testing.T) {
 	if warm.Wait(); t.Failed() {
 		t.FailNow()
 	}
+}
+
+// A hedge: once the primary has a latency record, a call it does not answer
+// within its p95 goes to the next target too; the first answer wins and the
+// primary's request is cancelled (the simulator sees the cancellation).
+func TestHedgeWinsAgainstASlowTarget(t *testing.T) {
+	profile := map[string]sim.Profile{"m": {Latency: 20 * time.Millisecond, TokensPerSecond: 500}}
+	slow, slowURL := simtest.Start(t, sim.Config{LatencyScale: 1, Profiles: profile})
+	fast, fastURL := simtest.Start(t, sim.Config{LatencyScale: 1, Profiles: profile})
+	c := hedgedChain(t, slowURL, fastURL, 5*time.Second)
+	// A latency record for the primary, its calls together (one that starts
+	// late may already be hedged).
+	warmUp(t, c, 25)
 	// Every warm-up call has reached the primary's end: answered or, a hedge
 	// having won, cancelled there.
 	deadline := time.Now().Add(5 * time.Second)
