@@ -74,29 +74,30 @@ func TestLimitBacksOffOnDropsOncePerWindow(t *testing.T) {
 	if got := l.State().Limit; got != 90 {
 		t.Fatalf("limit %d after two drops in one window with 100 in flight, want 90", got)
 	}
-	for range 50 {
-		l.Release(0)
+	release := func(n int) {
+		for range n {
+			l.Release(0)
+		}
 	}
-	*clock = clock.Add(limiterWindow)
-	l.Drop()
-	if got := l.State().Limit; got != 45 {
+	dropInNextWindow := func() int {
+		*clock = clock.Add(limiterWindow)
+		l.Drop()
+		return l.State().Limit
+	}
+	release(50)
+	if got := dropInNextWindow(); got != 45 {
 		t.Fatalf("limit %d after a drop with 50 in flight, want 45", got)
 	}
 	// Thoughts held by the rate limit keep their slots: more drops while
 	// they wait do not cut the limit again and again.
 	for range 100 {
-		*clock = clock.Add(limiterWindow)
-		l.Drop()
+		dropInNextWindow()
 	}
 	if got := l.State().Limit; got != 45 {
 		t.Fatalf("limit %d after a hundred drops with the same 50 held, want it to stay 45", got)
 	}
-	for range 50 {
-		l.Release(0)
-	}
-	*clock = clock.Add(limiterWindow)
-	l.Drop()
-	if got := l.State().Limit; got != 4 {
+	release(50)
+	if got := dropInNextWindow(); got != 4 {
 		t.Fatalf("limit %d after a drop with nothing in flight, want the minimum 4", got)
 	}
 }
