@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
-	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -120,11 +119,7 @@ the letters. --id takes a letter's sequence (from 'dlq list') or an event_id.`,
 // replayLetters replays every letter of --stage (all) or the one whose
 // sequence or event_id is id, saying each.
 func replayLetters(cmd *cobra.Command, id string, all bool) error {
-	cfg, err := cli.LoadConfig(cmd)
-	if err != nil {
-		return err
-	}
-	nc, js, err := service.Connect(cfg, "noesis-dlq")
+	_, nc, js, err := connect(cmd, "noesis-dlq")
 	if err != nil {
 		return err
 	}
@@ -154,15 +149,11 @@ func replayLetters(cmd *cobra.Command, id string, all bool) error {
 }
 
 func loadLetters(cmd *cobra.Command) ([]consumers.Letter, error) {
-	cfg, err := cli.LoadConfig(cmd)
-	if err != nil {
-		return nil, err
-	}
 	stage, _ := cmd.Flags().GetString("stage")
 	if stage != "" && !pipeline.Stage(stage).Valid() && pipeline.Stage(stage) != consumers.StageInput {
 		return nil, fmt.Errorf("--stage %q: want narrative, tribunal, analysis or input", stage)
 	}
-	nc, js, err := service.Connect(cfg, "noesis-dlq")
+	_, nc, js, err := connect(cmd, "noesis-dlq")
 	if err != nil {
 		return nil, err
 	}

@@ -10,12 +10,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
-	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -104,13 +102,6 @@ func encodeThought(cfg config.Config, t pipeline.Thought) ([]byte, pipeline.Thou
 		return nil, t, err
 	}
 	return data, read, nil
-}
-
-// connectAs connects a command that acts as agent agentID. Its inbox prefix
-// is the agent's own: under per-agent permissions it may read only
-// _INBOX_<agent_id>.>, where its acknowledgements come.
-func connectAs(cfg config.Config, name, agentID string, extra ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
-	return service.Connect(cfg, name, append([]nats.Option{nats.CustomInboxPrefix(AgentInboxPrefix(agentID))}, extra...)...)
 }
 
 // storeThought publishes an encoded thought on its agent's subject and waits

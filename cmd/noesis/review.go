@@ -38,11 +38,7 @@ func newReviewListCmd() *cobra.Command {
 		Short: "List the reviews waiting for a decision, oldest first (--all: the decided too)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			nc, js, err := service.Connect(cfg, "noesis-review")
+			_, nc, js, err := connect(cmd, "noesis-review")
 			if err != nil {
 				return err
 			}
@@ -121,11 +117,7 @@ func newReviewShowCmd() *cobra.Command {
 		Short: "Show a review: the thought, the verdict, each judge's vote and reasoning, and its decision",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
-			nc, js, err := service.Connect(cfg, "noesis-review")
+			_, nc, js, err := connect(cmd, "noesis-review")
 			if err != nil {
 				return err
 			}
@@ -205,12 +197,8 @@ decided once: when someone decided it first, this says who and when, and fails.
 The reviewer recorded is the NATS user (NATS_USER), or without one the login name.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
 			note, _ := cmd.Flags().GetString("note")
-			nc, js, err := service.Connect(cfg, "noesis-review")
+			cfg, nc, js, err := connect(cmd, "noesis-review")
 			if err != nil {
 				return err
 			}

@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
-	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -67,13 +66,9 @@ func newStatusCmd() *cobra.Command {
 		Short: "Streams, stage consumers (lag, ack pending, redeliveries) and live workers",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := cli.LoadConfig(cmd)
-			if err != nil {
-				return err
-			}
 			asJSON, _ := cmd.Flags().GetBool("json")
 			watch, _ := cmd.Flags().GetDuration("watch")
-			nc, js, err := service.Connect(cfg, "noesis-status")
+			cfg, nc, js, err := connect(cmd, "noesis-status")
 			if err != nil {
 				return err
 			}
