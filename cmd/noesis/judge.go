@@ -62,6 +62,7 @@ without NATS credentials (a server without access control); an operator's
 login may ask for it.`
 
 func newJudgeCmd() *cobra.Command {
+	var wait judgeRequest // what the flags say of the wait; judgeRequestFromFlags adds the thought
 	cmd := &cobra.Command{
 		Use:   "judge",
 		Short: "Publish a thought, wait for its verdict and exit with the decision (0 only for pass)",
@@ -71,17 +72,17 @@ func newJudgeCmd() *cobra.Command {
   noesis judge --agent daimon-1 --action "drop the staging database" --wait-review --review-timeout 4h
   noesis judge --agent daimon-1 --action "rotate the keys" --json | jq -r .decision`,
 		Args: cobra.NoArgs,
-		RunE: runJudge,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runJudge(cmd, wait) },
 	}
 	addThoughtFlags(cmd, "the band a worker serves it in: critical, normal or batch (default critical: an agent waits on it)")
 	f := cmd.Flags()
 	f.Lookup("stages").Usage = "stages to run, the tribunal among them (default tribunal, plus narrative with --narrative)"
-	f.Duration("timeout", 0, "how long to wait for the verdict once the thought is stored (default NOESIS_TRIBUNAL_DEADLINE + 30s: 3m0s)")
-	f.Bool("narrative", false, "ask for the narrative too, wait for it and print it")
-	f.Bool("json", false, "print the verdict's JSON as it came, on one line (then the narrative's, the review's)")
-	f.Bool("wait-review", false, "when the verdict requires a person, wait for their decision on noesis.reviews.<agent_id> and exit with it")
-	f.Duration("review-timeout", time.Hour, "with --wait-review: how long to wait for the person's decision")
-	f.Bool("dlq", false, "watch the dead letters, to stop at once when the thought is dead-lettered (default: on without NATS credentials)")
+	f.DurationVar(&wait.timeout, "timeout", 0, "how long to wait for the verdict once the thought is stored (default NOESIS_TRIBUNAL_DEADLINE + 30s: 3m0s)")
+	f.BoolVar(&wait.narrative, "narrative", false, "ask for the narrative too, wait for it and print it")
+	f.BoolVar(&wait.json, "json", false, "print the verdict's JSON as it came, on one line (then the narrative's, the review's)")
+	f.BoolVar(&wait.waitReview, "wait-review", false, "when the verdict requires a person, wait for their decision on noesis.reviews.<agent_id> and exit with it")
+	f.DurationVar(&wait.reviewTimeout, "review-timeout", time.Hour, "with --wait-review: how long to wait for the person's decision")
+	f.BoolVar(&wait.dlq, "dlq", false, "watch the dead letters, to stop at once when the thought is dead-lettered (default: on without NATS credentials)")
 	return cmd
 }
 
@@ -107,12 +108,12 @@ func (r judgeRequest) outputID(s pipeline.Stage) string {
 // judge waits: a test publishes a verdict there, faster than any worker.
 var testHookJudgeStored func(r judgeRequest)
 
-func runJudge(cmd *cobra.Command, _ []string) error {
+func runJudge(cmd *cobra.Command, wait judgeRequest) error {
 	cfg, err := cli.LoadConfig(cmd)
 	if err != nil {
 		return err
 	}
-	req, err := judgeRequestFromFlags(cmd, cfg)
+	req, err := judgeRequestFromFlags(cmd, cfg, wait)
 	if err != nil {
 		return err
 	}
@@ -211,22 +212,16 @@ func decisionExit(d pipeline.Decision) int {
 	return exitError
 }
 
-// judgeRequestFromFlags builds the thought and the wait from the flags, with
-// judge's defaults: priority critical, the tribunal only (and the narrative
-// with --narrative), user_input from the action.
-func judgeRequestFromFlags(cmd *cobra.Command, cfg config.Config) (judgeRequest, error) {
+// judgeRequestFromFlags completes req, the wait as its flags set it, with
+// the thought from the flags and judge's defaults: the wait's from cfg,
+// priority critical, the tribunal only (and the narrative with --narrative),
+// user_input from the action.
+func judgeRequestFromFlags(cmd *cobra.Command, cfg config.Config, req judgeRequest) (judgeRequest, error) {
 	f := cmd.Flags()
-	var req judgeRequest
 	t, err := thoughtFromFlags(cmd, cfg.AgentID)
 	if err != nil {
 		return req, err
 	}
-	req.narrative, _ = f.GetBool("narrative")
-	req.waitReview, _ = f.GetBool("wait-review")
-	req.json, _ = f.GetBool("json")
-	req.timeout, _ = f.GetDuration("timeout")
-	req.reviewTimeout, _ = f.GetDuration("review-timeout")
-	req.dlq, _ = f.GetBool("dlq")
 	if !f.Changed("dlq") {
 		req.dlq = cfg.NATSUser == "" && cfg.NATSToken == "" && cfg.NATSCreds == "" && cfg.NATSNKey == ""
 	}
