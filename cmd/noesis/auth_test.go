@@ -60,6 +60,21 @@ func authServer(t *testing.T) (*server.Server, string, string) {
 	return natstest.RunServerWithOptions(t, opts), dir, conf
 }
 
+// agentWorker starts a server under the shipped nats-auth.conf (authServer)
+// and a worker logged in as its worker user, whose simulated judges answer
+// at once in tagged lines, and points the CLI at the server. It returns the
+// server and the folder of the agents' seeds.
+func agentWorker(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	ns, seeds, _ := authServer(t)
+	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
+	cfg := testConfig(t, ns, simURL)
+	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
+	runService(t, cfg)
+	t.Setenv("NATS_URL", ns.ClientURL())
+	return ns, seeds
+}
+
 // agentAuth is the login of an agent added by authServer.
 func agentAuth(t *testing.T, seeds, id string) nats.Option {
 	t.Helper()

@@ -29,12 +29,7 @@ func runCLI(t *testing.T, stdin string, args ...string) (string, error) {
 }
 
 func TestPublishCommand(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
-	if err := consumers.EnsureStreams(context.Background(), js, consumers.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NATS_URL", ns.ClientURL())
+	_, _, js := streamsOnly(t, consumers.StreamsConfig{})
 
 	out, err := runCLI(t, "", "publish", "--agent", "daimon-7", "--text", "I will rotate the keys", "--depth", "4", "--coherence", "0.6",
 		"--stages", "tribunal,analysis", "--event-id", "cli-1")
@@ -126,12 +121,7 @@ func TestSlowCallIsNotRedelivered(t *testing.T) {
 
 // `noesis publish` to a full thoughts stream says so, and fails.
 func TestPublishToAFullNoesis(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
-	if err := consumers.EnsureStreams(context.Background(), js, consumers.StreamsConfig{ThoughtsMaxBytes: 16 << 10}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NATS_URL", ns.ClientURL())
+	_, _, js := streamsOnly(t, consumers.StreamsConfig{ThoughtsMaxBytes: 16 << 10})
 	for i := 0; ; i++ {
 		th := thought(i, strings.Repeat("f", 1<<10))
 		data, _ := json.Marshal(th)

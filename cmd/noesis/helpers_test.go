@@ -21,6 +21,8 @@ import (
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // testConfig is the default config pointed at a test NATS server and a
@@ -64,6 +66,33 @@ func runServiceLogging(t *testing.T, cfg config.Config, w io.Writer, level zerol
 		}
 	})
 	return svc
+}
+
+// taggedWorker starts an open NATS server and a worker whose simulated
+// judges answer at once in tagged lines, with a 2 s tribunal deadline.
+// Tagged answers let the sim: markers in a thought steer the judges: an
+// untagged answer that repeated them would be dropped as an echo.
+func taggedWorker(t *testing.T) *server.Server {
+	t.Helper()
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
+	cfg := testConfig(t, ns, simURL)
+	cfg.TribunalDeadline = 2 * time.Second
+	runService(t, cfg)
+	return ns
+}
+
+// streamsOnly starts an open NATS server with noesis's streams, as sc sets
+// them, and no worker, and points the CLI at it (NATS_URL).
+func streamsOnly(t *testing.T, sc consumers.StreamsConfig) (*server.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ns := natstest.RunServer(t)
+	nc, js := natstest.Connect(t, ns)
+	if err := consumers.EnsureStreams(context.Background(), js, sc); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("NATS_URL", ns.ClientURL())
+	return ns, nc, js
 }
 
 // collector counts every output and dead letter by subject root and event.

@@ -53,16 +53,10 @@ func judgeCLI(t *testing.T, args ...string) judgeRun {
 	return judgeRun{stdout: out.String(), stderr: errOut.String(), code: exitCode(err), took: time.Since(start)}
 }
 
-// judgeWorker starts an open NATS server and a worker whose simulated judges
-// answer at once in tagged lines (so the sim: markers steer them), with a
-// 2 s tribunal deadline, and points the CLI at the server.
+// judgeWorker is taggedWorker with the CLI pointed at its server.
 func judgeWorker(t *testing.T) *server.Server {
 	t.Helper()
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.TribunalDeadline = 2 * time.Second
-	runService(t, cfg)
+	ns := taggedWorker(t)
 	t.Setenv("NATS_URL", ns.ClientURL())
 	return ns
 }
@@ -148,12 +142,7 @@ func TestJudgeJSONIsTheVerdictAsItCame(t *testing.T) {
 // No worker: the thought is stored and no verdict comes; judge gives up at
 // --timeout with its own code, and says the thought is stored.
 func TestJudgeTimesOut(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
-	if err := consumers.EnsureStreams(context.Background(), js, consumers.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NATS_URL", ns.ClientURL())
+	streamsOnly(t, consumers.StreamsConfig{})
 	r := judgeCLI(t, "--agent", "daimon-j", "--text", "nobody is listening", "--timeout", "400ms")
 	if r.code != exitTimeout || !strings.Contains(r.stderr, "no verdict for thought") || !strings.Contains(r.stderr, "within 400ms (it is stored: NOESIS_THOUGHTS seq 1)") {
 		t.Fatalf("want exit %d and why: %s", exitTimeout, r)
@@ -173,12 +162,7 @@ func TestJudgeTimesOut(t *testing.T) {
 // comes first, and is passed over: judge takes its own thought's, by digest.
 // And the server held judge's subscription when it routed the thought.
 func TestJudgeSubscribesBeforePublishing(t *testing.T) {
-	ns := natstest.RunServer(t)
-	nc, js := natstest.Connect(t, ns)
-	if err := consumers.EnsureStreams(context.Background(), js, consumers.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("NATS_URL", ns.ClientURL())
+	ns, nc, js := streamsOnly(t, consumers.StreamsConfig{})
 	subscribedFirst := make(chan bool, 1)
 	watch, err := nc.Subscribe(consumers.ThoughtSubject("daimon-j"), func(*nats.Msg) {
 		cz, err := ns.Connz(&server.ConnzOptions{Subscriptions: true})
@@ -351,12 +335,7 @@ func TestJudgeRefusesWhatCannotWork(t *testing.T) {
 // asks for no dead letters it may not read (--dlq is off with credentials;
 // asked for, the server's refusal is an error, not a wait).
 func TestJudgeAsAnAgentUnderShippedAuth(t *testing.T) {
-	ns, seeds, _ := authServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
-	runService(t, cfg)
-	t.Setenv("NATS_URL", ns.ClientURL())
+	ns, seeds := agentWorker(t)
 	t.Setenv("NATS_NKEY", filepath.Join(seeds, "alice.nk"))
 	t.Setenv("NOESIS_AGENT", "alice")
 

@@ -77,6 +77,20 @@ func noBreakerOpened(t *testing.T, who, log string) {
 	}
 }
 
+// burstDrained waits for every narrative and verdict of the burst, and fails
+// unless each verdict came once, none was dead-lettered and the worker's log
+// (who) shows no breaker opened.
+func burstDrained(t *testing.T, got *collector, js jetstream.JetStream, events []string, who, log string) {
+	t.Helper()
+	got.waitFor(t, 5*time.Minute, map[string]int{"narratives": burstThoughts, "verdicts": burstThoughts})
+	got.settle(t, js)
+	got.exactlyOnce(t, "verdicts", events)
+	if dl := got.distinct("dlq.narrative") + got.distinct("dlq.tribunal"); dl != 0 {
+		t.Errorf("%d dead letters", dl)
+	}
+	noBreakerOpened(t, who, log)
+}
+
 // A burst of 1,000 thoughts waiting for a worker, against a provider that
 // generates 64 answers at once, drains at the provider's pace: every
 // narrative and verdict, no breaker opened, no dead letter. (With slow start
@@ -95,13 +109,7 @@ func TestABurstDrainsAtTheProvidersPace(t *testing.T) {
 	events := publishBurst(t, js, burstThoughts)
 	log := &syncBuffer{}
 	runServiceLogging(t, cfg, log, zerolog.WarnLevel)
-	got.waitFor(t, 5*time.Minute, map[string]int{"narratives": burstThoughts, "verdicts": burstThoughts})
-	got.settle(t, js)
-	got.exactlyOnce(t, "verdicts", events)
-	if dl := got.distinct("dlq.narrative") + got.distinct("dlq.tribunal"); dl != 0 {
-		t.Errorf("%d dead letters", dl)
-	}
-	noBreakerOpened(t, "worker", log.String())
+	burstDrained(t, got, js, events, "worker", log.String())
 }
 
 // Two workers take a burst of 1,000 thoughts; one is killed with SIGKILL
@@ -134,13 +142,7 @@ func TestRedeliveriesAfterACrashDrainAtTheProvidersPace(t *testing.T) {
 		t.Fatalf("all %d verdicts were out before the kill: nothing was in flight", burstThoughts)
 	}
 	t.Logf("killed with %d of %d verdicts out", atKill, burstThoughts)
-	got.waitFor(t, 5*time.Minute, map[string]int{"narratives": burstThoughts, "verdicts": burstThoughts})
-	got.settle(t, js)
-	got.exactlyOnce(t, "verdicts", events)
-	if dl := got.distinct("dlq.narrative") + got.distinct("dlq.tribunal"); dl != 0 {
-		t.Errorf("%d dead letters", dl)
-	}
-	noBreakerOpened(t, "surviving worker", log.String())
+	burstDrained(t, got, js, events, "surviving worker", log.String())
 	noBreakerOpened(t, "killed worker, before the kill", doomed.out.String())
 }
 

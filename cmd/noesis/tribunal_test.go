@@ -62,13 +62,7 @@ func TestTribunalCorpusThroughHTTP(t *testing.T) {
 // A FAIL, a capital veto and an unavailable tribunal, through HTTP.
 func TestFailCapitalAndUnavailableThroughHTTP(t *testing.T) {
 	t.Parallel()
-	ns := natstest.RunServer(t)
-	// Tagged answers: the sim: markers in the thought read like verdicts, and
-	// an untagged answer that repeats them would be dropped as an echo.
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.TribunalDeadline = 2 * time.Second
-	runService(t, cfg)
+	ns := taggedWorker(t)
 	nc, js := natstest.Connect(t, ns)
 	got := collect(t, nc)
 	cases := map[string]struct {

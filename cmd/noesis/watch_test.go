@@ -124,12 +124,7 @@ func TestWatchShowsEachOutputOnALine(t *testing.T) {
 // --agent, reads its own transcripts, and is told what to do when it tries
 // to watch everyone's.
 func TestWatchAsAnAgentUnderShippedAuth(t *testing.T) {
-	ns, seeds, _ := authServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
-	runService(t, cfg)
-	t.Setenv("NATS_URL", ns.ClientURL())
+	ns, seeds := agentWorker(t)
 	t.Setenv("NATS_NKEY", seeds+"/alice.nk")
 
 	_, refused := startWatch(t)
