@@ -18,7 +18,7 @@ import (
 // and so are backslashes: the result is for reading, not for parsing back
 // (--json is). Safe for concurrent use.
 func Escape(s string) string {
-	i := firstUnsafe(s)
+	i := firstUnsafe(s, utf8.DecodeRuneInString, true)
 	if i < 0 {
 		return s
 	}
@@ -63,17 +63,20 @@ func unsafeRune(r rune) bool {
 	return false
 }
 
-// firstUnsafe is the index of s's first byte that Escape changes, or -1.
-func firstUnsafe(s string) int {
+// firstUnsafe is the index of s's first byte that Escape changes, or -1;
+// with c0 false, the index of the first that EscapeJSON changes (it leaves
+// the C0 controls to encoding/json). decode is utf8's DecodeRuneInString for
+// a string, DecodeRune for bytes.
+func firstUnsafe[T string | []byte](s T, decode func(T) (rune, int), c0 bool) int {
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c < 0x20 || c == 0x7f {
+			if c == 0x7f || c0 && c < 0x20 {
 				return i
 			}
 			i++
 			continue
 		}
-		r, n := utf8.DecodeRuneInString(s[i:])
+		r, n := decode(s[i:])
 		if r == utf8.RuneError && n == 1 || unsafeRune(r) {
 			return i
 		}
@@ -90,7 +93,7 @@ func firstUnsafe(s string) int {
 // is JSON of the same value (invalid UTF-8 aside, which encoding/json also
 // reads as U+FFFD). b is returned as it is when nothing needs escaping.
 func EscapeJSON(b []byte) []byte {
-	i := firstUnsafeJSON(b)
+	i := firstUnsafe(b, utf8.DecodeRune, false) // the C0 controls are encoding/json's
 	if i < 0 {
 		return b
 	}
@@ -109,25 +112,6 @@ func EscapeJSON(b []byte) []byte {
 		i += n
 	}
 	return out
-}
-
-// firstUnsafeJSON is the index of b's first byte that EscapeJSON changes, or -1.
-func firstUnsafeJSON(b []byte) int {
-	for i := 0; i < len(b); {
-		if b[i] < utf8.RuneSelf {
-			if b[i] == 0x7f {
-				return i
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n == 1 || unsafeRune(r) {
-			return i
-		}
-		i += n
-	}
-	return -1
 }
 
 // WriteJSON writes v to w as indented JSON, escaped by EscapeJSON, with a

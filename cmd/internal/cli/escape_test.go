@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/noesis-dev/noesis/config"
 )
@@ -53,7 +54,7 @@ func TestEscapeJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := EscapeJSON(b)
-	if i := firstUnsafe(string(out)); i >= 0 {
+	if i := firstUnsafe(out, utf8.DecodeRune, true); i >= 0 {
 		t.Fatalf("unsafe byte at %d in %s", i, out)
 	}
 	if !strings.Contains(string(out), "Ação não é solução") {
