@@ -93,6 +93,13 @@ func (s *Service) connect(cfg config.Config) error {
 	opts, err := workerOptions(cfg,
 		func(_ *nats.Conn, err error) { log.Warn().Err(err).Msg("NATS disconnected") },
 		func(nc *nats.Conn) { log.Info().Str("url", nc.ConnectedUrlRedacted()).Msg("NATS reconnected") })
+	opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+		ev := log.Error().Err(err)
+		if sub != nil {
+			ev = ev.Str("subject", sub.Subject)
+		}
+		ev.Msg("NATS reported an error")
+	}))
 	if err != nil {
 		return err
 	}
