@@ -73,18 +73,18 @@ func (p *Pool) open(ctx context.Context) (*source, error) {
 	return &source{it: it}, nil
 }
 
-// pullHeartbeat is how often the server tells a waiting pull it is still
+// PullHeartbeat is how often the server tells a waiting pull it is still
 // there. nats.go's iterator can be left with no pull request at the server
 // while it counts one outstanding (a refill skipped while an earlier request
 // was still being sent, seen under load here with 40,000 thoughts queued:
 // num_waiting 0, num_pending 29,725, no delivery); it only asks again once
 // two heartbeats are missed. With the default (half the pull's 30 s expiry)
 // the pool stood still for 30 s; with 1 s it recovers in 2 s.
-const pullHeartbeat = time.Second
+const PullHeartbeat = time.Second
 
 // messages starts pulling cons's thoughts, up to the pool's pull buffer at once.
 func (p *Pool) messages(cons jetstream.Consumer) (jetstream.MessagesContext, error) {
-	return cons.Messages(jetstream.PullMaxMessages(p.pullBuffer()), jetstream.PullHeartbeat(pullHeartbeat))
+	return cons.Messages(jetstream.PullMaxMessages(p.pullBuffer()), jetstream.PullHeartbeat(PullHeartbeat))
 }
 
 // reopen sets the pool's consumer up again, once a second until it can (the

@@ -43,8 +43,9 @@ func TestBenchPipelineDeliversEveryOutput(t *testing.T) {
 		if res.NotDelivered != 0 || res.Both.Received != 300 || res.Throughput <= 0 || res.Both.P50ms <= 0 {
 			t.Fatalf("%s: %+v", mode, res)
 		}
-		// The floor ran the same thoughts, with outputs of noesis's sizes.
-		if fl := res.Floor; fl == nil || fl.Both.Received != 300 || fl.Throughput <= 0 || fl.VerdictBytes < 1000 || fl.NarrativeBytes < 100 {
+		// The floor ran the same thoughts, with outputs of noesis's sizes,
+		// each verdict after a transcript of noesis's size.
+		if fl := res.Floor; fl == nil || fl.Both.Received != 300 || fl.Throughput <= 0 || fl.VerdictBytes < 1000 || fl.NarrativeBytes < 100 || fl.TranscriptBytes < fl.VerdictBytes {
 			t.Fatalf("%s: JetStream floor %+v", mode, res.Floor)
 		}
 		if mode == "cache" && res.UpstreamCalls != 40 { // 10 distinct thoughts x (1 narrative + 3 judges), all warmed first

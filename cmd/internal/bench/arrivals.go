@@ -31,6 +31,9 @@ type arrivals struct {
 	subs      []*nats.Subscription
 	last      time.Time
 	bytes     map[string]int // stage -> the outputs' bytes
+	// transcripts and transcriptBytes count the tribunal's transcripts
+	// stored beside its verdicts, for their mean size.
+	transcripts, transcriptBytes int
 	// from is the first measured thought: those before it are the warm-up,
 	// waited for and left out of the figures (warmupVerdicts has theirs).
 	from int
@@ -69,10 +72,25 @@ func (a *arrivals) subscribe(nc *nats.Conn, agent string) error {
 		_ = sub.SetPendingLimits(-1, -1)
 		a.subs = append(a.subs, sub)
 	}
+	sub, err := nc.Subscribe(consumers.TranscriptSubject(agent), func(m *nats.Msg) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.transcripts++
+		a.transcriptBytes += len(m.Data)
+	})
+	if err != nil {
+		return err
+	}
+	_ = sub.SetPendingLimits(-1, -1)
+	a.subs = append(a.subs, sub)
 	return nc.Flush()
 }
 
-// meanBytes returns each stage's mean output size.
+// transcriptKey is meanBytes's key for the transcripts' mean size.
+const transcriptKey = "transcript"
+
+// meanBytes returns each stage's mean output size, and the transcripts'
+// under transcriptKey.
 func (a *arrivals) meanBytes() map[string]int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -87,6 +105,9 @@ func (a *arrivals) meanBytes() map[string]int {
 		if n > 0 {
 			out[stage] = b / n
 		}
+	}
+	if a.transcripts > 0 {
+		out[transcriptKey] = a.transcriptBytes / a.transcripts
 	}
 	return out
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"time"
@@ -276,3 +278,16 @@ func writeFigures[T any](w io.Writer, format string, res T, table func(io.Writer
 
 // benchCommands is the bench command; a nobench binary (the container
 // image) has none.
+
+// startCPUProfile profiles this process's CPU into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}

@@ -27,13 +27,18 @@ type FloorFigures struct {
 	Both           StageFigures   `json:"both"`
 	NarrativeBytes int            `json:"narrative_bytes"` // the outputs' sizes, noesis's mean in the same run
 	VerdictBytes   int            `json:"verdict_bytes"`
+	// TranscriptBytes is the transcript stored before each verdict, noesis's
+	// mean in the same run (0: noesis stored none, nor does the floor).
+	TranscriptBytes int `json:"transcript_bytes"`
 }
 
 // jetStreamFloor runs o's thoughts through a fresh embedded server like the
 // bench's, with streams and consumers set up as noesis sets them up, and a
 // worker in this process that does for each thought what a noesis pool does
 // but the stage's work: it pulls the thought, publishes an output of the
-// given size with its message id and waits for the PubAck, then acks
+// given size with its message id and waits for the PubAck (for the
+// tribunal, first a transcript of the size noesis's had, on
+// NOESIS_TRANSCRIPTS, as a pool stores it before the verdict), then acks
 // the thought. No model, no JSON, no cache: whatever noesis does on top of
 // this costs time, so this is the most any worker can do on this machine.
 // It runs after noesis's stack has stopped, so the two do not share the
@@ -103,7 +108,8 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	}
 	arr.wait(60*time.Second + time.Duration(float64(o.n)/max(o.rate, 100)*float64(time.Second)))
 	stages, both, _ := arr.figures(map[string][]float64{})
-	f := &FloorFigures{Stages: stages, Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)]}
+	f := &FloorFigures{Stages: stages, Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)],
+		TranscriptBytes: sizes[transcriptKey]}
 	if s := arr.lastArrival().Sub(start).Seconds(); s > 0 {
 		f.Throughput = float64(both.Received) / s
 	}
@@ -120,12 +126,15 @@ func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]i
 		if err != nil {
 			return err
 		}
-		it, err := cons.Messages(jetstream.PullMaxMessages(1024)) // a default pool's pull buffer
+		it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(consumers.PullHeartbeat)) // a default pool's pull
 		if err != nil {
 			return err
 		}
 		context.AfterFunc(ctx, it.Stop)
-		output := make([]byte, max(sizes[string(stage)], 1))
+		outputs := floorOutputs{output: make([]byte, max(sizes[string(stage)], 1))}
+		if n := sizes[transcriptKey]; n > 0 && stage == pipeline.StageTribunal {
+			outputs.transcript = make([]byte, n)
+		}
 		slots := make(chan struct{}, 4096) // a default pool's most deliveries in hand
 		handlers.Go(func() {
 			for {
@@ -140,7 +149,7 @@ func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]i
 						_ = msg.Nak()
 						return
 					}
-					floorHandle(ctx, js, stage, msg, output)
+					floorHandle(ctx, js, stage, msg, outputs)
 				})
 			}
 		})
@@ -148,20 +157,39 @@ func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]i
 	return nil
 }
 
+// floorOutputs are what a floor worker stores for one thought of a stage:
+// the output, and before it, for the tribunal, a transcript (nil: none).
+type floorOutputs struct {
+	output, transcript []byte
+}
+
 // floorHandle is a pool's delivery with the stage's work taken out: the
-// output published with its headers and message id, its PubAck awaited, the
-// thought acked.
-func floorHandle(ctx context.Context, js jetstream.JetStream, stage pipeline.Stage, msg jetstream.Msg, output []byte) {
+// transcript, if any, then the output published with its headers and
+// message id, each PubAck awaited, the thought acked.
+func floorHandle(ctx context.Context, js jetstream.JetStream, stage pipeline.Stage, msg jetstream.Msg, outputs floorOutputs) {
 	id := msg.Headers().Get(jetstream.MsgIDHeader) // the bench's thoughts carry their event id as their message id
-	m := nats.NewMsg(consumers.StoreSubject(consumers.OutputSubject(stage, "bench")))
-	m.Data = output
-	m.Header.Set(consumers.HeaderEventID, id)
-	m.Header.Set(consumers.HeaderStage, string(stage))
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := js.PublishMsg(actx, m, jetstream.WithMsgID(id+"."+string(stage)), jetstream.WithExpectStream(consumers.StreamOutputs)); err != nil {
+	if outputs.transcript != nil {
+		if floorPublish(actx, js, consumers.TranscriptSubject("bench"), consumers.StreamTranscripts, id, stage, outputs.transcript) != nil {
+			_ = msg.Nak()
+			return
+		}
+	}
+	if floorPublish(actx, js, consumers.OutputSubject(stage, "bench"), consumers.StreamOutputs, id, stage, outputs.output) != nil {
 		_ = msg.Nak()
 		return
 	}
 	_ = msg.Ack()
+}
+
+// floorPublish stores data on stream under subject's store subject, with
+// the stage's headers and message id, and waits for the PubAck.
+func floorPublish(ctx context.Context, js jetstream.JetStream, subject, stream, id string, stage pipeline.Stage, data []byte) error {
+	m := nats.NewMsg(consumers.StoreSubject(subject))
+	m.Data = data
+	m.Header.Set(consumers.HeaderEventID, id)
+	m.Header.Set(consumers.HeaderStage, string(stage))
+	_, err := js.PublishMsg(ctx, m, jetstream.WithMsgID(id+"."+string(stage)), jetstream.WithExpectStream(stream))
+	return err
 }

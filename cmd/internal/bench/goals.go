@@ -164,8 +164,8 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		fmt.Fprintf(w, "NOT DELIVERED within the wait: %d outputs\n", r.NotDelivered)
 	}
 	if fl := r.Floor; fl != nil {
-		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts and %d B narratives, and acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
-			fl.VerdictBytes, fl.NarrativeBytes, fl.Throughput, fl.Both.P50ms, fl.Both.P99ms, 100*r.RatioToFloor)
+		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts each after a %d B transcript and %d B narratives, and acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
+			fl.VerdictBytes, fl.TranscriptBytes, fl.NarrativeBytes, fl.Throughput, fl.Both.P50ms, fl.Both.P99ms, 100*r.RatioToFloor)
 	}
 	if fl := r.ClientFloor; fl != nil {
 		fmt.Fprintf(w, "client floor (the same worker making noesis's model calls with go-openai alone): %.0f thoughts/s, verdicts p50 %.1f ms, p99 %.1f ms, both outputs p50 %.1f ms, p99 %.1f ms\n",

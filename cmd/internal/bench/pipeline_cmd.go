@@ -39,6 +39,13 @@ measures is printed beside its floors, with noesis's figure as a ratio of each.`
 			if err := o.check(); err != nil {
 				return nil, err
 			}
+			if o.cpuProfile != "" {
+				stop, err := startCPUProfile(o.cpuProfile)
+				if err != nil {
+					return nil, err
+				}
+				defer stop()
+			}
 			res, err := benchPipeline(ctx, cfg, o, progress)
 			if err != nil {
 				return nil, err
@@ -68,11 +75,13 @@ measures is printed beside its floors, with noesis's figure as a ratio of each.`
 	f.String("format", "table", "table or json")
 	f.IntVar(&o.workers, "workers", 1, "worker processes sharing the durable consumers")
 	f.StringVar(&o.http, "http", "2", "how the worker calls the simulator: 2 (h2c, as an HTTPS provider speaks HTTP/2) or 1.1 (one connection per call, as vLLM serves)")
+	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write this process's CPU profile here (the NATS server, the simulator and the load; the worker's own is served at NOESIS_PPROF_ADDR): go tool pprof reads it")
 	f.BoolVar(&o.inProcess, "in-process", false, "run the worker in this process, not as a child (its memory is then not its own)")
 	return cmd
 }
 
 type benchOptions struct {
+	cpuProfile  string
 	mode        string
 	n           int
 	rate        float64
