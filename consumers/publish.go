@@ -2,7 +2,6 @@ package consumers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -77,43 +76,36 @@ const (
 // in NOESIS_THOUGHTS.
 const HeaderThoughtSeq = "Noesis-Thought-Seq"
 
-// publish sends a stage's output and waits for the stream's PubAck. It
-// reports whether the stream already had it. An output the stream refuses
-// for want of room is not the thought's fault: the worker holds the thought
-// (its heartbeats keep it) and tries again, backing off up to fullRetryMax,
-// until there is room or ctx ends; it spends none of the thought's
-// deliveries and is never acked without its output.
-func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Output, in jetstream.Msg, log zerolog.Logger) (bool, error) {
-	data, err := json.Marshal(out)
+// encode is out as the pool publishes it; its review (reviews.go) holds
+// these very bytes.
+func (p *Pool) encode(out pipeline.Output) ([]byte, error) {
+	data, err := encode(out)
 	if err != nil {
-		return false, fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
+		return nil, fmt.Errorf("%w: encode %s output: %w", pipeline.ErrPermanent, p.cfg.Stage, err)
 	}
+	return data, nil
+}
+
+// publish sends a stage's output, encoded in data, and waits for the
+// stream's PubAck. It reports whether the stream already had it. An output
+// the stream refuses for want of room is not the thought's fault: the
+// thought is held (holdWhileFull) until there is room or ctx ends; it is
+// never acked without its output.
+func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, data []byte, in jetstream.Msg, log zerolog.Logger) (bool, error) {
 	m := nats.NewMsg(StoreSubject(OutputSubject(p.cfg.Stage, t.AgentID)))
 	m.Data = data
 	m.Header.Set(HeaderEventID, t.EventID)
 	m.Header.Set(HeaderStage, string(p.cfg.Stage))
-	if md, err := in.Metadata(); err == nil { // where the review queue finds the thought (consumers/review)
+	if md, err := in.Metadata(); err == nil { // the thought's place in NOESIS_THOUGHTS, for whoever reads the output
 		m.Header.Set(HeaderThoughtSeq, strconv.FormatUint(md.Sequence.Stream, 10))
 	}
 	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
 	id := OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data()))
-	var last error // the last try's: a refusal when ctx ends while the thought is held
-	holdWhileFull := retry.Policy{Initial: fullRetryMin, Max: fullRetryMax, Multiplier: 2, Jitter: 0.2,
-		OnRetry: func(err error, wait time.Duration) {
-			p.tally.add(outcomeStreamFullWait, 0, nil)
-			log.Warn().Err(err).Dur("retry_in", wait).Msg("output refused for want of room; holding the thought")
-		}}
-	ack, err := retry.Do(ctx, holdWhileFull, func() (*jetstream.PubAck, error) {
-		ack, err := publishRetrying(ctx, p.js, m, id, StreamOutputs)
-		last = err
-		if err != nil && !errors.Is(err, ErrStreamFull) {
-			return nil, retry.Permanent(err)
-		}
-		return ack, err
+	var ack *jetstream.PubAck
+	err := p.holdWhileFull(ctx, log, "output", func() (err error) {
+		ack, err = publishRetrying(ctx, p.js, m, id, StreamOutputs)
+		return err
 	})
-	if err != nil && errors.Is(last, ErrStreamFull) {
-		err = last
-	}
 	if err != nil {
 		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
 	}
@@ -121,6 +113,32 @@ func (p *Pool) publish(ctx context.Context, t *pipeline.Thought, out pipeline.Ou
 		log.Debug().Msg("output was already published; stream dropped the duplicate")
 	}
 	return ack.Duplicate, nil
+}
+
+// holdWhileFull runs store until it succeeds, fails for another reason than
+// a stream with no room (an error that wraps ErrStreamFull), or ctx ends.
+// While the stream is full the worker holds the thought (its heartbeats keep
+// it) and tries again, backing off from fullRetryMin to fullRetryMax; the
+// waits spend none of the thought's deliveries. It returns store's last
+// error: a refusal for want of room when ctx ends while the thought is held.
+func (p *Pool) holdWhileFull(ctx context.Context, log zerolog.Logger, what string, store func() error) error {
+	var last error
+	policy := retry.Policy{Initial: fullRetryMin, Max: fullRetryMax, Multiplier: 2, Jitter: 0.2,
+		OnRetry: func(err error, wait time.Duration) {
+			p.tally.add(outcomeStreamFullWait, 0, nil)
+			log.Warn().Err(err).Dur("retry_in", wait).Msg(what + " refused for want of room; holding the thought")
+		}}
+	_, err := retry.Do(ctx, policy, func() (struct{}, error) {
+		last = store()
+		if last != nil && !errors.Is(last, ErrStreamFull) {
+			return struct{}{}, retry.Permanent(last)
+		}
+		return struct{}{}, last
+	})
+	if err != nil && errors.Is(last, ErrStreamFull) {
+		err = last
+	}
+	return err
 }
 
 // How long a worker holding a thought whose output was refused for want of

@@ -2,7 +2,6 @@ package consumers
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -29,7 +28,7 @@ func (p *Pool) publishTranscript(ctx context.Context, t *pipeline.Thought, out p
 	if !ok || tr.Transcript() == nil {
 		return nil
 	}
-	data, err := json.Marshal(tr.Transcript())
+	data, err := encode(tr.Transcript())
 	if err != nil {
 		return fmt.Errorf("%w: encode transcript: %w", pipeline.ErrPermanent, err)
 	}
