@@ -59,10 +59,21 @@ func ReadSchema(answer string, quote Quote) (JudgeAnswer, error) {
 	return a, nil
 }
 
-// decodeSchema decodes the object token by token, so that a field
+// decodeSchema reads the object: in one pass over its bytes when it is
+// the schema's plainly (scanSchema, the answer of every schema-taking
+// target), else token by token (decodeTokens), which also says why an
+// object is refused.
+func decodeSchema(object string) (JudgeAnswer, error) {
+	if a, ok := scanSchema(object); ok {
+		return a, nil
+	}
+	return decodeTokens(object)
+}
+
+// decodeTokens decodes the object token by token, so that a field
 // given twice or a field the schema does not have is refused rather than
 // silently kept or dropped.
-func decodeSchema(object string) (JudgeAnswer, error) {
+func decodeTokens(object string) (JudgeAnswer, error) {
 	dec := json.NewDecoder(strings.NewReader(object))
 	dec.UseNumber()
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
@@ -94,7 +105,7 @@ func decodeSchema(object string) (JudgeAnswer, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return JudgeAnswer{}, errors.New("more than one JSON value")
 	}
-	for _, k := range []string{"verdict", "confidence", "offense_level", "reasoning"} {
+	for _, k := range schemaFields {
 		if !seen[k] {
 			return JudgeAnswer{}, fmt.Errorf("field %q missing", k)
 		}
