@@ -24,7 +24,8 @@ import (
 // the queued thoughts to process as the limit frees slots; process runs the
 // chain built in NewPool (the dead-letter decision, counting, tracing, the
 // output's log line, recovery, the rate-limit hold) around produce, which
-// runs the stage and publishes its output; settle then acks, naks or terms
+// runs the stage and publishes its output (after its transcript and, for a
+// verdict that requires a person, its review); settle then acks, naks or terms
 // the thought's message as the chain decided.
 type Pool struct {
 	cfg PoolConfig
@@ -32,6 +33,7 @@ type Pool struct {
 	ackPendingSet bool
 	js            jetstream.JetStream
 	stageWork     pipeline.Handler // the stage's own work (a Bridge's, Tribunal's or Analyst's Process)
+	reviews       ReviewQueue      // where verdicts that require a person are queued (reviews.go); nil: nowhere
 	chain         handlerFunc      // produce wrapped in the pool's middleware
 	log           zerolog.Logger
 	tally         *tally
@@ -194,9 +196,10 @@ func (p *Pool) process(ctx context.Context, d *delivery) time.Duration {
 }
 
 // produce is the innermost handler: the stage's work on the thought, with a
-// fresh call budget and, unless FIFO, the thought's tenant, then the publish
-// of its transcript, if any, and of its output. A deadline tells the pool's
-// limit that the work behind it is pushing back.
+// fresh call budget and, unless FIFO, the thought's tenant, then, in this
+// order, the publish of its transcript, if any, the review of a verdict that
+// requires a person (reviews.go), and the publish of its output. A deadline
+// tells the pool's limit that the work behind it is pushing back.
 func (p *Pool) produce(ctx context.Context, d *delivery) (result, error) {
 	hctx := ctx
 	if !p.cfg.FIFO {
@@ -212,8 +215,15 @@ func (p *Pool) produce(ctx context.Context, d *delivery) (result, error) {
 	if err == nil {
 		err = p.publishTranscript(ctx, &d.thought, out, d.msg)
 	}
+	var data []byte
 	if err == nil {
-		r.dup, err = p.publish(ctx, &d.thought, out, d.msg, d.log)
+		data, err = p.encode(out)
+	}
+	if err == nil {
+		err = p.queueReview(ctx, d, out, data)
+	}
+	if err == nil {
+		r.dup, err = p.publish(ctx, &d.thought, data, d.msg, d.log)
 	}
 	return r, err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,9 +19,11 @@ import (
 
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/consumers/review"
 	"github.com/noesis-dev/noesis/docs/contract"
+	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
@@ -243,6 +246,50 @@ func TestReviewsSurviveRestarts(t *testing.T) {
 	}
 	if s.CachedInfo().State.Msgs != n {
 		t.Errorf("%s holds %d messages; want %d", review.Stream, s.CachedInfo().State.Msgs, n)
+	}
+}
+
+// A worker upgraded from the version whose review feeder read every
+// verdict through a durable consumer on NOESIS_OUTPUTS deletes that
+// consumer at start; it queues a review from the tribunal's pool itself,
+// and a verdict, whether it requires review or not, is read back by no
+// consumer on NOESIS_OUTPUTS.
+func TestWorkerQueuesReviewsWithoutReadingTheOutputs(t *testing.T) {
+	ns, _, js := streamsOnly(t, consumers.StreamsConfig{})
+	ctx := context.Background()
+	if _, err := js.CreateOrUpdateConsumer(ctx, consumers.StreamOutputs, jetstream.ConsumerConfig{Durable: review.FeederConsumer,
+		FilterSubject: consumers.StoreSubject(consumers.OutputSubject(pipeline.StageTribunal, "*")), AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
+	runService(t, testConfig(t, ns, simURL))
+	if _, err := js.Consumer(ctx, consumers.StreamOutputs, review.FeederConsumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the old feeder's consumer after the worker started: %v; want it deleted", err)
+	}
+
+	for i, text := range []string{"I will tidy the archive", "maybe ship the untested migration on a hunch"} {
+		th := thought(i, text)
+		th.AgentID, th.Stages = "daimon-1", []pipeline.Stage{pipeline.StageTribunal}
+		publishThought(t, js, th)
+	}
+	queued := waitQueued(t, js, 1, 30*time.Second)
+	outputs, err := js.Stream(ctx, consumers.StreamOutputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		info, err := outputs.Info(ctx)
+		return err == nil && info.State.Msgs == 2
+	}, func() string { return "the two verdicts were not both published" })
+	if len(queued) != 1 || queued[0].EventID != "evt-0001" {
+		t.Errorf("queued %s; want evt-0001's review only", fmt.Sprint(queued))
+	}
+	names := outputs.ConsumerNames(ctx)
+	for name := range names.Name() {
+		t.Errorf("consumer %q reads %s; want none", name, consumers.StreamOutputs)
+	}
+	if err := names.Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -9,11 +9,11 @@
 // whoever publishes.
 //
 //   - _noesis.review.queued.<id>: the review (Review): the verdict as the
-//     agent got it, and the thought it judged. The Feeder, in the workers,
-//     stores it from NOESIS_OUTPUTS's verdicts through a durable consumer:
-//     a verdict published twice (a redelivered thought) is stored there once,
-//     and a review stored twice (a redelivered verdict) is refused the second
-//     time, so a verdict has one review.
+//     agent got it, and the thought it judged. The Clerk stores it from the
+//     tribunal pool (consumers.WithReviews), with the thought the pool holds,
+//     after the verdict's transcript and before the verdict itself: a
+//     thought redelivered after a crash queues its review again, and the
+//     stream refuses the second copy, so a verdict has one review.
 //   - _noesis.store.reviews.<agent_id>.<id>: the decision (Ruling), which
 //     the stream republishes once, as it stores it, on
 //     noesis.reviews.<agent_id>. The first reviewer's publish is stored; the
@@ -22,12 +22,13 @@
 //
 // The id of a review is the digest of the thought its verdict judged
 // (consumers.ThoughtDigest: 16 hex digits of the sha256 of the thought's
-// subject and bytes), read from the verdict's Nats-Msg-Id: unique per agent
-// and thought, where an event id need be unique only to its agent.
+// subject and bytes), which ends the verdict's Nats-Msg-Id too: unique per
+// agent and thought, where an event id need be unique only to its agent.
 //
 // A review waits until it is decided or until the stream's MaxAge (30 days
 // by default) removes it; the stream is bounded in bytes, and when full it
-// refuses new reviews (the Feeder holds their verdicts and tries again) and
-// new decisions (the reviewer is told). Index follows the stream for a list
-// of the reviews and their decisions, live.
+// refuses new reviews (the pool holds their thoughts, the verdicts not yet
+// published, and tries again) and new decisions (the reviewer is told).
+// Index follows the stream for a list of the reviews and their decisions,
+// live.
 package review

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,9 +18,9 @@ import (
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
-// stack is a NATS server with noesis's streams, a tribunal pool whose
-// handler decides from the thought's text (no model: the pool, the
-// publish and the streams are the real ones), and a review feeder.
+// stack is a NATS server with noesis's streams and NOESIS_REVIEWS, and a
+// tribunal pool whose handler decides from the thought's text (no model:
+// the pool, the publish, the clerk and the streams are the real ones).
 type stack struct {
 	ns *server.Server
 	nc *nats.Conn
@@ -44,23 +43,38 @@ func decideByText(_ context.Context, th pipeline.Thought) (pipeline.Output, erro
 	return v, nil
 }
 
-// newStack starts the server (storing in dir, or a temporary directory) and
-// the tribunal pool; feeders are started by runFeeder.
+// newStack starts the server and a tribunal pool that queues its reviews
+// through a Clerk.
 func newStack(t *testing.T) *stack {
+	t.Helper()
+	st := newStreams(t)
+	runPool(t, st.js, newClerk(t, st.js))
+	return st
+}
+
+// newStreams starts the server with the streams, and no pool.
+func newStreams(t *testing.T) *stack {
 	t.Helper()
 	ns := natstest.RunServer(t)
 	nc, js := natstest.Connect(t, ns)
 	if err := consumers.EnsureStreams(context.Background(), js, consumers.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	st := &stack{ns: ns, nc: nc, js: js}
-	runPool(t, js)
-	return st
+	if err := review.Ensure(context.Background(), js, review.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	return &stack{ns: ns, nc: nc, js: js}
 }
 
-func runPool(t *testing.T, js jetstream.JetStream) {
+func newClerk(t *testing.T, js jetstream.JetStream) *review.Clerk {
+	return review.NewClerk(js, review.Config{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+}
+
+// runPool runs a tribunal pool that queues its reviews in q until the test ends.
+func runPool(t *testing.T, js jetstream.JetStream, q consumers.ReviewQueue) {
 	t.Helper()
-	pool, err := consumers.NewPool(js, consumers.PoolConfig{Stage: pipeline.StageTribunal, RetryDelay: 10 * time.Millisecond}, decideByText, zerolog.Nop())
+	pool, err := consumers.NewPool(js, consumers.PoolConfig{Stage: pipeline.StageTribunal, RetryDelay: 10 * time.Millisecond}, decideByText, zerolog.Nop(),
+		consumers.WithReviews(q))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,35 +84,16 @@ func runPool(t *testing.T, js jetstream.JetStream) {
 	t.Cleanup(func() { stop(); <-done })
 }
 
-// runFeeder runs a feeder until the test ends, or until the returned stop.
-func runFeeder(t *testing.T, js jetstream.JetStream) (stop func()) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- review.NewFeeder(js, review.Config{}, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel)).Run(ctx)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("feeder: %v", err)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-// publish publishes a thought of agent with text and returns its event id.
-func publish(t *testing.T, js jetstream.JetStream, agent, eventID, text string) {
+// publish publishes a thought of agent with text and returns its digest:
+// the id of its review, if it has one.
+func publish(t *testing.T, js jetstream.JetStream, agent, eventID, text string) string {
 	t.Helper()
 	data, _ := json.Marshal(pipeline.Thought{EventID: eventID, AgentID: agent, Content: pipeline.Content{UserInput: text, Depth: 1},
 		Stages: []pipeline.Stage{pipeline.StageTribunal}})
 	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(agent), data); err != nil {
 		t.Fatal(err)
 	}
+	return consumers.ThoughtDigest(consumers.ThoughtSubject(agent), data)
 }
 
 // load reads the whole review stream now.
@@ -126,4 +121,36 @@ func summaries(ss []review.Summary) string {
 		b.WriteString(s.ID + "/" + s.EventID + "/" + s.VerdictDecision + " ")
 	}
 	return b.String()
+}
+
+// streamMsgs is how many messages stream holds now.
+func streamMsgs(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(context.Background(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// outputConsumers names the consumers on NOESIS_OUTPUTS.
+func outputConsumers(t *testing.T, js jetstream.JetStream) []string {
+	t.Helper()
+	s, err := js.Stream(context.Background(), consumers.StreamOutputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	lister := s.ConsumerNames(context.Background())
+	for name := range lister.Name() {
+		names = append(names, name)
+	}
+	if err := lister.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return names
 }

@@ -21,8 +21,9 @@ type Review struct {
 	QueuedAt        time.Time `json:"queued_at"`
 	// Verdict is the verdict as the agent got it, byte for byte.
 	Verdict json.RawMessage `json:"verdict"`
-	// Thought is the thought as the agent published it, when NOESIS_THOUGHTS
-	// still held it as the review was queued; else ThoughtMissing says why.
+	// Thought is the thought as the agent published it. ThoughtMissing says
+	// why a review has none: only reviews queued by earlier versions, which
+	// read the thought back from NOESIS_THOUGHTS, can lack it.
 	Thought        json.RawMessage `json:"thought,omitempty"`
 	ThoughtMissing string          `json:"thought_missing,omitempty"`
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
@@ -21,10 +22,9 @@ import (
 
 // Every verdict that requires review is queued once, within a second, with
 // its thought; a verdict that passes is not; a publisher's retry of the same
-// thought and a feeder that reads every verdict again add none.
-func TestFeederQueuesEveryReviewOnce(t *testing.T) {
+// thought adds none; and no consumer reads NOESIS_OUTPUTS for them.
+func TestPoolQueuesEveryReviewOnce(t *testing.T) {
 	st := newStack(t)
-	stop := runFeeder(t, st.js)
 	x := review.NewIndex(st.js)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -67,28 +67,134 @@ func TestFeederQueuesEveryReviewOnce(t *testing.T) {
 		}
 	}
 
-	// A feeder that reads every verdict again (its consumer deleted) finds
-	// the reviews stored and stores none twice.
-	stop()
-	if err := st.js.DeleteConsumer(ctx, consumers.StreamOutputs, review.FeederConsumer); err != nil {
+	// Every thought's verdict is out (evt-3's too), and the reviews were
+	// queued without a consumer on the outputs.
+	natstest.Eventually(t, 5*time.Second, func() bool { return streamMsgs(t, st.js, consumers.StreamOutputs) == 3 },
+		func() string {
+			return fmt.Sprintf("%d verdicts stored; want 3", streamMsgs(t, st.js, consumers.StreamOutputs))
+		})
+	if names := outputConsumers(t, st.js); len(names) != 0 {
+		t.Errorf("consumers on %s: %v; want none", consumers.StreamOutputs, names)
+	}
+	if n := streamMsgs(t, st.js, review.Stream); n != 2 {
+		t.Fatalf("%s holds %d messages; want 2", review.Stream, n)
+	}
+}
+
+// A thought delivered again after its review was stored and before its
+// verdict was published (here: the clerk's answer lost on the first
+// delivery) queues no second review, and its verdict is published once.
+// A review stored long before, past the duplicate window (as by a worker
+// that died mid-thought a day ago), is kept: the stream refuses the
+// second, and the clerk takes that as queued.
+func TestRedeliveredThoughtQueuesOneReview(t *testing.T) {
+	st := newStreams(t)
+	q := &loseFirstAnswer{Clerk: newClerk(t, st.js), calls: map[string]int{}}
+	runPool(t, st.js, q)
+
+	id := publish(t, st.js, "daimon-1", "evt-crash", "maybe restart the database")
+	natstest.Eventually(t, 10*time.Second, func() bool { return streamMsgs(t, st.js, consumers.StreamOutputs) == 1 },
+		func() string { return "no verdict published" })
+	if n := q.called(id); n < 2 {
+		t.Fatalf("the review was queued %d times; want the thought delivered again", n)
+	}
+	if n := streamMsgs(t, st.js, review.Stream); n != 1 {
+		t.Fatalf("%s holds %d messages; want 1", review.Stream, n)
+	}
+
+	// Stored before, under another message id: the subject is taken.
+	early, _ := json.Marshal(review.Review{ID: "0000000000000000", EventID: "evt-early", AgentID: "daimon-1", VerdictDecision: "review",
+		QueuedAt: time.Now().Add(-24 * time.Hour).UTC(), Verdict: json.RawMessage(`{}`)})
+	data, _ := json.Marshal(pipeline.Thought{EventID: "evt-early", AgentID: "daimon-1", Content: pipeline.Content{UserInput: "maybe drop the cache", Depth: 1},
+		Stages: []pipeline.Stage{pipeline.StageTribunal}})
+	earlyID := consumers.ThoughtDigest(consumers.ThoughtSubject("daimon-1"), data)
+	if _, err := st.js.Publish(context.Background(), review.QueuedSubject(earlyID), early); err != nil {
 		t.Fatal(err)
 	}
-	runFeeder(t, st.js)
-	natstest.Eventually(t, 10*time.Second, func() bool {
-		c, err := st.js.Consumer(ctx, consumers.StreamOutputs, review.FeederConsumer)
-		if err != nil {
-			return false
+	if got := publish(t, st.js, "daimon-1", "evt-early", "maybe drop the cache"); got != earlyID {
+		t.Fatalf("digest %s; want %s", got, earlyID)
+	}
+	natstest.Eventually(t, 10*time.Second, func() bool { return streamMsgs(t, st.js, consumers.StreamOutputs) == 2 },
+		func() string { return "the verdict of a thought whose review was stored before is not published" })
+	r, err := review.NewDesk(st.js).Review(context.Background(), earlyID)
+	if err != nil || string(r.Verdict) != `{}` || streamMsgs(t, st.js, review.Stream) != 2 {
+		t.Fatalf("review %s: %+v (%v); want the one stored before, and no other", earlyID, r, err)
+	}
+}
+
+// A verdict that requires review is published only once its review is
+// stored: the moment a subscriber has the verdict, the review is there,
+// holding the verdict's very bytes, and the stream stored it first.
+func TestReviewIsStoredBeforeItsVerdict(t *testing.T) {
+	st := newStack(t)
+	verdicts := make(chan *nats.Msg, 16)
+	sub, err := st.nc.ChanSubscribe(consumers.OutputSubject(pipeline.StageTribunal, "daimon-1"), verdicts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := st.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]bool{}
+	for i := range 5 {
+		ids[publish(t, st.js, "daimon-1", fmt.Sprintf("evt-o%d", i), fmt.Sprintf("maybe step %d", i))] = true
+	}
+	reviews, err := st.js.Stream(context.Background(), review.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range ids {
+		var m *nats.Msg
+		select {
+		case m = <-verdicts:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a verdict did not arrive")
 		}
-		info, err := c.Info(ctx)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Consumer >= 3
-	}, func() string { return "the new feeder did not read every verdict" })
-	if again := load(t, st.js); len(again) != 2 {
-		t.Fatalf("after reading every verdict again: %s; want the same 2", summaries(again))
+		msgID := m.Header.Get(jetstream.MsgIDHeader)
+		id := msgID[strings.LastIndexByte(msgID, ':')+1:]
+		raw, err := reviews.GetLastMsgForSubject(context.Background(), review.QueuedSubject(id))
+		if err != nil || !ids[id] {
+			t.Fatalf("verdict %s arrived and its review is not stored: %v", msgID, err)
+		}
+		var r review.Review
+		if err := json.Unmarshal(raw.Data, &r); err != nil || string(r.Verdict) != string(m.Data) {
+			t.Errorf("review %s holds the verdict %s (%v); want the bytes published, %s", id, r.Verdict, err, m.Data)
+		}
+		storedAt, err := time.Parse(time.RFC3339Nano, m.Header.Get("Nats-Time-Stamp"))
+		if err != nil {
+			t.Fatalf("the republished verdict has no Nats-Time-Stamp: %v", m.Header)
+		}
+		if raw.Time.After(storedAt) {
+			t.Errorf("review %s stored at %s, after its verdict at %s", id, raw.Time, storedAt)
+		}
 	}
-	s, _ := st.js.Stream(ctx, review.Stream)
-	if info, _ := s.Info(ctx); info.State.Msgs != 2 {
-		t.Fatalf("%s holds %d messages; want 2", review.Stream, info.State.Msgs)
+}
+
+// loseFirstAnswer is a Clerk whose first answer for each review is lost:
+// the review is stored, and the pool is told it failed.
+type loseFirstAnswer struct {
+	*review.Clerk
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (q *loseFirstAnswer) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) error {
+	err := q.Clerk.Queue(ctx, msg, verdict)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	id := consumers.ThoughtDigest(msg.Subject(), msg.Data())
+	q.calls[id]++
+	if err == nil && q.calls[id] == 1 {
+		return errors.New("the clerk's answer was lost")
 	}
+	return err
+}
+
+func (q *loseFirstAnswer) called(id string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.calls[id]
 }
 
 // Eight reviewers decide one review at the same moment: one decision is
@@ -97,7 +203,6 @@ func TestFeederQueuesEveryReviewOnce(t *testing.T) {
 // refused by the stream itself.
 func TestDecideExactlyOnceUnderRace(t *testing.T) {
 	st := newStack(t)
-	runFeeder(t, st.js)
 	publish(t, st.js, "daimon-1", "evt-a", "maybe a")
 	publish(t, st.js, "daimon-1", "evt-b", "maybe b")
 	rs := waitReviews(t, st.js, 2, 5*time.Second)
@@ -196,7 +301,6 @@ func TestDecideExactlyOnceUnderRace(t *testing.T) {
 // What a reviewer may not decide.
 func TestDecideRefuses(t *testing.T) {
 	st := newStack(t)
-	runFeeder(t, st.js)
 	publish(t, st.js, "daimon-1", "evt-r", "maybe r")
 	id := waitReviews(t, st.js, 1, 5*time.Second)[0].ID
 	desk := review.NewDesk(st.js)
@@ -227,7 +331,6 @@ func TestDecideRefuses(t *testing.T) {
 // The index sees a review queued and decided as it happens.
 func TestIndexFollowsLive(t *testing.T) {
 	st := newStack(t)
-	runFeeder(t, st.js)
 	x := review.NewIndex(st.js)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -73,7 +73,7 @@ func startPage(t *testing.T) *page {
 	return &page{ns: ns, url: "http://" + srv.Addr(), workerJS: wjs, reviewJS: rjs, adminJS: ajs}
 }
 
-// queue stores a review as the worker's feeder does, with what an agent
+// queue stores a review as a worker's tribunal pool does, with what an agent
 // wrote made hostile, and returns its id.
 func (p *page) queue(t *testing.T, eventID string) string {
 	t.Helper()

@@ -11,7 +11,8 @@ import (
 )
 
 // buildPools builds the tribunal and a pool for each tier this process
-// runs, each with its durable consumer; sctx bounds the set-up.
+// runs, each with its durable consumer, the tribunal's with the review
+// queue; sctx bounds the set-up.
 func (s *Service) buildPools(sctx context.Context, cfg config.Config) error {
 	processors, err := s.processors(cfg)
 	if err != nil {
@@ -19,7 +20,15 @@ func (s *Service) buildPools(sctx context.Context, cfg config.Config) error {
 	}
 	for _, t := range cfg.RunTiers() {
 		stage, _ := pipeline.StageForTier(t)
-		pool, err := consumers.NewPool(s.js, cfg.Pool(t), processors[stage].Process, s.log, consumers.WithObserver(s.metrics))
+		opts := []consumers.PoolOption{consumers.WithObserver(s.metrics)}
+		if stage == pipeline.StageTribunal { // the verdicts' stage queues the reviews (consumers/review)
+			queue, err := s.reviewQueue(sctx, cfg)
+			if err != nil {
+				return err
+			}
+			opts = append(opts, queue)
+		}
+		pool, err := consumers.NewPool(s.js, cfg.Pool(t), processors[stage].Process, s.log, opts...)
 		if err != nil {
 			return err
 		}

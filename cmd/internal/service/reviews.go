@@ -7,8 +7,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/review"
-	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // ReviewConfig is NOESIS_REVIEWS's shape for a worker: the replicas and
@@ -18,20 +18,26 @@ func ReviewConfig(cfg config.Config) review.Config {
 	return review.Config{Replicas: sc.Replicas, Storage: sc.Storage}
 }
 
-// startReviews runs the review feeder in a worker that runs the tribunal
-// (the verdicts' stage) and, with metrics on, follows the queue for the
-// gauges noesis_reviews_waiting and noesis_reviews_oldest_waiting_seconds
-// (every worker with metrics reports the same queue: take the max). Both
-// stop when ctx ends; the service waits for them.
-func (s *Service) startReviews(ctx context.Context, cfg config.Config) {
-	if _, ok := s.pools[pipeline.StageTribunal]; ok {
-		feeder := review.NewFeeder(s.js, ReviewConfig(cfg), s.log)
-		s.goOwned(func() {
-			if err := feeder.Run(ctx); err != nil {
-				s.fail(err)
-			}
-		})
+// reviewQueue sets up the human review queue for the tribunal's pool:
+// NOESIS_REVIEWS ensured, the consumer an earlier version's review feeder
+// left on NOESIS_OUTPUTS deleted, and the clerk the pool queues each review
+// through (consumers.WithReviews). sctx bounds the set-up.
+func (s *Service) reviewQueue(sctx context.Context, cfg config.Config) (consumers.PoolOption, error) {
+	rcfg := ReviewConfig(cfg)
+	if err := review.Ensure(sctx, s.js, rcfg); err != nil {
+		return nil, err
 	}
+	if err := review.DropFeeder(sctx, s.js); err != nil {
+		return nil, err
+	}
+	return consumers.WithReviews(review.NewClerk(s.js, rcfg, s.log)), nil
+}
+
+// followReviews, with metrics on, follows the review queue for the gauges
+// noesis_reviews_waiting and noesis_reviews_oldest_waiting_seconds (every
+// worker with metrics reports the same queue: take the max). It stops when
+// ctx ends; the service waits for it.
+func (s *Service) followReviews(ctx context.Context, cfg config.Config) {
 	if cfg.MetricsAddr == "" || s.metrics == nil {
 		return
 	}

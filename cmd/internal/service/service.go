@@ -96,7 +96,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	if err := s.startMetrics(runCtx, cfg, guard.Health); err != nil {
 		return nil, err
 	}
-	s.startReviews(runCtx, cfg) // the human review queue (consumers/review)
+	s.followReviews(runCtx, cfg) // the human review queue's gauges (consumers/review)
 	s.runReaper(runCtx)
 	s.runPools(runCtx)
 	if err := s.announce(runCtx, sctx, cfg); err != nil {
