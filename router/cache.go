@@ -302,30 +302,54 @@ type flight struct {
 	err  error
 }
 
+// keyBufs holds the buffers CacheKey encodes requests in: a judge's
+// request is a few KiB, and a key is made for every call.
+var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxKeyBuf is the largest buffer kept for the next key; a longer request's
+// goes to the garbage collector.
+const maxKeyBuf = 64 << 10
+
 // CacheKey hashes everything that decides a model's answer: provider, model,
-// messages, temperature, max tokens and the prompt version.
+// the prompt version, temperature, max tokens, the messages and the answer
+// schema. The key is the hex SHA-256 of one encoding of them in which every
+// string is length-prefixed and the messages are counted, so identical
+// requests get the same key in every process and requests that differ in any
+// of those get different ones. The encoding is made in a pooled buffer and
+// hashed in one call (sha256.Sum256), not written piece by piece into a
+// hash.Hash, which copied each string. A change of the encoding changes
+// every key: it costs only the answers cached under the old keys, in memory
+// and in the shared level, until their TTL. Safe for concurrent use.
 func CacheKey(provider, model string, req pipeline.Request) string {
-	h := sha256.New()
-	var n [8]byte
-	field := func(s string) {
-		binary.LittleEndian.PutUint64(n[:], uint64(len(s)))
-		h.Write(n[:])
-		h.Write([]byte(s))
-	}
-	field(provider)
-	field(model)
-	field(pipeline.PromptVersion)
-	binary.LittleEndian.PutUint64(n[:], uint64(math.Float32bits(req.Temperature)))
-	h.Write(n[:])
-	binary.LittleEndian.PutUint64(n[:], uint64(req.MaxTokens))
-	h.Write(n[:])
+	bp := keyBufs.Get().(*[]byte)
+	b := appendKeyField((*bp)[:0], provider)
+	b = appendKeyField(b, model)
+	b = appendKeyField(b, pipeline.PromptVersion)
+	b = binary.LittleEndian.AppendUint64(b, uint64(math.Float32bits(req.Temperature)))
+	b = binary.LittleEndian.AppendUint64(b, uint64(req.MaxTokens))
+	b = binary.LittleEndian.AppendUint64(b, uint64(len(req.Messages)))
 	for _, m := range req.Messages {
-		field(string(m.Role))
-		field(m.Content)
+		b = appendKeyField(b, string(m.Role))
+		b = appendKeyField(b, m.Content)
 	}
 	if req.Schema != nil { // an answer asked in a schema is not one asked in text
-		field(req.Schema.Name)
-		field(string(req.Schema.Schema))
+		b = append(b, 1)
+		b = appendKeyField(b, req.Schema.Name)
+		b = appendKeyField(b, string(req.Schema.Schema))
+	} else {
+		b = append(b, 0)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	sum := sha256.Sum256(b)
+	if cap(b) <= maxKeyBuf {
+		*bp = b
+		keyBufs.Put(bp)
+	}
+	var key [2 * sha256.Size]byte
+	hex.Encode(key[:], sum[:])
+	return string(key[:])
+}
+
+// appendKeyField appends s to a key's encoding, after its length.
+func appendKeyField(b []byte, s string) []byte {
+	return append(binary.LittleEndian.AppendUint64(b, uint64(len(s))), s...)
 }

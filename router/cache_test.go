@@ -153,6 +153,58 @@ func TestCacheKey(t *testing.T) {
 	}
 }
 
+// Two requests that differ in any one thing that decides the answer get
+// different keys; what only routes or labels the call (tier, target,
+// purpose, priority, timeout) leaves the key as it is.
+func TestCacheKeyTellsEveryFieldApart(t *testing.T) {
+	base := pipeline.Request{Tier: pipeline.TierReasoning, Temperature: 0.6, MaxTokens: 4096, Schema: pipeline.VerdictSchema(),
+		Messages: []pipeline.Message{{Role: pipeline.RoleSystem, Content: "judge"}, {Role: pipeline.RoleUser, Content: "thought"}}}
+	key := func(r pipeline.Request) string { return CacheKey("nebius", "r1", r) }
+	k := key(base)
+	if len(k) != 64 || k != key(with(base, func(*pipeline.Request) {})) {
+		t.Fatalf("key %q is not the same hex SHA-256 for a copy of the request", k)
+	}
+	variants := map[string]pipeline.Request{
+		"temperature":      with(base, func(r *pipeline.Request) { r.Temperature = 0.61 }),
+		"max tokens":       with(base, func(r *pipeline.Request) { r.MaxTokens = 4097 }),
+		"first role":       with(base, func(r *pipeline.Request) { r.Messages[0].Role = pipeline.RoleUser }),
+		"first content":    with(base, func(r *pipeline.Request) { r.Messages[0].Content = "judgE" }),
+		"second role":      with(base, func(r *pipeline.Request) { r.Messages[1].Role = pipeline.RoleAssistant }),
+		"second content":   with(base, func(r *pipeline.Request) { r.Messages[1].Content = "thought " }),
+		"one message more": with(base, func(r *pipeline.Request) { r.Messages = append(r.Messages, pipeline.Message{}) }),
+		"one message less": with(base, func(r *pipeline.Request) { r.Messages = r.Messages[:1] }),
+		"messages swapped": with(base, func(r *pipeline.Request) { r.Messages[0], r.Messages[1] = r.Messages[1], r.Messages[0] }),
+		"content across":   with(base, func(r *pipeline.Request) { r.Messages[0].Content, r.Messages[1].Content = "judget", "hought" }),
+		"no schema":        with(base, func(r *pipeline.Request) { r.Schema = nil }),
+		"schema name": with(base, func(r *pipeline.Request) {
+			r.Schema = &pipeline.AnswerSchema{Name: "other", Schema: base.Schema.Schema}
+		}),
+		"schema body": with(base, func(r *pipeline.Request) {
+			r.Schema = &pipeline.AnswerSchema{Name: base.Schema.Name, Schema: []byte(`{}`)}
+		}),
+		"schema as a message": with(base, func(r *pipeline.Request) {
+			r.Schema = nil
+			r.Messages = append(r.Messages, pipeline.Message{Role: pipeline.Role(base.Schema.Name), Content: string(base.Schema.Schema)})
+		}),
+	}
+	seen := map[string]string{k: "the request"}
+	for what, r := range variants {
+		if other, ok := seen[key(r)]; ok {
+			t.Errorf("%s: the same key as %s", what, other)
+		}
+		seen[key(r)] = what
+	}
+	if CacheKey("modal", "r1", base) == k || CacheKey("nebius", "r2", base) == k || CacheKey("nebiusr", "1", base) == k {
+		t.Error("the provider or the model does not change the key")
+	}
+	same := with(base, func(r *pipeline.Request) {
+		r.Tier, r.Target, r.Purpose, r.Priority, r.Timeout = pipeline.TierDeep, "other", "judge:SOPHIA", "batch", time.Second
+	})
+	if key(same) != k {
+		t.Error("routing fields change the key")
+	}
+}
+
 func with(r pipeline.Request, f func(*pipeline.Request)) pipeline.Request {
 	r.Messages = append([]pipeline.Message(nil), r.Messages...)
 	f(&r)
