@@ -188,3 +188,24 @@ func TestLimitSlowStartEndsWhenLatencyRises(t *testing.T) {
 		t.Fatalf("latency 1 s -> 3 s: %+v, want slow start over and the limit under %d", st, grown.Limit)
 	}
 }
+
+// Work of a millisecond or two that jitters by tens of milliseconds (the
+// scheduler, the collector, the machine's other work) is not a queue: the
+// limit keeps growing. Latency that rises past the slack still shrinks it.
+func TestLimitReadsMillisecondsOfJitterAsNoQueue(t *testing.T) {
+	l, clock := testLimit(Config{Initial: 16, Max: 4096})
+	l.slowStart = false // the gradient alone
+	busy(t, l, clock, 5, time.Millisecond)
+	for range 10 {
+		busy(t, l, clock, 1, 30*time.Millisecond)
+		busy(t, l, clock, 1, 2*time.Millisecond)
+	}
+	grown := l.State().Limit
+	if grown <= 16 {
+		t.Fatalf("limit %d after windows of 1-30 ms against a 1 ms floor, want it above the initial 16", grown)
+	}
+	busy(t, l, clock, 10, 400*time.Millisecond)
+	if st := l.State(); st.Limit >= grown {
+		t.Fatalf("limit %d -> %d when latency went from ~2 ms to 400 ms; want it smaller", grown, st.Limit)
+	}
+}
