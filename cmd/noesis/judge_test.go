@@ -349,8 +349,8 @@ func TestJudgeAsAnAgentUnderShippedAuth(t *testing.T) {
 	if r.code != exitError || !strings.Contains(r.stderr, `Subscription to "noesis.dlq.`) || r.took > 10*time.Second {
 		t.Errorf("--dlq as an agent: want the refusal, exit %d: %s", exitError, r)
 	}
-	// A verdict that requires a person: the review queue (the worker's
-	// feeder) queues it, a reviewer decides it through the queue's desk, and
+	// A verdict that requires a person: the worker's tribunal pool queues
+	// it, a reviewer decides it through the queue's desk, and
 	// alice's judge, reading noesis.reviews.alice, exits with the decision.
 	stored := make(chan judgeRequest, 1)
 	testHookJudgeStored = func(req judgeRequest) { stored <- req }
