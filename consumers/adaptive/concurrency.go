@@ -39,7 +39,7 @@ func (c Config) withDefaults() Config {
 // The adaptive limit's constants: Gradient2's smoothing, a tighter tolerance
 // (Gradient2 allows 1.5 over a long-run average; this holds latency to its floor).
 const (
-	limiterTolerance = 1.25                   // latency may rise this much over its floor before the limit shrinks
+	limiterTolerance = 1.25 // latency may rise this much over its floor before the limit shrinks
 	// limiterSlack is latency over the floor that is never read as a queue:
 	// work of a few milliseconds (answers from the cache, a local model)
 	// jitters by that much with the scheduler, the collector and the
@@ -47,7 +47,7 @@ const (
 	// a worker offered 1,000 thoughts/s of zero-latency answers fell to 5
 	// and 6 and it fell behind (413 thoughts/s). 50 ms is 4 % of the fastest
 	// model's 1.1 s, where the tolerance still rules.
-	limiterSlack = 50 * time.Millisecond
+	limiterSlack     = 50 * time.Millisecond
 	limiterSmoothing = 0.2                    // how far one update moves the limit towards its target
 	limiterWindow    = 100 * time.Millisecond // samples are averaged over at least this long...
 	limiterFloorSpan = 30 * time.Second       // the floor is the least window average over one or two of these
