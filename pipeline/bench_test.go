@@ -92,3 +92,20 @@ func benchJudges() []Judge {
 	}
 	return js
 }
+
+func BenchmarkAnswerTag(b *testing.B) {
+	data := quoteThought(new(mustThought(b)))
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = AnswerTag("VERITAS", data)
+	}
+}
+
+func BenchmarkJudgeMessages(b *testing.B) {
+	data := quoteThought(new(mustThought(b)))
+	prompt, tag := judgePrompt(DefaultJudges()[0]), AnswerTag("VERITAS", data)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = judgeMessages(prompt, tag, data)
+	}
+}

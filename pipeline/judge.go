@@ -80,10 +80,16 @@ func judgeMessages(prompt, tag, data string) []Message {
 // process (caches and coalescing keep working), and the thought's author
 // cannot write it into the thought: the tag depends on every byte of the data
 // that would have to contain it.
+//
+// It is made for every judge's call: what it hashes is put together on the
+// stack (up to 2 KiB of data), and only the tag goes to the heap.
 func AnswerTag(judge, data string) string {
-	h := sha256.New()
-	h.Write([]byte(PromptVersion + "\x00" + judge + "\x00" + data))
-	return "NZ" + hex.EncodeToString(h.Sum(nil)[:8])
+	b := append(make([]byte, 0, 2<<10), PromptVersion+"\x00"...)
+	sum := sha256.Sum256(append(append(append(b, judge...), 0), data...))
+	var tag [2 + 16]byte
+	copy(tag[:], "NZ")
+	hex.Encode(tag[2:], sum[:8])
+	return string(tag[:])
 }
 
 // VerdictSchema returns the schema a judge is asked to answer in, named

@@ -2,6 +2,8 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"sync"
 	"testing"
@@ -49,6 +51,19 @@ func TestTribunalReadsStructuredAndTextAnswers(t *testing.T) {
 		}
 		if v.Structured != wantStructured || v.Verdict != wantVote {
 			t.Errorf("%s: structured %v, verdict %s; want %v, %s", v.Name, v.Structured, v.Verdict, wantStructured, wantVote)
+		}
+	}
+}
+
+// The answer tag is "NZ" and the first 8 bytes of the SHA-256 of the prompt
+// version, the judge and the data, in hex, whatever the data's length (the
+// tags of answers cached before stay the tags of the same questions).
+func TestAnswerTagIsTheDigest(t *testing.T) {
+	for _, n := range []int{0, 1, 2<<10 - len(PromptVersion) - 9, 2 << 10, 64 << 10} {
+		data := strings.Repeat("d", n)
+		sum := sha256.Sum256([]byte(PromptVersion + "\x00" + "VERITAS" + "\x00" + data))
+		if got, want := AnswerTag("VERITAS", data), "NZ"+hex.EncodeToString(sum[:8]); got != want {
+			t.Errorf("%d bytes of data: tag %s, want %s", n, got, want)
 		}
 	}
 }
