@@ -71,7 +71,7 @@ func newClerk(t *testing.T, js jetstream.JetStream) *review.Clerk {
 }
 
 // runPool runs a tribunal pool that queues its reviews in q until the test ends.
-func runPool(t *testing.T, js jetstream.JetStream, q consumers.ReviewQueue) {
+func runPool(t *testing.T, js jetstream.JetStream, q consumers.ReviewQueue) *consumers.Pool {
 	t.Helper()
 	pool, err := consumers.NewPool(js, consumers.PoolConfig{Stage: pipeline.StageTribunal, RetryDelay: 10 * time.Millisecond}, decideByText, zerolog.Nop(),
 		consumers.WithReviews(q))
@@ -82,6 +82,7 @@ func runPool(t *testing.T, js jetstream.JetStream, q consumers.ReviewQueue) {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = pool.Run(ctx) }()
 	t.Cleanup(func() { stop(); <-done })
+	return pool
 }
 
 // publish publishes a thought of agent with text and returns its digest:

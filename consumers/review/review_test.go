@@ -171,6 +171,35 @@ func TestReviewIsStoredBeforeItsVerdict(t *testing.T) {
 	}
 }
 
+// A review refused for want of room holds its thought, the verdict not
+// published, without spending a delivery; once there is room the review is
+// queued and the verdict follows.
+func TestFullReviewStreamHoldsTheVerdict(t *testing.T) {
+	st := newStreams(t)
+	ctx := context.Background()
+	if _, err := st.js.UpdateStream(ctx, review.StreamConfig(review.Config{MaxBytes: 256})); err != nil { // less than one review
+		t.Fatal(err)
+	}
+	pool := runPool(t, st.js, newClerk(t, st.js))
+	id := publish(t, st.js, "daimon-1", "evt-full", "maybe archive the logs")
+	natstest.Eventually(t, 10*time.Second, func() bool { return pool.Stats().FullWaits >= 1 },
+		func() string { return fmt.Sprintf("pool %+v; want the thought held", pool.Stats()) })
+	if n := streamMsgs(t, st.js, consumers.StreamOutputs); n != 0 {
+		t.Fatalf("%d verdicts published while the review stream was full; want none", n)
+	}
+	if _, err := st.js.UpdateStream(ctx, review.StreamConfig(review.Config{})); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 10*time.Second, func() bool { return streamMsgs(t, st.js, consumers.StreamOutputs) == 1 },
+		func() string { return "no verdict once there was room" })
+	if _, err := review.NewDesk(st.js).Review(ctx, id); err != nil {
+		t.Fatalf("review %s: %v", id, err)
+	}
+	if s := pool.Stats(); s.Retried != 0 || s.DeadLettered != 0 {
+		t.Errorf("pool %+v; want the thought held, not retried", s)
+	}
+}
+
 // loseFirstAnswer is a Clerk whose first answer for each review is lost:
 // the review is stored, and the pool is told it failed.
 type loseFirstAnswer struct {
