@@ -19,11 +19,24 @@ package stack
 // bridge's calls are not always as deep, so it does not call it. The garbage
 // collector still shrinks a stack that stays mostly unused.
 //
+//
+// Only the frame's size matters, not its pad's contents: the pad is zeroed
+// and touched only when padTouched is set, which it never is, so Grow does
+// not clear 10 KiB on every call (97 of the 735 ns of BenchmarkGrow, a
+// goroutine started and grown) while the compiler still sizes its frame
+// for the pad.
+//
 //go:noinline
 func Grow() {
-	var pad [stackPad]byte
-	touch(&pad)
+	if padTouched {
+		var pad [stackPad]byte
+		touch(&pad)
+	}
 }
+
+// padTouched keeps Grow's pad in its frame: a condition the compiler cannot
+// know to be false. Nothing sets it.
+var padTouched bool
 
 // stackPad is sized so that Grow's frame, on top of a goroutine's first
 // frames, needs more than 8 KiB: the runtime then doubles the stack straight
