@@ -19,7 +19,6 @@ package stack
 // bridge's calls are not always as deep, so it does not call it. The garbage
 // collector still shrinks a stack that stays mostly unused.
 //
-//
 // Only the frame's size matters, not its pad's contents: the pad is zeroed
 // and touched only when padTouched is set, which it never is, so Grow does
 // not clear 10 KiB on every call (97 of the 735 ns of BenchmarkGrow, a
