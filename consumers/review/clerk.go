@@ -41,17 +41,17 @@ func NewClerk(js jetstream.JetStream, cfg Config, log zerolog.Logger) *Clerk {
 // Queue stores the review of verdict (the bytes the pool publishes) of the
 // thought in msg, once: its id is the thought's digest, and a review already
 // stored under it is success. It returns an error that wraps both ErrFull
-// and consumers.ErrStreamFull when NOESIS_REVIEWS has no room; ErrInvalid
-// when verdict is not a verdict; else the publish's error (the stream set up
-// again first when it was deleted).
+// and consumers.ErrStreamFull when NOESIS_REVIEWS has no room; else the
+// decoding's or the publish's error (the stream set up again first when it
+// was deleted).
 func (c *Clerk) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) error {
 	var v struct {
 		EventID  string `json:"event_id"`
 		AgentID  string `json:"agent_id"`
 		Decision string `json:"decision"`
 	}
-	if err := json.Unmarshal(verdict, &v); err != nil || v.AgentID == "" {
-		return fmt.Errorf("%w: not a verdict (%v); no review queued", ErrInvalid, err)
+	if err := json.Unmarshal(verdict, &v); err != nil {
+		return fmt.Errorf("no review queued for a verdict that does not decode: %w", err)
 	}
 	r := Review{ID: consumers.ThoughtDigest(msg.Subject(), msg.Data()), EventID: v.EventID, AgentID: v.AgentID,
 		VerdictDecision: v.Decision, QueuedAt: time.Now().UTC(), Verdict: verdict, Thought: msg.Data()}
@@ -68,7 +68,7 @@ func (c *Clerk) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) er
 			log.Warn().Err(err).Msg("review stream not set up again")
 		}
 	}
-	return fmt.Errorf("queue review %s: %w", r.ID, err)
+	return fmt.Errorf("review %s: %w", r.ID, err)
 }
 
 // store publishes r once: a copy already stored is success.
