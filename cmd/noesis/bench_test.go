@@ -40,7 +40,7 @@ func TestBenchPipelineDeliversEveryOutput(t *testing.T) {
 		if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
-		if res.NotDelivered != 0 || res.Both.Received != 300 || res.Throughput <= 0 || res.Both.P50ms <= 0 {
+		if res.NotDelivered != 0 || res.DeadLetters != 0 || res.Both.Received != 300 || res.Throughput <= 0 || res.Both.P50ms <= 0 {
 			t.Fatalf("%s: %+v", mode, res)
 		}
 		// The floor ran the same thoughts, with outputs of noesis's sizes,

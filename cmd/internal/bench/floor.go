@@ -23,6 +23,7 @@ import (
 // between taking it and publishing its outputs.
 type FloorFigures struct {
 	Throughput     float64        `json:"throughput"` // thoughts/s with both outputs
+	Seconds        float64        `json:"seconds"`    // first publish to last output
 	Stages         []StageFigures `json:"stages"`
 	Both           StageFigures   `json:"both"`
 	NarrativeBytes int            `json:"narrative_bytes"` // the outputs' sizes, noesis's mean in the same run
@@ -111,7 +112,7 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	f := &FloorFigures{Stages: stages, Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)],
 		TranscriptBytes: sizes[transcriptKey]}
 	if s := arr.lastArrival().Sub(start).Seconds(); s > 0 {
-		f.Throughput = float64(both.Received) / s
+		f.Seconds, f.Throughput = s, float64(both.Received)/s
 	}
 	return f, nil
 }

@@ -64,6 +64,10 @@ func goals(r *PipelineFigures) []Goal {
 			add("verdict p99, judges asked once", "ms", 2200, r.AnsweredOnce.P99ms, false, goalFloor{clientName, stageOf(client.Stages, "tribunal").P99ms})
 		}
 		add("worker peak RSS", "MB", 300, r.PeakRSSMB, false) // its floor: go test -bench InFlight ./router
+		if r.IdealDrainS > 0 {                                // a burst against a provider that generates so many answers at once
+			add("burst drained within 1.25 x the provider's ideal", "s", 1.25*r.IdealDrainS, r.Seconds, false,
+				goalFloor{"the provider's ideal", r.IdealDrainS}, goalFloor{clientName, client.Seconds})
+		}
 	case "zero":
 		for _, p := range []struct {
 			name string
@@ -152,7 +156,7 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	}
 	fmt.Fprintf(w, "upstream calls: %d; verdicts with a judge asked again (an unreadable first answer): %d; peak RSS per worker process: %v MB\n",
 		r.UpstreamCalls, r.AskedAgain, roundAll(r.WorkerRSSMB))
-	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts", r.Deliveries, r.Thoughts)
+	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts; dead letters %d", r.Deliveries, r.Thoughts, r.DeadLetters)
 	if r.ProviderCapacity > 0 {
 		fmt.Fprintf(w, "; the provider generates %d answers at once per model and queues the rest", r.ProviderCapacity)
 	}

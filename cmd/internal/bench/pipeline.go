@@ -71,9 +71,16 @@ type PipelineFigures struct {
 	// WarmupThoughts were published at the same rate before the measured
 	// ones (--warmup) and left out of every figure above; WarmupVerdicts
 	// are their verdicts' latencies: the adaptive limits' ramp from a cold start.
-	WarmupThoughts   int           `json:"warmup_thoughts,omitempty"`
-	WarmupVerdicts   *StageFigures `json:"warmup_verdicts,omitempty"`
-	NotDelivered     int           `json:"not_delivered"`
+	WarmupThoughts int           `json:"warmup_thoughts,omitempty"`
+	WarmupVerdicts *StageFigures `json:"warmup_verdicts,omitempty"`
+	NotDelivered   int           `json:"not_delivered"`
+	// DeadLetters is what NOESIS_DLQ holds after the run.
+	DeadLetters uint64 `json:"dead_letters"`
+	// IdealDrainS is, with --provider-capacity and no offered rate (a
+	// burst), how long the provider itself needs for the burst's calls:
+	// each model's calls times its mean latency over the answers it
+	// generates at once, the slower model's.
+	IdealDrainS      float64 `json:"ideal_drain_s,omitempty"`
 	samples          map[string][]float64
 	sequentialSample []float64
 }
@@ -97,6 +104,9 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	defer stack.stop()
 	res := &PipelineFigures{Mode: o.mode, Thoughts: o.n, OfferedRate: o.rate, Concurrency: o.concurrency, Workers: max(o.workers, 1), HTTP: o.http, ProviderCapacity: o.capacity, samples: map[string][]float64{}}
+	if o.mode == "seed" && o.capacity > 0 && o.rate == 0 {
+		res.IdealDrainS = idealDrain(cfg, o.n, o.capacity).Seconds()
+	}
 	contents := func(i int) string {
 		return fmt.Sprintf("bench thought %d: I will compact the archive and report the space freed", i)
 	}
@@ -127,6 +137,16 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	res.Goals = goals(res)
 	return res, nil
+}
+
+// idealDrain is how long a provider that generates capacity answers at once
+// per model needs for n thoughts' calls at the seed's mean latencies: one
+// narrative a thought on the fast tier's model, three judges on the
+// reasoning tier's, the slower of the two models.
+func idealDrain(cfg config.Config, n, capacity int) time.Duration {
+	profiles := sim.SeedProfiles()
+	fast, reasoning := profiles[cfg.NebiusModel].Latency, profiles[cfg.NebiusModelReasoning].Latency
+	return max(time.Duration(n)*fast, time.Duration(3*n)*reasoning) / time.Duration(capacity)
 }
 
 // pipelineConfig sets cfg up for `bench pipeline`: an embedded server in
@@ -194,6 +214,9 @@ func (res *PipelineFigures) measure(ctx context.Context, stack *benchStack, arr 
 	simStats := stack.sim.Stats()
 	res.UpstreamCalls, res.RateLimited, res.ProviderRPS = simStats.Requests, simStats.Faults["429"], o.providerRPS
 	res.Limits = stack.limits(ctx, stack.js, last)
+	if st, err := stack.js.Stream(ctx, consumers.StreamDLQ); err == nil {
+		res.DeadLetters = st.CachedInfo().State.Msgs
+	}
 	res.Deliveries = map[string]uint64{}
 	for _, stage := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
 		if c, err := stack.js.Consumer(ctx, consumers.StreamThoughts, string(stage)); err == nil {

@@ -1,0 +1,28 @@
+package bench
+
+import (
+	"testing"
+	"time"
+
+	"github.com/noesis-dev/noesis/config"
+)
+
+// A burst's ideal is the slower model's queue: 1,000 thoughts make 3,000
+// judge calls of 1.93 s on R1, 64 at a time, against 1,000 narratives of
+// 1.135 s on Llama.
+func TestIdealDrainIsTheSlowerModelsQueue(t *testing.T) {
+	cfg := config.Config{NebiusModel: "meta-llama/Llama-3.3-70B-Instruct-fast", NebiusModelReasoning: "deepseek-ai/DeepSeek-R1-0528-fast"}
+	if got, want := idealDrain(cfg, 1000, 64), 3000*1930*time.Millisecond/64; got != want {
+		t.Fatalf("ideal drain %v, want %v", got, want)
+	}
+	r := &PipelineFigures{Mode: "seed", Seconds: 100, IdealDrainS: 90, ClientFloor: &FloorFigures{Seconds: 95}}
+	var burst []Goal
+	for _, g := range goals(r) {
+		if g.Unit == "s" {
+			burst = append(burst, g)
+		}
+	}
+	if len(burst) != 2 || burst[0].Want != 112.5 || !burst[0].Met || burst[0].AtFloor != 90 || burst[1].AtFloor != 95 {
+		t.Fatalf("burst goals %+v, want 100 s met against 1.25 x 90 s, beside the ideal and the client floor", burst)
+	}
+}
