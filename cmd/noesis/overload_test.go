@@ -16,6 +16,7 @@ import (
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
@@ -137,11 +138,15 @@ func TestRedeliveriesAfterACrashDrainAtTheProvidersPace(t *testing.T) {
 		return fmt.Sprintf("%d verdicts before the kill", got.distinct("verdicts"))
 	})
 	doomed.kill(t)
+	killed := time.Now()
 	atKill := got.distinct("verdicts")
 	if atKill >= burstThoughts {
 		t.Fatalf("all %d verdicts were out before the kill: nothing was in flight", burstThoughts)
 	}
 	t.Logf("killed with %d of %d verdicts out", atKill, burstThoughts)
+	got.waitFor(t, 5*time.Minute, map[string]int{"verdicts": burstThoughts})
+	// A figure, not a bound: the goal is every verdict within AckWait + 60 s.
+	t.Logf("every verdict %.1f s after the kill (the tribunal's AckWait %s)", time.Since(killed).Seconds(), cfg.AckWaitFor(pipeline.TierReasoning))
 	burstDrained(t, got, js, events, "surviving worker", log.String())
 	noBreakerOpened(t, "killed worker, before the kill", doomed.out.String())
 }
