@@ -99,6 +99,7 @@ bench: build tools
 	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --warmup 30s --ceiling=false || exit 1; \
 	  $(PIPELINE) --mode seed --n 10000 --rate 1000 --warmup 30s --ceiling=false --http 1.1 || exit 1; \
 	  PATH="$$PATH:$(GOBIN)" $(PIPELINE) --mode zero --n 5000 --rate 1000 --ceiling=false --chart docs/bench-zero.svg || exit 1; \
+	  $(PIPELINE) --mode zero --n 20000 --ceiling=false || exit 1; \
 	  PATH="$$PATH:$(GOBIN)" $(PIPELINE) --mode cache --n 20000 --chart docs/bench-cache.svg || exit 1; \
 	done
 	$(PIPELINE) --mode seed --n 10000 --rate 1000 --ceiling=false --concurrency 2200
