@@ -78,9 +78,14 @@ func goals(r *PipelineFigures) []Goal {
 		}
 		if r.OfferedRate > 0 {
 			add("keeps up with the offered rate", "thoughts/s", r.OfferedRate, r.Throughput, true, goalFloor{jsName, js.Throughput}, goalFloor{clientName, client.Throughput})
+		} else if client.Throughput > 0 { // issue 21: 70 % of what go-openai alone carries
+			add("throughput >= 70 % of the client floor's", "thoughts/s", 0.7*client.Throughput, r.Throughput, true, goalFloor{clientName, client.Throughput})
 		}
 	case "cache":
 		add("cache hits", "thoughts/s", 20000, r.Throughput, true, goalFloor{jsName, js.Throughput})
+		if js.Throughput > 0 { // issue 21: 80 % of the JetStream work alone
+			add("cache hits >= 80 % of the JetStream floor's", "thoughts/s", 0.8*js.Throughput, r.Throughput, true, goalFloor{jsName, js.Throughput})
+		}
 	}
 	return out
 }

@@ -26,3 +26,16 @@ func TestIdealDrainIsTheSlowerModelsQueue(t *testing.T) {
 		t.Fatalf("burst goals %+v, want 100 s met against 1.25 x 90 s, beside the ideal and the client floor", burst)
 	}
 }
+
+// Issue 21's goals are ratios to a floor measured in the same run.
+func TestRatioGoalsFollowTheirFloor(t *testing.T) {
+	zero := goals(&PipelineFigures{Mode: "zero", Throughput: 750, ClientFloor: &FloorFigures{Throughput: 1000}})
+	cache := goals(&PipelineFigures{Mode: "cache", Throughput: 7000, Floor: &FloorFigures{Throughput: 10000}})
+	last := func(gs []Goal) Goal { return gs[len(gs)-1] }
+	if g := last(zero); g.Want != 700 || !g.Met {
+		t.Fatalf("zero: %+v, want 750 met against 70 %% of 1,000", g)
+	}
+	if g := last(cache); g.Want != 8000 || g.Met {
+		t.Fatalf("cache: %+v, want 7,000 not met against 80 %% of 10,000", g)
+	}
+}
