@@ -166,6 +166,10 @@ type Config struct {
 	// TranscriptsMaxBytes bounds NOESIS_TRANSCRIPTS, the verdicts'
 	// transcripts (kept NOESIS_STREAM_MAX_AGE; the oldest go first when full).
 	TranscriptsMaxBytes ByteSize `env:"NOESIS_STREAM_TRANSCRIPTS_MAX_BYTES" envDefault:"512MiB"`
+	// AgentMaxTranscripts bounds one agent's transcripts held in
+	// NOESIS_TRANSCRIPTS: past it the agent's own oldest go. 0:
+	// consumers.DefaultMaxTranscriptsPerAgent (4,096).
+	AgentMaxTranscripts int64 `env:"NOESIS_AGENT_MAX_TRANSCRIPTS" envDefault:"0"`
 	// VerdictThinking keeps each judge's thinking (at most 4 KiB) in the
 	// verdict too; it is always in the transcript (noesis.transcripts.<agent>).
 	VerdictThinking bool `env:"NOESIS_VERDICT_THINKING" envDefault:"false"`

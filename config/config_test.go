@@ -105,6 +105,7 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		{map[string]string{"NOESIS_STREAM_DLQ_MAX_BYTES": "64KiB"}, "NOESIS_STREAM_DLQ_MAX_BYTES: want a size of at least 1.0 MiB, got 64 KiB"},
 		{map[string]string{"NOESIS_MAX_THOUGHT_BYTES": "2097152", "NOESIS_STREAM_THOUGHTS_MAX_BYTES": "2MiB"}, "NOESIS_STREAM_THOUGHTS_MAX_BYTES: want at least the largest thought"},
 		{map[string]string{"NOESIS_STREAM_DLQ_MAX_AGE": "10m"}, "NOESIS_STREAM_DLQ_MAX_AGE: want at least NOESIS_DUPLICATE_WINDOW"},
+		{map[string]string{"NOESIS_AGENT_MAX_TRANSCRIPTS": "-1"}, "NOESIS_AGENT_MAX_TRANSCRIPTS: want 0 (4096) or more, got -1"},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {
@@ -236,11 +237,12 @@ func TestStreamsAreBoundedByDefault(t *testing.T) {
 	}
 	t.Setenv("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "2GiB")
 	t.Setenv("NOESIS_STREAM_OUTPUTS_MAX_BYTES", "3000000")
+	t.Setenv("NOESIS_AGENT_MAX_TRANSCRIPTS", "100")
 	c, err := config.Load("", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc := c.Streams(); sc.ThoughtsMaxBytes != 2<<30 || sc.OutputsMaxBytes != 3000000 {
+	if sc := c.Streams(); sc.ThoughtsMaxBytes != 2<<30 || sc.OutputsMaxBytes != 3000000 || sc.MaxTranscriptsPerAgent != 100 {
 		t.Errorf("streams %+v", sc)
 	}
 }

@@ -249,6 +249,9 @@ func (c *Config) validateStreams(p *problems) {
 	if c.AgentMaxThoughts < 0 {
 		p.bad("NOESIS_AGENT_MAX_THOUGHTS", "want 0 (an eighth of the stream at the largest thoughts) or more, got %d", c.AgentMaxThoughts)
 	}
+	if c.AgentMaxTranscripts < 0 {
+		p.bad("NOESIS_AGENT_MAX_TRANSCRIPTS", "want 0 (%d) or more, got %d", consumers.DefaultMaxTranscriptsPerAgent, c.AgentMaxTranscripts)
+	}
 	if largest := ByteSize(c.MaxThoughtBytes + consumers.ThoughtHeaderAllowance); c.ThoughtsMaxBytes < largest {
 		p.bad("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "want at least the largest thought, NOESIS_MAX_THOUGHT_BYTES and 8 KiB of headers (%s), got %s", largest, c.ThoughtsMaxBytes)
 	}

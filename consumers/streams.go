@@ -61,6 +61,11 @@ type StreamsConfig struct {
 	// outputs), which then drops its oldest transcripts; default
 	// DefaultTranscriptsMaxBytes.
 	TranscriptsMaxBytes int64
+	// MaxTranscriptsPerAgent bounds the transcripts one agent holds in
+	// NOESIS_TRANSCRIPTS (its subject's messages): past it the agent's
+	// oldest transcript goes, not another agent's, so a flooding agent
+	// replaces only its own. Default DefaultMaxTranscriptsPerAgent.
+	MaxTranscriptsPerAgent int64
 	// DLQMaxAge is how long dead letters are kept; default DefaultDLQMaxAge.
 	DLQMaxAge time.Duration
 	// MaxThoughtsPerAgent bounds the thoughts one agent holds in
@@ -89,6 +94,12 @@ const (
 	// DefaultTranscriptsMaxBytes holds ~50,000 transcripts of three judges
 	// thinking the usual 700 tokens (~10 KiB each).
 	DefaultTranscriptsMaxBytes int64 = 512 << 20
+	// DefaultMaxTranscriptsPerAgent keeps an agent's last 4,096 transcripts:
+	// about 48 MiB at ~12 KB each (three judges thinking a little more than
+	// usual), under a tenth of DefaultTranscriptsMaxBytes, so ten agents at
+	// their bounds still fit, and one verdict every 21 s for the whole
+	// 24 h MaxAge.
+	DefaultMaxTranscriptsPerAgent int64 = 4096
 )
 
 // ThoughtHeaderAllowance is the room for headers (a message id, a trace
@@ -127,6 +138,9 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	}
 	if c.DLQMaxAge <= 0 {
 		c.DLQMaxAge = DefaultDLQMaxAge
+	}
+	if c.MaxTranscriptsPerAgent <= 0 {
+		c.MaxTranscriptsPerAgent = DefaultMaxTranscriptsPerAgent
 	}
 	if c.MaxThoughtsPerAgent <= 0 {
 		c.MaxThoughtsPerAgent = DefaultMaxThoughtsPerAgent
@@ -198,6 +212,10 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	transcripts := base(StreamTranscripts, "noesis: how each verdict was reached (the judges' calls and thinking)",
 		[]string{StoreSubject(TranscriptSubject(">"))}, cfg.MaxAge, cfg.TranscriptsMaxBytes, jetstream.DiscardOld)
 	transcripts.RePublish = &jetstream.RePublish{Source: StoreSubject(TranscriptSubject(">")), Destination: TranscriptSubject(">")}
+	// One subject per agent, bounded: past it an agent's own oldest
+	// transcript goes (discard old per subject), and the byte bound is
+	// reached only when many agents are near theirs.
+	transcripts.MaxMsgsPerSubject = cfg.MaxTranscriptsPerAgent
 	// NOESIS_THOUGHTS first: an older deployment's took the replay subjects
 	// itself, and NOESIS_REPLAYS can take them only once it has given them up.
 	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq, transcripts}
@@ -208,7 +226,9 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 // loses the race becomes an update. A deployment's older streams are updated
 // in place: NOESIS_THOUGHTS gives up the replay subjects and its duplicate
 // window and sources NOESIS_REPLAYS, and the bounds are added (a stream that
-// discards new messages when full loses none of those it holds).
+// discards new messages when full loses none of those it holds;
+// NOESIS_TRANSCRIPTS, given its bound per agent, keeps each agent's newest
+// MaxTranscriptsPerAgent).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	for _, sc := range StreamConfigs(cfg) {
 		if err := setup.Stream(ctx, js, sc); err != nil {
