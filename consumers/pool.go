@@ -198,7 +198,8 @@ func (p *Pool) process(ctx context.Context, d *delivery) time.Duration {
 // produce is the innermost handler: the stage's work on the thought, with a
 // fresh call budget and, unless FIFO, the thought's tenant, then, in this
 // order, the publish of its transcript, if any, the review of a verdict that
-// requires a person (reviews.go), and the publish of its output. A deadline
+// requires a person (reviews.go), and the publish of its output: the
+// verdict that review holds, when an earlier delivery stored it. A deadline
 // tells the pool's limit that the work behind it is pushing back.
 func (p *Pool) produce(ctx context.Context, d *delivery) (result, error) {
 	hctx := ctx
@@ -219,8 +220,8 @@ func (p *Pool) produce(ctx context.Context, d *delivery) (result, error) {
 	if err == nil {
 		data, err = p.encode(out)
 	}
-	if err == nil {
-		err = p.queueReview(ctx, d, out, data)
+	if err == nil { // the verdict to publish may be the one an earlier delivery's review holds
+		r.out, data, err = p.queueReview(ctx, d, out, data)
 	}
 	if err == nil {
 		r.dup, err = p.publish(ctx, &d.thought, data, d.msg, d.log)

@@ -1,7 +1,9 @@
 package consumers
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,12 +18,27 @@ import (
 // verdict's transcript is stored and before the verdict is published:
 // whoever reads a verdict that requires review finds its review queued.
 //
+// A thought's verdict is the one its review holds. A thought delivered
+// again after its review was stored (its worker died before publishing the
+// verdict) is judged again, and the new verdict may differ in its bytes
+// (latency, cache, time) or even its decision; the pool publishes the
+// verdict the stored review holds instead, which Queue returns (and Held,
+// when the new verdict requires no review).
+//
 // Queue must treat a review already queued (the thought redelivered) as
 // success. An error that wraps ErrStreamFull holds the thought while the
-// pool's patience lasts; any other is a transient failure of the thought,
-// tried again, its outputs deduplicated. Queue is called concurrently.
+// pool's patience lasts; any other, of either method, is a transient
+// failure of the thought, tried again, its outputs deduplicated. The
+// methods are called concurrently.
 type ReviewQueue interface {
-	Queue(ctx context.Context, thought jetstream.Msg, verdict []byte) error
+	// Queue stores the review of verdict, judged on thought, unless one is
+	// stored already, and returns the verdict the stored review holds:
+	// verdict itself when this call stored it, else the earlier one's.
+	Queue(ctx context.Context, thought jetstream.Msg, verdict []byte) (held []byte, err error)
+	// Held returns the verdict the review stored for thought holds; nil
+	// when none is stored. The pool asks it on a delivery after the first
+	// whose verdict requires no review.
+	Held(ctx context.Context, thought jetstream.Msg) (held []byte, err error)
 }
 
 // WithReviews makes the pool queue in q the review of every verdict it
@@ -32,15 +49,36 @@ func WithReviews(q ReviewQueue) PoolOption {
 }
 
 // queueReview queues the review of out, encoded in data, when out is a
-// verdict that requires human review and the pool has a queue.
-func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output, data []byte) error {
+// verdict that requires human review and the pool has a queue. It returns
+// the output to publish and its bytes: out and data, or, when an earlier
+// delivery of the thought stored a review holding another verdict, that
+// verdict, so that the agent and the reviewer see the same one. A verdict
+// that requires no review is checked against a stored review only on a
+// delivery after the first: only an earlier one can have stored it.
+func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output, data []byte) (pipeline.Output, []byte, error) {
 	v, ok := out.(*pipeline.Verdict)
-	if p.reviews == nil || !ok || !v.RequiresHumanReview {
-		return nil
+	if p.reviews == nil || !ok || (!v.RequiresHumanReview && d.delivered <= 1) {
+		return out, data, nil
 	}
-	err := p.holdWhileFull(ctx, d.log, "review", func() error { return p.reviews.Queue(ctx, d.msg, data) })
+	var held []byte
+	var err error
+	if v.RequiresHumanReview {
+		err = p.holdWhileFull(ctx, d.log, "review", func() (err error) { held, err = p.reviews.Queue(ctx, d.msg, data); return err })
+	} else {
+		held, err = p.reviews.Held(ctx, d.msg)
+	}
 	if err != nil {
-		return fmt.Errorf("%w: queue review: %w", pipeline.ErrTransient, err)
+		return out, data, fmt.Errorf("%w: queue review: %w", pipeline.ErrTransient, err)
 	}
-	return nil
+	if held == nil || bytes.Equal(held, data) {
+		return out, data, nil
+	}
+	stored := new(pipeline.Verdict)
+	if err := json.Unmarshal(held, stored); err != nil {
+		d.log.Error().Err(err).Msg("the verdict the thought's review holds does not decode; publishing the verdict judged again")
+		return out, data, nil
+	}
+	d.log.Info().Str("decision", string(stored.Decision)).Str("judged_again", string(v.Decision)).
+		Msg("the thought's review was stored before, holding another verdict: publishing that one")
+	return stored, held, nil
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -12,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // FeederConsumer is the durable consumer on NOESIS_OUTPUTS's verdicts that
@@ -25,11 +27,14 @@ var _ consumers.ReviewQueue = (*Clerk)(nil)
 // tribunal pool given it (consumers.WithReviews) calls Queue with such a
 // verdict before it publishes it, so the review is stored first; a thought
 // redelivered after a crash is queued again, and the stream keeps the
-// first review and refuses the second. It is safe for concurrent use.
+// first review and refuses the second. Queue then answers with the verdict
+// the first review holds, which the pool publishes in place of the one it
+// judged again. It is safe for concurrent use.
 type Clerk struct {
-	js  jetstream.JetStream
-	cfg Config
-	log zerolog.Logger
+	js         jetstream.JetStream
+	cfg        Config
+	log        zerolog.Logger
+	unreadable atomic.Uint64
 }
 
 // NewClerk returns a clerk that stores reviews into NOESIS_REVIEWS, which
@@ -39,53 +44,113 @@ func NewClerk(js jetstream.JetStream, cfg Config, log zerolog.Logger) *Clerk {
 }
 
 // Queue stores the review of verdict (the bytes the pool publishes) of the
-// thought in msg, once: its id is the thought's digest, and a review already
-// stored under it is success. It returns an error that wraps both ErrFull
-// and consumers.ErrStreamFull when NOESIS_REVIEWS has no room; else the
-// decoding's or the publish's error (the stream set up again first when it
-// was deleted).
-func (c *Clerk) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) error {
+// thought in msg, once: its id is the thought's digest. It returns the
+// verdict the stored review holds: verdict itself when this call stored
+// it; when a review was stored before (the stream refuses the second, or
+// drops it as a duplicate), the verdict that one holds, read back, or
+// verdict again when that review does not decode (logged at error and
+// counted: Unreadable). It returns an error that wraps both ErrFull and
+// consumers.ErrStreamFull when NOESIS_REVIEWS has no room; else the
+// decoding's, the publish's (the stream set up again first when it was
+// deleted) or the read-back's error.
+func (c *Clerk) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) ([]byte, error) {
 	var v struct {
 		EventID  string `json:"event_id"`
 		AgentID  string `json:"agent_id"`
 		Decision string `json:"decision"`
 	}
 	if err := json.Unmarshal(verdict, &v); err != nil {
-		return fmt.Errorf("no review queued for a verdict that does not decode: %w", err)
+		return nil, fmt.Errorf("no review queued for a verdict that does not decode: %w", err)
 	}
 	r := Review{ID: consumers.ThoughtDigest(msg.Subject(), msg.Data()), EventID: v.EventID, AgentID: v.AgentID,
 		VerdictDecision: v.Decision, QueuedAt: time.Now().UTC(), Verdict: verdict, Thought: msg.Data()}
 	log := c.log.With().Str("review", r.ID).Str("agent_id", r.AgentID).Str("event_id", r.EventID).Logger()
-	err := c.store(ctx, r)
+	fresh, err := c.store(ctx, r)
 	switch {
-	case err == nil:
+	case err == nil && fresh:
 		log.Info().Str("verdict", r.VerdictDecision).Msg("review queued")
-		return nil
+		return verdict, nil
+	case err == nil:
+		held, err := c.held(ctx, r.ID, log)
+		if held == nil && err == nil {
+			held = verdict
+		}
+		return held, err
 	case full(err):
-		return fmt.Errorf("%w: %w", ErrFull, &consumers.FullError{Stream: Stream, Err: err})
+		return nil, fmt.Errorf("%w: %w", ErrFull, &consumers.FullError{Stream: Stream, Err: err})
 	case errors.Is(err, jetstream.ErrNoStreamResponse): // NOESIS_REVIEWS was deleted
 		if err := Ensure(ctx, c.js, c.cfg); err != nil {
 			log.Warn().Err(err).Msg("review stream not set up again")
 		}
 	}
-	return fmt.Errorf("review %s: %w", r.ID, err)
+	return nil, fmt.Errorf("review %s: %w", r.ID, err)
 }
 
-// store publishes r once: a copy already stored is success.
-func (c *Clerk) store(ctx context.Context, r Review) error {
+// Held returns the verdict that the review stored for the thought in msg
+// holds: nil when none is stored, or when it does not decode (logged at
+// error and counted: Unreadable). Its error is the read's.
+func (c *Clerk) Held(ctx context.Context, msg jetstream.Msg) ([]byte, error) {
+	id := consumers.ThoughtDigest(msg.Subject(), msg.Data())
+	held, err := c.held(ctx, id, c.log.With().Str("review", id).Logger())
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	return held, err
+}
+
+// Unreadable is how many reviews stored before this clerk found, on a
+// thought judged again, that it could not take the verdict from: a review
+// that does not decode, or whose verdict is not its own (not of its event
+// and agent). The verdict judged again was published instead, and may
+// differ from the one under review.
+func (c *Clerk) Unreadable() uint64 { return c.unreadable.Load() }
+
+// held reads review id back and returns the verdict it holds. Its error is
+// the read's (ErrNotFound when there is no review id); a review that does
+// not decode is logged at error and counted, and held returns nil.
+func (c *Clerk) held(ctx context.Context, id string, log zerolog.Logger) ([]byte, error) {
+	raw, err := last(ctx, c.js, QueuedSubject(id))
+	if err != nil {
+		return nil, fmt.Errorf("review %s: read back: %w", id, err)
+	}
+	var r Review
+	err = json.Unmarshal(raw.Data, &r)
+	var v pipeline.Verdict
+	if err == nil {
+		v, err = r.ReadVerdict()
+	}
+	if err == nil && (v.EventID != r.EventID || v.AgentID != r.AgentID) {
+		err = fmt.Errorf("its verdict is of event %q of agent %q", v.EventID, v.AgentID)
+	}
+	if err != nil {
+		c.unreadable.Add(1)
+		log.Error().Err(err).Uint64("seq", raw.Sequence).
+			Msg("the review stored before does not decode: the verdict judged again is published, and may differ from the one under review")
+		return nil, nil
+	}
+	return r.Verdict, nil
+}
+
+// store publishes r once. It reports whether it stored r: false, and no
+// error, when a review was stored before (the stream refuses the second on
+// the subject, or drops it as a duplicate of the message id).
+func (c *Clerk) store(ctx context.Context, r Review) (bool, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return false, err
 	}
 	m := nats.NewMsg(QueuedSubject(r.ID))
 	m.Data = data
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	_, err = c.js.PublishMsg(pctx, m, jetstream.WithMsgID(r.ID+":queued"), jetstream.WithExpectStream(Stream))
-	if taken(err) {
-		return nil
+	ack, err := c.js.PublishMsg(pctx, m, jetstream.WithMsgID(r.ID+":queued"), jetstream.WithExpectStream(Stream))
+	switch {
+	case taken(err):
+		return false, nil
+	case err != nil:
+		return false, err
 	}
-	return err
+	return !ack.Duplicate, nil
 }
 
 // DropFeeder deletes FeederConsumer, which a deployment upgraded from the

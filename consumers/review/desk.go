@@ -36,7 +36,7 @@ func (d *Desk) Review(ctx context.Context, id string) (Review, error) {
 	if !ValidID(id) {
 		return r, fmt.Errorf("%w: %q is no review id (16 hex digits)", ErrNotFound, id)
 	}
-	raw, err := d.last(ctx, QueuedSubject(id))
+	raw, err := last(ctx, d.js, QueuedSubject(id))
 	if err != nil {
 		return r, err
 	}
@@ -58,7 +58,7 @@ func (d *Desk) decision(ctx context.Context, agentID, id string) (Ruling, string
 	if !ValidID(id) || !pipeline.ValidToken(agentID) {
 		return dec, "", ErrNotFound
 	}
-	raw, err := d.last(ctx, DecidedSubject(agentID, id))
+	raw, err := last(ctx, d.js, DecidedSubject(agentID, id))
 	if err != nil {
 		return dec, "", err
 	}
@@ -68,9 +68,9 @@ func (d *Desk) decision(ctx context.Context, agentID, id string) (Ruling, string
 	return dec, raw.Header.Get(headerNonce), nil
 }
 
-// last reads the one message of subject.
-func (d *Desk) last(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
-	s, err := d.js.Stream(ctx, Stream)
+// last reads the one message of subject; ErrNotFound when there is none.
+func last(ctx context.Context, js jetstream.JetStream, subject string) (*jetstream.RawStreamMsg, error) {
+	s, err := js.Stream(ctx, Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return nil, ErrNotFound
 	}

@@ -13,7 +13,9 @@
 //     tribunal pool (consumers.WithReviews), with the thought the pool holds,
 //     after the verdict's transcript and before the verdict itself: a
 //     thought redelivered after a crash queues its review again, and the
-//     stream refuses the second copy, so a verdict has one review.
+//     stream refuses the second copy, so a verdict has one review; the
+//     thought, judged again, is given the verdict the first copy holds,
+//     and that is the verdict published.
 //   - _noesis.store.reviews.<agent_id>.<id>: the decision (Ruling), which
 //     the stream republishes once, as it stores it, on
 //     noesis.reviews.<agent_id>. The first reviewer's publish is stored; the

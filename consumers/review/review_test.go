@@ -208,16 +208,16 @@ type loseFirstAnswer struct {
 	calls map[string]int
 }
 
-func (q *loseFirstAnswer) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) error {
-	err := q.Clerk.Queue(ctx, msg, verdict)
+func (q *loseFirstAnswer) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) ([]byte, error) {
+	held, err := q.Clerk.Queue(ctx, msg, verdict)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	id := consumers.ThoughtDigest(msg.Subject(), msg.Data())
 	q.calls[id]++
 	if err == nil && q.calls[id] == 1 {
-		return errors.New("the clerk's answer was lost")
+		return nil, errors.New("the clerk's answer was lost")
 	}
-	return err
+	return held, err
 }
 
 func (q *loseFirstAnswer) called(id string) int {
