@@ -94,6 +94,11 @@ const maxCopiedHeaders = 1 << 10
 // stored (a second letter finds it taken and counts as stored). So a
 // thought that cannot be read gets one StageInput letter, not one per stage.
 // A DLQ that is full refuses the letter: the error wraps ErrStreamFull.
+//
+// Once the letter is stored (or found stored), the thought's agent is told,
+// on NOESIS_DLQ_NOTICES (publishNotice): an error then says the letter is
+// stored and the notice is not, and a second StoreLetter sends the notice
+// (the letter found taken), once.
 func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 	if !letterStage(l.Stage) {
 		return fmt.Errorf("store dead letter: unknown stage %q", l.Stage)
@@ -138,9 +143,13 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 		m.Header.Set(HeaderDLQDigest, hex.EncodeToString(sum[:]))
 		m.Data = l.Data[:max(0, min(len(l.Data), MaxLetterBytes-headerSize(m.Header)))]
 	}
-	_, err := publishRetrying(ctx, js, m, string(l.Stage)+":"+key, StreamDLQ, jetstream.WithExpectLastSequencePerSubject(0))
+	id := string(l.Stage) + ":" + key
+	_, err := publishRetrying(ctx, js, m, id, StreamDLQ, jetstream.WithExpectLastSequencePerSubject(0))
 	if err != nil && !errors.Is(err, errSubjectTaken) {
 		return fmt.Errorf("store dead letter: %w", err)
+	}
+	if err := publishNotice(ctx, js, l, reason, id); err != nil {
+		return fmt.Errorf("dead letter stored; %w", err)
 	}
 	return nil
 }

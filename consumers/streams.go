@@ -79,7 +79,8 @@ type StreamsConfig struct {
 }
 
 // The streams' bounds unless configured: together with NOESIS_REPLAYS (as
-// large as the dead letters), NOESIS_TRANSCRIPTS (512 MiB) and NOESIS_ADVISORIES (64 MiB), 3.1 GiB, which
+// large as the dead letters), NOESIS_TRANSCRIPTS (512 MiB), NOESIS_ADVISORIES
+// and NOESIS_DLQ_NOTICES (64 MiB each), 3.1 GiB, which
 // JetStream reserves up front against the server's and the account's storage.
 const (
 	DefaultThoughtsMaxBytes int64 = 1 << 30
@@ -178,6 +179,8 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 // room. NOESIS_DLQ refuses new letters (discard new): the letters an
 // operator has not seen yet are kept, and the thoughts whose letters are
 // refused wait for room, nak'd, in NOESIS_THOUGHTS and NOESIS_ADVISORIES.
+// NOESIS_DLQ_NOTICES tells each agent of its own dead letters
+// (StreamNotices), dropping its oldest when full.
 func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	cfg = cfg.withDefaults()
 	base := func(name, desc string, subjects []string, maxAge time.Duration, maxBytes int64, discard jetstream.DiscardPolicy) jetstream.StreamConfig {
@@ -218,7 +221,7 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	transcripts.MaxMsgsPerSubject = cfg.MaxTranscriptsPerAgent
 	// NOESIS_THOUGHTS first: an older deployment's took the replay subjects
 	// itself, and NOESIS_REPLAYS can take them only once it has given them up.
-	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq, transcripts}
+	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq, transcripts, noticesConfig(cfg)}
 }
 
 // EnsureStreams creates or updates the streams (StreamConfigs). It is

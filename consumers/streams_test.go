@@ -99,23 +99,24 @@ func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	start()
-	cfg.DuplicateWindow = 3 * time.Minute // the replays, outputs, dead letters and transcripts streams change; thoughts has no window
+	cfg.DuplicateWindow = 3 * time.Minute // the replays, outputs, dead letters, transcripts and notices streams change; thoughts has no window
 	if err := consumers.EnsureStreams(context.Background(), js, cfg); err != nil {
 		t.Fatal(err)
 	}
-	// The streams are updated in order, NOESIS_TRANSCRIPTS last: an update
+	// The streams are updated in order, NOESIS_DLQ_NOTICES last: an update
 	// of an unchanged stream, by either start, comes before its advisory.
-	last := "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamTranscripts
+	last := "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamNotices
 	var updated []string
 	for len(updated) == 0 || updated[len(updated)-1] != last {
 		m, err := updates.NextMsg(10 * time.Second)
 		if err != nil {
-			t.Fatalf("no update of %s within 10 s (updates so far: %v): %v", consumers.StreamTranscripts, updated, err)
+			t.Fatalf("no update of %s within 10 s (updates so far: %v): %v", consumers.StreamNotices, updated, err)
 		}
 		updated = append(updated, m.Subject)
 	}
 	want := []string{"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamReplays, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamOutputs,
-		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamDLQ, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamTranscripts}
+		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamDLQ, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamTranscripts,
+		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamNotices}
 	if strings.Join(updated, " ") != strings.Join(want, " ") {
 		t.Errorf("stream updates: %v, want only the changed window's: %v", updated, want)
 	}

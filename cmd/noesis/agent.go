@@ -46,7 +46,7 @@ func agentAccount(id, login string) string {
       %[2]s
       permissions: {
         publish: { allow: ["noesis.thoughts.%[1]s"] }
-        subscribe: { allow: ["noesis.narratives.%[1]s", "noesis.verdicts.%[1]s", "noesis.analyses.%[1]s", "noesis.transcripts.%[1]s", "noesis.reviews.%[1]s", "_INBOX.>", "%[3]s.>"] }
+        subscribe: { allow: ["noesis.narratives.%[1]s", "noesis.verdicts.%[1]s", "noesis.analyses.%[1]s", "noesis.transcripts.%[1]s", "noesis.reviews.%[1]s", "noesis.deadletters.%[1]s", "_INBOX.>", "%[3]s.>"] }
       }
     }
   ]
@@ -57,6 +57,7 @@ func agentAccount(id, login string) string {
     { stream: { account: %[4]s, subject: "noesis.analyses.%[1]s" } }
     { stream: { account: %[4]s, subject: "noesis.transcripts.%[1]s" } }
     { stream: { account: %[4]s, subject: "noesis.reviews.%[1]s" } }
+    { stream: { account: %[4]s, subject: "noesis.deadletters.%[1]s" } }
   ]
 }
 # end agent %[1]s
@@ -101,8 +102,8 @@ func newAgentCmd() *cobra.Command {
 $NOESIS_AGENT_DIR or ~/.config/noesis/agents by default, outside any repository),
 and add an account named ID to the NATS config between the "# BEGIN AGENTS" and
 "# END AGENTS" lines. The account imports from NOESIS only the agent's own
-subjects: noesis.thoughts.ID to publish, and its own narratives, verdicts and
-analyses to read. Reload the server to let it in (the command is printed).
+subjects: noesis.thoughts.ID to publish, and its own narratives, verdicts,
+analyses, transcripts, review decisions and dead-letter notices to read. Reload the server to let it in (the command is printed).
 The agent connects with the seed (nats CLI: --nkey DIR/ID.nk; noesis publish:
 NATS_NKEY=DIR/ID.nk).`,
 		Example: `  noesis agent add daimon-7 --conf /etc/nats/nats-auth.conf`,

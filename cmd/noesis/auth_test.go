@@ -284,9 +284,9 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 		}
 	}
 
-	// Hidden subscriptions: another agent's outputs, transcripts and review decisions, all outputs, dead
+	// Hidden subscriptions: another agent's outputs, transcripts, review decisions and dead-letter notices, all outputs, dead
 	// letters, every thought, another agent's inbox prefix, everything.
-	for _, subject := range []string{"noesis.verdicts.daimon-1", "noesis.transcripts.daimon-1", "noesis.reviews.daimon-1", "noesis.verdicts.>", "noesis.dlq.>", "_INBOX_daimon-1.>", "noesis.thoughts.>", ">"} {
+	for _, subject := range []string{"noesis.verdicts.daimon-1", "noesis.transcripts.daimon-1", "noesis.reviews.daimon-1", "noesis.deadletters.daimon-1", "noesis.deadletters.>", "noesis.verdicts.>", "noesis.dlq.>", "_INBOX_daimon-1.>", "noesis.thoughts.>", ">"} {
 		if _, err := alice.Subscribe(subject, func(*nats.Msg) {}); err != nil {
 			t.Fatal(err)
 		}

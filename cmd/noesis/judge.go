@@ -24,9 +24,10 @@ so a shell can gate an action on it:
   noesis judge --action "rm -rf /backups/2025-*" && rm -rf /backups/2025-*
 
 judge subscribes to the agent's verdicts (and narratives with --narrative,
-reviews with --wait-review) before it publishes, so no answer is missed
-however fast it comes, and takes the one whose Nats-Msg-Id names this very
-thought (its event_id and the digest of its bytes, docs/contract.md). It prints
+reviews with --wait-review, and the notices of its dead letters on
+noesis.deadletters.<agent_id>) before it publishes, so no answer is missed
+however fast it comes, and takes the one that names this very thought (its
+event_id and the digest of its bytes, docs/contract.md). It prints
 the decision, the consensus and each judge's vote, confidence and reasoning,
 each on its own line, or with --json the verdict's JSON as it came, one line
 (then the narrative's and the review's, each on a line of its own).
@@ -46,8 +47,8 @@ Exit status:
   4    capital: a judge found a capital offense, the veto (without --wait-review)
   5    unavailable: the deliberation missed its deadline (without --wait-review)
   6    timeout: no verdict within --timeout (or no review within --review-timeout)
-  7    dead-lettered: noesis could not judge the thought (the reason on stderr);
-       seen only with read access to the dead letters (--dlq), else a timeout
+  7    dead-lettered: noesis could not judge the thought (the stage and the
+       reason on stderr), heard on noesis.deadletters.<agent_id>
   130  interrupted (SIGINT or SIGTERM) while waiting
 Only 0 means go ahead; a script must treat every other status as "do not".
 
@@ -55,11 +56,13 @@ With --wait-review a verdict that requires a person (review, capital,
 unavailable) is followed by the wait for that person's decision on
 noesis.reviews.<agent_id>, and the status is theirs: 0 or 2.
 
-Under nats-auth.conf an agent reads only its own subjects: it cannot see the
-dead letters, so a thought noesis dead-letters (over a quota, too long for the
-model) ends in the timeout. --dlq is on by default only when judge connects
-without NATS credentials (a server without access control); an operator's
-login may ask for it.`
+Under nats-auth.conf an agent reads only its own subjects: not the dead
+letters, but the notice of each of its own (over a quota, too long for the
+model, invalid), which is enough for status 7. An agent's account set up
+before the notices has no import of them: judge says so and a dead-lettered
+thought ends in the timeout. --dlq also watches the dead letters themselves;
+it is on by default only when judge connects without NATS credentials (a
+server without access control); an operator's login may ask for it.`
 
 func newJudgeCmd() *cobra.Command {
 	var wait judgeRequest // what the flags say of the wait; judgeRequestFromFlags adds the thought
@@ -82,7 +85,7 @@ func newJudgeCmd() *cobra.Command {
 	f.BoolVar(&wait.json, "json", false, "print the verdict's JSON as it came, on one line (then the narrative's, the review's)")
 	f.BoolVar(&wait.waitReview, "wait-review", false, "when the verdict requires a person, wait for their decision on noesis.reviews.<agent_id> and exit with it")
 	f.DurationVar(&wait.reviewTimeout, "review-timeout", time.Hour, "with --wait-review: how long to wait for the person's decision")
-	f.BoolVar(&wait.dlq, "dlq", false, "watch the dead letters, to stop at once when the thought is dead-lettered (default: on without NATS credentials)")
+	f.BoolVar(&wait.dlq, "dlq", false, "watch the dead letters too (an operator's login), not only the agent's notices of them (default: on without NATS credentials)")
 	return cmd
 }
 
@@ -129,6 +132,10 @@ func runJudge(cmd *cobra.Command, wait judgeRequest) error {
 		return err
 	}
 	defer ans.close()
+	if ans.noNotices != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "judge: the server refused %s (%v): a dead-lettered thought will end in the timeout; "+
+			"give the agent the import `noesis agent add` writes (docs/security.md)\n", consumers.NoticeSubject(req.thought.AgentID), ans.noNotices)
+	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), publishTimeout)
 	ack, err := storeThought(ctx, js, req.thought, req.data)
 	cancel()

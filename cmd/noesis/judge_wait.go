@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -32,15 +33,19 @@ func (e *judgeDeadLetter) Error() string { return "dead-lettered at " + e.stage 
 
 // judgeAnswers receives, from subscriptions made before the thought is
 // published, the messages judge waits for about that one thought: its
-// verdict and narrative (by their Nats-Msg-Id), its dead letters (by their
-// subject and bytes) and reviews of its event. Each subscription's callback
-// only filters and hands over, without blocking.
+// verdict and narrative (by their Nats-Msg-Id), the notices of its dead
+// letters (by its event_id and digest) or, with --dlq, the letters themselves
+// (by their subject and bytes), and reviews of its event. Each
+// subscription's callback only filters and hands over, without blocking.
 type judgeAnswers struct {
 	verdict   chan *nats.Msg
 	narrative chan *nats.Msg
-	letters   chan *nats.Msg
+	letters   chan *judgeDeadLetter
 	reviews   chan judgeReview
 	subs      []*nats.Subscription
+	// noNotices says why the agent's dead-letter notices cannot be heard
+	// (an access control set up before them); nil when they can.
+	noNotices error
 }
 
 // subscribeAnswers subscribes to what req waits for and flushes, so the
@@ -51,10 +56,14 @@ func subscribeAnswers(nc *nats.Conn, req judgeRequest) (*judgeAnswers, error) {
 	a := &judgeAnswers{
 		verdict:   make(chan *nats.Msg, 1),
 		narrative: make(chan *nats.Msg, 1),
-		letters:   make(chan *nats.Msg, 4),
+		letters:   make(chan *judgeDeadLetter, 4),
 		reviews:   make(chan judgeReview, 16),
 	}
 	agent := req.thought.AgentID
+	refused, err := a.subscribeNotices(nc, req)
+	if err != nil {
+		return nil, fmt.Errorf("subscribe before publishing: %w", err)
+	}
 	a.sub(nc, consumers.OutputSubject(pipeline.StageTribunal, agent), byMsgID(req.outputID(pipeline.StageTribunal), a.verdict))
 	stages := []pipeline.Stage{consumers.StageInput, pipeline.StageTribunal}
 	if req.narrative {
@@ -69,10 +78,10 @@ func subscribeAnswers(nc *nats.Conn, req judgeRequest) (*judgeAnswers, error) {
 			a.sub(nc, consumers.DLQSubject(s), lettersOf(req, a.letters))
 		}
 	}
-	err := nc.Flush()
+	err = nc.Flush()
 	if err == nil {
 		// The server answers a refused SUB before the flush's PONG.
-		if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) {
+		if last := nc.LastError(); last != refused && errors.Is(last, nats.ErrPermissionViolation) {
 			err = fmt.Errorf("%w (under nats-auth.conf an agent reads only its own outputs and reviews; --dlq needs an operator's login)", last)
 		}
 	}
@@ -86,6 +95,29 @@ func subscribeAnswers(nc *nats.Conn, req judgeRequest) (*judgeAnswers, error) {
 		return nil, fmt.Errorf("subscribe before publishing: %w", err)
 	}
 	return a, nil
+}
+
+// subscribeNotices subscribes to the agent's dead-letter notices and
+// flushes. A server that refuses it (an agent's account set up before the
+// notices, without their import) leaves judge as it was before them: the
+// refusal is kept in a.noNotices, and returned, to be told from another.
+func (a *judgeAnswers) subscribeNotices(nc *nats.Conn, req judgeRequest) (refused error, err error) {
+	subject := consumers.NoticeSubject(req.thought.AgentID)
+	s, err := nc.Subscribe(subject, noticesOf(req, a.letters))
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.Flush(); err != nil {
+		_ = s.Unsubscribe()
+		return nil, err
+	}
+	if last := nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `"`+subject+`"`) {
+		_ = s.Unsubscribe()
+		a.noNotices = last
+		return last, nil
+	}
+	a.subs = append(a.subs, s)
+	return nil, nil
 }
 
 // sub subscribes cb to subject; a failure shows as a nil subscription.
@@ -124,7 +156,7 @@ func byMsgID(id string, ch chan *nats.Msg) nats.MsgHandler {
 
 // lettersOf takes the dead letters of req's thought: its subject, and its
 // bytes (or, for a letter that keeps only their first bytes, their sha256).
-func lettersOf(req judgeRequest, ch chan *nats.Msg) nats.MsgHandler {
+func lettersOf(req judgeRequest, ch chan *judgeDeadLetter) nats.MsgHandler {
 	sum := sha256.Sum256(req.data)
 	digest := hex.EncodeToString(sum[:])
 	return func(m *nats.Msg) {
@@ -132,8 +164,22 @@ func lettersOf(req judgeRequest, ch chan *nats.Msg) nats.MsgHandler {
 			return
 		}
 		if bytes.Equal(m.Data, req.data) || (m.Header.Get(consumers.HeaderDLQTruncated) == "true" && m.Header.Get(consumers.HeaderDLQDigest) == digest) {
-			offerFirst(ch, m)
+			offerFirst(ch, &judgeDeadLetter{stage: m.Header.Get(consumers.HeaderStage), reason: m.Header.Get(consumers.HeaderDLQReason)})
 		}
+	}
+}
+
+// noticesOf takes the dead-letter notices of req's thought: its event_id
+// and its digest (as in its verdict's Nats-Msg-Id), so another thought
+// under the same event_id is not taken for it.
+func noticesOf(req judgeRequest, ch chan *judgeDeadLetter) nats.MsgHandler {
+	digest := consumers.ThoughtDigest(req.subject, req.data)
+	return func(m *nats.Msg) {
+		var n consumers.Notice
+		if json.Unmarshal(m.Data, &n) != nil || n.EventID != req.thought.EventID || n.ThoughtDigest != digest {
+			return
+		}
+		offerFirst(ch, &judgeDeadLetter{stage: n.Stage, reason: n.Reason})
 	}
 }
 
@@ -189,12 +235,11 @@ func (a *judgeAnswers) await(ctx context.Context, req judgeRequest) (judgeResult
 				return got, fmt.Errorf("read the narrative: %w", err)
 			}
 			got.narrativeRaw, needNarrative = m.Data, false
-		case m := <-a.letters:
-			stage, reason := m.Header.Get(consumers.HeaderStage), m.Header.Get(consumers.HeaderDLQReason)
-			if stage != string(pipeline.StageNarrative) {
-				return got, &judgeDeadLetter{stage: stage, reason: reason}
+		case l := <-a.letters:
+			if l.stage != string(pipeline.StageNarrative) {
+				return got, l
 			}
-			got.narrativeMissing, needNarrative = "the narrative was dead-lettered: "+reason, false
+			got.narrativeMissing, needNarrative = "the narrative was dead-lettered: "+l.reason, false
 		case <-timer.C:
 			if !haveVerdict {
 				return got, context.DeadlineExceeded

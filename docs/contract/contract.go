@@ -32,6 +32,7 @@ const (
 	Transcript        = "transcript"
 	OutputHeaders     = "output-headers"
 	DeadLetterHeaders = "dead-letter-headers"
+	DeadLetterNotice  = "dead-letter-notice"
 	Review            = "review"
 	ReviewDecision    = "review-decision"
 )
