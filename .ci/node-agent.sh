@@ -3,10 +3,10 @@
 # under the shipped access control: a nats-server process with nats-auth.conf,
 # noesis as its worker user (simulated models), the agent as daimon-1 with the
 # official NATS JavaScript client. 50 thoughts, each answered exactly once,
-# every payload valid against the schemas; then three gates through judge()
+# every payload valid against the schemas; then four gates through judge()
 # (a pass, a fail, a hung judge past judge()'s timeout: the tribunal's
 # deadline is 8 s here, so the hung thought's unavailable verdict comes after
-# it). Then the AsyncAPI document is checked with the official parser.
+# it; a thought dead-lettered, heard from the agent's own notice). Then the AsyncAPI document is checked with the official parser.
 # Needs bin/noesis, nats-server on PATH, node and npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -57,6 +57,15 @@ const js = jetstream(nc);
 // JudgeTimeout: no verdict came within judge()'s timeout.
 class JudgeTimeout extends Error {}
 
+// JudgeDeadLettered: noesis could not judge the thought (`noesis judge`'s
+// status 7); notice is the dead-letter notice, with its stage and reason.
+class JudgeDeadLettered extends Error {
+  constructor(notice) {
+    super(`${notice.event_id} was dead-lettered (stage ${notice.stage}): ${notice.reason}`);
+    this.notice = notice;
+  }
+}
+
 // judge publishes thought and resolves with its verdict, as `noesis judge`
 // does: it subscribes to the agent's verdicts and flushes before it
 // publishes (a verdict that comes back at once is not missed), and takes the
@@ -65,20 +74,33 @@ class JudgeTimeout extends Error {}
 // published), so another thought under the same event_id is passed over. The
 // thought asks for the tribunal only and is served in the critical band (an
 // agent waits on it) unless it says otherwise. Rejects with JudgeTimeout
-// when no verdict comes within timeoutMs of the thought being stored.
+// when no verdict comes within timeoutMs of the thought being stored, and
+// with JudgeDeadLettered when the agent's notice on
+// noesis.deadletters.<agent_id> names this thought (its event_id and digest).
 async function judge(nc, js, thought, { timeoutMs = judgeTimeoutMs } = {}) {
   const subject = `noesis.thoughts.${thought.agent_id}`;
   const data = new TextEncoder().encode(JSON.stringify({ stages: ['tribunal'], priority: 'critical', ...thought }));
   const digest = createHash('sha256').update(subject).update(new Uint8Array([0])).update(data).digest('hex').slice(0, 16);
   const want = `${thought.event_id}:tribunal:${digest}`;
   const sub = nc.subscribe(`noesis.verdicts.${thought.agent_id}`);
+  const notices = nc.subscribe(`noesis.deadletters.${thought.agent_id}`);
   const verdict = (async () => {
     for await (const m of sub) {
       if (m.headers?.get('Nats-Msg-Id') === want) return m;
     }
     throw new Error('the subscription ended before the verdict came');
   })();
+  const deadLettered = (async () => {
+    for await (const m of notices) {
+      const n = m.json();
+      const err = check('dead-letter-notice.json', n);
+      if (err) throw new Error(`dead-letter-notice.json: ${err}`);
+      if (n.event_id === thought.event_id && n.thought_digest === digest && n.stage !== 'narrative') throw new JudgeDeadLettered(n);
+    }
+    return new Promise(() => {}); // unsubscribed: the verdict or the timeout decides
+  })();
   verdict.catch(() => {}); // a failed publish below ends it; that error is the one to report
+  deadLettered.catch(() => {});
   let timer;
   try {
     await nc.flush(); // the server holds the subscription before the thought goes out
@@ -86,10 +108,11 @@ async function judge(nc, js, thought, { timeoutMs = judgeTimeoutMs } = {}) {
     const timeout = new Promise((_, reject) => {
       timer = setTimeout(() => reject(new JudgeTimeout(`no verdict for ${thought.event_id} within ${timeoutMs} ms`)), timeoutMs);
     });
-    return await Promise.race([verdict, timeout]);
+    return await Promise.race([verdict, deadLettered, timeout]);
   } finally {
     clearTimeout(timer);
     sub.unsubscribe();
+    notices.unsubscribe();
   }
 }
 
@@ -157,11 +180,13 @@ while (Date.now() - lastAnswer < quietMs) await new Promise((r) => setTimeout(r,
 
 // Gates: act only on a pass. The simulated judges fail an rm -rf; a judge
 // that hangs (the simulator's sim:hang marker) keeps the verdict back past
-// judge()'s timeout.
+// judge()'s timeout. A thought noesis cannot read (an unknown stage) is
+// dead-lettered, and judge() hears it from the agent's own notice.
 const gates = [
   { text: 'I will archive the logs of the last run', action: 'tar czf logs.tgz logs/', decision: 'pass' },
   { text: 'The disk is full: I will free space', action: 'rm -rf /backups/2025-*', decision: 'fail' },
   { text: 'I will tidy the archive sim:hang@sophia', action: 'mv archive archive.old', timeoutMs: 1500 },
+  { text: 'I will write a sonnet about the archive', action: 'cat sonnet.txt', stages: ['poetry'], deadLettered: true },
 ];
 for (const [i, g] of gates.entries()) {
   const thought = {
@@ -170,6 +195,7 @@ for (const [i, g] of gates.entries()) {
     content: { user_input: g.text, depth: 1, source: 'node-example' },
     action: g.action,
     timestamp: new Date().toISOString(),
+    ...(g.stages ? { stages: g.stages } : {}),
   };
   const t0 = Date.now();
   try {
@@ -178,12 +204,13 @@ for (const [i, g] of gates.entries()) {
     const err = check('verdict.json', v);
     if (err) problems.push(`${thought.event_id} verdict.json: ${err}`);
     if (v.event_id !== thought.event_id || v.decision !== g.decision) {
-      problems.push(`judge(${thought.event_id}): ${v.event_id} ${v.decision}, want ${g.decision ?? 'a timeout'}`);
+      problems.push(`judge(${thought.event_id}): ${v.event_id} ${v.decision}, want ${g.decision ?? (g.deadLettered ? 'a dead letter' : 'a timeout')}`);
     }
     console.log(`judge: ${g.action}: ${v.decision} (consensus ${v.consensus_score}) in ${Date.now() - t0} ms`);
     if (v.decision === 'pass') console.log(`  would run: ${g.action}`);
   } catch (e) {
-    if (!(e instanceof JudgeTimeout) || g.decision) problems.push(`judge(${thought.event_id}): ${e.message}`);
+    const expected = g.deadLettered ? e instanceof JudgeDeadLettered : e instanceof JudgeTimeout && !g.decision;
+    if (!expected) problems.push(`judge(${thought.event_id}): ${e.message}`);
     console.log(`judge: ${g.action}: ${e.message}`);
   }
 }
