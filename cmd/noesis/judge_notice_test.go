@@ -18,6 +18,50 @@ import (
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
+// A thought the worker cannot read (larger than its NOESIS_MAX_THOUGHT_BYTES,
+// though not the CLI's) is dead-lettered and judge stops at once with its
+// code: from the letter itself where the dead letters can be read (no
+// credentials: --dlq by default), from the agent's notice of it without.
+// A notice of another thought under the same event_id does not stop it.
+func TestJudgeStopsOnItsDeadLetter(t *testing.T) {
+	ns := natstest.RunServer(t)
+	_, simURL := simtest.Start(t, sim.Config{})
+	cfg := testConfig(t, ns, simURL)
+	cfg.MaxThoughtBytes = 1024
+	runService(t, cfg)
+	t.Setenv("NATS_URL", ns.ClientURL())
+	for _, dlq := range []string{"--dlq=true", "--dlq=false"} {
+		r := judgeCLI(t, "--agent", "daimon-j", "--text", strings.Repeat("a long account ", 200), "--timeout", "60s", dlq)
+		if r.code != exitDeadLetter || !strings.Contains(r.stderr, "was dead-lettered (stage input)") || !strings.Contains(r.stderr, "over the 1024-byte limit") {
+			t.Fatalf("%s: want exit %d with the stage and the reason: %s", dlq, exitDeadLetter, r)
+		}
+		if r.took > 30*time.Second {
+			t.Errorf("%s: took %s: waited for the timeout, not for the letter", dlq, r.took)
+		}
+	}
+
+	// Notices that name the event but not this thought, or this thought's
+	// digest under another event, are passed over: the verdict decides.
+	nc, _ := natstest.Connect(t, ns)
+	testHookJudgeStored = func(req judgeRequest) {
+		digest := consumers.ThoughtDigest(req.subject, req.data)
+		for _, n := range []consumers.Notice{
+			{EventID: req.thought.EventID, AgentID: "daimon-j", Stage: "tribunal", Reason: "another thought's", ThoughtDigest: "0123456789abcdef"},
+			{EventID: "another-event", AgentID: "daimon-j", Stage: "tribunal", Reason: "another event's", ThoughtDigest: digest},
+		} {
+			b, _ := json.Marshal(n)
+			if err := nc.Publish(consumers.NoticeSubject("daimon-j"), b); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { testHookJudgeStored = nil })
+	r := judgeCLI(t, "--agent", "daimon-j", "--event-id", "same-event", "--text", "I will tidy the archive", "--timeout", "60s", "--dlq=false")
+	if r.code == exitDeadLetter || r.code == exitTimeout || r.code == exitError || !strings.Contains(r.stdout, "decision  ") {
+		t.Fatalf("another thought's notices: want the verdict's code: %s", r)
+	}
+}
+
 // withUnfencedUser rewrites conf (written by authServer) to give agent id's
 // account a second user with no permissions: what that account receives is
 // then bounded by its imports alone.
