@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -140,8 +141,11 @@ func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]i
 		handlers.Go(func() {
 			for {
 				msg, err := it.Next()
-				if err != nil {
+				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					return
+				}
+				if err != nil { // a missed heartbeat: the iterator asks again, as a pool's puller lets it
+					continue
 				}
 				slots <- struct{}{}
 				handlers.Go(func() {

@@ -176,6 +176,14 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		fmt.Fprintf(w, "JetStream floor (the same thoughts through a worker that only pulls, publishes outputs of noesis's sizes, %d B verdicts each after a %d B transcript and %d B narratives, and acks): %.0f thoughts/s, both outputs p50 %.1f ms, p99 %.1f ms; noesis = %.0f%% of its throughput\n",
 			fl.VerdictBytes, fl.TranscriptBytes, fl.NarrativeBytes, fl.Throughput, fl.Both.P50ms, fl.Both.P99ms, 100*r.RatioToFloor)
 	}
+	for _, fl := range []struct {
+		name string
+		f    *FloorFigures
+	}{{"JetStream floor", r.Floor}, {"client floor", r.ClientFloor}} {
+		if fl.f != nil && fl.f.Both.Received < r.Thoughts {
+			fmt.Fprintf(w, "%s: only %d of %d thoughts had both outputs within the wait: its figures are not a floor\n", fl.name, fl.f.Both.Received, r.Thoughts)
+		}
+	}
 	if fl := r.ClientFloor; fl != nil {
 		fmt.Fprintf(w, "client floor (the same worker making noesis's model calls with go-openai alone): %.0f thoughts/s, verdicts p50 %.1f ms, p99 %.1f ms, both outputs p50 %.1f ms, p99 %.1f ms\n",
 			fl.Throughput, stageOf(fl.Stages, "tribunal").P50ms, stageOf(fl.Stages, "tribunal").P99ms, fl.Both.P50ms, fl.Both.P99ms)
