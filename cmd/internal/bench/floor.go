@@ -108,7 +108,7 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	if err != nil {
 		return nil, err
 	}
-	arr.wait(60*time.Second + time.Duration(float64(o.n)/max(o.rate, 100)*float64(time.Second)))
+	arr.wait(o.outputWait(cfg, o.n))
 	stages, both, _ := arr.figures(map[string][]float64{})
 	f := &FloorFigures{Stages: stages, Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)],
 		TranscriptBytes: sizes[transcriptKey]}

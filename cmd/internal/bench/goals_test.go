@@ -15,7 +15,8 @@ func TestIdealDrainIsTheSlowerModelsQueue(t *testing.T) {
 	if got, want := idealDrain(cfg, 1000, 64), 3000*1930*time.Millisecond/64; got != want {
 		t.Fatalf("ideal drain %v, want %v", got, want)
 	}
-	r := &PipelineFigures{Mode: "seed", Seconds: 100, IdealDrainS: 90, ClientFloor: &FloorFigures{Seconds: 95}}
+	r := &PipelineFigures{Mode: "seed", Thoughts: 1000, Seconds: 100, IdealDrainS: 90, Both: StageFigures{Received: 1000},
+		ClientFloor: &FloorFigures{Seconds: 95, Both: StageFigures{Received: 1000}}}
 	var burst []Goal
 	for _, g := range goals(r) {
 		if g.Unit == "s" {
@@ -24,6 +25,12 @@ func TestIdealDrainIsTheSlowerModelsQueue(t *testing.T) {
 	}
 	if len(burst) != 2 || burst[0].Want != 112.5 || !burst[0].Met || burst[0].AtFloor != 90 || burst[1].AtFloor != 95 {
 		t.Fatalf("burst goals %+v, want 100 s met against 1.25 x 90 s, beside the ideal and the client floor", burst)
+	}
+	r.Both.Received = 761 // a burst not drained within the wait is not met, however soon its last output came
+	for _, g := range goals(r) {
+		if g.Unit == "s" && g.Met {
+			t.Fatalf("%+v met with 761 of 1,000 thoughts drained", g)
+		}
 	}
 }
 

@@ -126,7 +126,7 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	if _, err := publishRamped(ctx, stack.js, "bench", "bench", warm+o.n, o.rate, o.warmup, contents, arr); err != nil {
 		return nil, err
 	}
-	arr.wait(60*time.Second + time.Duration(float64(warm+o.n)/max(o.rate, 100)*float64(time.Second)))
+	arr.wait(o.outputWait(cfg, warm+o.n))
 	if warm > 0 {
 		w := arr.warmupVerdicts()
 		res.WarmupThoughts, res.WarmupVerdicts = warm, &w
@@ -137,6 +137,17 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	res.Goals = goals(res)
 	return res, nil
+}
+
+// outputWait is how long a run of n thoughts waits for their outputs: a
+// minute past their offering (at 100/s at least), and with
+// --provider-capacity twice the provider's ideal for them (idealDrain).
+func (o benchOptions) outputWait(cfg config.Config, n int) time.Duration {
+	d := 60*time.Second + time.Duration(float64(n)/max(o.rate, 100)*float64(time.Second))
+	if o.capacity > 0 {
+		d += 2 * idealDrain(cfg, n, o.capacity)
+	}
+	return d
 }
 
 // idealDrain is how long a provider that generates capacity answers at once
