@@ -3,7 +3,6 @@ package review_test
 import (
 	"encoding/json"
 	"reflect"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,32 +22,12 @@ func TestReviewSchemasMatchStructs(t *testing.T) {
 		{contract.Review, reflect.TypeFor[review.Review]()},
 		{contract.ReviewDecision, reflect.TypeFor[review.Ruling]()},
 	} {
-		b, err := contract.Files.ReadFile("schemas/" + c.schema + ".json")
+		diffs, err := contract.Mismatches(c.schema, c.typ)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var s struct {
-			Required   []string
-			Properties map[string]any
-		}
-		if err := json.Unmarshal(b, &s); err != nil {
-			t.Fatal(err)
-		}
-		fields := map[string]bool{}
-		for f := range c.typ.Fields() {
-			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-			fields[name] = true
-			if _, ok := s.Properties[name]; !ok {
-				t.Errorf("%s: field %q has no property", c.schema, name)
-			}
-			if slices.Contains(s.Required, name) == strings.Contains(opts, "omitempty") {
-				t.Errorf("%s: %q required is %v, omitempty is %v", c.schema, name, slices.Contains(s.Required, name), strings.Contains(opts, "omitempty"))
-			}
-		}
-		for p := range s.Properties {
-			if !fields[p] {
-				t.Errorf("%s: property %q has no field", c.schema, p)
-			}
+		for _, d := range diffs {
+			t.Error(d)
 		}
 	}
 }
