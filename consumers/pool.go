@@ -13,6 +13,7 @@ import (
 	"github.com/noesis-dev/noesis/consumers/adaptive"
 	"github.com/noesis-dev/noesis/consumers/setup"
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/fair"
 )
 
 // Pool runs one stage's workers over its durable consumer. Many pools in many
@@ -107,8 +108,7 @@ func (p *Pool) EnsureConsumer(ctx context.Context) (jetstream.Consumer, error) {
 // another worker) and returns once every goroutine it started has ended. It
 // returns an error only when the consumer cannot be set up.
 func (p *Pool) Run(ctx context.Context) error {
-	buf := newPulled(p.pullBuffer())
-	src, err := p.open(ctx, buf)
+	src, err := p.open(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it started: nothing was taken
@@ -118,11 +118,11 @@ func (p *Pool) Run(ctx context.Context) error {
 	// Work outlives ctx by DrainTimeout.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	queue := buf.queue
+	queue := fair.NewQueue[*delivery](p.pullBuffer())
 	pulling, stopPulling := context.WithCancel(context.Background()) // ends when the puller is done
 	defer stopPulling()
 	var bg sync.WaitGroup
-	bg.Go(func() { defer stopPulling(); p.pull(ctx, work, src, buf) })
+	bg.Go(func() { defer stopPulling(); p.pull(ctx, work, src, queue) })
 	bg.Go(func() { p.drain(ctx, work, src, cancelWork) })
 	bg.Go(func() { p.beats.run(work, p.cfg.AckWait/3) })
 	bg.Go(func() { p.watchConsumer(ctx, src) })
@@ -131,7 +131,7 @@ func (p *Pool) Run(ctx context.Context) error {
 		Dur("ack_wait", p.cfg.AckWait).Int("max_deliver", p.cfg.MaxDeliver).Msg("pool started")
 
 	var inflight sync.WaitGroup
-	p.dispatch(ctx, work, pulling, buf, &inflight)
+	p.dispatch(ctx, work, pulling, queue, &inflight)
 	<-pulling.Done()
 	for d, ok := queue.TryPop(); ok; d, ok = queue.TryPop() { // stopped past DrainTimeout
 		p.giveBack(d.msg)
@@ -147,8 +147,7 @@ func (p *Pool) Run(ctx context.Context) error {
 // band and in turn between agents (pipeline/fair), until the puller is done
 // (pulling ends) and the queue is empty, or work ends (drained past
 // DrainTimeout). Thoughts taken after ctx ends are given back at once.
-func (p *Pool) dispatch(ctx, work, pulling context.Context, buf pulled, inflight *sync.WaitGroup) {
-	queue := buf.queue
+func (p *Pool) dispatch(ctx, work, pulling context.Context, queue *fair.Queue[*delivery], inflight *sync.WaitGroup) {
 	for {
 		if p.limit.Acquire(work) != nil {
 			return // drained past DrainTimeout
@@ -160,7 +159,6 @@ func (p *Pool) dispatch(ctx, work, pulling context.Context, buf pulled, inflight
 				return
 			}
 		}
-		buf.took()
 		if ctx.Err() != nil { // pulled while stopping: give it back at once
 			p.giveBack(d.msg)
 			p.limit.Release(0)

@@ -54,38 +54,18 @@ func (s *source) stop() {
 	s.it.Stop()
 }
 
-// pulled is what the pool holds of what it pulled: the fair queue, and
-// freed, signalled when dispatch takes a thought from it (a fetcher waits
-// on it for room).
-type pulled struct {
-	queue *fair.Queue[*delivery]
-	freed chan struct{}
-}
-
-func newPulled(capacity int) pulled {
-	return pulled{queue: fair.NewQueue[*delivery](capacity), freed: make(chan struct{}, 1)}
-}
-
-// took tells a waiting fetcher that the queue has room again.
-func (b pulled) took() {
-	select {
-	case b.freed <- struct{}{}:
-	default:
-	}
-}
-
-// open sets the pool's consumer up and starts pulling into buf. When the
-// stream was deleted as the pool started, it waits for the guard to set it
-// up again, as a running pool does.
-func (p *Pool) open(ctx context.Context, buf pulled) (*source, error) {
+// open sets the pool's consumer up and starts pulling. When the stream was
+// deleted as the pool started, it waits for the guard to set it up again, as
+// a running pool does.
+func (p *Pool) open(ctx context.Context) (*source, error) {
 	cons, err := p.EnsureConsumer(ctx)
 	var it jetstream.MessagesContext
 	if err == nil {
-		it = p.fetcher(cons, buf)
+		it, err = p.messages(cons)
 	}
 	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 		p.log.Error().Err(err).Msg("stream missing at start; waiting for it to be set up again")
-		it, err = p.reopen(ctx, buf)
+		it, err = p.reopen(ctx)
 	}
 	if err != nil {
 		return nil, err
@@ -93,22 +73,30 @@ func (p *Pool) open(ctx context.Context, buf pulled) (*source, error) {
 	return &source{it: it}, nil
 }
 
-// fetcher pulls cons's thoughts for buf: what buf's queue holds and what
-// the current request fetches stay within the pool's pull buffer (fetch.go).
-func (p *Pool) fetcher(cons jetstream.Consumer, buf pulled) jetstream.MessagesContext {
-	return newFetcher(cons, p.pullBuffer(), buf.queue.Len, buf.freed)
+// PullHeartbeat is how often the server tells a waiting pull it is still
+// there. nats.go's iterator can be left with no pull request at the server
+// while it counts one outstanding (a refill skipped while an earlier request
+// was still being sent, seen under load here with 40,000 thoughts queued:
+// num_waiting 0, num_pending 29,725, no delivery); it only asks again once
+// two heartbeats are missed. With the default (half the pull's 30 s expiry)
+// the pool stood still for 30 s; with 1 s it recovers in 2 s.
+const PullHeartbeat = time.Second
+
+// messages starts pulling cons's thoughts, up to the pool's pull buffer at once.
+func (p *Pool) messages(cons jetstream.Consumer) (jetstream.MessagesContext, error) {
+	return cons.Messages(jetstream.PullMaxMessages(p.pullBuffer()), jetstream.PullHeartbeat(PullHeartbeat))
 }
 
 // reopen sets the pool's consumer up again, once a second until it can (the
 // Guard sets a deleted stream up again) or ctx ends.
-func (p *Pool) reopen(ctx context.Context, buf pulled) (jetstream.MessagesContext, error) {
+func (p *Pool) reopen(ctx context.Context) (jetstream.MessagesContext, error) {
 	everySecond := retry.Policy{Initial: time.Second, Max: time.Second, Multiplier: 1}
 	it, err := retry.Do(ctx, everySecond, func() (jetstream.MessagesContext, error) {
 		cons, err := p.js.CreateOrUpdateConsumer(ctx, StreamThoughts, p.consumerConfig(ctx))
 		if err != nil {
 			return nil, err
 		}
-		return p.fetcher(cons, buf), nil
+		return p.messages(cons)
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -140,11 +128,10 @@ func (p *Pool) drain(ctx, work context.Context, src *source, cancelWork context.
 }
 
 // watchConsumer looks every 2 s whether the pool's consumer is still there:
-// a fetcher that was waiting for room in the queue, not at the server, when
-// the consumer was deleted hears of it only at its next request, so it
-// stops the fetcher and the puller sets the consumer up again. Every 10 s,
-// an adaptive pool's MaxAckPending follows the live limits. It returns when
-// ctx ends.
+// a pull that was not waiting when the consumer was deleted hears of it only
+// at its next heartbeat, so it stops the iterator and the puller sets the
+// consumer up again. Every 10 s, an adaptive pool's MaxAckPending follows
+// the live limits. It returns when ctx ends.
 func (p *Pool) watchConsumer(ctx context.Context, src *source) {
 	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
@@ -171,7 +158,7 @@ func (p *Pool) watchConsumer(ctx context.Context, src *source) {
 // kept alive by the heartbeats while it waits; a thought this stage has
 // nothing to do with is acked at once. It sets the consumer up again when it
 // is gone, and naks what it pulls after ctx ends.
-func (p *Pool) pull(ctx, work context.Context, src *source, buf pulled) {
+func (p *Pool) pull(ctx, work context.Context, src *source, queue *fair.Queue[*delivery]) {
 	for {
 		cur := src.current()
 		msg, err := cur.Next()
@@ -183,7 +170,7 @@ func (p *Pool) pull(ctx, work context.Context, src *source, buf pulled) {
 				// The consumer is gone (its stream was deleted?): set it up again.
 				p.log.Error().Err(err).Msg("consumer gone; setting it up again")
 				cur.Stop()
-				next, rerr := p.reopen(ctx, buf)
+				next, rerr := p.reopen(ctx)
 				if rerr != nil {
 					return // ctx ended
 				}
@@ -202,7 +189,7 @@ func (p *Pool) pull(ctx, work context.Context, src *source, buf pulled) {
 			continue
 		}
 		if d := p.read(msg); d != nil {
-			p.enqueue(work, buf.queue, d)
+			p.enqueue(work, queue, d)
 		}
 	}
 }

@@ -128,7 +128,10 @@ func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]i
 		if err != nil {
 			return err
 		}
-		it := consumers.NewFetcher(cons, 1024) // a default pool's pull
+		it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(consumers.PullHeartbeat)) // a default pool's pull
+		if err != nil {
+			return err
+		}
 		context.AfterFunc(ctx, it.Stop)
 		outputs := floorOutputs{output: make([]byte, max(sizes[string(stage)], 1))}
 		if n := sizes[transcriptKey]; n > 0 && stage == pipeline.StageTribunal {
@@ -141,7 +144,7 @@ func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]i
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					return
 				}
-				if err != nil { // a failed request: the next Next asks again, as a pool's puller lets it
+				if err != nil { // a missed heartbeat: the iterator asks again, as a pool's puller lets it
 					continue
 				}
 				slots <- struct{}{}
