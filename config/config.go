@@ -157,8 +157,10 @@ type Config struct {
 	// The streams' bounds; what each does when full is in docs/operations.md.
 	// The defaults are consumers.Default*MaxBytes and DefaultDLQMaxAge.
 	ThoughtsMaxBytes ByteSize `env:"NOESIS_STREAM_THOUGHTS_MAX_BYTES" envDefault:"1GiB"`
-	// AgentMaxThoughts bounds one agent's thoughts held in NOESIS_THOUGHTS.
-	AgentMaxThoughts int64         `env:"NOESIS_AGENT_MAX_THOUGHTS" envDefault:"100000"`
+	// AgentMaxThoughts bounds one agent's thoughts held in NOESIS_THOUGHTS;
+	// 0: as many of the largest thoughts as fill an eighth of the stream
+	// (consumers.StreamsConfig), 1,820 with the defaults.
+	AgentMaxThoughts int64         `env:"NOESIS_AGENT_MAX_THOUGHTS" envDefault:"0"`
 	OutputsMaxBytes  ByteSize      `env:"NOESIS_STREAM_OUTPUTS_MAX_BYTES" envDefault:"1GiB"`
 	DLQMaxBytes      ByteSize      `env:"NOESIS_STREAM_DLQ_MAX_BYTES" envDefault:"256MiB"`
 	DLQMaxAge        time.Duration `env:"NOESIS_STREAM_DLQ_MAX_AGE" envDefault:"168h"`

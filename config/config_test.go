@@ -246,3 +246,22 @@ func TestStreamsAreBoundedByDefault(t *testing.T) {
 		t.Errorf("streams %+v", sc)
 	}
 }
+
+// One agent's share of NOESIS_THOUGHTS by default is as many of the largest
+// thoughts as fill an eighth of the stream (docs/configuration.md), not a
+// count under which one agent could fill it: 100,000 let a hostile agent
+// fill the 1 GiB with 14,643 thoughts of 72 KiB.
+func TestOneAgentHoldsAnEighthOfTheThoughtsByDefault(t *testing.T) {
+	defaults := config.Defaults()
+	for _, s := range consumers.StreamConfigs(defaults.Streams()) {
+		if s.Name != consumers.StreamThoughts {
+			continue
+		}
+		largest := int64(defaults.MaxThoughtBytes + consumers.ThoughtHeaderAllowance)
+		if got := s.MaxMsgsPerSubject; got != 1820 || got*largest > s.MaxBytes/8 {
+			t.Fatalf("one agent may hold %d thoughts of up to %d B in a %d B stream; want 1,820, an eighth of it", got, largest, s.MaxBytes)
+		}
+		return
+	}
+	t.Fatal("no thoughts stream")
+}
