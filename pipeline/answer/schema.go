@@ -45,11 +45,17 @@ func Schema() json.RawMessage { return schema }
 // wrapping ErrUnparseable: it may be text from a provider that ignored the
 // schema, for Read to read.
 func ReadSchema(answer string, quote Quote) (JudgeAnswer, error) {
+	return readSchemaWith(decodeSchema, answer, quote)
+}
+
+// readSchemaWith is ReadSchema reading the object with decode (the tests'
+// oracle reads it with decodeTokens alone).
+func readSchemaWith(decode func(string) (JudgeAnswer, error), answer string, quote Quote) (JudgeAnswer, error) {
 	answer = strings.TrimSpace(answer)
 	if !strings.HasPrefix(answer, "{") || !strings.HasSuffix(answer, "}") {
 		return JudgeAnswer{}, fmt.Errorf("%w: not one JSON object", ErrUnparseable)
 	}
-	a, err := decodeSchema(answer)
+	a, err := decode(answer)
 	if err != nil {
 		return JudgeAnswer{}, fmt.Errorf("%w: %w", ErrUnparseable, err)
 	}

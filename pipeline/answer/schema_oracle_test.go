@@ -1,10 +1,5 @@
 package answer
 
-import (
-	"fmt"
-	"strings"
-)
-
 // The oracle the differential tests hold the reader to
 // (schema_diff_test.go): ReadSchema as it was before scanSchema, which read
 // every answer token by token with what is now decodeTokens (unchanged; its
@@ -15,18 +10,7 @@ import (
 // ReadSchemaBefore is the oracle, for the external tests.
 var ReadSchemaBefore = readSchemaBefore
 
-// readSchemaBefore is ReadSchema as it was.
+// readSchemaBefore is ReadSchema as it was: every object token by token.
 func readSchemaBefore(answer string, quote Quote) (JudgeAnswer, error) {
-	answer = strings.TrimSpace(answer)
-	if !strings.HasPrefix(answer, "{") || !strings.HasSuffix(answer, "}") {
-		return JudgeAnswer{}, fmt.Errorf("%w: not one JSON object", ErrUnparseable)
-	}
-	a, err := decodeTokens(answer)
-	if err != nil {
-		return JudgeAnswer{}, fmt.Errorf("%w: %w", ErrUnparseable, err)
-	}
-	if repeatsQuote(answer, string(quote)) {
-		return JudgeAnswer{}, fmt.Errorf("%w: the answer only repeats the thought under judgement", ErrUnparseable)
-	}
-	return a, nil
+	return readSchemaWith(decodeTokens, answer, quote)
 }
