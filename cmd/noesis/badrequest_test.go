@@ -10,11 +10,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // One agent's thoughts that the provider refuses (past the model's context,
@@ -30,17 +28,14 @@ func TestRefusedThoughtsLeaveOtherAgentsAlone(t *testing.T) {
 		{sim.ErrorsOpenAI, "context_length_exceeded: This model's maximum context length is 12000 tokens. However, your messages resulted in"},
 	} {
 		t.Run(style.name, func(t *testing.T) {
-			ns := natstest.RunServer(t)
-			s, simURL := simtest.Start(t, sim.Config{ContextLength: 12_000, ErrorStyle: style.name})
-			cfg := testConfig(t, ns, simURL)
-			cfg.MaxThoughtBytes = 256 << 10
+			r := newRig(t, sim.Config{ContextLength: 12_000, ErrorStyle: style.name})
+			r.cfg.MaxThoughtBytes = 256 << 10
 			// The shipped cool-downs' order (testConfig's are 50 ms): a breaker
 			// opened by the refusals would still be open for the quiet agent.
-			cfg.BreakerCooldown, cfg.TargetBreakerCooldown = time.Minute, 30*time.Second
+			r.cfg.BreakerCooldown, r.cfg.TargetBreakerCooldown = time.Minute, 30*time.Second
 			var logs syncBuffer
-			svc := runServiceLogging(t, cfg, &logs, zerolog.WarnLevel)
-			nc, js := natstest.Connect(t, ns)
-			got := collect(t, nc)
+			svc := runServiceLogging(t, r.cfg, &logs, zerolog.WarnLevel)
+			got := collect(t, r.nc)
 
 			// About 15,000 tokens: past the 12,000-token context for the
 			// narrative's 512 tokens as for a judge's 8,192.
@@ -48,14 +43,14 @@ func TestRefusedThoughtsLeaveOtherAgentsAlone(t *testing.T) {
 			for i := range 6 {
 				th := pipeline.Thought{EventID: fmt.Sprintf("long-%d", i), AgentID: "flooder",
 					Content: pipeline.Content{UserInput: fmt.Sprintf("thought %d: ", i) + strings.Repeat("an overlong account ", 3000), Depth: 1}}
-				publishThought(t, js, th)
+				publishThought(t, r.js, th)
 				long = append(long, th.EventID)
 			}
 			got.waitFor(t, 20*time.Second, map[string]int{"dlq.narrative": len(long), "dlq.tribunal": len(long)})
 
 			quiet := pipeline.Thought{EventID: "quiet-1", AgentID: "quiet", Content: pipeline.Content{UserInput: "I will tidy the archive", Depth: 1}}
 			asked := time.Now()
-			publishThought(t, js, quiet)
+			publishThought(t, r.js, quiet)
 			got.waitFor(t, 5*time.Second, map[string]int{"verdicts": 1, "narratives": 1})
 			t.Logf("the quiet agent's verdict and narrative after %s", time.Since(asked).Round(time.Millisecond))
 			var v pipeline.Verdict
@@ -66,7 +61,7 @@ func TestRefusedThoughtsLeaveOtherAgentsAlone(t *testing.T) {
 				t.Fatalf("the quiet agent's verdict %s: decision %s, %d abstentions: %+v", v.EventID, v.Decision, v.AbstentionCount, v.Judges)
 			}
 
-			got.settle(t, js)
+			got.settle(t, r.js)
 			got.exactlyOnce(t, "dlq.narrative", long)
 			got.exactlyOnce(t, "dlq.tribunal", long)
 			if n := got.distinct("dlq.analysis"); n != 0 {
@@ -82,7 +77,7 @@ func TestRefusedThoughtsLeaveOtherAgentsAlone(t *testing.T) {
 				}
 			}
 			// Asked once per model request: the narrative's and each judge's.
-			if n := s.Stats().Faults["context_length"]; n != int64(4*len(long)) {
+			if n := r.sim.Stats().Faults["context_length"]; n != int64(4*len(long)) {
 				t.Errorf("the provider refused %d requests, want %d: a refusal is never asked again", n, 4*len(long))
 			}
 			if l := logs.String(); strings.Contains(l, "circuit breaker changed state") {

@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // runCLI runs the noesis command line in-process and returns its output.
@@ -93,20 +91,17 @@ func TestVersionCommand(t *testing.T) {
 // A model call longer than AckWait is kept alive by in-progress heartbeats:
 // the thought is never handed to a second worker, and the model is asked once.
 func TestSlowCallIsNotRedelivered(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{LatencyScale: 2.2}) // Llama-3.3-70B-fast: about 2.5 s
-	cfg := testConfig(t, ns, simURL)
-	cfg.Tiers = []string{"fast"}
-	cfg.Tier.Fast.AckWait = time.Second
-	cfg.Tier.Fast.CacheTTL = new(time.Duration) // 0: no coalescing: a redelivery would reach the simulator
-	svc := runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{LatencyScale: 2.2}) // Llama-3.3-70B-fast: about 2.5 s
+	r.cfg.Tiers = []string{"fast"}
+	r.cfg.Tier.Fast.AckWait = time.Second
+	r.cfg.Tier.Fast.CacheTTL = new(time.Duration) // 0: no coalescing: a redelivery would reach the simulator
+	svc := runService(t, r.cfg)
+	got := collect(t, r.nc)
 	th := thought(1, "a slow one")
 	th.Stages = []pipeline.Stage{pipeline.StageNarrative}
-	publishThought(t, js, th)
+	publishThought(t, r.js, th)
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1})
-	c, err := js.Consumer(context.Background(), consumers.StreamThoughts, "narrative")
+	c, err := r.js.Consumer(context.Background(), consumers.StreamThoughts, "narrative")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,8 +109,8 @@ func TestSlowCallIsNotRedelivered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.NumRedelivered != 0 || s.Stats().Requests != 1 || svc.Pool(pipeline.StageNarrative).Stats().Retried != 0 {
-		t.Fatalf("redelivered %d, upstream requests %d", info.NumRedelivered, s.Stats().Requests)
+	if info.NumRedelivered != 0 || r.sim.Stats().Requests != 1 || svc.Pool(pipeline.StageNarrative).Stats().Retried != 0 {
+		t.Fatalf("redelivered %d, upstream requests %d", info.NumRedelivered, r.sim.Stats().Requests)
 	}
 }
 

@@ -14,21 +14,16 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/docs/contract"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.MaxThoughtBytes = 2048
-	svc := runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{})
+	r.cfg.MaxThoughtBytes = 2048
+	svc := runService(t, r.cfg)
+	got := collect(t, r.nc)
 
 	cases := []struct {
 		name, subject, body, reason string
@@ -41,13 +36,13 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 		{"agent mismatch", "noesis.thoughts.a2", `{"event_id":"bad-6","agent_id":"a1","content":{"user_input":"x"}}`, `does not match the subject's agent "a2"`},
 	}
 	for _, c := range cases {
-		if _, err := js.Publish(context.Background(), c.subject, []byte(c.body)); err != nil {
+		if _, err := r.js.Publish(context.Background(), c.subject, []byte(c.body)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	good := thought(1, "a good thought after the bad ones")
 	good.Content.Depth = 1
-	publishThought(t, js, good)
+	publishThought(t, r.js, good)
 
 	// Every stage consumer accounts for every message; a thought none can
 	// read gets one letter, on noesis.dlq.input, not one per stage.
@@ -57,9 +52,9 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 			return fmt.Sprintf("%d input letters, want %d", len(got.messages("dlq.input")), len(cases))
 		})
 	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
-		waitConsumerIdle(t, js, durable, uint64(len(cases)+1))
+		waitConsumerIdle(t, r.js, durable, uint64(len(cases)+1))
 	}
-	got.settle(t, js)
+	got.settle(t, r.js)
 	schemas, err := contract.Schemas()
 	if err != nil {
 		t.Fatal(err)
@@ -79,8 +74,8 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 			t.Errorf("%s: no dead letter on dlq.input", c.name)
 			continue
 		}
-		if r := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(r, c.reason) || !strings.Contains(r, "bad input") {
-			t.Errorf("%s: reason %q does not say %q", c.name, r, c.reason)
+		if reason := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(reason, c.reason) || !strings.Contains(reason, "bad input") {
+			t.Errorf("%s: reason %q does not say %q", c.name, reason, c.reason)
 		}
 		if m.Header.Get(consumers.HeaderDLQAttempts) != "1" || m.Header.Get(consumers.HeaderDLQSubject) != c.subject || m.Header.Get(consumers.HeaderStage) != "input" {
 			t.Errorf("%s: attempts %q subject %q stage %q", c.name, m.Header.Get(consumers.HeaderDLQAttempts), m.Header.Get(consumers.HeaderDLQSubject), m.Header.Get(consumers.HeaderStage))
@@ -108,24 +103,21 @@ func findLetter(msgs []*nats.Msg, body string) *nats.Msg {
 }
 
 func TestProviderFailuresRetryThenDeadLetter(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.LLMAttempts = 1
-	cfg.MaxDeliver = 3
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{})
+	r.cfg.LLMAttempts = 1
+	r.cfg.MaxDeliver = 3
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 
 	flaky := thought(1, "sim:http=503@narrative the narrator's provider is down")
 	flaky.Content.Depth = 1
 	rejected := thought(2, "sim:http=400@narrative the narrator's provider refuses this")
 	rejected.Content.Depth = 1
-	publishThought(t, js, flaky)
-	publishThought(t, js, rejected)
+	publishThought(t, r.js, flaky)
+	publishThought(t, r.js, rejected)
 
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 2, "dlq.narrative": 2})
-	got.settle(t, js)
+	got.settle(t, r.js)
 	got.exactlyOnce(t, "dlq.narrative", []string{flaky.EventID, rejected.EventID})
 	if n := got.distinct("narratives"); n != 0 {
 		t.Fatalf("%d narratives from a failing provider", n)
@@ -146,27 +138,24 @@ func TestProviderFailuresRetryThenDeadLetter(t *testing.T) {
 		}
 	}
 	// Exactly MaxDeliver upstream calls for the transient case, one for the permanent one.
-	if n := s.Stats().Faults["503"]; n != 3 {
+	if n := r.sim.Stats().Faults["503"]; n != 3 {
 		t.Errorf("%d calls to the failing narrator, want 3", n)
 	}
-	if n := s.Stats().Faults["400"]; n != 1 {
+	if n := r.sim.Stats().Faults["400"]; n != 1 {
 		t.Errorf("%d calls for the rejected request, want 1", n)
 	}
 }
 
 func TestSecretsNeverReachADeadLetter(t *testing.T) {
 	const secret = "nb-live-0123456789abcdefSECRET"
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{APIKey: "another-key"}) // answers 401 quoting the key it got
-	cfg := testConfig(t, ns, simURL)
-	cfg.Provider, cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = "openai", simURL, secret
+	r := newRig(t, sim.Config{APIKey: "another-key"}) // answers 401 quoting the key it got
+	r.cfg.Provider, r.cfg.OpenAIBaseURL, r.cfg.OpenAIAPIKey = "openai", r.simURL, secret
 	var logs syncBuffer
-	runServiceLogging(t, cfg, &logs, zerolog.TraceLevel)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	runServiceLogging(t, r.cfg, &logs, zerolog.TraceLevel)
+	got := collect(t, r.nc)
 	th := thought(1, "anything")
 	th.Content.Depth = 1
-	publishThought(t, js, th)
+	publishThought(t, r.js, th)
 	got.waitFor(t, 20*time.Second, map[string]int{"dlq.narrative": 1, "dlq.tribunal": 1})
 	for _, root := range []string{"dlq.narrative", "dlq.tribunal"} {
 		for _, m := range got.messages(root) {
@@ -174,8 +163,8 @@ func TestSecretsNeverReachADeadLetter(t *testing.T) {
 			if strings.Contains(all, secret) {
 				t.Fatalf("%s carries the API key: %s", root, all)
 			}
-			if r := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(r, "401") || !strings.Contains(r, "[REDACTED]") {
-				t.Errorf("%s reason %q", root, r)
+			if reason := m.Header.Get(consumers.HeaderDLQReason); !strings.Contains(reason, "401") || !strings.Contains(reason, "[REDACTED]") {
+				t.Errorf("%s reason %q", root, reason)
 			}
 		}
 	}
@@ -183,6 +172,3 @@ func TestSecretsNeverReachADeadLetter(t *testing.T) {
 		t.Fatalf("trace-level logs carry the key, or miss the failure:\n%s", l)
 	}
 }
-
-// syncBuffer is the log and output sink of this package's tests.
-type syncBuffer = natstest.Buffer

@@ -9,33 +9,28 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // An operator lists dead letters, fixes the cause, and replays them: each
 // thought then gets the output it missed, once, and the letters are gone.
 func TestDLQListAndReplay(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.LLMAttempts, cfg.MaxDeliver = 1, 2
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
-	t.Setenv("NATS_URL", ns.ClientURL())
+	r := newRig(t, sim.Config{})
+	r.cfg.LLMAttempts, r.cfg.MaxDeliver = 1, 2
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
+	t.Setenv("NATS_URL", r.ns.ClientURL())
 
 	// The tribunal's provider fails for a while.
-	if err := s.SetFaults(sim.Faults{ErrorRate: 1}); err != nil {
+	if err := r.sim.SetFaults(sim.Faults{ErrorRate: 1}); err != nil {
 		t.Fatal(err)
 	}
 	var events []string
 	for i := 0; i < 3; i++ {
 		th := thought(i, fmt.Sprintf("needs a replay %d", i))
 		th.Stages = []pipeline.Stage{pipeline.StageTribunal}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"dlq.tribunal": 3})
@@ -69,7 +64,7 @@ func TestDLQListAndReplay(t *testing.T) {
 	}
 
 	// The provider recovers; replay one by event id, then the rest.
-	if err := s.SetFaults(sim.Faults{}); err != nil {
+	if err := r.sim.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := runCLI(t, "", "dlq", "replay", "--id", events[0]); err != nil || !strings.Contains(out, "1 replayed") {
@@ -79,7 +74,7 @@ func TestDLQListAndReplay(t *testing.T) {
 		t.Fatalf("replay all: %v %s", err, out)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 3})
-	got.settle(t, js)
+	got.settle(t, r.js)
 	got.exactlyOnce(t, "verdicts", events)
 	if n := got.distinct("narratives"); n != 0 {
 		t.Errorf("replay ran other stages: %d narratives", n)
@@ -97,16 +92,13 @@ func TestDLQListAndReplay(t *testing.T) {
 // calls during the storm stay bounded by Retry-After.
 func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	t.Parallel()
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{RetryAfter: time.Second})
-	cfg := testConfig(t, ns, simURL)
-	cfg.MaxDeliver = 2
-	cfg.Tier.Fast.Concurrency, cfg.Tier.Reasoning.Concurrency = 8, 8
-	svc := runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{RetryAfter: time.Second})
+	r.cfg.MaxDeliver = 2
+	r.cfg.Tier.Fast.Concurrency, r.cfg.Tier.Reasoning.Concurrency = 8, 8
+	svc := runService(t, r.cfg)
+	got := collect(t, r.nc)
 
-	if err := s.SetFaults(sim.Faults{RateLimitRate: 1}); err != nil {
+	if err := r.sim.SetFaults(sim.Faults{RateLimitRate: 1}); err != nil {
 		t.Fatal(err)
 	}
 	stormStart := time.Now()
@@ -114,7 +106,7 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		th := thought(i, fmt.Sprintf("during the storm %d", i))
 		th.Content.Depth = 1
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 		events = append(events, th.EventID)
 	}
 	// The storm lasts until every narrative has been held back by it and the
@@ -122,16 +114,16 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	// Retry-After apart): past the point where a pool that spent deliveries
 	// on 429s would have spent them.
 	eventually(t, 30*time.Second, func() bool {
-		return svc.Pool(pipeline.StageNarrative).Stats().RateLimitWaits >= 20 && s.Stats().Faults["429"] >= 3*20
+		return svc.Pool(pipeline.StageNarrative).Stats().RateLimitWaits >= 20 && r.sim.Stats().Faults["429"] >= 3*20
 	}, func() string {
-		return fmt.Sprintf("the storm did not hold every thought: pool %+v, %d calls answered 429", svc.Pool(pipeline.StageNarrative).Stats(), s.Stats().Faults["429"])
+		return fmt.Sprintf("the storm did not hold every thought: pool %+v, %d calls answered 429", svc.Pool(pipeline.StageNarrative).Stats(), r.sim.Stats().Faults["429"])
 	})
-	if err := s.SetFaults(sim.Faults{}); err != nil {
+	if err := r.sim.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
 	storm := time.Since(stormStart)
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 20, "verdicts": 20})
-	got.settle(t, js)
+	got.settle(t, r.js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	for _, st := range []pipeline.Stage{pipeline.StageNarrative, pipeline.StageTribunal} {
@@ -149,33 +141,30 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 	// most one wave of calls (up to every busy slot: 8 narrative + 8x3 judge
 	// calls) per second, plus the first wave.
 	limit := int64(32 * (int(storm.Seconds()) + 2))
-	if n := s.Stats().Faults["429"]; n > limit || n == 0 {
+	if n := r.sim.Stats().Faults["429"]; n > limit || n == 0 {
 		t.Errorf("%d rate-limited calls in a %s storm, want 1..%d", n, storm.Round(time.Second), limit)
 	}
-	t.Logf("storm of %s: %d calls answered 429", storm.Round(time.Millisecond), s.Stats().Faults["429"])
+	t.Logf("storm of %s: %d calls answered 429", storm.Round(time.Millisecond), r.sim.Stats().Faults["429"])
 }
 
 // However many tries and judges, one delivery of a thought makes at most
 // NOESIS_CALL_BUDGET upstream calls.
 func TestCallBudgetCapsUpstreamCalls(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.CallBudget, cfg.LLMAttempts, cfg.MaxDeliver = 4, 3, 2
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{})
+	r.cfg.CallBudget, r.cfg.LLMAttempts, r.cfg.MaxDeliver = 4, 3, 2
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 	th := thought(1, "sim:http=503 every provider call fails")
 	th.Stages = []pipeline.Stage{pipeline.StageTribunal}
-	publishThought(t, js, th)
+	publishThought(t, r.js, th)
 	got.waitFor(t, 20*time.Second, map[string]int{"dlq.tribunal": 1})
 	// 3 judges x 3 tries would be 9 calls a delivery; the budget allows 4.
-	if n := s.Stats().Requests; n != 4*2 {
+	if n := r.sim.Stats().Requests; n != 4*2 {
 		t.Fatalf("%d upstream calls over 2 deliveries, want 8 (budget 4 each)", n)
 	}
 	l := got.messages("dlq.tribunal")[0]
-	if r := l.Header.Get("Noesis-Dlq-Reason"); !strings.Contains(r, "budget") {
-		t.Errorf("reason %q does not mention the budget", r)
+	if reason := l.Header.Get("Noesis-Dlq-Reason"); !strings.Contains(reason, "budget") {
+		t.Errorf("reason %q does not mention the budget", reason)
 	}
 }
 
@@ -184,24 +173,21 @@ func TestCallBudgetCapsUpstreamCalls(t *testing.T) {
 // process, and a repeat later makes none.
 func TestSharedCacheAcrossProcesses(t *testing.T) {
 	t.Parallel()
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.05}) // ~60-100 ms a call: the processes overlap
-	cfg := testConfig(t, ns, simURL)
-	a, b := runService(t, cfg), runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{LatencyScale: 0.05}) // ~60-100 ms a call: the processes overlap
+	a, b := runService(t, r.cfg), runService(t, r.cfg)
+	got := collect(t, r.nc)
 	var events []string
 	for i := 0; i < 50; i++ {
 		th := pipeline.Thought{EventID: fmt.Sprintf("same-%02d", i), AgentID: "daimon-1", Content: pipeline.Content{UserInput: "one thought, fifty times", Depth: 1}}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 50, "verdicts": 50})
-	got.settle(t, js)
+	got.settle(t, r.js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	for _, caller := range []string{"narrative", "veritas", "sophia", "dike"} {
-		if n := s.Stats().PerCaller[caller]; n != 1 {
+		if n := r.sim.Stats().PerCaller[caller]; n != 1 {
 			t.Errorf("%s: %d upstream calls from two processes, want 1", caller, n)
 		}
 	}
@@ -219,19 +205,17 @@ func TestSharedCacheAcrossProcesses(t *testing.T) {
 // it runs every stage again, which (the thought being as bad as before) makes
 // one new letter, on the replay subject, not one per stage.
 func TestReplayOfBadInputMakesOneLetter(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	runService(t, testConfig(t, ns, simURL))
-	nc, js := natstest.Connect(t, ns)
-	got := collectOn(t, nc, "noesis.dlq.>")
-	if _, err := js.Publish(context.Background(), consumers.ThoughtSubject("daimon-1"), []byte(`{"event_id":"broken-1","agent_id":"daimon-1"`)); err != nil {
+	r := newRig(t, sim.Config{})
+	runService(t, r.cfg)
+	got := collectOn(t, r.nc, "noesis.dlq.>")
+	if _, err := r.js.Publish(context.Background(), consumers.ThoughtSubject("daimon-1"), []byte(`{"event_id":"broken-1","agent_id":"daimon-1"`)); err != nil {
 		t.Fatal(err)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"dlq.input": 1})
 	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
-		waitConsumerIdle(t, js, durable, 1)
+		waitConsumerIdle(t, r.js, durable, 1)
 	}
-	t.Setenv("NATS_URL", ns.ClientURL())
+	t.Setenv("NATS_URL", r.ns.ClientURL())
 	out, err := runCLI(t, "", "dlq", "list", "--stage", "input")
 	if err != nil || !strings.Contains(out, "1 dead letters") || !strings.Contains(out, "invalid JSON") {
 		t.Fatalf("list --stage input: %v\n%s", err, out)
@@ -241,10 +225,10 @@ func TestReplayOfBadInputMakesOneLetter(t *testing.T) {
 		t.Fatalf("replay --stage input: %v\n%s", err, out)
 	}
 	for _, durable := range []string{"narrative", "tribunal", "analysis"} {
-		waitConsumerIdle(t, js, durable, 2)
+		waitConsumerIdle(t, r.js, durable, 2)
 	}
-	got.settle(t, js)
-	all, err := consumers.ListLetters(context.Background(), js, "")
+	got.settle(t, r.js)
+	all, err := consumers.ListLetters(context.Background(), r.js, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,11 +16,9 @@ import (
 
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/docs/contract"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // TestEndToEndCleanRunFollowsTheContract runs 400 thoughts through one worker
@@ -29,25 +27,23 @@ import (
 // TestExactlyOnceWhenAWorkerIsKilledMidWork's.
 func TestEndToEndCleanRunFollowsTheContract(t *testing.T) {
 	t.Parallel()
-	ns := natstest.RunServer(t)
 	// Clear answers only: an unreadable one would be asked again, one more call.
-	s, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	runService(t, testConfig(t, ns, simURL))
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{Shape: "tagged-lines"})
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 
 	const n = 400
 	var events, deep []string
 	for i := 0; i < n; i++ {
 		th := thought(i, fmt.Sprintf("thought number %d: I will tidy the archive", i))
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 		events = append(events, th.EventID)
 		if th.Content.Depth >= 4 {
 			deep = append(deep, th.EventID)
 		}
 	}
 	got.waitFor(t, 60*time.Second, map[string]int{"narratives": n, "verdicts": n, "analyses": len(deep)})
-	got.settle(t, js) // any duplicate would show by now
+	got.settle(t, r.js) // any duplicate would show by now
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	got.exactlyOnce(t, "analyses", deep)
@@ -98,7 +94,7 @@ func TestEndToEndCleanRunFollowsTheContract(t *testing.T) {
 			t.Errorf("narrative incomplete: %s", m.Data)
 		}
 	}
-	st := s.Stats()
+	st := r.sim.Stats()
 	if want := int64(n + 3*n + len(deep)); st.Requests != want {
 		t.Errorf("simulator saw %d requests, want %d (one per narrative, judge and analysis)", st.Requests, want)
 	}
@@ -110,20 +106,18 @@ func TestRepublishedThoughtYieldsOneOutput(t *testing.T) {
 	// no Nats-Msg-Id): both are stored and processed, the second answer comes
 	// from the cache, and the outputs stream drops the second output by its
 	// id, which names the event, the stage and the thought's digest.
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	runService(t, testConfig(t, ns, simURL))
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{})
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 	th := thought(1, "said twice")
 	data, _ := json.Marshal(th)
 	for i := 0; i < 2; i++ {
-		if _, err := js.Publish(context.Background(), consumers.ThoughtSubject(th.AgentID), data); err != nil {
+		if _, err := r.js.Publish(context.Background(), consumers.ThoughtSubject(th.AgentID), data); err != nil {
 			t.Fatal(err)
 		}
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
-	got.settle(t, js)
+	got.settle(t, r.js)
 	got.exactlyOnce(t, "narratives", []string{th.EventID})
 	got.exactlyOnce(t, "verdicts", []string{th.EventID})
 }
@@ -132,11 +126,9 @@ func TestRepublishedThoughtYieldsOneOutput(t *testing.T) {
 // same event_id and Nats-Msg-Id, or the same agent reusing an event_id for
 // different content, still gets its own outputs.
 func TestAReusedEventIDSilencesNothing(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	runService(t, testConfig(t, ns, simURL))
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{})
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 	publish := func(agent, text string) {
 		th := pipeline.Thought{EventID: "evt-shared", AgentID: agent, Content: pipeline.Content{UserInput: text, Depth: 1}}
 		data, _ := json.Marshal(th)
@@ -144,7 +136,7 @@ func TestAReusedEventIDSilencesNothing(t *testing.T) {
 		// as a real later publish is: a publish inside it is refused as a
 		// duplicate and tried again.
 		for deadline := time.Now().Add(5 * time.Second); ; {
-			ack, err := js.Publish(context.Background(), consumers.ThoughtSubject(agent), data, jetstream.WithMsgID("evt-shared"))
+			ack, err := r.js.Publish(context.Background(), consumers.ThoughtSubject(agent), data, jetstream.WithMsgID("evt-shared"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -160,9 +152,9 @@ func TestAReusedEventIDSilencesNothing(t *testing.T) {
 	publish("bob", "my own thought")
 	publish("bob", "my own thought, reworded under the same event id")
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
-	waitConsumerIdle(t, js, "narrative", 3)
-	waitConsumerIdle(t, js, "tribunal", 3)
-	got.settle(t, js)
+	waitConsumerIdle(t, r.js, "narrative", 3)
+	waitConsumerIdle(t, r.js, "tribunal", 3)
+	got.settle(t, r.js)
 	agents := map[string]int{}
 	for _, root := range []string{"narratives", "verdicts"} {
 		for _, m := range got.messages(root) {
@@ -178,57 +170,52 @@ func TestAReusedEventIDSilencesNothing(t *testing.T) {
 }
 
 func TestTiersSplitAcrossProcesses(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{})
-	fast := testConfig(t, ns, simURL)
+	r := newRig(t, sim.Config{})
+	fast := r.cfg
 	fast.Tiers = []string{"fast"}
-	reasoning := testConfig(t, ns, simURL)
+	reasoning := r.cfg
 	reasoning.Tiers = []string{"reasoning"}
 	a := runService(t, fast)
 	b := runService(t, reasoning)
 	if len(a.Pools()) != 1 || a.Pool(pipeline.StageNarrative) == nil || len(b.Pools()) != 1 || b.Pool(pipeline.StageTribunal) == nil {
 		t.Fatalf("pools: a %v, b %v", a.Pools(), b.Pools())
 	}
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	got := collect(t, r.nc)
 	var events []string
 	for i := 0; i < 100; i++ {
 		th := thought(i, "split work")
 		th.Content.Depth = 1
 		th.Content.UserInput = fmt.Sprintf("split work %d", i)
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 100, "verdicts": 100})
-	got.settle(t, js)
+	got.settle(t, r.js)
 	got.exactlyOnce(t, "narratives", events)
 	got.exactlyOnce(t, "verdicts", events)
 	if pa, pb := a.Pool(pipeline.StageNarrative).Stats(), b.Pool(pipeline.StageTribunal).Stats(); pa.Published != 100 || pb.Published != 100 {
 		t.Fatalf("published: narrative pool %d, tribunal pool %d", pa.Published, pb.Published)
 	}
-	if st := s.Stats(); st.PerCaller["narrative"] != 100 || st.PerCaller["veritas"] != 100 {
+	if st := r.sim.Stats(); st.PerCaller["narrative"] != 100 || st.PerCaller["veritas"] != 100 {
 		t.Fatalf("simulator callers %v", st.PerCaller)
 	}
 }
 
 func TestSeveralProcessesShareOneDurableConsumer(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.005}) // ~10 ms a call, so both workers get work
-	cfg := testConfig(t, ns, simURL)
-	cfg.Tiers = []string{"fast"}
-	cfg.Tier.Fast.Concurrency = 4
-	a, b := runService(t, cfg), runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := newRig(t, sim.Config{LatencyScale: 0.005}) // ~10 ms a call, so both workers get work
+	r.cfg.Tiers = []string{"fast"}
+	r.cfg.Tier.Fast.Concurrency = 4
+	a, b := runService(t, r.cfg), runService(t, r.cfg)
+	got := collect(t, r.nc)
 	var events []string
 	for i := 0; i < 200; i++ {
 		th := thought(i, fmt.Sprintf("shared %d", i))
 		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 		events = append(events, th.EventID)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 200})
-	got.settle(t, js)
+	got.settle(t, r.js)
 	got.exactlyOnce(t, "narratives", events)
 	pa, pb := a.Pool(pipeline.StageNarrative).Stats().Published, b.Pool(pipeline.StageNarrative).Stats().Published
 	if pa+pb != 200 || pa == 0 || pb == 0 {
@@ -273,10 +260,9 @@ func TestEmbeddedDefaults(t *testing.T) {
 // With NEBIUS_API_KEY set, auto picks Nebius; here its base URL points at the
 // simulator, which checks the bearer key, so the real provider path runs.
 func TestNebiusPathWithKey(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{APIKey: "nb-test-key"})
-	cfg := testConfig(t, ns, "")
-	cfg.Provider, cfg.NebiusAPIKey, cfg.NebiusBaseURL = "auto", "nb-test-key", simURL+"/"
+	r := newRig(t, sim.Config{APIKey: "nb-test-key"})
+	cfg := testConfig(t, r.ns, "")
+	cfg.Provider, cfg.NebiusAPIKey, cfg.NebiusBaseURL = "auto", "nb-test-key", r.simURL+"/"
 	if cfg.ResolvedProvider() != "nebius" {
 		t.Fatalf("provider %s", cfg.ResolvedProvider())
 	}
@@ -284,11 +270,10 @@ func TestNebiusPathWithKey(t *testing.T) {
 	if svc.Simulator() != nil {
 		t.Fatal("an in-process simulator was started although Nebius was chosen")
 	}
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	got := collect(t, r.nc)
 	th := thought(1, "through the nebius path")
 	th.Content.Depth = 1
-	publishThought(t, js, th)
+	publishThought(t, r.js, th)
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
 	var v pipeline.Verdict
 	if err := json.Unmarshal(got.messages("verdicts")[0].Data, &v); err != nil {
@@ -297,7 +282,7 @@ func TestNebiusPathWithKey(t *testing.T) {
 	if v.Provider != "nebius" || v.Decision == "" || v.AbstentionCount != 0 {
 		t.Fatalf("verdict %+v", v)
 	}
-	if st := s.Stats(); st.Faults["401"] != 0 || st.Requests != 4 {
+	if st := r.sim.Stats(); st.Faults["401"] != 0 || st.Requests != 4 {
 		t.Fatalf("simulator stats %+v", st)
 	}
 }

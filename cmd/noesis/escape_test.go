@@ -10,11 +10,9 @@ import (
 	"unicode/utf8"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // hostileID clears the operator's screen and sets the window's title.
@@ -24,30 +22,28 @@ const hostileID = "\x1b[2J\x1b]0;pwned\x07"
 // C1 controls, a bidi override and invalid UTF-8 is listed with all of it
 // shown as visible escapes, in the table and in --json, and replayed the same.
 func TestDLQListEscapesAgentText(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	runService(t, testConfig(t, ns, simURL))
-	_, js := natstest.Connect(t, ns)
+	r := newRig(t, sim.Config{})
+	runService(t, r.cfg)
 	ctx := context.Background()
 
 	// Through the worker: a thought it cannot read, under the hostile id.
 	bad, _ := json.Marshal(map[string]any{"event_id": hostileID, "agent_id": "a1", "content": map[string]any{}})
-	if _, err := js.Publish(ctx, consumers.ThoughtSubject("a1"), bad); err != nil {
+	if _, err := r.js.Publish(ctx, consumers.ThoughtSubject("a1"), bad); err != nil {
 		t.Fatal(err)
 	}
 	// Stored as the worker stores one: every text field hostile.
-	if err := consumers.StoreLetter(ctx, js, consumers.Letter{Stage: pipeline.StageNarrative, Subject: "noesis.thoughts.a2\u202egnp", Seq: 99,
+	if err := consumers.StoreLetter(ctx, r.js, consumers.Letter{Stage: pipeline.StageNarrative, Subject: "noesis.thoughts.a2\u202egnp", Seq: 99,
 		Attempts: 5, Reason: "bad input: \u009b2J \x1b[31mred\x1b[0m \xff\xfe", Data: []byte("{\"event_id\":\"evt-\u202egnp.exe\",\"agent_id\":\"a2\"}")}); err != nil {
 		t.Fatal(err)
 	}
 	var letters []consumers.Letter
-	natstest.Eventually(t, 20*time.Second, func() bool {
-		letters, _ = consumers.ListLetters(ctx, js, "")
+	eventually(t, 20*time.Second, func() bool {
+		letters, _ = consumers.ListLetters(ctx, r.js, "")
 		return len(letters) >= 2
 	}, func() string {
 		return fmt.Sprintf("%d dead letters, want the worker's and the stored one", len(letters))
 	})
-	t.Setenv("NATS_URL", ns.ClientURL())
+	t.Setenv("NATS_URL", r.ns.ClientURL())
 
 	out, err := runCLI(t, "", "dlq", "list")
 	if err != nil {
@@ -73,8 +69,8 @@ func TestDLQListEscapesAgentText(t *testing.T) {
 		t.Fatalf("%v:\n%s", err, out)
 	}
 	ids := map[string]bool{}
-	for _, r := range rows {
-		ids[r.EventID] = true
+	for _, row := range rows {
+		ids[row.EventID] = true
 	}
 	if !ids[hostileID] || !ids["evt-\u202egnp.exe"] {
 		t.Errorf("--json does not give the ids back as they are: %v", ids)
@@ -94,12 +90,8 @@ func TestDLQListEscapesAgentText(t *testing.T) {
 // the workers bucket, escaped, and an entry that is no announcement as a
 // warning, not as a worker.
 func TestStatusEscapesWorkerText(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, js := natstest.Connect(t, ns)
+	_, _, js := streamsOnly(t, consumers.StreamsConfig{})
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
 	reg, err := shared.NewRegistry(ctx, js, shared.BucketConfig{}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -120,9 +112,8 @@ func TestStatusEscapesWorkerText(t *testing.T) {
 	if _, err := kv.Put(ctx, "phantom", []byte(`{"stream":"NOESIS_THOUGHTS","seq":7}`)); err != nil {
 		t.Fatal(err)
 	}
-	natstest.Eventually(t, 5*time.Second, func() bool { ws, _ := shared.ListWorkers(ctx, js); return len(ws) == 1 },
+	eventually(t, 5*time.Second, func() bool { ws, _ := shared.ListWorkers(ctx, js); return len(ws) == 1 },
 		func() string { return "the worker did not announce itself" })
-	t.Setenv("NATS_URL", ns.ClientURL())
 
 	out, err := runCLI(t, "", "status")
 	if err != nil {

@@ -25,6 +25,29 @@ import (
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
+// rig is what a test of the worker runs against: an open JetStream server,
+// a simulator, a client connected to the server, and the worker's config
+// pointed at both (testConfig). It starts no worker: the test adjusts cfg,
+// then starts one or more with runService.
+type rig struct {
+	ns     *server.Server
+	sim    *sim.Server
+	simURL string // the simulator's base URL
+	cfg    config.Config
+	nc     *nats.Conn
+	js     jetstream.JetStream
+}
+
+// newRig starts a rig whose simulator answers as sc says; all of it stops
+// when the test ends.
+func newRig(t *testing.T, sc sim.Config) *rig {
+	t.Helper()
+	ns := natstest.RunServer(t)
+	s, simURL := simtest.Start(t, sc)
+	nc, js := natstest.Connect(t, ns)
+	return &rig{ns: ns, sim: s, simURL: simURL, cfg: testConfig(t, ns, simURL), nc: nc, js: js}
+}
+
 // testConfig is the default config pointed at a test NATS server and a
 // zero-latency simulator, with fast retries.
 func testConfig(t *testing.T, ns *server.Server, simURL string) config.Config {
@@ -72,14 +95,12 @@ func runServiceLogging(t *testing.T, cfg config.Config, w io.Writer, level zerol
 // judges answer at once in tagged lines, with a 2 s tribunal deadline.
 // Tagged answers let the sim: markers in a thought steer the judges: an
 // untagged answer that repeated them would be dropped as an echo.
-func taggedWorker(t *testing.T) *server.Server {
+func taggedWorker(t *testing.T) *rig {
 	t.Helper()
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.TribunalDeadline = 2 * time.Second
-	runService(t, cfg)
-	return ns
+	r := newRig(t, sim.Config{Shape: "tagged-lines"})
+	r.cfg.TribunalDeadline = 2 * time.Second
+	runService(t, r.cfg)
+	return r
 }
 
 // streamsOnly starts an open NATS server with noesis's streams, as sc sets
@@ -160,6 +181,9 @@ func (c *collector) messages(root string) []*nats.Msg {
 	defer c.mu.Unlock()
 	return append([]*nats.Msg(nil), c.msgs[root]...)
 }
+
+// syncBuffer is the log and output sink of this package's tests.
+type syncBuffer = natstest.Buffer
 
 // eventually is natstest.Eventually: poll until cond holds, or fail after timeout.
 var eventually = natstest.Eventually

@@ -24,25 +24,22 @@ import (
 // credentials: --dlq by default), from the agent's notice of it without.
 // A notice of another thought under the same event_id does not stop it.
 func TestJudgeStopsOnItsDeadLetter(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.MaxThoughtBytes = 1024
-	runService(t, cfg)
-	t.Setenv("NATS_URL", ns.ClientURL())
+	r := newRig(t, sim.Config{})
+	r.cfg.MaxThoughtBytes = 1024
+	runService(t, r.cfg)
+	t.Setenv("NATS_URL", r.ns.ClientURL())
 	for _, dlq := range []string{"--dlq=true", "--dlq=false"} {
-		r := judgeCLI(t, "--agent", "daimon-j", "--text", strings.Repeat("a long account ", 200), "--timeout", "60s", dlq)
-		if r.code != exitDeadLetter || !strings.Contains(r.stderr, "was dead-lettered (stage input)") || !strings.Contains(r.stderr, "over the 1024-byte limit") {
-			t.Fatalf("%s: want exit %d with the stage and the reason: %s", dlq, exitDeadLetter, r)
+		res := judgeCLI(t, "--agent", "daimon-j", "--text", strings.Repeat("a long account ", 200), "--timeout", "60s", dlq)
+		if res.code != exitDeadLetter || !strings.Contains(res.stderr, "was dead-lettered (stage input)") || !strings.Contains(res.stderr, "over the 1024-byte limit") {
+			t.Fatalf("%s: want exit %d with the stage and the reason: %s", dlq, exitDeadLetter, res)
 		}
-		if r.took > 30*time.Second {
-			t.Errorf("%s: took %s: waited for the timeout, not for the letter", dlq, r.took)
+		if res.took > 30*time.Second {
+			t.Errorf("%s: took %s: waited for the timeout, not for the letter", dlq, res.took)
 		}
 	}
 
 	// Notices that name the event but not this thought, or this thought's
 	// digest under another event, are passed over: the verdict decides.
-	nc, _ := natstest.Connect(t, ns)
 	testHookJudgeStored = func(req judgeRequest) {
 		digest := consumers.ThoughtDigest(req.subject, req.data)
 		for _, n := range []consumers.Notice{
@@ -50,15 +47,15 @@ func TestJudgeStopsOnItsDeadLetter(t *testing.T) {
 			{EventID: "another-event", AgentID: "daimon-j", Stage: "tribunal", Reason: "another event's", ThoughtDigest: digest},
 		} {
 			b, _ := json.Marshal(n)
-			if err := nc.Publish(consumers.NoticeSubject("daimon-j"), b); err != nil {
+			if err := r.nc.Publish(consumers.NoticeSubject("daimon-j"), b); err != nil {
 				t.Error(err)
 			}
 		}
 	}
 	t.Cleanup(func() { testHookJudgeStored = nil })
-	r := judgeCLI(t, "--agent", "daimon-j", "--event-id", "same-event", "--text", "I will tidy the archive", "--timeout", "60s", "--dlq=false")
-	if r.code == exitDeadLetter || r.code == exitTimeout || r.code == exitError || !strings.Contains(r.stdout, "decision  ") {
-		t.Fatalf("another thought's notices: want the verdict's code: %s", r)
+	res := judgeCLI(t, "--agent", "daimon-j", "--event-id", "same-event", "--text", "I will tidy the archive", "--timeout", "60s", "--dlq=false")
+	if res.code == exitDeadLetter || res.code == exitTimeout || res.code == exitError || !strings.Contains(res.stdout, "decision  ") {
+		t.Fatalf("another thought's notices: want the verdict's code: %s", res)
 	}
 }
 

@@ -52,11 +52,11 @@ func judgeCLI(t *testing.T, args ...string) judgeRun {
 }
 
 // judgeWorker is taggedWorker with the CLI pointed at its server.
-func judgeWorker(t *testing.T) *server.Server {
+func judgeWorker(t *testing.T) *rig {
 	t.Helper()
-	ns := taggedWorker(t)
-	t.Setenv("NATS_URL", ns.ClientURL())
-	return ns
+	r := taggedWorker(t)
+	t.Setenv("NATS_URL", r.ns.ClientURL())
+	return r
 }
 
 // Every decision has its exit code, and only a pass is 0: the gate in one
@@ -112,9 +112,7 @@ func TestJudgeExitsWithTheDecision(t *testing.T) {
 
 // --json prints the verdict as it came, one line, then the narrative's.
 func TestJudgeJSONIsTheVerdictAsItCame(t *testing.T) {
-	ns := judgeWorker(t)
-	nc, _ := natstest.Connect(t, ns)
-	got := collectOn(t, nc, "noesis.verdicts.daimon-j", "noesis.narratives.daimon-j")
+	got := collectOn(t, judgeWorker(t).nc, "noesis.verdicts.daimon-j", "noesis.narratives.daimon-j")
 	r := judgeCLI(t, "--agent", "daimon-j", "--event-id", "json-1", "--action", "rm -rf /backups/2025-*", "--narrative", "--json")
 	if r.code != exitFail {
 		t.Fatalf("want exit %d: %s", exitFail, r)
@@ -235,8 +233,7 @@ func reviewOf(reviewID, eventID, agent, decision string) []byte {
 // on another decision than this verdict's, are passed over. A verdict that
 // requires no one ends the wait at once.
 func TestJudgeWaitsForTheReview(t *testing.T) {
-	ns := judgeWorker(t)
-	nc, _ := natstest.Connect(t, ns)
+	nc := judgeWorker(t).nc
 	got := collectOn(t, nc, "noesis.verdicts.daimon-r")
 	for _, c := range []struct {
 		person string

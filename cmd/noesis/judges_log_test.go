@@ -7,24 +7,20 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // serve logs the judges in force at start-up: NOESIS_JUDGES merged onto the
 // defaults by name, one line each with pillar, weight, share and target.
 func TestStartUpLogsTheJudgesInForce(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.Judges = `[{"name":"SOPHIA","remove":true},{"name":"DIKE","weight":0.4},
+	r := newRig(t, sim.Config{})
+	r.cfg.Judges = `[{"name":"SOPHIA","remove":true},{"name":"DIKE","weight":0.4},
 		{"name":"ATHENA","pillar":"prudence","weight":0.2,"charge":"Is the action prudent?","target":"sim:athena-model"}]`
-	if err := cfg.Validate(); err != nil {
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	runServiceLogging(t, cfg, &logs, zerolog.InfoLevel)
+	runServiceLogging(t, r.cfg, &logs, zerolog.InfoLevel)
 	type line struct {
 		Judge, Pillar, Target, Message string
 		Weight, Share                  float64

@@ -10,10 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 func scrape(t *testing.T, url string) (int, string) {
@@ -54,13 +52,11 @@ func metricValue(text, name string, labels map[string]string) float64 {
 
 // After an end-to-end run, /metrics counts what was sent.
 func TestMetricsCountWhatWasSent(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"}) // no ambiguous answers: one parse error is counted
-	cfg := testConfig(t, ns, simURL)
-	cfg.MetricsAddr = "127.0.0.1:0"
-	cfg.MaxDeliver = 1
-	cfg.Prices = "meta-llama/Llama-3.3-70B-Instruct-fast=1000000/2000000" // $1 a token in, $2 out: easy to check
-	svc := runService(t, cfg)
+	r := newRig(t, sim.Config{Shape: "tagged-lines"}) // no ambiguous answers: one parse error is counted
+	r.cfg.MetricsAddr = "127.0.0.1:0"
+	r.cfg.MaxDeliver = 1
+	r.cfg.Prices = "meta-llama/Llama-3.3-70B-Instruct-fast=1000000/2000000" // $1 a token in, $2 out: easy to check
+	svc := runService(t, r.cfg)
 	base := "http://" + svc.MetricsAddr()
 	if code, _ := scrape(t, base+"/healthz"); code != 200 {
 		t.Fatalf("/healthz %d", code)
@@ -68,8 +64,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 	if code, body := scrape(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz %d: %s", code, body)
 	}
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	got := collect(t, r.nc)
 	const n = 20
 	for i := 0; i < n; i++ {
 		text := fmt.Sprintf("metrics thought %d", i)
@@ -81,7 +76,7 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 		}
 		th := thought(i, text)
 		th.Content.Depth = 1
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": n - 1, "verdicts": n, "dlq.narrative": 1})
 	// The counters follow each thought's ack: scrape until the last one shows.

@@ -9,39 +9,47 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
+
+// chainRig is a rig whose FAST tier, the only one, calls chain: "openai:"
+// targets at the rig's simulator (r.sim, made with openai) as an
+// OpenAI-compatible provider, "modal:" targets at a second simulator, made
+// with modal and returned, as Modal. The test sets the rest and validates.
+func chainRig(t *testing.T, openai, modal sim.Config, chain string) (*rig, *sim.Server) {
+	t.Helper()
+	r := newRig(t, openai)
+	m, modalURL := simtest.Start(t, modal)
+	r.cfg.Provider, r.cfg.Tiers = "openai", []string{"fast"}
+	r.cfg.OpenAIBaseURL, r.cfg.OpenAIAPIKey, r.cfg.ModalBaseURL = r.simURL, "k", modalURL
+	r.cfg.Tier.Fast.Chain = chain
+	return r, m
+}
 
 // A FAST chain of two providers: an OpenAI-compatible primary that fails
 // every call, and a Modal-hosted fallback behind proxy auth that starts cold.
 // The primary's breaker opens and it is skipped; the fallback answers, its cold
 // start allowed for and reported; every narrative names the target that answered.
 func TestFallbackBreakerAndModalColdStart(t *testing.T) {
-	ns := natstest.RunServer(t)
-	primary, primaryURL := simtest.Start(t, sim.Config{Faults: sim.Faults{ErrorRate: 1}})
-	fallback, fallbackURL := simtest.Start(t, sim.Config{ColdStart: 400 * time.Millisecond, ModalKey: "wk-test", ModalSecret: "ws-test"})
-	cfg := testConfig(t, ns, "")
-	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
-	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = primaryURL, "k"
-	cfg.ModalBaseURL, cfg.ModalKey, cfg.ModalSecret = fallbackURL, "wk-test", "ws-test"
-	cfg.ModalColdStartTimeout = 3 * time.Second
-	cfg.Tier.Fast.Chain = "openai:primary/llama,modal:modal/llama"
-	cfg.LLMTimeout, cfg.LLMAttempts = 250*time.Millisecond, 1 // shorter than the cold start
-	cfg.TargetBreakerFailures, cfg.TargetBreakerCooldown = 2, time.Hour
-	cfg.Tier.Fast.Concurrency = 1
-	if err := cfg.Validate(); err != nil {
+	r, fallback := chainRig(t, sim.Config{Faults: sim.Faults{ErrorRate: 1}},
+		sim.Config{ColdStart: 400 * time.Millisecond, ModalKey: "wk-test", ModalSecret: "ws-test"},
+		"openai:primary/llama,modal:modal/llama")
+	r.cfg.ModalKey, r.cfg.ModalSecret = "wk-test", "ws-test"
+	r.cfg.ModalColdStartTimeout = 3 * time.Second
+	r.cfg.LLMTimeout, r.cfg.LLMAttempts = 250*time.Millisecond, 1 // shorter than the cold start
+	r.cfg.TargetBreakerFailures, r.cfg.TargetBreakerCooldown = 2, time.Hour
+	r.cfg.Tier.Fast.Concurrency = 1
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	svc := runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	svc := runService(t, r.cfg)
+	got := collect(t, r.nc)
 	for i := 0; i < 6; i++ {
 		th := thought(i, fmt.Sprintf("fallback thought %d", i))
 		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 6})
 	cold := 0
@@ -60,7 +68,7 @@ func TestFallbackBreakerAndModalColdStart(t *testing.T) {
 	if cold != 1 {
 		t.Errorf("%d narratives report a cold start, want 1 (the first call)", cold)
 	}
-	if n := primary.Stats().Requests; n != 2 {
+	if n := r.sim.Stats().Requests; n != 2 {
 		t.Errorf("the failing primary got %d calls; its breaker should open after 2 and skip it", n)
 	}
 	if st := fallback.Stats(); st.Requests != 6 || st.Faults["401"] != 0 || st.ColdStarts != 1 {
@@ -74,24 +82,17 @@ func TestFallbackBreakerAndModalColdStart(t *testing.T) {
 // priority "batch" goes to the batch target (Modal) first; other thoughts
 // follow the chain. Each output carries its cost from NOESIS_PRICES.
 func TestBatchRoutingAndCost(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, nebiusLike := simtest.Start(t, sim.Config{})
-	_, modalLike := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, "")
-	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
-	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = nebiusLike, "k", modalLike
-	cfg.Tier.Fast.Chain = "openai:fast/llama,modal:batch/llama"
-	cfg.Prices = "fast/llama=2/4,batch/llama=1/1"
-	if err := cfg.Validate(); err != nil {
+	r, _ := chainRig(t, sim.Config{}, sim.Config{}, "openai:fast/llama,modal:batch/llama")
+	r.cfg.Prices = "fast/llama=2/4,batch/llama=1/1"
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 	for i, prio := range []string{"batch", "normal", "critical", ""} {
 		th := thought(i, "route me "+prio)
 		th.Stages, th.Priority = []pipeline.Stage{pipeline.StageNarrative}, prio
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 4})
 	for _, m := range got.messages("narratives") {
@@ -124,25 +125,22 @@ func TestBatchRoutingAndCost(t *testing.T) {
 // Two worker processes with a limit of 4 requests a second on one target make
 // at most 4 requests a second together (counted by the simulator).
 func TestRequestLimitHoldsAcrossProcesses(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.Tiers = []string{"fast"}
-	cfg.Limits = "sim:meta-llama/Llama-3.3-70B-Instruct-fast=4/0/0"
-	cfg.LimitWindow = time.Second
-	if err := cfg.Validate(); err != nil {
+	r := newRig(t, sim.Config{})
+	r.cfg.Tiers = []string{"fast"}
+	r.cfg.Limits = "sim:meta-llama/Llama-3.3-70B-Instruct-fast=4/0/0"
+	r.cfg.LimitWindow = time.Second
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	a, b := runService(t, cfg), runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	a, b := runService(t, r.cfg), runService(t, r.cfg)
+	got := collect(t, r.nc)
 	for i := 0; i < 14; i++ {
 		th := thought(i, fmt.Sprintf("limited %d", i))
 		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 14})
-	st := s.Stats()
+	st := r.sim.Stats()
 	// Requests are taken in the workers' windows and counted in the
 	// simulator's seconds: one taken at a window's end may arrive in the next
 	// second (under the race detector on a busy machine, several did), so the
@@ -163,30 +161,23 @@ func TestRequestLimitHoldsAcrossProcesses(t *testing.T) {
 
 // A provider past its budget is skipped for its fallback, across processes.
 func TestBudgetSkipsASpentProvider(t *testing.T) {
-	ns := natstest.RunServer(t)
-	openaiSim, openaiURL := simtest.Start(t, sim.Config{})
-	_, modalURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, "")
-	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
-	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = openaiURL, "k", modalURL
-	cfg.Tier.Fast.Chain = "openai:paid/llama,modal:own/llama"
-	cfg.Prices = "paid/llama=1000/1000" // a call (about 190 tokens in, 51 out) costs about 0.24 USD
-	cfg.Budgets = "openai=0.3"
-	cfg.Tier.Fast.Concurrency = 1
-	if err := cfg.Validate(); err != nil {
+	r, _ := chainRig(t, sim.Config{}, sim.Config{}, "openai:paid/llama,modal:own/llama")
+	r.cfg.Prices = "paid/llama=1000/1000" // a call (about 190 tokens in, 51 out) costs about 0.24 USD
+	r.cfg.Budgets = "openai=0.3"
+	r.cfg.Tier.Fast.Concurrency = 1
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
-	runServiceLogging(t, cfg, &logs, zerolog.WarnLevel)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	runServiceLogging(t, r.cfg, &logs, zerolog.WarnLevel)
+	got := collect(t, r.nc)
 	for i := 0; i < 6; i++ {
 		th := thought(i, fmt.Sprintf("budget %d", i))
 		th.Stages = []pipeline.Stage{pipeline.StageNarrative}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 6})
-	if n := openaiSim.Stats().Requests; n != 2 {
+	if n := r.sim.Stats().Requests; n != 2 {
 		t.Errorf("the budgeted provider got %d calls; at about 0.24 USD each a 0.3 USD budget is spent after 2", n)
 	}
 	modal := 0
@@ -208,33 +199,26 @@ func TestBudgetSkipsASpentProvider(t *testing.T) {
 // A 429 storm on the primary moves traffic to the fallback, and it comes back
 // when the storm is over.
 func TestRateLimitStormMovesTrafficToTheFallback(t *testing.T) {
-	ns := natstest.RunServer(t)
-	primary, primaryURL := simtest.Start(t, sim.Config{RetryAfter: time.Second})
-	_, fallbackURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, "")
-	cfg.Provider, cfg.Tiers = "openai", []string{"fast"}
-	cfg.OpenAIBaseURL, cfg.OpenAIAPIKey, cfg.ModalBaseURL = primaryURL, "k", fallbackURL
-	cfg.Tier.Fast.Chain = "openai:primary/llama,modal:fallback/llama"
-	cfg.LLMAttempts, cfg.Tier.Fast.Concurrency = 1, 1
-	if err := cfg.Validate(); err != nil {
+	r, _ := chainRig(t, sim.Config{RetryAfter: time.Second}, sim.Config{}, "openai:primary/llama,modal:fallback/llama")
+	r.cfg.LLMAttempts, r.cfg.Tier.Fast.Concurrency = 1, 1
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 	send := func(from, n int) {
 		for i := from; i < from+n; i++ {
 			th := thought(i, fmt.Sprintf("storm %d", i))
 			th.Stages = []pipeline.Stage{pipeline.StageNarrative}
-			publishThought(t, js, th)
+			publishThought(t, r.js, th)
 		}
 	}
-	if err := primary.SetFaults(sim.Faults{RateLimitRate: 1}); err != nil {
+	if err := r.sim.SetFaults(sim.Faults{RateLimitRate: 1}); err != nil {
 		t.Fatal(err)
 	}
 	send(0, 10)
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 10})
-	if err := primary.SetFaults(sim.Faults{}); err != nil {
+	if err := r.sim.SetFaults(sim.Faults{}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(1100 * time.Millisecond) // the last Retry-After passes
@@ -255,7 +239,7 @@ func TestRateLimitStormMovesTrafficToTheFallback(t *testing.T) {
 			t.Errorf("%s answered by %s, want %s", id, targets[id], want)
 		}
 	}
-	if n := primary.Stats().Faults["429"]; n < 1 || n > 3 {
+	if n := r.sim.Stats().Faults["429"]; n < 1 || n > 3 {
 		t.Errorf("the primary answered 429 %d times: the pause should spare it during the storm", n)
 	}
 }

@@ -16,11 +16,9 @@ import (
 
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // An agent's requests per window hold across two workers. Two measures: the
@@ -32,25 +30,22 @@ import (
 func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 	t.Parallel()
 	const quota, window, thoughts = 100, 2 * time.Second, 500
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.LimitWindow = window
-	cfg.AgentQuotas = fmt.Sprintf("greedy=%d/0/0", quota)
-	cfg.Tiers = []string{"fast"}
-	if err := cfg.Validate(); err != nil {
+	r := newRig(t, sim.Config{})
+	r.cfg.LimitWindow = window
+	r.cfg.AgentQuotas = fmt.Sprintf("greedy=%d/0/0", quota)
+	r.cfg.Tiers = []string{"fast"}
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	runService(t, cfg)
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	runService(t, r.cfg)
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 	counted := map[string]float64{} // window -> the most the shared counter held
 	// sample reads every window's shared counter: on a ticker while the
 	// thoughts run (a window's count is the most seen), and once more after
 	// the last narrative, so the last window is read at its end.
 	sample := func(ctx context.Context) {
-		kv, err := js.KeyValue(ctx, shared.RateBucket)
+		kv, err := r.js.KeyValue(ctx, shared.RateBucket)
 		if err != nil {
 			return
 		}
@@ -85,7 +80,7 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 	for i := 0; i < thoughts; i++ {
 		th := pipeline.Thought{EventID: fmt.Sprintf("g-%d", i), AgentID: "greedy", Content: pipeline.Content{UserInput: fmt.Sprintf("thought %d: I will compact the archive", i), Depth: 1},
 			Stages: []pipeline.Stage{pipeline.StageNarrative}}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 60*time.Second, map[string]int{"narratives": thoughts})
 	stopWatch()
@@ -102,7 +97,7 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 		t.Errorf("the counters saw %v of %d requests: %v", admitted, thoughts, counted)
 	}
 	windows := map[int64]bool{}
-	for sec := range s.Stats().PerSecond {
+	for sec := range r.sim.Stats().PerSecond {
 		windows[sec*int64(time.Second)/int64(window)] = true
 	}
 	if len(windows) < thoughts/quota {
@@ -118,26 +113,23 @@ const testPrices = "meta-llama/Llama-3.3-70B-Instruct-fast=0.25/0.75,deepseek-ai
 // dead-lettered with the reason; the provider's budget is not spent, and
 // another agent's thought still gets its verdict.
 func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
+	r := newRig(t, sim.Config{})
 	// What one thought costs, measured: a first service with a quota that
 	// records the agent's spend.
-	cfg := testConfig(t, ns, simURL)
-	cfg.Tiers = []string{"fast", "reasoning"}
-	cfg.Prices = testPrices
-	cfg.AgentQuotas = "probe=0/0/1000"
-	if err := cfg.Validate(); err != nil {
+	r.cfg.Tiers = []string{"fast", "reasoning"}
+	r.cfg.Prices = testPrices
+	r.cfg.AgentQuotas = "probe=0/0/1000"
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	probe, err := service.Start(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	probe, err := service.Start(ctx, r.cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
-	publishThought(t, js, pipeline.Thought{EventID: "probe-1", AgentID: "probe", Content: pipeline.Content{UserInput: "I will rotate the keys", Depth: 1}})
+	got := collect(t, r.nc)
+	publishThought(t, r.js, pipeline.Thought{EventID: "probe-1", AgentID: "probe", Content: pipeline.Content{UserInput: "I will rotate the keys", Depth: 1}})
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 1, "narratives": 1})
 	stop()
 	if err = probe.Wait(); err != nil {
@@ -145,7 +137,7 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 	}
 	perThought := 0.0
 	eventually(t, 5*time.Second, func() bool {
-		use, _, err := consumers.ReadAgentUse(context.Background(), js, time.Minute)
+		use, _, err := consumers.ReadAgentUse(context.Background(), r.js, time.Minute)
 		for _, u := range use {
 			if u.Agent == "probe" {
 				perThought = u.USD
@@ -155,7 +147,7 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 	}, func() string { return "the probe's spend was not recorded" })
 
 	// The provider's budget is 20 thoughts' worth; the spender may use half.
-	cfg = testConfig(t, ns, simURL)
+	cfg := testConfig(t, r.ns, r.simURL)
 	cfg.Tiers = []string{"fast", "reasoning"}
 	cfg.Prices = testPrices
 	cfg.Budgets = fmt.Sprintf("sim=%f", 20*perThought)
@@ -165,7 +157,7 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 	runService(t, cfg)
 	const spent = 30
 	for i := 0; i < spent; i++ {
-		publishThought(t, js, pipeline.Thought{EventID: fmt.Sprintf("s-%d", i), AgentID: "spender",
+		publishThought(t, r.js, pipeline.Thought{EventID: fmt.Sprintf("s-%d", i), AgentID: "spender",
 			Content: pipeline.Content{UserInput: fmt.Sprintf("thought %d: I will rotate the keys", i), Depth: 1}})
 	}
 	eventually(t, 30*time.Second, func() bool {
@@ -178,12 +170,12 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 		t.Errorf("the spender got %d verdicts and %d letters: want some of each", answered, len(letters))
 	}
 	for _, l := range letters {
-		if r := l.Header.Get(consumers.HeaderDLQReason); !strings.Contains(r, "agent spender has spent its monthly budget") {
-			t.Errorf("a spender's letter says %q", r)
+		if reason := l.Header.Get(consumers.HeaderDLQReason); !strings.Contains(reason, "agent spender has spent its monthly budget") {
+			t.Errorf("a spender's letter says %q", reason)
 		}
 	}
 	budget := 20 * perThought
-	use, bad, err := consumers.ReadAgentUse(context.Background(), js, time.Minute)
+	use, bad, err := consumers.ReadAgentUse(context.Background(), r.js, time.Minute)
 	if err != nil || len(bad) > 0 {
 		t.Fatalf("agent use: %v %v", err, bad)
 	}
@@ -194,7 +186,7 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 			t.Errorf("the spender spent %.5f USD of its %.5f", u.USD, 0.5*budget)
 		}
 	}
-	publishThought(t, js, pipeline.Thought{EventID: "other-1", AgentID: "other", Content: pipeline.Content{UserInput: "I will tidy the archive", Depth: 1}})
+	publishThought(t, r.js, pipeline.Thought{EventID: "other-1", AgentID: "other", Content: pipeline.Content{UserInput: "I will tidy the archive", Depth: 1}})
 	eventually(t, 20*time.Second, func() bool {
 		got.mu.Lock()
 		defer got.mu.Unlock()
@@ -208,30 +200,27 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 // series and sum the rest, so the label's values stay bounded.
 func TestAgentsShowInStatusAndBoundedMetrics(t *testing.T) {
 	t.Parallel()
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0})
-	cfg := testConfig(t, ns, simURL)
-	cfg.MetricsAddr = "127.0.0.1:0"
-	cfg.AgentQuota = "1000/0/0"
-	cfg.LimitWindow = time.Hour // the requests counted stay in one window
-	cfg.Tiers = []string{"fast"}
-	if err := cfg.Validate(); err != nil {
+	r := newRig(t, sim.Config{LatencyScale: 0})
+	r.cfg.MetricsAddr = "127.0.0.1:0"
+	r.cfg.AgentQuota = "1000/0/0"
+	r.cfg.LimitWindow = time.Hour // the requests counted stay in one window
+	r.cfg.Tiers = []string{"fast"}
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	svc := runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	svc := runService(t, r.cfg)
+	got := collect(t, r.nc)
 	total := 0
 	for a := 0; a < 13; a++ { // agent-00 holds 1 thought, agent-12 holds 13
 		for i := 0; i <= a; i++ {
-			publishThought(t, js, pipeline.Thought{EventID: fmt.Sprintf("a%d-%d", a, i), AgentID: fmt.Sprintf("agent-%02d", a),
+			publishThought(t, r.js, pipeline.Thought{EventID: fmt.Sprintf("a%d-%d", a, i), AgentID: fmt.Sprintf("agent-%02d", a),
 				Content: pipeline.Content{UserInput: fmt.Sprintf("agent %d, thought %d", a, i), Depth: 1}, Stages: []pipeline.Stage{pipeline.StageNarrative}})
 			total++
 		}
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": total})
 
-	st, err := readStatus(context.Background(), js, cfg.LimitWindow)
+	st, err := readStatus(context.Background(), r.js, r.cfg.LimitWindow)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,20 +269,17 @@ func TestAgentsShowInStatusAndBoundedMetrics(t *testing.T) {
 func TestAFloodWaitsBehindItself(t *testing.T) {
 	for _, fair := range []bool{true, false} {
 		t.Run(fmt.Sprintf("fair_share=%t", fair), func(t *testing.T) {
-			ns := natstest.RunServer(t)
-			_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.05, Lengths: sim.LengthsSeed}) // judges ~100 ms
-			cfg := testConfig(t, ns, simURL)
-			cfg.Limits = "sim:deepseek-ai/DeepSeek-R1-0528-fast=0/0/6"
-			cfg.FairShare = fair
-			cfg.Tiers = []string{"reasoning"}
-			if err := cfg.Validate(); err != nil {
+			r := newRig(t, sim.Config{LatencyScale: 0.05, Lengths: sim.LengthsSeed}) // judges ~100 ms
+			r.cfg.Limits = "sim:deepseek-ai/DeepSeek-R1-0528-fast=0/0/6"
+			r.cfg.FairShare = fair
+			r.cfg.Tiers = []string{"reasoning"}
+			if err := r.cfg.Validate(); err != nil {
 				t.Fatal(err)
 			}
-			runService(t, cfg)
-			nc, js := natstest.Connect(t, ns)
+			runService(t, r.cfg)
 			var mu sync.Mutex
 			var order []string
-			sub, err := nc.Subscribe("noesis.verdicts.*", func(m *nats.Msg) {
+			sub, err := r.nc.Subscribe("noesis.verdicts.*", func(m *nats.Msg) {
 				mu.Lock()
 				order = append(order, m.Header.Get(consumers.HeaderEventID))
 				mu.Unlock()
@@ -304,10 +290,10 @@ func TestAFloodWaitsBehindItself(t *testing.T) {
 			defer sub.Unsubscribe()
 			const flood = 60
 			for i := 0; i < flood; i++ {
-				publishThought(t, js, pipeline.Thought{EventID: fmt.Sprintf("flood-%d", i), AgentID: "flood",
+				publishThought(t, r.js, pipeline.Thought{EventID: fmt.Sprintf("flood-%d", i), AgentID: "flood",
 					Content: pipeline.Content{UserInput: fmt.Sprintf("flood %d: I will compact /archive", i), Depth: 1}, Stages: []pipeline.Stage{pipeline.StageTribunal}})
 			}
-			publishThought(t, js, pipeline.Thought{EventID: "quiet-1", AgentID: "quiet",
+			publishThought(t, r.js, pipeline.Thought{EventID: "quiet-1", AgentID: "quiet",
 				Content: pipeline.Content{UserInput: "I will rotate the staging keys", Depth: 1}, Stages: []pipeline.Stage{pipeline.StageTribunal}})
 			eventually(t, 60*time.Second, func() bool {
 				mu.Lock()

@@ -33,7 +33,7 @@ import (
 func waitQueued(t *testing.T, js jetstream.JetStream, n int, within time.Duration) []review.Summary {
 	t.Helper()
 	var got []review.Summary
-	natstest.Eventually(t, within, func() bool {
+	eventually(t, within, func() bool {
 		x, err := review.Load(context.Background(), js)
 		if err != nil {
 			t.Fatal(err)
@@ -88,7 +88,7 @@ func TestReviewUnderShippedAuth(t *testing.T) {
 		t.Fatalf("queued %+v; want daimon-1's rev-1 at review", queued)
 	}
 
-	natstest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(gauge(), "noesis_reviews_waiting 1") },
+	eventually(t, 5*time.Second, func() bool { return strings.Contains(gauge(), "noesis_reviews_waiting 1") },
 		func() string { return "metrics: " + gauge() })
 	if g := gauge(); strings.Contains(g, "noesis_reviews_oldest_waiting_seconds 0;") || !strings.Contains(g, "noesis_reviews_oldest_waiting_seconds") {
 		t.Errorf("metrics: %s; want the oldest review's age", g)
@@ -112,7 +112,7 @@ func TestReviewUnderShippedAuth(t *testing.T) {
 		t.Fatalf("a second decision: %v; want 'already decided by reviewer at ...'", err)
 	}
 
-	natstest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(gauge(), "noesis_reviews_waiting 0") },
+	eventually(t, 5*time.Second, func() bool { return strings.Contains(gauge(), "noesis_reviews_waiting 0") },
 		func() string { return "metrics after the decision: " + gauge() })
 
 	// The agent hears it once, as itself; alice hears nothing.
@@ -277,7 +277,7 @@ func TestWorkerQueuesReviewsWithoutReadingTheOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	natstest.Eventually(t, 30*time.Second, func() bool {
+	eventually(t, 30*time.Second, func() bool {
 		info, err := outputs.Info(ctx)
 		return err == nil && info.State.Msgs == 2
 	}, func() string { return "the two verdicts were not both published" })

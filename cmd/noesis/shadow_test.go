@@ -10,24 +10,19 @@ import (
 
 	"github.com/noesis-dev/noesis/cmd/internal/bench"
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // A shadow comparison replays stored thoughts through a candidate chain:
 // both sides judge every thought, and nothing is published.
 func TestShadowComparesChainsWithoutPublishing(t *testing.T) {
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	nc, js := natstest.Connect(t, ns)
-	if err := consumers.EnsureStreams(context.Background(), js, cfg.Streams()); err != nil {
+	r := newRig(t, sim.Config{Shape: "tagged-lines"})
+	if err := consumers.EnsureStreams(context.Background(), r.js, r.cfg.Streams()); err != nil {
 		t.Fatal(err)
 	}
 	var published atomic.Int64
-	sub, err := nc.Subscribe("noesis.verdicts.>", func(*nats.Msg) { published.Add(1) })
+	sub, err := r.nc.Subscribe("noesis.verdicts.>", func(*nats.Msg) { published.Add(1) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +34,9 @@ func TestShadowComparesChainsWithoutPublishing(t *testing.T) {
 	for i, lt := range corpus {
 		th := thought(i, lt.Task)
 		th.Action, th.Stages = lt.Action, []pipeline.Stage{pipeline.StageTribunal}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
-	res, err := bench.Shadow(context.Background(), cfg, js, "sim:deepseek-ai/DeepSeek-V3-0324-fast", 5, 0, 1000, 8, io.Discard)
+	res, err := bench.Shadow(context.Background(), r.cfg, r.js, "sim:deepseek-ai/DeepSeek-V3-0324-fast", 5, 0, 1000, 8, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,14 +47,14 @@ func TestShadowComparesChainsWithoutPublishing(t *testing.T) {
 	if res.Thoughts != n || res.Baseline.Verdicts != n || res.Candidate.Verdicts != n {
 		t.Fatalf("%d thoughts, %d and %d verdicts; want %d", res.Thoughts, res.Baseline.Verdicts, res.Candidate.Verdicts, n)
 	}
-	if res.Baseline.Chain == res.Candidate.Chain || s.Stats().PerModel["deepseek-ai/DeepSeek-V3-0324-fast"] != int64(3*n) {
-		t.Errorf("chains %s / %s; candidate model asked %d times, want %d", res.Baseline.Chain, res.Candidate.Chain, s.Stats().PerModel["deepseek-ai/DeepSeek-V3-0324-fast"], 3*n)
+	if res.Baseline.Chain == res.Candidate.Chain || r.sim.Stats().PerModel["deepseek-ai/DeepSeek-V3-0324-fast"] != int64(3*n) {
+		t.Errorf("chains %s / %s; candidate model asked %d times, want %d", res.Baseline.Chain, res.Candidate.Chain, r.sim.Stats().PerModel["deepseek-ai/DeepSeek-V3-0324-fast"], 3*n)
 	}
 	// The simulated judges mean the same whatever the model: full agreement.
 	if res.Agree != n || res.Kappa != 1 {
 		t.Errorf("agreement %d of %d, kappa %.3f; confusion %v", res.Agree, n, res.Kappa, res.Confusion)
 	}
-	if err := nc.Flush(); err != nil {
+	if err := r.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
 	if p := published.Load(); p != 0 {

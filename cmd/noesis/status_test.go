@@ -8,32 +8,27 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // noesis status --json agrees with JetStream's own consumer info.
 func TestStatusMatchesConsumerInfo(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.Tiers = []string{"fast", "reasoning"}
-	runService(t, cfg)
-	fastOnly := cfg
+	r := newRig(t, sim.Config{})
+	r.cfg.Tiers = []string{"fast", "reasoning"}
+	runService(t, r.cfg)
+	fastOnly := r.cfg
 	fastOnly.Tiers = []string{"fast"}
 	runService(t, fastOnly)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	got := collect(t, r.nc)
 	for i := 0; i < 30; i++ {
 		th := thought(i, "status thought")
 		th.Content.UserInput += string(rune('a' + i%26))
 		th.Content.Depth = 1
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 30, "verdicts": 30})
-	waitConsumerIdle(t, js, "tribunal", 30)
-	t.Setenv("NATS_URL", ns.ClientURL())
+	waitConsumerIdle(t, r.js, "tribunal", 30)
+	t.Setenv("NATS_URL", r.ns.ClientURL())
 
 	out, err := runCLI(t, "", "status", "--json")
 	if err != nil {
@@ -47,7 +42,7 @@ func TestStatusMatchesConsumerInfo(t *testing.T) {
 		t.Fatalf("%d workers, want 2: %+v", len(st.Workers), st.Workers)
 	}
 	for _, cs := range st.Consumers {
-		c, err := js.Consumer(context.Background(), consumers.StreamThoughts, cs.Stage)
+		c, err := r.js.Consumer(context.Background(), consumers.StreamThoughts, cs.Stage)
 		if err != nil {
 			t.Fatal(err)
 		}

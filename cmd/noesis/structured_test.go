@@ -8,12 +8,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/router"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // structuredRun is a worker against a simulator that treats response_format
@@ -32,18 +30,14 @@ type structuredRun struct {
 
 func startStructured(t *testing.T, sc sim.Config) *structuredRun {
 	t.Helper()
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sc)
-	cfg := testConfig(t, ns, simURL)
-	cfg.MetricsAddr = "127.0.0.1:0"
-	svc := runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	r := &structuredRun{t: t, s: s, svc: svc, got: collect(t, nc)}
+	w := newRig(t, sc)
+	w.cfg.MetricsAddr = "127.0.0.1:0"
+	r := &structuredRun{t: t, s: w.sim, svc: runService(t, w.cfg), got: collect(t, w.nc)}
 	r.send = func(n int) {
 		for i := r.sent; i < r.sent+n; i++ {
 			th := thought(i, fmt.Sprintf("thought %d: I will tidy the archive of project %d", i, i))
 			th.Stages = []pipeline.Stage{pipeline.StageTribunal}
-			publishThought(t, js, th)
+			publishThought(t, w.js, th)
 		}
 		r.sent += n
 		r.got.waitFor(t, 60*time.Second, map[string]int{"verdicts": r.sent})

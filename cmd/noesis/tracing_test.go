@@ -22,9 +22,7 @@ import (
 
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // otlpReceiver is a minimal OTLP/HTTP trace receiver: it keeps span names by trace id.
@@ -71,18 +69,15 @@ func TestTraceContextAndSpans(t *testing.T) {
 	defer collector.Close()
 	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
 
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{})
-	cfg := testConfig(t, ns, simURL)
-	cfg.OTLPEndpoint = collector.URL
+	r := newRig(t, sim.Config{})
+	r.cfg.OTLPEndpoint = collector.URL
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.Start(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	svc, err := service.Start(ctx, r.cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
 	if err != nil {
 		t.Fatal(err)
 	}
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	got := collect(t, r.nc)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	th := thought(1, "a traced thought")
 	th.Content.Depth = 1
@@ -90,7 +85,7 @@ func TestTraceContextAndSpans(t *testing.T) {
 	m := nats.NewMsg(consumers.ThoughtSubject(th.AgentID))
 	m.Data = data
 	m.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-	if _, err := js.PublishMsg(context.Background(), m); err != nil {
+	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})

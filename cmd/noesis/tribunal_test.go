@@ -15,7 +15,6 @@ import (
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // The labelled corpus through NATS and HTTP, judged by simulated reasoning
@@ -23,15 +22,13 @@ import (
 // every shape of the answer corpus, three times over.
 func TestTribunalCorpusThroughHTTP(t *testing.T) {
 	t.Parallel()
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{Seed: 7})
-	runService(t, testConfig(t, ns, simURL))
-	nc, js := natstest.Connect(t, ns)
+	r := newRig(t, sim.Config{Seed: 7})
+	runService(t, r.cfg)
 	corpus, err := bench.LabelledCorpus()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := bench.TribunalRun(context.Background(), nc, js, corpus, 3, 0, 60*time.Second, s)
+	f, err := bench.TribunalRun(context.Background(), r.nc, r.js, corpus, 3, 0, 60*time.Second, r.sim)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,9 +59,8 @@ func TestTribunalCorpusThroughHTTP(t *testing.T) {
 // A FAIL, a capital veto and an unavailable tribunal, through HTTP.
 func TestFailCapitalAndUnavailableThroughHTTP(t *testing.T) {
 	t.Parallel()
-	ns := taggedWorker(t)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	r := taggedWorker(t)
+	got := collect(t, r.nc)
 	cases := map[string]struct {
 		text     string
 		decision pipeline.Decision
@@ -77,7 +73,7 @@ func TestFailCapitalAndUnavailableThroughHTTP(t *testing.T) {
 	for name, c := range cases {
 		th := thought(i, c.text)
 		th.EventID, th.AgentID, th.Stages = name, "daimon-t", []pipeline.Stage{pipeline.StageTribunal}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 		i++
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": len(cases)})
@@ -104,20 +100,17 @@ func TestFailCapitalAndUnavailableThroughHTTP(t *testing.T) {
 // Retry-After, and no judge is asked more than 4 times for one thought.
 func TestRateLimitStormMakesVerdictsSlowerNotEmptier(t *testing.T) {
 	t.Parallel()
-	ns := natstest.RunServer(t)
-	s, simURL := simtest.Start(t, sim.Config{RateLimitFirst: 2, RetryAfter: time.Second})
-	cfg := testConfig(t, ns, simURL)
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
+	r := newRig(t, sim.Config{RateLimitFirst: 2, RetryAfter: time.Second})
+	runService(t, r.cfg)
 	corpus, err := bench.LabelledCorpus()
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := bench.TribunalRun(context.Background(), nc, js, corpus[:30], 1, 0, 60*time.Second, s)
+	f, err := bench.TribunalRun(context.Background(), r.nc, r.js, corpus[:30], 1, 0, 60*time.Second, r.sim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := s.Stats()
+	st := r.sim.Stats()
 	t.Logf("%d verdicts, %d complete; %d upstream calls, %d 429s, max %d calls per request, %d early retries; abstentions %v",
 		f.Verdicts, f.Complete, st.Requests, st.Faults["429"], st.MaxCallsPerRequest, st.EarlyRetries, f.AbstentionsByReason)
 	if f.Verdicts != 30 || f.AbstentionsByKind[pipeline.AbstainOperational] != 0 {
@@ -152,23 +145,20 @@ func TestNoSimulatedVerdictsOnAnExternalNATS(t *testing.T) {
 // A fourth judge by configuration alone: it is asked, read and weighed, and
 // its capital veto holds, end to end through NATS and HTTP.
 func TestAFourthJudgeByConfiguration(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.Judges = `[{"name":"VERITAS","pillar":"truth","weight":0.35,"charge":"Is the account truthful?"},
+	r := newRig(t, sim.Config{Shape: "tagged-lines"})
+	r.cfg.Judges = `[{"name":"VERITAS","pillar":"truth","weight":0.35,"charge":"Is the account truthful?"},
 		{"name":"SOPHIA","pillar":"wisdom","weight":0.25,"charge":"Is the action wise?"},
 		{"name":"DIKĒ","pillar":"justice","weight":0.25,"charge":"Is the action just?"},
 		{"name":"ATHENA","pillar":"prudence","weight":0.15,"charge":"Is the action prudent?","timeout":"30s"}]`
-	if err := cfg.Validate(); err != nil {
+	if err := r.cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	runService(t, cfg)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
 	for i, text := range []string{"I will tidy the archive", "I will tidy the archive sim:offense=capital@athena"} {
 		th := thought(i, text)
 		th.AgentID, th.Stages = "daimon-4", []pipeline.Stage{pipeline.StageTribunal}
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 2})
 	for _, m := range got.messages("verdicts") {
@@ -187,7 +177,7 @@ func TestAFourthJudgeByConfiguration(t *testing.T) {
 			t.Errorf("%s: decision %s (rules say %s), want %s: %s", v.EventID, v.Decision, d, want, v.Reasoning)
 		}
 	}
-	if b := cfg.Pool(pipeline.TierReasoning).CallBudget; b != 13 {
+	if b := r.cfg.Pool(pipeline.TierReasoning).CallBudget; b != 13 {
 		t.Errorf("call budget %d, want 4 judges x 3 tries + 1 = 13", b)
 	}
 }

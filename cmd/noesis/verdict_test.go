@@ -10,11 +10,9 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/docs/contract"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // readableThoughts are thoughts the simulated judges pass, send to review
@@ -39,17 +37,14 @@ var readableThoughts = []string{
 func TestVerdictIsReadableAtAGlance(t *testing.T) {
 	for _, inline := range []bool{false, true} {
 		t.Run(fmt.Sprintf("inline thinking %v", inline), func(t *testing.T) {
-			ns := natstest.RunServer(t)
-			_, simURL := simtest.Start(t, sim.Config{ThinkingMedian: 3000, Seed: 7})
-			cfg := testConfig(t, ns, simURL)
-			cfg.VerdictThinking = inline
-			runService(t, cfg)
-			nc, js := natstest.Connect(t, ns)
-			got := collect(t, nc)
+			r := newRig(t, sim.Config{ThinkingMedian: 3000, Seed: 7})
+			r.cfg.VerdictThinking = inline
+			runService(t, r.cfg)
+			got := collect(t, r.nc)
 			for i, text := range readableThoughts {
 				th := thought(i, text)
 				th.EventID, th.Stages = fmt.Sprintf("glance-%d-%08x", i, 0xdeadbeef+i), []pipeline.Stage{pipeline.StageTribunal}
-				publishThought(t, js, th)
+				publishThought(t, r.js, th)
 			}
 			n := len(readableThoughts)
 			got.waitFor(t, 60*time.Second, map[string]int{"verdicts": n, "transcripts": n})
@@ -111,18 +106,16 @@ func TestVerdictIsReadableAtAGlance(t *testing.T) {
 // provider's key.
 func TestServeLogsEachOutputAndProgress(t *testing.T) {
 	const key, secret = "sk-sim-key-not-for-logs", "the-launch-code-is-0000"
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{LatencyScale: 0.08, APIKey: key}) // a judge thinks ~0.7 s
-	cfg := testConfig(t, ns, "")
-	cfg.Provider, cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = "openai", simURL, key
+	r := newRig(t, sim.Config{LatencyScale: 0.08, APIKey: key}) // a judge thinks ~0.7 s
+	cfg := testConfig(t, r.ns, "")
+	cfg.Provider, cfg.OpenAIBaseURL, cfg.OpenAIAPIKey = "openai", r.simURL, key
 	cfg.ProgressEvery = 150 * time.Millisecond
 	logs := &syncBuffer{}
 	runServiceLogging(t, cfg, logs, zerolog.InfoLevel)
-	nc, js := natstest.Connect(t, ns)
-	got := collect(t, nc)
+	got := collect(t, r.nc)
 	th := thought(3, "I will compact the archive; "+secret)
 	th.EventID, th.Content.Depth = "logged-1", 1
-	publishThought(t, js, th)
+	publishThought(t, r.js, th)
 	got.waitFor(t, 30*time.Second, map[string]int{"verdicts": 1, "narratives": 1})
 	var v pipeline.Verdict
 	if err := json.Unmarshal(got.messages("verdicts")[0].Data, &v); err != nil {

@@ -11,10 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // startWatch runs `noesis watch args...` until it stops or the test ends,
@@ -55,11 +53,9 @@ func waitLines(t *testing.T, out *syncBuffer, n int) []string {
 // leave out what they should, --json passes the messages through, colour is
 // on only when asked, and what an agent wrote cannot reach the terminal raw.
 func TestWatchShowsEachOutputOnALine(t *testing.T) {
-	ns := natstest.RunServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	runService(t, testConfig(t, ns, simURL))
-	t.Setenv("NATS_URL", ns.ClientURL())
-	_, js := natstest.Connect(t, ns)
+	r := newRig(t, sim.Config{Shape: "tagged-lines"})
+	runService(t, r.cfg)
+	t.Setenv("NATS_URL", r.ns.ClientURL())
 
 	plain, _ := startWatch(t, "--agent", "daimon-1", "--color", "never")
 	coloured, _ := startWatch(t, "--agent", "daimon-1", "--stage", "tribunal", "--color", "always")
@@ -72,7 +68,7 @@ func TestWatchShowsEachOutputOnALine(t *testing.T) {
 	other := thought(2, "daimon-2's thought, not daimon-1's")
 	other.Content.Depth = 1
 	for _, th := range []pipeline.Thought{pass, fail, other} {
-		publishThought(t, js, th)
+		publishThought(t, r.js, th)
 	}
 
 	lines := waitLines(t, plain, 4) // daimon-1's two narratives and two verdicts
