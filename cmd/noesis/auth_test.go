@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -52,12 +53,29 @@ func authServer(t *testing.T) (*server.Server, string, string) {
 	if _, err := runCLI(t, "", "agent", "add", "alice", "--conf", conf, "--dir", dir); err == nil {
 		t.Fatal("adding alice twice was accepted")
 	}
+	return serveConf(t, conf), dir, conf
+}
+
+// serveConf starts a server under the NATS config file conf, on a free port
+// and storing in the test's temporary directory.
+func serveConf(t *testing.T, conf string) *server.Server {
+	t.Helper()
 	opts, err := server.ProcessConfigFile(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs, opts.PidFile = server.RANDOM_PORT, t.TempDir(), true, true, ""
-	return natstest.RunServerWithOptions(t, opts), dir, conf
+	return natstest.RunServerWithOptions(t, opts)
+}
+
+// workerConfig is testConfig for a worker logged in to ns as the shipped
+// config's worker user, against a simulator answering as sc.
+func workerConfig(t *testing.T, ns *server.Server, sc sim.Config) config.Config {
+	t.Helper()
+	_, simURL := simtest.Start(t, sc)
+	cfg := testConfig(t, ns, simURL)
+	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
+	return cfg
 }
 
 // agentWorker starts a server under the shipped nats-auth.conf (authServer)
@@ -67,10 +85,7 @@ func authServer(t *testing.T) (*server.Server, string, string) {
 func agentWorker(t *testing.T) (*server.Server, string) {
 	t.Helper()
 	ns, seeds, _ := authServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
-	runService(t, cfg)
+	runService(t, workerConfig(t, ns, sim.Config{Shape: "tagged-lines"}))
 	t.Setenv("NATS_URL", ns.ClientURL())
 	return ns, seeds
 }
@@ -143,9 +158,7 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 	}
 
 	// A provider that refuses a prompt past its context, as vLLM does.
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines", ContextLength: 12_000})
-	cfg := testConfig(t, ns, simURL)
-	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
+	cfg := workerConfig(t, ns, sim.Config{Shape: "tagged-lines", ContextLength: 12_000})
 	cfg.Limits = "sim:deepseek-ai/DeepSeek-R1-0528-fast=600/0/0" // shared counters in KV
 	cfg.Budgets = "sim=100"                                      // shared spend in KV
 	cfg.AgentMaxThoughts = 30                                    // thoughts one agent may hold

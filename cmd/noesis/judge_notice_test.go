@@ -12,10 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/docs/contract"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // A thought the worker cannot read (larger than its NOESIS_MAX_THOUGHT_BYTES,
@@ -89,15 +87,8 @@ func TestHostileNoticesUnderShippedAuth(t *testing.T) {
 	ns0, seeds, conf := authServer(t)
 	ns0.Shutdown()
 	withUnfencedUser(t, conf, "alice")
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs, opts.PidFile = server.RANDOM_PORT, t.TempDir(), true, true, ""
-	ns := natstest.RunServerWithOptions(t, opts)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
+	ns := serveConf(t, conf)
+	cfg := workerConfig(t, ns, sim.Config{Shape: "tagged-lines"})
 	cfg.MaxThoughtBytes = 1024 // the CLI's is larger: its long thoughts are dead-lettered at input
 	runService(t, cfg)
 

@@ -51,9 +51,7 @@ func waitQueued(t *testing.T, js jetstream.JetStream, n int, within time.Duratio
 // worker can decide.
 func TestReviewUnderShippedAuth(t *testing.T) {
 	ns, seeds, _ := authServer(t)
-	_, simURL := simtest.Start(t, sim.Config{Shape: "tagged-lines"})
-	cfg := testConfig(t, ns, simURL)
-	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
+	cfg := workerConfig(t, ns, sim.Config{Shape: "tagged-lines"})
 	cfg.MetricsAddr = "127.0.0.1:0"
 	svc := runService(t, cfg)
 	gauge := func() string { // the review gauges' lines in /metrics
