@@ -18,12 +18,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers"
-	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 // authServer starts a server from a copy of the shipped nats-auth.conf, with
@@ -54,28 +51,6 @@ func authServer(t *testing.T) (*server.Server, string, string) {
 		t.Fatal("adding alice twice was accepted")
 	}
 	return serveConf(t, conf), dir, conf
-}
-
-// serveConf starts a server under the NATS config file conf, on a free port
-// and storing in the test's temporary directory.
-func serveConf(t *testing.T, conf string) *server.Server {
-	t.Helper()
-	opts, err := server.ProcessConfigFile(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs, opts.PidFile = server.RANDOM_PORT, t.TempDir(), true, true, ""
-	return natstest.RunServerWithOptions(t, opts)
-}
-
-// workerConfig is testConfig for a worker logged in to ns as the shipped
-// config's worker user, against a simulator answering as sc.
-func workerConfig(t *testing.T, ns *server.Server, sc sim.Config) config.Config {
-	t.Helper()
-	_, simURL := simtest.Start(t, sc)
-	cfg := testConfig(t, ns, simURL)
-	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
-	return cfg
 }
 
 // agentWorker starts a server under the shipped nats-auth.conf (authServer)

@@ -103,6 +103,28 @@ func taggedWorker(t *testing.T) *rig {
 	return r
 }
 
+// serveConf starts a server under the NATS config file conf, on a free port
+// and storing in the test's temporary directory.
+func serveConf(t *testing.T, conf string) *server.Server {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs, opts.PidFile = server.RANDOM_PORT, t.TempDir(), true, true, ""
+	return natstest.RunServerWithOptions(t, opts)
+}
+
+// workerConfig is testConfig for a worker logged in to ns as the shipped
+// config's worker user, against a simulator answering as sc.
+func workerConfig(t *testing.T, ns *server.Server, sc sim.Config) config.Config {
+	t.Helper()
+	_, simURL := simtest.Start(t, sc)
+	cfg := testConfig(t, ns, simURL)
+	cfg.NATSUser, cfg.NATSPassword = "worker", "worker-pw"
+	return cfg
+}
+
 // streamsOnly starts an open NATS server with noesis's streams, as sc sets
 // them, and no worker, and points the CLI at it (NATS_URL).
 func streamsOnly(t *testing.T, sc consumers.StreamsConfig) (*server.Server, *nats.Conn, jetstream.JetStream) {
