@@ -73,6 +73,16 @@ func runService(t *testing.T, cfg config.Config) *service.Service {
 	return runServiceLogging(t, cfg, zerolog.NewTestWriter(t), zerolog.WarnLevel)
 }
 
+// startService starts a worker that runs until ctx ends; the caller waits.
+func startService(t *testing.T, ctx context.Context, cfg config.Config) *service.Service {
+	t.Helper()
+	svc, err := service.Start(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // runServiceLogging is runService with the log written to w at level.
 func runServiceLogging(t *testing.T, cfg config.Config, w io.Writer, level zerolog.Level) *service.Service {
 	t.Helper()

@@ -12,9 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/rs/zerolog"
-
-	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
@@ -124,15 +121,12 @@ func TestAnAgentCannotSpendEveryonesBudget(t *testing.T) {
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	probe, err := service.Start(ctx, r.cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
+	probe := startService(t, ctx, r.cfg)
 	got := collect(t, r.nc)
 	publishThought(t, r.js, pipeline.Thought{EventID: "probe-1", AgentID: "probe", Content: pipeline.Content{UserInput: "I will rotate the keys", Depth: 1}})
 	got.waitFor(t, 20*time.Second, map[string]int{"verdicts": 1, "narratives": 1})
 	stop()
-	if err = probe.Wait(); err != nil {
+	if err := probe.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	perThought := 0.0

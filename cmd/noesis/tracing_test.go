@@ -14,13 +14,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace/noop"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/router/sim"
 )
@@ -73,10 +71,7 @@ func TestTraceContextAndSpans(t *testing.T) {
 	r.cfg.OTLPEndpoint = collector.URL
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.URL)
 	ctx, cancel := context.WithCancel(context.Background())
-	svc, err := service.Start(ctx, r.cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.WarnLevel))
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := startService(t, ctx, r.cfg)
 	got := collect(t, r.nc)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	th := thought(1, "a traced thought")
