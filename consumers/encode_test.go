@@ -57,6 +57,14 @@ func TestEncodeWritesWhatEncodingJSONWrites(t *testing.T) {
 		if !bytes.Equal(got, want) {
 			t.Fatalf("document %d: encode wrote\n%s\nencoding/json wrote\n%s", i, got, want)
 		}
+		got, buf, err := encodeScratch(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("document %d: encodeScratch wrote\n%s\nencoding/json wrote\n%s", i, got, want)
+		}
+		buf.release() // the next document's buffer is this one again, reset
 	}
 }
 
@@ -73,6 +81,13 @@ func BenchmarkEncodeTranscript(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			_, _ = encode(tr)
+		}
+	})
+	b.Run("encodeScratch", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_, buf, _ := encodeScratch(tr)
+			buf.release()
 		}
 	})
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/noesis-dev/noesis/consumers/setup"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/fair"
+	"github.com/noesis-dev/noesis/pipeline/stack"
 )
 
 // Pool runs one stage's workers over its durable consumer. Many pools in many
@@ -164,7 +165,10 @@ func (p *Pool) dispatch(ctx, work, pulling context.Context, queue *fair.Queue[*d
 			p.limit.Release(0)
 			continue
 		}
-		inflight.Go(func() { p.limit.Release(p.process(work, d)) })
+		inflight.Go(func() {
+			stack.Grow() // one copy now, not one at each depth the chain and the stage reach
+			p.limit.Release(p.process(work, d))
+		})
 	}
 }
 
@@ -179,14 +183,15 @@ func (p *Pool) giveBack(msg jetstream.Msg) {
 // the limit; else 0.
 func (p *Pool) process(ctx context.Context, d *delivery) time.Duration {
 	defer p.beats.remove(d.msg)
-	d.log = p.log.With().Uint64("seq", d.seq).Uint64("delivery", d.delivered).Logger()
+	lc := p.log.With().Uint64("seq", d.seq).Uint64("delivery", d.delivered)
 	if d.err != nil {
 		// The thought cannot be read, whichever stage reads it: one letter
 		// for all of them (StageInput), written by the first to get there.
+		d.log = lc.Logger()
 		p.settle(d, p.deadLetter(ctx, d, StageInput, d.err))
 		return 0
 	}
-	d.log = d.log.With().Str("event_id", d.thought.EventID).Str("agent_id", d.thought.AgentID).Logger()
+	d.log = lc.Str("event_id", d.thought.EventID).Str("agent_id", d.thought.AgentID).Logger()
 	r, _ := p.chain(ctx, d) // the error is in r.settle
 	p.settle(d, r.settle)
 	if r.settle.op != ack {

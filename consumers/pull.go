@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/pipeline"
@@ -79,8 +80,19 @@ func (p *Pool) open(ctx context.Context) (*source, error) {
 // was still being sent, seen under load here with 40,000 thoughts queued:
 // num_waiting 0, num_pending 29,725, no delivery); it only asks again once
 // two heartbeats are missed. With the default (half the pull's 30 s expiry)
-// the pool stood still for 30 s; with 1 s it recovers in 2 s.
+// the pool stood still for 30 s; with 1 s it recovered in 2 s. The puller
+// now wakes the iterator every NextWait, which sends the skipped request
+// sooner; the heartbeat stays the backstop.
 const PullHeartbeat = time.Second
+
+// NextWait is the longest the puller waits in one call of the iterator's
+// Next before it calls it again. nats.go's iterator sends its next pull
+// request only from inside Next, each time a message, a status or an error
+// wakes it, and skips it while an earlier request is still being sent; the
+// refill it skipped that way waited for the next wake-up, which with no
+// request at the server was two missed heartbeats (2 s). A Next that returns
+// after NextWait and is called again sends it then.
+const NextWait = 200 * time.Millisecond
 
 // messages starts pulling cons's thoughts, up to the pool's pull buffer at once.
 func (p *Pool) messages(cons jetstream.Consumer) (jetstream.MessagesContext, error) {
@@ -161,7 +173,10 @@ func (p *Pool) watchConsumer(ctx context.Context, src *source) {
 func (p *Pool) pull(ctx, work context.Context, src *source, queue *fair.Queue[*delivery]) {
 	for {
 		cur := src.current()
-		msg, err := cur.Next()
+		msg, err := cur.Next(jetstream.NextMaxWait(NextWait))
+		if errors.Is(err, nats.ErrTimeout) {
+			continue // nothing in NextWait: Next again, which asks again if it must
+		}
 		if err != nil {
 			if ctx.Err() != nil && errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return

@@ -28,10 +28,11 @@ func (p *Pool) publishTranscript(ctx context.Context, t *pipeline.Thought, out p
 	if !ok || tr.Transcript() == nil {
 		return nil
 	}
-	data, err := encode(tr.Transcript())
+	data, buf, err := encodeScratch(tr.Transcript())
 	if err != nil {
 		return fmt.Errorf("%w: encode transcript: %w", pipeline.ErrPermanent, err)
 	}
+	defer buf.release() // publishRetrying has returned: every try's bytes were copied
 	m := nats.NewMsg(StoreSubject(TranscriptSubject(t.AgentID)))
 	m.Data = data
 	m.Header.Set(HeaderEventID, t.EventID)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/noesis-dev/noesis/pipeline/answer"
 	"github.com/noesis-dev/noesis/pipeline/breaker"
-	"github.com/noesis-dev/noesis/pipeline/internal/stack"
+	"github.com/noesis-dev/noesis/pipeline/stack"
 )
 
 // DefaultTribunalDeadline bounds a deliberation when TribunalConfig leaves it

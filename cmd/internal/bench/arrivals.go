@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,29 @@ func (a *arrivals) lastArrival() time.Time {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.last
+}
+
+// longestPause is the longest time between two outputs arriving, any
+// stage, from the first output to the last: a pool that stands still (no
+// pull request at the server, say) shows here as a pause no latency
+// percentile names.
+func (a *arrivals) longestPause() time.Duration {
+	a.mu.Lock()
+	var all []time.Time
+	for _, slot := range a.got {
+		for _, t := range slot[a.from:] {
+			if !t.IsZero() {
+				all = append(all, t)
+			}
+		}
+	}
+	a.mu.Unlock()
+	slices.SortFunc(all, time.Time.Compare)
+	var longest time.Duration
+	for i := 1; i < len(all); i++ {
+		longest = max(longest, all[i].Sub(all[i-1]))
+	}
+	return longest
 }
 
 func (a *arrivals) close() {

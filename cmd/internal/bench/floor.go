@@ -23,8 +23,9 @@ import (
 // messages: the JetStream work noesis does for a thought, with nothing
 // between taking it and publishing its outputs.
 type FloorFigures struct {
-	Throughput     float64        `json:"throughput"` // thoughts/s with both outputs
-	Seconds        float64        `json:"seconds"`    // first publish to last output
+	Throughput     float64        `json:"throughput"`       // thoughts/s with both outputs
+	Seconds        float64        `json:"seconds"`          // first publish to last output
+	LongestPauseMs float64        `json:"longest_pause_ms"` // the longest time with no output arriving
 	Stages         []StageFigures `json:"stages"`
 	Both           StageFigures   `json:"both"`
 	NarrativeBytes int            `json:"narrative_bytes"` // the outputs' sizes, noesis's mean in the same run
@@ -115,6 +116,7 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	if s := arr.lastArrival().Sub(start).Seconds(); s > 0 {
 		f.Seconds, f.Throughput = s, float64(both.Received)/s
 	}
+	f.LongestPauseMs = ms(arr.longestPause())
 	return f, nil
 }
 
@@ -140,11 +142,11 @@ func floorWorker(ctx context.Context, js jetstream.JetStream, sizes map[string]i
 		slots := make(chan struct{}, 4096) // a default pool's most deliveries in hand
 		handlers.Go(func() {
 			for {
-				msg, err := it.Next()
+				msg, err := it.Next(jetstream.NextMaxWait(consumers.NextWait)) // as a pool's puller calls it
 				if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 					return
 				}
-				if err != nil { // a missed heartbeat: the iterator asks again, as a pool's puller lets it
+				if err != nil { // nothing within NextWait, or a missed heartbeat: Next again, which asks again if it must
 					continue
 				}
 				slots <- struct{}{}

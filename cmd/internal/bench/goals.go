@@ -160,7 +160,7 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output)\n", r.Throughput, r.Seconds)
+	fmt.Fprintf(w, "throughput: %.0f thoughts/s with both outputs (%.2f s from first publish to last output; longest pause between outputs %.0f ms)\n", r.Throughput, r.Seconds, r.LongestPauseMs)
 	if v := r.WarmupVerdicts; v != nil {
 		fmt.Fprintf(w, "warm-up: %d thoughts before these, left out of the figures; their verdicts (a cold start): p50 %.1f, p99 %.1f, max %.1f ms\n",
 			r.WarmupThoughts, v.P50ms, v.P99ms, v.MaxMs)
@@ -191,8 +191,11 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		}
 	}
 	if fl := r.ClientFloor; fl != nil {
-		fmt.Fprintf(w, "client floor (the same worker making noesis's model calls with go-openai alone): %.0f thoughts/s, verdicts p50 %.1f ms, p99 %.1f ms, both outputs p50 %.1f ms, p99 %.1f ms\n",
-			fl.Throughput, stageOf(fl.Stages, "tribunal").P50ms, stageOf(fl.Stages, "tribunal").P99ms, fl.Both.P50ms, fl.Both.P99ms)
+		fmt.Fprintf(w, "client floor (the same worker making noesis's model calls with go-openai alone): %.0f thoughts/s, verdicts p50 %.1f ms, p99 %.1f ms, both outputs p50 %.1f ms, p99 %.1f ms; longest pause %.0f ms\n",
+			fl.Throughput, stageOf(fl.Stages, "tribunal").P50ms, stageOf(fl.Stages, "tribunal").P99ms, fl.Both.P50ms, fl.Both.P99ms, fl.LongestPauseMs)
+	}
+	if fl := r.Floor; fl != nil {
+		fmt.Fprintf(w, "JetStream floor: %.0f thoughts/s; longest pause %.0f ms\n", fl.Throughput, fl.LongestPauseMs)
 	}
 	if r.CeilingPub > 0 {
 		fmt.Fprintf(w, "ceiling on the same server: nats bench js pub async %.0f msgs/s, js consume %.0f msgs/s; noesis = %.1f%% of the publish ceiling\n",

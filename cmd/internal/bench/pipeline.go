@@ -32,9 +32,10 @@ type StageFigures struct {
 type PipelineFigures struct {
 	Mode           string         `json:"mode"`
 	Thoughts       int            `json:"thoughts"`
-	OfferedRate    float64        `json:"offered_rate"` // thoughts/s, 0: as fast as possible
-	Seconds        float64        `json:"seconds"`      // first publish to last output
-	Throughput     float64        `json:"throughput"`   // thoughts/s with both outputs
+	OfferedRate    float64        `json:"offered_rate"`     // thoughts/s, 0: as fast as possible
+	Seconds        float64        `json:"seconds"`          // first publish to last output
+	Throughput     float64        `json:"throughput"`       // thoughts/s with both outputs
+	LongestPauseMs float64        `json:"longest_pause_ms"` // the longest time with no output arriving
 	Stages         []StageFigures `json:"stages"`
 	Both           StageFigures   `json:"both"` // the later of the two outputs
 	Sequential     *StageFigures  `json:"sequential,omitempty"`
@@ -217,6 +218,7 @@ func (res *PipelineFigures) measure(ctx context.Context, stack *benchStack, arr 
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Both.Received) / res.Seconds
 	}
+	res.LongestPauseMs = ms(arr.longestPause())
 	for _, pid := range stack.workerPIDs() {
 		rss := peakRSSMB(pid)
 		res.WorkerRSSMB = append(res.WorkerRSSMB, rss)
