@@ -164,6 +164,16 @@ type Config struct {
 	OutputsMaxBytes  ByteSize      `env:"NOESIS_STREAM_OUTPUTS_MAX_BYTES" envDefault:"1GiB"`
 	DLQMaxBytes      ByteSize      `env:"NOESIS_STREAM_DLQ_MAX_BYTES" envDefault:"256MiB"`
 	DLQMaxAge        time.Duration `env:"NOESIS_STREAM_DLQ_MAX_AGE" envDefault:"168h"`
+	// AgentMaxDeadLetters bounds one agent's dead letters of each kind
+	// (input, and each stage) held in NOESIS_DLQ: past it the agent's own
+	// oldest go. 0: its four kinds together fill at most an eighth of the
+	// stream at the largest letters (consumers.StreamsConfig), 97 of each
+	// with the defaults.
+	AgentMaxDeadLetters int64 `env:"NOESIS_AGENT_MAX_DEAD_LETTERS" envDefault:"0"`
+	// AgentMaxReviews bounds the reviews one agent has waiting for a person
+	// in NOESIS_REVIEWS: past it its verdicts that require one are not
+	// published and its thoughts wait. 0: review.DefaultMaxPerAgent (512).
+	AgentMaxReviews int `env:"NOESIS_AGENT_MAX_REVIEWS" envDefault:"0"`
 
 	// TranscriptsMaxBytes bounds NOESIS_TRANSCRIPTS, the verdicts'
 	// transcripts (kept NOESIS_STREAM_MAX_AGE; the oldest go first when full).

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/review"
 	"github.com/noesis-dev/noesis/modal"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router"
@@ -248,6 +249,12 @@ func (c *Config) validateStreams(p *problems) {
 	}
 	if c.AgentMaxThoughts < 0 {
 		p.bad("NOESIS_AGENT_MAX_THOUGHTS", "want 0 (an eighth of the stream at the largest thoughts) or more, got %d", c.AgentMaxThoughts)
+	}
+	if c.AgentMaxDeadLetters < 0 {
+		p.bad("NOESIS_AGENT_MAX_DEAD_LETTERS", "want 0 (an eighth of the stream at the largest letters) or more, got %d", c.AgentMaxDeadLetters)
+	}
+	if c.AgentMaxReviews < 0 {
+		p.bad("NOESIS_AGENT_MAX_REVIEWS", "want 0 (%d) or more, got %d", review.DefaultMaxPerAgent, c.AgentMaxReviews)
 	}
 	if c.AgentMaxTranscripts < 0 {
 		p.bad("NOESIS_AGENT_MAX_TRANSCRIPTS", "want 0 (%d) or more, got %d", consumers.DefaultMaxTranscriptsPerAgent, c.AgentMaxTranscripts)

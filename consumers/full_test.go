@@ -149,9 +149,10 @@ func TestAFullOutputsStreamDropsItsOldest(t *testing.T) {
 // the thought whose letter was refused is not terminated but tried again,
 // and its letter is stored once there is room.
 func TestAFullDLQKeepsItsLettersAndTheThoughtWaits(t *testing.T) {
-	ctx, js := withStreamsConfig(t, consumers.StreamsConfig{DLQMaxBytes: 4 << 10})
-	narr := runPool(t, js, consumers.PoolConfig{Stage: pipeline.StageNarrative, MaxDeliver: 100, RetryDelay: 20 * time.Millisecond}, echo(pipeline.StageNarrative))
 	const n = 8
+	// One agent's letters fill it: its bound per agent is above them.
+	ctx, js := withStreamsConfig(t, consumers.StreamsConfig{DLQMaxBytes: 4 << 10, MaxDeadLettersPerAgent: n})
+	narr := runPool(t, js, consumers.PoolConfig{Stage: pipeline.StageNarrative, MaxDeliver: 100, RetryDelay: 20 * time.Millisecond}, echo(pipeline.StageNarrative))
 	for i := 0; i < n; i++ { // bad input: an agent_id that is not its subject's
 		if _, err := js.Publish(ctx, consumers.ThoughtSubject("a1"), thoughtJSON(t, fmt.Sprint("bad-", i), "mallory", strings.Repeat("b", 700))); err != nil {
 			t.Fatal(err)

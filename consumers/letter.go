@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -89,16 +88,18 @@ const maxCopiedHeaders = 1 << 10
 // StoreLetter publishes a dead letter and waits for the DLQ stream to store
 // it. A stage's letter for a thought is stored once, whoever writes it (the
 // stage's worker, another worker after a redelivery, the reaper) and however
-// long after: each is stored under a subject of its own,
-// _noesis.store.dlq.<stage>.<thought>, which must be empty for the letter to be
-// stored (a second letter finds it taken and counts as stored). So a
-// thought that cannot be read gets one StageInput letter, not one per stage.
-// A DLQ that is full refuses the letter: the error wraps ErrStreamFull.
+// long after: within the duplicate window the stream drops a second by its
+// message id, and after it NOESIS_DLQ_KEYS says it is stored
+// (letterStored), so a second letter counts as stored. So a thought that
+// cannot be read gets one StageInput letter, not one per stage. A letter is
+// stored under LetterSubject, one subject per agent and stage, where the
+// agent's oldest letter goes once it holds its bound. A DLQ that is full
+// refuses the letter: the error wraps ErrStreamFull.
 //
 // Once the letter is stored (or found stored), the thought's agent is told,
 // on NOESIS_DLQ_NOTICES (publishNotice): an error then says the letter is
 // stored and the notice is not, and a second StoreLetter sends the notice
-// (the letter found taken), once.
+// (the letter found stored), once.
 func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 	if !letterStage(l.Stage) {
 		return fmt.Errorf("store dead letter: unknown stage %q", l.Stage)
@@ -106,7 +107,27 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 	reason := strings.NewReplacer("\r", " ", "\n", " ").Replace(l.Reason)
 	reason = clipBytes(reason, maxReasonHeaderSize)
 	key := letterKey(l)
-	m := nats.NewMsg(StoreSubject(DLQSubject(l.Stage)) + "." + key)
+	id := string(l.Stage) + ":" + key
+	stored, err := letterStored(ctx, js, l.Stage, key)
+	if err != nil {
+		return fmt.Errorf("store dead letter: %w", err)
+	}
+	if !stored {
+		if _, err := publishRetrying(ctx, js, letterMsg(l, reason), id, StreamDLQ); err != nil {
+			return fmt.Errorf("store dead letter: %w", err)
+		}
+		rememberLetter(ctx, js, l.Stage, key)
+	}
+	if err := publishNotice(ctx, js, l, reason, id); err != nil {
+		return fmt.Errorf("dead letter stored; %w", err)
+	}
+	return nil
+}
+
+// letterMsg is the message of letter l, whose reason as stored is reason,
+// on its LetterSubject.
+func letterMsg(l Letter, reason string) *nats.Msg {
+	m := nats.NewMsg(LetterSubject(l.Stage, letterAgent(l)))
 	m.Data = l.Data
 	copied := 0 // the thought's own headers: at most maxCopiedHeaders bytes of them
 	for k, vs := range l.Header {
@@ -143,15 +164,7 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 		m.Header.Set(HeaderDLQDigest, hex.EncodeToString(sum[:]))
 		m.Data = l.Data[:max(0, min(len(l.Data), MaxLetterBytes-headerSize(m.Header)))]
 	}
-	id := string(l.Stage) + ":" + key
-	_, err := publishRetrying(ctx, js, m, id, StreamDLQ, jetstream.WithExpectLastSequencePerSubject(0))
-	if err != nil && !errors.Is(err, errSubjectTaken) {
-		return fmt.Errorf("store dead letter: %w", err)
-	}
-	if err := publishNotice(ctx, js, l, reason, id); err != nil {
-		return fmt.Errorf("dead letter stored; %w", err)
-	}
-	return nil
+	return m
 }
 
 // headerSize is about what h takes on the wire.

@@ -28,8 +28,11 @@ import (
 // Queue must treat a review already queued (the thought redelivered) as
 // success. An error that wraps ErrStreamFull holds the thought while the
 // pool's patience lasts; any other, of either method, is a transient
-// failure of the thought, tried again, its outputs deduplicated. The
-// methods are called concurrently.
+// failure of the thought, tried again, its outputs deduplicated: nak'd
+// for its pipeline.RetryAfter when it carries one (up to 5 min), which is
+// how a queue that bounds each agent's reviews puts back the thoughts of an
+// agent past its bound without holding a worker for them. The methods are
+// called concurrently.
 type ReviewQueue interface {
 	// Queue stores the review of verdict, judged on thought, unless one is
 	// stored already, and returns the verdict the stored review holds:

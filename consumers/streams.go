@@ -57,6 +57,14 @@ type StreamsConfig struct {
 	// thoughts wait, nak'd, for room), and NOESIS_REPLAYS; default
 	// DefaultDLQMaxBytes.
 	DLQMaxBytes int64
+	// MaxDeadLettersPerAgent bounds the letters one agent holds in
+	// NOESIS_DLQ of each kind (input, and each stage): past it the agent's
+	// own oldest letter of that kind goes, not another agent's, so a flood
+	// of bad input cannot fill the stream every agent's letters need.
+	// Default: one agent's letters of the four kinds together fill at most
+	// an eighth of DLQMaxBytes at the largest letters (97 of each with the
+	// defaults; LetterHeaderAllowance).
+	MaxDeadLettersPerAgent int64
 	// TranscriptsMaxBytes bounds NOESIS_TRANSCRIPTS (kept MaxAge, like the
 	// outputs), which then drops its oldest transcripts; default
 	// DefaultTranscriptsMaxBytes.
@@ -80,7 +88,7 @@ type StreamsConfig struct {
 
 // The streams' bounds unless configured: together with NOESIS_REPLAYS (as
 // large as the dead letters), NOESIS_TRANSCRIPTS (512 MiB), NOESIS_ADVISORIES
-// and NOESIS_DLQ_NOTICES (64 MiB each), 3.1 GiB, which
+// and NOESIS_DLQ_NOTICES (64 MiB each) and NOESIS_DLQ_KEYS (16 MiB), 3.1 GiB, which
 // JetStream reserves up front against the server's and the account's storage.
 const (
 	DefaultThoughtsMaxBytes int64 = 1 << 30
@@ -140,6 +148,9 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	if c.DLQMaxAge <= 0 {
 		c.DLQMaxAge = DefaultDLQMaxAge
 	}
+	if c.MaxDeadLettersPerAgent <= 0 {
+		c.MaxDeadLettersPerAgent = c.defaultDeadLettersPerAgent()
+	}
 	if c.MaxTranscriptsPerAgent <= 0 {
 		c.MaxTranscriptsPerAgent = DefaultMaxTranscriptsPerAgent
 	}
@@ -178,7 +189,11 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 // moment it was stored, and a worker never has to hold a thought for want of
 // room. NOESIS_DLQ refuses new letters (discard new): the letters an
 // operator has not seen yet are kept, and the thoughts whose letters are
-// refused wait for room, nak'd, in NOESIS_THOUGHTS and NOESIS_ADVISORIES.
+// refused wait for room, nak'd, in NOESIS_THOUGHTS and NOESIS_ADVISORIES;
+// but an agent past its own bound (MaxDeadLettersPerAgent) loses its own
+// oldest letter of the kind, so its flood drops only its own letters and
+// never fills the stream. NOESIS_DLQ_KEYS remembers which letters are
+// stored (StreamLetterKeys).
 // NOESIS_DLQ_NOTICES tells each agent of its own dead letters
 // (StreamNotices), dropping its oldest when full.
 func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
@@ -207,9 +222,12 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	outputs := base(StreamOutputs, "noesis: narratives, verdicts and analyses", stored, cfg.MaxAge, cfg.OutputsMaxBytes, jetstream.DiscardOld)
 	outputs.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
 	dlq := base(StreamDLQ, "noesis: dead letters", []string{StoreSubject(DLQPrefix) + ">"}, cfg.DLQMaxAge, cfg.DLQMaxBytes, jetstream.DiscardNew)
-	// A letter is stored under _noesis.store.dlq.<stage>.<thought> and seen
-	// on noesis.dlq.<stage>.
+	// A letter is stored under _noesis.store.dlq.<stage>.<agent> and seen on
+	// noesis.dlq.<stage>; one subject per agent and kind, bounded: past it
+	// the agent's own oldest letter of the kind goes (per subject, the
+	// oldest; the stream's bytes still refuse new letters when full).
 	dlq.RePublish = &jetstream.RePublish{Source: StoreSubject(DLQPrefix) + "*.*", Destination: DLQPrefix + "{{wildcard(1)}}"}
+	dlq.MaxMsgsPerSubject = cfg.MaxDeadLettersPerAgent
 	// Transcripts drop their oldest when full, as outputs do: each was
 	// republished when stored, and a worker never waits for room for one.
 	transcripts := base(StreamTranscripts, "noesis: how each verdict was reached (the judges' calls and thinking)",
@@ -221,7 +239,7 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	transcripts.MaxMsgsPerSubject = cfg.MaxTranscriptsPerAgent
 	// NOESIS_THOUGHTS first: an older deployment's took the replay subjects
 	// itself, and NOESIS_REPLAYS can take them only once it has given them up.
-	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq, transcripts, noticesConfig(cfg)}
+	return []jetstream.StreamConfig{thoughts, replays, outputs, dlq, letterKeysConfig(cfg), transcripts, noticesConfig(cfg)}
 }
 
 // EnsureStreams creates or updates the streams (StreamConfigs). It is
@@ -231,9 +249,17 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 // window and sources NOESIS_REPLAYS, and the bounds are added (a stream that
 // discards new messages when full loses none of those it holds;
 // NOESIS_TRANSCRIPTS, given its bound per agent, keeps each agent's newest
-// MaxTranscriptsPerAgent).
+// MaxTranscriptsPerAgent; NOESIS_DLQ, given its bound per agent, drops
+// none of the letters it holds: each earlier one is alone on its subject,
+// and the letters of releases that kept a stage's letters on one subject
+// are kept, the bound raised for them, until they are gone: keepOlderLetters).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg StreamsConfig) error {
 	for _, sc := range StreamConfigs(cfg) {
+		if sc.Name == StreamDLQ {
+			if err := keepOlderLetters(ctx, js, &sc); err != nil {
+				return err
+			}
+		}
 		if err := setup.Stream(ctx, js, sc); err != nil {
 			return err
 		}

@@ -99,7 +99,7 @@ func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	start()
-	cfg.DuplicateWindow = 3 * time.Minute // the replays, outputs, dead letters, transcripts and notices streams change; thoughts has no window
+	cfg.DuplicateWindow = 3 * time.Minute // the replays, outputs, dead letters (and their keys), transcripts and notices streams change; thoughts has no window
 	if err := consumers.EnsureStreams(context.Background(), js, cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,8 @@ func TestEnsureStreamsLeavesUnchangedStreamsAlone(t *testing.T) {
 		updated = append(updated, m.Subject)
 	}
 	want := []string{"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamReplays, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamOutputs,
-		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamDLQ, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamTranscripts,
+		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamDLQ, "$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamLetterKeys,
+		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamTranscripts,
 		"$JS.EVENT.ADVISORY.STREAM.UPDATED." + consumers.StreamNotices}
 	if strings.Join(updated, " ") != strings.Join(want, " ") {
 		t.Errorf("stream updates: %v, want only the changed window's: %v", updated, want)

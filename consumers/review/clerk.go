@@ -35,6 +35,7 @@ type Clerk struct {
 	cfg        Config
 	log        zerolog.Logger
 	unreadable atomic.Uint64
+	bounded    atomic.Uint64
 }
 
 // NewClerk returns a clerk that stores reviews into NOESIS_REVIEWS, which
@@ -47,12 +48,17 @@ func NewClerk(js jetstream.JetStream, cfg Config, log zerolog.Logger) *Clerk {
 // thought in msg, once: its id is the thought's digest. It returns the
 // verdict the stored review holds: verdict itself when this call stored
 // it; when a review was stored before (the stream refuses the second, or
-// drops it as a duplicate), the verdict that one holds, read back, or
-// verdict again when that review does not decode (logged at error and
-// counted: Unreadable). It returns an error that wraps both ErrFull and
-// consumers.ErrStreamFull when NOESIS_REVIEWS has no room; else the
-// decoding's, the publish's (the stream set up again first when it was
-// deleted) or the read-back's error.
+// drops it as a duplicate, or a redelivered thought finds it), the verdict
+// that one holds, read back, or verdict again when that review does not
+// decode (logged at error and counted: Unreadable).
+//
+// A review is queued only while its agent has fewer than MaxPerAgent
+// reviews waiting; past it Queue returns an error that wraps ErrAgentBound
+// and asks, by its Retry-After, to try again in BoundWait (queueBounded):
+// the verdict is not published, the thought waits. It returns an error
+// that wraps both ErrFull and consumers.ErrStreamFull when NOESIS_REVIEWS
+// has no room; else the decoding's, the count's, the publish's (the stream
+// set up again first when it was deleted) or the read-back's error.
 func (c *Clerk) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) ([]byte, error) {
 	var v struct {
 		EventID  string `json:"event_id"`
@@ -62,20 +68,27 @@ func (c *Clerk) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) ([
 	if err := json.Unmarshal(verdict, &v); err != nil {
 		return nil, fmt.Errorf("no review queued for a verdict that does not decode: %w", err)
 	}
+	if !pipeline.ValidToken(v.AgentID) {
+		return nil, fmt.Errorf("no review queued for a verdict of agent %q: not an agent id", v.AgentID)
+	}
 	r := Review{ID: consumers.ThoughtDigest(msg.Subject(), msg.Data()), EventID: v.EventID, AgentID: v.AgentID,
 		VerdictDecision: v.Decision, QueuedAt: time.Now().UTC(), Verdict: verdict, Thought: msg.Data()}
 	log := c.log.With().Str("review", r.ID).Str("agent_id", r.AgentID).Str("event_id", r.EventID).Logger()
-	fresh, err := c.store(ctx, r)
+	if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 { // an earlier delivery may have stored it
+		if held, err := c.held(ctx, r.AgentID, r.ID, log); !errors.Is(err, ErrNotFound) {
+			return orVerdict(held, verdict), err
+		}
+	}
+	fresh, err := c.queueBounded(ctx, r, log)
 	switch {
+	case errors.Is(err, ErrAgentBound):
+		return nil, err
 	case err == nil && fresh:
 		log.Info().Str("verdict", r.VerdictDecision).Msg("review queued")
 		return verdict, nil
 	case err == nil:
-		held, err := c.held(ctx, r.ID, log)
-		if held == nil && err == nil {
-			held = verdict
-		}
-		return held, err
+		held, err := c.held(ctx, r.AgentID, r.ID, log)
+		return orVerdict(held, verdict), err
 	case full(err):
 		return nil, fmt.Errorf("%w: %w", ErrFull, &consumers.FullError{Stream: Stream, Err: err})
 	case errors.Is(err, jetstream.ErrNoStreamResponse): // NOESIS_REVIEWS was deleted
@@ -86,17 +99,34 @@ func (c *Clerk) Queue(ctx context.Context, msg jetstream.Msg, verdict []byte) ([
 	return nil, fmt.Errorf("review %s: %w", r.ID, err)
 }
 
+// orVerdict is held, or verdict when held is nil (the stored review does
+// not decode).
+func orVerdict(held, verdict []byte) []byte {
+	if held == nil {
+		return verdict
+	}
+	return held
+}
+
 // Held returns the verdict that the review stored for the thought in msg
 // holds: nil when none is stored, or when it does not decode (logged at
 // error and counted: Unreadable). Its error is the read's.
 func (c *Clerk) Held(ctx context.Context, msg jetstream.Msg) ([]byte, error) {
 	id := consumers.ThoughtDigest(msg.Subject(), msg.Data())
-	held, err := c.held(ctx, id, c.log.With().Str("review", id).Logger())
+	agent, _ := consumers.SubjectAgent(msg.Subject())
+	if !pipeline.ValidToken(agent) {
+		agent = ""
+	}
+	held, err := c.held(ctx, agent, id, c.log.With().Str("review", id).Logger())
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	return held, err
 }
+
+// Bounded is how many reviews this clerk did not queue because their agent
+// had MaxPerAgent waiting (each a delivery of a thought put back).
+func (c *Clerk) Bounded() uint64 { return c.bounded.Load() }
 
 // Unreadable is how many reviews stored before this clerk found, on a
 // thought judged again, that it could not take the verdict from: a review
@@ -105,11 +135,12 @@ func (c *Clerk) Held(ctx context.Context, msg jetstream.Msg) ([]byte, error) {
 // differ from the one under review.
 func (c *Clerk) Unreadable() uint64 { return c.unreadable.Load() }
 
-// held reads review id back and returns the verdict it holds. Its error is
-// the read's (ErrNotFound when there is no review id); a review that does
-// not decode is logged at error and counted, and held returns nil.
-func (c *Clerk) held(ctx context.Context, id string, log zerolog.Logger) ([]byte, error) {
-	raw, err := last(ctx, c.js, QueuedSubject(id))
+// held reads review id of agent ("" when not known) back and returns the
+// verdict it holds. Its error is the read's (ErrNotFound when there is no
+// review id); a review that does not decode is logged at error and
+// counted, and held returns nil.
+func (c *Clerk) held(ctx context.Context, agent, id string, log zerolog.Logger) ([]byte, error) {
+	raw, err := findReview(ctx, c.js, agent, id)
 	if err != nil {
 		return nil, fmt.Errorf("review %s: read back: %w", id, err)
 	}
@@ -134,16 +165,17 @@ func (c *Clerk) held(ctx context.Context, id string, log zerolog.Logger) ([]byte
 // store publishes r once. It reports whether it stored r: false, and no
 // error, when a review was stored before (the stream refuses the second on
 // the subject, or drops it as a duplicate of the message id).
-func (c *Clerk) store(ctx context.Context, r Review) (bool, error) {
+// opts are the publish's further expectations.
+func (c *Clerk) store(ctx context.Context, r Review, opts ...jetstream.PublishOpt) (bool, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return false, err
 	}
-	m := nats.NewMsg(QueuedSubject(r.ID))
+	m := nats.NewMsg(AgentQueuedSubject(r.AgentID, r.ID))
 	m.Data = data
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	ack, err := c.js.PublishMsg(pctx, m, jetstream.WithMsgID(r.ID+":queued"), jetstream.WithExpectStream(Stream))
+	ack, err := c.js.PublishMsg(pctx, m, append([]jetstream.PublishOpt{jetstream.WithMsgID(r.ID + ":queued"), jetstream.WithExpectStream(Stream)}, opts...)...)
 	switch {
 	case taken(err):
 		return false, nil

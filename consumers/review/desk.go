@@ -36,7 +36,7 @@ func (d *Desk) Review(ctx context.Context, id string) (Review, error) {
 	if !ValidID(id) {
 		return r, fmt.Errorf("%w: %q is no review id (16 hex digits)", ErrNotFound, id)
 	}
-	raw, err := last(ctx, d.js, QueuedSubject(id))
+	raw, err := findReview(ctx, d.js, "", id)
 	if err != nil {
 		return r, err
 	}

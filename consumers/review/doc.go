@@ -8,8 +8,9 @@
 // subject): the server itself makes a review queued once and decided once,
 // whoever publishes.
 //
-//   - _noesis.review.queued.<id>: the review (Review): the verdict as the
-//     agent got it, and the thought it judged. The Clerk stores it from the
+//   - _noesis.review.queued.<agent_id>.<id>: the review (Review): the
+//     verdict as the agent got it, and the thought it judged (earlier
+//     versions stored it under _noesis.review.queued.<id>, still read). The Clerk stores it from the
 //     tribunal pool (consumers.WithReviews), with the thought the pool holds,
 //     after the verdict's transcript and before the verdict itself: a
 //     thought redelivered after a crash queues its review again, and the
@@ -31,6 +32,11 @@
 // by default) removes it; the stream is bounded in bytes, and when full it
 // refuses new reviews (the pool holds their thoughts, the verdicts not yet
 // published, and tries again) and new decisions (the reviewer is told).
+// One agent may have at most Config.MaxPerAgent reviews waiting, so that
+// no agent can fill the stream every agent's reviews need: past it the
+// clerk queues none of that agent's, its verdicts are not published, and
+// its thoughts wait, put back for BoundWait, then dead-lettered with the
+// reason on their last delivery (Clerk.Queue).
 // Index follows the stream for a list of the reviews and their decisions,
 // live.
 package review

@@ -21,7 +21,25 @@ var (
 	// ErrFull: NOESIS_REVIEWS has no room for the message (MaxBytes); an
 	// operator makes room or raises the bound (docs/operations.md).
 	ErrFull = errors.New("the review stream is full")
+	// ErrAgentBound is wrapped by a *BoundError: the agent has as many
+	// reviews waiting as Config.MaxPerAgent allows.
+	ErrAgentBound = errors.New("the agent has as many reviews waiting as it may")
 )
+
+// BoundError is a review not queued because its agent has Waiting reviews
+// waiting for a person, Bound or more. errors.Is(err, ErrAgentBound) holds.
+type BoundError struct {
+	Agent          string
+	Waiting, Bound int
+}
+
+func (e *BoundError) Error() string {
+	return fmt.Sprintf("agent %s has %d reviews waiting for a person, its bound being %d (NOESIS_AGENT_MAX_REVIEWS): no review queued and no verdict published; the thought waits",
+		e.Agent, e.Waiting, e.Bound)
+}
+
+// Is makes errors.Is(err, ErrAgentBound) hold.
+func (e *BoundError) Is(target error) bool { return target == ErrAgentBound }
 
 // DecidedError is a decision refused because the review was decided before:
 // Decision is the one stored. errors.Is(err, ErrAlreadyDecided) holds.
@@ -59,4 +77,13 @@ func full(err error) bool {
 		return true
 	}
 	return false
+}
+
+// overtaken reports whether err is a store refused because the last
+// message of the subjects it named is not the one expected: another
+// worker stored one meanwhile.
+func overtaken(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) &&
+		(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
 }

@@ -178,7 +178,7 @@ func TestReviewStoredLongBeforeGivesItsVerdict(t *testing.T) {
 			data, _ := json.Marshal(pipeline.Thought{EventID: eventID, AgentID: agent, Content: pipeline.Content{UserInput: text, Depth: 1},
 				Stages: []pipeline.Stage{pipeline.StageTribunal}})
 			id := consumers.ThoughtDigest(consumers.ThoughtSubject(agent), data)
-			if _, err := st.js.Publish(context.Background(), review.QueuedSubject(id), c.stored); err != nil {
+			if _, err := st.js.Publish(context.Background(), review.AgentQueuedSubject(agent, id), c.stored); err != nil {
 				t.Fatal(err)
 			}
 			clerk := newClerk(t, st.js)

@@ -108,7 +108,7 @@ func TestRedeliveredThoughtQueuesOneReview(t *testing.T) {
 	data, _ := json.Marshal(pipeline.Thought{EventID: "evt-early", AgentID: "daimon-1", Content: pipeline.Content{UserInput: "maybe drop the cache", Depth: 1},
 		Stages: []pipeline.Stage{pipeline.StageTribunal}})
 	earlyID := consumers.ThoughtDigest(consumers.ThoughtSubject("daimon-1"), data)
-	if _, err := st.js.Publish(context.Background(), review.QueuedSubject(earlyID), early); err != nil {
+	if _, err := st.js.Publish(context.Background(), review.AgentQueuedSubject("daimon-1", earlyID), early); err != nil {
 		t.Fatal(err)
 	}
 	if got := publish(t, st.js, "daimon-1", "evt-early", "maybe drop the cache"); got != earlyID {
@@ -153,7 +153,7 @@ func TestReviewIsStoredBeforeItsVerdict(t *testing.T) {
 		}
 		msgID := m.Header.Get(jetstream.MsgIDHeader)
 		id := msgID[strings.LastIndexByte(msgID, ':')+1:]
-		raw, err := reviews.GetLastMsgForSubject(context.Background(), review.QueuedSubject(id))
+		raw, err := reviews.GetLastMsgForSubject(context.Background(), review.AgentQueuedSubject("daimon-1", id))
 		if err != nil || !ids[id] {
 			t.Fatalf("verdict %s arrived and its review is not stored: %v", msgID, err)
 		}

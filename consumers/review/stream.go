@@ -13,15 +13,23 @@ import (
 // Stream is the stream of reviews and decisions.
 const Stream = "NOESIS_REVIEWS"
 
-// Subjects. A review is stored under QueuedPrefix+<id>, a decision under
-// DecidedPrefix+<agent_id>.<id>, republished on PublicPrefix+<agent_id>.
+// Subjects. A review is stored under QueuedPrefix+<agent_id>.<id>
+// (AgentQueuedSubject), a decision under DecidedPrefix+<agent_id>.<id>,
+// republished on PublicPrefix+<agent_id>.
 const (
 	QueuedPrefix  = "_noesis.review.queued."
 	DecidedPrefix = "_noesis.store.reviews."
 	PublicPrefix  = "noesis.reviews."
 )
 
-// QueuedSubject is where the review id is stored.
+// AgentQueuedSubject is where review id of agent is stored: the agent's
+// token lets the clerk count the reviews an agent has waiting
+// (Config.MaxPerAgent).
+func AgentQueuedSubject(agentID, id string) string { return QueuedPrefix + agentID + "." + id }
+
+// QueuedSubject is where earlier versions stored review id, without its
+// agent. Such reviews are still read (Desk.Review, the clerk), listed and
+// decided; none is stored there any more.
 func QueuedSubject(id string) string { return QueuedPrefix + id }
 
 // DecidedSubject is where the decision on review id of agent is stored.
@@ -38,6 +46,13 @@ const (
 	// publish retried after a lost acknowledgement within it is told
 	// "duplicate"; after it, the subject's one message refuses it.
 	DuplicateWindow = 15 * time.Minute
+	// DefaultMaxPerAgent is how many reviews one agent may have waiting
+	// for a person: 512 of the largest (a 64 KiB thought and its verdict,
+	// under 96 KiB) fill 48 MiB, under an eighth of DefaultMaxBytes.
+	DefaultMaxPerAgent = 512
+	// BoundWait is how long a thought whose agent has MaxPerAgent reviews
+	// waiting is put back for before it is judged again (Clerk.Queue).
+	BoundWait = time.Minute
 )
 
 // Config shapes NOESIS_REVIEWS. The zero value is the default.
@@ -53,6 +68,10 @@ type Config struct {
 	// decisions. Default DefaultMaxBytes (512 MiB: at the largest thoughts,
 	// 64 KiB, some 7,000 reviews; at a typical 4 KiB, over 100,000).
 	MaxBytes int64
+	// MaxPerAgent bounds the reviews one agent has waiting for a decision:
+	// past it, the clerk queues none of the agent's (Clerk.Queue), and the
+	// other agents' reviews still find room. Default DefaultMaxPerAgent.
+	MaxPerAgent int
 }
 
 func (c Config) withDefaults() Config {
@@ -65,6 +84,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBytes <= 0 {
 		c.MaxBytes = DefaultMaxBytes
 	}
+	if c.MaxPerAgent <= 0 {
+		c.MaxPerAgent = DefaultMaxPerAgent
+	}
 	return c
 }
 
@@ -76,7 +98,7 @@ func StreamConfig(cfg Config) jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        Stream,
 		Description: "noesis: verdicts waiting for a person, and their decisions",
-		Subjects:    []string{QueuedPrefix + "*", DecidedPrefix + "*.*"},
+		Subjects:    []string{QueuedPrefix + ">", DecidedPrefix + "*.*"},
 		Retention:   jetstream.LimitsPolicy, Storage: cfg.Storage, Replicas: cfg.Replicas,
 		MaxAge: cfg.MaxAge, MaxBytes: cfg.MaxBytes, Duplicates: DuplicateWindow,
 		Discard: jetstream.DiscardNew, DiscardNewPerSubject: true, MaxMsgsPerSubject: 1,

@@ -12,10 +12,11 @@ import (
 )
 
 // ReviewConfig is NOESIS_REVIEWS's shape for a worker: the replicas and
-// storage of the other streams, the bounds of package review's defaults.
+// storage of the other streams, the bound per agent of
+// NOESIS_AGENT_MAX_REVIEWS, the other bounds of package review's defaults.
 func ReviewConfig(cfg config.Config) review.Config {
 	sc := cfg.Streams()
-	return review.Config{Replicas: sc.Replicas, Storage: sc.Storage}
+	return review.Config{Replicas: sc.Replicas, Storage: sc.Storage, MaxPerAgent: cfg.AgentMaxReviews}
 }
 
 // reviewQueue sets up the human review queue for the tribunal's pool:
