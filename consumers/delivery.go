@@ -24,7 +24,7 @@ type delivery struct {
 // does with the thought's message.
 type result struct {
 	out    pipeline.Output
-	took   time.Duration // how long the stage's last call took
+	took   time.Duration // how long the stage's last try took, its outputs' publish included
 	dup    bool          // the stream already held the output
 	settle settlement
 }

@@ -29,6 +29,14 @@ type Goal struct {
 	FloorMeets bool    `json:"floor_meets_goal"`
 }
 
+// keepsUp is the share of the offered rate a run that keeps up carries.
+// Throughput runs from the first publish to the last output, so even a
+// worker with room to spare carries a little less than it is offered: its
+// last output comes one latency after the last publish. At 1,000 thoughts/s
+// for 5,000 thoughts, 99 % leaves that tail 50 ms (50 thoughts behind); a
+// worker that cannot keep up falls further behind the longer it runs.
+const keepsUp = 0.99
+
 // goalFloor is a floor's figure for a goal.
 type goalFloor struct {
 	name  string
@@ -82,8 +90,8 @@ func goals(r *PipelineFigures) []Goal {
 		}{{"both outputs p50", 1.0, func(s StageFigures) float64 { return s.P50ms }}, {"both outputs p99", 4.0, func(s StageFigures) float64 { return s.P99ms }}} {
 			add(p.name, "ms", p.want, p.of(r.Both), false, goalFloor{jsName, p.of(js.Both)}, goalFloor{clientName, p.of(client.Both)})
 		}
-		if r.OfferedRate > 0 {
-			add("keeps up with the offered rate", "thoughts/s", r.OfferedRate, r.Throughput, true, goalFloor{jsName, js.Throughput}, goalFloor{clientName, client.Throughput})
+		if r.OfferedRate > 0 { // within 1 %: the last output always comes a latency after the last publish
+			add("keeps up with the offered rate (>= 99 %)", "thoughts/s", keepsUp*r.OfferedRate, r.Throughput, true, goalFloor{jsName, js.Throughput}, goalFloor{clientName, client.Throughput})
 		} else if client.Throughput > 0 { // issue 21: 70 % of what go-openai alone carries
 			add("throughput >= 70 % of the client floor's", "thoughts/s", 0.7*client.Throughput, r.Throughput, true, goalFloor{clientName, client.Throughput})
 		}
