@@ -46,3 +46,31 @@ func TestRatioGoalsFollowTheirFloor(t *testing.T) {
 		t.Fatalf("cache: %+v, want 7,000 not met against 80 %% of 10,000", g)
 	}
 }
+
+// Keeping up leaves the last output's latency: 99 % of the offered rate.
+func TestKeepingUpLeavesTheLastOutputsLatency(t *testing.T) {
+	for _, c := range []struct {
+		throughput float64
+		met        bool
+	}{{999.9, true}, {990, true}, {989, false}, {874, false}} {
+		for _, g := range goals(&PipelineFigures{Mode: "zero", OfferedRate: 1000, Throughput: c.throughput}) {
+			if g.Unit == "thoughts/s" && g.Met != c.met {
+				t.Fatalf("%g thoughts/s offered 1,000/s: met %v, want %v", c.throughput, g.Met, c.met)
+			}
+		}
+	}
+}
+
+// The longest pause is the longest time between two outputs of any stage,
+// the warm-up's left out.
+func TestLongestPauseIsBetweenAnyTwoOutputs(t *testing.T) {
+	a := newArrivals(4)
+	t0 := time.Now()
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	a.from = 1 // thought 0 is the warm-up: its outputs do not count
+	a.got["narrative"] = []time.Time{at(-5000), at(10), at(20), at(1500)}
+	a.got["tribunal"] = []time.Time{at(-4000), at(15), {}, at(30)} // thought 2's verdict never came
+	if got, want := a.longestPause(), 1470*time.Millisecond; got != want {
+		t.Fatalf("longest pause %v, want %v (from 30 ms to 1,500 ms)", got, want)
+	}
+}
