@@ -3,11 +3,13 @@ package consumers_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
@@ -128,5 +130,29 @@ func TestEnsureStreamsBoundsAnOlderDLQ(t *testing.T) {
 	}
 	if got := bound(); got != 2 {
 		t.Fatalf("bound %d once the older letters are gone; want 2", got)
+	}
+}
+
+// The guard watches every stream EnsureStreams sets up: each one deleted is
+// reported missing and set up again, NOESIS_DLQ_KEYS included (without it a
+// deleted key stream stayed gone until the next start, and letters written
+// again after the duplicate window were stored twice meanwhile).
+func TestGuardSetsUpEveryStreamAgain(t *testing.T) {
+	cfg := consumers.StreamsConfig{}
+	ctx, js := withStreamsConfig(t, cfg)
+	if err := consumers.EnsureAdvisoryStream(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	g := consumers.NewGuard(js, cfg, zerolog.Nop())
+	for _, sc := range consumers.StreamConfigs(cfg) {
+		if err := js.DeleteStream(ctx, sc.Name); err != nil {
+			t.Fatal(err)
+		}
+		if h := g.Check(ctx); !slices.Contains(h.MissingStreams, sc.Name) {
+			t.Errorf("%s deleted; the guard found missing only %v", sc.Name, h.MissingStreams)
+		}
+		if _, err := js.Stream(ctx, sc.Name); err != nil {
+			t.Errorf("%s not set up again: %v", sc.Name, err)
+		}
 	}
 }

@@ -108,7 +108,7 @@ func (g *Guard) Check(ctx context.Context) Health {
 // changing nothing. ReaperStuck is left for a Guard, which watches over time.
 func ReadHealth(ctx context.Context, js jetstream.JetStream) Health {
 	h := Health{Checked: time.Now()}
-	for _, name := range []string{StreamThoughts, StreamReplays, StreamOutputs, StreamDLQ, StreamAdvisories, StreamTranscripts, StreamNotices} {
+	for _, name := range []string{StreamThoughts, StreamReplays, StreamOutputs, StreamDLQ, StreamLetterKeys, StreamAdvisories, StreamTranscripts, StreamNotices} {
 		if _, err := js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
 			h.MissingStreams = append(h.MissingStreams, name)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,11 +29,12 @@ import (
 // Queue must treat a review already queued (the thought redelivered) as
 // success. An error that wraps ErrStreamFull holds the thought while the
 // pool's patience lasts; any other, of either method, is a transient
-// failure of the thought, tried again, its outputs deduplicated: nak'd
-// for its pipeline.RetryAfter when it carries one (up to 5 min), which is
-// how a queue that bounds each agent's reviews puts back the thoughts of an
-// agent past its bound without holding a worker for them. The methods are
-// called concurrently.
+// failure of the thought, tried again, its outputs deduplicated, except an
+// error that wraps pipeline.ErrPermanent: the thought is dead-lettered at
+// once with it as the reason, which is how a queue that bounds each agent's
+// reviews refuses the thoughts of an agent past its bound (put back to
+// wait, they would hold the stage consumer's MaxAckPending, which every
+// agent shares). The methods are called concurrently.
 type ReviewQueue interface {
 	// Queue stores the review of verdict, judged on thought, unless one is
 	// stored already, and returns the verdict the stored review holds:
@@ -69,6 +71,9 @@ func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output
 		err = p.holdWhileFull(ctx, d.log, "review", func() (err error) { held, err = p.reviews.Queue(ctx, d.msg, data); return err })
 	} else {
 		held, err = p.reviews.Held(ctx, d.msg)
+	}
+	if errors.Is(err, pipeline.ErrPermanent) { // refused for good (an agent past its bound): dead-lettered
+		return out, data, fmt.Errorf("queue review: %w", err)
 	}
 	if err != nil {
 		return out, data, fmt.Errorf("%w: queue review: %w", pipeline.ErrTransient, err)

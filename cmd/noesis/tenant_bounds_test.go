@@ -24,7 +24,7 @@ import (
 // alice's 40 bad thoughts of 40 KiB keep only her newest three letters in a
 // 1 MiB NOESIS_DLQ, and bob's bad thoughts after them are dead-lettered and
 // he is told; alice's five capital thoughts get two reviews (her bound) and
-// two verdicts, the other three waiting unpublished, and bob's capital
+// two verdicts, the other three dead-lettered unpublished, and bob's capital
 // thought gets its review and its verdict. The worker, which may delete no
 // letter, bounds them through the streams alone. Without the bounds bob's
 // letters are refused by the full stream and alice's five verdicts are all
@@ -91,7 +91,7 @@ func TestTenantBoundsUnderShippedAuth(t *testing.T) {
 	for i := range 5 {
 		alice.publish(t, fmt.Sprintf("alice-capital-%d", i), "alice", "I will tidy the archive sim:offense=capital@dike "+fmt.Sprint(i))
 	}
-	// Her flood is through: the thoughts past her bound put back, or, without it, every verdict out.
+	// Her flood is through: the thoughts past her bound dead-lettered, or, without it, every verdict out.
 	natstest.Eventually(t, 20*time.Second, func() bool {
 		return strings.Count(logs.String(), "review not queued") >= 5-reviews || alice.count(verdictRoot) == 5
 	},

@@ -8,8 +8,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-
-	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // findReview reads review id of agent; agent "" when it is not known (a
@@ -89,13 +87,17 @@ const boundTries = 8
 // count (JetStream's expected last sequence of the agent's subjects), so a
 // review another worker stored meanwhile makes it count again.
 //
-// Past the bound its error is a *pipeline.RetryAfterError of BoundWait
-// around a *BoundError (ErrAgentBound): the pool puts the thought back for
-// BoundWait, its verdict not published, rather than holding a worker for
-// it, and on its last delivery dead-letters it with that reason, its agent
-// told on noesis.deadletters.<agent>. A verdict that requires a person is
-// thus never published without its review, and never approves anything by
-// default. Its other errors are the count's and the store's.
+// Past the bound its error is a *BoundError (ErrAgentBound and
+// pipeline.ErrPermanent): the pool dead-letters the thought at once with
+// that reason, its verdict not published, and its agent is told on
+// noesis.deadletters.<agent>. A verdict that requires a person is thus
+// never published without its review, and never approves anything by
+// default. The thought is not put back to wait for room: a thought nak'd
+// with a delay stays unacknowledged on the stage's shared consumer, so an
+// agent's thoughts waiting past its bound, as many as the consumer's
+// MaxAckPending, would stop it handing any agent another thought (and each
+// delivery would judge the thought again). Its other errors are the
+// count's and the store's.
 func (c *Clerk) queueBounded(ctx context.Context, r Review, log zerolog.Logger) (bool, error) {
 	bound := c.cfg.withDefaults().MaxPerAgent
 	for try := 1; ; try++ {
@@ -109,9 +111,9 @@ func (c *Clerk) queueBounded(ctx context.Context, r Review, log zerolog.Logger) 
 		}
 		if n >= bound {
 			c.bounded.Add(1)
-			log.Warn().Int("waiting", n).Int("bound", bound).Dur("retry_in", BoundWait).
-				Msg("review not queued: the agent has as many reviews waiting for a person as NOESIS_AGENT_MAX_REVIEWS allows; its verdict is not published and the thought waits")
-			return false, &pipeline.RetryAfterError{Err: &BoundError{Agent: r.AgentID, Waiting: n, Bound: bound}, After: BoundWait}
+			log.Warn().Int("waiting", n).Int("bound", bound).
+				Msg("review not queued: the agent has as many reviews waiting for a person as NOESIS_AGENT_MAX_REVIEWS allows; its verdict is not published and the thought is dead-lettered")
+			return false, &BoundError{Agent: r.AgentID, Waiting: n, Bound: bound}
 		}
 		fresh, err := c.store(ctx, r, jetstream.WithExpectLastSequenceForSubject(seq, agentFilter(r.AgentID)))
 		if !overtaken(err) || try == boundTries {

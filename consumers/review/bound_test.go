@@ -116,17 +116,21 @@ func streamBytes(t *testing.T, js jetstream.JetStream) int64 {
 	return int64(info.State.Bytes)
 }
 
-// The clerk's refusal says which agent, how many wait and the bound, asks
-// the pool to put the thought back for BoundWait, and reads as
-// ErrAgentBound.
+// The clerk's refusal says which agent, how many wait and the bound, reads
+// as ErrAgentBound, and is permanent with no Retry-After: the pool
+// dead-letters the thought at once rather than putting it back to wait on
+// the consumer every agent shares.
 func TestBoundErrorCarriesItsFacts(t *testing.T) {
-	err := fmt.Errorf("queue review: %w", &pipeline.RetryAfterError{Err: &review.BoundError{Agent: "alice", Waiting: 3, Bound: 3}, After: review.BoundWait})
+	err := fmt.Errorf("queue review: %w", &review.BoundError{Agent: "alice", Waiting: 3, Bound: 3})
 	var be *review.BoundError
 	if !errors.Is(err, review.ErrAgentBound) || !errors.As(err, &be) || be.Agent != "alice" || be.Waiting != 3 {
 		t.Fatalf("%v: not an ErrAgentBound with its facts", err)
 	}
-	if after, ok := pipeline.RetryAfter(err); !ok || after != review.BoundWait {
-		t.Fatalf("retry after %s, %v; want %s", after, ok, review.BoundWait)
+	if !errors.Is(err, pipeline.ErrPermanent) || errors.Is(err, pipeline.ErrTransient) {
+		t.Fatalf("%v: not permanent", err)
+	}
+	if after, ok := pipeline.RetryAfter(err); ok {
+		t.Fatalf("retry after %s; want none: the thought is dead-lettered", after)
 	}
 	if !strings.Contains(err.Error(), "NOESIS_AGENT_MAX_REVIEWS") {
 		t.Errorf("%q does not name the setting", err)

@@ -54,8 +54,8 @@ func NewClerk(js jetstream.JetStream, cfg Config, log zerolog.Logger) *Clerk {
 //
 // A review is queued only while its agent has fewer than MaxPerAgent
 // reviews waiting; past it Queue returns an error that wraps ErrAgentBound
-// and asks, by its Retry-After, to try again in BoundWait (queueBounded):
-// the verdict is not published, the thought waits. It returns an error
+// and pipeline.ErrPermanent (queueBounded): the verdict is not published,
+// the thought is dead-lettered with the reason. It returns an error
 // that wraps both ErrFull and consumers.ErrStreamFull when NOESIS_REVIEWS
 // has no room; else the decoding's, the count's, the publish's (the stream
 // set up again first when it was deleted) or the read-back's error.

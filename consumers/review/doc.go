@@ -35,8 +35,8 @@
 // One agent may have at most Config.MaxPerAgent reviews waiting, so that
 // no agent can fill the stream every agent's reviews need: past it the
 // clerk queues none of that agent's, its verdicts are not published, and
-// its thoughts wait, put back for BoundWait, then dead-lettered with the
-// reason on their last delivery (Clerk.Queue).
+// its thoughts are dead-lettered with the reason at once, not put back to
+// wait on the consumer every agent shares (Clerk.Queue).
 // Index follows the stream for a list of the reviews and their decisions,
 // live.
 package review

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // Errors of the review queue; check them with errors.Is.
@@ -27,19 +29,24 @@ var (
 )
 
 // BoundError is a review not queued because its agent has Waiting reviews
-// waiting for a person, Bound or more. errors.Is(err, ErrAgentBound) holds.
+// waiting for a person, Bound or more. errors.Is(err, ErrAgentBound) holds,
+// and so does errors.Is(err, pipeline.ErrPermanent): the thought is
+// dead-lettered at once, not put back (queueBounded says why).
 type BoundError struct {
 	Agent          string
 	Waiting, Bound int
 }
 
 func (e *BoundError) Error() string {
-	return fmt.Sprintf("agent %s has %d reviews waiting for a person, its bound being %d (NOESIS_AGENT_MAX_REVIEWS): no review queued and no verdict published; the thought waits",
+	return fmt.Sprintf("agent %s has %d reviews waiting for a person, its bound being %d (NOESIS_AGENT_MAX_REVIEWS): no review queued and no verdict published; replay the thought once the agent's reviews are decided",
 		e.Agent, e.Waiting, e.Bound)
 }
 
-// Is makes errors.Is(err, ErrAgentBound) hold.
-func (e *BoundError) Is(target error) bool { return target == ErrAgentBound }
+// Is makes errors.Is(err, ErrAgentBound) and errors.Is(err,
+// pipeline.ErrPermanent) hold.
+func (e *BoundError) Is(target error) bool {
+	return target == ErrAgentBound || target == pipeline.ErrPermanent
+}
 
 // DecidedError is a decision refused because the review was decided before:
 // Decision is the one stored. errors.Is(err, ErrAlreadyDecided) holds.

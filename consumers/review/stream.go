@@ -50,9 +50,6 @@ const (
 	// for a person: 512 of the largest (a 64 KiB thought and its verdict,
 	// under 96 KiB) fill 48 MiB, under an eighth of DefaultMaxBytes.
 	DefaultMaxPerAgent = 512
-	// BoundWait is how long a thought whose agent has MaxPerAgent reviews
-	// waiting is put back for before it is judged again (Clerk.Queue).
-	BoundWait = time.Minute
 )
 
 // Config shapes NOESIS_REVIEWS. The zero value is the default.
