@@ -90,7 +90,7 @@ type benchStack struct {
 	natsURL string
 	sim     *sim.Server
 	simURL  string
-	workers []*proc.Proc     // the workers as child processes, each logging to logDir, or
+	workers []*proc.Proc // the workers as child processes, each logging to logDir, or
 	logDir  string
 	inProc  *service.Service // the worker in this process
 	cancel  context.CancelFunc
