@@ -95,16 +95,7 @@ func TestEnsureStreamsBoundsAnOlderDLQ(t *testing.T) {
 	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var older jetstream.StreamConfig
-	for _, sc := range consumers.StreamConfigs(consumers.StreamsConfig{}) {
-		if sc.Name == consumers.StreamDLQ {
-			older = sc
-		}
-	}
-	older.MaxMsgsPerSubject = 0
-	if _, err := js.CreateStream(ctx, older); err != nil {
-		t.Fatal(err)
-	}
+	createUnbounded(ctx, t, js, consumers.StreamDLQ)
 	bound := func() int64 {
 		t.Helper()
 		if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{MaxDeadLettersPerAgent: 2}); err != nil {

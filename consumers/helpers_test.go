@@ -81,3 +81,20 @@ func thoughtJSON(t testing.TB, eventID, agent, text string, stages ...pipeline.S
 	}
 	return data
 }
+
+// createUnbounded creates the stream name as noesis sets it up, but with no
+// bound per subject: a deployment's stream made by a release before that
+// bound.
+func createUnbounded(ctx context.Context, t *testing.T, js jetstream.JetStream, name string) {
+	t.Helper()
+	for _, sc := range consumers.StreamConfigs(consumers.StreamsConfig{}) {
+		if sc.Name == name {
+			sc.MaxMsgsPerSubject = 0
+			if _, err := js.CreateStream(ctx, sc); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
+	t.Fatalf("noesis sets up no stream %s", name)
+}

@@ -91,16 +91,7 @@ func TestEnsureStreamsBoundsAnOlderTranscriptsStream(t *testing.T) {
 	js := natstest.JetStream(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var older jetstream.StreamConfig
-	for _, sc := range consumers.StreamConfigs(consumers.StreamsConfig{}) {
-		if sc.Name == consumers.StreamTranscripts {
-			older = sc
-		}
-	}
-	older.MaxMsgsPerSubject = 0
-	if _, err := js.CreateStream(ctx, older); err != nil {
-		t.Fatal(err)
-	}
+	createUnbounded(ctx, t, js, consumers.StreamTranscripts)
 	subject := consumers.StoreSubject(consumers.TranscriptSubject("alice"))
 	for i := range 5 {
 		if _, err := js.Publish(ctx, subject, []byte(fmt.Sprint(i))); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
@@ -128,17 +129,9 @@ type tenant struct {
 	got *collector
 }
 
-func newTenant(t *testing.T, ns interface{ ClientURL() string }, seeds, id string) *tenant {
+func newTenant(t *testing.T, ns *server.Server, seeds, id string) *tenant {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL(), agentAuth(t, seeds, id), nats.CustomInboxPrefix(AgentInboxPrefix(id)))
-	if err != nil {
-		t.Fatalf("connect as %s: %v", id, err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := connectAgent(t, ns, id, agentAuth(t, seeds, id), &violations{})
 	return &tenant{id: id, js: js, got: collectOn(t, nc, consumers.NoticeSubject(id), consumers.OutputSubject(pipeline.StageTribunal, id))}
 }
 
