@@ -147,3 +147,35 @@ func TestGuardSetsUpEveryStreamAgain(t *testing.T) {
 		}
 	}
 }
+
+// A thought that cannot be read gets a letter of its own when it takes the
+// sequence of an older one, NOESIS_THOUGHTS deleted and made again (the
+// guard does): by its sequence alone it was taken for the older thought,
+// whose letter was stored, and it was lost.
+func TestLetterAfterTheThoughtsStreamIsMadeAgain(t *testing.T) {
+	ctx, js := withStreams(t)
+	store := func(data string) {
+		t.Helper()
+		l := consumers.Letter{Stage: consumers.StageInput, Subject: consumers.ThoughtsPrefix + "alice", Seq: 1, Attempts: 1,
+			Reason: "invalid JSON", Data: []byte(data)}
+		if err := consumers.StoreLetter(ctx, js, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	store("{first")
+	store("{first") // the same thought again: one letter
+	if err := js.DeleteStream(ctx, consumers.StreamThoughts); err != nil {
+		t.Fatal(err)
+	}
+	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	store("{second") // sequence 1 of the stream made again
+	s, err := js.Stream(ctx, consumers.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().State.Msgs; got != 2 {
+		t.Fatalf("%d letters stored, want 2: one per thought", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -71,13 +72,25 @@ const StageInput pipeline.Stage = "input"
 func letterStage(s pipeline.Stage) bool { return s.Valid() || s == StageInput }
 
 // letterKey names the thought a letter is for: its sequence in
-// NOESIS_THOUGHTS, or (unknown only when its metadata could not be read) the
-// digest of its subject and bytes.
-func letterKey(l Letter) string {
-	if l.Seq > 0 {
-		return strconv.FormatUint(l.Seq, 10)
+// NOESIS_THOUGHTS and when that stream was made, or (unknown only when its
+// metadata could not be read) the digest of its subject and bytes. The
+// sequence alone is not enough: a NOESIS_THOUGHTS deleted and made again
+// (the guard does) numbers its thoughts from 1 again, and a new thought that
+// could not be read took an older thought's key and message id, so its
+// letter was taken as stored already and the thought was lost.
+func letterKey(ctx context.Context, js jetstream.JetStream, l Letter) (string, error) {
+	if l.Seq == 0 {
+		return "d" + ThoughtDigest(l.Subject, l.Data), nil
 	}
-	return "d" + ThoughtDigest(l.Subject, l.Data)
+	era := "gone" // the stream is gone: a key no stream made again can give
+	s, err := js.Stream(ctx, StreamThoughts)
+	switch {
+	case err == nil:
+		era = strconv.FormatInt(s.CachedInfo().Created.UnixNano(), 36)
+	case !errors.Is(err, jetstream.ErrStreamNotFound):
+		return "", fmt.Errorf("read %s: %w", StreamThoughts, err)
+	}
+	return strconv.FormatUint(l.Seq, 10) + "-" + era, nil
 }
 
 // maxCopiedHeaders bounds the bytes of a thought's own headers (a trace
@@ -106,7 +119,10 @@ func StoreLetter(ctx context.Context, js jetstream.JetStream, l Letter) error {
 	}
 	reason := strings.NewReplacer("\r", " ", "\n", " ").Replace(l.Reason)
 	reason = clipBytes(reason, maxReasonHeaderSize)
-	key := letterKey(l)
+	key, err := letterKey(ctx, js, l)
+	if err != nil {
+		return fmt.Errorf("store dead letter: %w", err)
+	}
 	id := string(l.Stage) + ":" + key
 	stored, err := letterStored(ctx, js, l.Stage, key)
 	if err != nil {
