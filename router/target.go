@@ -222,7 +222,10 @@ func (t *target) call(ctx context.Context, req pipeline.Request) (pipeline.Respo
 // 43.6 KB a call in all), the processor the stacks' growth costs unchanged
 // (8 % of a worker's at zero-latency answers; growing the new goroutine to
 // 16 KiB first halved that, and gave back all the memory). The caller
-// always waits for it, so it never outlives the call.
+// always waits for it, so it never outlives the call; a panic in the
+// client (an answer it could not take) comes back as an error wrapping
+// pipeline.ErrPanic, as the pool's recovery makes of one in its own
+// goroutine, instead of ending the worker.
 func chatShallow(ctx context.Context, b Backend, req pipeline.Request) (Reply, error) {
 	type result struct {
 		reply Reply
@@ -230,6 +233,11 @@ func chatShallow(ctx context.Context, b Backend, req pipeline.Request) (Reply, e
 	}
 	done := make(chan result, 1)
 	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				done <- result{err: fmt.Errorf("%w: the model call: %v", pipeline.ErrPanic, v)}
+			}
+		}()
 		r, err := b.Chat(ctx, req)
 		done <- result{r, err}
 	}()

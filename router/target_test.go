@@ -1,6 +1,9 @@
 package router
 
 import (
+	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -58,5 +61,21 @@ func TestSpeedIsKeptForStatsEveryAnswers(t *testing.T) {
 		if i == statsEvery && got != 10 {
 			t.Fatalf("after %d slow answers: %g, want 10 (16 of 128 are the slowest tenth)", i, got)
 		}
+	}
+}
+
+// panickingBackend's client panics, as one might on an answer it cannot take.
+type panickingBackend struct{}
+
+func (panickingBackend) Chat(context.Context, pipeline.Request) (Reply, error) {
+	panic("runtime error: index out of range [3] with length 3")
+}
+
+// A panic in the model call, made in a goroutine of its own, comes back to
+// the caller as an error wrapping ErrPanic instead of ending the worker.
+func TestAPanicInTheModelCallIsAnError(t *testing.T) {
+	_, err := chatShallow(context.Background(), panickingBackend{}, pipeline.Request{})
+	if !errors.Is(err, pipeline.ErrPanic) || !strings.Contains(err.Error(), "index out of range") {
+		t.Fatalf("error %v: want one wrapping pipeline.ErrPanic that says what panicked", err)
 	}
 }
