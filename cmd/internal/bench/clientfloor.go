@@ -104,22 +104,31 @@ func (f *floorCalls) work(ctx context.Context, stage pipeline.Stage, msg jetstre
 		return err
 	}
 	if stage == pipeline.StageNarrative {
-		return f.call(ctx, f.narrative, f.bridge.Messages(&t), f.bridge.Temperature, f.bridge.MaxTokens)
+		return f.call(ctx, f.narrative, f.bridge.Messages(&t), f.bridge.Temperature, f.bridge.MaxTokens, nil)
 	}
 	judges := f.tribunal.Judges()
 	errs := make([]error, len(judges))
 	var wg sync.WaitGroup
 	for i, j := range judges[:len(judges)-1] {
-		wg.Go(func() { errs[i] = f.call(ctx, f.judges[i], f.tribunal.Messages(j, &t), f.temp, f.maxTokens) })
+		wg.Go(func() {
+			errs[i] = f.call(ctx, f.judges[i], f.tribunal.Messages(j, &t), f.temp, f.maxTokens, judgeSchema)
+		})
 	}
 	last := len(judges) - 1
-	errs[last] = f.call(ctx, f.judges[last], f.tribunal.Messages(judges[last], &t), f.temp, f.maxTokens)
+	errs[last] = f.call(ctx, f.judges[last], f.tribunal.Messages(judges[last], &t), f.temp, f.maxTokens, judgeSchema)
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// call is one chat completion, as noesis's backend sends it.
-func (f *floorCalls) call(ctx context.Context, model string, msgs []pipeline.Message, temp float32, maxTokens int) error {
+// judgeSchema is the schema a judge's call carries, as noesis's judges ask
+// by default (NOESIS_STRUCTURED=auto, a target that takes it): without it
+// the floor's calls were lighter than noesis's (no schema to encode and
+// send, answers in text).
+var judgeSchema = pipeline.VerdictSchema()
+
+// call is one chat completion, as noesis's backend sends it: with schema,
+// when set, as its response_format (json_schema, strict).
+func (f *floorCalls) call(ctx context.Context, model string, msgs []pipeline.Message, temp float32, maxTokens int, schema *pipeline.AnswerSchema) error {
 	om := make([]openai.ChatCompletionMessage, len(msgs))
 	for i, m := range msgs {
 		om[i] = openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content}
@@ -127,6 +136,11 @@ func (f *floorCalls) call(ctx context.Context, model string, msgs []pipeline.Mes
 	if temp == 0 {
 		temp = 1e-45 // as noesis sends a zero temperature (go-openai omits 0)
 	}
-	_, err := f.api.CreateChatCompletion(ctx, openai.ChatCompletionRequest{Model: model, Messages: om, Temperature: temp, MaxTokens: maxTokens}) //lint:ignore SA1019 noesis sends max_tokens
+	req := openai.ChatCompletionRequest{Model: model, Messages: om, Temperature: temp, MaxTokens: maxTokens} //lint:ignore SA1019 noesis sends max_tokens
+	if schema != nil {
+		req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONSchema,
+			JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: schema.Name, Schema: schema.Schema, Strict: true}}
+	}
+	_, err := f.api.CreateChatCompletion(ctx, req)
 	return err
 }
