@@ -104,11 +104,22 @@ func (g *Guard) Check(ctx context.Context) Health {
 	return h
 }
 
+// guardedStreams names every stream the guard sets up again: those
+// EnsureStreams sets up, read from StreamConfigs so that a stream added
+// there is watched too (NOESIS_DLQ_KEYS once was not), and the advisories.
+func guardedStreams() []string {
+	var names []string
+	for _, sc := range StreamConfigs(StreamsConfig{}) {
+		names = append(names, sc.Name)
+	}
+	return append(names, StreamAdvisories)
+}
+
 // ReadHealth reads which streams are missing and the reaper's backlog,
 // changing nothing. ReaperStuck is left for a Guard, which watches over time.
 func ReadHealth(ctx context.Context, js jetstream.JetStream) Health {
 	h := Health{Checked: time.Now()}
-	for _, name := range []string{StreamThoughts, StreamReplays, StreamOutputs, StreamDLQ, StreamLetterKeys, StreamAdvisories, StreamTranscripts, StreamNotices} {
+	for _, name := range guardedStreams() {
 		if _, err := js.Stream(ctx, name); errors.Is(err, jetstream.ErrStreamNotFound) {
 			h.MissingStreams = append(h.MissingStreams, name)
 		}
