@@ -125,7 +125,8 @@ func (c *Clerk) Held(ctx context.Context, msg jetstream.Msg) ([]byte, error) {
 }
 
 // Bounded is how many reviews this clerk did not queue because their agent
-// had MaxPerAgent waiting (each a delivery of a thought put back).
+// had MaxPerAgent waiting (each a thought dead-lettered, its verdict not
+// published).
 func (c *Clerk) Bounded() uint64 { return c.bounded.Load() }
 
 // Unreadable is how many reviews stored before this clerk found, on a
