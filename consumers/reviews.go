@@ -15,9 +15,10 @@ import (
 // ReviewQueue queues a person's review of a verdict that requires one
 // (consumers/review's Clerk is the one noesis runs). A pool given one
 // (WithReviews) calls Queue with the thought's message as delivered and the
-// verdict's bytes exactly as it is about to publish them, after the
-// verdict's transcript is stored and before the verdict is published:
-// whoever reads a verdict that requires review finds its review queued.
+// verdict's bytes exactly as it is about to publish them, before the
+// verdict's transcript is stored and the verdict published: whoever reads a
+// verdict that requires review finds its review queued and its transcript,
+// and a verdict the queue refuses has neither published.
 //
 // A thought's verdict is the one its review holds. A thought delivered
 // again after its review was stored (its worker died before publishing the
@@ -54,12 +55,19 @@ func WithReviews(q ReviewQueue) PoolOption {
 }
 
 // queueReview queues the review of out, encoded in data, when out is a
-// verdict that requires human review and the pool has a queue. It returns
-// the output to publish and its bytes: out and data, or, when an earlier
-// delivery of the thought stored a review holding another verdict, that
-// verdict, so that the agent and the reviewer see the same one. A verdict
-// that requires no review is checked against a stored review only on a
-// delivery after the first: only an earlier one can have stored it.
+// verdict that requires human review and the pool has a queue, and then
+// stores the verdict's transcript (publishTranscript says why here). It
+// returns the output to publish and its bytes: out and data, or, when an
+// earlier delivery of the thought stored a review holding another verdict,
+// that verdict, so that the agent and the reviewer see the same one; its
+// transcript is the one that delivery stored (none when it stopped between
+// the review and the transcript: a transcript of the verdict judged again
+// would describe another verdict than the one published). A verdict the
+// queue refuses for good comes back as an error wrapping
+// pipeline.ErrPermanent in a *pipeline.PartialError carrying its
+// transcript, for the dead letter. A verdict that requires no review is
+// checked against a stored review only on a delivery after the first: only
+// an earlier one can have stored it.
 func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output, data []byte) (pipeline.Output, []byte, error) {
 	v, ok := out.(*pipeline.Verdict)
 	if p.reviews == nil || !ok || (!v.RequiresHumanReview && d.delivered <= 1) {
@@ -73,12 +81,21 @@ func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output
 		held, err = p.reviews.Held(ctx, d.msg)
 	}
 	if errors.Is(err, pipeline.ErrPermanent) { // refused for good (an agent past its bound): dead-lettered
-		return out, data, fmt.Errorf("queue review: %w", err)
+		err = fmt.Errorf("queue review: %w", err)
+		if tr := v.Transcript(); tr != nil { // the letter keeps it; the agent never gets it
+			err = &pipeline.PartialError{Err: err, Transcript: tr}
+		}
+		return out, data, err
 	}
 	if err != nil {
 		return out, data, fmt.Errorf("%w: queue review: %w", pipeline.ErrTransient, err)
 	}
 	if held == nil || bytes.Equal(held, data) {
+		if v.RequiresHumanReview { // queued: now its transcript (publishTranscript left it)
+			if err := p.storeTranscript(ctx, &d.thought, out, d.msg); err != nil {
+				return out, data, err
+			}
+		}
 		return out, data, nil
 	}
 	stored := new(pipeline.Verdict)

@@ -12,7 +12,7 @@
 //     verdict as the agent got it, and the thought it judged (earlier
 //     versions stored it under _noesis.review.queued.<id>, still read). The Clerk stores it from the
 //     tribunal pool (consumers.WithReviews), with the thought the pool holds,
-//     after the verdict's transcript and before the verdict itself: a
+//     before the verdict's transcript and the verdict itself: a
 //     thought redelivered after a crash queues its review again, and the
 //     stream refuses the second copy, so a verdict has one review; the
 //     thought, judged again, is given the verdict the first copy holds,
