@@ -34,13 +34,29 @@ const noesisAccount = "NOESIS"
 // single-account model (where only _INBOX_<id> was theirs) go on working.
 func AgentInboxPrefix(agentID string) string { return "_INBOX_" + agentID }
 
+// What one agent's account may hold of the NATS server: connections, and
+// subscriptions on each. Without them one agent could take every connection
+// the server allows (max_connections, 64K by default), shutting out the
+// other agents and the workers, and subscribe to its own outputs without
+// end, so that the server copied each of them to every subscription. An
+// agent needs a connection a process and a few subscriptions on each (its
+// outputs, notices, review decisions and one inbox); edit an account's
+// limits line for an agent that needs more.
+const (
+	agentMaxConnections   = 32
+	agentMaxSubscriptions = 64
+)
+
 // agentAccount is the account block of agent id, whose one user logs in with
 // login (an nkey or a user and password line): it imports its own thoughts'
 // subject as a service and its own outputs as streams from the NOESIS
-// account, and may publish and read only those and its inboxes.
+// account, and may publish and read only those and its inboxes, with at
+// most agentMaxConnections connections of agentMaxSubscriptions
+// subscriptions each.
 func agentAccount(id, login string) string {
 	return fmt.Sprintf(`# agent %[1]s
 %[1]s {
+  limits: { max_connections: %[5]d, max_subscriptions: %[6]d }
   users: [
     {
       %[2]s
@@ -61,7 +77,7 @@ func agentAccount(id, login string) string {
   ]
 }
 # end agent %[1]s
-`, id, login, AgentInboxPrefix(id), noesisAccount)
+`, id, login, AgentInboxPrefix(id), noesisAccount, agentMaxConnections, agentMaxSubscriptions)
 }
 
 // defaultSeedDir is where agent seeds go unless --dir says otherwise: the

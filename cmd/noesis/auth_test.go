@@ -28,6 +28,15 @@ import (
 // directory of their seed files (alice.nk, bob.nk) and the config's path.
 func authServer(t *testing.T) (*server.Server, string, string) {
 	t.Helper()
+	conf, dir := authConf(t)
+	return serveConf(t, conf), dir, conf
+}
+
+// authConf is authServer's config and seeds without the server: a copy of
+// the shipped nats-auth.conf with alice and bob added, and the directory of
+// their seeds.
+func authConf(t *testing.T) (string, string) {
+	t.Helper()
 	t.Setenv("NOESIS_AGENT_PASSWORD", "agent-pw")
 	t.Setenv("NOESIS_WORKER_PASSWORD", "worker-pw")
 	t.Setenv("NOESIS_ADMIN_PASSWORD", "admin-pw")
@@ -50,7 +59,7 @@ func authServer(t *testing.T) (*server.Server, string, string) {
 	if _, err := runCLI(t, "", "agent", "add", "alice", "--conf", conf, "--dir", dir); err == nil {
 		t.Fatal("adding alice twice was accepted")
 	}
-	return serveConf(t, conf), dir, conf
+	return conf, dir
 }
 
 // agentWorker starts a server under the shipped nats-auth.conf (authServer)

@@ -114,14 +114,18 @@ func taggedWorker(t *testing.T) *rig {
 }
 
 // serveConf starts a server under the NATS config file conf, on a free port
-// and storing in the test's temporary directory.
-func serveConf(t *testing.T, conf string) *server.Server {
+// and storing in the test's temporary directory; each of adjust, if any,
+// changes the options read from conf first.
+func serveConf(t *testing.T, conf string, adjust ...func(*server.Options)) *server.Server {
 	t.Helper()
 	opts, err := server.ProcessConfigFile(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	opts.Port, opts.StoreDir, opts.NoLog, opts.NoSigs, opts.PidFile = server.RANDOM_PORT, t.TempDir(), true, true, ""
+	for _, a := range adjust {
+		a(opts)
+	}
 	return natstest.RunServerWithOptions(t, opts)
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -83,5 +84,68 @@ func TestDeadLetteredVerdictHasNoTranscript(t *testing.T) {
 		if err := json.Unmarshal(raw, &tr); err != nil || len(tr.Judges) == 0 || !strings.Contains(l.Reason, "NOESIS_AGENT_MAX_REVIEWS") {
 			t.Errorf("letter %q: reason %q, transcript %.200s (%v); want the bound's reason and the judges' transcript", l.Subject, l.Reason, raw, err)
 		}
+	}
+}
+
+// One agent cannot take every connection the server allows, nor subscribe
+// without end: its account's limits (max_connections, max_subscriptions on
+// each connection) bound it. The server here allows eight connections more
+// than one agent's bound, standing for whatever a real server can hold:
+// alice opens as many as she can, and bob and the worker still get in. Her
+// subscriptions past the bound on one connection are refused, so the server
+// does not copy each of her outputs to every one. Under the shipped
+// nats-auth.conf, the agents added by `noesis agent add`. Without the
+// limits alice took all of the server's connections and bob was refused.
+func TestAgentCannotTakeEveryConnection(t *testing.T) {
+	const room = agentMaxConnections + 8
+	conf, seeds := authConf(t)
+	ns := serveConf(t, conf, func(o *server.Options) { o.MaxConn = room })
+	subErrs := make(chan error, 16)
+	connect := func(auth nats.Option) (*nats.Conn, error) {
+		nc, err := nats.Connect(ns.ClientURL(), auth, nats.NoReconnect(),
+			nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+				select {
+				case subErrs <- err:
+				default:
+				}
+			}))
+		if err == nil {
+			t.Cleanup(nc.Close)
+		}
+		return nc, err
+	}
+	var alice []*nats.Conn
+	var refused error
+	for len(alice) < room {
+		nc, err := connect(agentAuth(t, seeds, "alice"))
+		if err != nil {
+			refused = err
+			break
+		}
+		alice = append(alice, nc)
+	}
+	if len(alice) != agentMaxConnections {
+		t.Errorf("alice opened %d connections of the server's %d (last refusal: %v); want her bound, %d", len(alice), room, refused, agentMaxConnections)
+	}
+	for _, login := range []nats.Option{agentAuth(t, seeds, "bob"), nats.UserInfo("worker", "worker-pw")} {
+		if _, err := connect(login); err != nil {
+			t.Fatalf("shut out after alice's connections: %v", err)
+		}
+	}
+
+	nc := alice[0]
+	for i := range agentMaxSubscriptions + 1 {
+		if _, err := nc.Subscribe(consumers.OutputSubject(pipeline.StageTribunal, "alice"), func(*nats.Msg) {}); err != nil {
+			t.Fatalf("subscription %d: %v", i, err)
+		}
+	}
+	_ = nc.Flush()
+	select {
+	case err := <-subErrs:
+		if !strings.Contains(err.Error(), "maximum subscriptions exceeded") {
+			t.Errorf("alice's subscription past her bound: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Errorf("alice's %d subscriptions on one connection were all taken; want %d", agentMaxSubscriptions+1, agentMaxSubscriptions)
 	}
 }
