@@ -1,7 +1,10 @@
 package pipeline
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"math"
 	"testing"
 	"unicode"
 )
@@ -34,4 +37,53 @@ func FuzzDecodeThought(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzQuoteThought: the hand-written quotation is, byte for byte, what
+// encoding/json's Encoder writes (quoteThoughtByEncoder), for any strings
+// (invalid UTF-8, control characters, U+2028, HTML) and any finite numbers.
+func FuzzQuoteThought(f *testing.F) {
+	f.Add("daimon-7", "delete <old> backups & \"free\" space\n\t\\", 3, "", "rm -rf /", "", "trace\u2028\u2029\x00\x1f\x7f", 0.62, true, 1e-7, 2.5e21, -0.0, 1.0)
+	f.Add("a", "\xff\xfe broken \xc3", 0, "src", "", "out", "", 0.0, false, 0.0, 0.0, 0.0, 0.0)
+	f.Add("b", "x", -4, "\b\f\r", "é 漢字 🚀", "", "", 1e-6, true, 1e20, 1e21, 123456789.125, -1e-9)
+	f.Fuzz(func(t *testing.T, agent, task string, depth int, source, action, outcome, trace string, coherence float64, salient bool, n, r, u, c float64) {
+		for _, x := range []float64{coherence, n, r, u, c} {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return // not a thought's number: JSON has none
+			}
+		}
+		th := Thought{AgentID: agent, Content: Content{UserInput: task, Depth: depth, Source: source},
+			Action: action, Outcome: outcome, ReasoningTrace: trace}
+		if coherence != 0 {
+			th.Coherence = &coherence
+		}
+		if salient {
+			th.Salience = &Salience{Novelty: n, Relevance: r, Urgency: u, Confidence: c}
+		}
+		if got, want := quoteThought(&th), quoteThoughtByEncoder(&th); got != want {
+			t.Fatalf("quotation differs from encoding/json's:\ngot  %q\nwant %q", got, want)
+		}
+	})
+}
+
+// quoteThoughtByEncoder is quoteThought as it was written before, by
+// encoding/json's Encoder: the oracle of the hand-written one.
+func quoteThoughtByEncoder(t *Thought) string {
+	view := struct {
+		AgentID        string    `json:"agent_id"`
+		Task           string    `json:"task"`
+		Depth          int       `json:"depth,omitempty"`
+		Source         string    `json:"source,omitempty"`
+		Action         string    `json:"action,omitempty"`
+		Outcome        string    `json:"outcome,omitempty"`
+		ReasoningTrace string    `json:"reasoning_trace,omitempty"`
+		Coherence      *float64  `json:"coherence,omitempty"`
+		Salience       *Salience `json:"salience,omitempty"`
+	}{t.AgentID, t.Content.UserInput, t.Content.Depth, t.Content.Source, t.Action, t.Outcome, t.ReasoningTrace, t.Coherence, t.Salience}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(view)
+	return dataBegin + "\n" + string(bytes.TrimSpace(buf.Bytes())) + "\n" + dataEnd
 }

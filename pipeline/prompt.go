@@ -1,9 +1,9 @@
 package pipeline
 
 import (
-	"bytes"
-	"encoding/json"
-	"strings"
+	"math"
+	"strconv"
+	"unicode/utf8"
 )
 
 // PromptVersion changes whenever a prompt changes; it is part of every cache
@@ -27,29 +27,140 @@ const dataRule = "The agent's thought is quoted below between the lines " + data
 // The event_id is left out: it says nothing about the thought, and without it
 // the same thought from the same agent is the same prompt, so the cache and
 // the coalescing of in-flight calls serve repeats.
+//
+// The JSON is what encoding/json's Encoder writes for the view quotedView
+// (HTML left unescaped, indented by two spaces), byte for byte: the prompt
+// and so every cache key depend on it (quoteThoughtByEncoder in the tests
+// is the oracle, FuzzQuoteThought compares them). It is written by hand
+// because each thought is quoted twice (by the tribunal and the bridge) on
+// every delivery, and the Encoder's reflection and indenting pass were 4.5 %
+// of a worker's processor on cache hits.
 func quoteThought(t *Thought) string {
-	view := struct {
-		AgentID        string    `json:"agent_id"`
-		Task           string    `json:"task"`
-		Depth          int       `json:"depth,omitempty"`
-		Source         string    `json:"source,omitempty"`
-		Action         string    `json:"action,omitempty"`
-		Outcome        string    `json:"outcome,omitempty"`
-		ReasoningTrace string    `json:"reasoning_trace,omitempty"`
-		Coherence      *float64  `json:"coherence,omitempty"`
-		Salience       *Salience `json:"salience,omitempty"`
-	}{t.AgentID, t.Content.UserInput, t.Content.Depth, t.Content.Source, t.Action, t.Outcome, t.ReasoningTrace, t.Coherence, t.Salience}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(view) // a struct of strings and numbers always encodes
-	var b strings.Builder
-	b.Grow(buf.Len() + len(dataBegin) + len(dataEnd) + 4)
-	b.WriteString(dataBegin)
-	b.WriteByte('\n')
-	b.Write(bytes.TrimSpace(buf.Bytes()))
-	b.WriteByte('\n')
-	b.WriteString(dataEnd)
-	return b.String()
+	b := make([]byte, 0, quotedSize(t))
+	b = append(b, dataBegin+"\n{"...)
+	b = quoteField(b, "agent_id", t.AgentID, false)
+	b = quoteField(b, "task", t.Content.UserInput, false)
+	if t.Content.Depth != 0 {
+		b = append(b, ",\n  \"depth\": "...)
+		b = strconv.AppendInt(b, int64(t.Content.Depth), 10)
+	}
+	b = quoteField(b, "source", t.Content.Source, true)
+	b = quoteField(b, "action", t.Action, true)
+	b = quoteField(b, "outcome", t.Outcome, true)
+	b = quoteField(b, "reasoning_trace", t.ReasoningTrace, true)
+	if t.Coherence != nil {
+		b = append(b, ",\n  \"coherence\": "...)
+		b = appendJSONFloat(b, *t.Coherence)
+	}
+	if s := t.Salience; s != nil {
+		b = append(b, ",\n  \"salience\": {\n    \"novelty\": "...)
+		b = appendJSONFloat(b, s.Novelty)
+		b = append(b, ",\n    \"relevance\": "...)
+		b = appendJSONFloat(b, s.Relevance)
+		b = append(b, ",\n    \"urgency\": "...)
+		b = appendJSONFloat(b, s.Urgency)
+		b = append(b, ",\n    \"confidence\": "...)
+		b = appendJSONFloat(b, s.Confidence)
+		b = append(b, "\n  }"...)
+	}
+	b = append(b, "\n}\n"+dataEnd...)
+	return string(b)
+}
+
+// quotedSize is about the size of t's quotation: its strings, a sixth more
+// for escapes, and the markers, names and numbers.
+func quotedSize(t *Thought) int {
+	n := len(t.AgentID) + len(t.Content.UserInput) + len(t.Content.Source) + len(t.Action) + len(t.Outcome) + len(t.ReasoningTrace)
+	return n + n/6 + len(dataBegin) + len(dataEnd) + 320
+}
+
+// quoteField appends the field name: s to a quotation's object, on a line of
+// its own after the fields before it (the first follows the brace). An
+// omitEmpty field with an empty s is left out.
+func quoteField(b []byte, name, s string, omitEmpty bool) []byte {
+	if omitEmpty && s == "" {
+		return b
+	}
+	if b[len(b)-1] != '{' {
+		b = append(b, ',')
+	}
+	b = append(b, "\n  \""...)
+	b = append(b, name...)
+	b = append(b, "\": "...)
+	return appendJSONString(b, s)
+}
+
+// appendJSONString appends s as encoding/json writes a string with HTML
+// left unescaped: quotes and backslashes escaped, control characters as
+// \n, \r, \t, \b, \f or \u00XX, invalid UTF-8 as \ufffd, and U+2028 and
+// U+2029 escaped (JavaScript reads them as line ends).
+func appendJSONString(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendJSONFloat appends f as encoding/json writes a float64: the shortest
+// decimal that reads back as f, in exponent form below 1e-6 and from 1e21
+// (with a one-digit negative exponent written without its leading zero). A
+// thought's numbers were read from JSON, so none is NaN or infinite.
+func appendJSONFloat(b []byte, f float64) []byte {
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
 }
