@@ -3,6 +3,7 @@ package pipeline
 import (
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -36,35 +37,37 @@ const dataRule = "The agent's thought is quoted below between the lines " + data
 // every delivery, and the Encoder's reflection and indenting pass were 4.5 %
 // of a worker's processor on cache hits.
 func quoteThought(t *Thought) string {
-	b := make([]byte, 0, quotedSize(t))
-	b = append(b, dataBegin+"\n{"...)
-	b = quoteField(b, "agent_id", t.AgentID, false)
-	b = quoteField(b, "task", t.Content.UserInput, false)
+	var b strings.Builder // its String is the bytes written, not a copy
+	b.Grow(quotedSize(t))
+	b.WriteString(dataBegin + "\n{")
+	quoteField(&b, "agent_id", t.AgentID, false)
+	quoteField(&b, "task", t.Content.UserInput, false)
+	var num [32]byte
 	if t.Content.Depth != 0 {
-		b = append(b, ",\n  \"depth\": "...)
-		b = strconv.AppendInt(b, int64(t.Content.Depth), 10)
+		b.WriteString(",\n  \"depth\": ")
+		b.Write(strconv.AppendInt(num[:0], int64(t.Content.Depth), 10))
 	}
-	b = quoteField(b, "source", t.Content.Source, true)
-	b = quoteField(b, "action", t.Action, true)
-	b = quoteField(b, "outcome", t.Outcome, true)
-	b = quoteField(b, "reasoning_trace", t.ReasoningTrace, true)
+	quoteField(&b, "source", t.Content.Source, true)
+	quoteField(&b, "action", t.Action, true)
+	quoteField(&b, "outcome", t.Outcome, true)
+	quoteField(&b, "reasoning_trace", t.ReasoningTrace, true)
 	if t.Coherence != nil {
-		b = append(b, ",\n  \"coherence\": "...)
-		b = appendJSONFloat(b, *t.Coherence)
+		b.WriteString(",\n  \"coherence\": ")
+		b.Write(appendJSONFloat(num[:0], *t.Coherence))
 	}
 	if s := t.Salience; s != nil {
-		b = append(b, ",\n  \"salience\": {\n    \"novelty\": "...)
-		b = appendJSONFloat(b, s.Novelty)
-		b = append(b, ",\n    \"relevance\": "...)
-		b = appendJSONFloat(b, s.Relevance)
-		b = append(b, ",\n    \"urgency\": "...)
-		b = appendJSONFloat(b, s.Urgency)
-		b = append(b, ",\n    \"confidence\": "...)
-		b = appendJSONFloat(b, s.Confidence)
-		b = append(b, "\n  }"...)
+		b.WriteString(",\n  \"salience\": {\n    \"novelty\": ")
+		b.Write(appendJSONFloat(num[:0], s.Novelty))
+		b.WriteString(",\n    \"relevance\": ")
+		b.Write(appendJSONFloat(num[:0], s.Relevance))
+		b.WriteString(",\n    \"urgency\": ")
+		b.Write(appendJSONFloat(num[:0], s.Urgency))
+		b.WriteString(",\n    \"confidence\": ")
+		b.Write(appendJSONFloat(num[:0], s.Confidence))
+		b.WriteString("\n  }")
 	}
-	b = append(b, "\n}\n"+dataEnd...)
-	return string(b)
+	b.WriteString("\n}\n" + dataEnd)
+	return b.String()
 }
 
 // quotedSize is about the size of t's quotation: its strings, a sixth more
@@ -74,29 +77,29 @@ func quotedSize(t *Thought) int {
 	return n + n/6 + len(dataBegin) + len(dataEnd) + 320
 }
 
-// quoteField appends the field name: s to a quotation's object, on a line of
+// quoteField writes the field name: s to a quotation's object, on a line of
 // its own after the fields before it (the first follows the brace). An
 // omitEmpty field with an empty s is left out.
-func quoteField(b []byte, name, s string, omitEmpty bool) []byte {
+func quoteField(b *strings.Builder, name, s string, omitEmpty bool) {
 	if omitEmpty && s == "" {
-		return b
+		return
 	}
-	if b[len(b)-1] != '{' {
-		b = append(b, ',')
+	if !strings.HasSuffix(b.String(), "{") {
+		b.WriteByte(',')
 	}
-	b = append(b, "\n  \""...)
-	b = append(b, name...)
-	b = append(b, "\": "...)
-	return appendJSONString(b, s)
+	b.WriteString("\n  \"")
+	b.WriteString(name)
+	b.WriteString("\": ")
+	writeJSONString(b, s)
 }
 
-// appendJSONString appends s as encoding/json writes a string with HTML
-// left unescaped: quotes and backslashes escaped, control characters as
-// \n, \r, \t, \b, \f or \u00XX, invalid UTF-8 as \ufffd, and U+2028 and
-// U+2029 escaped (JavaScript reads them as line ends).
-func appendJSONString(b []byte, s string) []byte {
+// writeJSONString writes s as encoding/json writes a string with HTML left
+// unescaped: quotes and backslashes escaped, control characters as \n, \r,
+// \t, \b, \f or \u00XX, invalid UTF-8 as \ufffd, and U+2028 and U+2029
+// escaped (JavaScript reads them as line ends).
+func writeJSONString(b *strings.Builder, s string) {
 	const hex = "0123456789abcdef"
-	b = append(b, '"')
+	b.WriteByte('"')
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
@@ -104,46 +107,44 @@ func appendJSONString(b []byte, s string) []byte {
 				i++
 				continue
 			}
-			b = append(b, s[start:i]...)
+			b.WriteString(s[start:i])
 			switch c {
 			case '"', '\\':
-				b = append(b, '\\', c)
+				b.Write([]byte{'\\', c})
 			case '\n':
-				b = append(b, '\\', 'n')
+				b.WriteString(`\n`)
 			case '\r':
-				b = append(b, '\\', 'r')
+				b.WriteString(`\r`)
 			case '\t':
-				b = append(b, '\\', 't')
+				b.WriteString(`\t`)
 			case '\b':
-				b = append(b, '\\', 'b')
+				b.WriteString(`\b`)
 			case '\f':
-				b = append(b, '\\', 'f')
+				b.WriteString(`\f`)
 			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+				b.Write([]byte{'\\', 'u', '0', '0', hex[c>>4], hex[c&0xF]})
 			}
 			i++
 			start = i
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteString(s[start:i])
+			b.WriteString(`\ufffd`)
+		case r == '\u2028' || r == '\u2029':
+			b.WriteString(s[start:i])
+			b.Write([]byte{'\\', 'u', '2', '0', '2', hex[r&0xF]})
+		default:
 			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xF])
-			i += size
-			start = i
 			continue
 		}
 		i += size
+		start = i
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	b.WriteString(s[start:])
+	b.WriteByte('"')
 }
 
 // appendJSONFloat appends f as encoding/json writes a float64: the shortest

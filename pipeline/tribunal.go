@@ -188,10 +188,11 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 			done[i] = true
 		}
 	}
-	votes = make([]JudgeVote, n)
+	// Every judge's goroutine has ended: the votes are given's, a judge
+	// still out (or late) abstaining in its place.
+	votes = given
 	for i, s := range tr.seats {
 		if done[i] {
-			votes[i] = given[i]
 			continue
 		}
 		j := s.judge

@@ -335,7 +335,7 @@ func CacheKey(provider, model string, req pipeline.Request) string {
 	if req.Schema != nil { // an answer asked in a schema is not one asked in text
 		b = append(b, 1)
 		b = appendKeyField(b, req.Schema.Name)
-		b = appendKeyField(b, string(req.Schema.Schema))
+		b = appendKeyField(b, req.Schema.Schema) // its bytes, not a string made of them each call
 	} else {
 		b = append(b, 0)
 	}
@@ -350,6 +350,6 @@ func CacheKey(provider, model string, req pipeline.Request) string {
 }
 
 // appendKeyField appends s to a key's encoding, after its length.
-func appendKeyField(b []byte, s string) []byte {
+func appendKeyField[S ~string | ~[]byte](b []byte, s S) []byte {
 	return append(binary.LittleEndian.AppendUint64(b, uint64(len(s))), s...)
 }
