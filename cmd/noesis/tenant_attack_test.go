@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
@@ -147,5 +148,58 @@ func TestAgentCannotTakeEveryConnection(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Errorf("alice's %d subscriptions on one connection were all taken; want %d", agentMaxSubscriptions+1, agentMaxSubscriptions)
+	}
+}
+
+// An agent past its own quota of requests cannot stop the others: its
+// thoughts wait for the next window without holding the pool's slots. Alice
+// may make one request a window; her three thoughts take one request and
+// then wait, and bob's thought, published while they wait, gets its
+// narrative at once. Under the shipped nats-auth.conf, with the simulator,
+// two slots for the fast tier. Without the fix her waiting thoughts held
+// both slots until her window ended, and bob waited with them.
+func TestAgentPastItsQuotaDoesNotHoldTheSlots(t *testing.T) {
+	const window = 30 * time.Second
+	ns, seeds, _ := authServer(t)
+	cfg := workerConfig(t, ns, sim.Config{Shape: "tagged-lines"})
+	cfg.LimitWindow = window
+	cfg.AgentQuotas = "alice=1/0/0"
+	cfg.Tier.Of(pipeline.TierFast).Concurrency = 2
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var logs natstest.Buffer
+	runServiceLogging(t, cfg, &logs, zerolog.DebugLevel)
+	narratives := map[string]*collector{}
+	js := map[string]jetstream.JetStream{}
+	for _, id := range []string{"alice", "bob"} {
+		nc, s := connectAgent(t, ns, id, agentAuth(t, seeds, id), &violations{})
+		narratives[id], js[id] = collectOn(t, nc, consumers.OutputSubject(pipeline.StageNarrative, id)), s
+	}
+	publish := func(agent, event string) {
+		t.Helper()
+		data, _ := json.Marshal(pipeline.Thought{EventID: event, AgentID: agent, Stages: []pipeline.Stage{pipeline.StageNarrative},
+			Content: pipeline.Content{UserInput: event + ": I will compact the archive", Depth: 1}})
+		if _, err := js[agent].Publish(context.Background(), consumers.ThoughtSubject(agent), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The windows are the clock's (NOESIS_LIMIT_WINDOW from the epoch): all
+	// of it in one, or a new window lets alice's second thought through.
+	natstest.Eventually(t, window, func() bool { return time.Until(time.Now().Truncate(window).Add(window)) > window*2/3 },
+		func() string { return "no window began" })
+	for i := range 3 {
+		publish("alice", fmt.Sprintf("alice-%d", i))
+	}
+	held := func() int { return strings.Count(logs.String(), "rate limited; holding the thought") }
+	natstest.Eventually(t, 10*time.Second, func() bool { return narratives["alice"].distinct("narratives") == 1 && held() >= 2 },
+		func() string {
+			return fmt.Sprintf("alice has %d narratives, %d holds; want 1 and her other two held", narratives["alice"].distinct("narratives"), held())
+		})
+	publish("bob", "bob-0")
+	natstest.Eventually(t, 5*time.Second, func() bool { return narratives["bob"].distinct("narratives") == 1 },
+		func() string { return "bob's narrative waited behind alice's thoughts past her quota" })
+	if n := narratives["alice"].distinct("narratives"); n != 1 {
+		t.Errorf("alice has %d narratives within her window; her quota allows 1", n)
 	}
 }

@@ -143,6 +143,16 @@ func (l *Concurrency) Acquire(ctx context.Context) error {
 	}
 }
 
+// Reclaim takes a slot at once, past the limit if need be: for work that
+// gave its slot back (Release(0)) while it waited on something else, still
+// to Release it once done, and that can no longer wait in Acquire (its
+// context ended). Safe for concurrent use.
+func (l *Concurrency) Reclaim() {
+	l.mu.Lock()
+	l.inflight++
+	l.mu.Unlock()
+}
+
 // overBudget reports whether the Go heap is past num/den of the memory budget.
 func (l *Concurrency) overBudget(den, num uint64) bool {
 	return l.cfg.MemoryBudget > 0 && l.heap() > l.cfg.MemoryBudget/den*num
