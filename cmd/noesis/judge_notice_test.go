@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -66,7 +67,7 @@ func withUnfencedUser(t *testing.T, conf, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	block := "# agent " + id + "\n  " + id + " {\n    users: [\n"
+	block := "# agent " + id + "\n  " + id + " {\n" + fmt.Sprintf("    limits: { max_connections: %d, max_subscriptions: %d }\n", agentMaxConnections, agentMaxSubscriptions) + "    users: [\n"
 	if !strings.Contains(string(b), block) {
 		t.Fatalf("no account block for %s in %s", id, conf)
 	}
