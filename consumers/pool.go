@@ -206,16 +206,16 @@ func (p *Pool) process(ctx context.Context, d *delivery) time.Duration {
 }
 
 // produce is the innermost handler: the stage's work on the thought, with a
-// fresh call budget and, unless FIFO, the thought's tenant, then, in this
-// order, the publish of its transcript, if any, the review of a verdict that
-// requires a person (reviews.go), and the publish of its output: the
-// verdict that review holds, when an earlier delivery stored it. A deadline
+// fresh call budget and the thought's tenant, then, in this order, the
+// publish of its transcript, if any, the review of a verdict that requires a
+// person (reviews.go; such a verdict's transcript is stored after its review,
+// see publishTranscript), and the publish of its output: the verdict that
+// review holds, when an earlier delivery stored it. A deadline
 // tells the pool's limit that the work behind it is pushing back.
 func (p *Pool) produce(ctx context.Context, d *delivery) (result, error) {
-	hctx := ctx
-	if !p.cfg.FIFO {
-		hctx = pipeline.WithTenant(ctx, pipeline.Tenant{Agent: d.thought.AgentID, Priority: d.thought.Priority})
-	}
+	// The tenant even when FIFO: its agent's quotas hold whatever the order
+	// (without it, NOESIS_FAIR_SHARE=false let every agent past its quota).
+	hctx := pipeline.WithTenant(ctx, pipeline.Tenant{Agent: d.thought.AgentID, Priority: d.thought.Priority, FirstCome: p.cfg.FIFO})
 	hctx, _ = pipeline.WithCallBudget(hctx, p.cfg.CallBudget)
 	called := time.Now()
 	out, err := p.stageWork(hctx, d.thought)

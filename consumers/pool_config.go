@@ -44,9 +44,10 @@ type PoolConfig struct {
 	// the delivery up; default 5 min. Rate limits thus slow the pool down
 	// instead of spending the thought's deliveries.
 	RateLimitPatience time.Duration
-	// FIFO serves the pulled thoughts in the order pulled, and marks no
-	// model call with its agent, instead of by priority and in turn between
-	// agents (the default; pipeline/fair). For measuring what fairness costs.
+	// FIFO serves the pulled thoughts in the order pulled, and their model
+	// calls a target's slots first come, first served, instead of by
+	// priority and in turn between agents (the default; pipeline/fair). For
+	// measuring what fairness costs. Each agent's quotas hold either way.
 	FIFO bool
 	// ProgressEvery is how often a stage still at work on a thought says so
 	// in the log at info (consumers' logged middleware); default

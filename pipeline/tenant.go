@@ -9,6 +9,10 @@ type tenantKey struct{}
 // by it.
 type Tenant struct {
 	Agent, Priority string
+	// FirstCome makes the call wait for a target's slot first come, first
+	// served, not by priority and in turn between agents
+	// (NOESIS_FAIR_SHARE=false). The agent's quotas hold either way.
+	FirstCome bool
 }
 
 // WithTenant returns a context whose model calls serve tenant.

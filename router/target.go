@@ -183,10 +183,14 @@ func (t *target) call(ctx context.Context, req pipeline.Request) (pipeline.Respo
 		// Calls that wait for a slot are served by priority, then to the
 		// agent holding the fewest: one agent's flood waits behind itself.
 		tenant := pipeline.TenantOf(ctx)
-		if err := t.slots.Acquire(ctx, tenant.Agent, fair.Band(tenant.Priority)); err != nil {
+		agent, band := tenant.Agent, fair.Band(tenant.Priority)
+		if tenant.FirstCome {
+			agent, band = "", fair.Normal
+		}
+		if err := t.slots.Acquire(ctx, agent, band); err != nil {
 			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, err)
 		}
-		defer t.slots.Release(tenant.Agent)
+		defer t.slots.Release(agent)
 	}
 	if t.quotas != nil && (t.RPM > 0 || t.TPM > 0) {
 		if err := t.quotas.Take(ctx, t.Name, t.RPM, t.TPM); err != nil {

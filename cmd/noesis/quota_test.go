@@ -102,6 +102,56 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 	}
 }
 
+// First come, first served (NOESIS_FAIR_SHARE=false) changes the order in
+// which thoughts and calls are served, not what an agent may spend: its
+// request quota holds. (Its calls once went unmarked with their agent, and
+// passed every quota.)
+func TestAgentQuotaHoldsFirstComeFirstServed(t *testing.T) {
+	t.Parallel()
+	const quota, window, thoughts = 5, time.Second, 20
+	r := newRig(t, sim.Config{})
+	r.cfg.FairShare = false
+	r.cfg.LimitWindow = window
+	r.cfg.AgentQuotas = fmt.Sprintf("greedy=%d/0/0", quota)
+	r.cfg.Tiers = []string{"fast"}
+	if err := r.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
+	for i := range thoughts {
+		publishThought(t, r.js, pipeline.Thought{EventID: fmt.Sprintf("fifo-%d", i), AgentID: "greedy",
+			Content: pipeline.Content{UserInput: fmt.Sprintf("thought %d: I will compact the archive", i), Depth: 1}, Stages: []pipeline.Stage{pipeline.StageNarrative}})
+	}
+	got.waitFor(t, 60*time.Second, map[string]int{"narratives": thoughts})
+	kv, err := r.js.KeyValue(context.Background(), shared.RateBucket)
+	if err != nil {
+		t.Fatalf("no shared counters: the agent's calls were never counted: %v", err)
+	}
+	keys, err := kv.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	admitted := 0.0
+	for k := range keys.Keys() {
+		if !strings.HasPrefix(k, "agent.requests.greedy.") {
+			continue
+		}
+		e, err := kv.Get(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.ParseFloat(string(e.Value()), 64)
+		admitted += n
+		if n > quota {
+			t.Errorf("window %s: %v requests admitted, past the quota of %d", k, n, quota)
+		}
+	}
+	if admitted < thoughts {
+		t.Errorf("the agent's quota counted %v of its %d requests", admitted, thoughts)
+	}
+}
+
 // testPrices are Nebius's prices for the default models, USD per million tokens.
 const testPrices = "meta-llama/Llama-3.3-70B-Instruct-fast=0.25/0.75,deepseek-ai/DeepSeek-R1-0528-fast=2/6"
 
