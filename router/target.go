@@ -19,6 +19,7 @@ import (
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/pipeline/fair"
 	"github.com/noesis-dev/noesis/pipeline/retry"
+	"github.com/noesis-dev/noesis/pipeline/stack"
 )
 
 // Per-call timeouts when Config.Timeout is zero.
@@ -237,6 +238,7 @@ func chatShallow(ctx context.Context, b Backend, req pipeline.Request) (Reply, e
 	}
 	done := make(chan result, 1)
 	go func() {
+		stack.Grow8() // one copy to the 8 KiB the client reaches before it sends, not two
 		defer func() {
 			if v := recover(); v != nil {
 				done <- result{err: fmt.Errorf("%w: the model call: %v", pipeline.ErrPanic, v)}

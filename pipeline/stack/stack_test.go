@@ -7,8 +7,16 @@ import (
 )
 
 // A thousand goroutines that grew their stacks hold 16 KiB each while they
-// wait, and the pad that grew them is not on the heap.
+// wait (8 KiB with Grow8), and the pad that grew them is not on the heap.
 func TestGrowGivesA16KiBStack(t *testing.T) {
+	testGrowGives(t, Grow, 16<<10)
+}
+
+func TestGrow8GivesAn8KiBStack(t *testing.T) {
+	testGrowGives(t, Grow8, 8<<10)
+}
+
+func testGrowGives(t *testing.T, grow func(), size int64) {
 	const n = 1000
 	var ms runtime.MemStats
 	runtime.GC()
@@ -19,7 +27,7 @@ func TestGrowGivesA16KiBStack(t *testing.T) {
 	for range n {
 		started.Add(1)
 		done.Go(func() {
-			Grow()
+			grow()
 			started.Done()
 			<-release
 		})
@@ -30,10 +38,9 @@ func TestGrowGivesA16KiBStack(t *testing.T) {
 	close(release)
 	done.Wait()
 	// Other goroutines' stacks come and go meanwhile; the margins keep
-	// 16 KiB apart from the 2-4 KiB without Grow and the 32 KiB of one
-	// size up.
-	if per := (int64(grown) - int64(before)) / n; per < 12<<10 || per >= 24<<10 {
-		t.Errorf("stack per goroutine %d B, want 16 KiB", per)
+	// size apart from half of it and twice it.
+	if per := (int64(grown) - int64(before)) / n; per < size*3/4 || per >= size*3/2 {
+		t.Errorf("stack per goroutine %d B, want %d KiB", per, size>>10)
 	}
 	if heap := (int64(heapGrown) - int64(heapBefore)) / n; heap > 4<<10 {
 		t.Errorf("heap per goroutine %d B: the pad escaped", heap)
