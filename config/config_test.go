@@ -106,6 +106,11 @@ func TestValidationNamesTheVariable(t *testing.T) {
 		{map[string]string{"NOESIS_MAX_THOUGHT_BYTES": "2097152", "NOESIS_STREAM_THOUGHTS_MAX_BYTES": "2MiB"}, "NOESIS_STREAM_THOUGHTS_MAX_BYTES: want at least the largest thought"},
 		{map[string]string{"NOESIS_STREAM_DLQ_MAX_AGE": "10m"}, "NOESIS_STREAM_DLQ_MAX_AGE: want at least NOESIS_DUPLICATE_WINDOW"},
 		{map[string]string{"NOESIS_AGENT_MAX_TRANSCRIPTS": "-1"}, "NOESIS_AGENT_MAX_TRANSCRIPTS: want 0 (4096) or more, got -1"},
+		{map[string]string{"NOESIS_FAIR_SHARE": "maybe"}, "NOESIS_FAIR_SHARE: want true or false, got \"maybe\""},
+		// The quota's errors name their own variable, once.
+		{map[string]string{"NOESIS_AGENT_QUOTA": "lots"}, "config: NOESIS_AGENT_QUOTA: want rpm/tpm/usd such as 60/100000/5 (0: no limit), got \"lots\""},
+		{map[string]string{"NOESIS_AGENT_QUOTAS": "alice"}, "config: NOESIS_AGENT_QUOTAS: want agent=rpm/tpm/usd"},
+		{map[string]string{"NOESIS_AGENT_BUDGET_SHARE": "2"}, "config: NOESIS_AGENT_BUDGET_SHARE: want 0 to 1, got 2"},
 	}
 	for _, c := range cases {
 		t.Run(c.want, func(t *testing.T) {

@@ -108,6 +108,8 @@ func expects(t reflect.Type) string {
 		return "a whole number"
 	case t.Kind() == reflect.Float64:
 		return "a number"
+	case t.Kind() == reflect.Bool:
+		return "true or false"
 	}
 	return "a " + t.String()
 }

@@ -279,7 +279,7 @@ func (c *Config) AgentQuotaTable() (router.AgentQuota, map[string]router.AgentQu
 	parse := func(what, v string) (router.AgentQuota, error) {
 		parts := strings.Split(v, "/")
 		if len(parts) != 3 {
-			return router.AgentQuota{}, fmt.Errorf("%s: want rpm/tpm/usd, got %q", what, v)
+			return router.AgentQuota{}, fmt.Errorf("%s: want rpm/tpm/usd such as 60/100000/5 (0: no limit), got %q", what, v)
 		}
 		rpm, err1 := strconv.Atoi(strings.TrimSpace(parts[0]))
 		tpm, err2 := strconv.Atoi(strings.TrimSpace(parts[1]))

@@ -130,7 +130,7 @@ func (c *Config) validateTables(p *problems) {
 	if _, err := c.BudgetTable(); err != nil {
 		p.bad("NOESIS_BUDGETS", "%v", err)
 	} else if _, _, err := c.AgentQuotaTable(); err != nil {
-		p.bad("NOESIS_AGENT_QUOTA", "%v", err)
+		*p = append(*p, err) // it names its variable: NOESIS_AGENT_QUOTA, NOESIS_AGENT_QUOTAS or NOESIS_AGENT_BUDGET_SHARE
 	}
 	if (c.NATSCert == "") != (c.NATSKey == "") {
 		p.bad("NATS_CERT", "NATS_CERT and NATS_KEY go together")
