@@ -115,8 +115,9 @@ bench: build tools
 ## fuzz: the thought decoder, its quotation in prompts and the judge-answer parser, FUZZTIME each.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./pipeline -run '^$$' -fuzz FuzzDecodeThought -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline -run '^$$' -fuzz '^FuzzDecodeThought$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline -run '^$$' -fuzz FuzzQuoteThought -fuzztime $(FUZZTIME)
+	$(GO) test ./pipeline -run '^$$' -fuzz FuzzDecodeThoughtAsEncodingJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/answer -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
 ## smoke: the built binary end to end: serve, publish, and wait for both outputs.

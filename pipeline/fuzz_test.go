@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
+	"reflect"
+	"strings"
 	"testing"
 	"unicode"
 )
@@ -86,4 +89,59 @@ func quoteThoughtByEncoder(t *Thought) string {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(view)
 	return dataBegin + "\n" + string(bytes.TrimSpace(buf.Bytes())) + "\n" + dataEnd
+}
+
+// FuzzDecodeThoughtAsEncodingJSON: DecodeThought (goccy first) reads any
+// bytes as encoding/json alone would: the same thought, or an error with
+// the same message.
+func FuzzDecodeThoughtAsEncodingJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"event_id":"e1","agent_id":"a","content":{"user_input":"hi","depth":3},"coherence":0.5,"stages":["analysis"]}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"ação \u00e7 \ud800 \"q\""},"salience":{"novelty":1e-7,"urgency":1}}`,
+		`{"EVENT_ID":"e","Agent_Id":"a","content":{"user_input":"x"},"ſtages":["tribunal"],"priority":"batch"}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x"},"timestamp":"2026-12-03T10:00:00Z","action":null}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x","depth":1.5}}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x"}} {}`,
+		`{"event_id":"e","event_id":"f","agent_id":"a","content":{"user_input":"x"},"content":{"source":"s"}}`,
+		"{\"event_id\":\"e\",\"agent_id\":\"a\",\"content\":{\"user_input\":\"\xff\xfe\"}}",
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x","depth":1e0},"coherence":-0}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x","depth":99999999999999999999}}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x"},"coherence":1e400}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"\u0000\udc00\ud83d\ude80"},"\u017ftages":["narrative"]}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x"},"reaſoning_trace":"t","ſalience":{"novelty":0.5}}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x"},"stages":"tribunal"}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x"},"timestamp":"not a time"}`,
+		`{"event_id":"e","agent_id":"a","content":null,"salience":null,"stages":null}`,
+		`{"event_id":"e","agent_id":"a","content":{"user_input":"x","extra":{"deep":[1,{"a":"b"}]}}}`,
+		`  {"event_id":"e","agent_id":"a","content":{"user_input":"x"}}  `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, gotErr := DecodeThought(data, 4096)
+		var want Thought
+		var wantErr error
+		if len(data) > 4096 {
+			return
+		}
+		if err := json.Unmarshal(data, &want); err != nil {
+			wantErr = fmt.Errorf("%w: %s", ErrBadInput, describeJSONError(err))
+		} else {
+			want.EventID = strings.TrimSpace(stripInvisible(want.EventID))
+			want.AgentID = strings.TrimSpace(stripInvisible(want.AgentID))
+			want.Content.UserInput = stripInvisible(want.Content.UserInput)
+			want.Content.Source = stripInvisible(want.Content.Source)
+			want.Content.SessionID = stripInvisible(want.Content.SessionID)
+			want.Action = stripInvisible(want.Action)
+			want.Outcome = stripInvisible(want.Outcome)
+			want.ReasoningTrace = stripInvisible(want.ReasoningTrace)
+			wantErr = want.Validate()
+		}
+		if (gotErr == nil) != (wantErr == nil) || gotErr != nil && gotErr.Error() != wantErr.Error() {
+			t.Fatalf("error %v, encoding/json's %v", gotErr, wantErr)
+		}
+		if gotErr == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("read\n%+v\nencoding/json read\n%+v", got, want)
+		}
+	})
 }
