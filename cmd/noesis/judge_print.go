@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
+	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // printJudgeVerdict prints what came for the thought: with req.json the
@@ -27,16 +28,20 @@ func printJudgeVerdict(w io.Writer, req judgeRequest, got judgeResult) error {
 	}
 	v := got.verdict
 	fmt.Fprintf(w, "decision  %s\n", cli.Escape(string(v.Decision)))
-	fmt.Fprintf(w, "consensus %.4f  offense %s  abstentions %d  human review %s\n",
-		v.ConsensusScore, cli.Escape(string(v.OffenseLevel)), v.AbstentionCount, judgeYesNo(v.RequiresHumanReview))
+	fmt.Fprintf(w, "%s  offense %s  abstentions %d  human review %s\n", consensusText(v.Decision, v.ConsensusScore, v.Judges),
+		cli.Escape(string(v.OffenseLevel)), v.AbstentionCount, judgeYesNo(v.RequiresHumanReview))
+	model := cli.Escape(v.Model)
+	if model == "" {
+		model = "none (no judge answered)"
+	}
 	fmt.Fprintf(w, "event_id  %s  agent %s  model %s  %d ms\n",
-		cli.Escape(v.EventID), cli.Escape(v.AgentID), cli.Escape(v.Model), v.LatencyMS)
+		cli.Escape(v.EventID), cli.Escape(v.AgentID), model, v.LatencyMS)
 	for _, j := range v.Judges {
-		if j.Abstained {
+		if j.Abstained || j.Verdict == pipeline.VoteAbstain {
 			fmt.Fprintf(w, "  %-8s abstained (%s): %s\n", cli.Escape(j.Name), cli.Escape(j.AbstainKind), cli.Escape(j.AbstainReason))
 			continue
 		}
-		fmt.Fprintf(w, "  %-8s %-7s %.2f  offense %-7s %s\n", cli.Escape(j.Name), cli.Escape(string(j.Verdict)),
+		fmt.Fprintf(w, "  %-8s %-7s %.2f  offense %-8s %s\n", cli.Escape(j.Name), cli.Escape(string(j.Verdict)),
 			j.Confidence, cli.Escape(string(j.Offense)), cli.Escape(j.Reasoning))
 	}
 	if n := got.narrative; n != nil {

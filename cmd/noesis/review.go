@@ -16,6 +16,7 @@ import (
 	"github.com/noesis-dev/noesis/cmd/internal/service"
 	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/consumers/review"
+	"github.com/noesis-dev/noesis/pipeline"
 )
 
 func newReviewCmd() *cobra.Command {
@@ -158,7 +159,7 @@ func showReview(w io.Writer, r review.Review, decided *review.Ruling) error {
 	if verr != nil {
 		line("verdict", cli.Escape(r.VerdictDecision)+" (unreadable: "+cli.Escape(verr.Error())+")")
 	} else {
-		line("verdict", fmt.Sprintf("%s, consensus %.2f, offense %s", cli.Escape(string(v.Decision)), v.ConsensusScore, cli.Escape(string(v.OffenseLevel))))
+		line("verdict", fmt.Sprintf("%s, %s, offense %s", cli.Escape(string(v.Decision)), consensusText(v.Decision, v.ConsensusScore, v.Judges), cli.Escape(string(v.OffenseLevel))))
 	}
 	if t, ok := r.ReadThought(); ok {
 		line("thought", cli.Escape(t.Content.UserInput))
@@ -173,11 +174,11 @@ func showReview(w io.Writer, r review.Review, decided *review.Ruling) error {
 	if verr == nil {
 		fmt.Fprintln(w, "judges")
 		for _, j := range v.Judges {
-			vote, why := string(j.Verdict), j.Reasoning
-			if j.Abstained {
-				vote, why = "ABSTAIN ("+j.AbstainKind+")", j.AbstainReason
+			if j.Abstained || j.Verdict == pipeline.VoteAbstain { // no vote: no confidence or offense to show
+				fmt.Fprintf(w, "  %-8s ABSTAIN (%s): %s\n", cli.Escape(j.Name), cli.Escape(j.AbstainKind), cli.Escape(j.AbstainReason))
+				continue
 			}
-			fmt.Fprintf(w, "  %-8s %-8s %.2f  %-7s %s\n", cli.Escape(j.Name), cli.Escape(vote), j.Confidence, cli.Escape(string(j.Offense)), cli.Escape(why))
+			fmt.Fprintf(w, "  %-8s %-8s %.2f  %-8s %s\n", cli.Escape(j.Name), cli.Escape(string(j.Verdict)), j.Confidence, cli.Escape(string(j.Offense)), cli.Escape(j.Reasoning))
 		}
 	}
 	if decided != nil {

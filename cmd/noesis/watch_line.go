@@ -37,7 +37,11 @@ func (p printer) line(o *watched) string {
 	switch o.Stage {
 	case pipeline.StageTribunal:
 		b.WriteString(p.paint(fmt.Sprintf("%-11s", strings.ToUpper(string(o.Decision))), decisionColour(o.Decision)...))
-		fmt.Fprintf(&b, "  %.2f  ", o.ConsensusScore)
+		if scored(o.Decision, o.Judges) {
+			fmt.Fprintf(&b, "  %.2f  ", o.ConsensusScore)
+		} else {
+			b.WriteString("     -  ") // fewer than two judges voted: 0.50 is no score (consensusText)
+		}
 		for i, j := range o.Judges {
 			if i > 0 {
 				b.WriteString("  ")
@@ -58,13 +62,18 @@ func (p printer) line(o *watched) string {
 }
 
 // vote is a judge's vote in a few characters: "VERITAS PASS .90",
-// "DIKĒ ABSTAIN".
+// "DIKĒ ABSTAIN", and "SOPHIA PASS .81 CAPITAL" for the judge whose capital
+// offense decided a verdict (else a capital verdict reads as three passes).
 func (p printer) vote(j pipeline.JudgeVote) string {
 	name := cli.Escape(j.Name)
 	if j.Abstained || j.Verdict == pipeline.VoteAbstain {
 		return name + " " + p.paint("ABSTAIN", color.FgHiBlack)
 	}
-	return name + " " + p.paint(cli.Escape(string(j.Verdict)), voteColour(j.Verdict)) + " " + confidence(j.Confidence)
+	s := name + " " + p.paint(cli.Escape(string(j.Verdict)), voteColour(j.Verdict)) + " " + confidence(j.Confidence)
+	if j.Offense == pipeline.OffenseCapital {
+		s += " " + p.paint("CAPITAL", decisionColour(pipeline.DecisionCapital)...)
+	}
+	return s
 }
 
 // paint colours s when the printer colours.
