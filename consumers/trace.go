@@ -19,6 +19,14 @@ import (
 // set again, as tests do) is the one that gets the spans.
 func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/consumers") }
 
+// untraced is the global tracer provider before any is set: it records
+// nothing.
+var untraced = otel.GetTracerProvider()
+
+// tracing reports whether a tracer provider has been set (OTLP on), so
+// that a span would be recorded.
+func tracing() bool { return otel.GetTracerProvider() != untraced }
+
 // propagator reads and writes W3C traceparent and tracestate headers.
 var propagator = propagation.TraceContext{}
 
@@ -53,6 +61,12 @@ func traced(stage pipeline.Stage) middleware {
 	return func(next handlerFunc) handlerFunc {
 		return func(ctx context.Context, d *delivery) (result, error) {
 			ctx = propagator.Extract(ctx, headerCarrier(d.msg.Headers()))
+			if !tracing() {
+				// The span would record nothing and carry the thought's
+				// trace context unchanged, as ctx already does: 2.5 % of a
+				// worker's processor on cache hits, for nothing.
+				return next(ctx, d)
+			}
 			ctx, span := tracer().Start(ctx, "noesis "+string(stage), trace.WithSpanKind(trace.SpanKindConsumer),
 				trace.WithAttributes(attribute.String("noesis.event_id", d.thought.EventID), attribute.String("noesis.agent_id", d.thought.AgentID),
 					attribute.String("noesis.stage", string(stage)), attribute.Int64("noesis.delivery", int64(d.delivered))))

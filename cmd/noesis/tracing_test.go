@@ -106,3 +106,28 @@ func TestTraceContextAndSpans(t *testing.T) {
 		t.Errorf("%d model call spans in the trace, want 4 (1 narrative + 3 judges): %s", n, names)
 	}
 }
+
+// Without an OTLP endpoint no span is made, and a thought's traceparent
+// still reaches its outputs as it came: whoever traces the agent finds them
+// in its trace.
+func TestTraceContextWithoutOTLP(t *testing.T) {
+	r := newRig(t, sim.Config{})
+	runService(t, r.cfg)
+	got := collect(t, r.nc)
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	th := thought(1, "a traced thought, no collector")
+	th.Content.Depth = 1
+	data, _ := json.Marshal(th)
+	m := nats.NewMsg(consumers.ThoughtSubject(th.AgentID))
+	m.Data = data
+	m.Header.Set("traceparent", parent)
+	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
+	for _, root := range []string{"narratives", "verdicts"} {
+		if tp := got.messages(root)[0].Header.Get("traceparent"); tp != parent {
+			t.Errorf("%s traceparent %q, want the thought's %q", root, tp, parent)
+		}
+	}
+}
