@@ -127,7 +127,7 @@ func replayLetters(cmd *cobra.Command, id string, all bool) error {
 	stage, _ := cmd.Flags().GetString("stage")
 	letters, err := consumers.ListLetters(cmd.Context(), js, pipeline.Stage(stage))
 	if err != nil {
-		return err
+		return explainRefusal(nc, err, operatorHint)
 	}
 	n := 0
 	for _, l := range letters {
@@ -158,7 +158,8 @@ func loadLetters(cmd *cobra.Command) ([]consumers.Letter, error) {
 		return nil, err
 	}
 	defer nc.Close()
-	return consumers.ListLetters(cmd.Context(), js, pipeline.Stage(stage))
+	letters, err := consumers.ListLetters(cmd.Context(), js, pipeline.Stage(stage))
+	return letters, explainRefusal(nc, err, operatorHint)
 }
 
 func eventID(l consumers.Letter) string {

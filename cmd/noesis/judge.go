@@ -140,7 +140,7 @@ func runJudge(cmd *cobra.Command, wait judgeRequest) error {
 	ack, err := storeThought(ctx, js, req.thought, req.data)
 	cancel()
 	if err != nil {
-		return err
+		return explainRefusal(nc, err, agentHint)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "judge: thought %s stored (%s seq %d); waiting for its verdict, up to %s\n",
 		cli.Escape(req.thought.EventID), ack.Stream, ack.Sequence, req.timeout)
@@ -243,6 +243,9 @@ func judgeRequestFromFlags(cmd *cobra.Command, cfg config.Config, req judgeReque
 	}
 	if t.Content.UserInput == "" && t.Action != "" {
 		t.Content.UserInput = "I am about to run: " + t.Action
+	}
+	if err := missingFlags(t, `--action "..." or --text "..."`); err != nil {
+		return req, err
 	}
 	if len(t.Stages) == 0 {
 		t.Stages = []pipeline.Stage{pipeline.StageTribunal}

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -42,6 +44,9 @@ with its decision, use noesis judge.`,
 			if err != nil {
 				return err
 			}
+			if err := missingFlags(t, `--text "..."`); err != nil {
+				return err
+			}
 			data, t, err := encodeThought(cfg, t)
 			if err != nil {
 				return err
@@ -55,7 +60,7 @@ with its decision, use noesis judge.`,
 			defer cancel()
 			ack, err := storeThought(ctx, js, t, data)
 			if err != nil {
-				return err
+				return explainRefusal(nc, err, agentHint)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "published event_id=%s subject=%s stream=%s seq=%d duplicate=%t\n",
 				t.EventID, consumers.ThoughtSubject(t.AgentID), ack.Stream, ack.Sequence, ack.Duplicate)
@@ -89,6 +94,20 @@ func addThoughtFlags(cmd *cobra.Command, priorityHelp string) {
 	_ = f.MarkHidden("input")
 }
 
+// missingFlags says, in the command line's words, what a thought built from
+// flags lacks that a worker requires (DecodeThought names the JSON fields):
+// its agent, and its text, which the command takes from give. Its errors wrap
+// pipeline.ErrBadInput.
+func missingFlags(t pipeline.Thought, give string) error {
+	switch {
+	case strings.TrimSpace(t.AgentID) == "":
+		return fmt.Errorf("%w: no agent: give --agent <agent_id>, or set NOESIS_AGENT (or agent_id in --file)", pipeline.ErrBadInput)
+	case strings.TrimSpace(t.Content.UserInput) == "":
+		return fmt.Errorf("%w: nothing to say: give %s (or content.user_input in --file)", pipeline.ErrBadInput, give)
+	}
+	return nil
+}
+
 // encodeThought encodes t and validates it as a worker will read it. It
 // returns the bytes to publish and the thought as read from them (invisible
 // characters stripped); its errors wrap pipeline.ErrBadInput.
@@ -96,6 +115,10 @@ func encodeThought(cfg config.Config, t pipeline.Thought) ([]byte, pipeline.Thou
 	data, err := json.Marshal(t)
 	if err != nil {
 		return nil, t, err
+	}
+	if limit := cfg.MaxThoughtBytes; limit > 0 && len(data) > limit {
+		return nil, t, fmt.Errorf("%w: the thought is %d bytes as JSON, over the %d-byte limit (NOESIS_MAX_THOUGHT_BYTES): shorten it; a worker dead-letters a longer one",
+			pipeline.ErrBadInput, len(data), limit)
 	}
 	read, err := pipeline.DecodeThought(data, cfg.MaxThoughtBytes)
 	if err != nil {
@@ -114,6 +137,9 @@ func storeThought(ctx context.Context, js jetstream.JetStream, t pipeline.Though
 	ack, err := js.Publish(ctx, consumers.ThoughtSubject(t.AgentID), data)
 	if err := consumers.PublishError(consumers.StreamThoughts, err); errors.Is(err, consumers.ErrStreamFull) {
 		return nil, fmt.Errorf("%w: thought %s not stored; publish it again once older thoughts have aged out (NOESIS_STREAM_MAX_AGE) or an operator has made room (docs/operations.md, \"When a stream is full\")", err, t.EventID)
+	}
+	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+		return nil, fmt.Errorf("publish: %w: no stream takes %s on this NATS server: start noesis serve against it first (it creates the streams), or check NATS_URL", err, consumers.ThoughtSubject(t.AgentID))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)

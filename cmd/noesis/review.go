@@ -44,6 +44,9 @@ func newReviewListCmd() *cobra.Command {
 				return err
 			}
 			defer nc.Close()
+			if err := readable(cmd.Context(), nc, js, review.Stream, reviewerHint); err != nil {
+				return err
+			}
 			x, err := review.Load(cmd.Context(), js)
 			if err != nil {
 				return err
@@ -126,13 +129,13 @@ func newReviewShowCmd() *cobra.Command {
 			desk := review.NewDesk(js)
 			r, err := desk.Review(cmd.Context(), args[0])
 			if err != nil {
-				return err
+				return explainRefusal(nc, err, reviewerHint)
 			}
 			var decided *review.Ruling
 			if d, err := desk.Decision(cmd.Context(), r.AgentID, r.ID); err == nil {
 				decided = &d
 			} else if !errors.Is(err, review.ErrNotFound) {
-				return err
+				return explainRefusal(nc, err, reviewerHint)
 			}
 			if asJSON, _ := cmd.Flags().GetBool("json"); asJSON {
 				return cli.WriteJSON(cmd.OutOrStdout(), struct {
@@ -199,6 +202,9 @@ The reviewer recorded is the NATS user (NATS_USER), or without one the login nam
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			note, _ := cmd.Flags().GetString("note")
+			if strings.TrimSpace(note) == "" {
+				return fmt.Errorf("a decision needs a note saying why: give --note \"...\" (the agent reads it)")
+			}
 			cfg, nc, js, err := connect(cmd, "noesis-review")
 			if err != nil {
 				return err
@@ -206,7 +212,7 @@ The reviewer recorded is the NATS user (NATS_USER), or without one the login nam
 			defer nc.Close()
 			d, err := review.NewDesk(js).Decide(cmd.Context(), args[0], review.Choice{Decision: strings.ToLower(args[1]), Note: note, Reviewer: reviewerName(cfg)})
 			if err != nil {
-				return err
+				return explainRefusal(nc, err, reviewerHint)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "decided %s: review %s (agent %s, event %s), by %s at %s\n", d.Decision, d.ReviewID,
 				cli.Escape(d.AgentID), cli.Escape(d.EventID), cli.Escape(d.Reviewer), d.DecidedAt.UTC().Format(time.RFC3339))

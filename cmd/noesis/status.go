@@ -76,7 +76,7 @@ func newStatusCmd() *cobra.Command {
 			for {
 				st, err := readStatus(cmd.Context(), js, cfg.LimitWindow)
 				if err != nil {
-					return err
+					return explainRefusal(nc, err, operatorHint)
 				}
 				if asJSON {
 					if err := cli.WriteJSON(cmd.OutOrStdout(), st); err != nil {

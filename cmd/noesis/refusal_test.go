@@ -1,0 +1,73 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Under the shipped nats-auth.conf, a command run with a login that may not
+// do what it asks ends, within its timeout, with an error that says the
+// server refused the login and who may ask: not a bare "context deadline
+// exceeded" (the server answers a refused request with nothing), and, for
+// review list, not a wait for ever while it tried again every second.
+func TestRefusedCommandsSayWhoMay(t *testing.T) {
+	ns, seeds, _ := authServer(t)
+	t.Setenv("NATS_URL", ns.ClientURL())
+	t.Setenv("NATS_NKEY", filepath.Join(seeds, "alice.nk")) // alice, an agent
+	cases := []struct {
+		args []string
+		says string
+	}{
+		{[]string{"review", "list"}, reviewerHint},
+		{[]string{"review", "show", "0123456789abcdef"}, reviewerHint},
+		{[]string{"review", "decide", "0123456789abcdef", "pass", "--note", "mine"}, reviewerHint},
+		{[]string{"dlq", "list"}, operatorHint},
+		{[]string{"status"}, operatorHint},
+		{[]string{"publish", "--agent", "bob", "--text", "I am bob"}, agentHint},
+	}
+	errs := make([]error, len(cases))
+	var wg sync.WaitGroup
+	for i, c := range cases {
+		wg.Go(func() { _, errs[i] = runCLI(t, "", c.args...) })
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(45 * time.Second):
+		t.Fatal("a command refused by the server is still waiting after 45 s")
+	}
+	for i, c := range cases {
+		err := errs[i]
+		if err == nil || !strings.Contains(err.Error(), "the server refused this NATS login: nats: permissions violation") || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%v as agent alice: err = %v; want the refusal and %q", c.args, err, c.says)
+		}
+	}
+}
+
+// A thought built from flags that lacks what a worker requires is refused
+// before anything is sent, in the command line's words: which flag to give,
+// and the setting that bounds its size.
+func TestThoughtFlagsSayWhatToGive(t *testing.T) {
+	t.Setenv("NOESIS_AGENT", "")
+	t.Setenv("NOESIS_MAX_THOUGHT_BYTES", "")
+	t.Setenv("NATS_URL", "nats://127.0.0.1:1") // nothing listens: none of these may connect
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"publish", "--text", "no agent"}, "bad input: no agent: give --agent <agent_id>, or set NOESIS_AGENT"},
+		{[]string{"judge", "--text", "no agent"}, "bad input: no agent: give --agent <agent_id>, or set NOESIS_AGENT"},
+		{[]string{"publish", "--agent", "daimon-1"}, `bad input: nothing to say: give --text "..."`},
+		{[]string{"judge", "--agent", "daimon-1"}, `bad input: nothing to say: give --action "..." or --text "..."`},
+		{[]string{"publish", "--agent", "daimon-1", "--text", strings.Repeat("y", 70000)}, "over the 65536-byte limit (NOESIS_MAX_THOUGHT_BYTES): shorten it"},
+		{[]string{"review", "decide", "0123456789abcdef", "pass"}, `give --note "..."`},
+	} {
+		if _, err := runCLI(t, "", c.args...); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%.60q: err = %v; want it to say %q", c.args, err, c.says)
+		}
+	}
+}
