@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/noesis-dev/noesis/consumers/natstest"
 )
 
 // Under the shipped nats-auth.conf, a command run with a login that may not
@@ -69,5 +71,15 @@ func TestThoughtFlagsSayWhatToGive(t *testing.T) {
 		if _, err := runCLI(t, "", c.args...); err == nil || !strings.Contains(err.Error(), c.says) {
 			t.Errorf("%.60q: err = %v; want it to say %q", c.args, err, c.says)
 		}
+	}
+}
+
+// A thought published where noesis has never run (no stream takes it) says
+// to start noesis serve there, not only "no response from stream".
+func TestPublishWhereNoesisNeverRanSaysToStartIt(t *testing.T) {
+	t.Setenv("NATS_URL", natstest.RunServer(t).ClientURL())
+	_, err := runCLI(t, "", "publish", "--agent", "daimon-1", "--text", "is anyone there")
+	if err == nil || !strings.Contains(err.Error(), "no stream takes noesis.thoughts.daimon-1 on this NATS server: start noesis serve against it first") {
+		t.Fatalf("err = %v; want it to say to start noesis serve", err)
 	}
 }
