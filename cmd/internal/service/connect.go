@@ -2,8 +2,11 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,7 +67,7 @@ func Connect(cfg config.Config, name string, extra ...nats.Option) (*nats.Conn, 
 	}
 	nc, err := nats.Connect(url, append(opts, extra...)...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", RedactURL(url), err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w%s", RedactURL(url), err, connectHint(cfg, err))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -80,6 +83,9 @@ func Connect(cfg config.Config, name string, extra ...nats.Option) (*nats.Conn, 
 func (s *Service) connect(cfg config.Config) error {
 	s.natsURL = cfg.NATSURL
 	if s.natsURL == "" {
+		if err := listenFree(cfg.NATSListen, cfg.DataDir); err != nil {
+			return err
+		}
 		var err error
 		s.embedded, err = embedded.Start(cfg.Embedded(), s.log)
 		if err != nil {
@@ -131,4 +137,38 @@ func RedactURL(u string) string {
 		}
 	}
 	return u
+}
+
+// connectHint is what to do about a command's failed connection, or "".
+func connectHint(cfg config.Config, err error) string {
+	switch {
+	case errors.Is(err, nats.ErrNoServers) && cfg.NATSURL == "":
+		return " (is noesis serve running, for example with make run? Else set NATS_URL)"
+	case errors.Is(err, nats.ErrNoServers):
+		return " (is the server running, and NATS_URL right?)"
+	case errors.Is(err, nats.ErrAuthorization) && cfg.NATSUser == "" && cfg.NATSToken == "" && cfg.NATSCreds == "" && cfg.NATSNKey == "":
+		return ": this server wants a login: set NATS_USER and NATS_PASSWORD, NATS_NKEY (an agent's seed file) or NATS_CREDS (docs/security.md)"
+	case errors.Is(err, nats.ErrAuthorization):
+		return ": the server refused this login (NATS_USER and NATS_PASSWORD, NATS_NKEY, NATS_CREDS or NATS_TOKEN): check it, and that the server was reloaded after noesis agent add"
+	}
+	return ""
+}
+
+// listenFree returns an error that says what to do when addr, where the
+// embedded server would listen, is taken: most often by a noesis serve (make
+// run) already running in another terminal. Checked before the server
+// starts, because nats-server opens its JetStream store in dataDir before it
+// listens: it would recover the other server's streams from the very files
+// that server is writing, then wait 15 s for a listener it never had.
+func listenFree(addr, dataDir string) error {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("NOESIS_NATS_LISTEN %s is taken: is another noesis serve (make run) or a nats-server running? "+
+			"Use it (NATS_URL=nats://%s), stop it, or give this one NOESIS_NATS_LISTEN and NOESIS_DATA_DIR of its own (never the same NOESIS_DATA_DIR, now %s, as a server running)",
+			addr, addr, dataDir)
+	}
+	if err == nil {
+		ln.Close()
+	}
+	return nil // an address that is no address: the embedded server's options say so
 }
