@@ -57,17 +57,46 @@ func Permanent(err error) error {
 // up, or ctx ends; it runs fn at least once. It returns fn's result, or the
 // last error (unwrapped from Permanent) when it stops on a failure, or the
 // context's cause when ctx ends during a wait. Do is safe for concurrent use.
+//
+// The first try is made before any of the retrying is set up, since most
+// succeed (every publish of a thought's outputs, nearly every model call):
+// the policy's state and backoff's options were one object in ten a worker
+// allocated on cache hits. A failed first try is then the first of
+// backoff's tries, and counts toward MaxElapsed as it did.
 func Do[T any](ctx context.Context, p Policy, fn func() (T, error)) (T, error) {
+	started := time.Now()
+	v, err := fn()
+	if err == nil {
+		return v, nil
+	}
+	return again(ctx, p, fn, started, v, err)
+}
+
+// again is Do after a failed first try, which made v and err at started:
+// that try is backoff's first, replayed, and counts toward MaxElapsed.
+func again[T any](ctx context.Context, p Policy, fn func() (T, error), started time.Time, v T, err error) (T, error) {
+	replayed := false
+	try := func() (T, error) {
+		if !replayed {
+			replayed = true
+			return v, err
+		}
+		return fn()
+	}
+	maxElapsed := p.MaxElapsed
+	if maxElapsed > 0 {
+		maxElapsed = max(maxElapsed-time.Since(started), 1) // 0 would mean no limit to backoff
+	}
 	w := &wait{ctx: ctx, p: p, exp: p.exponential()}
-	opts := []backoff.RetryOption{backoff.WithBackOff(w), backoff.WithMaxElapsedTime(p.MaxElapsed)}
+	opts := []backoff.RetryOption{backoff.WithBackOff(w), backoff.WithMaxElapsedTime(maxElapsed)}
 	if p.MaxTries > 0 {
 		opts = append(opts, backoff.WithMaxTries(uint(p.MaxTries)))
 	}
 	if p.OnRetry != nil {
 		opts = append(opts, backoff.WithNotify(backoff.Notify(p.OnRetry)))
 	}
-	v, err := backoff.Retry(ctx, func() (T, error) {
-		v, err := fn()
+	v, err = backoff.Retry(ctx, func() (T, error) {
+		v, err := try()
 		w.last = err
 		return v, err
 	}, opts...)

@@ -114,3 +114,24 @@ func TestDoHintLengthensTheWait(t *testing.T) {
 		t.Fatalf("took %v, want at least %v", took, 2*asked)
 	}
 }
+
+// A first try that succeeds costs nothing of the retrying: Do wraps every
+// publish of every thought's outputs and nearly every model call.
+func TestDoFirstTryAllocatesNothing(t *testing.T) {
+	p := Exponential(time.Millisecond, time.Second)
+	p.MaxElapsed, p.MaxTries = time.Minute, 3
+	ctx := context.Background()
+	if a := testing.AllocsPerRun(100, func() {
+		if _, err := Do(ctx, p, func() (int, error) { return 1, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}); a != 0 {
+		t.Errorf("%.0f allocations for a first try that succeeds, want 0", a)
+	}
+	// A failed first try is still the first of MaxTries.
+	tries := 0
+	_, err := Do(ctx, p, func() (int, error) { tries++; return 0, errors.New("down") })
+	if err == nil || tries != 3 {
+		t.Errorf("%d tries (err %v), want 3 and the error", tries, err)
+	}
+}
