@@ -119,8 +119,11 @@ $NOESIS_AGENT_DIR or ~/.config/noesis/agents by default, outside any repository)
 and add an account named ID to the NATS config between the "# BEGIN AGENTS" and
 "# END AGENTS" lines. The account imports from NOESIS only the agent's own
 subjects: noesis.thoughts.ID to publish, and its own narratives, verdicts,
-analyses, transcripts, review decisions and dead-letter notices to read. Reload the server to let it in (the command is printed).
-The agent connects with the seed (nats CLI: --nkey DIR/ID.nk; noesis publish:
+analyses, transcripts, review decisions and dead-letter notices to read. Reload the
+server twice to let it in (the command is printed): nats-server lets the new
+account log in at the first reload but routes its thoughts to the stream only
+at the second (until then a publish gets "no response from stream"); or
+restart it. The agent connects with the seed (nats CLI: --nkey DIR/ID.nk; noesis publish:
 NATS_NKEY=DIR/ID.nk).`,
 		Example: `  noesis agent add daimon-7 --conf /etc/nats/nats-auth.conf`,
 		Args:    cobra.ExactArgs(1),
@@ -132,7 +135,7 @@ NATS_NKEY=DIR/ID.nk).`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "agent %s added to %s as account %s (public key %s)\nseed written to %s; keep it secret, give it to the agent only\n"+
-				"reload the NATS server to let it in: %s\n"+
+				"reload the NATS server twice to let it in (the first reload lets it log in, the second routes its thoughts to the stream): %s\n"+
 				"connect as it: NATS_NKEY=%s noesis publish --agent %s --text ...   or   nats --nkey %s ...\n",
 				id, conf, id, pub, seedPath, reloadCommand(conf), seedPath, id, seedPath)
 			return nil

@@ -139,7 +139,8 @@ func storeThought(ctx context.Context, js jetstream.JetStream, t pipeline.Though
 		return nil, fmt.Errorf("%w: thought %s not stored; publish it again once older thoughts have aged out (NOESIS_STREAM_MAX_AGE) or an operator has made room (docs/operations.md, \"When a stream is full\")", err, t.EventID)
 	}
 	if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
-		return nil, fmt.Errorf("publish: %w: no stream takes %s on this NATS server: start noesis serve against it first (it creates the streams), or check NATS_URL", err, consumers.ThoughtSubject(t.AgentID))
+		return nil, fmt.Errorf("publish: %w: no stream takes %s on this NATS server: start noesis serve against it first (it creates the streams), or check NATS_URL; "+
+			"under nats-auth.conf, an agent added since the server started needs the server reloaded twice (docs/security.md)", err, consumers.ThoughtSubject(t.AgentID))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
