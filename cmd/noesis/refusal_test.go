@@ -83,3 +83,20 @@ func TestPublishWhereNoesisNeverRanSaysToStartIt(t *testing.T) {
 		t.Fatalf("err = %v; want it to say to start noesis serve", err)
 	}
 }
+
+// A bad flag or argument says where the usage is, and exits 1.
+func TestBadFlagsSayWhereTheUsageIs(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"publish", "--agnet", "daimon-1"}, "unknown flag: --agnet (noesis publish --help lists the flags)"},
+		{[]string{"judge", "--timeout", "5"}, `missing unit in duration "5" (noesis judge --help lists the flags)`},
+		{[]string{"review", "decide", "0123456789abcdef"}, `accepts 2 arg(s), received 1; usage: noesis review decide ID pass|fail --note "why"`},
+	} {
+		_, err := runCLI(t, "", c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.says) || exitCode(err) != exitError {
+			t.Errorf("%q: err = %v (exit %d); want it to say %q, exit 1", c.args, err, exitCode(err), c.says)
+		}
+	}
+}
