@@ -79,16 +79,22 @@ func judgeMessages(prompt, tag, data string) []Message {
 
 // AnswerTag returns the tag a judge is asked to begin its answer lines with,
 // for the quoted thought data it judges. It is a digest of the prompt version,
-// the judge and the data, so it is the same for the same question in every
-// process (caches and coalescing keep working), and the thought's author
-// cannot write it into the thought: the tag depends on every byte of the data
-// that would have to contain it.
-//
-// It is made for every judge's call: what it hashes is put together on the
-// stack (up to 2 KiB of data), and only the tag goes to the heap.
+// the judge and the data's own SHA-256, so it is the same for the same
+// question in every process (caches and coalescing keep working), and the
+// thought's author cannot write it into the thought: the tag depends on every
+// byte of the data that would have to contain it.
 func AnswerTag(judge, data string) string {
-	b := append(make([]byte, 0, 2<<10), PromptVersion+"\x00"...)
-	sum := sha256.Sum256(append(append(append(b, judge...), 0), data...))
+	sum := sha256.Sum256([]byte(data))
+	return answerTag(judge, &sum)
+}
+
+// answerTag is AnswerTag for data whose SHA-256 is dataSum: the tribunal
+// hashes a thought's data once for its judges, not once a judge (the three
+// hashes of a kilobyte or more were 2 % of a worker on cache hits).
+func answerTag(judge string, dataSum *[sha256.Size]byte) string {
+	var buf [256]byte // on the stack for a judge's name of up to ~200 bytes
+	b := append(append(append(append(buf[:0], PromptVersion...), 0), judge...), 0)
+	sum := sha256.Sum256(append(b, dataSum[:]...))
 	var tag [2 + 16]byte
 	copy(tag[:], "NZ")
 	hex.Encode(tag[2:], sum[:8])
@@ -126,7 +132,7 @@ type asking struct {
 // judge that could not be asked, or whose call failed, abstains with
 // AbstainOperational and keeps the call's error; one that answered without a
 // readable verdict abstains with AbstainAnswer.
-func (s *seat) vote(ctx context.Context, data string, quote answer.Quote, priority string) JudgeVote {
+func (s *seat) vote(ctx context.Context, data string, dataSum *[sha256.Size]byte, quote answer.Quote, priority string) JudgeVote {
 	j := s.judge
 	v := JudgeVote{Name: j.Name, Pillar: j.Pillar, Weight: j.Weight}
 	if !s.breaker.Allow() {
@@ -134,7 +140,7 @@ func (s *seat) vote(ctx context.Context, data string, quote answer.Quote, priori
 			&RetryAfterError{Err: fmt.Errorf("%w: %w: judge %s", ErrTransient, ErrCircuitOpen, j.Name), After: s.breaker.RetryIn()})
 	}
 	started := time.Now()
-	tag := AnswerTag(j.Name, data)
+	tag := answerTag(j.Name, dataSum)
 	// Asked for the verdict schema where the target takes it, and for the
 	// tagged lines where it does not (schemaFormat says which is which).
 	msgs := judgeMessages(s.prompt, tag, data)

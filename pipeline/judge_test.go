@@ -56,14 +56,17 @@ func TestTribunalReadsStructuredAndTextAnswers(t *testing.T) {
 }
 
 // The answer tag is "NZ" and the first 8 bytes of the SHA-256 of the prompt
-// version, the judge and the data, in hex, whatever the data's length (the
-// tags of answers cached before stay the tags of the same questions).
+// version, the judge and the data's SHA-256, in hex, whatever the data's
+// length and the judge's name's.
 func TestAnswerTagIsTheDigest(t *testing.T) {
-	for _, n := range []int{0, 1, 2<<10 - len(PromptVersion) - 9, 2 << 10, 64 << 10} {
-		data := strings.Repeat("d", n)
-		sum := sha256.Sum256([]byte(PromptVersion + "\x00" + "VERITAS" + "\x00" + data))
-		if got, want := AnswerTag("VERITAS", data), "NZ"+hex.EncodeToString(sum[:8]); got != want {
-			t.Errorf("%d bytes of data: tag %s, want %s", n, got, want)
+	for _, judge := range []string{"VERITAS", strings.Repeat("J", 300)} {
+		for _, n := range []int{0, 1, 2 << 10, 64 << 10} {
+			data := strings.Repeat("d", n)
+			dataSum := sha256.Sum256([]byte(data))
+			sum := sha256.Sum256([]byte(PromptVersion + "\x00" + judge + "\x00" + string(dataSum[:])))
+			if got, want := AnswerTag(judge, data), "NZ"+hex.EncodeToString(sum[:8]); got != want {
+				t.Errorf("%d bytes of data, judge of %d bytes: tag %s, want %s", n, len(judge), got, want)
+			}
 		}
 	}
 }

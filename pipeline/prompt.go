@@ -9,7 +9,7 @@ import (
 
 // PromptVersion changes whenever a prompt changes; it is part of every cache
 // key, so answers to an old prompt are never served for a new one.
-const PromptVersion = "2026-12-03.1"
+const PromptVersion = "2026-12-03.2"
 
 // The markers around quoted thought data. The data between them is JSON, in
 // which a line break can only appear escaped, so no content can forge a

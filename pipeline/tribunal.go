@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -140,11 +141,12 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 	results := make(chan int, n)
 	given := make([]JudgeVote, n)
 	data := quoteThought(t) // the same quoted thought for every judge
+	dataSum := sha256.Sum256([]byte(data))
 	quote := quoteOf(t)
 	progress := progressOf(ctx)
 	progress.begin(n)
 	in := func(i int) int {
-		given[i] = tr.seats[i].vote(dctx, data, quote, t.Priority)
+		given[i] = tr.seats[i].vote(dctx, data, &dataSum, quote, t.Priority)
 		progress.answer()
 		if dctx.Err() != nil {
 			return -1
