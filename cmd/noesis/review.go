@@ -247,7 +247,9 @@ func newReviewServeCmd() *cobra.Command {
 live, each review with its thought and the judges' votes and reasoning, and pass or
 fail with a note. A browser logs in with a NATS user and password that may read
 the review queue (nats-auth.conf's reviewer); the page connects to NATS_URL as
-that user. Put it behind TLS when it listens beyond this machine.`,
+that user. On a server without access control (make run's embedded one) any
+user name and password log in, and the name is the reviewer a decision records.
+Put it behind TLS when it listens beyond this machine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := cli.LoadConfig(cmd)
