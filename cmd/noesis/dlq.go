@@ -142,7 +142,13 @@ func replayLetters(cmd *cobra.Command, id string, all bool) error {
 		fmt.Fprintf(cmd.OutOrStdout(), "replayed letter %d (%s, stage %s) as thought seq %d\n", l.DLQSeq, cli.Escape(eventID(l)), cli.Escape(string(l.Stage)), ack.Sequence)
 	}
 	if n == 0 {
-		return fmt.Errorf("no dead letter matches")
+		if all && stage != "" {
+			return fmt.Errorf("no dead letter to replay of stage %s (noesis dlq list shows them)", cli.Escape(stage))
+		}
+		if all {
+			return fmt.Errorf("no dead letter to replay (noesis dlq list shows them)")
+		}
+		return fmt.Errorf("no dead letter matches --id %s (noesis dlq list shows their sequences and event ids)", cli.Escape(id))
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "%d replayed\n", n)
 	return nil

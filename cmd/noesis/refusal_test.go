@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/natstest"
 )
 
@@ -98,5 +99,17 @@ func TestBadFlagsSayWhereTheUsageIs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.says) || exitCode(err) != exitError {
 			t.Errorf("%q: err = %v (exit %d); want it to say %q, exit 1", c.args, err, exitCode(err), c.says)
 		}
+	}
+}
+
+// A replay that matches no letter says where the letters are listed.
+func TestReplayOfNoLetterSaysWhereTheyAre(t *testing.T) {
+	ns, _, _ := streamsOnly(t, consumers.StreamsConfig{})
+	t.Setenv("NATS_URL", ns.ClientURL())
+	if _, err := runCLI(t, "", "dlq", "replay", "--id", "999"); err == nil || !strings.Contains(err.Error(), "no dead letter matches --id 999 (noesis dlq list shows their sequences and event ids)") {
+		t.Errorf("--id 999: err = %v", err)
+	}
+	if _, err := runCLI(t, "", "dlq", "replay", "--all", "--stage", "tribunal"); err == nil || !strings.Contains(err.Error(), "no dead letter to replay of stage tribunal (noesis dlq list shows them)") {
+		t.Errorf("--all: err = %v", err)
 	}
 }
