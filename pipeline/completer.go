@@ -114,6 +114,16 @@ type Completer interface {
 	Complete(ctx context.Context, req Request) (Response, error)
 }
 
+// A Peeker is a Completer that may hold the answer to a request at hand
+// (cached): Peek returns it as Complete would, Cached set, without asking a
+// model or waiting for anything; ok is false when it holds none. The
+// tribunal hears a judge whose answer is held without starting a goroutine
+// for it.
+type Peeker interface {
+	Completer
+	Peek(ctx context.Context, req Request) (resp Response, ok bool)
+}
+
 // CompleterFunc adapts a function to the Completer interface.
 type CompleterFunc func(ctx context.Context, req Request) (Response, error)
 

@@ -116,6 +116,7 @@ var judgeSchema = VerdictSchema()
 type seat struct {
 	judge   Judge
 	prompt  string // judgePrompt, built once
+	purpose string // "judge:" and its name, the calls' Purpose
 	breaker *breaker.Breaker
 	*asking
 }
@@ -128,23 +129,54 @@ type asking struct {
 	memo        *answer.Memo // readings of cached answers
 }
 
-// vote asks the seat's judge for its vote, within its timeout and breaker. A
-// judge that could not be asked, or whose call failed, abstains with
-// AbstainOperational and keeps the call's error; one that answered without a
-// readable verdict abstains with AbstainAnswer.
-func (s *seat) vote(ctx context.Context, data string, dataSum *[sha256.Size]byte, quote answer.Quote, priority string) JudgeVote {
+// question is what a seat's judge is asked about a thought: the tag its
+// answer lines are to begin with, and the messages.
+type question struct {
+	tag  string
+	msgs []Message
+}
+
+// question is what the seat's judge is asked about data, the quoted thought
+// whose SHA-256 is dataSum: asked for the verdict schema where the target
+// takes it, and for the tagged lines where it does not (schemaFormat says
+// which is which).
+func (s *seat) question(data string, dataSum *[sha256.Size]byte) question {
+	tag := answerTag(s.judge.Name, dataSum)
+	return question{tag: tag, msgs: judgeMessages(s.prompt, tag, data)}
+}
+
+// held is the judge's answer to q when the tribunal's Completer holds one
+// at hand (a Peeker: an answer cached), without asking anyone; ok is false
+// when it does not, or when the judge's breaker is open.
+func (s *seat) held(ctx context.Context, q question, priority string) (resp Response, ok bool) {
+	p, can := s.completer.(Peeker)
+	if !can || !s.breaker.Allow() {
+		return Response{}, false
+	}
+	return p.Peek(ctx, s.request(q.msgs, priority))
+}
+
+// vote asks the seat's judge q for its vote, within its timeout and
+// breaker; with held, the judge's answer already at hand (see held), it
+// hears that one instead of asking. A judge that could not be asked, or
+// whose call failed, abstains with AbstainOperational and keeps the call's
+// error; one that answered without a readable verdict abstains with
+// AbstainAnswer.
+func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priority string, held *Response) JudgeVote {
 	j := s.judge
 	v := JudgeVote{Name: j.Name, Pillar: j.Pillar, Weight: j.Weight}
-	if !s.breaker.Allow() {
+	if held == nil && !s.breaker.Allow() {
 		return v.abstained(AbstainOperational, "judge circuit breaker open after repeated failures",
 			&RetryAfterError{Err: fmt.Errorf("%w: %w: judge %s", ErrTransient, ErrCircuitOpen, j.Name), After: s.breaker.RetryIn()})
 	}
 	started := time.Now()
-	tag := answerTag(j.Name, dataSum)
-	// Asked for the verdict schema where the target takes it, and for the
-	// tagged lines where it does not (schemaFormat says which is which).
-	msgs := judgeMessages(s.prompt, tag, data)
-	resp, err := s.call(ctx, msgs, priority)
+	var resp Response
+	var err error
+	if held != nil {
+		resp = *held
+	} else {
+		resp, err = s.call(ctx, q.msgs, priority)
+	}
 	v.LatencyMS = time.Since(started).Milliseconds()
 	if err != nil {
 		if ctx.Err() != nil { // the tribunal, not this judge, ran out of time
@@ -158,7 +190,7 @@ func (s *seat) vote(ctx context.Context, data string, dataSum *[sha256.Size]byte
 	s.breaker.Record(nil)
 	v.Model, v.Provider, v.Cached, v.Usage, v.thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, text.Clip(resp.Reasoning, maxTranscriptThinking)
 	v.Target, v.Fallback, v.ColdStart, v.Hedged, v.CostUSD = resp.Target, resp.Fallback, resp.ColdStart, resp.Hedged, resp.CostUSD
-	a, unheard := s.hear(ctx, &v, msgs, resp, tag, quote, priority, started)
+	a, unheard := s.hear(ctx, &v, q.msgs, resp, q.tag, quote, priority, started)
 	if unheard != "" {
 		return v.abstained(AbstainAnswer, unheard, nil)
 	}
@@ -171,8 +203,13 @@ func (s *seat) vote(ctx context.Context, data string, dataSum *[sha256.Size]byte
 
 // call asks the judge's model once.
 func (s *seat) call(ctx context.Context, msgs []Message, priority string) (Response, error) {
-	return s.completer.Complete(ctx, Request{Tier: TierReasoning, Messages: msgs, Temperature: s.temperature, MaxTokens: s.maxTokens,
-		Target: s.judge.Target, Purpose: "judge:" + s.judge.Name, Priority: priority, Timeout: s.judge.Timeout, Schema: judgeSchema})
+	return s.completer.Complete(ctx, s.request(msgs, priority))
+}
+
+// request is the judge's request of msgs.
+func (s *seat) request(msgs []Message, priority string) Request {
+	return Request{Tier: TierReasoning, Messages: msgs, Temperature: s.temperature, MaxTokens: s.maxTokens,
+		Target: s.judge.Target, Purpose: s.purpose, Priority: priority, Timeout: s.judge.Timeout, Schema: judgeSchema}
 }
 
 // hear reads the judge's answer resp to msgs, asking once more when it

@@ -330,3 +330,73 @@ func TestAnUnreadableAnswerIsAskedAgain(t *testing.T) {
 		t.Errorf("asked again: %v %v %v, want VERITAS only", v.Judges[0].AskedAgain, v.Judges[1].AskedAgain, v.Judges[2].AskedAgain)
 	}
 }
+
+// holding is a Peeker over a Completer: it holds the answers of the
+// requests it was asked to hold (by purpose), as a cache would.
+type holding struct {
+	Completer
+	hold   map[string]Response
+	peeks  atomic.Int32
+	called atomic.Int32
+}
+
+func (h *holding) Complete(ctx context.Context, req Request) (Response, error) {
+	h.called.Add(1)
+	return h.Completer.Complete(ctx, req)
+}
+
+func (h *holding) Peek(_ context.Context, req Request) (Response, bool) {
+	h.peeks.Add(1)
+	r, ok := h.hold[req.Purpose]
+	return r, ok
+}
+
+// A judge whose answer the Completer holds at hand is heard from it, not
+// asked, and votes exactly as it would have answering the same; the others
+// are asked as before.
+func TestHeldAnswersAreHeardWithoutAsking(t *testing.T) {
+	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "I will rotate the keys"}}
+	answer := func(verdict string, conf float64) Response {
+		return Response{Content: fmt.Sprintf(`{"verdict":"%s","confidence":%g,"reasoning":"r","offense_level":"none"}`, verdict, conf), Model: "m", Cached: true}
+	}
+	byJudge := map[string]Response{"judge:VERITAS": answer("PASS", 0.9), "judge:SOPHIA": answer("REVIEW", 0.6), "judge:DIKĒ": answer("FAIL", 0.8)}
+	asked := CompleterFunc(func(_ context.Context, req Request) (Response, error) { return byJudge[req.Purpose], nil })
+	plain, err := NewTribunal(asked, TribunalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := plain.Process(context.Background(), th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, held := range [][]string{{"judge:VERITAS", "judge:SOPHIA"}, {"judge:SOPHIA"}, nil} {
+		h := &holding{Completer: asked, hold: map[string]Response{}}
+		for _, p := range held {
+			h.hold[p] = byJudge[p]
+		}
+		tr, err := NewTribunal(h, TribunalConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := tr.Process(context.Background(), th)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, w := got.(*Verdict), want.(*Verdict)
+		if g.Decision != w.Decision || g.ConsensusScore != w.ConsensusScore {
+			t.Errorf("held %v: %s %.4f, asked %s %.4f", held, g.Decision, g.ConsensusScore, w.Decision, w.ConsensusScore)
+		}
+		for i := range g.Judges {
+			if gj, wj := g.Judges[i], w.Judges[i]; gj.Verdict != wj.Verdict || gj.Confidence != wj.Confidence || gj.Abstained != wj.Abstained {
+				t.Errorf("held %v: %s voted %s %.2f, asked %s %.2f", held, gj.Name, gj.Verdict, gj.Confidence, wj.Verdict, wj.Confidence)
+			}
+		}
+		// Every judge but the last is looked for at hand; whoever is not held is asked.
+		if n := int(h.called.Load()); n != 3-len(held) {
+			t.Errorf("held %v: %d judges asked, want %d", held, n, 3-len(held))
+		}
+		if n := int(h.peeks.Load()); n != 2 {
+			t.Errorf("held %v: %d judges looked for at hand, want 2", held, n)
+		}
+	}
+}

@@ -192,6 +192,21 @@ func (c *Cache) count(t pipeline.Tier) *tierCounts {
 // TTL returns the TTL for tier t (0: not cached).
 func (c *Cache) TTL(t pipeline.Tier) time.Duration { return c.ttl[t] }
 
+// Peek returns the answer cached in this process for key, as Do returns a
+// hit (Cached set, no latency or cost), without waiting or calling; ok is
+// false when there is none.
+func (c *Cache) Peek(tier pipeline.Tier, key string) (r pipeline.Response, ok bool) {
+	if c == nil || c.ttl[tier] <= 0 {
+		return r, false
+	}
+	if r, ok = c.store.Get(key); !ok {
+		return r, false
+	}
+	c.count(tier).hits.Add(1)
+	r.Cached, r.Latency, r.CostUSD = true, 0, 0
+	return r, true
+}
+
 // Do returns the cached answer for key, or calls fn once for all the callers
 // asking for key at that moment and caches its answer for the tier's TTL.
 // A hit comes back with Cached set. A caller whose context ends stops waiting;

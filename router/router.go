@@ -186,6 +186,28 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 	return pipeline.Response{}, errors.Join(errs...)
 }
 
+// Peek implements pipeline.Peeker: the answer Complete would give req from
+// this process's cache, from the first target of req's chain that may be
+// asked, without asking or waiting for anything. It says nothing is held
+// when that target's breaker is not closed (Complete might then go to
+// another target), and never counts toward a breaker or a quota, as a
+// cached answer in Complete does not.
+func (r *Router) Peek(_ context.Context, req pipeline.Request) (pipeline.Response, bool) {
+	chain, err := r.chain(req)
+	if err != nil {
+		return pipeline.Response{}, false
+	}
+	t := chain[0]
+	if t.breaker.State() != breaker.Closed || r.quotas != nil && r.quotas.BudgetSpent(t.provider.Name) {
+		return pipeline.Response{}, false
+	}
+	resp, ok := r.cache.Peek(req.Tier, CacheKey(t.provider.Name, t.Model, req))
+	if ok {
+		resp.Target, resp.Fallback = t.Name, false
+	}
+	return resp, ok
+}
+
 // chain is the targets req goes to, in order: its tier's, req.Target first
 // when set, the batch targets first for a batch request.
 func (r *Router) chain(req pipeline.Request) ([]*target, error) {

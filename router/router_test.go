@@ -190,6 +190,40 @@ func TestCacheServesRepeatsAndSaysSo(t *testing.T) {
 	}
 }
 
+// Peek gives what Complete gives from the cache, and nothing it would have
+// to ask for: not before the answer is cached, not for another request.
+func TestPeekGivesOnlyWhatTheCacheHolds(t *testing.T) {
+	s, url := simtest.Start(t, sim.Config{})
+	cache, err := router.NewCache(router.CacheConfig{TTL: router.DefaultCacheTTL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	c := newChain(t, url, "k", cache, 1)
+	req := judgeRequest(pipeline.TierReasoning, "same thought")
+	if r, ok := c.Peek(context.Background(), req); ok {
+		t.Fatalf("held before it was asked: %+v", r)
+	}
+	first, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held, ok := c.Peek(context.Background(), req)
+	again, err := c.Complete(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ok || held.Content != first.Content || held != again {
+		t.Errorf("held %v %+v, Complete gave %+v", ok, held, again)
+	}
+	if r, ok := c.Peek(context.Background(), judgeRequest(pipeline.TierReasoning, "another thought")); ok {
+		t.Errorf("held an answer to a request never asked: %+v", r)
+	}
+	if n := s.Stats().Requests; n != 1 {
+		t.Errorf("%d upstream requests, want 1", n)
+	}
+}
+
 func TestTemperatureZeroIsSent(t *testing.T) {
 	// go-openai drops a zero temperature (omitempty); the origin turned 0 into
 	// 0.7. The router must send something the provider reads as greedy.
