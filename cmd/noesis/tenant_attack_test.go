@@ -81,11 +81,26 @@ func TestDeadLetteredVerdictHasNoTranscript(t *testing.T) {
 	}
 	for _, l := range letters {
 		raw, _ := l.Transcript.(json.RawMessage)
-		var tr pipeline.Transcript
-		if err := json.Unmarshal(raw, &tr); err != nil || len(tr.Judges) == 0 || !strings.Contains(l.Reason, "NOESIS_AGENT_MAX_REVIEWS") {
-			t.Errorf("letter %q: reason %q, transcript %.200s (%v); want the bound's reason and the judges' transcript", l.Subject, l.Reason, raw, err)
+		if !strings.Contains(l.Reason, "NOESIS_AGENT_MAX_REVIEWS") || !keepsJudges(raw) {
+			t.Errorf("letter %q: reason %q, transcript %.200s; want the bound's reason and the judges' transcript", l.Subject, l.Reason, raw)
 		}
 	}
+}
+
+// keepsJudges reports whether a letter's transcript holds the judges'
+// words: whole, with their votes, or cut at the letter's bound (16 KiB,
+// letter.go), its first bytes a transcript's with the judges in them.
+func keepsJudges(raw json.RawMessage) bool {
+	var tr pipeline.Transcript
+	if json.Unmarshal(raw, &tr) == nil && len(tr.Judges) > 0 {
+		return true
+	}
+	var cut struct {
+		Truncated bool   `json:"truncated"`
+		Head      string `json:"head"`
+	}
+	return json.Unmarshal(raw, &cut) == nil && cut.Truncated && strings.HasPrefix(cut.Head, `{"event_id":"alice-`) &&
+		strings.Contains(cut.Head, `"judges":[{"name":"VERITAS"`)
 }
 
 // One agent cannot take every connection the server allows, nor subscribe
