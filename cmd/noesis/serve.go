@@ -28,7 +28,13 @@ Stops on SIGINT or SIGTERM, letting in-flight thoughts finish within NOESIS_DRAI
 					return err
 				}
 			}
-			log := cli.NewLogger(cfg, cmd.ErrOrStderr())
+			out := cmd.ErrOrStderr()
+			if !cli.IsTerminal(out) { // JSON lines for a collector: written in batches (cli.LineBuffer)
+				lines := cli.NewLineBuffer(out, cli.FlushEvery)
+				defer lines.Close()
+				out = lines
+			}
+			log := cli.NewLogger(cfg, out)
 			svc, err := service.Start(cmd.Context(), cfg, log)
 			if err != nil {
 				return err

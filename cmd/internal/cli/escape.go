@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/rs/zerolog"
 )
 
 // Escape returns s made safe to print on a terminal, for text that agents
@@ -132,6 +134,19 @@ type jsonLogWriter struct{ w io.Writer }
 // Write writes p escaped, and reports all of p written when it was.
 func (j jsonLogWriter) Write(p []byte) (int, error) {
 	if _, err := j.w.Write(EscapeJSON(p)); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// WriteLevel writes p escaped, telling the writer beneath the line's level
+// when it takes it (a LineBuffer writes warnings and errors at once).
+func (j jsonLogWriter) WriteLevel(l zerolog.Level, p []byte) (int, error) {
+	lw, ok := j.w.(zerolog.LevelWriter)
+	if !ok {
+		return j.Write(p)
+	}
+	if _, err := lw.WriteLevel(l, EscapeJSON(p)); err != nil {
 		return 0, err
 	}
 	return len(p), nil
