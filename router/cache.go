@@ -348,9 +348,8 @@ func CacheKey(provider, model string, req pipeline.Request) string {
 		b = appendKeyField(b, m.Content)
 	}
 	if req.Schema != nil { // an answer asked in a schema is not one asked in text
-		b = append(b, 1)
-		b = appendKeyField(b, req.Schema.Name)
-		b = appendKeyField(b, req.Schema.Schema) // its bytes, not a string made of them each call
+		d := schemaDigest(req.Schema)
+		b = append(append(b, 1), d[:]...)
 	} else {
 		b = append(b, 0)
 	}
@@ -362,6 +361,32 @@ func CacheKey(provider, model string, req pipeline.Request) string {
 	var key [2 * sha256.Size]byte
 	hex.Encode(key[:], sum[:])
 	return string(key[:])
+}
+
+// schemaDigests holds the SHA-256 of each answer schema's name and schema,
+// by the schema: every judge's request carries the same one
+// (pipeline.VerdictSchema, 1.3 KB), hashed into its key each time before.
+// A schema is read-only once in a request (pipeline.AnswerSchema), and the
+// map keeps it alive, so its address names its bytes. At most
+// maxSchemaDigests are kept; others are hashed each time.
+var schemaDigests sync.Map // *pipeline.AnswerSchema -> *[sha256.Size]byte
+
+var schemaDigestCount atomic.Int32
+
+const maxSchemaDigests = 64
+
+// schemaDigest is s's digest in schemaDigests, made when it is not there.
+func schemaDigest(s *pipeline.AnswerSchema) *[sha256.Size]byte {
+	if d, ok := schemaDigests.Load(s); ok {
+		return d.(*[sha256.Size]byte)
+	}
+	b := appendKeyField(appendKeyField(nil, s.Name), s.Schema)
+	d := new([sha256.Size]byte)
+	*d = sha256.Sum256(b)
+	if schemaDigestCount.Add(1) <= maxSchemaDigests {
+		schemaDigests.Store(s, d)
+	}
+	return d
 }
 
 // appendKeyField appends s to a key's encoding, after its length.

@@ -203,6 +203,13 @@ func TestCacheKeyTellsEveryFieldApart(t *testing.T) {
 	if key(same) != k {
 		t.Error("routing fields change the key")
 	}
+	// The schema counts by what it says, not by which value says it (its
+	// digest is kept by the value: schemaDigests).
+	for range 2 {
+		if key(with(base, func(r *pipeline.Request) { r.Schema = pipeline.VerdictSchema() })) != k {
+			t.Error("another value of the same schema changes the key")
+		}
+	}
 }
 
 func with(r pipeline.Request, f func(*pipeline.Request)) pipeline.Request {
