@@ -1,7 +1,7 @@
 package pipeline
 
 import (
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -123,9 +123,7 @@ var offenseRank = map[Offense]int{OffenseNone: 0, "": 0, OffenseMinor: 1, Offens
 // abstentions, the provenance summed over the judges, and the votes in one line.
 func (v *Verdict) summarise() {
 	v.OffenseLevel = OffenseNone
-	models := map[string]bool{}
-	providers := map[string]bool{}
-	targets := map[string]bool{}
+	var models, providers, targets []string // a few each: sorted and made distinct by joinDistinct
 	cached := true
 	var votes []string
 	for _, j := range v.Judges {
@@ -139,9 +137,7 @@ func (v *Verdict) summarise() {
 			v.OffenseLevel = j.Offense
 		}
 		if j.Model != "" {
-			models[j.Model] = true
-			providers[j.Provider] = true
-			targets[j.Target] = true
+			models, providers, targets = append(models, j.Model), append(providers, j.Provider), append(targets, j.Target)
 		}
 		v.Fallback = v.Fallback || j.Fallback
 		v.ColdStart = v.ColdStart || j.ColdStart
@@ -150,17 +146,15 @@ func (v *Verdict) summarise() {
 		cached = cached && j.Cached
 		v.Usage = v.Usage.Add(j.Usage)
 	}
-	v.Model, v.Provider, v.Target = joinKeys(models), joinKeys(providers), joinKeys(targets)
+	v.Model, v.Provider, v.Target = joinDistinct(models), joinDistinct(providers), joinDistinct(targets)
 	v.Cached = cached
 	v.Reasoning = strings.Join(votes, "; ") // the reasons are each judge's, in v.Judges
 	v.RequiresHumanReview = v.Decision != DecisionPass && v.Decision != DecisionFail
 }
 
-func joinKeys(m map[string]bool) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return strings.Join(keys, ",")
+// joinDistinct joins the distinct strings of xs, sorted, with commas; it
+// sorts xs.
+func joinDistinct(xs []string) string {
+	slices.Sort(xs)
+	return strings.Join(slices.Compact(xs), ",")
 }
