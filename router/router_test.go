@@ -169,14 +169,20 @@ func TestAPIKeyNeverInErrors(t *testing.T) {
 	}
 }
 
-func TestCacheServesRepeatsAndSaysSo(t *testing.T) {
+// cachedChain is a chain with the default cache, to a simulator of its own.
+func cachedChain(t *testing.T) (*sim.Server, *router.Router) {
+	t.Helper()
 	s, url := simtest.Start(t, sim.Config{})
 	cache, err := router.NewCache(router.CacheConfig{TTL: router.DefaultCacheTTL()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cache.Close()
-	c := newChain(t, url, "k", cache, 1)
+	t.Cleanup(cache.Close)
+	return s, newChain(t, url, "k", cache, 1)
+}
+
+func TestCacheServesRepeatsAndSaysSo(t *testing.T) {
+	s, c := cachedChain(t)
 	first, err := c.Complete(context.Background(), judgeRequest(pipeline.TierReasoning, "same thought"))
 	if err != nil || first.Cached {
 		t.Fatalf("first: %+v %v", first, err)
@@ -193,13 +199,7 @@ func TestCacheServesRepeatsAndSaysSo(t *testing.T) {
 // Peek gives what Complete gives from the cache, and nothing it would have
 // to ask for: not before the answer is cached, not for another request.
 func TestPeekGivesOnlyWhatTheCacheHolds(t *testing.T) {
-	s, url := simtest.Start(t, sim.Config{})
-	cache, err := router.NewCache(router.CacheConfig{TTL: router.DefaultCacheTTL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cache.Close()
-	c := newChain(t, url, "k", cache, 1)
+	s, c := cachedChain(t)
 	req := judgeRequest(pipeline.TierReasoning, "same thought")
 	if r, ok := c.Peek(context.Background(), req); ok {
 		t.Fatalf("held before it was asked: %+v", r)

@@ -27,13 +27,7 @@ import (
 func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 	t.Parallel()
 	const quota, window, thoughts = 100, 2 * time.Second, 500
-	r := newRig(t, sim.Config{})
-	r.cfg.LimitWindow = window
-	r.cfg.AgentQuotas = fmt.Sprintf("greedy=%d/0/0", quota)
-	r.cfg.Tiers = []string{"fast"}
-	if err := r.cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	r := greedyRig(t, quota, window, true)
 	runService(t, r.cfg)
 	runService(t, r.cfg)
 	got := collect(t, r.nc)
@@ -109,14 +103,7 @@ func TestAgentRequestQuotaHoldsAcrossTwoWorkers(t *testing.T) {
 func TestAgentQuotaHoldsFirstComeFirstServed(t *testing.T) {
 	t.Parallel()
 	const quota, window, thoughts = 5, time.Second, 20
-	r := newRig(t, sim.Config{})
-	r.cfg.FairShare = false
-	r.cfg.LimitWindow = window
-	r.cfg.AgentQuotas = fmt.Sprintf("greedy=%d/0/0", quota)
-	r.cfg.Tiers = []string{"fast"}
-	if err := r.cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	r := greedyRig(t, quota, window, false)
 	runService(t, r.cfg)
 	got := collect(t, r.nc)
 	for i := range thoughts {
@@ -150,6 +137,21 @@ func TestAgentQuotaHoldsFirstComeFirstServed(t *testing.T) {
 	if admitted < thoughts {
 		t.Errorf("the agent's quota counted %v of its %d requests", admitted, thoughts)
 	}
+}
+
+// greedyRig is a rig whose fast tier alone runs, with the agent "greedy"
+// allowed quota requests a window, fair share on or off.
+func greedyRig(t *testing.T, quota int, window time.Duration, fairShare bool) *rig {
+	t.Helper()
+	r := newRig(t, sim.Config{})
+	r.cfg.FairShare = fairShare
+	r.cfg.LimitWindow = window
+	r.cfg.AgentQuotas = fmt.Sprintf("greedy=%d/0/0", quota)
+	r.cfg.Tiers = []string{"fast"}
+	if err := r.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // testPrices are Nebius's prices for the default models, USD per million tokens.

@@ -74,15 +74,7 @@ func TestTraceContextAndSpans(t *testing.T) {
 	svc := startService(t, ctx, r.cfg)
 	got := collect(t, r.nc)
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
-	th := thought(1, "a traced thought")
-	th.Content.Depth = 1
-	data, _ := json.Marshal(th)
-	m := nats.NewMsg(consumers.ThoughtSubject(th.AgentID))
-	m.Data = data
-	m.Header.Set("traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	publishTraced(t, r, "a traced thought", "00-"+traceID+"-00f067aa0ba902b7-01")
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
 	for _, root := range []string{"narratives", "verdicts"} {
 		tp := got.messages(root)[0].Header.Get("traceparent")
@@ -115,19 +107,26 @@ func TestTraceContextWithoutOTLP(t *testing.T) {
 	runService(t, r.cfg)
 	got := collect(t, r.nc)
 	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-	th := thought(1, "a traced thought, no collector")
-	th.Content.Depth = 1
-	data, _ := json.Marshal(th)
-	m := nats.NewMsg(consumers.ThoughtSubject(th.AgentID))
-	m.Data = data
-	m.Header.Set("traceparent", parent)
-	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
-		t.Fatal(err)
-	}
+	publishTraced(t, r, "a traced thought, no collector", parent)
 	got.waitFor(t, 20*time.Second, map[string]int{"narratives": 1, "verdicts": 1})
 	for _, root := range []string{"narratives", "verdicts"} {
 		if tp := got.messages(root)[0].Header.Get("traceparent"); tp != parent {
 			t.Errorf("%s traceparent %q, want the thought's %q", root, tp, parent)
 		}
+	}
+}
+
+// publishTraced publishes a thought of text with a W3C traceparent header,
+// as a traced agent does.
+func publishTraced(t *testing.T, r *rig, text, traceparent string) {
+	t.Helper()
+	th := thought(1, text)
+	th.Content.Depth = 1
+	data, _ := json.Marshal(th)
+	m := nats.NewMsg(consumers.ThoughtSubject(th.AgentID))
+	m.Data = data
+	m.Header.Set("traceparent", traceparent)
+	if _, err := r.js.PublishMsg(context.Background(), m); err != nil {
+		t.Fatal(err)
 	}
 }
