@@ -146,14 +146,23 @@ func (s *seat) question(data string, dataSum *[sha256.Size]byte) question {
 }
 
 // held is the judge's answer to q when the tribunal's Completer holds one
-// at hand (a Peeker: an answer cached), without asking anyone; ok is false
-// when it does not, or when the judge's breaker is open.
-func (s *seat) held(ctx context.Context, q question, priority string) (resp Response, ok bool) {
+// at hand (a Peeker: an answer cached) that reads as a verdict, without
+// asking anyone; ok is false when it does not, or when the judge's breaker
+// is open. An answer held that does not read is left to vote in a goroutine
+// of its own, which asks the judge again: the other judges are not kept
+// waiting behind that call.
+func (s *seat) held(ctx context.Context, q question, quote answer.Quote, priority string) (resp Response, ok bool) {
 	p, can := s.completer.(Peeker)
 	if !can || !s.breaker.Allow() {
 		return Response{}, false
 	}
-	return p.Peek(ctx, s.request(q.msgs, priority))
+	if resp, ok = p.Peek(ctx, s.request(q.msgs, priority)); !ok || resp.Truncated {
+		return Response{}, false
+	}
+	if _, _, err := s.read(resp, q.tag, quote); err != nil {
+		return Response{}, false
+	}
+	return resp, true
 }
 
 // vote asks the seat's judge q for its vote, within its timeout and

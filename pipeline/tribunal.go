@@ -165,7 +165,7 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 	last, asked := n-1, 0
 	for i := range last {
 		q := tr.seats[i].question(data, &dataSum)
-		if r, ok := tr.seats[i].held(dctx, q, t.Priority); ok {
+		if r, ok := tr.seats[i].held(dctx, q, quote, t.Priority); ok {
 			done[i] = in(i, q, &r) >= 0
 			unavailable = unavailable || !done[i]
 			continue

@@ -399,4 +399,18 @@ func TestHeldAnswersAreHeardWithoutAsking(t *testing.T) {
 			t.Errorf("held %v: %d judges looked for at hand, want 2", held, n)
 		}
 	}
+	// An answer held that does not read as a verdict is not heard at hand:
+	// the judge is asked, in a goroutine of its own, as any other.
+	h := &holding{Completer: asked, hold: map[string]Response{"judge:VERITAS": {Content: "I am not sure.", Cached: true}}}
+	tr, err := NewTribunal(h, TribunalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := tr.Process(context.Background(), th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := int(h.called.Load()); n != 3 || got.(*Verdict).Judges[0].Verdict != VotePass {
+		t.Errorf("an unreadable held answer: %d judges asked (want 3), VERITAS voted %s", n, got.(*Verdict).Judges[0].Verdict)
+	}
 }
