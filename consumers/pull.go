@@ -244,7 +244,11 @@ func (p *Pool) read(msg jetstream.Msg) *delivery {
 	}
 	d.agent, _ = SubjectAgent(msg.Subject())
 	d.thought, d.err = pipeline.DecodeThought(msg.Data(), p.cfg.MaxThoughtBytes)
-	if d.err == nil && d.agent != d.thought.AgentID {
+	switch {
+	case d.err == nil && !pipeline.ValidToken(d.agent): // noesis.thoughts.a.b: more than the agent's one token
+		d.err = fmt.Errorf("%w: subject %q is not noesis.thoughts.<agent_id> (one token, the thought's agent_id): publish agent %q's thoughts on %s",
+			pipeline.ErrBadInput, msg.Subject(), d.thought.AgentID, ThoughtSubject(d.thought.AgentID))
+	case d.err == nil && d.agent != d.thought.AgentID:
 		d.err = fmt.Errorf("%w: agent_id %q does not match the subject's agent %q", pipeline.ErrBadInput, d.thought.AgentID, d.agent)
 	}
 	if d.err == nil && !d.thought.Wants(p.cfg.Stage) {

@@ -172,6 +172,8 @@ func describeJSONError(err error) string {
 	var typeErr *json.UnmarshalTypeError
 	var syntaxErr *json.SyntaxError
 	switch {
+	case errors.As(err, &typeErr) && typeErr.Field == "":
+		return fmt.Sprintf("a thought is a JSON object, not a JSON %s", typeErr.Value)
 	case errors.As(err, &typeErr):
 		return fmt.Sprintf("field %q has the wrong type: got JSON %s, want %s", typeErr.Field, typeErr.Value, typeErr.Type)
 	case errors.As(err, &syntaxErr) && strings.HasSuffix(syntaxErr.Error(), "after top-level value"):

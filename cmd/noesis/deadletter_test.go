@@ -34,6 +34,8 @@ func TestBadInputIsDeadLetteredAndWorkersGoOn(t *testing.T) {
 		{"unknown stage", "noesis.thoughts.a1", `{"event_id":"bad-4","agent_id":"a1","content":{"user_input":"x"},"stages":["poetry"]}`, `unknown stage "poetry"`},
 		{"oversize", "noesis.thoughts.a1", `{"event_id":"bad-5","agent_id":"a1","content":{"user_input":"` + strings.Repeat("y", 4096) + `"}}`, "over the 2048-byte limit"},
 		{"agent mismatch", "noesis.thoughts.a2", `{"event_id":"bad-6","agent_id":"a1","content":{"user_input":"x"}}`, `does not match the subject's agent "a2"`},
+		{"subject of two tokens", "noesis.thoughts.a1.extra", `{"event_id":"bad-7","agent_id":"a1","content":{"user_input":"x"}}`, `publish agent "a1"'s thoughts on noesis.thoughts.a1`},
+		{"not an object", "noesis.thoughts.a1", `[]`, "a thought is a JSON object, not a JSON array"},
 	}
 	for _, c := range cases {
 		if _, err := r.js.Publish(context.Background(), c.subject, []byte(c.body)); err != nil {
