@@ -46,7 +46,7 @@ func FuzzDecodeThought(f *testing.F) {
 // encoding/json's Encoder writes (quoteThoughtByEncoder), for any strings
 // (invalid UTF-8, control characters, U+2028, HTML) and any finite numbers.
 func FuzzQuoteThought(f *testing.F) {
-	f.Add("daimon-7", "delete <old> backups & \"free\" space\n\t\\", 3, "", "rm -rf /", "", "trace\u2028\u2029\x00\x1f\x7f", 0.62, true, 1e-7, 2.5e21, -0.0, 1.0)
+	f.Add("daimon-7", "delete <old> backups & \"free\" space\n\t\\", 3, "", "rm -rf /", "", "trace\u2028\u2029\x00\x1f\x7f", 0.62, true, 1e-7, 2.5e21, math.Copysign(0, -1), 1.0)
 	f.Add("a", "\xff\xfe broken \xc3", 0, "src", "", "out", "", 0.0, false, 0.0, 0.0, 0.0, 0.0)
 	f.Add("b", "x", -4, "\b\f\r", "é 漢字 🚀", "", "", 1e-6, true, 1e20, 1e21, 123456789.125, -1e-9)
 	f.Fuzz(func(t *testing.T, agent, task string, depth int, source, action, outcome, trace string, coherence float64, salient bool, n, r, u, c float64) {
