@@ -44,6 +44,20 @@ type Guard struct {
 	mu           sync.Mutex
 	health       Health
 	backlogSince time.Time
+	keepers      []Keeper
+}
+
+// A Keeper sets up again, when missing, what a worker keeps in JetStream
+// beside the streams (the KV buckets of consumers/shared: the worker
+// registry and the shared answer cache are in memory, lost whenever their
+// server restarts), and returns the streams it found missing.
+type Keeper func(ctx context.Context) (missing []string, err error)
+
+// Keep adds k to the guard's checks.
+func (g *Guard) Keep(k Keeper) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.keepers = append(g.keepers, k)
 }
 
 // NewGuard returns a guard for the streams of cfg.
@@ -99,6 +113,22 @@ func (g *Guard) Check(ctx context.Context) Health {
 		}
 		if err != nil {
 			g.log.Error().Err(err).Msg("streams not set up again; will retry")
+		}
+	}
+	g.mu.Lock()
+	keepers := g.keepers
+	g.mu.Unlock()
+	for _, k := range keepers {
+		missing, err := k(cctx)
+		if len(missing) > 0 {
+			g.log.Warn().Strs("buckets", missing).Msg("buckets missing (a server restart loses those kept in memory); set up again")
+			g.mu.Lock()
+			g.health.MissingStreams = append(g.health.MissingStreams, missing...)
+			g.mu.Unlock()
+			h.MissingStreams = append(h.MissingStreams, missing...)
+		}
+		if err != nil {
+			g.log.Error().Err(err).Msg("buckets not checked or set up again; will retry")
 		}
 	}
 	return h

@@ -29,6 +29,7 @@ import (
 // replaces it. An answer with no content is never stored. Safe for
 // concurrent use.
 type Answers struct {
+	kept     // its buckets, which Keep sets up again when lost
 	buckets  map[pipeline.Tier]jetstream.KeyValue
 	leaseTTL time.Duration
 	owner    []byte
@@ -52,20 +53,22 @@ func NewAnswers(ctx context.Context, js jetstream.JetStream, ttl map[pipeline.Ti
 			continue
 		}
 		var kv jetstream.KeyValue
+		kcfg := jetstream.KeyValueConfig{
+			Bucket: CacheBucket(t), Description: fmt.Sprintf("noesis: %s tier answers, shared by every worker", t),
+			TTL: d, LimitMarkerTTL: max(d, leaseTTL), Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1,
+		}
 		err := setup.Do(ctx, "cache bucket "+CacheBucket(t), func(ctx context.Context) (err error) {
 			if err := dropFileBackedCache(ctx, js, CacheBucket(t)); err != nil {
 				return err
 			}
-			kv, err = setup.Bucket(ctx, js, jetstream.KeyValueConfig{
-				Bucket: CacheBucket(t), Description: fmt.Sprintf("noesis: %s tier answers, shared by every worker", t),
-				TTL: d, LimitMarkerTTL: max(d, leaseTTL), Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1,
-			})
+			kv, err = setup.Bucket(ctx, js, kcfg)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
 		c.buckets[t] = kv
+		c.keep(js, kcfg)
 	}
 	return c, nil
 }

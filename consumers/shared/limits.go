@@ -29,6 +29,7 @@ import (
 // calling; its unreadable counter is logged only. Each unreadable key is
 // logged at error level, at most once a minute.
 type Limits struct {
+	kept        // its buckets, which Keep sets up again when lost
 	rate, spend jetstream.KeyValue
 	window      time.Duration
 	log         zerolog.Logger
@@ -66,14 +67,16 @@ func NewLimits(ctx context.Context, js jetstream.JetStream, cfg BucketConfig, wi
 		ttl  time.Duration
 		dst  *jetstream.KeyValue
 	}{{RateBucket, 3 * window, &l.rate}, {SpendBucket, 0, &l.spend}} {
+		kcfg := jetstream.KeyValueConfig{Bucket: b.name, Description: "noesis: limits shared by every worker",
+			TTL: b.ttl, Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1}
 		err := setup.Do(ctx, "bucket "+b.name, func(ctx context.Context) (err error) {
-			*b.dst, err = setup.Bucket(ctx, js, jetstream.KeyValueConfig{Bucket: b.name, Description: "noesis: limits shared by every worker",
-				TTL: b.ttl, Storage: cfg.Storage, Replicas: cfg.Replicas, History: 1})
+			*b.dst, err = setup.Bucket(ctx, js, kcfg)
 			return err
 		})
 		if err != nil {
 			return nil, err
 		}
+		l.keep(js, kcfg)
 	}
 	return l, nil
 }

@@ -42,6 +42,7 @@ type LimitInfo struct {
 // Registry keeps worker announcements in a KV bucket whose entries expire
 // after three missed announcements. Safe for concurrent use.
 type Registry struct {
+	kept  // its bucket, which Keep sets up again when lost
 	kv    jetstream.KeyValue
 	every time.Duration
 }
@@ -52,15 +53,18 @@ type Registry struct {
 func NewRegistry(ctx context.Context, js jetstream.JetStream, cfg BucketConfig, every time.Duration) (*Registry, error) {
 	cfg = cfg.withDefaults()
 	var kv jetstream.KeyValue
+	kcfg := jetstream.KeyValueConfig{Bucket: WorkersBucket, Description: "noesis: live worker processes",
+		TTL: 3 * every, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1}
 	err := setup.Do(ctx, "bucket "+WorkersBucket, func(ctx context.Context) (err error) {
-		kv, err = setup.Bucket(ctx, js, jetstream.KeyValueConfig{Bucket: WorkersBucket, Description: "noesis: live worker processes",
-			TTL: 3 * every, Storage: jetstream.MemoryStorage, Replicas: cfg.Replicas, History: 1})
+		kv, err = setup.Bucket(ctx, js, kcfg)
 		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Registry{kv: kv, every: every}, nil
+	r := &Registry{kv: kv, every: every}
+	r.keep(js, kcfg)
+	return r, nil
 }
 
 // Announce puts info now and every interval until ctx ends, then removes it

@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/consumers"
 	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -18,12 +19,14 @@ const registryEvery = 10 * time.Second
 
 // announce keeps this worker in the worker registry until ctx ends: its
 // id, version, tiers, breakers, paced rates and pools' limits, which
-// `noesis status` shows. sctx bounds the registry's set-up.
-func (s *Service) announce(ctx, sctx context.Context, cfg config.Config) error {
+// `noesis status` shows. sctx bounds the registry's set-up; guard sets its
+// bucket up again when lost.
+func (s *Service) announce(ctx, sctx context.Context, cfg config.Config, guard *consumers.Guard) error {
 	reg, err := shared.NewRegistry(sctx, s.js, cfg.Streams().Buckets(), registryEvery)
 	if err != nil {
 		return err
 	}
+	guard.Keep(reg.Keep) // a server restart loses the registry's bucket, kept in memory
 	host, _ := os.Hostname()
 	me := shared.WorkerInfo{ID: fmt.Sprintf("%s:%d:%s", host, os.Getpid(), uuid.NewString()[:8]), Version: Version, Started: time.Now().UTC()}
 	for _, t := range cfg.RunTiers() {

@@ -36,6 +36,7 @@ func (s *Service) buildRouter(ctx, sctx context.Context, cfg config.Config) erro
 		}
 		lim.Refresh(sctx)
 		rcfg.Quotas = lim
+		s.keepers = append(s.keepers, lim.Keep)
 	}
 	s.metrics = newMetrics(s.cache, cfg.Tribunal().Judges)
 	rcfg.Observer = s.metrics
@@ -102,6 +103,7 @@ func (s *Service) buildCache(ctx context.Context, cfg config.Config) error {
 			return err
 		}
 		cc.Shared = kvc
+		s.keepers = append(s.keepers, kvc.Keep)
 	}
 	var err error
 	if s.cache, err = router.NewCache(cc); err != nil {

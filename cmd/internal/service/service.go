@@ -43,8 +43,11 @@ type Service struct {
 	simSrv   *sim.Server
 	simURL   string // the simulator's base URL, when the provider is the simulator
 	pools    map[pipeline.Stage]*consumers.Pool
-	natsURL  string
-	metrics  *metrics
+	// keepers set up again the KV buckets the components use, when lost
+	// (the guard calls them: startUpkeep).
+	keepers []consumers.Keeper
+	natsURL string
+	metrics *metrics
 	// metricsAddr is where /metrics listens, when it does.
 	metricsAddr string
 	ready       atomic.Bool
@@ -99,7 +102,7 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	s.followReviews(runCtx, cfg) // the human review queue's gauges (consumers/review)
 	s.runReaper(runCtx)
 	s.runPools(runCtx)
-	if err := s.announce(runCtx, sctx, cfg); err != nil {
+	if err := s.announce(runCtx, sctx, cfg, guard); err != nil {
 		return nil, err
 	}
 	s.ready.Store(true)

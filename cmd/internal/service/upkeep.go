@@ -12,10 +12,14 @@ import (
 const upkeepEvery = 5 * time.Second
 
 // startUpkeep checks the streams once (within sctx), then keeps them until
-// ctx ends: the guard sets up a stream that went missing, the compactor
-// trims what is done with. The guard's health feeds /readyz.
+// ctx ends: the guard sets up a stream or a component's bucket that went
+// missing (s.keepers; a server restart loses the buckets kept in memory),
+// the compactor trims what is done with. The guard's health feeds /readyz.
 func (s *Service) startUpkeep(ctx, sctx context.Context, cfg config.Config) *consumers.Guard {
 	guard := consumers.NewGuard(s.js, cfg.Streams(), s.log)
+	for _, k := range s.keepers {
+		guard.Keep(k)
+	}
 	guard.Check(sctx)
 	s.goOwned(func() { guard.Run(ctx, upkeepEvery) })
 	compactor := consumers.NewCompactor(s.js, cfg.Streams(), s.log)
