@@ -3,6 +3,7 @@ package consumers
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,10 +123,12 @@ func (g *Guard) Check(ctx context.Context) Health {
 		missing, err := k(cctx)
 		if len(missing) > 0 {
 			g.log.Warn().Strs("buckets", missing).Msg("buckets missing (a server restart loses those kept in memory); set up again")
+			// A new slice, not h's appended to: g.health shares h's array,
+			// which Health's readers read.
+			h.MissingStreams = append(slices.Clip(h.MissingStreams), missing...)
 			g.mu.Lock()
-			g.health.MissingStreams = append(g.health.MissingStreams, missing...)
+			g.health.MissingStreams = h.MissingStreams
 			g.mu.Unlock()
-			h.MissingStreams = append(h.MissingStreams, missing...)
 		}
 		if err != nil {
 			g.log.Error().Err(err).Msg("buckets not checked or set up again; will retry")

@@ -148,17 +148,23 @@ func (p *Pool) Run(ctx context.Context) error {
 // band and in turn between agents (pipeline/fair), until the puller is done
 // (pulling ends) and the queue is empty, or work ends (drained past
 // DrainTimeout). Thoughts taken after ctx ends are given back at once.
+//
+// It waits for a thought before it takes a slot, not holding one while
+// nothing waits: a thought held for its agent's quota gives its slot back
+// and takes one again (held), which a dispatcher holding the last slot idle
+// kept from it until another thought came (with one slot, for ever).
 func (p *Pool) dispatch(ctx, work, pulling context.Context, queue *fair.Queue[*delivery], inflight *sync.WaitGroup) {
 	for {
+		if !queue.Wait(pulling) { // the puller is done and nothing is left
+			return
+		}
 		if p.limit.Acquire(work) != nil {
 			return // drained past DrainTimeout
 		}
-		d, ok := queue.Pop(pulling)
+		d, ok := queue.TryPop() // the thought whose turn it is now that a slot is free
 		if !ok {
-			if d, ok = queue.TryPop(); !ok { // the puller is done and nothing is left
-				p.limit.Release(0)
-				return
-			}
+			p.limit.Release(0)
+			continue
 		}
 		if ctx.Err() != nil { // pulled while stopping: give it back at once
 			p.giveBack(d.msg)

@@ -383,7 +383,7 @@ func schemaDigest(s *pipeline.AnswerSchema) *[sha256.Size]byte {
 	b := appendKeyField(appendKeyField(nil, s.Name), s.Schema)
 	d := new([sha256.Size]byte)
 	*d = sha256.Sum256(b)
-	if schemaDigestCount.Add(1) <= maxSchemaDigests {
+	if schemaDigestCount.Load() < maxSchemaDigests && schemaDigestCount.Add(1) <= maxSchemaDigests {
 		schemaDigests.Store(s, d)
 	}
 	return d

@@ -85,6 +85,21 @@ func (q *Queue[T]) Pop(ctx context.Context) (T, bool) {
 	}
 }
 
+// Wait waits until the queue holds an item or ctx ends, and reports whether
+// it holds one. With one goroutine popping, the item is still there for it.
+func (q *Queue[T]) Wait(ctx context.Context) bool {
+	for {
+		if q.Len() > 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return q.Len() > 0
+		case <-q.more:
+		}
+	}
+}
+
 // TryPop is Pop without waiting.
 func (q *Queue[T]) TryPop() (T, bool) { return q.tryPopBy(nil) }
 
