@@ -63,13 +63,12 @@ func TestLineBufferCloseTwice(t *testing.T) {
 
 // An info line logged after Close (a goroutine still logging as serve
 // returns) is written at once: no ticker is left to write it.
-func TestLineBufferInfoAfterCloseIsLost(t *testing.T) {
+func TestLineBufferWritesLinesAfterClose(t *testing.T) {
 	out := &flaky{failed: true}
-	lines := NewLineBuffer(out, 10*time.Millisecond)
+	lines := NewLineBuffer(out, time.Hour)
 	log := zerolog.New(jsonLogWriter{lines})
 	_ = lines.Close()
 	log.Info().Msg("late")
-	time.Sleep(100 * time.Millisecond)
 	if s := out.String(); !strings.Contains(s, `"late"`) {
 		t.Fatalf("an info line logged after Close was never written: %q", s)
 	}
