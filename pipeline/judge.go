@@ -145,33 +145,42 @@ func (s *seat) question(data string, dataSum *[sha256.Size]byte) question {
 	return question{tag: tag, msgs: judgeMessages(s.prompt, tag, data)}
 }
 
+// heldAnswer is a judge's answer the tribunal's Completer holds at hand
+// (cached), as read.
+type heldAnswer struct {
+	resp       Response
+	answer     answer.JudgeAnswer
+	structured bool
+}
+
 // held is the judge's answer to q when the tribunal's Completer holds one
 // at hand (a Peeker: an answer cached) that reads as a verdict, without
 // asking anyone; ok is false when it does not, or when the judge's breaker
 // is open. An answer held that does not read is left to vote in a goroutine
 // of its own, which asks the judge again: the other judges are not kept
 // waiting behind that call.
-func (s *seat) held(ctx context.Context, q question, quote answer.Quote, priority string) (resp Response, ok bool) {
+func (s *seat) held(ctx context.Context, q question, quote answer.Quote, priority string) (h heldAnswer, ok bool) {
 	p, can := s.completer.(Peeker)
 	if !can || !s.breaker.Allow() {
-		return Response{}, false
+		return h, false
 	}
-	if resp, ok = p.Peek(ctx, s.request(q.msgs, priority)); !ok || resp.Truncated {
-		return Response{}, false
+	if h.resp, ok = p.Peek(ctx, s.request(q.msgs, priority)); !ok || h.resp.Truncated {
+		return h, false
 	}
-	if _, _, err := s.read(resp, q.tag, quote); err != nil {
-		return Response{}, false
+	var err error
+	if h.answer, h.structured, err = s.read(h.resp, q.tag, quote); err != nil {
+		return h, false
 	}
-	return resp, true
+	return h, true
 }
 
 // vote asks the seat's judge q for its vote, within its timeout and
-// breaker; with held, the judge's answer already at hand (see held), it
-// hears that one instead of asking. A judge that could not be asked, or
+// breaker; with held, the judge's answer already at hand and read (see
+// held), it takes that one instead of asking. A judge that could not be asked, or
 // whose call failed, abstains with AbstainOperational and keeps the call's
 // error; one that answered without a readable verdict abstains with
 // AbstainAnswer.
-func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priority string, held *Response) JudgeVote {
+func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priority string, held *heldAnswer) JudgeVote {
 	j := s.judge
 	v := JudgeVote{Name: j.Name, Pillar: j.Pillar, Weight: j.Weight}
 	if held == nil && !s.breaker.Allow() {
@@ -182,7 +191,7 @@ func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priorit
 	var resp Response
 	var err error
 	if held != nil {
-		resp = *held
+		resp = held.resp
 	} else {
 		resp, err = s.call(ctx, q.msgs, priority)
 	}
@@ -199,9 +208,14 @@ func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priorit
 	s.breaker.Record(nil)
 	v.Model, v.Provider, v.Cached, v.Usage, v.thinking = resp.Model, resp.Provider, resp.Cached, resp.Usage, text.Clip(resp.Reasoning, maxTranscriptThinking)
 	v.Target, v.Fallback, v.ColdStart, v.Hedged, v.CostUSD = resp.Target, resp.Fallback, resp.ColdStart, resp.Hedged, resp.CostUSD
-	a, unheard := s.hear(ctx, &v, q.msgs, resp, q.tag, quote, priority, started)
-	if unheard != "" {
-		return v.abstained(AbstainAnswer, unheard, nil)
+	var a answer.JudgeAnswer
+	if held != nil { // read already
+		a, v.Structured = held.answer, held.structured
+	} else {
+		var unheard string
+		if a, unheard = s.hear(ctx, &v, q.msgs, resp, q.tag, quote, priority, started); unheard != "" {
+			return v.abstained(AbstainAnswer, unheard, nil)
+		}
 	}
 	v.Verdict, v.Confidence, v.Reasoning, v.Offense = a.Verdict, a.Confidence, a.Reasoning, a.Offense
 	if a.Verdict == VoteAbstain {

@@ -145,7 +145,7 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 	quote := quoteOf(t)
 	progress := progressOf(ctx)
 	progress.begin(n)
-	in := func(i int, q question, held *Response) int {
+	in := func(i int, q question, held *heldAnswer) int {
 		given[i] = tr.seats[i].vote(dctx, q, quote, t.Priority, held)
 		progress.answer()
 		if dctx.Err() != nil {
