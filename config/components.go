@@ -88,9 +88,18 @@ func (c *Config) Streams() consumers.StreamsConfig {
 }
 
 // Embedded returns the embedded NATS server's config.
+//
+// Its max_payload fits the largest thought noesis takes
+// (NOESIS_MAX_THOUGHT_BYTES and its headers), at least NATS's default 1 MiB
+// and at most NATS's own limit of 64 MiB: a larger setting would otherwise
+// have the server refuse such a thought at publish, before noesis sees it.
 func (c *Config) Embedded() embedded.Config {
-	return embedded.Config{Listen: c.NATSListen, DataDir: c.DataDir}
+	payload := min(max(int64(c.MaxThoughtBytes)+consumers.ThoughtHeaderAllowance, int64(embedded.Defaults.MaxPayload)), maxServerPayload)
+	return embedded.Config{Listen: c.NATSListen, DataDir: c.DataDir, MaxPayload: int32(payload)}
 }
+
+// maxServerPayload is the largest max_payload a NATS server takes.
+const maxServerPayload = 64 << 20
 
 // Sim returns the simulator's config.
 func (c *Config) Sim() sim.Config {

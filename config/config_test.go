@@ -270,3 +270,21 @@ func TestOneAgentHoldsAnEighthOfTheThoughtsByDefault(t *testing.T) {
 	}
 	t.Fatal("no thoughts stream")
 }
+
+// The embedded server takes the largest thought noesis takes, within NATS's
+// bounds: its default 1 MiB at least, 64 MiB at most.
+func TestEmbeddedServerTakesTheLargestThought(t *testing.T) {
+	for _, c := range []struct {
+		maxThought int
+		want       int32
+	}{
+		{64 << 10, 1 << 20},
+		{2 << 20, 2<<20 + consumers.ThoughtHeaderAllowance},
+		{100 << 20, 64 << 20},
+	} {
+		cfg := config.Config{MaxThoughtBytes: c.maxThought}
+		if got := cfg.Embedded().MaxPayload; got != c.want {
+			t.Errorf("NOESIS_MAX_THOUGHT_BYTES %d: max_payload %d, want %d", c.maxThought, got, c.want)
+		}
+	}
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/docs/contract"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
@@ -172,5 +173,21 @@ func TestSecretsNeverReachADeadLetter(t *testing.T) {
 	}
 	if l := logs.String(); strings.Contains(l, secret) || !strings.Contains(l, "401") {
 		t.Fatalf("trace-level logs carry the key, or miss the failure:\n%s", l)
+	}
+}
+
+// A worker on a server whose max_payload is below the largest thought it
+// is set to take says so when it starts: the server would refuse those
+// thoughts at publish, before noesis sees them.
+func TestServeWarnsOfThoughtsPastTheServersPayload(t *testing.T) {
+	r := newRig(t, sim.Config{}) // its server: NATS's default max_payload, 1 MiB
+	r.cfg.MaxThoughtBytes = 2 << 20
+	if err := r.cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var logs natstest.Buffer
+	runServiceLogging(t, r.cfg, &logs, zerolog.WarnLevel)
+	if !strings.Contains(logs.String(), "over the NATS server's max_payload") {
+		t.Errorf("no warning of the server's max_payload; the log:\n%s", logs.String())
 	}
 }

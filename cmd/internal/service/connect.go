@@ -114,6 +114,10 @@ func (s *Service) connect(cfg config.Config) error {
 		return fmt.Errorf("connect to NATS at %s: %w", RedactURL(s.natsURL), err)
 	}
 	s.cleanup = append(s.cleanup, func() { _ = s.nc.Drain(); s.nc.Close() })
+	if largest := int64(cfg.MaxThoughtBytes) + consumers.ThoughtHeaderAllowance; largest > s.nc.MaxPayload() {
+		s.log.Warn().Int("max_thought_bytes", cfg.MaxThoughtBytes).Int64("server_max_payload", s.nc.MaxPayload()).
+			Msg("NOESIS_MAX_THOUGHT_BYTES (with its headers) is over the NATS server's max_payload: the server refuses a thought past max_payload at publish, before noesis sees it; raise the server's max_payload or lower NOESIS_MAX_THOUGHT_BYTES")
+	}
 	s.js, err = jetstream.New(s.nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
