@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -60,11 +61,8 @@ func TestAQuotaHeldThoughtIsTriedAgainWithOneSlot(t *testing.T) {
 	if _, err := js.Publish(ctx, consumers.ThoughtSubject("alice"), thoughtJSON(t, "e1", "alice", "hi", pipeline.StageNarrative)); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for tries.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("held for a 20 ms quota wait, not tried again in 5 s (%d tries)", tries.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	natstest.Eventually(t, 5*time.Second, func() bool { return tries.Load() >= 2 },
+		func() string {
+			return fmt.Sprintf("held for a 20 ms quota wait, not tried again (%d tries)", tries.Load())
+		})
 }

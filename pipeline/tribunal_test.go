@@ -355,34 +355,19 @@ func (h *holding) Peek(_ context.Context, req Request) (Response, bool) {
 // asked, and votes exactly as it would have answering the same; the others
 // are asked as before.
 func TestHeldAnswersAreHeardWithoutAsking(t *testing.T) {
-	th := Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "I will rotate the keys"}}
+	const input = "I will rotate the keys"
 	answer := func(verdict string, conf float64) Response {
 		return Response{Content: fmt.Sprintf(`{"verdict":"%s","confidence":%g,"reasoning":"r","offense_level":"none"}`, verdict, conf), Model: "m", Cached: true}
 	}
 	byJudge := map[string]Response{"judge:VERITAS": answer("PASS", 0.9), "judge:SOPHIA": answer("REVIEW", 0.6), "judge:DIKĒ": answer("FAIL", 0.8)}
 	asked := CompleterFunc(func(_ context.Context, req Request) (Response, error) { return byJudge[req.Purpose], nil })
-	plain, err := NewTribunal(asked, TribunalConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := plain.Process(context.Background(), th)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := verdictOf(t, asked, input)
 	for _, held := range [][]string{{"judge:VERITAS", "judge:SOPHIA"}, {"judge:SOPHIA"}, nil} {
 		h := &holding{Completer: asked, hold: map[string]Response{}}
 		for _, p := range held {
 			h.hold[p] = byJudge[p]
 		}
-		tr, err := NewTribunal(h, TribunalConfig{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := tr.Process(context.Background(), th)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g, w := got.(*Verdict), want.(*Verdict)
+		g := verdictOf(t, h, input)
 		if g.Decision != w.Decision || g.ConsensusScore != w.ConsensusScore {
 			t.Errorf("held %v: %s %.4f, asked %s %.4f", held, g.Decision, g.ConsensusScore, w.Decision, w.ConsensusScore)
 		}
@@ -402,15 +387,7 @@ func TestHeldAnswersAreHeardWithoutAsking(t *testing.T) {
 	// An answer held that does not read as a verdict is not heard at hand:
 	// the judge is asked, in a goroutine of its own, as any other.
 	h := &holding{Completer: asked, hold: map[string]Response{"judge:VERITAS": {Content: "I am not sure.", Cached: true}}}
-	tr, err := NewTribunal(h, TribunalConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := tr.Process(context.Background(), th)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := int(h.called.Load()); n != 3 || got.(*Verdict).Judges[0].Verdict != VotePass {
-		t.Errorf("an unreadable held answer: %d judges asked (want 3), VERITAS voted %s", n, got.(*Verdict).Judges[0].Verdict)
+	if g, n := verdictOf(t, h, input), int(h.called.Load()); n != 3 || g.Judges[0].Verdict != VotePass {
+		t.Errorf("an unreadable held answer: %d judges asked (want 3), VERITAS voted %s", n, g.Judges[0].Verdict)
 	}
 }

@@ -41,11 +41,6 @@ func TestLineBufferWritesWithinItsInterval(t *testing.T) {
 	defer lines.Close()
 	log := zerolog.New(jsonLogWriter{lines})
 	log.Info().Msg("one")
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(out.String(), `"one"`) {
-		if time.Now().After(deadline) {
-			t.Fatal("an info line still held after 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	natstest.Eventually(t, 5*time.Second, func() bool { return strings.Contains(out.String(), `"one"`) },
+		func() string { return "an info line still held" })
 }
