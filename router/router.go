@@ -189,20 +189,20 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 // Peek implements pipeline.Peeker: the answer Complete would give req from
 // this process's cache, from the first target of req's chain, without
 // asking or waiting for anything. It says nothing is held when Complete
-// might go to another target: the first's breaker is not closed, its
-// provider's budget is spent, or a 429 paused it with another to follow.
-// It never counts toward a breaker or a quota, as a cached answer in
-// Complete does not.
+// would go to another target: the first is not open (its breaker open, its
+// provider's budget spent: Router.open), or a 429 paused it with another to
+// follow. It never counts toward a breaker or a quota, as a cached answer
+// in Complete does not.
 func (r *Router) Peek(_ context.Context, req pipeline.Request) (pipeline.Response, bool) {
 	chain, err := r.chain(req)
 	if err != nil {
 		return pipeline.Response{}, false
 	}
-	t := chain[0]
-	if t.breaker.State() != breaker.Closed || r.quotas != nil && r.quotas.BudgetSpent(t.provider.Name) ||
-		len(chain) > 1 && t.rateLimited() { // Complete would ask the next target
-		return pipeline.Response{}, false
+	open, _ := r.open(chain[:1]) // the first target, as Complete would take it
+	if len(open) == 0 || len(chain) > 1 && open[0].rateLimited() {
+		return pipeline.Response{}, false // Complete would ask the next target
 	}
+	t := open[0]
 	resp, ok := r.cache.Peek(req.Tier, CacheKey(t.provider.Name, t.Model, req))
 	if ok {
 		resp.Target, resp.Fallback = t.Name, false
