@@ -112,13 +112,14 @@ bench: build tools
 	$(PIPELINE) --mode seed --n 1000 --provider-capacity 64 --ceiling=false
 	./$(BIN) bench pipeline --env-file /dev/null --mode seed --n 10000 --rate 1000 --sequential 10 --ceiling=false --chart docs/bench-seed.svg
 
-## fuzz: the thought decoder, its quotation in prompts and the judge-answer parser, FUZZTIME each.
+## fuzz: the thought decoder, its quotation in prompts, the judge-answer parser and the PubAck reader, FUZZTIME each.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test ./pipeline -run '^$$' -fuzz '^FuzzDecodeThought$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline -run '^$$' -fuzz FuzzQuoteThought -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline -run '^$$' -fuzz FuzzDecodeThoughtAsEncodingJSON -fuzztime $(FUZZTIME)
 	$(GO) test ./pipeline/answer -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
+	$(GO) test ./consumers -run '^$$' -fuzz FuzzReadPubAckAsJetStream -fuzztime $(FUZZTIME)
 
 ## smoke: the built binary end to end: serve, publish, and wait for both outputs.
 smoke: build tools

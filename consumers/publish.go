@@ -153,16 +153,16 @@ const (
 // acknowledgement, trying again for up to 30 s while NATS is unreachable (a
 // restart, a leader election, a network blip). The id makes every retry safe.
 // It does not try again when the stream is missing, is full (the error wraps
-// ErrStreamFull), or finds the subject taken that opts expected empty
-// (errSubjectTaken).
-func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(id), jetstream.WithExpectStream(stream)}, opts...)
+// ErrStreamFull), or finds the subject taken that m's headers expected empty
+// (errSubjectTaken). Each try is publishMsg's: jetstream's PublishMsg with
+// the id and the stream expected, reading the PubAck without reflection.
+func publishRetrying(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, stream string) (*jetstream.PubAck, error) {
 	untilReachable := retry.Exponential(100*time.Millisecond, 2*time.Second)
 	untilReachable.MaxElapsed = 30 * time.Second
 	return retry.Do(ctx, untilReachable, func() (*jetstream.PubAck, error) {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		ack, err := js.PublishMsg(pctx, m, opts...)
+		ack, err := publishMsg(pctx, js.Conn(), m, id, stream)
 		var apiErr *jetstream.APIError
 		switch {
 		case err == nil:
