@@ -45,6 +45,12 @@ type Request struct {
 	// elsewhere the request goes as text. The messages must still say how
 	// to answer in text, and the answer must be read either way.
 	Schema *AnswerSchema
+	// Digest, when set, stands for Messages wherever a Completer keys an
+	// answer (its cache): a SHA-256 its maker computed of everything
+	// Messages are made of, so it differs whenever they differ. It lets a
+	// caller ask a Peeker for an answer without making the messages first
+	// (they are left nil then). Nil: the key is made of Messages themselves.
+	Digest *[32]byte
 }
 
 // AnswerSchema asks a model for an answer that is one JSON object matching a
@@ -118,7 +124,8 @@ type Completer interface {
 // (cached): Peek returns it as Complete would, Cached set, without asking a
 // model or waiting for anything; ok is false when it holds none. The
 // tribunal hears a judge whose answer is held without starting a goroutine
-// for it.
+// for it. Peek reads only what keys an answer: a request with a Digest may
+// come to it with its Messages not yet made.
 type Peeker interface {
 	Completer
 	Peek(ctx context.Context, req Request) (resp Response, ok bool)

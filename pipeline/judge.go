@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -114,11 +115,46 @@ var judgeSchema = VerdictSchema()
 // circuit breaker, and the tribunal's way of asking, which every seat
 // shares. Safe for concurrent use.
 type seat struct {
-	judge   Judge
-	prompt  string // judgePrompt, built once
-	purpose string // "judge:" and its name, the calls' Purpose
-	breaker *breaker.Breaker
+	judge     Judge
+	prompt    string            // judgePrompt, built once
+	promptSum [sha256.Size]byte // judgeFrameSum of prompt
+	purpose   string            // "judge:" and its name, the calls' Purpose
+	breaker   *breaker.Breaker
 	*asking
+}
+
+// newSeat seats judge j, asking as ask says.
+func newSeat(j Judge, ask *asking, b *breaker.Breaker) *seat {
+	s := &seat{judge: j, prompt: judgePrompt(j), purpose: "judge:" + j.Name, breaker: b, asking: ask}
+	s.promptSum = judgeFrameSum(s.prompt)
+	return s
+}
+
+// judgeFrameSum is the SHA-256 of a judge's messages with no tag and no
+// data: the prompt and every fixed word judgeMessages puts around them.
+func judgeFrameSum(prompt string) [sha256.Size]byte {
+	h := sha256.New()
+	for _, m := range judgeMessages(prompt, "", "") {
+		fmt.Fprintf(h, "%d:%s%d:%s", len(m.Role), m.Role, len(m.Content), m.Content)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// judgeDigest is the Request.Digest of judgeMessages(prompt, tag, data),
+// from frameSum (judgeFrameSum of prompt), the tag and dataSum (data's
+// SHA-256), without making the messages: they are made of those three and
+// of nothing else (TestJudgeDigestFollowsTheMessages). A change of
+// judgeMessages's fixed words changes frameSum; one that moves where the
+// tag goes changes PromptVersion, as any prompt change does, and so every
+// cache key.
+func judgeDigest(frameSum *[sha256.Size]byte, tag string, dataSum *[sha256.Size]byte) *[sha256.Size]byte {
+	var buf [3*sha256.Size + 64]byte // on the stack for a tag of up to 64 bytes
+	b := append(append(buf[:0], frameSum[:]...), dataSum[:]...)
+	b = append(binary.LittleEndian.AppendUint64(b, uint64(len(tag))), tag...)
+	d := sha256.Sum256(b)
+	return &d
 }
 
 // asking is how a tribunal asks its judges.
@@ -130,10 +166,16 @@ type asking struct {
 }
 
 // question is what a seat's judge is asked about a thought: the tag its
-// answer lines are to begin with, and the messages.
+// answer lines are to begin with, the quoted thought, and the digest of the
+// messages that ask it (judgeDigest). The messages themselves are made
+// only when the judge is asked (messages): an answer held at hand is found
+// by the digest alone, and on cache hits the three judges' 2.3 KB system
+// prompts, made and hashed for every thought, were a sixth of the bytes a
+// worker allocated.
 type question struct {
-	tag  string
-	msgs []Message
+	tag    string
+	data   string
+	digest *[sha256.Size]byte
 }
 
 // question is what the seat's judge is asked about data, the quoted thought
@@ -142,8 +184,11 @@ type question struct {
 // which is which).
 func (s *seat) question(data string, dataSum *[sha256.Size]byte) question {
 	tag := answerTag(s.judge.Name, dataSum)
-	return question{tag: tag, msgs: judgeMessages(s.prompt, tag, data)}
+	return question{tag: tag, data: data, digest: judgeDigest(&s.promptSum, tag, dataSum)}
 }
+
+// messages are the messages that ask q of the seat's judge.
+func (s *seat) messages(q question) []Message { return judgeMessages(s.prompt, q.tag, q.data) }
 
 // heldAnswer is a judge's answer the tribunal's Completer holds at hand
 // (cached), as read.
@@ -164,7 +209,7 @@ func (s *seat) held(ctx context.Context, q question, quote answer.Quote, priorit
 	if !can || !s.breaker.Allow() {
 		return h, false
 	}
-	if h.resp, ok = p.Peek(ctx, s.request(q.msgs, priority)); !ok || h.resp.Truncated {
+	if h.resp, ok = p.Peek(ctx, s.request(nil, q.digest, priority)); !ok || h.resp.Truncated {
 		return h, false
 	}
 	var err error
@@ -190,10 +235,12 @@ func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priorit
 	started := time.Now()
 	var resp Response
 	var err error
+	var msgs []Message
 	if held != nil {
 		resp = held.resp
 	} else {
-		resp, err = s.call(ctx, q.msgs, priority)
+		msgs = s.messages(q)
+		resp, err = s.completer.Complete(ctx, s.request(msgs, q.digest, priority))
 	}
 	v.LatencyMS = time.Since(started).Milliseconds()
 	if err != nil {
@@ -213,7 +260,7 @@ func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priorit
 		a, v.Structured = held.answer, held.structured
 	} else {
 		var unheard string
-		if a, unheard = s.hear(ctx, &v, q.msgs, resp, q.tag, quote, priority, started); unheard != "" {
+		if a, unheard = s.hear(ctx, &v, msgs, resp, q.tag, quote, priority, started); unheard != "" {
 			return v.abstained(AbstainAnswer, unheard, nil)
 		}
 	}
@@ -224,14 +271,10 @@ func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priorit
 	return v
 }
 
-// call asks the judge's model once.
-func (s *seat) call(ctx context.Context, msgs []Message, priority string) (Response, error) {
-	return s.completer.Complete(ctx, s.request(msgs, priority))
-}
-
-// request is the judge's request of msgs.
-func (s *seat) request(msgs []Message, priority string) Request {
-	return Request{Tier: TierReasoning, Messages: msgs, Temperature: s.temperature, MaxTokens: s.maxTokens,
+// request is the judge's request of msgs, whose digest (Request.Digest)
+// is digest when it is not nil.
+func (s *seat) request(msgs []Message, digest *[sha256.Size]byte, priority string) Request {
+	return Request{Tier: TierReasoning, Messages: msgs, Digest: digest, Temperature: s.temperature, MaxTokens: s.maxTokens,
 		Target: s.judge.Target, Purpose: s.purpose, Priority: priority, Timeout: s.judge.Timeout, Schema: judgeSchema}
 }
 
@@ -258,7 +301,7 @@ func (s *seat) hear(ctx context.Context, v *JudgeVote, msgs []Message, resp Resp
 	v.AskedAgain = true
 	follow := append(msgs[:len(msgs):len(msgs)], Message{Role: RoleAssistant, Content: resp.Content},
 		Message{Role: RoleUser, Content: restate(tag, err)})
-	again, cerr := s.call(ctx, follow, priority)
+	again, cerr := s.completer.Complete(ctx, s.request(follow, nil, priority)) // its own messages: no digest
 	v.LatencyMS = time.Since(started).Milliseconds()
 	if cerr != nil {
 		return a, err.Error() + "; asked again, no answer: " + cerr.Error()

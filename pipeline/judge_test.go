@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -68,5 +69,40 @@ func TestAnswerTagIsTheDigest(t *testing.T) {
 				t.Errorf("%d bytes of data, judge of %d bytes: tag %s, want %s", n, len(judge), got, want)
 			}
 		}
+	}
+}
+
+// judgeDigest stands for judgeMessages: over prompts, tags and data chosen
+// to run into each other at their borders, two digests are equal exactly
+// when the messages are.
+func TestJudgeDigestFollowsTheMessages(t *testing.T) {
+	prompts := []string{judgePrompt(DefaultJudges()[0]), judgePrompt(DefaultJudges()[1]), "", "a", "a:", "a:\nNZ"}
+	tags := []string{"", "NZ0123456789abcdef", "NZ0123456789abcdeg", ":", ":\n"}
+	datas := []string{"", "x", "NZ0123456789abcdef", "\n", "a:"}
+	byDigest := map[[32]byte]string{}
+	for _, p := range prompts {
+		frame := judgeFrameSum(p)
+		for _, tag := range tags {
+			for _, data := range datas {
+				sum := sha256.Sum256([]byte(data))
+				d := *judgeDigest(&frame, tag, &sum)
+				var enc strings.Builder
+				for _, m := range judgeMessages(p, tag, data) {
+					fmt.Fprintf(&enc, "%d:%s%d:%s", len(m.Role), m.Role, len(m.Content), m.Content)
+				}
+				msgs := enc.String()
+				if other, ok := byDigest[d]; ok && other != msgs {
+					t.Fatalf("prompt %q, tag %q, data %q: the digest of other messages", p, tag, data)
+				}
+				byDigest[d] = msgs
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, m := range byDigest {
+		if seen[m] {
+			t.Fatal("the same messages under two digests")
+		}
+		seen[m] = true
 	}
 }

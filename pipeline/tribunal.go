@@ -79,7 +79,7 @@ func NewTribunal(c Completer, cfg TribunalConfig) (*Tribunal, error) {
 			name := j.Name
 			onChange = func(from, to breaker.State, cause error) { fn(name, from, to, cause) }
 		}
-		t.seats = append(t.seats, &seat{judge: j, prompt: judgePrompt(j), purpose: "judge:" + j.Name, breaker: breaker.New(cfg.Breaker, onChange), asking: ask})
+		t.seats = append(t.seats, newSeat(j, ask, breaker.New(cfg.Breaker, onChange)))
 	}
 	return t, nil
 }

@@ -326,8 +326,8 @@ var keyBufs = sync.Pool{New: func() any { return new([]byte) }}
 const maxKeyBuf = 64 << 10
 
 // CacheKey hashes everything that decides a model's answer: provider, model,
-// the prompt version, temperature, max tokens, the messages and the answer
-// schema. The key is the hex SHA-256 of one encoding of them in which every
+// the prompt version, temperature, max tokens, the messages (or the digest
+// that stands for them, req.Digest) and the answer schema. The key is the hex SHA-256 of one encoding of them in which every
 // string is length-prefixed and the messages are counted, so identical
 // requests get the same key in every process and requests that differ in any
 // of those get different ones. The encoding is made in a pooled buffer and
@@ -342,10 +342,17 @@ func CacheKey(provider, model string, req pipeline.Request) string {
 	b = appendKeyField(b, pipeline.PromptVersion)
 	b = binary.LittleEndian.AppendUint64(b, uint64(math.Float32bits(req.Temperature)))
 	b = binary.LittleEndian.AppendUint64(b, uint64(req.MaxTokens))
-	b = binary.LittleEndian.AppendUint64(b, uint64(len(req.Messages)))
-	for _, m := range req.Messages {
-		b = appendKeyField(b, string(m.Role))
-		b = appendKeyField(b, m.Content)
+	if req.Digest != nil {
+		// The caller's digest of the messages stands for them (pipeline's
+		// Request.Digest), after a count no list of messages can have.
+		b = binary.LittleEndian.AppendUint64(b, math.MaxUint64)
+		b = append(b, req.Digest[:]...)
+	} else {
+		b = binary.LittleEndian.AppendUint64(b, uint64(len(req.Messages)))
+		for _, m := range req.Messages {
+			b = appendKeyField(b, string(m.Role))
+			b = appendKeyField(b, m.Content)
+		}
 	}
 	if req.Schema != nil { // an answer asked in a schema is not one asked in text
 		d := schemaDigest(req.Schema)

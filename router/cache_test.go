@@ -217,3 +217,26 @@ func with(r pipeline.Request, f func(*pipeline.Request)) pipeline.Request {
 	f(&r)
 	return r
 }
+
+// A request's Digest stands for its messages: the same digest is the same
+// key whatever the messages (made or not), another digest another key, and
+// no list of messages gives a digest's key.
+func TestCacheKeyTakesTheDigestForTheMessages(t *testing.T) {
+	d1, d2 := [32]byte{1}, [32]byte{2}
+	base := pipeline.Request{Tier: pipeline.TierReasoning, Temperature: 0.6, MaxTokens: 4096, Digest: &d1,
+		Messages: []pipeline.Message{{Role: pipeline.RoleSystem, Content: "judge"}, {Role: pipeline.RoleUser, Content: "thought"}}}
+	key := func(r pipeline.Request) string { return CacheKey("nebius", "r1", r) }
+	k := key(base)
+	if key(with(base, func(r *pipeline.Request) { r.Messages = nil })) != k {
+		t.Error("a request whose messages are not made yet has another key than the same request with them")
+	}
+	if key(with(base, func(r *pipeline.Request) { r.Digest = &d2 })) == k {
+		t.Error("another digest, the same key")
+	}
+	if key(with(base, func(r *pipeline.Request) { r.Digest = nil })) == k {
+		t.Error("the messages without their digest have the digest's key")
+	}
+	if key(with(base, func(r *pipeline.Request) { r.MaxTokens = 1 })) == k {
+		t.Error("the digest hides the other fields")
+	}
+}
