@@ -176,7 +176,12 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 			results <- in(i, q, nil)
 		})
 	}
-	done[last] = in(last, tr.seats[last].question(data, &dataSum), nil) >= 0
+	q := tr.seats[last].question(data, &dataSum)
+	if r, ok := tr.seats[last].held(dctx, q, quote, t.Priority); ok {
+		done[last] = in(last, q, &r) >= 0
+	} else {
+		done[last] = in(last, q, nil) >= 0
+	}
 	unavailable = unavailable || !done[last]
 	for k := 0; k < asked && !unavailable; k++ {
 		select {

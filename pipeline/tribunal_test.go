@@ -362,7 +362,7 @@ func TestHeldAnswersAreHeardWithoutAsking(t *testing.T) {
 	byJudge := map[string]Response{"judge:VERITAS": answer("PASS", 0.9), "judge:SOPHIA": answer("REVIEW", 0.6), "judge:DIKĒ": answer("FAIL", 0.8)}
 	asked := CompleterFunc(func(_ context.Context, req Request) (Response, error) { return byJudge[req.Purpose], nil })
 	w := verdictOf(t, asked, input)
-	for _, held := range [][]string{{"judge:VERITAS", "judge:SOPHIA"}, {"judge:SOPHIA"}, nil} {
+	for _, held := range [][]string{{"judge:VERITAS", "judge:SOPHIA"}, {"judge:SOPHIA"}, {"judge:DIKĒ"}, {"judge:VERITAS", "judge:SOPHIA", "judge:DIKĒ"}, nil} {
 		h := &holding{Completer: asked, hold: map[string]Response{}}
 		for _, p := range held {
 			h.hold[p] = byJudge[p]
@@ -376,12 +376,12 @@ func TestHeldAnswersAreHeardWithoutAsking(t *testing.T) {
 				t.Errorf("held %v: %s voted %s %.2f, asked %s %.2f", held, gj.Name, gj.Verdict, gj.Confidence, wj.Verdict, wj.Confidence)
 			}
 		}
-		// Every judge but the last is looked for at hand; whoever is not held is asked.
+		// Every judge is looked for at hand, the last too; whoever is not held is asked.
 		if n := int(h.called.Load()); n != 3-len(held) {
 			t.Errorf("held %v: %d judges asked, want %d", held, n, 3-len(held))
 		}
-		if n := int(h.peeks.Load()); n != 2 {
-			t.Errorf("held %v: %d judges looked for at hand, want 2", held, n)
+		if n := int(h.peeks.Load()); n != 3 {
+			t.Errorf("held %v: %d judges looked for at hand, want 3", held, n)
 		}
 	}
 	// An answer held that does not read as a verdict is not heard at hand:
