@@ -18,6 +18,7 @@ type delivery struct {
 	err            error // the thought cannot be read
 	agent          string
 	log            zerolog.Logger // carries the thought's seq, delivery, event id and agent
+	watch          watch          // its stage at work, while the pool's watches hold it (logged)
 }
 
 // result is what a delivery came to: the stage's output and what the pool

@@ -2,6 +2,7 @@ package consumers
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"strings"
 	"testing"
@@ -35,11 +36,16 @@ func TestOutputLineAllocatesNothing(t *testing.T) {
 }
 
 // A watch says a stage is still at work every so often, with the judges
-// answered, and says nothing once stopped.
+// answered, and says nothing once removed.
 func TestProgressLinesStopWithTheStage(t *testing.T) {
 	var buf lines
-	w := &watch{log: zerolog.New(&buf), stage: pipeline.StageTribunal, started: time.Now(), every: 20 * time.Millisecond}
-	w.start()
+	ws := &watches{every: 20 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { ws.run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	w := &watch{log: zerolog.New(&buf), stage: pipeline.StageTribunal}
+	ws.add(w, time.Now())
 	deadline := time.Now().Add(5 * time.Second)
 	for strings.Count(buf.String(), "still deliberating") < 2 {
 		if time.Now().After(deadline) {
@@ -47,11 +53,11 @@ func TestProgressLinesStopWithTheStage(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	w.stop()
+	ws.remove(w)
 	stopped := buf.String()
-	w.tick() // a tick that raced the stop
+	ws.say(time.Now().Add(time.Hour)) // a tick that raced the removal
 	if buf.String() != stopped {
-		t.Errorf("a line after the stop: %q", strings.TrimPrefix(buf.String(), stopped))
+		t.Errorf("a line after the removal: %q", strings.TrimPrefix(buf.String(), stopped))
 	}
 }
 

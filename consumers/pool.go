@@ -39,6 +39,7 @@ type Pool struct {
 	log           zerolog.Logger
 	tally         *tally
 	beats         heartbeats
+	watches       watches // the progress lines of the stages at work (outlog.go)
 	limit         *adaptive.Concurrency
 }
 
@@ -59,7 +60,7 @@ func NewPool(js jetstream.JetStream, cfg PoolConfig, h pipeline.Handler, log zer
 	ackPendingSet := cfg.MaxAckPending > 0
 	cfg = cfg.withDefaults()
 	p := &Pool{cfg: cfg, ackPendingSet: ackPendingSet, js: js, stageWork: h, log: log.With().Str("stage", string(cfg.Stage)).Logger(),
-		tally: newTally(cfg.Stage),
+		tally: newTally(cfg.Stage), watches: watches{every: cfg.ProgressEvery},
 		limit: adaptive.New(adaptive.Config{Fixed: cfg.Concurrency, Max: cfg.MaxConcurrency, MemoryBudget: cfg.MemoryBudget})}
 	for _, o := range opts {
 		o(p)
@@ -126,6 +127,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	bg.Go(func() { defer stopPulling(); p.pull(ctx, work, src, queue) })
 	bg.Go(func() { p.drain(ctx, work, src, cancelWork) })
 	bg.Go(func() { p.beats.run(work, p.cfg.AckWait/3) })
+	bg.Go(func() { p.watches.run(work) })
 	bg.Go(func() { p.watchConsumer(ctx, src) })
 	st := p.limit.State()
 	p.log.Info().Bool("adaptive", st.Adaptive).Int("concurrency", st.Limit).Int("max_concurrency", p.cfg.MaxConcurrency).
@@ -234,13 +236,19 @@ func (p *Pool) produce(ctx context.Context, d *delivery) (result, error) {
 	}
 	var data []byte
 	if err == nil {
-		data, err = p.encode(out)
+		var buf *scratch
+		data, buf, err = p.encode(out)
+		if buf != nil {
+			// Every use of data ends within produce: its publish (which
+			// copies it), its review's (which stores it).
+			defer buf.release()
+		}
 	}
 	if err == nil { // the verdict to publish may be the one an earlier delivery's review holds
 		r.out, data, err = p.queueReview(ctx, d, out, data)
 	}
 	if err == nil {
-		r.dup, err = p.publish(ctx, &d.thought, data, d.msg, d.log)
+		r.dup, err = p.publish(ctx, d, data)
 		r.took = time.Since(called)
 	}
 	return r, err

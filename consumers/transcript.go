@@ -62,10 +62,7 @@ func (p *Pool) storeTranscript(ctx context.Context, t *pipeline.Thought, out pip
 		return fmt.Errorf("%w: encode transcript: %w", pipeline.ErrPermanent, err)
 	}
 	defer buf.release() // publishRetrying has returned: every try's bytes were copied
-	m := nats.NewMsg(StoreSubject(TranscriptSubject(t.AgentID)))
-	m.Data = data
-	m.Header.Set(HeaderEventID, t.EventID)
-	m.Header.Set(HeaderStage, string(p.cfg.Stage))
+	m := &nats.Msg{Subject: StoreSubject(TranscriptSubject(t.AgentID)), Data: data, Header: outputHeader(t.EventID, p.cfg.Stage, 0)}
 	propagator.Inject(ctx, headerCarrier(m.Header))
 	id := OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data()))
 	if _, err := publishRetrying(ctx, p.js, m, id, StreamTranscripts); err != nil {
