@@ -19,6 +19,16 @@ type delivery struct {
 	agent          string
 	log            zerolog.Logger // carries the thought's seq, delivery, event id and agent
 	watch          watch          // its stage at work, while the pool's watches hold it (logged)
+	thoughtDigest  string         // digest's, once made
+}
+
+// digest is ThoughtDigest of the delivery's message, made once: its output
+// and its transcript are published with it.
+func (d *delivery) digest() string {
+	if d.thoughtDigest == "" {
+		d.thoughtDigest = ThoughtDigest(d.msg.Subject(), d.msg.Data())
+	}
+	return d.thoughtDigest
 }
 
 // result is what a delivery came to: the stage's output and what the pool

@@ -39,7 +39,8 @@ type Pool struct {
 	log           zerolog.Logger
 	tally         *tally
 	beats         heartbeats
-	watches       watches // the progress lines of the stages at work (outlog.go)
+	watches       watches       // the progress lines of the stages at work (outlog.go)
+	acks          *ackDeadlines // the publishes' waits for their PubAcks, set by Run
 	limit         *adaptive.Concurrency
 }
 
@@ -123,6 +124,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	queue := fair.NewQueue[*delivery](p.pullBuffer())
 	pulling, stopPulling := context.WithCancel(context.Background()) // ends when the puller is done
 	defer stopPulling()
+	p.acks = &ackDeadlines{base: work}
 	var bg sync.WaitGroup
 	bg.Go(func() { defer stopPulling(); p.pull(ctx, work, src, queue) })
 	bg.Go(func() { p.drain(ctx, work, src, cancelWork) })
@@ -232,7 +234,7 @@ func (p *Pool) produce(ctx context.Context, d *delivery) (result, error) {
 		p.limit.Drop()
 	}
 	if err == nil {
-		err = p.publishTranscript(ctx, &d.thought, out, d.msg)
+		err = p.publishTranscript(ctx, d, out)
 	}
 	var data []byte
 	if err == nil {

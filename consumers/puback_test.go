@@ -183,3 +183,43 @@ func TestPublishMsgAnswersAsJetStream(t *testing.T) {
 		t.Fatalf("no stream: %v, want ErrNoStreamResponse", oe)
 	}
 }
+
+// A pool's publishes share one deadline a second, 5-6 s away; a context
+// with a cancellation of its own, or no pool, gets a timeout of its own;
+// every wait ends with the pool's work.
+func TestAckDeadlinesAreSharedWithinTheirSecond(t *testing.T) {
+	work, stop := context.WithCancel(context.Background())
+	defer stop()
+	acks := &ackDeadlines{base: work}
+	delivery := context.WithValue(work, struct{}{}, "a delivery's values")
+	before := time.Now()
+	a, doneA := acks.within(delivery)
+	defer doneA()
+	b, doneB := acks.within(work)
+	defer doneB()
+	if a != b {
+		t.Error("two publishes of the same second got two contexts")
+	}
+	if dl, ok := a.Deadline(); !ok || dl.Before(before.Add(ackTimeout)) || dl.After(time.Now().Add(ackTimeout+time.Second)) {
+		t.Errorf("deadline %v from %v, want within %v-%v of it", dl, before, ackTimeout, ackTimeout+time.Second)
+	}
+	own, cancelOwn := context.WithCancel(work)
+	defer cancelOwn()
+	for what, acks := range map[string]*ackDeadlines{"a context of its own": acks, "no pool": nil} {
+		c, done := acks.within(own)
+		if c == a {
+			t.Errorf("%s: the pool's shared context", what)
+		}
+		if dl, ok := c.Deadline(); !ok || dl.After(time.Now().Add(ackTimeout)) {
+			t.Errorf("%s: deadline %v, want %v from now", what, dl, ackTimeout)
+		}
+		done()
+		if c.Err() == nil {
+			t.Errorf("%s: its timeout is not released when done", what)
+		}
+	}
+	stop()
+	if a.Err() == nil {
+		t.Error("the shared wait outlives the pool's work")
+	}
+}

@@ -92,7 +92,7 @@ func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output
 	}
 	if held == nil || bytes.Equal(held, data) {
 		if v.RequiresHumanReview { // queued: now its transcript (publishTranscript left it)
-			if err := p.storeTranscript(ctx, &d.thought, out, d.msg); err != nil {
+			if err := p.storeTranscript(ctx, d, out); err != nil {
 				return out, data, err
 			}
 		}

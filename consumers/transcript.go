@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -32,11 +31,11 @@ type transcribed interface {
 // the operator who replays it), never to the agent, whom it would tell what
 // the judges made of a verdict it is not to have
 // (TestDeadLetteredVerdictHasNoTranscript, cmd/noesis).
-func (p *Pool) publishTranscript(ctx context.Context, t *pipeline.Thought, out pipeline.Output, in jetstream.Msg) error {
+func (p *Pool) publishTranscript(ctx context.Context, d *delivery, out pipeline.Output) error {
 	if p.reviewed(out) {
 		return nil
 	}
-	return p.storeTranscript(ctx, t, out, in)
+	return p.storeTranscript(ctx, d, out)
 }
 
 // reviewed reports whether out is a verdict that requires a person and the
@@ -52,7 +51,8 @@ func (p *Pool) reviewed(out pipeline.Output) bool {
 // so a redelivered thought's second transcript is dropped as its verdict
 // is. A failed publish is transient: the thought is tried again, and its
 // verdict, from the cache, published once.
-func (p *Pool) storeTranscript(ctx context.Context, t *pipeline.Thought, out pipeline.Output, in jetstream.Msg) error {
+func (p *Pool) storeTranscript(ctx context.Context, d *delivery, out pipeline.Output) error {
+	t := &d.thought
 	tr, ok := out.(transcribed)
 	if !ok || tr.Transcript() == nil {
 		return nil
@@ -64,8 +64,8 @@ func (p *Pool) storeTranscript(ctx context.Context, t *pipeline.Thought, out pip
 	defer buf.release() // publishRetrying has returned: every try's bytes were copied
 	m := &nats.Msg{Subject: StoreSubject(TranscriptSubject(t.AgentID)), Data: data, Header: outputHeader(t.EventID, p.cfg.Stage, 0)}
 	propagator.Inject(ctx, headerCarrier(m.Header))
-	id := OutputMsgID(t.EventID, p.cfg.Stage, ThoughtDigest(in.Subject(), in.Data()))
-	if _, err := publishRetrying(ctx, p.js, m, id, StreamTranscripts); err != nil {
+	id := OutputMsgID(t.EventID, p.cfg.Stage, d.digest())
+	if _, err := publishAcked(ctx, p.js, m, id, StreamTranscripts, p.acks); err != nil {
 		return fmt.Errorf("%w: publish transcript: %w", pipeline.ErrTransient, err)
 	}
 	return nil

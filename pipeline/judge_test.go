@@ -106,3 +106,16 @@ func TestJudgeDigestFollowsTheMessages(t *testing.T) {
 		seen[m] = true
 	}
 }
+
+// sum256 is sha256.Sum256 of the string's bytes, without copying them.
+func TestSum256ReadsTheStringWhereItLies(t *testing.T) {
+	long := strings.Repeat("a thought, quoted; ", 100)
+	for _, s := range []string{"", "x", long} {
+		if sum256(s) != sha256.Sum256([]byte(s)) {
+			t.Errorf("%.20q: not its SHA-256", s)
+		}
+	}
+	if a := testing.AllocsPerRun(100, func() { _ = sum256(long) }); a != 0 {
+		t.Errorf("%.0f allocations, want 0", a)
+	}
+}

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"sync"
@@ -141,7 +140,7 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 	results := make(chan int, n)
 	given := make([]JudgeVote, n)
 	data := quoteThought(t) // the same quoted thought for every judge
-	dataSum := sha256.Sum256([]byte(data))
+	dataSum := sum256(data)
 	quote := quoteOf(t)
 	progress := progressOf(ctx)
 	progress.begin(n)
