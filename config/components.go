@@ -83,7 +83,7 @@ func (c *Config) Streams() consumers.StreamsConfig {
 	}
 	return consumers.StreamsConfig{Replicas: c.StreamReplicas, Storage: storage, DuplicateWindow: c.DuplicateWindow, MaxAge: c.StreamMaxAge, MaxThoughtBytes: c.MaxThoughtBytes,
 		ThoughtsMaxBytes: int64(c.ThoughtsMaxBytes), OutputsMaxBytes: int64(c.OutputsMaxBytes), DLQMaxBytes: int64(c.DLQMaxBytes), DLQMaxAge: c.DLQMaxAge,
-		MaxThoughtsPerAgent: c.AgentMaxThoughts, TranscriptsMaxBytes: int64(c.TranscriptsMaxBytes), MaxTranscriptsPerAgent: c.AgentMaxTranscripts,
+		MaxThoughtsPerAgent: c.AgentMaxThoughts, TranscriptsMaxBytes: int64(c.TranscriptsMaxBytes), MaxTranscriptsPerAgent: c.AgentMaxTranscripts, MaxOutputsPerAgent: c.AgentMaxOutputs,
 		MaxDeadLettersPerAgent: c.AgentMaxDeadLetters}
 }
 

@@ -182,6 +182,10 @@ type Config struct {
 	// NOESIS_TRANSCRIPTS: past it the agent's own oldest go. 0:
 	// consumers.DefaultMaxTranscriptsPerAgent (4,096).
 	AgentMaxTranscripts int64 `env:"NOESIS_AGENT_MAX_TRANSCRIPTS" envDefault:"0"`
+	// AgentMaxOutputs bounds one agent's outputs of each stage held in
+	// NOESIS_OUTPUTS: past it the agent's own oldest of that stage go. 0:
+	// consumers.DefaultMaxOutputsPerAgent (16,384).
+	AgentMaxOutputs int64 `env:"NOESIS_AGENT_MAX_OUTPUTS" envDefault:"0"`
 	// VerdictThinking keeps each judge's thinking (at most 4 KiB) in the
 	// verdict too; it is always in the transcript (noesis.transcripts.<agent>).
 	VerdictThinking bool `env:"NOESIS_VERDICT_THINKING" envDefault:"false"`

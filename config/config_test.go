@@ -243,11 +243,12 @@ func TestStreamsAreBoundedByDefault(t *testing.T) {
 	t.Setenv("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "2GiB")
 	t.Setenv("NOESIS_STREAM_OUTPUTS_MAX_BYTES", "3000000")
 	t.Setenv("NOESIS_AGENT_MAX_TRANSCRIPTS", "100")
+	t.Setenv("NOESIS_AGENT_MAX_OUTPUTS", "200")
 	c, err := config.Load("", false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc := c.Streams(); sc.ThoughtsMaxBytes != 2<<30 || sc.OutputsMaxBytes != 3000000 || sc.MaxTranscriptsPerAgent != 100 {
+	if sc := c.Streams(); sc.ThoughtsMaxBytes != 2<<30 || sc.OutputsMaxBytes != 3000000 || sc.MaxTranscriptsPerAgent != 100 || sc.MaxOutputsPerAgent != 200 {
 		t.Errorf("streams %+v", sc)
 	}
 }

@@ -259,6 +259,9 @@ func (c *Config) validateStreams(p *problems) {
 	if c.AgentMaxTranscripts < 0 {
 		p.bad("NOESIS_AGENT_MAX_TRANSCRIPTS", "want 0 (%d) or more, got %d", consumers.DefaultMaxTranscriptsPerAgent, c.AgentMaxTranscripts)
 	}
+	if c.AgentMaxOutputs < 0 {
+		p.bad("NOESIS_AGENT_MAX_OUTPUTS", "want 0 (%d) or more, got %d", consumers.DefaultMaxOutputsPerAgent, c.AgentMaxOutputs)
+	}
 	if largest := ByteSize(c.MaxThoughtBytes + consumers.ThoughtHeaderAllowance); c.ThoughtsMaxBytes < largest {
 		p.bad("NOESIS_STREAM_THOUGHTS_MAX_BYTES", "want at least the largest thought, NOESIS_MAX_THOUGHT_BYTES and 8 KiB of headers (%s), got %s", largest, c.ThoughtsMaxBytes)
 	}

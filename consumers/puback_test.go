@@ -191,7 +191,8 @@ func TestAckDeadlinesAreSharedWithinTheirSecond(t *testing.T) {
 	work, stop := context.WithCancel(context.Background())
 	defer stop()
 	acks := &ackDeadlines{base: work}
-	delivery := context.WithValue(work, struct{}{}, "a delivery's values")
+	type key struct{}
+	delivery := context.WithValue(work, key{}, "a delivery's values")
 	before := time.Now()
 	a, doneA := acks.within(delivery)
 	defer doneA()

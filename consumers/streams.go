@@ -53,6 +53,12 @@ type StreamsConfig struct {
 	// outputs (each was republished to its agent when stored); default
 	// DefaultOutputsMaxBytes.
 	OutputsMaxBytes int64
+	// MaxOutputsPerAgent bounds the outputs of each stage one agent holds
+	// in NOESIS_OUTPUTS (its subject's messages, one subject per stage and
+	// agent): past it the agent's own oldest of that stage goes, not
+	// another agent's, so one agent's flood cannot push the others' outputs
+	// out before they are read. Default DefaultMaxOutputsPerAgent.
+	MaxOutputsPerAgent int64
 	// DLQMaxBytes bounds NOESIS_DLQ, which then refuses new letters (the
 	// thoughts wait, nak'd, for room), and NOESIS_REPLAYS; default
 	// DefaultDLQMaxBytes.
@@ -109,6 +115,12 @@ const (
 	// their bounds still fit, and one verdict every 21 s for the whole
 	// 24 h MaxAge.
 	DefaultMaxTranscriptsPerAgent int64 = 4096
+	// DefaultMaxOutputsPerAgent keeps an agent's last 16,384 outputs of
+	// each stage: about 64 MiB for its narratives and verdicts at the usual
+	// 1-2 KB and 1-3 KB, under a tenth of DefaultOutputsMaxBytes, so ten
+	// agents at their bounds still fit; one of each every 5 s for the whole
+	// 24 h MaxAge.
+	DefaultMaxOutputsPerAgent int64 = 16384
 )
 
 // ThoughtHeaderAllowance is the room for headers (a message id, a trace
@@ -153,6 +165,9 @@ func (c StreamsConfig) withDefaults() StreamsConfig {
 	}
 	if c.MaxTranscriptsPerAgent <= 0 {
 		c.MaxTranscriptsPerAgent = DefaultMaxTranscriptsPerAgent
+	}
+	if c.MaxOutputsPerAgent <= 0 {
+		c.MaxOutputsPerAgent = DefaultMaxOutputsPerAgent
 	}
 	if c.MaxThoughtsPerAgent <= 0 {
 		c.MaxThoughtsPerAgent = DefaultMaxThoughtsPerAgent
@@ -221,6 +236,9 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 		[]string{ReplayPrefix + ">"}, cfg.MaxAge, cfg.DLQMaxBytes, jetstream.DiscardNew)
 	outputs := base(StreamOutputs, "noesis: narratives, verdicts and analyses", stored, cfg.MaxAge, cfg.OutputsMaxBytes, jetstream.DiscardOld)
 	outputs.RePublish = &jetstream.RePublish{Source: StorePrefix + ">", Destination: "noesis.>"}
+	// One subject per stage and agent, bounded as the transcripts are: past
+	// it an agent's own oldest output of the stage goes.
+	outputs.MaxMsgsPerSubject = cfg.MaxOutputsPerAgent
 	dlq := base(StreamDLQ, "noesis: dead letters", []string{StoreSubject(DLQPrefix) + ">"}, cfg.DLQMaxAge, cfg.DLQMaxBytes, jetstream.DiscardNew)
 	// A letter is stored under _noesis.store.dlq.<stage>.<agent> and seen on
 	// noesis.dlq.<stage>; one subject per agent and kind, bounded: past it
@@ -248,8 +266,9 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 // in place: NOESIS_THOUGHTS gives up the replay subjects and its duplicate
 // window and sources NOESIS_REPLAYS, and the bounds are added (a stream that
 // discards new messages when full loses none of those it holds;
-// NOESIS_TRANSCRIPTS, given its bound per agent, keeps each agent's newest
-// MaxTranscriptsPerAgent; NOESIS_DLQ, given its bound per agent, drops
+// NOESIS_TRANSCRIPTS and NOESIS_OUTPUTS, given their bounds per agent, keep
+// each agent's newest MaxTranscriptsPerAgent and MaxOutputsPerAgent (of
+// each stage); NOESIS_DLQ, given its bound per agent, drops
 // none of the letters it holds: each earlier one is alone on its subject,
 // and the letters of releases that kept a stage's letters on one subject
 // are kept, the bound raised for them, until they are gone: keepOlderLetters).

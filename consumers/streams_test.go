@@ -1,7 +1,9 @@
 package consumers_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -150,5 +152,131 @@ func TestPoolConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v validated", c)
 		}
+	}
+}
+
+// One agent's flood of transcripts, or of one stage's outputs, replaces its
+// own oldest, not another agent's: NOESIS_TRANSCRIPTS and NOESIS_OUTPUTS
+// bound each agent's subject. Without the bound the flood fills the
+// stream's bytes and the stream drops its oldest, bob's among them.
+func TestFloodKeepsOtherAgents(t *testing.T) {
+	const perAgent, flood = 8, 60
+	for _, c := range []struct {
+		stream  string
+		subject func(agent string) string
+		cfg     consumers.StreamsConfig
+	}{
+		// 48 KiB: room for bob's three and alice's eight, not for alice's sixty.
+		{consumers.StreamTranscripts, func(a string) string { return consumers.StoreSubject(consumers.TranscriptSubject(a)) },
+			consumers.StreamsConfig{TranscriptsMaxBytes: 48 << 10, MaxTranscriptsPerAgent: perAgent}},
+		{consumers.StreamOutputs, func(a string) string {
+			return consumers.StoreSubject(consumers.OutputSubject(pipeline.StageTribunal, a))
+		},
+			consumers.StreamsConfig{OutputsMaxBytes: 48 << 10, MaxOutputsPerAgent: perAgent}},
+	} {
+		t.Run(c.stream, func(t *testing.T) { floodKeepsOtherAgents(t, c.stream, c.subject, c.cfg, perAgent, flood) })
+	}
+}
+
+func floodKeepsOtherAgents(t *testing.T, stream string, subject func(agent string) string, cfg consumers.StreamsConfig, perAgent, flood int) {
+	js := natstest.JetStream(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := consumers.EnsureStreams(ctx, js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	body := func(agent string, i int) []byte {
+		return append([]byte(fmt.Sprintf("%s-%03d ", agent, i)), bytes.Repeat([]byte("x"), 1<<10)...)
+	}
+	publish := func(agent string, n int) {
+		t.Helper()
+		for i := range n {
+			if _, err := js.Publish(ctx, subject(agent), body(agent, i)); err != nil {
+				t.Fatalf("%s's message %d: %v", agent, i, err)
+			}
+		}
+	}
+	publish("bob", 3)
+	publish("alice", flood)
+
+	s, err := js.Stream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(agent string) [][]byte {
+		t.Helper()
+		c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject(agent)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx, jetstream.WithSubjectFilter(subject(agent)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got [][]byte
+		for range info.State.Subjects[subject(agent)] {
+			m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+			if err != nil {
+				t.Fatalf("%s's messages: %v", agent, err)
+			}
+			got = append(got, m.Data())
+		}
+		return got
+	}
+	bob := read("bob")
+	if len(bob) != 3 {
+		t.Fatalf("bob holds %d messages after alice's flood of %d, want his 3", len(bob), flood)
+	}
+	for i, b := range bob {
+		if !bytes.Equal(b, body("bob", i)) {
+			t.Errorf("bob's message %d is %.12q", i, b)
+		}
+	}
+	alice := read("alice")
+	if len(alice) != perAgent {
+		t.Fatalf("alice holds %d messages, want her bound, %d", len(alice), perAgent)
+	}
+	for i, b := range alice { // her newest, in order
+		if want := body("alice", flood-perAgent+i); !bytes.Equal(b, want) {
+			t.Errorf("alice's message %d is %.12q, want %.12q", i, b, want)
+		}
+	}
+}
+
+// A deployment's NOESIS_TRANSCRIPTS and NOESIS_OUTPUTS, made before their
+// bounds per agent, get them at the next start, and keep each agent's newest.
+func TestEnsureStreamsBoundsOlderStreams(t *testing.T) {
+	for stream, subject := range map[string]string{
+		consumers.StreamTranscripts: consumers.StoreSubject(consumers.TranscriptSubject("alice")),
+		consumers.StreamOutputs:     consumers.StoreSubject(consumers.OutputSubject(pipeline.StageNarrative, "alice")),
+	} {
+		t.Run(stream, func(t *testing.T) {
+			js := natstest.JetStream(t)
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			createUnbounded(ctx, t, js, stream)
+			for i := range 5 {
+				if _, err := js.Publish(ctx, subject, []byte(fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{MaxTranscriptsPerAgent: 2, MaxOutputsPerAgent: 2}); err != nil {
+				t.Fatal(err)
+			}
+			s, err := js.Stream(ctx, stream)
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := s.Info(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Config.MaxMsgsPerSubject != 2 || info.State.Msgs != 2 {
+				t.Fatalf("after the start: bound %d, %d messages; want 2 and 2", info.Config.MaxMsgsPerSubject, info.State.Msgs)
+			}
+			if m, err := s.GetLastMsgForSubject(ctx, subject); err != nil || string(m.Data) != "4" {
+				t.Fatalf("alice's last message: %v, %v; want her newest, 4", m, err)
+			}
+		})
 	}
 }
