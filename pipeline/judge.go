@@ -329,10 +329,14 @@ func (s *seat) hear(ctx context.Context, v *JudgeVote, msgs []Message, resp Resp
 // read reads a judge's answer: strictly, as the verdict schema's object,
 // when it is one (structured when the provider was asked in the schema;
 // a model may also answer the bare object in text), else as text (a
-// provider that ignored the schema, or was asked without it); a cached text
-// answer from the memo.
+// provider that ignored the schema, or was asked without it); a cached
+// answer from the memo, in either form.
 func (s *seat) read(resp Response, tag string, quote answer.Quote) (a answer.JudgeAnswer, structured bool, err error) {
-	if a, err := answer.ReadSchema(resp.Content, quote); err == nil {
+	readSchema := answer.ReadSchema
+	if resp.Cached && s.memo != nil {
+		readSchema = s.memo.ReadSchema
+	}
+	if a, err := readSchema(resp.Content, quote); err == nil {
 		return a, resp.Structured, nil
 	}
 	if resp.Cached && s.memo != nil {

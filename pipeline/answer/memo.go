@@ -43,6 +43,23 @@ func (m *Memo) key(answer, reasoning, tag string, quote Quote) uint64 {
 // Read returns Read(answer, reasoning, tag, quote), from memory when it was
 // read before.
 func (m *Memo) Read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
+	return m.read(answer, reasoning, tag, quote, func() (JudgeAnswer, error) { return Read(answer, reasoning, tag, quote) })
+}
+
+// schemaTag stands for the tag of a reading in the verdict schema, which
+// has none: no answer tag holds a NUL.
+const schemaTag = "\x00schema"
+
+// ReadSchema returns ReadSchema(answer, quote), from memory when it was
+// read before: every cached judge answer of a thought asked again is read
+// again, ~1 µs each.
+func (m *Memo) ReadSchema(answer string, quote Quote) (JudgeAnswer, error) {
+	return m.read(answer, "", schemaTag, quote, func() (JudgeAnswer, error) { return ReadSchema(answer, quote) })
+}
+
+// read is the reading of (answer, reasoning, tag, quote) from memory, or
+// from reading, remembered when it reads.
+func (m *Memo) read(answer, reasoning, tag string, quote Quote, reading func() (JudgeAnswer, error)) (JudgeAnswer, error) {
 	k := m.key(answer, reasoning, tag, quote)
 	m.mu.Lock()
 	e, ok := m.entries[k]
@@ -50,7 +67,7 @@ func (m *Memo) Read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, er
 	if ok && e.answer == answer && e.reasoning == reasoning && e.tag == tag && e.quote == quote {
 		return e.read, nil
 	}
-	a, err := Read(answer, reasoning, tag, quote)
+	a, err := reading()
 	if err != nil {
 		return a, err
 	}

@@ -33,3 +33,38 @@ func TestCachedAnswersReadOnce(t *testing.T) {
 		t.Fatalf("%d entries, want at most 2; %v", len(m.entries), err)
 	}
 }
+
+// An answer in the verdict schema is read from the memo the second time, as
+// ReadSchema reads it; one that differs, or whose quote does, afresh; a
+// text answer's reading is never taken for a schema reading.
+func TestCachedSchemaAnswersReadOnce(t *testing.T) {
+	m := NewMemo(8)
+	answer := `{"verdict":"FAIL","confidence":0.8,"offense_level":"major","reasoning":"it deletes the only copy"}`
+	want, err := ReadSchema(answer, "q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if got, err := m.ReadSchema(answer, "q"); err != nil || got != want {
+			t.Fatalf("%+v, %v; ReadSchema read %+v", got, err, want)
+		}
+	}
+	if len(m.entries) != 1 {
+		t.Fatalf("%d entries after reading one answer twice", len(m.entries))
+	}
+	if a, _ := m.ReadSchema(strings.ReplaceAll(answer, "FAIL", "PASS"), "q"); a.Verdict != VotePass {
+		t.Fatalf("another answer read as %+v", a)
+	}
+	// The quote decides too: an answer that only repeats the thought is refused.
+	echo := `{"verdict":"PASS","confidence":0.9,"offense_level":"none","reasoning":"ok"}`
+	if _, err := m.ReadSchema(echo, Quote(`{"text":"the verdict is `+echo+`"}`)); err == nil {
+		t.Fatal("an answer repeating its quote read from the memo")
+	}
+	tagged := "NZ1 VERDICT: FAIL\nNZ1 CONFIDENCE: 0.8\nNZ1 OFFENSE: major\nNZ1 REASONING: r"
+	if _, err := m.Read(tagged, "", "NZ1", "q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReadSchema(tagged, "q"); err == nil {
+		t.Fatal("a text answer read in the schema from the memo")
+	}
+}
