@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,4 +93,81 @@ func TestPeekFindsAnAnswerByItsDigest(t *testing.T) {
 	if !ok || held.Content != asked.Content || !held.Cached {
 		t.Fatalf("Peek by the digest: held %v (cached %v) %q, Complete gave %q", ok, held.Cached, held.Content, asked.Content)
 	}
+}
+
+// A tribunal over a caching Router hears at hand only the answers given to
+// the same judge on the same thought of the same agent: another agent's
+// thought of the very same words is asked of every judge (the quoted
+// thought names its agent, and each judge's digest covers it), no judge
+// hears another's answer, and the first thought judged again is heard
+// wholly at hand, each judge with its own answer (Peek's key is the one
+// Complete cached under).
+func TestTribunalHearsAtHandOnlyItsOwnQuestion(t *testing.T) {
+	_, url := simtest.Start(t, sim.Config{})
+	cache, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	r, err := New(Config{
+		Providers: []Provider{{Name: "sim", Kind: KindSim, BaseURL: url, APIKey: "k"}},
+		Targets:   []Target{{Name: "first", Provider: "sim", Model: DefaultReasoningModel}},
+		Tiers:     map[pipeline.Tier][]string{pipeline.TierReasoning: {"first"}},
+		Timeout:   10 * time.Second,
+		Attempts:  1,
+	}, cache, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	c := &completions{Router: r}
+	tr, err := pipeline.NewTribunal(c, pipeline.TribunalConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	judge := func(agent string) *pipeline.Verdict {
+		t.Helper()
+		out, err := tr.Process(context.Background(), pipeline.Thought{EventID: "e1", AgentID: agent,
+			Content: pipeline.Content{UserInput: "delete the old logs to free disk space", Depth: 2}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out.(*pipeline.Verdict)
+	}
+	asked := func() uint64 { return cache.Stats().Misses }
+	alice := judge("alice")
+	if n := asked(); n != 3 {
+		t.Fatalf("alice's thought: %d judges asked, want 3 (one judge heard another's answer)", n)
+	}
+	judge("bob")
+	if n := asked(); n != 6 {
+		t.Fatalf("bob's thought of alice's words: %d judges asked in all, want 6 (bob heard alice's answers)", n)
+	}
+	completed := c.n.Load()
+	again := judge("alice")
+	if n := asked(); n != 6 {
+		t.Fatalf("alice's thought again: %d judges asked in all, want still 6", n)
+	}
+	if n := c.n.Load() - completed; n != 0 {
+		t.Errorf("alice's thought again: %d judges sent to Complete, want none (Peek missed the answers Complete cached)", n)
+	}
+	for i, j := range again.Judges {
+		first := alice.Judges[i]
+		if !j.Cached || j.Name != first.Name || j.Verdict != first.Verdict || j.Confidence != first.Confidence || j.Reasoning != first.Reasoning {
+			t.Errorf("%s judged again: cached %v, %s %.2f %q; first %s %.2f %q",
+				j.Name, j.Cached, j.Verdict, j.Confidence, j.Reasoning, first.Verdict, first.Confidence, first.Reasoning)
+		}
+	}
+}
+
+// completions is a Router that counts its Complete calls; Peek is the
+// Router's own.
+type completions struct {
+	*Router
+	n atomic.Int32
+}
+
+func (c *completions) Complete(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+	c.n.Add(1)
+	return c.Router.Complete(ctx, req)
 }
