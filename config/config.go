@@ -184,7 +184,7 @@ type Config struct {
 	AgentMaxTranscripts int64 `env:"NOESIS_AGENT_MAX_TRANSCRIPTS" envDefault:"0"`
 	// AgentMaxOutputs bounds one agent's outputs of each stage held in
 	// NOESIS_OUTPUTS: past it the agent's own oldest of that stage go. 0:
-	// consumers.DefaultMaxOutputsPerAgent (16,384).
+	// consumers.DefaultMaxOutputsPerAgent (4,096).
 	AgentMaxOutputs int64 `env:"NOESIS_AGENT_MAX_OUTPUTS" envDefault:"0"`
 	// VerdictThinking keeps each judge's thinking (at most 4 KiB) in the
 	// verdict too; it is always in the transcript (noesis.transcripts.<agent>).

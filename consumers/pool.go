@@ -40,7 +40,7 @@ type Pool struct {
 	tally         *tally
 	beats         heartbeats
 	watches       watches       // the progress lines of the stages at work (outlog.go)
-	acks          *ackDeadlines // the publishes' waits for their PubAcks, set by Run
+	acks          *ackDeadlines // the publishes' waits for their PubAcks: the run's, made by Run
 	limit         *adaptive.Concurrency
 }
 
@@ -124,7 +124,7 @@ func (p *Pool) Run(ctx context.Context) error {
 	queue := fair.NewQueue[*delivery](p.pullBuffer())
 	pulling, stopPulling := context.WithCancel(context.Background()) // ends when the puller is done
 	defer stopPulling()
-	p.acks = &ackDeadlines{base: work}
+	p.acks = newAckDeadlines(work.Done())
 	var bg sync.WaitGroup
 	bg.Go(func() { defer stopPulling(); p.pull(ctx, work, src, queue) })
 	bg.Go(func() { p.drain(ctx, work, src, cancelWork) })

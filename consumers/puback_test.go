@@ -190,7 +190,7 @@ func TestPublishMsgAnswersAsJetStream(t *testing.T) {
 func TestAckDeadlinesAreSharedWithinTheirSecond(t *testing.T) {
 	work, stop := context.WithCancel(context.Background())
 	defer stop()
-	acks := &ackDeadlines{base: work}
+	acks := newAckDeadlines(work.Done())
 	type key struct{}
 	delivery := context.WithValue(work, key{}, "a delivery's values")
 	before := time.Now()
@@ -220,7 +220,9 @@ func TestAckDeadlinesAreSharedWithinTheirSecond(t *testing.T) {
 		}
 	}
 	stop()
-	if a.Err() == nil {
+	select { // the work's end reaches the shared context through context.AfterFunc's goroutine
+	case <-a.Done():
+	case <-time.After(5 * time.Second):
 		t.Error("the shared wait outlives the pool's work")
 	}
 }

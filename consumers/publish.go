@@ -207,34 +207,39 @@ func publishAcked(ctx context.Context, js jetstream.JetStream, m *nats.Msg, id, 
 // more after each use, shared by every publish of that second, instead of a
 // context and a timer a try (three publishes a thought: 4 % of a worker's
 // processor on cache hits). It serves only a context whose cancellation is
-// the pool's own (base's); another gets its own timeout. Safe for
-// concurrent use.
+// the run's own (done, the pool's work's); another gets its own timeout.
+// The shared contexts carry no caller's values. Safe for concurrent use.
 type ackDeadlines struct {
-	base context.Context // the pool's work context
+	done <-chan struct{} // the pool's work's Done, for this run
 
 	mu     sync.Mutex
-	shared context.Context // ends ackTimeout+time.Second after fresh
+	shared context.Context // ends ackTimeout+time.Second after fresh, or with the work
 	fresh  time.Time
-	made   []context.CancelFunc // of the shared contexts made, oldest first
+	made   []func() // release each shared context made, oldest first
 }
 
-// within returns ctx bounded by ackTimeout to ackTimeout plus a second, and
-// what to call once done with it. acks may be nil.
+// newAckDeadlines returns the deadlines of a run whose work ends with done.
+func newAckDeadlines(done <-chan struct{}) *ackDeadlines { return &ackDeadlines{done: done} }
+
+// within returns a context that ends when ctx does or ackTimeout to
+// ackTimeout plus a second from now, and what to call once done with it.
+// acks may be nil.
 func (a *ackDeadlines) within(ctx context.Context) (context.Context, context.CancelFunc) {
-	if a == nil || ctx.Done() != a.base.Done() {
+	if a == nil || ctx.Done() != a.done {
 		return context.WithTimeout(ctx, ackTimeout)
 	}
-	now := time.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	now := time.Now()
 	if a.shared == nil || now.Sub(a.fresh) >= time.Second {
 		if len(a.made) > int(ackTimeout/time.Second)+2 { // past its deadline: nobody waits on it
 			a.made[0]()
 			a.made = a.made[1:]
 		}
-		var cancel context.CancelFunc
-		a.shared, cancel = context.WithTimeout(a.base, ackTimeout+time.Second)
-		a.fresh, a.made = now, append(a.made, cancel)
+		shared, cancel := context.WithTimeout(context.Background(), ackTimeout+time.Second)
+		stop := context.AfterFunc(ctx, cancel) // ctx ends with the work alone
+		a.shared, a.fresh = shared, now
+		a.made = append(a.made, func() { stop(); cancel() })
 	}
 	return a.shared, func() {}
 }

@@ -115,12 +115,13 @@ const (
 	// their bounds still fit, and one verdict every 21 s for the whole
 	// 24 h MaxAge.
 	DefaultMaxTranscriptsPerAgent int64 = 4096
-	// DefaultMaxOutputsPerAgent keeps an agent's last 16,384 outputs of
-	// each stage: about 64 MiB for its narratives and verdicts at the usual
-	// 1-2 KB and 1-3 KB, under a tenth of DefaultOutputsMaxBytes, so ten
-	// agents at their bounds still fit; one of each every 5 s for the whole
-	// 24 h MaxAge.
-	DefaultMaxOutputsPerAgent int64 = 16384
+	// DefaultMaxOutputsPerAgent keeps an agent's last 4,096 outputs of each
+	// stage: ~30 MiB for its narratives, verdicts and analyses at the usual
+	// 1-4 KB, and even at 32 KB an output (an analysis at its 8,192-token
+	// maximum) 384 MiB, so one agent alone cannot fill DefaultOutputsMaxBytes
+	// (three at that size can); one of each every 21 s for the whole 24 h
+	// MaxAge.
+	DefaultMaxOutputsPerAgent int64 = 4096
 )
 
 // ThoughtHeaderAllowance is the room for headers (a message id, a trace

@@ -138,11 +138,16 @@ func newSeat(j Judge, ask *asking, b *breaker.Breaker) *seat {
 	return s
 }
 
-// judgeFrameSum is the SHA-256 of a judge's messages with no tag and no
-// data: the prompt and every fixed word judgeMessages puts around them.
-func judgeFrameSum(prompt string) [sha256.Size]byte {
+// judgeFrameSum is the SHA-256 of a judge's messages with a mark in place
+// of the tag and of the data: the prompt, every fixed word judgeMessages
+// puts around them, and where it puts the tag and the data (a mark holds a
+// NUL, which neither a prompt's text nor a tag does).
+func judgeFrameSum(prompt string) [sha256.Size]byte { return frameSum(judgeMessages, prompt) }
+
+// frameSum is judgeFrameSum of the messages messages makes.
+func frameSum(messages func(prompt, tag, data string) []Message, prompt string) [sha256.Size]byte {
 	h := sha256.New()
-	for _, m := range judgeMessages(prompt, "", "") {
+	for _, m := range messages(prompt, "\x00tag\x00", "\x00data\x00") {
 		fmt.Fprintf(h, "%d:%s%d:%s", len(m.Role), m.Role, len(m.Content), m.Content)
 	}
 	var sum [sha256.Size]byte
@@ -154,9 +159,8 @@ func judgeFrameSum(prompt string) [sha256.Size]byte {
 // from frameSum (judgeFrameSum of prompt), the tag and dataSum (data's
 // SHA-256), without making the messages: they are made of those three and
 // of nothing else (TestJudgeDigestFollowsTheMessages). A change of
-// judgeMessages's fixed words changes frameSum; one that moves where the
-// tag goes changes PromptVersion, as any prompt change does, and so every
-// cache key.
+// judgeMessages's fixed words, or of where the tag or the data go, changes
+// frameSum (TestJudgeFrameSumSeesTheTemplate).
 func judgeDigest(frameSum *[sha256.Size]byte, tag string, dataSum *[sha256.Size]byte) *[sha256.Size]byte {
 	var buf [3*sha256.Size + 64]byte // on the stack for a tag of up to 64 bytes
 	b := append(append(buf[:0], frameSum[:]...), dataSum[:]...)

@@ -119,3 +119,30 @@ func TestSum256ReadsTheStringWhereItLies(t *testing.T) {
 		t.Errorf("%.0f allocations, want 0", a)
 	}
 }
+
+// The frame's digest sees where the template puts the tag and the data,
+// not only its fixed words: a template that moved either, with the same
+// words, would otherwise share the real one's digests and its cached answers.
+func TestJudgeFrameSumSeesTheTemplate(t *testing.T) {
+	p := judgePrompt(DefaultJudges()[0])
+	real := frameSum(judgeMessages, p)
+	if real != judgeFrameSum(p) {
+		t.Fatal("judgeFrameSum is not the frame of judgeMessages")
+	}
+	for what, template := range map[string]func(prompt, tag, data string) []Message{
+		"the tag moved to the end": func(p, tag, data string) []Message {
+			ms := judgeMessages(p, "", data)
+			ms[0].Content += tag
+			return ms
+		},
+		"the data moved into the system prompt": func(p, tag, data string) []Message {
+			ms := judgeMessages(p, tag, "")
+			ms[0].Content += data
+			return ms
+		},
+	} {
+		if frameSum(template, p) == real {
+			t.Errorf("%s: the same frame digest", what)
+		}
+	}
+}

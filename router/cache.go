@@ -327,8 +327,9 @@ const maxKeyBuf = 64 << 10
 
 // CacheKey hashes everything that decides a model's answer: provider, model,
 // the prompt version, temperature, max tokens, the messages (or the digest
-// that stands for them, req.Digest) and the answer schema. The key is the hex SHA-256 of one encoding of them in which every
-// string is length-prefixed and the messages are counted, so identical
+// that stands for them, req.Digest) and the answer schema. The key is the
+// hex SHA-256 of one encoding of them in which every string is
+// length-prefixed and the messages are counted, so identical
 // requests get the same key in every process and requests that differ in any
 // of those get different ones. The encoding is made in a pooled buffer and
 // hashed in one call (sha256.Sum256), not written piece by piece into a
