@@ -271,3 +271,52 @@ func TestStreamsAtR3(t *testing.T) {
 		t.Fatalf("replayed thought %s: %v", raw.Data, err)
 	}
 }
+
+// Every output carries its own thought's headers, whatever the outputs
+// published beside it: the pool lends its header maps from one publish to
+// the next (header), and a map given back too soon, or not cleared, would
+// put one thought's event id or sequence on another's output.
+func TestEveryOutputCarriesItsOwnThoughtsHeaders(t *testing.T) {
+	ctx, js := withStreams(t)
+	runPool(t, js, consumers.PoolConfig{Stage: pipeline.StageNarrative, Concurrency: 16}, echo(pipeline.StageNarrative))
+	const n = 300
+	seqs := map[string]uint64{}
+	for i := range n {
+		agent := fmt.Sprintf("agent-%d", i%3)
+		id := fmt.Sprintf("evt-%03d", i)
+		ack, err := js.Publish(ctx, consumers.ThoughtSubject(agent), thoughtJSON(t, id, agent, "a thought", pipeline.StageNarrative))
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs[id] = ack.Sequence
+	}
+	s, err := js.Stream(ctx, consumers.StreamOutputs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 30*time.Second, func() bool {
+		info, err := s.Info(ctx)
+		return err == nil && info.State.Msgs == n
+	}, func() string { return "not every thought's output was stored" })
+	c, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out struct {
+			EventID string `json:"event_id"`
+		}
+		if err := json.Unmarshal(m.Data(), &out); err != nil {
+			t.Fatal(err)
+		}
+		h := m.Headers()
+		if h.Get(consumers.HeaderEventID) != out.EventID || h.Get(consumers.HeaderStage) != string(pipeline.StageNarrative) ||
+			h.Get(consumers.HeaderThoughtSeq) != fmt.Sprint(seqs[out.EventID]) {
+			t.Fatalf("the output of %s (thought %d) carries %v", out.EventID, seqs[out.EventID], h)
+		}
+	}
+}

@@ -62,7 +62,9 @@ func (p *Pool) storeTranscript(ctx context.Context, d *delivery, out pipeline.Ou
 		return fmt.Errorf("%w: encode transcript: %w", pipeline.ErrPermanent, err)
 	}
 	defer buf.release() // publishRetrying has returned: every try's bytes were copied
-	m := &nats.Msg{Subject: StoreSubject(TranscriptSubject(t.AgentID)), Data: data, Header: outputHeader(t.EventID, p.cfg.Stage, 0)}
+	hdr := outputHeader(t.EventID, p.cfg.Stage, 0)
+	defer hdr.release() // as buf: publishAcked has returned
+	m := &nats.Msg{Subject: StoreSubject(TranscriptSubject(t.AgentID)), Data: data, Header: hdr.h}
 	propagator.Inject(ctx, headerCarrier(m.Header))
 	id := OutputMsgID(t.EventID, p.cfg.Stage, d.digest())
 	if _, err := publishAcked(ctx, p.js, m, id, StreamTranscripts, p.acks); err != nil {
