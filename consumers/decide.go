@@ -46,7 +46,7 @@ func (p *Pool) retry(d *delivery, err error) settlement {
 		delay = min(after, 5*time.Minute)
 	}
 	p.tally.add(outcomeRetried, d.delivered, nil)
-	d.log.Warn().Err(err).Dur("retry_in", delay).Msg("stage failed; will retry")
+	d.logger().Warn().Err(err).Dur("retry_in", delay).Msg("stage failed; will retry")
 	return settlement{op: nak, delay: delay}
 }
 
@@ -63,10 +63,10 @@ func (p *Pool) deadLetter(ctx context.Context, d *delivery, stage pipeline.Stage
 		l.Transcript = partial.Transcript
 	}
 	if err := StoreLetter(ctx, p.js, l); err != nil {
-		d.log.Error().Err(err).Str("reason", l.Reason).Msg("dead letter not stored; the thought will be redelivered")
+		d.logger().Error().Err(err).Str("reason", l.Reason).Msg("dead letter not stored; the thought will be redelivered")
 		return settlement{op: nak, delay: NakDelay(p.cfg.RetryDelay, d.delivered)}
 	}
 	p.tally.add(outcomeDeadLettered, d.delivered, nil)
-	d.log.Warn().Str("reason", l.Reason).Msg("thought dead-lettered")
+	d.logger().Warn().Str("reason", l.Reason).Msg("thought dead-lettered")
 	return settlement{op: term, reason: clipBytes(l.Reason, 256)}
 }

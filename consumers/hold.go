@@ -47,7 +47,7 @@ func (p *Pool) held(next handlerFunc) handlerFunc {
 				return result{out: r.out}, fmt.Errorf("rate limited for longer than %s: %w", p.cfg.RateLimitPatience, err)
 			}
 			p.tally.add(outcomeRateLimitWait, 0, nil)
-			d.log.Debug().Dur("retry_after", after).Msg("rate limited; holding the thought and trying again")
+			d.debug().Dur("retry_after", after).Msg("rate limited; holding the thought and trying again")
 			if quota {
 				p.limit.Release(0) // the agent's own wait: the others may have the slot meanwhile
 			}

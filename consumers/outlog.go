@@ -25,20 +25,20 @@ const DefaultProgressEvery = 10 * time.Second
 // other and logs its line (cached=true): one line per output, whatever
 // served it. An output the stream already had (a redelivery) logs nothing
 // here; publish says so at debug. The line costs no allocation: the
-// delivery's logger already holds the thought's fields
-// (TestOutputLineAllocatesNothing).
+// thought's fields are written into the line itself, with no logger of the
+// delivery's own (TestOutputLineAllocatesNothing).
 func (p *Pool) logged(next handlerFunc) handlerFunc {
 	return func(ctx context.Context, d *delivery) (result, error) {
-		if !infoEnabled(d.log) {
+		if !infoEnabled(*d.pool()) {
 			return next(ctx, d)
 		}
 		w := &d.watch
-		w.log, w.stage = d.log, p.cfg.Stage
+		w.d, w.stage = d, p.cfg.Stage
 		p.watches.add(w, time.Now())
 		r, err := next(pipeline.WithProgress(ctx, &w.progress), d)
 		p.watches.remove(w)
 		if err == nil && r.out != nil && !r.dup {
-			logOutput(d.log, p.cfg.Stage, r.out)
+			logOutput(d, p.cfg.Stage, r.out)
 		}
 		return r, err
 	}
@@ -58,11 +58,11 @@ var outputMessages = map[pipeline.Stage]string{
 	pipeline.StageAnalysis:  "analysis published",
 }
 
-// logOutput writes an output's line to log, which carries the thought's
-// event id and agent.
-func logOutput(log zerolog.Logger, stage pipeline.Stage, out pipeline.Output) {
+// logOutput writes an output's line to d's pool's log, with the thought's
+// seq, delivery, event id and agent.
+func logOutput(d *delivery, stage pipeline.Stage, out pipeline.Output) {
 	m := out.Envelope()
-	e := log.Info()
+	e := d.fields(d.pool().Info())
 	if v, ok := out.(*pipeline.Verdict); ok {
 		e = e.Str("decision", string(v.Decision)).Float64("consensus", v.ConsensusScore).Int("abstentions", v.AbstentionCount)
 	}
@@ -78,7 +78,7 @@ var stillMessages = map[pipeline.Stage]string{
 
 // watch is a delivery's stage at work, as its pool's watches see it.
 type watch struct {
-	log      zerolog.Logger
+	d        *delivery // its log lines are d's (delivery.fields)
 	stage    pipeline.Stage
 	progress pipeline.Progress
 	started  time.Time // guarded by watches.mu, as next is
@@ -137,7 +137,7 @@ func (ws *watches) say(now time.Time) {
 		if now.Before(w.next) {
 			continue
 		}
-		e := w.log.Info().Dur("running", now.Sub(w.started).Round(time.Second))
+		e := w.d.fields(w.d.pool().Info()).Dur("running", now.Sub(w.started).Round(time.Second))
 		if answered, asked := w.progress.Answered(); asked > 0 {
 			e = e.Int("judges_answered", answered).Int("judges", asked)
 		}

@@ -17,18 +17,19 @@ import (
 // serve logs a line per output: at 1,000 thoughts a second that is 3,000
 // lines a second, which must cost no allocation beyond the writer's.
 func TestOutputLineAllocatesNothing(t *testing.T) {
-	log := zerolog.New(io.Discard).With().Str("stage", "tribunal").Uint64("seq", 7).Uint64("delivery", 1).
-		Str("event_id", "evt-42").Str("agent_id", "daimon-1").Logger()
+	log := zerolog.New(io.Discard).With().Str("stage", "tribunal").Logger()
+	d := &delivery{base: &log, seq: 7, delivered: 1, thought: pipeline.Thought{EventID: "evt-42", AgentID: "daimon-1"}}
 	v := &pipeline.Verdict{Meta: pipeline.Meta{LatencyMS: 17234}, Decision: pipeline.DecisionReview, ConsensusScore: 0.6714, AbstentionCount: 1}
 	n := &pipeline.Narrative{Meta: pipeline.Meta{LatencyMS: 1100, Cached: true}}
 	if a := testing.AllocsPerRun(1000, func() {
-		logOutput(log, pipeline.StageTribunal, v)
-		logOutput(log, pipeline.StageNarrative, n)
+		logOutput(d, pipeline.StageTribunal, v)
+		logOutput(d, pipeline.StageNarrative, n)
 	}); a != 0 && !raceEnabled { // under -race, sync.Pool drops zerolog's events at random
 		t.Errorf("%.1f allocations per two output lines, want 0", a)
 	}
 	var buf bytes.Buffer
-	logOutput(log.Output(&buf), pipeline.StageTribunal, v)
+	*d.base = log.Output(&buf)
+	logOutput(d, pipeline.StageTribunal, v)
 	want := `{"level":"info","stage":"tribunal","seq":7,"delivery":1,"event_id":"evt-42","agent_id":"daimon-1","decision":"review","consensus":0.6714,"abstentions":1,"latency_ms":17234,"cached":false,"message":"verdict published"}`
 	if got := strings.TrimSpace(buf.String()); got != want {
 		t.Errorf("line\n%s\nwant\n%s", got, want)
@@ -44,7 +45,8 @@ func TestProgressLinesStopWithTheStage(t *testing.T) {
 	done := make(chan struct{})
 	go func() { ws.run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	w := &watch{log: zerolog.New(&buf), stage: pipeline.StageTribunal}
+	log := zerolog.New(&buf)
+	w := &watch{d: &delivery{base: &log, seq: 3, delivered: 1, thought: pipeline.Thought{EventID: "e-1", AgentID: "a-1"}}, stage: pipeline.StageTribunal}
 	ws.add(w, time.Now())
 	deadline := time.Now().Add(5 * time.Second)
 	for strings.Count(buf.String(), "still deliberating") < 2 {

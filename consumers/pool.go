@@ -198,15 +198,12 @@ func (p *Pool) giveBack(msg jetstream.Msg) {
 // limits, 4,639-4,906 at the 250-1,300 timed with the publish).
 func (p *Pool) process(ctx context.Context, d *delivery) time.Duration {
 	defer p.beats.remove(d.msg)
-	lc := p.log.With().Uint64("seq", d.seq).Uint64("delivery", d.delivered)
 	if d.err != nil {
 		// The thought cannot be read, whichever stage reads it: one letter
 		// for all of them (StageInput), written by the first to get there.
-		d.log = lc.Logger()
 		p.settle(d, p.deadLetter(ctx, d, StageInput, d.err))
 		return 0
 	}
-	d.log = lc.Str("event_id", d.thought.EventID).Str("agent_id", d.thought.AgentID).Logger()
 	r, _ := p.chain(ctx, d) // the error is in r.settle
 	p.settle(d, r.settle)
 	if r.settle.op != ack {
@@ -267,15 +264,15 @@ func (p *Pool) settle(d *delivery, s settlement) {
 	switch s.op {
 	case ack:
 		if err := d.msg.Ack(); err != nil {
-			d.log.Warn().Err(err).Msg("ack not sent; the thought will be redelivered and its outputs dropped as duplicates")
+			d.logger().Warn().Err(err).Msg("ack not sent; the thought will be redelivered and its outputs dropped as duplicates")
 		}
 	case nak:
 		if err := d.msg.NakWithDelay(s.delay); err != nil {
-			d.log.Warn().Err(err).Msg("nak failed; the server will redeliver after ack wait")
+			d.logger().Warn().Err(err).Msg("nak failed; the server will redeliver after ack wait")
 		}
 	case term:
 		if err := d.msg.TermWithReason(s.reason); err != nil {
-			d.log.Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")
+			d.logger().Warn().Err(err).Msg("term not sent; the server may redeliver, and the dead letter is deduplicated")
 		}
 	}
 }

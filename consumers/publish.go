@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/rs/zerolog"
 
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/pipeline/retry"
@@ -94,14 +93,14 @@ func (p *Pool) encode(out pipeline.Output) ([]byte, *scratch, error) {
 // thought is held (holdWhileFull) until there is room or ctx ends; it is
 // never acked without its output.
 func (p *Pool) publish(ctx context.Context, d *delivery, data []byte) (bool, error) {
-	t, log := &d.thought, d.log
+	t := &d.thought
 	hdr := outputHeader(t.EventID, p.cfg.Stage, d.seq) // with the thought's place in NOESIS_THOUGHTS, for whoever reads the output
 	defer hdr.release()                                // the publish has returned: its bytes were sent or copied
 	m := &nats.Msg{Subject: StoreSubject(OutputSubject(p.cfg.Stage, t.AgentID)), Data: data, Header: hdr.h}
 	propagator.Inject(ctx, headerCarrier(m.Header)) // the stage span's trace context
 	id := OutputMsgID(t.EventID, p.cfg.Stage, d.digest())
 	var ack *jetstream.PubAck
-	err := p.holdWhileFull(ctx, log, "output", func() (err error) {
+	err := p.holdWhileFull(ctx, d, "output", func() (err error) {
 		ack, err = publishAcked(ctx, p.js, m, id, StreamOutputs, p.acks)
 		return err
 	})
@@ -109,7 +108,7 @@ func (p *Pool) publish(ctx context.Context, d *delivery, data []byte) (bool, err
 		return false, fmt.Errorf("%w: publish %s output: %w", pipeline.ErrTransient, p.cfg.Stage, err)
 	}
 	if ack.Duplicate {
-		log.Debug().Msg("output was already published; stream dropped the duplicate")
+		d.debug().Msg("output was already published; stream dropped the duplicate")
 	}
 	return ack.Duplicate, nil
 }
@@ -154,12 +153,12 @@ func (hd *header) release() {
 // it) and tries again, backing off from fullRetryMin to fullRetryMax; the
 // waits spend none of the thought's deliveries. It returns store's last
 // error: a refusal for want of room when ctx ends while the thought is held.
-func (p *Pool) holdWhileFull(ctx context.Context, log zerolog.Logger, what string, store func() error) error {
+func (p *Pool) holdWhileFull(ctx context.Context, d *delivery, what string, store func() error) error {
 	var last error
 	policy := retry.Policy{Initial: fullRetryMin, Max: fullRetryMax, Multiplier: 2, Jitter: 0.2,
 		OnRetry: func(err error, wait time.Duration) {
 			p.tally.add(outcomeStreamFullWait, 0, nil)
-			log.Warn().Err(err).Dur("retry_in", wait).Msg(what + " refused for want of room; holding the thought")
+			d.logger().Warn().Err(err).Dur("retry_in", wait).Msg(what + " refused for want of room; holding the thought")
 		}}
 	_, err := retry.Do(ctx, policy, func() (struct{}, error) {
 		last = store()

@@ -226,7 +226,7 @@ func (p *Pool) enqueue(work context.Context, queue *fair.Queue[*delivery], d *de
 // and whether it is well formed. It acks a thought this stage skips and
 // returns nil for it.
 func (p *Pool) read(msg jetstream.Msg) *delivery {
-	d := &delivery{msg: msg, delivered: 1}
+	d := &delivery{msg: msg, delivered: 1, base: &p.log}
 	if md, err := msg.Metadata(); err == nil {
 		d.delivered, d.seq = md.NumDelivered, md.Sequence.Stream
 	}

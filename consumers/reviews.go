@@ -76,7 +76,7 @@ func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output
 	var held []byte
 	var err error
 	if v.RequiresHumanReview {
-		err = p.holdWhileFull(ctx, d.log, "review", func() (err error) { held, err = p.reviews.Queue(ctx, d.msg, data); return err })
+		err = p.holdWhileFull(ctx, d, "review", func() (err error) { held, err = p.reviews.Queue(ctx, d.msg, data); return err })
 	} else {
 		held, err = p.reviews.Held(ctx, d.msg)
 	}
@@ -100,10 +100,10 @@ func (p *Pool) queueReview(ctx context.Context, d *delivery, out pipeline.Output
 	}
 	stored := new(pipeline.Verdict)
 	if err := json.Unmarshal(held, stored); err != nil {
-		d.log.Error().Err(err).Msg("the verdict the thought's review holds does not decode; publishing the verdict judged again")
+		d.logger().Error().Err(err).Msg("the verdict the thought's review holds does not decode; publishing the verdict judged again")
 		return out, data, nil
 	}
-	d.log.Info().Str("decision", string(stored.Decision)).Str("judged_again", string(v.Decision)).
+	d.logger().Info().Str("decision", string(stored.Decision)).Str("judged_again", string(v.Decision)).
 		Msg("the thought's review was stored before, holding another verdict: publishing that one")
 	return stored, held, nil
 }
