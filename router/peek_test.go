@@ -60,23 +60,7 @@ func TestPeekSkipsARateLimitedFirstTargetAsCompleteDoes(t *testing.T) {
 // An answer Complete cached for a request with a Digest is what Peek holds
 // for that digest, before the asker has made the messages.
 func TestPeekFindsAnAnswerByItsDigest(t *testing.T) {
-	_, url := simtest.Start(t, sim.Config{})
-	cache, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cache.Close)
-	r, err := New(Config{
-		Providers: []Provider{{Name: "sim", Kind: KindSim, BaseURL: url, APIKey: "k"}},
-		Targets:   []Target{{Name: "first", Provider: "sim", Model: DefaultReasoningModel}},
-		Tiers:     map[pipeline.Tier][]string{pipeline.TierReasoning: {"first"}},
-		Timeout:   2 * time.Second,
-		Attempts:  1,
-	}, cache, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := cachingRouter(t, 2*time.Second)
 	digest := [32]byte{7}
 	req := pipeline.Request{Tier: pipeline.TierReasoning, Temperature: 0.7, MaxTokens: 64, Digest: &digest, Messages: []pipeline.Message{
 		{Role: pipeline.RoleSystem, Content: "You are VERITAS, the judge of truth"}, {Role: pipeline.RoleUser, Content: "a thought"}}}
@@ -103,23 +87,7 @@ func TestPeekFindsAnAnswerByItsDigest(t *testing.T) {
 // wholly at hand, each judge with its own answer (Peek's key is the one
 // Complete cached under).
 func TestTribunalHearsAtHandOnlyItsOwnQuestion(t *testing.T) {
-	_, url := simtest.Start(t, sim.Config{})
-	cache, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cache.Close)
-	r, err := New(Config{
-		Providers: []Provider{{Name: "sim", Kind: KindSim, BaseURL: url, APIKey: "k"}},
-		Targets:   []Target{{Name: "first", Provider: "sim", Model: DefaultReasoningModel}},
-		Tiers:     map[pipeline.Tier][]string{pipeline.TierReasoning: {"first"}},
-		Timeout:   10 * time.Second,
-		Attempts:  1,
-	}, cache, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
+	r := cachingRouter(t, 10*time.Second)
 	c := &completions{Router: r}
 	tr, err := pipeline.NewTribunal(c, pipeline.TribunalConfig{})
 	if err != nil {
@@ -134,7 +102,7 @@ func TestTribunalHearsAtHandOnlyItsOwnQuestion(t *testing.T) {
 		}
 		return out.(*pipeline.Verdict)
 	}
-	asked := func() uint64 { return cache.Stats().Misses }
+	asked := func() uint64 { return r.cache.Stats().Misses }
 	alice := judge("alice")
 	if n := asked(); n != 3 {
 		t.Fatalf("alice's thought: %d judges asked, want 3 (one judge heard another's answer)", n)
@@ -170,4 +138,28 @@ type completions struct {
 func (c *completions) Complete(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
 	c.n.Add(1)
 	return c.Router.Complete(ctx, req)
+}
+
+// cachingRouter is a router with a cache and one reasoning target, the
+// simulator, whose calls time out after timeout; closed when the test ends.
+func cachingRouter(t *testing.T, timeout time.Duration) *Router {
+	t.Helper()
+	_, url := simtest.Start(t, sim.Config{})
+	cache, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	r, err := New(Config{
+		Providers: []Provider{{Name: "sim", Kind: KindSim, BaseURL: url, APIKey: "k"}},
+		Targets:   []Target{{Name: "first", Provider: "sim", Model: DefaultReasoningModel}},
+		Tiers:     map[pipeline.Tier][]string{pipeline.TierReasoning: {"first"}},
+		Timeout:   timeout,
+		Attempts:  1,
+	}, cache, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	return r
 }
