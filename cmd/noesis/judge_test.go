@@ -176,8 +176,17 @@ func TestJudgeSubscribesBeforePublishing(t *testing.T) {
 		t.Fatal(err)
 	}
 	var hooked int
+	first, checked := false, false
 	testHookJudgeStored = func(req judgeRequest) {
 		hooked++
+		// The watch's check, made while judge still holds its subscription:
+		// once judge returns, it has unsubscribed, and a check made late
+		// (its callback runs in this process's own time) would see nothing.
+		select {
+		case first = <-subscribedFirst:
+			checked = true
+		case <-time.After(5 * time.Second):
+		}
 		other := req
 		other.data = append([]byte(nil), req.data...)
 		other.data = append(other.data, ' ') // another thought, the same event_id
@@ -189,7 +198,9 @@ func TestJudgeSubscribesBeforePublishing(t *testing.T) {
 	if hooked != 1 || r.code != exitFail || !strings.Contains(r.stdout, "decision  fail") {
 		t.Fatalf("hook ran %d times; want exit %d on the verdict published before judge went on: %s", hooked, exitFail, r)
 	}
-	if !<-subscribedFirst {
+	if !checked {
+		t.Error("the thought was stored, but the watch on its subject saw nothing within 5s")
+	} else if !first {
 		t.Error("the server routed the thought before it held judge's subscription to the verdicts")
 	}
 	if strings.Contains(r.stdout, "\x1b") || !strings.Contains(r.stdout, `hook\x1b[31m`) {
