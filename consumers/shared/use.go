@@ -26,7 +26,9 @@ type AgentUse struct {
 // ReadAgentUse reads every agent's use from the shared counters and joins it
 // with held, the thoughts each agent holds in NOESIS_THOUGHTS; most thoughts
 // held first (then most spent, most requests). An unreadable counter is left
-// out and returned among the errors.
+// out and returned among the errors. When ctx ends before the reading is
+// whole, it returns ctx's error: a reading cut short would give the agents
+// it missed nothing used.
 func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Duration, held map[string]uint64) ([]AgentUse, []error, error) {
 	use := map[string]*AgentUse{}
 	get := func(a string) *AgentUse {
@@ -77,11 +79,19 @@ func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Durat
 				continue
 			}
 			v, _, err := counter(ctx, kv, k)
+			if err != nil && ctx.Err() != nil {
+				// Cut off, not a bad counter: a reading with the rest as 0
+				// would say so (the metrics read again next time).
+				return nil, nil, ctx.Err()
+			}
 			if err != nil {
 				bad = append(bad, err)
 				continue
 			}
 			b.read(parts[1], parts[2], parts[3], v)
+		}
+		if ctx.Err() != nil { // the listing ends early when ctx does
+			return nil, nil, ctx.Err()
 		}
 	}
 	out := make([]AgentUse, 0, len(use))
