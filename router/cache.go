@@ -39,7 +39,8 @@ type CacheStats struct {
 	// SharedWaits are calls that waited for another process's call instead of making their own.
 	SharedHits, SharedWaits uint64
 	// SharedSkipped are calls that went straight to the model: it answers
-	// faster than the shared level would (see worthSharing).
+	// faster than the shared level would (see worthSharing), or no other
+	// worker was live (SetAlone).
 	SharedSkipped uint64
 }
 
@@ -73,6 +74,10 @@ type Cache struct {
 	mu      sync.Mutex
 	flights map[string]*flight // calls in flight, by key
 	shared  Shared
+	// alone is set while this process is the only live worker (SetAlone):
+	// no other process could have an answer in the shared level, be
+	// getting one, or ever read one this process would store there.
+	alone atomic.Bool
 
 	counts    map[pipeline.Tier]*tierCounts
 	evictions atomic.Uint64
@@ -126,6 +131,25 @@ func average(v *atomic.Int64, sample time.Duration) {
 func (t *tierCounts) stats() CacheStats {
 	return CacheStats{Hits: t.hits.Load(), Misses: t.misses.Load(), Coalesced: t.coalesced.Load(), SharedHits: t.sharedHits.Load(), SharedWaits: t.sharedWaits.Load(), SharedSkipped: t.sharedSkipped.Load()}
 }
+
+// SetAlone tells the cache whether this process is the only live worker
+// (the service watches the worker registry: shared.Registry.WatchOthers).
+// While it is, the shared level is neither asked nor told: a claim and the
+// answer's store were two KV writes a call, ~8 % of a worker's processor at
+// the seed's latencies and most of what the NATS server stored for it, to
+// share with nobody. A worker that joins is seen within moments of its first
+// announcement, and from then on every call is shared again; a call made
+// alone in that moment costs at most one upstream call more, as a dropped
+// write does, never a wrong answer. Until the first SetAlone the shared
+// level is used.
+func (c *Cache) SetAlone(alone bool) {
+	if c != nil {
+		c.alone.Store(alone)
+	}
+}
+
+// Alone reports what SetAlone last said (false before it is first called).
+func (c *Cache) Alone() bool { return c != nil && c.alone.Load() }
 
 // NewCache builds a cache. It fails when the store cannot be made.
 func NewCache(cfg CacheConfig) (*Cache, error) {
@@ -275,7 +299,7 @@ func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn fun
 	if c.shared == nil {
 		return call()
 	}
-	if !n.worthSharing() {
+	if c.alone.Load() || !n.worthSharing() {
 		n.sharedSkipped.Add(1)
 		return call()
 	}

@@ -3,12 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
+	"github.com/noesis-dev/noesis/consumers/shared"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 )
@@ -174,7 +179,16 @@ func TestCallBudgetCapsUpstreamCalls(t *testing.T) {
 func TestSharedCacheAcrossProcesses(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, sim.Config{LatencyScale: 0.05}) // ~60-100 ms a call: the processes overlap
-	a, b := runService(t, r.cfg), runService(t, r.cfg)
+	// A worker alone shares with nobody (TestAloneWorkerLeavesTheSharedCacheEmpty):
+	// a is alone until b's first announcement reaches it, and b finds a
+	// in the registry as it starts.
+	a := runService(t, r.cfg)
+	natstest.Eventually(t, 10*time.Second, func() bool {
+		ws, err := shared.ListWorkers(context.Background(), r.js)
+		return a.Cache().Alone() && err == nil && len(ws) == 1
+	}, func() string { return "the first worker never saw itself alone in the registry" })
+	b := runService(t, r.cfg)
+	natstest.Eventually(t, 10*time.Second, func() bool { return !a.Cache().Alone() }, func() string { return "the first worker never saw the second join" })
 	got := collect(t, r.nc)
 	var events []string
 	for i := 0; i < 50; i++ {
@@ -199,6 +213,38 @@ func TestSharedCacheAcrossProcesses(t *testing.T) {
 		t.Errorf("one process did all the work; the test proves nothing about sharing")
 	}
 	t.Logf("process a: %+v; process b: %+v", sa, sb)
+}
+
+// A worker alone shares its answers with nobody: once the registry shows
+// no other worker, its calls go straight to the model and the shared cache
+// stays empty; a second worker makes both share (TestSharedCacheAcrossProcesses).
+func TestAloneWorkerLeavesTheSharedCacheEmpty(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, sim.Config{LatencyScale: 0.05}) // ~60-100 ms a call: worth sharing, were anyone there
+	a := runService(t, r.cfg)
+	natstest.Eventually(t, 10*time.Second, a.Cache().Alone, func() string { return "the worker never saw itself alone" })
+	got := collect(t, r.nc)
+	var events []string
+	for i := range 5 {
+		th := pipeline.Thought{EventID: fmt.Sprintf("alone-%d", i), AgentID: "daimon-1", Content: pipeline.Content{UserInput: fmt.Sprintf("thought %d, alone", i), Depth: 1}}
+		publishThought(t, r.js, th)
+		events = append(events, th.EventID)
+	}
+	got.waitFor(t, 30*time.Second, map[string]int{"narratives": 5, "verdicts": 5})
+	got.exactlyOnce(t, "verdicts", events)
+	st := a.Cache().Stats()
+	if st.Misses != 20 || st.SharedSkipped != st.Misses || st.SharedHits+st.SharedWaits != 0 {
+		t.Errorf("cache %+v: want 20 misses (5 thoughts, 4 calls each), every one skipping the shared level", st)
+	}
+	for _, tier := range []pipeline.Tier{pipeline.TierFast, pipeline.TierReasoning} {
+		kv, err := r.js.KeyValue(context.Background(), shared.CacheBucket(tier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if keys, err := kv.Keys(context.Background()); !errors.Is(err, jetstream.ErrNoKeysFound) {
+			t.Errorf("%s: the shared cache holds %d keys (%v), want none", tier, len(keys), err)
+		}
+	}
 }
 
 // A thought that cannot be decoded has one letter, for every stage; replaying

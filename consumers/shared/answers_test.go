@@ -84,6 +84,48 @@ func TestSharedLevelOnlyWhereItPays(t *testing.T) {
 	}
 }
 
+// A worker alone (router.Cache.SetAlone) neither claims nor stores in the
+// shared level, even for a model slow enough to share; once another worker
+// is live, its calls are shared again.
+func TestAloneTheSharedLevelIsNotAsked(t *testing.T) {
+	js := natstest.JetStream(t)
+	ctx := context.Background()
+	ttl := map[pipeline.Tier]time.Duration{pipeline.TierReasoning: time.Minute}
+	cache := sharedCache(t, js, ttl)
+	call := func(key string) {
+		_, err := cache.Do(ctx, pipeline.TierReasoning, key, func(context.Context) (pipeline.Response, error) {
+			time.Sleep(50 * time.Millisecond) // a remote model: worth sharing
+			return pipeline.Response{Content: "x"}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	kv, err := js.KeyValue(ctx, shared.CacheBucket(pipeline.TierReasoning))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache.SetAlone(true)
+	for i := range 5 {
+		call(fmt.Sprintf("alone-%d", i))
+	}
+	if st := cache.StatsByTier()[pipeline.TierReasoning]; st.SharedSkipped != 5 || st.Misses != 5 {
+		t.Errorf("alone: %+v, want 5 misses, all skipping the shared level", st)
+	}
+	cache.Close() // waits for any answer being shared
+	if keys, err := kv.Keys(ctx); !errors.Is(err, jetstream.ErrNoKeysFound) {
+		t.Fatalf("alone, the shared level holds %v (%v), want nothing", keys, err)
+	}
+
+	cache = sharedCache(t, js, ttl)
+	cache.SetAlone(false) // another worker announced itself
+	call("shared-1")
+	cache.Close()
+	if keys, err := kv.Keys(ctx); err != nil || len(keys) != 1 || keys[0] != "answer.shared-1" {
+		t.Fatalf("with another worker live, the shared level holds %v (%v), want the one answer", keys, err)
+	}
+}
+
 // newAnswers is one process's shared answers for the tiers of ttl, its
 // claims leased for a minute.
 func newAnswers(t *testing.T, js jetstream.JetStream, ttl map[pipeline.Tier]time.Duration) *shared.Answers {

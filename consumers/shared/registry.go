@@ -91,6 +91,85 @@ func (r *Registry) Announce(ctx context.Context, info func() WorkerInfo) {
 	}
 }
 
+// WatchOthers tells alone, until ctx ends, whether the worker self is the
+// only live one: alone(true) when a listing of the bucket finds no other
+// worker's announcement, alone(false) as soon as another worker announces
+// itself (a watch on the bucket sees its first announcement within
+// moments), and alone(false) whenever the bucket cannot be read or watched,
+// so that a worker that cannot tell shares. It lists the bucket at once and
+// then every interval: a worker that stops is seen gone once its entry has
+// expired (three intervals), or at once when it removed its entry. It
+// blocks, and its caller owns it; it says alone(false) before it returns.
+func (r *Registry) WatchOthers(ctx context.Context, self string, alone func(bool)) {
+	me := key(self)
+	defer alone(false)
+	t := time.NewTicker(r.every)
+	defer t.Stop()
+	var w jetstream.KeyWatcher
+	defer func() {
+		if w != nil {
+			_ = w.Stop()
+		}
+	}()
+	for {
+		if w == nil { // the watch first, so that no announcement falls between the listing and it
+			w, _ = r.kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
+		}
+		others, err := r.others(ctx, me)
+		alone(w != nil && err == nil && others == 0)
+		if !awaitListing(ctx, t.C, &w, me, alone) {
+			return
+		}
+	}
+}
+
+// awaitListing waits for the next listing: the tick, or the end of the
+// watch *w (which it sets to nil: a closed connection ends it). On the way
+// it tells alone(false) at each announcement of a worker other than me;
+// removals wait for the listing. It reports false when ctx ended.
+func awaitListing(ctx context.Context, tick <-chan time.Time, w *jetstream.KeyWatcher, me string, alone func(bool)) bool {
+	var updates <-chan jetstream.KeyValueEntry
+	if *w != nil {
+		updates = (*w).Updates()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick:
+			return true
+		case e, ok := <-updates:
+			if !ok {
+				*w = nil
+				return true
+			}
+			if e != nil && e.Key() != me && e.Operation() == jetstream.KeyValuePut {
+				alone(false)
+			}
+		}
+	}
+}
+
+// others counts the announcements in the bucket under keys other than me.
+func (r *Registry) others(ctx context.Context, me string) (int, error) {
+	lctx, cancel := context.WithTimeout(ctx, r.every)
+	defer cancel()
+	keys, err := r.kv.Keys(lctx)
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range keys {
+		if k != me {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func key(id string) string {
 	b := []byte(id)
 	for i, c := range b {

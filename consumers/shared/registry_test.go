@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,5 +70,65 @@ func TestEntriesThatAreNoWorkerAreSkipped(t *testing.T) {
 	}
 	if listed, err := shared.ListWorkers(ctx, js); err != nil || len(listed) != 1 {
 		t.Errorf("ListWorkers: %d workers, %v; want the one", len(listed), err)
+	}
+}
+
+// A worker is alone while the bucket holds no other worker's announcement.
+// One that joins is seen by the watch as it announces (the listing here
+// comes only every hour); one that leaves is seen gone at the next listing.
+func TestWatchOthersSeesWorkersComeAndGo(t *testing.T) {
+	js := natstest.JetStream(t)
+	for _, c := range []struct {
+		name  string
+		every time.Duration
+		leave bool
+	}{{"a joining worker is seen as it announces", time.Hour, false}, {"a leaving one at the next listing", 100 * time.Millisecond, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			reg, err := shared.NewRegistry(ctx, js, shared.BucketConfig{}, c.every)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var said []bool
+			var mu sync.Mutex
+			last := func() (bool, int) {
+				mu.Lock()
+				defer mu.Unlock()
+				if len(said) == 0 {
+					return false, 0
+				}
+				return said[len(said)-1], len(said)
+			}
+			var owned sync.WaitGroup
+			announce := func(ctx context.Context, id string) {
+				owned.Go(func() {
+					reg.Announce(ctx, func() shared.WorkerInfo { return shared.WorkerInfo{ID: id, Version: "v1", Started: time.Now().UTC()} })
+				})
+			}
+			announce(ctx, "host-1:1:"+c.name[:1])
+			owned.Go(func() {
+				reg.WatchOthers(ctx, "host-1:1:"+c.name[:1], func(alone bool) { mu.Lock(); said = append(said, alone); mu.Unlock() })
+			})
+			state := func() string { mu.Lock(); defer mu.Unlock(); return fmt.Sprintf("said %v", said) }
+			natstest.Eventually(t, 5*time.Second, func() bool { a, _ := last(); return a }, state)
+
+			otherCtx, leave := context.WithCancel(ctx)
+			announce(otherCtx, "host-2:2:"+c.name[:1])
+			natstest.Eventually(t, 5*time.Second, func() bool { a, _ := last(); return !a }, state)
+			if c.leave {
+				leave() // Announce removes its entry
+				natstest.Eventually(t, 5*time.Second, func() bool { a, _ := last(); return a }, state)
+			}
+			cancel()
+			owned.Wait()
+			leave()
+			if a, n := last(); a || n == 0 {
+				t.Errorf("the watch ended saying alone: %s", state())
+			}
+			// The next subtest's bucket starts empty.
+			if err := js.DeleteKeyValue(context.Background(), shared.WorkersBucket); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

@@ -19,7 +19,8 @@ const registryEvery = 10 * time.Second
 
 // announce keeps this worker in the worker registry until ctx ends: its
 // id, version, tiers, breakers, paced rates and pools' limits, which
-// `noesis status` shows. sctx bounds the registry's set-up; guard sets its
+// `noesis status` shows; and, with the shared cache, watches the registry
+// for the other workers the cache shares with. sctx bounds the registry's set-up; guard sets its
 // bucket up again when lost.
 func (s *Service) announce(ctx, sctx context.Context, cfg config.Config, guard *consumers.Guard) error {
 	reg, err := shared.NewRegistry(sctx, s.js, cfg.Streams().Buckets(), registryEvery)
@@ -33,6 +34,11 @@ func (s *Service) announce(ctx, sctx context.Context, cfg config.Config, guard *
 		me.Tiers = append(me.Tiers, string(t))
 	}
 	s.goOwned(func() { reg.Announce(ctx, func() shared.WorkerInfo { return s.workerInfo(me) }) })
+	if cfg.SharedCache {
+		// The shared answer cache is asked only while another worker is
+		// live (router.Cache.SetAlone): alone, it shares with nobody.
+		s.goOwned(func() { reg.WatchOthers(ctx, me.ID, s.cache.SetAlone) })
+	}
 	return nil
 }
 
