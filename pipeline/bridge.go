@@ -86,19 +86,36 @@ func (b *Bridge) Messages(t *Thought) []Message {
 // (wrapping ErrTransient or ErrPermanent); an empty answer is transient.
 func (b *Bridge) Process(ctx context.Context, t Thought) (Output, error) {
 	started := time.Now()
-	resp, err := ask(ctx, b.Completer, Request{Tier: TierFast, Messages: b.Messages(&t), Temperature: b.Temperature, MaxTokens: b.MaxTokens,
-		Purpose: "narrative", Priority: t.Priority}, 0.3, 512)
+	resp, err := b.ask(ctx, &t)
 	if err != nil {
 		return nil, err
 	}
-	coherence := coherenceOf(&t)
+	return b.narrative(&t, resp, started), nil
+}
+
+// ask asks for t's narrative. Apart from Process, its request is not in
+// Process's frame, nor the narrative's in this one: the delivery's
+// goroutine is deepest under this call (see consumers' Pool), and 1 KB
+// less there keeps it within the 16 KiB it is grown to.
+//
+//go:noinline
+func (b *Bridge) ask(ctx context.Context, t *Thought) (Response, error) {
+	return ask(ctx, b.Completer, Request{Tier: TierFast, Messages: b.Messages(t), Temperature: b.Temperature, MaxTokens: b.MaxTokens,
+		Purpose: "narrative", Priority: t.Priority}, 0.3, 512)
+}
+
+// narrative is t's narrative of resp, asked from started.
+//
+//go:noinline
+func (b *Bridge) narrative(t *Thought, resp Response, started time.Time) *Narrative {
+	coherence := coherenceOf(t)
 	mode, ceiling := CoherenceGate(coherence)
 	depth := t.Content.Depth
 	if depth == 0 {
 		depth = 1
 	}
-	n := Narrative{
-		Meta:              newMeta(&t, StageNarrative, started),
+	n := &Narrative{
+		Meta:              newMeta(t, StageNarrative, started),
 		Narrative:         resp.Content,
 		Mode:              mode,
 		ConfidenceCeiling: ceiling,
@@ -107,7 +124,7 @@ func (b *Bridge) Process(ctx context.Context, t Thought) (Output, error) {
 		Thinking:          text.Clip(resp.Reasoning, maxThinking),
 	}
 	n.from(resp)
-	return &n, nil
+	return n
 }
 
 func coherenceOf(t *Thought) float64 {

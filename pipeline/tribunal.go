@@ -100,7 +100,6 @@ func (tr *Tribunal) Messages(j Judge, t *Thought) []Message {
 
 // Process deliberates on t and returns its *Verdict.
 func (tr *Tribunal) Process(ctx context.Context, t Thought) (Output, error) {
-	stack.Grow() // this goroutine asks the last judge
 	started := time.Now()
 	votes, unavailable := tr.deliberate(ctx, &t)
 	if unavailable && ctx.Err() != nil {
@@ -180,11 +179,12 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 // ask asks the judges out (indexes of the tribunal's seats, each asked
 // qs[i]) at once, within the tribunal's deadline, each vote into given[i],
 // and marks done each given in time; it reports whether the deadline (or
-// ctx) ended first. It returns once every judge's call has. Every judge
-// but the last is asked in a goroutine of its own; the last in this one,
-// which would otherwise only wait: a goroutine (and its stack, grown deep
-// by a model call) fewer per thought in flight. Its call ends with the
-// deadline, as a Completer's must, so the deadline still holds.
+// ctx) ended first. It returns once every judge's call has. Every judge is
+// asked in a goroutine of its own, this one only waiting. Asked in this
+// one, the last judge took the delivery's goroutine ~18 KB deep (the pool's
+// middleware, the tribunal, the router), past the 16 KiB it is grown to, so
+// its stack was copied to 32 KiB for every thought and held that while the
+// call was in flight; a judge's own goroutine reaches ~12 KB.
 func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote, qs []question, out []int, given []JudgeVote, done []bool, progress *Progress) (unavailable bool) {
 	dctx, cancel := context.WithTimeout(ctx, tr.deadline)
 	defer cancel()
@@ -199,16 +199,13 @@ func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote
 	// Each judge's goroutine sends its index, or -1 for a vote given after the deadline.
 	results := make(chan int, len(out))
 	var judges sync.WaitGroup
-	last := out[len(out)-1]
-	for _, i := range out[:len(out)-1] {
+	for _, i := range out {
 		judges.Go(func() {
 			stack.Grow() // a judge calls a model
 			results <- in(i)
 		})
 	}
-	done[last] = in(last) >= 0
-	unavailable = !done[last]
-	for k := 0; k < len(out)-1 && !unavailable; k++ {
+	for k := 0; k < len(out) && !unavailable; k++ {
 		select {
 		case i := <-results:
 			if i < 0 {

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/noesis-dev/noesis/pipeline"
@@ -63,8 +64,7 @@ func (r *Router) hedge(ctx context.Context, req pipeline.Request, primary, backu
 				if final(res.err) {
 					return pipeline.Response{}, res.err
 				}
-				tooLong := map[modelAt]bool{}
-				if r.noteTooLong(tooLong, res.err); !tooLong[backup.modelAt()] {
+				if !slices.Contains(r.noteTooLong(nil, res.err), backup.modelAt()) {
 					startBackup()
 				}
 			}

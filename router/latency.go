@@ -21,6 +21,7 @@ type latencies struct {
 	mu        sync.Mutex
 	latencies [ring]time.Duration // the last answers' latencies, a ring
 	rates     [ring]float64       // and their speeds, completion tokens per second
+	sorted    [ring]float64       // speed's scratch: on its stack, 1 KiB of every caller's depth
 	n         int
 	// slowest is speed's answer, kept from the n of slowestAt until
 	// statsEvery more answers came (every call asks for it).
@@ -52,9 +53,9 @@ func (l *latencies) speed() (float64, bool) {
 		return 0, false
 	}
 	if l.n-l.slowestAt >= statsEvery || (n < len(l.rates) && l.n != l.slowestAt) {
-		var xs [ring]float64
-		copy(xs[:], l.rates[:n])
-		slices.Sort(xs[:n])
+		xs := l.sorted[:n]
+		copy(xs, l.rates[:n])
+		slices.Sort(xs)
 		l.slowest, l.slowestAt = xs[(n-1)/10], l.n
 	}
 	return l.slowest, true

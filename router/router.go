@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -140,7 +141,7 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 		return pipeline.Response{}, err
 	}
 	open, errs := r.open(chain)
-	tooLong := map[modelAt]bool{} // the models that refused the request as past their context
+	var tooLong []modelAt // the models that refused the request as past their context (a map here was 300 B of every call's stack)
 	if r.cfg.Hedge[req.Tier] && len(open) >= 2 {
 		if d, ok := open[0].lat.p95(); ok {
 			resp, err := r.hedge(ctx, req, open[0], open[1], d)
@@ -151,13 +152,13 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 			if final(err) {
 				return pipeline.Response{}, err
 			}
-			r.noteTooLong(tooLong, err)
+			tooLong = r.noteTooLong(tooLong, err)
 			errs = append(errs, err)
 			open = open[2:]
 		}
 	}
 	for i, t := range open {
-		if tooLong[t.modelAt()] {
+		if slices.Contains(tooLong, t.modelAt()) {
 			continue // the same model at the same provider: the same context
 		}
 		if i < len(open)-1 && t.rateLimited() {
@@ -174,7 +175,7 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 		if final(err) {
 			return pipeline.Response{}, err // the request's fault: no other target would take it
 		}
-		r.noteTooLong(tooLong, err)
+		tooLong = r.noteTooLong(tooLong, err)
 		errs = append(errs, err)
 		if ctx.Err() != nil {
 			break
@@ -261,14 +262,15 @@ func (r *Router) viaCache(ctx context.Context, t *target, req pipeline.Request) 
 	return resp, err
 }
 
-// noteTooLong adds to tooLong the models that refused err's request as past
-// their context.
-func (r *Router) noteTooLong(tooLong map[modelAt]bool, err error) {
+// noteTooLong returns tooLong with the models that refused err's request
+// as past their context.
+func (r *Router) noteTooLong(tooLong []modelAt, err error) []modelAt {
 	for _, ce := range callErrors(err) {
 		if t := r.targets[ce.Target]; t != nil && ce.Refusal == RefusalContextLength {
-			tooLong[t.modelAt()] = true
+			tooLong = append(tooLong, t.modelAt())
 		}
 	}
+	return tooLong
 }
 
 // batchFirst puts the batch targets (Modal: self-hosted GPUs, cheap for bulk,
