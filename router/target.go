@@ -220,8 +220,14 @@ func (t *target) call(ctx context.Context, req pipeline.Request) (pipeline.Respo
 // deepest point of a delivery (see chatShallow); here they take them only
 // while the span is made.
 //
+// Without a tracer provider set (OTLP off) it makes none: the span would
+// record nothing, and its attributes and options were 500 B a call.
+//
 //go:noinline
 func (t *target) startSpan(ctx context.Context, req *pipeline.Request) (context.Context, trace.Span) {
+	if otel.GetTracerProvider() == untraced {
+		return ctx, trace.SpanFromContext(context.Background()) // the no-op span
+	}
 	return tracer().Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		attribute.String("noesis.tier", string(req.Tier)), attribute.String("noesis.provider", t.provider.Name),
 		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
@@ -266,6 +272,10 @@ func chatShallow(ctx context.Context, b Backend, req pipeline.Request) (Reply, e
 // later (or set again, as tests do) is the one that gets the spans.
 func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/router") }
 
+// untraced is the global tracer provider before any is set: it records
+// nothing.
+var untraced = otel.GetTracerProvider()
+
 // settle accounts for a call's reply: span, observer, speed, cost, spend,
 // a 429's pause; and makes the reply the call's response.
 func (t *target) settle(ctx context.Context, span trace.Span, req pipeline.Request, reply Reply, err error, latency time.Duration, cold bool) (pipeline.Response, error) {
@@ -276,11 +286,15 @@ func (t *target) settle(ctx context.Context, span trace.Span, req pipeline.Reque
 	if t.observer != nil {
 		t.observer.CallFinished(req.Tier, t.Target, latency, reply.Usage, cost, err)
 	}
-	span.SetAttributes(attribute.Int("noesis.tokens.in", reply.Usage.PromptTokens), attribute.Int("noesis.tokens.out", reply.Usage.CompletionTokens),
-		attribute.Bool("noesis.structured", reply.Structured))
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("noesis.tokens.in", reply.Usage.PromptTokens), attribute.Int("noesis.tokens.out", reply.Usage.CompletionTokens),
+			attribute.Bool("noesis.structured", reply.Structured))
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, ErrorClass(err))
+		}
+	}
 	if err != nil {
-		span.RecordError(err)
-		span.SetStatus(codes.Error, ErrorClass(err))
 		return pipeline.Response{}, t.pauseFor(err)
 	}
 	t.lastCall.Store(time.Now().UnixNano())
