@@ -33,6 +33,9 @@ type FloorFigures struct {
 	// TranscriptBytes is the transcript stored before each verdict, noesis's
 	// mean in the same run (0: noesis stored none, nor does the floor).
 	TranscriptBytes int `json:"transcript_bytes"`
+	// MachineBusyPct is how busy the machine's processors were from the
+	// first publish to the last output (Linux only).
+	MachineBusyPct float64 `json:"machine_busy_pct,omitempty"`
 }
 
 // jetStreamFloor runs o's thoughts through a fresh embedded server like the
@@ -105,14 +108,20 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	}
 	defer arr.close()
 	fmt.Fprintf(progress, "bench pipeline: %s, %d thoughts, rate %s\n", name, o.n, rateText(o.rate))
+	cpu := startCPUSampler(nil)
 	start, err := publishThoughts(ctx, js, "bench", "bench", o.n, o.rate, contents, arr)
 	if err != nil {
+		cpu.close()
 		return nil, err
 	}
 	arr.wait(o.outputWait(cfg, o.n))
+	cpu.close()
 	stages, both, _ := arr.figures(map[string][]float64{})
 	f := &FloorFigures{Stages: stages, Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)],
 		TranscriptBytes: sizes[transcriptKey]}
+	if busy, _, ok := cpu.window(start, arr.lastArrival()); ok {
+		f.MachineBusyPct = 100 * busy
+	}
 	if s := arr.lastArrival().Sub(start).Seconds(); s > 0 {
 		f.Seconds, f.Throughput = s, float64(both.Received)/s
 	}

@@ -175,6 +175,21 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	}
 	fmt.Fprintf(w, "upstream calls: %d; verdicts with a judge asked again (an unreadable first answer): %d; peak RSS per worker process: %v MB\n",
 		r.UpstreamCalls, r.AskedAgain, roundAll(r.WorkerRSSMB))
+	if r.MachineBusyPct > 0 {
+		fmt.Fprintf(w, "processors: the machine's %.0f%% busy from the first measured publish to the last output (every process: NATS, the simulator, the load, the worker)", r.MachineBusyPct)
+		if r.WorkerCPUUs > 0 {
+			fmt.Fprintf(w, "; the worker's processor %.0f us a thought", r.WorkerCPUUs)
+		}
+		for _, fl := range []struct {
+			name string
+			f    *FloorFigures
+		}{{"the JetStream floor's run", r.Floor}, {"the client floor's run", r.ClientFloor}} {
+			if fl.f != nil && fl.f.MachineBusyPct > 0 {
+				fmt.Fprintf(w, "; %s %.0f%% busy", fl.name, fl.f.MachineBusyPct)
+			}
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintf(w, "deliveries per stage consumer: %v for %d thoughts; dead letters %d", r.Deliveries, r.Thoughts, r.DeadLetters)
 	if r.ProviderCapacity > 0 {
 		fmt.Fprintf(w, "; the provider generates %d answers at once per model and queues the rest", r.ProviderCapacity)

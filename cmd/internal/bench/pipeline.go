@@ -40,6 +40,13 @@ type PipelineFigures struct {
 	Both           StageFigures   `json:"both"` // the later of the two outputs
 	Sequential     *StageFigures  `json:"sequential,omitempty"`
 	PeakRSSMB      float64        `json:"worker_peak_rss_mb"` // the largest worker's
+	// MachineBusyPct is how busy the machine's processors were (all of
+	// them, every process) from the first measured thought's publish to the
+	// last output; WorkerCPUUs is the worker processes' processor time in
+	// that window over the measured thoughts, in microseconds (Linux only;
+	// 0 with --in-process).
+	MachineBusyPct float64        `json:"machine_busy_pct,omitempty"`
+	WorkerCPUUs    float64        `json:"worker_cpu_us_per_thought,omitempty"`
 	WorkerRSSMB    []float64      `json:"workers_peak_rss_mb"`
 	Workers        int            `json:"workers"`
 	UpstreamCalls  int64          `json:"upstream_calls"`
@@ -124,10 +131,16 @@ func benchPipeline(ctx context.Context, cfg config.Config, o benchOptions, progr
 	}
 	defer arr.close()
 	fmt.Fprintf(progress, "bench pipeline: mode %s, %d thoughts after %d of warm-up, rate %s, concurrency %s, HTTP/%s\n", o.mode, o.n, warm, rateText(o.rate), concText(o.concurrency), o.http)
+	cpu := startCPUSampler(stack.workerPIDs)
 	if _, err := publishRamped(ctx, stack.js, "bench", "bench", warm+o.n, o.rate, o.warmup, contents, arr); err != nil {
+		cpu.close()
 		return nil, err
 	}
 	arr.wait(o.outputWait(cfg, warm+o.n))
+	cpu.close()
+	if busy, worker, ok := cpu.window(arr.publishedAt(warm), arr.lastArrival()); ok {
+		res.MachineBusyPct, res.WorkerCPUUs = 100*busy, 1e6*worker/float64(o.n)
+	}
 	if warm > 0 {
 		w := arr.warmupVerdicts()
 		res.WarmupThoughts, res.WarmupVerdicts = warm, &w
