@@ -227,6 +227,12 @@ func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote
 			done[i] = true
 		}
 	}
+	// The deadline may have been picked over votes that were all in by
+	// then: the verdict is unavailable only when a judge is still out.
+	unavailable = false
+	for _, i := range out {
+		unavailable = unavailable || !done[i]
+	}
 	return unavailable
 }
 

@@ -119,7 +119,7 @@ func TestTribunalProcess(t *testing.T) {
 		{"three pass", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": pass, "DIKĒ": pass}, 0, DecisionPass, 0, nil, ""},
 		{"unparseable answer abstains", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": pass, "DIKĒ": answerText("no idea")}, 0, DecisionPass, 1, nil, "unparseable"},
 		{"slow judge times out and abstains", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": hang, "DIKĒ": pass}, 0, DecisionPass, 1, nil, "no answer within"},
-		{"global deadline makes it unavailable", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": hang, "DIKĒ": hang}, 50 * time.Millisecond, DecisionUnavailable, 2, nil, "deadline"},
+		{"global deadline makes it unavailable", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": hang, "DIKĒ": hang}, 50 * time.Millisecond, DecisionUnavailable, 2, nil, "tribunal deadline of 50ms passed"},
 		{"no judge reachable is transient", map[string]func(context.Context) (Response, error){"VERITAS": hang, "SOPHIA": hang, "DIKĒ": hang}, 0, "", 0, ErrTransient, ""},
 		{"capital veto", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": pass, "DIKĒ": answerText("VERDICT: FAIL\nCONFIDENCE: 1\nOFFENSE: capital\nREASONING: irreversible harm")}, 0, DecisionCapital, 0, nil, ""},
 	}

@@ -75,8 +75,7 @@ type Cache struct {
 	flights map[string]*flight // calls in flight, by key
 	shared  Shared
 	// alone is set while this process is the only live worker (SetAlone):
-	// no other process could have an answer in the shared level, be
-	// getting one, or ever read one this process would store there.
+	// the shared level is then neither asked nor told.
 	alone atomic.Bool
 
 	counts    map[pipeline.Tier]*tierCounts
@@ -135,13 +134,16 @@ func (t *tierCounts) stats() CacheStats {
 // SetAlone tells the cache whether this process is the only live worker
 // (the service watches the worker registry: shared.Registry.WatchOthers).
 // While it is, the shared level is neither asked nor told: a claim and the
-// answer's store were two KV writes a call, ~8 % of a worker's processor at
-// the seed's latencies and most of what the NATS server stored for it, to
-// share with nobody. A worker that joins is seen within moments of its first
-// announcement, and from then on every call is shared again; a call made
-// alone in that moment costs at most one upstream call more, as a dropped
-// write does, never a wrong answer. Until the first SetAlone the shared
-// level is used.
+// answer's store were two KV writes a call, ~8 % of a lone worker's
+// processor at the seed's latencies and most of what the NATS server stored
+// for it, with no process to wait on the claim. What that gives up: a
+// worker that joins later, or this one restarted, asks the model again for
+// what was answered while it was alone (as with NOESIS_SHARED_CACHE=false),
+// and a call made alone in the moments before a joining worker is seen may
+// be made by both. Each costs upstream calls, never a wrong answer. A worker
+// that joins is seen within moments of its first announcement (it announces
+// before it takes a thought), and from then on every call is shared. Until
+// the first SetAlone the shared level is used.
 func (c *Cache) SetAlone(alone bool) {
 	if c != nil {
 		c.alone.Store(alone)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -62,4 +63,53 @@ func (k *kept) Keep(ctx context.Context) (missing []string, err error) {
 		}
 	}
 	return missing, errors.Join(errs...)
+}
+
+// listKeys lists kv's keys, and returns ctx's error when ctx ends before
+// the listing is whole: nats.go's Keys and ListKeys return what came by
+// then as if it were all, and ListKeys's goroutine blocks for good when its
+// reader stops early. The watch is stopped and drained on every return.
+func listKeys(ctx context.Context, kv jetstream.KeyValue) ([]string, error) {
+	w, err := kv.WatchAll(ctx, jetstream.MetaOnly(), jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer stopWatch(w)
+	var keys []string
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, fmt.Errorf("bucket %s: the listing ended before its last key", kv.Bucket())
+			}
+			if e == nil { // every key there was when the watch began
+				return keys, nil
+			}
+			keys = append(keys, e.Key())
+		}
+	}
+}
+
+// stopWatch stops w, when there is one, and reads what it still holds
+// until its subscription has closed (the watch's goroutine may be blocked
+// handing over an update), 5 s at most.
+func stopWatch(w jetstream.KeyWatcher) {
+	if w == nil {
+		return
+	}
+	_ = w.Stop()
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		select {
+		case _, ok := <-w.Updates():
+			if !ok {
+				return
+			}
+		case <-deadline.C:
+			return
+		}
+	}
 }

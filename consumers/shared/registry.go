@@ -76,10 +76,7 @@ func (r *Registry) Announce(ctx context.Context, info func() WorkerInfo) {
 	defer t.Stop()
 	for {
 		wi := info()
-		wi.Seen = time.Now().UTC()
-		if b, err := json.Marshal(wi); err == nil {
-			_, _ = r.kv.Put(ctx, key(wi.ID), b)
-		}
+		_ = r.Put(ctx, wi)
 		select {
 		case <-ctx.Done():
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
@@ -92,29 +89,29 @@ func (r *Registry) Announce(ctx context.Context, info func() WorkerInfo) {
 }
 
 // WatchOthers tells alone, until ctx ends, whether the worker self is the
-// only live one: alone(true) when a listing of the bucket finds no other
-// worker's announcement, alone(false) as soon as another worker announces
-// itself (a watch on the bucket sees its first announcement within
-// moments), and alone(false) whenever the bucket cannot be read or watched,
-// so that a worker that cannot tell shares. It lists the bucket at once and
-// then every interval: a worker that stops is seen gone once its entry has
-// expired (three intervals), or at once when it removed its entry. It
-// blocks, and its caller owns it; it says alone(false) before it returns.
+// only live one: alone(true) when a whole listing of the bucket finds no
+// other worker's announcement, alone(false) as soon as another worker
+// announces itself (a watch on the bucket sees its first announcement
+// within moments), and alone(false) whenever the bucket cannot be listed or
+// watched, so that a worker that cannot tell shares. It lists the bucket at
+// once and then every interval: a worker that stops is seen gone at the
+// first listing after it removed its entry, or after the entry expired
+// (three intervals). It blocks, and its caller owns it; it says
+// alone(false) before it returns.
 func (r *Registry) WatchOthers(ctx context.Context, self string, alone func(bool)) {
 	me := key(self)
 	defer alone(false)
 	t := time.NewTicker(r.every)
 	defer t.Stop()
 	var w jetstream.KeyWatcher
-	defer func() {
-		if w != nil {
-			_ = w.Stop()
-		}
-	}()
+	defer func() { stopWatch(w) }()
 	for {
-		if w == nil { // the watch first, so that no announcement falls between the listing and it
-			w, _ = r.kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
-		}
+		// A new watch each listing: a watch follows the bucket's stream by
+		// sequence, and one the keeper made again (a server restart loses
+		// it) starts over at 1, unseen by a watch made before. The watch
+		// first, so that no announcement falls between the listing and it.
+		stopWatch(w)
+		w, _ = r.kv.WatchAll(ctx, jetstream.UpdatesOnly(), jetstream.MetaOnly())
 		others, err := r.others(ctx, me)
 		alone(w != nil && err == nil && others == 0)
 		if !awaitListing(ctx, t.C, &w, me, alone) {
@@ -152,12 +149,9 @@ func awaitListing(ctx context.Context, tick <-chan time.Time, w *jetstream.KeyWa
 
 // others counts the announcements in the bucket under keys other than me.
 func (r *Registry) others(ctx context.Context, me string) (int, error) {
-	lctx, cancel := context.WithTimeout(ctx, r.every)
+	lctx, cancel := context.WithTimeout(ctx, min(r.every, 10*time.Second))
 	defer cancel()
-	keys, err := r.kv.Keys(lctx)
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		return 0, nil
-	}
+	keys, err := listKeys(lctx, r.kv)
 	if err != nil {
 		return 0, err
 	}
@@ -168,6 +162,18 @@ func (r *Registry) others(ctx context.Context, me string) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// Put announces wi once, now: a worker about to start its pools does, so
+// that the others see it before it takes any thought (see WatchOthers).
+func (r *Registry) Put(ctx context.Context, wi WorkerInfo) error {
+	wi.Seen = time.Now().UTC()
+	b, err := json.Marshal(wi)
+	if err != nil {
+		return err
+	}
+	_, err = r.kv.Put(ctx, key(wi.ID), b)
+	return err
 }
 
 func key(id string) string {

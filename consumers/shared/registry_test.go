@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,4 +132,35 @@ func TestWatchOthersSeesWorkersComeAndGo(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A worker that cannot list the registry shares: with its bucket lost (a
+// server restart loses it, being in memory) it is not alone; once the
+// keeper has made the bucket again and the worker announced itself there,
+// it is alone again.
+func TestWatchOthersSharesWhileTheRegistryIsLost(t *testing.T) {
+	js := natstest.JetStream(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	reg, err := shared.NewRegistry(ctx, js, shared.BucketConfig{}, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var alone atomic.Bool
+	var owned sync.WaitGroup
+	owned.Go(func() {
+		reg.Announce(ctx, func() shared.WorkerInfo {
+			return shared.WorkerInfo{ID: "host-1:1", Version: "v1", Started: time.Now().UTC()}
+		})
+	})
+	owned.Go(func() { reg.WatchOthers(ctx, "host-1:1", alone.Store) })
+	defer func() { cancel(); owned.Wait() }()
+	natstest.Eventually(t, 5*time.Second, alone.Load, func() string { return "never alone" })
+	if err := js.DeleteKeyValue(ctx, shared.WorkersBucket); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 5*time.Second, func() bool { return !alone.Load() }, func() string { return "alone with the registry lost" })
+	if _, err := reg.Keep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	natstest.Eventually(t, 5*time.Second, alone.Load, func() string { return "not alone again once the registry was back" })
 }

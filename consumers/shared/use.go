@@ -69,11 +69,11 @@ func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Durat
 		if err != nil {
 			return nil, nil, err
 		}
-		keys, err := kv.ListKeys(ctx, jetstream.MetaOnly())
+		keys, err := listKeys(ctx, kv)
 		if err != nil {
 			return nil, nil, err
 		}
-		for k := range keys.Keys() {
+		for _, k := range keys {
 			parts := strings.Split(k, ".")
 			if len(parts) != 4 || parts[0] != "agent" {
 				continue
@@ -89,9 +89,6 @@ func ReadAgentUse(ctx context.Context, js jetstream.JetStream, window time.Durat
 				continue
 			}
 			b.read(parts[1], parts[2], parts[3], v)
-		}
-		if ctx.Err() != nil { // the listing ends early when ctx does
-			return nil, nil, ctx.Err()
 		}
 	}
 	out := make([]AgentUse, 0, len(use))

@@ -217,7 +217,7 @@ func (st *benchStack) startWorkers(cfg config.Config, o stackOptions, provider [
 func (st *benchStack) waitForWorkers(ctx context.Context) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		live, _ := shared.ListWorkers(ctx, st.js) // each worker announces itself once its pools run
+		live, _ := shared.ListWorkers(ctx, st.js) // each worker announces itself as its pools start
 		if len(live) >= len(st.workers) {
 			time.Sleep(200 * time.Millisecond) // the pools start pulling
 			return nil

@@ -33,6 +33,11 @@ func (s *Service) announce(ctx, sctx context.Context, cfg config.Config, guard *
 	for _, t := range cfg.RunTiers() {
 		me.Tiers = append(me.Tiers, string(t))
 	}
+	// Announced before the pools run (Start), so that the other workers
+	// share with this one from its first thought.
+	if err := reg.Put(sctx, s.workerInfo(me)); err != nil {
+		s.log.Warn().Err(err).Str("bucket", shared.WorkersBucket).Dur("again_in", registryEvery).Msg("this worker could not announce itself; it goes on")
+	}
 	s.goOwned(func() { reg.Announce(ctx, func() shared.WorkerInfo { return s.workerInfo(me) }) })
 	if cfg.SharedCache {
 		// The shared answer cache is asked only while another worker is

@@ -101,10 +101,10 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	}
 	s.followReviews(runCtx, cfg) // the human review queue's gauges (consumers/review)
 	s.runReaper(runCtx)
-	s.runPools(runCtx)
 	if err := s.announce(runCtx, sctx, cfg, guard); err != nil {
 		return nil, err
 	}
+	s.runPools(runCtx)
 	s.ready.Store(true)
 	s.logRunning(cfg)
 	go s.closeWhenDrained()
