@@ -27,6 +27,11 @@ type arrivals struct {
 	published []time.Time
 	got       map[string][]time.Time // stage -> arrival by thought index
 	again     []bool                 // a judge of the thought's verdict was asked again
+	// own is each verdict's own latency_ms: the tribunal's time, from the
+	// delivery's start to the verdict made (-1: not read); made is its
+	// created_at, when it was made.
+	own       []float64
+	made      []time.Time
 	remaining atomic.Int64
 	done      chan struct{}
 	subs      []*nats.Subscription
@@ -41,7 +46,7 @@ type arrivals struct {
 }
 
 func newArrivals(n int) *arrivals {
-	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, again: make([]bool, n), done: make(chan struct{}), bytes: map[string]int{}}
+	a := &arrivals{published: make([]time.Time, n), got: map[string][]time.Time{"narrative": make([]time.Time, n), "tribunal": make([]time.Time, n)}, again: make([]bool, n), own: make([]float64, n), made: make([]time.Time, n), done: make(chan struct{}), bytes: map[string]int{}}
 	a.remaining.Store(int64(2 * n))
 	return a
 }
@@ -62,6 +67,9 @@ func (a *arrivals) subscribe(nc *nats.Conn, agent string) error {
 			slot[i] = now
 			a.bytes[stage] += len(m.Data)
 			a.again[i] = stage == string(pipeline.StageTribunal) && bytes.Contains(m.Data, []byte(`"asked_again":true`))
+			if stage == string(pipeline.StageTribunal) {
+				a.own[i], a.made[i] = ownLatency(m.Data), madeAt(m.Data)
+			}
 			a.last = now
 			if a.remaining.Add(-1) == 0 {
 				close(a.done)
@@ -202,6 +210,65 @@ func (a *arrivals) figures(samples map[string][]float64) ([]StageFigures, StageF
 	}
 	samples["both"] = both
 	return out, stageFigures("both outputs", both), missing
+}
+
+// ownLatency reads a verdict's own latency_ms, the first in its JSON (the
+// verdict's, before its judges'); -1 when there is none.
+func ownLatency(verdict []byte) float64 {
+	const field = `"latency_ms":`
+	i := bytes.Index(verdict, []byte(field))
+	if i < 0 {
+		return -1
+	}
+	rest := verdict[i+len(field):]
+	j := bytes.IndexAny(rest, ",}")
+	if j < 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(string(bytes.TrimSpace(rest[:j])), 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// madeAt reads a verdict's created_at, the first in its JSON; the zero
+// time when there is none.
+func madeAt(verdict []byte) time.Time {
+	const field = `"created_at":"`
+	i := bytes.Index(verdict, []byte(field))
+	if i < 0 {
+		return time.Time{}
+	}
+	rest := verdict[i+len(field):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t
+}
+
+// verdictSplit splits the measured verdicts' end-to-end times in three:
+// the wait from the thought's publish to the tribunal's start, the
+// tribunal's own time (its verdict's latency_ms) and the rest, from the
+// verdict made (its created_at) to its arrival: the transcript's and the
+// verdict's publish and their delivery. The worker and the bench share
+// this machine's clock.
+func (a *arrivals) verdictSplit() (wait, own, publish StageFigures) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var ws, owns, ps []float64
+	for i := a.from; i < len(a.published); i++ {
+		v := a.got["tribunal"][i]
+		if v.IsZero() || a.own[i] < 0 || a.made[i].IsZero() {
+			continue
+		}
+		owns = append(owns, a.own[i])
+		ws = append(ws, ms(a.made[i].Sub(a.published[i]))-a.own[i])
+		ps = append(ps, ms(v.Sub(a.made[i])))
+	}
+	return stageFigures("  before the tribunal: pull", ws), stageFigures("  the tribunal's own time", owns), stageFigures("  after it: publish", ps)
 }
 
 // answeredOnce returns the verdicts whose judges each answered at the first

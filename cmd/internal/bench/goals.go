@@ -159,6 +159,7 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 	if r.AnsweredOnce != nil {
 		rows = append(rows, *r.AnsweredOnce)
 	}
+	rows = append(rows, r.TribunalSplit...)
 	if r.Sequential != nil {
 		rows = append(rows, *r.Sequential)
 	}

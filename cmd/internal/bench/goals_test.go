@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/noesis-dev/noesis/config"
+	"github.com/noesis-dev/noesis/pipeline"
 )
 
 // A burst's ideal is the slower model's queue: 1,000 thoughts make 3,000
@@ -72,5 +74,26 @@ func TestLongestPauseIsBetweenAnyTwoOutputs(t *testing.T) {
 	a.got["tribunal"] = []time.Time{at(-4000), at(15), {}, at(30)} // thought 2's verdict never came
 	if got, want := a.longestPause(), 1470*time.Millisecond; got != want {
 		t.Fatalf("longest pause %v, want %v (from 30 ms to 1,500 ms)", got, want)
+	}
+}
+
+// A verdict's own latency and time made are its own latency_ms and
+// created_at, not a judge's: the verdict's fields come before its judges'
+// in its JSON.
+func TestOwnLatencyIsTheVerdicts(t *testing.T) {
+	v := pipeline.Verdict{Meta: pipeline.Meta{EventID: "bench-1", LatencyMS: 1234, CreatedAt: time.Date(2026, 12, 4, 17, 0, 0, 123456789, time.UTC)}, Decision: pipeline.DecisionPass,
+		Judges: []pipeline.JudgeVote{{Name: "VERITAS", Verdict: pipeline.VotePass, LatencyMS: 999}}}
+	b, err := json.Marshal(&v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ownLatency(b); got != 1234 {
+		t.Errorf("own latency %v, want 1234, of %s", got, b)
+	}
+	if got := madeAt(b); !got.Equal(v.CreatedAt) {
+		t.Errorf("made at %v, want %v, of %s", got, v.CreatedAt, b)
+	}
+	if got := ownLatency([]byte(`{"decision":"pass"}`)); got != -1 {
+		t.Errorf("own latency %v of a verdict without one, want -1", got)
 	}
 }

@@ -64,7 +64,12 @@ type PipelineFigures struct {
 	// answer unreadable); AnsweredOnce is the tribunal's figures without them.
 	AskedAgain   int           `json:"verdicts_with_a_judge_asked_again"`
 	AnsweredOnce *StageFigures `json:"tribunal_judges_asked_once,omitempty"`
-	RateLimited  int64         `json:"rate_limited_calls"`
+	// TribunalSplit is the verdicts' end-to-end time in three: before the
+	// tribunal (the thought's wait to be pulled), the tribunal's own time
+	// (the verdicts' latency_ms) and after it (the publishes), by the
+	// verdicts' created_at.
+	TribunalSplit []StageFigures `json:"tribunal_split,omitempty"`
+	RateLimited   int64          `json:"rate_limited_calls"`
 	// Floor is the same run through a worker that does only noesis's
 	// JetStream work (zero and cache modes); RatioToFloor is noesis's
 	// throughput over the floor's.
@@ -228,6 +233,9 @@ func (res *PipelineFigures) measure(ctx context.Context, stack *benchStack, arr 
 	res.Stages, res.Both, res.NotDelivered = arr.figures(res.samples)
 	once, again := arr.answeredOnce()
 	res.AnsweredOnce, res.AskedAgain = &once, again
+	if wait, own, publish := arr.verdictSplit(); own.Received > 0 {
+		res.TribunalSplit = []StageFigures{wait, own, publish}
+	}
 	if res.Seconds > 0 {
 		res.Throughput = float64(res.Both.Received) / res.Seconds
 	}
