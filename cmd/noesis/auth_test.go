@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/noesis-dev/noesis/consumers"
+	"github.com/noesis-dev/noesis/consumers/natstest"
 	"github.com/noesis-dev/noesis/pipeline"
 	"github.com/noesis-dev/noesis/router/sim"
 )
@@ -436,4 +437,13 @@ func TestHostileAgentsUnderShippedAuth(t *testing.T) {
 			t.Errorf("bucket %s holds no keys (%v): the worker could not write it", bucket, err)
 		}
 	}
+}
+
+// Under the shipped access control the worker user may list and watch the
+// worker registry: a worker alone sees it, and leaves the shared cache
+// alone (TestAloneWorkerLeavesTheSharedCacheEmpty).
+func TestAloneUnderShippedAuth(t *testing.T) {
+	ns, _, _ := authServer(t)
+	svc := runService(t, workerConfig(t, ns, sim.Config{}))
+	natstest.Eventually(t, 10*time.Second, svc.Cache().Alone, func() string { return "the worker never saw itself alone under nats-auth.conf" })
 }
