@@ -182,3 +182,30 @@ func TestARefusalIsNotHedged(t *testing.T) {
 		t.Fatalf("the backup was asked %d times after the primary's refusal", n)
 	}
 }
+
+// A hedged tier whose backup is the same model at the same provider: the
+// primary's refusal of a request as past the model's context is the
+// backup's too, so the backup is not asked as a fallback (a backup at
+// another provider or of another model would be: TestOnlyAContextLengthRefusalFallsBack).
+// The primary answers in 2 s, so the tier hedges only after that long, and
+// the refusal, at once, is in long before.
+func TestATooLongRequestIsNotHedgedToTheSameModel(t *testing.T) {
+	profile := map[string]sim.Profile{"small": {Latency: 2 * time.Second, TokensPerSecond: 500}}
+	s, url := simtest.Start(t, sim.Config{LatencyScale: 1, Lengths: sim.LengthsSeed, Profiles: profile, ContextLengths: map[string]int{"small": 2048}})
+	c := newRouter(t, router.Config{
+		Providers: []router.Provider{{Name: "a", Kind: router.KindOpenAI, BaseURL: url, APIKey: "k"}},
+		Targets:   []router.Target{{Name: "primary", Provider: "a", Model: "small"}, {Name: "backup", Provider: "a", Model: "small"}},
+		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"primary", "backup"}},
+		Timeout:   10 * time.Second, Attempts: 1, Hedge: map[pipeline.Tier]bool{pipeline.TierFast: true},
+	}, nil)
+	warmUp(t, c, 25) // a latency record for the primary, so the tier hedges
+	req := judgeRequest(pipeline.TierFast, strings.Repeat("a long thought ", 1000))
+	req.Purpose = "too-long"
+	_, err := c.Complete(context.Background(), req)
+	if !errors.Is(err, pipeline.ErrRequestRefused) {
+		t.Fatalf("err = %v, want the context-length refusal", err)
+	}
+	if n := s.Stats().PerCaller["too-long"]; n != 1 {
+		t.Fatalf("the too-long request was sent %d times, want once: the backup is the same model at the same provider", n)
+	}
+}
