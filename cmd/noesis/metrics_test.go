@@ -111,6 +111,11 @@ func TestMetricsCountWhatWasSent(t *testing.T) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
+	// The only worker: it shares its answers with nobody.
+	eventually(t, 10*time.Second, func() bool {
+		_, alone := scrape(t, base+"/metrics")
+		return strings.Contains(alone, "\nnoesis_cache_alone 1\n") // no labels
+	}, func() string { return "noesis_cache_alone never 1 for the only worker" })
 	for _, stage := range []string{"narrative", "tribunal"} {
 		if limit := metricValue(text, "noesis_pool_concurrency_limit", map[string]string{"stage": stage}); limit < 4 {
 			t.Errorf("noesis_pool_concurrency_limit{stage=%s} = %v, want the adaptive limit (at least 4)", stage, limit)

@@ -111,6 +111,13 @@ func newMetrics(cache *router.Cache, judges []pipeline.Judge) *metrics {
 		}
 		f(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "noesis_cache_evictions_total", Help: "Answers evicted from the in-process cache."},
 			func() float64 { return float64(cache.Stats().Evictions) }))
+		f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "noesis_cache_alone", Help: "1 while no other worker is live: the shared cache level is then neither asked nor told."},
+			func() float64 {
+				if cache.Alone() {
+					return 1
+				}
+				return 0
+			}))
 	}
 	return m
 }
