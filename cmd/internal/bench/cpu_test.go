@@ -22,17 +22,17 @@ func TestCPUSamplerReadsAProcessesTime(t *testing.T) {
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	s := startCPUSampler(func() []int { return []int{os.Getpid()} })
-	time.Sleep(2 * cpuEvery) // a sample before the burn
-	from, burnt := time.Now(), cpuTime()
+	from := sampledAfter(t, s, time.Time{}) // a sample before the burn
+	burnt := cpuTime()
 	x := 0
 	for cpuTime()-burnt < 300*time.Millisecond {
 		for i := range 100000 {
 			x += i
 		}
 	}
-	time.Sleep(2 * cpuEvery) // and one after
+	to := sampledAfter(t, s, time.Now()) // and one after
 	s.close()
-	busy, secs, ok := s.window(from.Add(-cpuEvery), time.Now())
+	busy, secs, ok := s.window(from, to)
 	if !ok {
 		t.Fatal("no window")
 	}
@@ -54,5 +54,27 @@ func TestPidStatTicksAfterTheCommand(t *testing.T) {
 	busy, total, ok := statTicks([]byte("cpu  100 5 50 800 20 3 2 10 0 0\ncpu0 1 2 3\n"))
 	if !ok || total != 990 || busy != 990-800-20 {
 		t.Errorf("statTicks: busy %d total %d ok %v, want 170 of 990", busy, total, ok)
+	}
+}
+
+// sampledAfter waits, 5 s at most, until s holds a sample taken after t,
+// and returns when that sample was taken.
+func sampledAfter(tb testing.TB, s *cpuSampler, t time.Time) time.Time {
+	tb.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		var at time.Time
+		if n := len(s.samples); n > 0 && s.samples[n-1].at.After(t) {
+			at = s.samples[n-1].at
+		}
+		s.mu.Unlock()
+		if !at.IsZero() {
+			return at
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("no sample after %v within 5s", t)
+		}
+		time.Sleep(cpuEvery / 10)
 	}
 }
