@@ -120,10 +120,11 @@ func (r *Registry) WatchOthers(ctx context.Context, self string, alone func(bool
 	}
 }
 
-// awaitListing waits for the next listing: the tick, or the end of the
-// watch *w (which it sets to nil: a closed connection ends it). On the way
-// it tells alone(false) at each announcement of a worker other than me;
-// removals wait for the listing. It reports false when ctx ended.
+// awaitListing waits for the next listing, at the tick. On the way it
+// tells alone(false) at each announcement of a worker other than me
+// (removals wait for the listing), and when the watch *w ends (a closed
+// connection ends it: it sets *w to nil), since a join would then go
+// unseen until the listing. It reports false when ctx ended.
 func awaitListing(ctx context.Context, tick <-chan time.Time, w *jetstream.KeyWatcher, me string, alone func(bool)) bool {
 	var updates <-chan jetstream.KeyValueEntry
 	if *w != nil {
@@ -137,8 +138,9 @@ func awaitListing(ctx context.Context, tick <-chan time.Time, w *jetstream.KeyWa
 			return true
 		case e, ok := <-updates:
 			if !ok {
-				*w = nil
-				return true
+				*w, updates = nil, nil
+				alone(false)
+				continue
 			}
 			if e != nil && e.Key() != me && e.Operation() == jetstream.KeyValuePut {
 				alone(false)
