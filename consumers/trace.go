@@ -11,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/pipeline/tracing"
 )
 
 // tracer makes the stage spans. Without a configured provider (OTLP off) it
@@ -18,14 +19,6 @@ import (
 // It is asked of the global provider at each use, so a provider set later (or
 // set again, as tests do) is the one that gets the spans.
 func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/consumers") }
-
-// untraced is the global tracer provider before any is set: it records
-// nothing.
-var untraced = otel.GetTracerProvider()
-
-// tracing reports whether a tracer provider has been set (OTLP on), so
-// that a span would be recorded.
-func tracing() bool { return otel.GetTracerProvider() != untraced }
 
 // propagator reads and writes W3C traceparent and tracestate headers.
 var propagator = propagation.TraceContext{}
@@ -61,7 +54,7 @@ func traced(stage pipeline.Stage) middleware {
 	return func(next handlerFunc) handlerFunc {
 		return func(ctx context.Context, d *delivery) (result, error) {
 			ctx = propagator.Extract(ctx, headerCarrier(d.msg.Headers()))
-			if !tracing() {
+			if !tracing.On() {
 				// The span would record nothing and carry the thought's
 				// trace context unchanged, as ctx already does: 2.5 % of a
 				// worker's processor on cache hits, for nothing.

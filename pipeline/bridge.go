@@ -93,10 +93,10 @@ func (b *Bridge) Process(ctx context.Context, t Thought) (Output, error) {
 	return b.narrative(&t, resp, started), nil
 }
 
-// ask asks for t's narrative. Apart from Process, its request is not in
-// Process's frame, nor the narrative's in this one: the delivery's
-// goroutine is deepest under this call (see consumers' Pool), and 1 KB
-// less there keeps it within the 16 KiB it is grown to.
+// ask asks for t's narrative. It is a function of its own so that the
+// request is not in Process's frame, nor the narrative in this one: the
+// delivery's goroutine is deepest under this call (see consumers' Pool),
+// and 1 KB less there keeps it within the 16 KiB it is grown to.
 //
 //go:noinline
 func (b *Bridge) ask(ctx context.Context, t *Thought) (Response, error) {

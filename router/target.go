@@ -20,6 +20,7 @@ import (
 	"github.com/noesis-dev/noesis/pipeline/fair"
 	"github.com/noesis-dev/noesis/pipeline/retry"
 	"github.com/noesis-dev/noesis/pipeline/stack"
+	"github.com/noesis-dev/noesis/pipeline/tracing"
 )
 
 // Per-call timeouts when Config.Timeout is zero.
@@ -225,7 +226,7 @@ func (t *target) call(ctx context.Context, req pipeline.Request) (pipeline.Respo
 //
 //go:noinline
 func (t *target) startSpan(ctx context.Context, req *pipeline.Request) (context.Context, trace.Span) {
-	if otel.GetTracerProvider() == untraced {
+	if !tracing.On() {
 		return ctx, trace.SpanFromContext(context.Background()) // the no-op span
 	}
 	return tracer().Start(ctx, "model call", trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
@@ -271,10 +272,6 @@ func chatShallow(ctx context.Context, b Backend, req pipeline.Request) (Reply, e
 // tracer is asked of the global provider at each use, so a provider set
 // later (or set again, as tests do) is the one that gets the spans.
 func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/router") }
-
-// untraced is the global tracer provider before any is set: it records
-// nothing.
-var untraced = otel.GetTracerProvider()
 
 // settle accounts for a call's reply: span, observer, speed, cost, spend,
 // a 429's pause; and makes the reply the call's response.

@@ -20,8 +20,8 @@ const registryEvery = 10 * time.Second
 // announce keeps this worker in the worker registry until ctx ends: its
 // id, version, tiers, breakers, paced rates and pools' limits, which
 // `noesis status` shows; and, with the shared cache, watches the registry
-// for the other workers the cache shares with. sctx bounds the registry's set-up; guard sets its
-// bucket up again when lost.
+// for the other workers the cache shares with. sctx bounds the registry's
+// set-up; guard sets its bucket up again when lost.
 func (s *Service) announce(ctx, sctx context.Context, cfg config.Config, guard *consumers.Guard) error {
 	reg, err := shared.NewRegistry(sctx, s.js, cfg.Streams().Buckets(), registryEvery)
 	if err != nil {
