@@ -1,10 +1,13 @@
 package bench
 
 import (
+	"fmt"
 	"os"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/noesis-dev/noesis/consumers/natstest"
 )
 
 // The sampler reads this process's own processor time: after it has burnt
@@ -61,20 +64,14 @@ func TestPidStatTicksAfterTheCommand(t *testing.T) {
 // and returns when that sample was taken.
 func sampledAfter(tb testing.TB, s *cpuSampler, t time.Time) time.Time {
 	tb.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	var at time.Time
+	natstest.Eventually(tb, 5*time.Second, func() bool {
 		s.mu.Lock()
-		var at time.Time
+		defer s.mu.Unlock()
 		if n := len(s.samples); n > 0 && s.samples[n-1].at.After(t) {
 			at = s.samples[n-1].at
 		}
-		s.mu.Unlock()
-		if !at.IsZero() {
-			return at
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("no sample after %v within 5s", t)
-		}
-		time.Sleep(cpuEvery / 10)
-	}
+		return !at.IsZero()
+	}, func() string { return fmt.Sprintf("no sample after %v", t) })
+	return at
 }
