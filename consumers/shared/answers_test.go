@@ -278,7 +278,11 @@ func TestEmptyCachedAnswerIsNeverANarrative(t *testing.T) {
 	if err := consumers.EnsureStreams(ctx, js, consumers.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	s, url := simtest.Start(t, sim.Config{})
+	// A model that takes a fifth of the seed's time (227 ms for the narrator):
+	// the shared level is asked only when a call outlasts 20 of its round
+	// trips (router's worthSharing), and an instant model would have the
+	// later thoughts skip it, leaving their poisoned keys as they were.
+	s, url := simtest.Start(t, sim.Config{LatencyScale: 0.2})
 	tier := pipeline.TierFast
 	cache := sharedCache(t, js, map[pipeline.Tier]time.Duration{tier: time.Minute})
 	chain, err := router.New(router.Config{
