@@ -237,15 +237,38 @@ func (c *Cache) Peek(tier pipeline.Tier, key string) (r pipeline.Response, ok bo
 // asking for key at that moment and caches its answer for the tier's TTL.
 // A hit comes back with Cached set. A caller whose context ends stops waiting;
 // a caller that waited on another caller's call which was cancelled calls fn itself.
+//
+// The router does not call Do: it takes Do's three steps itself (join, ask,
+// land), so that its call to the model is made from its own shallow frame,
+// not from inside Do's and a closure's (see Router.viaCache).
 func (c *Cache) Do(ctx context.Context, tier pipeline.Tier, key string, fn func(context.Context) (pipeline.Response, error)) (pipeline.Response, error) {
-	if c == nil || c.ttl[tier] <= 0 {
+	if !c.On(tier) {
 		return fn(ctx)
 	}
-	ttl := c.ttl[tier]
+	r, f, err := c.join(ctx, tier, key)
+	if f == nil {
+		return r, err
+	}
+	r, found := c.ask(ctx, tier, key, f)
+	if !found {
+		r, err = fn(ctx)
+	}
+	return c.land(ctx, tier, key, f, r, err)
+}
+
+// On reports whether answers of tier are cached: c is not nil and gives the tier a TTL.
+func (c *Cache) On(tier pipeline.Tier) bool { return c != nil && c.ttl[tier] > 0 }
+
+// join is a caller's way in for key: the answer cached in this process (a
+// hit), or the answer or error of another caller's call for key that it
+// waited for, or else (f not nil) a flight of its own, which the caller
+// leads: it asks the shared level (ask), then the model when that has no
+// answer, and ends the flight with land, whatever happened.
+func (c *Cache) join(ctx context.Context, tier pipeline.Tier, key string) (pipeline.Response, *flight, error) {
 	if r, ok := c.store.Get(key); ok {
 		c.count(tier).hits.Add(1)
 		r.Cached, r.Latency, r.CostUSD = true, 0, 0
-		return r, nil
+		return r, nil, nil
 	}
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
@@ -256,21 +279,11 @@ func (c *Cache) Do(ctx context.Context, tier pipeline.Tier, key string, fn func(
 		}
 		c.mu.Unlock()
 		if !shared {
-			// The leader calls in its own goroutine; the others wait for it.
-			f.resp, f.err = c.lead(ctx, tier, key, fn)
-			if f.err == nil {
-				c.store.SetWithTTL(key, f.resp, int64(len(f.resp.Content)+len(f.resp.Reasoning)+256), ttl)
-				c.store.Wait() // later callers must find it: the flight is forgotten next
-			}
-			c.mu.Lock()
-			delete(c.flights, key)
-			c.mu.Unlock()
-			close(f.done)
-			return f.resp, f.err
+			return pipeline.Response{}, f, nil
 		}
 		select {
 		case <-ctx.Done():
-			return pipeline.Response{}, fmt.Errorf("%w: %w", pipeline.ErrTransient, ctx.Err())
+			return pipeline.Response{}, nil, fmt.Errorf("%w: %w", pipeline.ErrTransient, ctx.Err())
 		case <-f.done:
 		}
 		c.count(tier).coalesced.Add(1)
@@ -278,61 +291,76 @@ func (c *Cache) Do(ctx context.Context, tier pipeline.Tier, key string, fn func(
 			if attempt == 0 && ctx.Err() == nil && errors.Is(f.err, context.Canceled) {
 				continue // the leader's call was cancelled, not ours
 			}
-			return pipeline.Response{}, f.err
+			return pipeline.Response{}, nil, f.err
 		}
-		return f.resp, nil
+		return f.resp, nil, nil
 	}
 }
 
-// lead answers for this process: from the shared level when another process
-// has the answer or is getting it, else from fn, sharing the answer after.
-func (c *Cache) lead(ctx context.Context, tier pipeline.Tier, key string, fn func(context.Context) (pipeline.Response, error)) (pipeline.Response, error) {
+// ask answers flight f's leader from the shared level when another process
+// has the answer or is getting it (found); otherwise the leader calls the
+// model, and f remembers what ask claimed for land to settle.
+func (c *Cache) ask(ctx context.Context, tier pipeline.Tier, key string, f *flight) (pipeline.Response, bool) {
 	n := c.count(tier)
 	n.leaders.Add(1)
-	call := func() (pipeline.Response, error) {
-		n.misses.Add(1)
-		start := time.Now()
-		r, err := fn(ctx)
-		if err == nil {
-			average(&n.modelNS, time.Since(start))
-		}
-		return r, err
-	}
-	if c.shared == nil {
-		return call()
-	}
-	if c.alone.Load() || !n.worthSharing() {
+	switch {
+	case c.shared == nil:
+	case c.alone.Load() || !n.worthSharing():
 		n.sharedSkipped.Add(1)
-		return call()
-	}
-	start := time.Now()
-	r, found, granted := c.shared.Claim(ctx, tier, key)
-	average(&n.sharedNS, time.Since(start))
-	if found {
-		n.sharedHits.Add(1)
-		r.Cached, r.Latency, r.CostUSD = true, 0, 0
-		return r, nil
-	}
-	if !granted {
-		n.sharedWaits.Add(1)
-		if r, ok := c.shared.Await(ctx, tier, key); ok {
+	default:
+		start := time.Now()
+		r, found, granted := c.shared.Claim(ctx, tier, key)
+		average(&n.sharedNS, time.Since(start))
+		if found {
 			n.sharedHits.Add(1)
 			r.Cached, r.Latency, r.CostUSD = true, 0, 0
-			return r, nil
+			return r, true
+		}
+		if !granted {
+			n.sharedWaits.Add(1)
+			if r, ok := c.shared.Await(ctx, tier, key); ok {
+				n.sharedHits.Add(1)
+				r.Cached, r.Latency, r.CostUSD = true, 0, 0
+				return r, true
+			}
+		}
+		f.asked, f.granted = true, granted
+	}
+	n.misses.Add(1)
+	f.called = time.Now()
+	return pipeline.Response{}, false
+}
+
+// land ends flight f with its answer r or error err: the model's, when ask
+// found none, timed for worthSharing and shared with the other processes
+// (or its claim dropped); an answer is cached for the tier's TTL. The
+// callers waiting on f are woken, and later ones find the answer cached.
+func (c *Cache) land(ctx context.Context, tier pipeline.Tier, key string, f *flight, r pipeline.Response, err error) (pipeline.Response, error) {
+	if !f.called.IsZero() {
+		if err == nil {
+			average(&c.count(tier).modelNS, time.Since(f.called))
+		}
+		if f.asked && (f.granted || err == nil) {
+			// Sharing the answer (or dropping the claim) is off the caller's
+			// path: other processes wait on the claim until it is settled. An
+			// answer made after waiting in vain is shared too.
+			sctx := context.WithoutCancel(ctx)
+			c.settles.Go(func() {
+				ctx, cancel := context.WithTimeout(sctx, 10*time.Second)
+				defer cancel()
+				c.shared.Settle(ctx, tier, key, r, err)
+			})
 		}
 	}
-	r, err := call()
-	if granted || err == nil {
-		// Sharing the answer (or dropping the claim) is off the caller's
-		// path: other processes wait on the claim until it is settled. An
-		// answer made after waiting in vain is shared too.
-		sctx := context.WithoutCancel(ctx)
-		c.settles.Go(func() {
-			ctx, cancel := context.WithTimeout(sctx, 10*time.Second)
-			defer cancel()
-			c.shared.Settle(ctx, tier, key, r, err)
-		})
+	f.resp, f.err = r, err
+	if err == nil {
+		c.store.SetWithTTL(key, r, int64(len(r.Content)+len(r.Reasoning)+256), c.ttl[tier])
+		c.store.Wait() // later callers must find it: the flight is forgotten next
 	}
+	c.mu.Lock()
+	delete(c.flights, key)
+	c.mu.Unlock()
+	close(f.done)
 	return r, err
 }
 
@@ -341,6 +369,11 @@ type flight struct {
 	done chan struct{}
 	resp pipeline.Response
 	err  error
+	// Its leader's, between ask and land: when it called the model
+	// (zero: it did not), and whether it asked the shared level and was
+	// granted the claim there.
+	called         time.Time
+	asked, granted bool
 }
 
 // keyBufs holds the buffers CacheKey encodes requests in: a judge's
@@ -363,6 +396,11 @@ const maxKeyBuf = 64 << 10
 // every key: it costs only the answers cached under the old keys, in memory
 // and in the shared level, until their TTL. Safe for concurrent use.
 func CacheKey(provider, model string, req pipeline.Request) string {
+	return cacheKey(provider, model, &req)
+}
+
+// cacheKey is CacheKey of *req.
+func cacheKey(provider, model string, req *pipeline.Request) string {
 	bp := keyBufs.Get().(*[]byte)
 	b := appendKeyField((*bp)[:0], provider)
 	b = appendKeyField(b, model)

@@ -24,7 +24,7 @@ func (r *Router) hedge(ctx context.Context, req pipeline.Request, primary, backu
 	bctx, cancelBackup := context.WithCancel(ctx)
 	defer cancelBackup()
 	r.calls.Go(func() {
-		resp, err := r.viaCache(pctx, primary, req)
+		resp, err := r.viaCache(pctx, primary, &req)
 		results <- result{resp, err, false}
 	})
 	timer := time.NewTimer(after)
@@ -35,7 +35,7 @@ func (r *Router) hedge(ctx context.Context, req pipeline.Request, primary, backu
 			hedged = true
 			pending++
 			r.calls.Go(func() {
-				resp, err := r.viaCache(bctx, backup, req)
+				resp, err := r.viaCache(bctx, backup, &req)
 				results <- result{resp, err, true}
 			})
 		}

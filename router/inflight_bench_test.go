@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -112,7 +114,12 @@ func simRequests(b *testing.B, url string) int64 {
 // thought this benchmark starts. Run it once:
 //
 //	go test -run '^$' -bench InFlight -benchtime 1x ./router
+//
+// (profilesEnv has it write what the calls hold.)
 func BenchmarkInFlight(b *testing.B) {
+	if os.Getenv(profilesEnv) != "" {
+		runtime.MemProfileRate = 64 // every live object of a thought in the heap profile
+	}
 	for _, proto := range []struct{ name, kind string }{{"http2", router.KindSim}, {"http1.1", router.KindOpenAI}} {
 		b.Run(proto.name, func(b *testing.B) {
 			url := startSimChild(b, simHeld)
@@ -229,6 +236,9 @@ func measureInFlight(b *testing.B, url string, thought func(context.Context, pip
 		}
 	}
 	held := snapshot()
+	if prefix := os.Getenv(profilesEnv); prefix != "" {
+		writeProfiles(b, prefix)
+	}
 	cancel()
 	wg.Wait()
 	per := func(v, base float64, n int) float64 { return (v - base) / float64(n) }
@@ -236,6 +246,38 @@ func measureInFlight(b *testing.B, url string, thought func(context.Context, pip
 	b.ReportMetric(per(held.stack, base.stack, inFlightThoughts), "stack-B/thought")
 	b.ReportMetric(per(held.heap, base.heap, inFlightThoughts), "heap-B/thought")
 	b.ReportMetric(per(held.stack+held.heap, base.stack+base.heap, int(calls)), "B/call")
+}
+
+// profilesEnv, set to a path prefix, has BenchmarkInFlight write what the
+// held calls keep, at the moment it measures them: every goroutine's stack
+// (prefix-<benchmark>.goroutines) and the live heap, sampled every 64
+// bytes (prefix-<benchmark>.heap, for go tool pprof). Set to "frames", it
+// instead ends the test binary with SIGQUIT there: run with
+// GOTRACEBACK=system, the traceback gives each frame's sp and fp, so the
+// bytes each function holds on a waiting goroutine's stack.
+const profilesEnv = "NOESIS_INFLIGHT_PROFILES"
+
+func writeProfiles(b *testing.B, prefix string) {
+	if prefix == "frames" {
+		_ = syscall.Kill(os.Getpid(), syscall.SIGQUIT)
+		select {} // the signal ends the process
+	}
+	name := prefix + "-" + strings.ReplaceAll(b.Name(), "/", "_")
+	for ext, p := range map[string]struct {
+		profile string
+		debug   int
+	}{".goroutines": {"goroutine", 2}, ".heap": {"heap", 0}} {
+		f, err := os.Create(name + ext)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup(p.profile).WriteTo(f, p.debug); err != nil {
+			b.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 type memSnapshot struct{ goroutines, stack, heap float64 }

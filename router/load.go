@@ -25,7 +25,7 @@ import (
 //
 // A target that answers nothing while a call waits is failing: that still
 // counts toward its breaker.
-func (t *target) overloaded(err error, req pipeline.Request, sent time.Time) bool {
+func (t *target) overloaded(err error, req *pipeline.Request, sent time.Time) bool {
 	var ce *CallError
 	if !errors.As(err, &ce) {
 		return false

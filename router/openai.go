@@ -73,6 +73,15 @@ func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, 
 		structured, oreq.ResponseFormat, info = false, nil, &respInfo{purpose: req.Purpose}
 		out, err = b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), oreq)
 	}
+	return b.reply(ctx, &out, err, info, started, structured)
+}
+
+// reply makes Chat's reply of the client's answer out, or its error err
+// (classified; info holds what the response's headers said). Out of Chat,
+// its locals are not on the stack while the call is in flight.
+//
+//go:noinline
+func (b *openAIBackend) reply(ctx context.Context, out *openai.ChatCompletionResponse, err error, info *respInfo, started time.Time, structured bool) (Reply, error) {
 	usage := pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}
 	if err != nil {
 		ce := b.classify(ctx, err, time.Since(started))

@@ -144,13 +144,9 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 	var tooLong []modelAt // the models that refused the request as past their context (a map here was 300 B of every call's stack)
 	if r.cfg.Hedge[req.Tier] && len(open) >= 2 {
 		if d, ok := open[0].lat.p95(); ok {
-			resp, err := r.hedge(ctx, req, open[0], open[1], d)
-			if err == nil {
-				resp.Fallback = resp.Target != chain[0].Name
-				return resp, nil
-			}
-			if final(err) {
-				return pipeline.Response{}, err
+			resp, err, done := r.hedgeFirst(ctx, &req, chain[0], open, d)
+			if done {
+				return resp, err
 			}
 			tooLong = r.noteTooLong(tooLong, err)
 			errs = append(errs, err)
@@ -164,10 +160,10 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 		if i < len(open)-1 && t.rateLimited() {
 			// Paused by a 429's Retry-After: the next target takes the traffic
 			// meanwhile, and this one has it back once the pause is over.
-			errs = append(errs, fmt.Errorf("%w: %w: %s is rate limited", pipeline.ErrTransient, pipeline.ErrRateLimited, t.Name))
+			errs = append(errs, t.pausedErr())
 			continue
 		}
-		resp, err := r.viaCache(ctx, t, req)
+		resp, err := r.viaCache(ctx, t, &req)
 		if err == nil {
 			resp.Fallback = t != chain[0]
 			return resp, nil
@@ -185,6 +181,28 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 		return pipeline.Response{}, errs[0]
 	}
 	return pipeline.Response{}, errors.Join(errs...)
+}
+
+// hedgeFirst asks the chain's first two open targets through hedge,
+// and reports whether that ends Complete (done): with the answer, or a
+// refusal no other target would take. Out of Complete, its frame is not
+// on the stack of every call in flight.
+//
+//go:noinline
+func (r *Router) hedgeFirst(ctx context.Context, req *pipeline.Request, first *target, open []*target, after time.Duration) (pipeline.Response, error, bool) {
+	resp, err := r.hedge(ctx, *req, open[0], open[1], after)
+	if err == nil {
+		resp.Fallback = resp.Target != first.Name
+		return resp, nil, true
+	}
+	return pipeline.Response{}, err, final(err)
+}
+
+// pausedErr says that t is paused by a 429 while the chain goes on.
+//
+//go:noinline
+func (t *target) pausedErr() error {
+	return fmt.Errorf("%w: %w: %s is rate limited", pipeline.ErrTransient, pipeline.ErrRateLimited, t.Name)
 }
 
 // Peek implements pipeline.Peeker: the answer Complete would give req from
@@ -250,12 +268,26 @@ func (r *Router) open(chain []*target) (open []*target, errs []error) {
 	return open, errs
 }
 
-// viaCache answers req from t, through the cache.
-func (r *Router) viaCache(ctx context.Context, t *target, req pipeline.Request) (pipeline.Response, error) {
-	key := CacheKey(t.provider.Name, t.Model, req)
-	resp, err := r.cache.Do(ctx, req.Tier, key, func(ctx context.Context) (pipeline.Response, error) {
-		return t.complete(ctx, req)
-	})
+// viaCache answers req from t, through the cache. It takes the cache's
+// steps itself (Cache.Do's join, ask and land), and calls the model from
+// its own frame: from inside Do and two closures, the router's frames
+// took a judge's goroutine past 16 KiB while its call was in flight.
+func (r *Router) viaCache(ctx context.Context, t *target, req *pipeline.Request) (pipeline.Response, error) {
+	var resp pipeline.Response
+	var err error
+	if c := r.cache; !c.On(req.Tier) {
+		resp, err = t.complete(ctx, req)
+	} else {
+		key := cacheKey(t.provider.Name, t.Model, req)
+		var f *flight
+		if resp, f, err = c.join(ctx, req.Tier, key); f != nil {
+			var found bool
+			if resp, found = c.ask(ctx, req.Tier, key, f); !found {
+				resp, err = t.complete(ctx, req)
+			}
+			resp, err = c.land(ctx, req.Tier, key, f, resp, err)
+		}
+	}
 	if err == nil {
 		resp.Target = t.Name
 	}

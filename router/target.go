@@ -19,7 +19,6 @@ import (
 	"github.com/noesis-dev/noesis/pipeline/breaker"
 	"github.com/noesis-dev/noesis/pipeline/fair"
 	"github.com/noesis-dev/noesis/pipeline/retry"
-	"github.com/noesis-dev/noesis/pipeline/stack"
 	"github.com/noesis-dev/noesis/pipeline/tracing"
 )
 
@@ -75,21 +74,30 @@ type target struct {
 // target's, and never a call that failed for the load we put on the target
 // (overloaded): that one is not tried again here, and comes back as
 // ErrOverloaded.
-func (t *target) complete(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+func (t *target) complete(ctx context.Context, req *pipeline.Request) (pipeline.Response, error) {
+	started := time.Now()
+	resp, err := t.try(ctx, req)
+	if err == nil {
+		t.breaker.Record(nil)
+		return resp, nil
+	}
+	return t.again(ctx, req, started, err)
+}
+
+// again is complete after a failed first try, made at started: the retry
+// policy takes it from there (retry.DoAfter). The first try is made outside
+// it, so that a call in flight holds none of the retrying's frames.
+//
+//go:noinline
+func (t *target) again(ctx context.Context, req *pipeline.Request, started time.Time, first error) (pipeline.Response, error) {
 	var last error
-	tries := 0
-	return retry.Do(ctx, t.retry, func() (pipeline.Response, error) {
-		tries++
-		resp, err := t.try(ctx, req)
+	tries := 1
+	failed := func(err error) error {
 		if ns, ok := err.(notSent); ok {
-			return pipeline.Response{}, retry.Permanent(andThen(last, ns.error))
+			return retry.Permanent(andThen(last, ns.error))
 		}
-		switch {
-		case err == nil:
-			t.breaker.Record(nil)
-			return resp, nil
-		case errors.Is(err, ErrOverloaded):
-			return pipeline.Response{}, retry.Permanent(andThen(last, err))
+		if errors.Is(err, ErrOverloaded) {
+			return retry.Permanent(andThen(last, err))
 		}
 		if breaks(err) && ctx.Err() == nil {
 			t.breaker.Record(err)
@@ -97,10 +105,19 @@ func (t *target) complete(ctx context.Context, req pipeline.Request) (pipeline.R
 		t.log.Debug().Str("target", t.Name).Str("model", t.Model).Str("purpose", req.Purpose).Int("attempt", tries).Err(err).Msg("model call failed")
 		last = err
 		if errors.Is(err, pipeline.ErrPermanent) || ctx.Err() != nil {
-			return pipeline.Response{}, retry.Permanent(err)
+			return retry.Permanent(err)
 		}
-		return pipeline.Response{}, err
-	})
+		return err
+	}
+	return retry.DoAfter(ctx, t.retry, func() (pipeline.Response, error) {
+		tries++
+		resp, err := t.try(ctx, req)
+		if err == nil {
+			t.breaker.Record(nil)
+			return resp, nil
+		}
+		return pipeline.Response{}, failed(err)
+	}, started, pipeline.Response{}, failed(first))
 }
 
 // notSent is why a try did not reach the target (a pause, the pace, the
@@ -110,7 +127,7 @@ type notSent struct{ error }
 // try is one try: it waits out the target's pause and pace, spends one of
 // the thought's calls, admits it under the agent's quota and calls. A call
 // that failed for our load comes back as ErrOverloaded.
-func (t *target) try(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+func (t *target) try(ctx context.Context, req *pipeline.Request) (pipeline.Response, error) {
 	if err := t.waitUnblocked(ctx); err != nil {
 		return pipeline.Response{}, notSent{err}
 	}
@@ -143,7 +160,7 @@ func (t *target) try(ctx context.Context, req pipeline.Request) (pipeline.Respon
 // expected cost; it returns the agent ("" when nothing was asked) and the
 // reservation. Calls outside a thought, and every call when no agent has a
 // quota, pass without asking.
-func (t *target) admit(ctx context.Context, req pipeline.Request) (string, float64, error) {
+func (t *target) admit(ctx context.Context, req *pipeline.Request) (string, float64, error) {
 	if t.quotas == nil || !t.cfg.quotas() {
 		return "", 0, nil
 	}
@@ -170,7 +187,7 @@ func (t *target) admit(ctx context.Context, req pipeline.Request) (string, float
 
 // mostCost is the most a call of req to t is expected to cost: its prompt
 // at about four characters a token, and every token of its max_tokens.
-func (t *target) mostCost(req pipeline.Request) float64 {
+func (t *target) mostCost(req *pipeline.Request) float64 {
 	chars := 0
 	for _, m := range req.Messages {
 		chars += len(m.Content)
@@ -180,7 +197,7 @@ func (t *target) mostCost(req pipeline.Request) float64 {
 
 // call makes one request to the target's backend, within its slots, shared
 // limits and per-call timeout, and accounts for it (see settle).
-func (t *target) call(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
+func (t *target) call(ctx context.Context, req *pipeline.Request) (pipeline.Response, error) {
 	if t.slots != nil {
 		// Calls that wait for a slot are served by priority, then to the
 		// agent holding the fewest: one agent's flood waits behind itself.
@@ -205,21 +222,21 @@ func (t *target) call(ctx context.Context, req pipeline.Request) (pipeline.Respo
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	ctx, span := t.startSpan(ctx, &req)
+	ctx, span := t.startSpan(ctx, req)
 	defer span.End()
 	started := time.Now()
 	if t.observer != nil {
 		t.observer.CallStarted(req.Tier, t.Target)
 	}
 	t.pace.send(started)
-	reply, err := chatShallow(ctx, t.backend, req)
-	return t.settle(ctx, span, req, reply, err, time.Since(started), cold)
+	reply, err := chat(ctx, t.backend, req)
+	return t.settle(ctx, span, req, &reply, err, time.Since(started), cold)
 }
 
 // startSpan starts the call's span. Made in call itself, its attributes
-// and options took 600 B of call's frame, which the goroutine holds at the
-// deepest point of a delivery (see chatShallow); here they take them only
-// while the span is made.
+// and options took 600 B of call's frame, which the goroutine holds while
+// the call is in flight (see chat); here they take them only while the
+// span is made.
 //
 // Without a tracer provider set (OTLP off) it makes none: the span would
 // record nothing, and its attributes and options were 500 B a call.
@@ -234,38 +251,28 @@ func (t *target) startSpan(ctx context.Context, req *pipeline.Request) (context.
 		attribute.String("noesis.model", t.Model), attribute.String("noesis.purpose", req.Purpose)))
 }
 
-// chatShallow makes the backend's call in a goroutine of its own and waits
-// for it. The caller is already deep (the pool's middleware, the tribunal,
-// the router's cache, retries and target), and the OpenAI client and HTTP/2
-// went deeper still, so a call made here doubled this goroutine's stack to
-// 32 KiB, which it held while the call was in flight. A new goroutine
-// starts small and holds only the client's frames while it waits:
-// BenchmarkInFlight, 150 -> 124 KB of stack a thought over HTTP/2 (49.6 ->
-// 43.6 KB a call in all), the processor the stacks' growth costs unchanged
-// (8 % of a worker's at zero-latency answers; growing the new goroutine to
-// 16 KiB first halved that, and gave back all the memory). The caller
-// always waits for it, so it never outlives the call; a panic in the
-// client (an answer it could not take) comes back as an error wrapping
-// pipeline.ErrPanic, as the pool's recovery makes of one in its own
-// goroutine, instead of ending the worker.
-func chatShallow(ctx context.Context, b Backend, req pipeline.Request) (Reply, error) {
-	type result struct {
-		reply Reply
-		err   error
-	}
-	done := make(chan result, 1)
-	go func() {
-		stack.Grow8() // one copy to the 8 KiB the client reaches before it sends, not two
-		defer func() {
-			if v := recover(); v != nil {
-				done <- result{err: fmt.Errorf("%w: the model call: %v", pipeline.ErrPanic, v)}
-			}
-		}()
-		r, err := b.Chat(ctx, req)
-		done <- result{r, err}
+// chat makes the backend's call of *req. A panic in the client (an answer
+// it could not take) comes back as an error wrapping pipeline.ErrPanic, as
+// the pool's recovery makes of one in a delivery's goroutine, instead of
+// ending the worker: a judge's call is made in a goroutine of the
+// tribunal's, which has no recovery of its own.
+//
+// The call is made on the caller's goroutine. It was made in one of its own
+// (chatShallow), since the caller's frames and the client's went past the
+// 16 KiB a judge's goroutine is grown to; so a call in flight held two
+// stacks of 16 KiB, the caller's waiting ~11 KB deep. With the router's way
+// flattened (viaCache takes the cache's steps itself, complete makes its
+// first try outside the retry policy) a judge's goroutine waits ~12 KB
+// deep, within its 16 KiB, and the second goroutine is not needed
+// (BenchmarkInFlight over HTTP/2: 13 goroutines and 125-151 KB of stack a
+// thought before, 9 and 90-94 KB after; docs/performance.md).
+func chat(ctx context.Context, b Backend, req *pipeline.Request) (reply Reply, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			reply, err = Reply{}, fmt.Errorf("%w: the model call: %v", pipeline.ErrPanic, v)
+		}
 	}()
-	r := <-done
-	return r.reply, r.err
+	return b.Chat(ctx, *req)
 }
 
 // tracer makes a span per upstream call, a child of the stage's span.
@@ -275,7 +282,7 @@ func tracer() trace.Tracer { return otel.Tracer("github.com/noesis-dev/noesis/ro
 
 // settle accounts for a call's reply: span, observer, speed, cost, spend,
 // a 429's pause; and makes the reply the call's response.
-func (t *target) settle(ctx context.Context, span trace.Span, req pipeline.Request, reply Reply, err error, latency time.Duration, cold bool) (pipeline.Response, error) {
+func (t *target) settle(ctx context.Context, span trace.Span, req *pipeline.Request, reply *Reply, err error, latency time.Duration, cold bool) (pipeline.Response, error) {
 	cost := 0.0
 	if err == nil {
 		cost = (float64(reply.Usage.PromptTokens)*t.PriceIn+float64(reply.Usage.CompletionTokens)*t.PriceOut)/1e6 + latency.Hours()*t.CallHourUSD
@@ -330,7 +337,7 @@ func (t *target) pauseFor(err error) error {
 }
 
 // timeout bounds one call of req to t (see Config.Timeout).
-func (t *target) timeout(req pipeline.Request) time.Duration {
+func (t *target) timeout(req *pipeline.Request) time.Duration {
 	if req.Timeout > 0 {
 		return req.Timeout
 	}

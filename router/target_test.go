@@ -15,7 +15,7 @@ import (
 func TestCallTimeoutFollowsBudgetAndSpeed(t *testing.T) {
 	tg := &target{settings: &settings{}}
 	judge := pipeline.Request{MaxTokens: 8192}
-	if got := tg.timeout(judge); got != FirstCallTimeout {
+	if got := tg.timeout(&judge); got != FirstCallTimeout {
 		t.Errorf("unmeasured: %s, want %s", got, FirstCallTimeout)
 	}
 	// 20 answers: 18 at 80 tok/s, 2 at 40 tok/s; the slowest tenth is 40 tok/s.
@@ -27,17 +27,17 @@ func TestCallTimeoutFollowsBudgetAndSpeed(t *testing.T) {
 		tg.lat.observe(time.Second, int(rate))
 	}
 	want := TTFTAllowance + time.Duration(8192.0/40*float64(time.Second))
-	if got := tg.timeout(judge); got != want {
+	if got := tg.timeout(&judge); got != want {
 		t.Errorf("judge budget: %s, want %s", got, want)
 	}
-	if got := tg.timeout(pipeline.Request{MaxTokens: 16}); got != MinCallTimeout {
+	if got := tg.timeout(&pipeline.Request{MaxTokens: 16}); got != MinCallTimeout {
 		t.Errorf("tiny budget: %s, want the floor %s", got, MinCallTimeout)
 	}
-	if got := tg.timeout(pipeline.Request{MaxTokens: 1 << 20}); got != MaxCallTimeout {
+	if got := tg.timeout(&pipeline.Request{MaxTokens: 1 << 20}); got != MaxCallTimeout {
 		t.Errorf("huge budget: %s, want the ceiling %s", got, MaxCallTimeout)
 	}
 	fixed := &target{settings: &settings{cfg: Config{Timeout: 3 * time.Second}}}
-	if got := fixed.timeout(judge); got != 3*time.Second {
+	if got := fixed.timeout(&judge); got != 3*time.Second {
 		t.Errorf("a set timeout: %s, want 3s", got)
 	}
 }
@@ -71,10 +71,10 @@ func (panickingBackend) Chat(context.Context, pipeline.Request) (Reply, error) {
 	panic("runtime error: index out of range [3] with length 3")
 }
 
-// A panic in the model call, made in a goroutine of its own, comes back to
+// A panic in the model call comes back to
 // the caller as an error wrapping ErrPanic instead of ending the worker.
 func TestAPanicInTheModelCallIsAnError(t *testing.T) {
-	_, err := chatShallow(context.Background(), panickingBackend{}, pipeline.Request{})
+	_, err := chat(context.Background(), panickingBackend{}, &pipeline.Request{})
 	if !errors.Is(err, pipeline.ErrPanic) || !strings.Contains(err.Error(), "index out of range") {
 		t.Fatalf("error %v: want one wrapping pipeline.ErrPanic that says what panicked", err)
 	}

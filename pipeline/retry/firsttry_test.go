@@ -54,3 +54,25 @@ func TestDoFirstTrySemantics(t *testing.T) {
 		t.Errorf("OnRetry told %d times, want 1", notified)
 	}
 }
+
+// DoAfter takes over from a first try its caller made: a Permanent first
+// error ends it without another try, and otherwise fn makes the next tries,
+// the caller's counting as the first toward MaxTries.
+func TestDoAfterCountsTheCallersTry(t *testing.T) {
+	boom := errors.New("boom")
+	p := Policy{Initial: time.Millisecond, MaxTries: 3}
+	tries := 0
+	_, err := DoAfter(context.Background(), p, func() (int, error) { tries++; return 0, boom }, time.Now(), 0, Permanent(boom))
+	if err != boom || tries != 0 {
+		t.Errorf("permanent first error: err %v after %d more tries, want boom after none", err, tries)
+	}
+	v, err := DoAfter(context.Background(), p, func() (int, error) { tries++; return 0, boom }, time.Now(), 0, boom)
+	if err != boom || tries != 2 {
+		t.Errorf("failing: %d, %v after %d more tries; want boom after 2 (MaxTries 3 with the caller's)", v, err, tries)
+	}
+	tries = 0
+	v, err = DoAfter(context.Background(), p, func() (int, error) { tries++; return 7, nil }, time.Now(), 0, boom)
+	if v != 7 || err != nil || tries != 1 {
+		t.Errorf("second try succeeds: %d, %v after %d tries", v, err, tries)
+	}
+}

@@ -72,6 +72,15 @@ func Do[T any](ctx context.Context, p Policy, fn func() (T, error)) (T, error) {
 	return again(ctx, p, fn, started, v, err)
 }
 
+// DoAfter is Do after a first try the caller made itself, at started, which
+// failed with err (v its value): err is read as Do reads a try's error (a
+// Permanent one stops at once), and fn makes the next tries. A caller whose
+// first try usually succeeds makes it outside Do, without fn's closure and
+// Do's frames around it, and calls DoAfter only when it failed.
+func DoAfter[T any](ctx context.Context, p Policy, fn func() (T, error), started time.Time, v T, err error) (T, error) {
+	return again(ctx, p, fn, started, v, err)
+}
+
 // again is Do after a failed first try, which made v and err at started:
 // that try is backoff's first, replayed, and counts toward MaxElapsed.
 func again[T any](ctx context.Context, p Policy, fn func() (T, error), started time.Time, v T, err error) (T, error) {
