@@ -180,7 +180,8 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 }
 
 // Close waits for the shared claims being settled, then releases the
-// cache's goroutines. Call it once no Do is in flight; safe to call twice.
+// cache's goroutines. Call it once no call through the cache is in flight;
+// safe to call twice.
 func (c *Cache) Close() {
 	c.closeOnce.Do(func() {
 		c.settles.Wait()
@@ -249,6 +250,7 @@ func (c *Cache) Do(ctx context.Context, tier pipeline.Tier, key string, fn func(
 	if f == nil {
 		return r, err
 	}
+	defer c.unwind(ctx, tier, key, f)
 	r, found := c.ask(ctx, tier, key, f)
 	if !found {
 		r, err = fn(ctx)
@@ -352,7 +354,7 @@ func (c *Cache) land(ctx context.Context, tier pipeline.Tier, key string, f *fli
 			})
 		}
 	}
-	f.resp, f.err = r, err
+	f.resp, f.err, f.landed = r, err, true
 	if err == nil {
 		c.store.SetWithTTL(key, r, int64(len(r.Content)+len(r.Reasoning)+256), c.ttl[tier])
 		c.store.Wait() // later callers must find it: the flight is forgotten next
@@ -362,6 +364,19 @@ func (c *Cache) land(ctx context.Context, tier pipeline.Tier, key string, f *fli
 	c.mu.Unlock()
 	close(f.done)
 	return r, err
+}
+
+// unwind, deferred by a flight's leader, lands the flight when a panic
+// unwinds the leader's goroutine before it did (the pool recovers a
+// delivery's panic and goes on): the callers waiting on it get an error
+// instead of waiting until their deadline, the process's next caller leads
+// a flight of its own, and a shared claim is dropped. It does nothing after
+// land.
+func (c *Cache) unwind(ctx context.Context, tier pipeline.Tier, key string, f *flight) {
+	if f.landed {
+		return
+	}
+	_, _ = c.land(ctx, tier, key, f, pipeline.Response{}, fmt.Errorf("%w: %w: the call this one waited on panicked", pipeline.ErrTransient, pipeline.ErrPanic))
 }
 
 // flight is one upstream call that identical requests wait on.
@@ -374,6 +389,7 @@ type flight struct {
 	// granted the claim there.
 	called         time.Time
 	asked, granted bool
+	landed         bool // land ran (see unwind)
 }
 
 // keyBufs holds the buffers CacheKey encodes requests in: a judge's

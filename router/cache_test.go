@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/noesis-dev/noesis/pipeline"
+	"github.com/noesis-dev/noesis/router/sim"
+	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 func newTestCache(t *testing.T, ttl map[pipeline.Tier]time.Duration) *Cache {
@@ -238,5 +242,65 @@ func TestCacheKeyTakesTheDigestForTheMessages(t *testing.T) {
 	}
 	if key(with(base, func(r *pipeline.Request) { r.MaxTokens = 1 })) == k {
 		t.Error("the digest hides the other fields")
+	}
+}
+
+// panicOnce is an observer whose first CallStarted panics: a bug on the
+// leader's path after its flight began, which the pool would recover.
+type panicOnce struct{ started atomic.Int32 }
+
+func (o *panicOnce) CallStarted(pipeline.Tier, Target) {
+	if o.started.Add(1) == 1 {
+		panic("observer")
+	}
+}
+func (o *panicOnce) CallFinished(pipeline.Tier, Target, time.Duration, pipeline.Usage, float64, error) {
+}
+
+// A leader whose goroutine a panic unwinds still ends its flight: a caller
+// waiting on it hears of the panic at once, and the next caller for the
+// same request calls the model itself, instead of both waiting on a flight
+// nobody will end until their deadlines.
+func TestAPanicInTheLeaderEndsItsFlight(t *testing.T) {
+	s, url := simtest.Start(t, sim.Config{})
+	cache, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	r, err := New(Config{
+		Providers: []Provider{{Name: "sim", Kind: KindSim, BaseURL: url, APIKey: "k"}},
+		Targets:   []Target{{Name: "fast", Provider: "sim", Model: DefaultFastModel}},
+		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"fast"}},
+		Timeout:   5 * time.Second, Attempts: 1,
+		Observer:  &panicOnce{},
+	}, cache, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	req := pipeline.Request{Tier: pipeline.TierFast, Messages: []pipeline.Message{{Role: pipeline.RoleUser, Content: "hello"}}, MaxTokens: 64}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("the observer's panic did not reach the caller")
+			}
+		}()
+		_, _ = r.Complete(context.Background(), req)
+	}()
+	cache.mu.Lock()
+	open := len(cache.flights)
+	cache.mu.Unlock()
+	if open != 0 {
+		t.Errorf("%d flights open after the leader's panic, want 0", open)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := r.Complete(ctx, req)
+	if err != nil || resp.Content == "" || resp.Cached {
+		t.Fatalf("the next caller: %+v, %v; want the model's own answer", resp, err)
+	}
+	if n := s.Stats().Requests; n != 1 {
+		t.Errorf("the simulator was asked %d times, want 1 (the panic came before the first call was sent)", n)
 	}
 }

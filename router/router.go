@@ -281,6 +281,7 @@ func (r *Router) viaCache(ctx context.Context, t *target, req *pipeline.Request)
 		key := cacheKey(t.provider.Name, t.Model, req)
 		var f *flight
 		if resp, f, err = c.join(ctx, req.Tier, key); f != nil {
+			defer c.unwind(ctx, req.Tier, key, f)
 			var found bool
 			if resp, found = c.ask(ctx, req.Tier, key, f); !found {
 				resp, err = t.complete(ctx, req)
