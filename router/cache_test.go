@@ -273,7 +273,7 @@ func TestAPanicInTheLeaderEndsItsFlight(t *testing.T) {
 		Targets:   []Target{{Name: "fast", Provider: "sim", Model: DefaultFastModel}},
 		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"fast"}},
 		Timeout:   5 * time.Second, Attempts: 1,
-		Observer:  &panicOnce{},
+		Observer: &panicOnce{},
 	}, cache, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
