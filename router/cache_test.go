@@ -9,11 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/noesis-dev/noesis/pipeline"
-	"github.com/noesis-dev/noesis/router/sim"
-	"github.com/noesis-dev/noesis/router/sim/simtest"
 )
 
 func newTestCache(t *testing.T, ttl map[pipeline.Tier]time.Duration) *Cache {
@@ -262,24 +258,9 @@ func (o *panicOnce) CallFinished(pipeline.Tier, Target, time.Duration, pipeline.
 // same request calls the model itself, instead of both waiting on a flight
 // nobody will end until their deadlines.
 func TestAPanicInTheLeaderEndsItsFlight(t *testing.T) {
-	s, url := simtest.Start(t, sim.Config{})
-	cache, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cache.Close)
-	r, err := New(Config{
-		Providers: []Provider{{Name: "sim", Kind: KindSim, BaseURL: url, APIKey: "k"}},
-		Targets:   []Target{{Name: "fast", Provider: "sim", Model: DefaultFastModel}},
-		Tiers:     map[pipeline.Tier][]string{pipeline.TierFast: {"fast"}},
-		Timeout:   5 * time.Second, Attempts: 1,
-		Observer: &panicOnce{},
-	}, cache, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Close)
-	req := pipeline.Request{Tier: pipeline.TierFast, Messages: []pipeline.Message{{Role: pipeline.RoleUser, Content: "hello"}}, MaxTokens: 64}
+	r, s := cachingRouterWith(t, func(cfg *Config) { cfg.Timeout, cfg.Observer = 5*time.Second, &panicOnce{} })
+	cache := r.cache
+	req := pipeline.Request{Tier: pipeline.TierReasoning, Messages: []pipeline.Message{{Role: pipeline.RoleUser, Content: "hello"}}, MaxTokens: 64}
 	func() {
 		defer func() {
 			if recover() == nil {

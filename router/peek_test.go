@@ -143,23 +143,32 @@ func (c *completions) Complete(ctx context.Context, req pipeline.Request) (pipel
 // cachingRouter is a router with a cache and one reasoning target, the
 // simulator, whose calls time out after timeout; closed when the test ends.
 func cachingRouter(t *testing.T, timeout time.Duration) *Router {
+	r, _ := cachingRouterWith(t, func(cfg *Config) { cfg.Timeout = timeout })
+	return r
+}
+
+// cachingRouterWith is cachingRouter with its config as set changes it
+// (one attempt a call, a target named "first" of the reasoning tier), and
+// the simulator it calls.
+func cachingRouterWith(t *testing.T, set func(*Config)) (*Router, *sim.Server) {
 	t.Helper()
-	_, url := simtest.Start(t, sim.Config{})
+	s, url := simtest.Start(t, sim.Config{})
 	cache, err := NewCache(CacheConfig{TTL: DefaultCacheTTL()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	r, err := New(Config{
+	cfg := Config{
 		Providers: []Provider{{Name: "sim", Kind: KindSim, BaseURL: url, APIKey: "k"}},
 		Targets:   []Target{{Name: "first", Provider: "sim", Model: DefaultReasoningModel}},
 		Tiers:     map[pipeline.Tier][]string{pipeline.TierReasoning: {"first"}},
-		Timeout:   timeout,
 		Attempts:  1,
-	}, cache, zerolog.Nop())
+	}
+	set(&cfg)
+	r, err := New(cfg, cache, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(r.Close)
-	return r
+	return r, s
 }
