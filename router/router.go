@@ -144,7 +144,7 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 	var tooLong []modelAt // the models that refused the request as past their context (a map here was 300 B of every call's stack)
 	if r.cfg.Hedge[req.Tier] && len(open) >= 2 {
 		if d, ok := open[0].lat.p95(); ok {
-			resp, err, done := r.hedgeFirst(ctx, &req, chain[0], open, d)
+			resp, done, err := r.hedgeFirst(ctx, &req, chain[0], open, d)
 			if done {
 				return resp, err
 			}
@@ -189,13 +189,13 @@ func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.R
 // on the stack of every call in flight.
 //
 //go:noinline
-func (r *Router) hedgeFirst(ctx context.Context, req *pipeline.Request, first *target, open []*target, after time.Duration) (pipeline.Response, error, bool) {
+func (r *Router) hedgeFirst(ctx context.Context, req *pipeline.Request, first *target, open []*target, after time.Duration) (pipeline.Response, bool, error) {
 	resp, err := r.hedge(ctx, *req, open[0], open[1], after)
 	if err == nil {
 		resp.Fallback = resp.Target != first.Name
-		return resp, nil, true
+		return resp, true, nil
 	}
-	return pipeline.Response{}, err, final(err)
+	return pipeline.Response{}, final(err), err
 }
 
 // pausedErr says that t is paused by a 429 while the chain goes on.
