@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/dustin/go-humanize"
@@ -73,6 +74,48 @@ func (c *Config) Pool(t pipeline.Tier) consumers.PoolConfig {
 		ProgressEvery: c.ProgressEvery}
 	pc.MemoryBudget, _ = c.memoryBudget() // validated
 	return pc
+}
+
+// QuotaHoldRisks warns, for each tier this process runs whose consumer hands
+// out a fixed number of unacknowledged thoughts (a fixed concurrency, or
+// MAX_ACK_PENDING set), when one agent past its requests or tokens a window
+// (NOESIS_AGENT_QUOTA, NOESIS_AGENT_QUOTAS) could fill them. A worker holds
+// such an agent's thought unacknowledged until the agent's next window (it
+// gives its slot of the pool back meanwhile), and the consumer every agent
+// shares hands out nothing past its MaxAckPending: with as many of one
+// agent's thoughts held, every other agent's wait for that window too (a
+// nak with a delay would stay unacknowledged as well). One agent holds at
+// most its quota of thoughts in NOESIS_THOUGHTS (NOESIS_AGENT_MAX_THOUGHTS),
+// so a MaxAckPending above it leaves the others room. The adaptive default
+// starts at NOESIS_MAX_CONCURRENCY (4,096), above the 1,820 thoughts of the
+// default quota; the check is for the settings that leave it.
+func (c *Config) QuotaHoldRisks() []string {
+	every, own, err := c.AgentQuotaTable()
+	if err != nil {
+		return nil // Validate says what is wrong
+	}
+	windowed := every.RPM > 0 || every.TPM > 0
+	for _, q := range own {
+		windowed = windowed || q.RPM > 0 || q.TPM > 0
+	}
+	if !windowed {
+		return nil
+	}
+	perAgent := c.Streams().ThoughtsPerAgent()
+	var out []string
+	for _, t := range c.RunTiers() {
+		pending, fixed := c.Pool(t).FixedAckPending()
+		if !fixed || int64(pending) > perAgent {
+			continue
+		}
+		name := "NOESIS_" + strings.ToUpper(string(t)) + "_"
+		stage, _ := pipeline.StageForTier(t)
+		out = append(out, fmt.Sprintf("the %s consumer hands out at most %d unacknowledged thoughts (%sCONCURRENCY fixed, or %sMAX_ACK_PENDING), "+
+			"and one agent past its request quota may have up to %d thoughts held for its next window (NOESIS_AGENT_MAX_THOUGHTS): "+
+			"they would hold every other agent's thoughts until then; set %sMAX_ACK_PENDING above %d, or leave %sCONCURRENCY adaptive (0)",
+			stage, pending, name, name, perAgent, name, perAgent, name))
+	}
+	return out
 }
 
 // Streams returns the streams' config.

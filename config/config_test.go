@@ -289,3 +289,52 @@ func TestEmbeddedServerTakesTheLargestThought(t *testing.T) {
 		}
 	}
 }
+
+// A consumer whose unacknowledged thoughts are fixed is warned of when one
+// agent past its request quota could fill it with held thoughts; the
+// adaptive default, a quota with no window, and a MAX_ACK_PENDING above one
+// agent's quota of thoughts are not.
+func TestQuotaHoldRisks(t *testing.T) {
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string // one warning a tier, naming these
+	}{
+		{"adaptive", map[string]string{"NOESIS_AGENT_QUOTA": "10/0/0"}, nil},
+		{"no quota", map[string]string{"NOESIS_FAST_CONCURRENCY": "2"}, nil},
+		{"budget only", map[string]string{"NOESIS_FAST_CONCURRENCY": "2", "NOESIS_AGENT_QUOTA": "0/0/5"}, nil},
+		{"fixed, every agent's rpm", map[string]string{"NOESIS_FAST_CONCURRENCY": "2", "NOESIS_AGENT_QUOTA": "10/0/0"},
+			[]string{"the narrative consumer hands out at most 8 unacknowledged thoughts", "NOESIS_FAST_MAX_ACK_PENDING above 1820"}},
+		{"fixed, one agent's tpm", map[string]string{"NOESIS_REASONING_CONCURRENCY": "64", "NOESIS_AGENT_QUOTAS": "alice=0/1000/0"},
+			[]string{"the tribunal consumer hands out at most 256", "NOESIS_REASONING_CONCURRENCY adaptive"}},
+		{"set, too low", map[string]string{"NOESIS_FAST_MAX_ACK_PENDING": "1000", "NOESIS_AGENT_QUOTA": "10/0/0"},
+			[]string{"at most 1000 unacknowledged thoughts"}},
+		{"set, above the quota of thoughts", map[string]string{"NOESIS_FAST_CONCURRENCY": "2", "NOESIS_FAST_MAX_ACK_PENDING": "2000", "NOESIS_AGENT_QUOTA": "10/0/0"}, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			cfg, err := config.Load("", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			risks := cfg.QuotaHoldRisks()
+			if len(c.want) == 0 {
+				if len(risks) != 0 {
+					t.Fatalf("warned: %q", risks)
+				}
+				return
+			}
+			if len(risks) != 1 {
+				t.Fatalf("warnings %q, want one", risks)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(risks[0], w) {
+					t.Errorf("warning %q does not say %q", risks[0], w)
+				}
+			}
+		})
+	}
+}

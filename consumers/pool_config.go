@@ -55,6 +55,15 @@ type PoolConfig struct {
 	ProgressEvery time.Duration
 }
 
+// FixedAckPending returns the consumer's MaxAckPending when it is fixed (set,
+// or 4 x a fixed Concurrency), and false when it follows the live workers'
+// limits (ackpending.go), from MaxConcurrency up.
+func (c PoolConfig) FixedAckPending() (int, bool) {
+	set := c.MaxAckPending > 0
+	c = c.withDefaults()
+	return c.MaxAckPending, set || c.Concurrency > 0
+}
+
 func (c PoolConfig) withDefaults() PoolConfig {
 	if c.MaxConcurrency <= 0 {
 		c.MaxConcurrency = 4096

@@ -136,6 +136,10 @@ func (c StreamsConfig) Buckets() shared.BucketConfig {
 	return shared.BucketConfig{Replicas: c.Replicas, Storage: c.Storage}
 }
 
+// ThoughtsPerAgent is the most thoughts one agent may hold in
+// NOESIS_THOUGHTS: MaxThoughtsPerAgent, or its default.
+func (c StreamsConfig) ThoughtsPerAgent() int64 { return c.withDefaults().MaxThoughtsPerAgent }
+
 func (c StreamsConfig) withDefaults() StreamsConfig {
 	if c.Replicas <= 0 {
 		c.Replicas = 1

@@ -172,14 +172,42 @@ func TestAgentCannotTakeEveryConnection(t *testing.T) {
 // then wait, and bob's thought, published while they wait, gets its
 // narrative at once. Under the shipped nats-auth.conf, with the simulator,
 // two slots for the fast tier. Without the fix her waiting thoughts held
-// both slots until her window ended, and bob waited with them.
+// both slots until her window ended, and bob waited with them. Those two
+// slots fix the consumer's unacknowledged thoughts at 8, which the worker
+// warns of at start (config.QuotaHoldRisks).
 func TestAgentPastItsQuotaDoesNotHoldTheSlots(t *testing.T) {
+	logs := quotaFlood(t, 3, 0)
+	if !strings.Contains(logs.String(), "the narrative consumer hands out at most 8 unacknowledged thoughts") {
+		t.Errorf("no warning that alice's held thoughts could fill the narrative consumer; the log:\n%s", logs.String())
+	}
+}
+
+// With the consumer's unacknowledged thoughts above one agent's quota of
+// thoughts, as the start's warning asks, alice's twelve thoughts held for
+// her next window leave bob room: with the 8 that two slots give by
+// default, bob's narrative waited for her window (30 s).
+func TestAckPendingAboveAnAgentsThoughtsLeavesRoomPastItsHeldFlood(t *testing.T) {
+	logs := quotaFlood(t, 12, 4096)
+	if strings.Contains(logs.String(), "unacknowledged thoughts") {
+		t.Errorf("warned with MAX_ACK_PENDING above the quota of thoughts; the log:\n%s", logs.String())
+	}
+}
+
+// quotaFlood runs a worker under the shipped nats-auth.conf whose fast tier
+// has two slots (and maxAckPending, when not 0) and where alice may make one
+// request a window; it publishes n thoughts of alice's, waits until one has
+// its narrative and the others are held, and then checks that bob's
+// thought gets its narrative within 5 s and that alice had no more. It
+// returns the worker's log.
+func quotaFlood(t *testing.T, n, maxAckPending int) *natstest.Buffer {
+	t.Helper()
 	const window = 30 * time.Second
 	ns, seeds, _ := authServer(t)
 	cfg := workerConfig(t, ns, sim.Config{Shape: "tagged-lines"})
 	cfg.LimitWindow = window
 	cfg.AgentQuotas = "alice=1/0/0"
 	cfg.Tier.Of(pipeline.TierFast).Concurrency = 2
+	cfg.Tier.Of(pipeline.TierFast).MaxAckPending = maxAckPending
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,13 +231,13 @@ func TestAgentPastItsQuotaDoesNotHoldTheSlots(t *testing.T) {
 	// of it in one, or a new window lets alice's second thought through.
 	natstest.Eventually(t, window, func() bool { return time.Until(time.Now().Truncate(window).Add(window)) > window*2/3 },
 		func() string { return "no window began" })
-	for i := range 3 {
+	for i := range n {
 		publish("alice", fmt.Sprintf("alice-%d", i))
 	}
 	held := func() int { return strings.Count(logs.String(), "rate limited; holding the thought") }
-	natstest.Eventually(t, 10*time.Second, func() bool { return narratives["alice"].distinct("narratives") == 1 && held() >= 2 },
+	natstest.Eventually(t, 10*time.Second, func() bool { return narratives["alice"].distinct("narratives") == 1 && held() >= min(n-1, 7) },
 		func() string {
-			return fmt.Sprintf("alice has %d narratives, %d holds; want 1 and her other two held", narratives["alice"].distinct("narratives"), held())
+			return fmt.Sprintf("alice has %d narratives, %d holds; want 1 and her others held", narratives["alice"].distinct("narratives"), held())
 		})
 	publish("bob", "bob-0")
 	natstest.Eventually(t, 5*time.Second, func() bool { return narratives["bob"].distinct("narratives") == 1 },
@@ -217,4 +245,5 @@ func TestAgentPastItsQuotaDoesNotHoldTheSlots(t *testing.T) {
 	if n := narratives["alice"].distinct("narratives"); n != 1 {
 		t.Errorf("alice has %d narratives within her window; her quota allows 1", n)
 	}
+	return &logs
 }

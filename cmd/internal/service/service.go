@@ -111,10 +111,15 @@ func Start(ctx context.Context, cfg config.Config, log zerolog.Logger) (_ *Servi
 	return s, nil
 }
 
-// logSettings warns of renamed settings and says the memory budget applied.
+// logSettings warns of renamed settings and of a consumer one agent's held
+// thoughts could fill (config.QuotaHoldRisks), and says the memory budget
+// applied.
 func logSettings(log zerolog.Logger, cfg config.Config) {
 	for old, now := range cfg.Renamed() {
 		log.Warn().Str("variable", old).Str("now", now).Msg("a renamed setting: read this time; set it under its new name")
+	}
+	for _, risk := range cfg.QuotaHoldRisks() {
+		log.Warn().Msg(risk)
 	}
 	if budget := cfg.ApplyMemoryBudget(); budget > 0 {
 		log.Info().Uint64("bytes", budget).Msg("memory budget: Go's soft memory limit, and the pools' limits stop growing near it")
