@@ -200,6 +200,12 @@ func (s *seat) question(data string, dataSum *[sha256.Size]byte) question {
 }
 
 // messages are the messages that ask q of the seat's judge.
+//
+// Not inlined: its strings' concatenation takes room on the frame that
+// calls it, and a judge's goroutine holds that frame while its call is in
+// flight (seat.call).
+//
+//go:noinline
 func (s *seat) messages(q question) []Message { return judgeMessages(s.prompt, q.tag, q.data) }
 
 // heldAnswer is a judge's answer the tribunal's Completer holds at hand
@@ -236,25 +242,51 @@ func (s *seat) held(ctx context.Context, q question, quote answer.Quote, priorit
 // held), it takes that one instead of asking. A judge that could not be asked, or
 // whose call failed, abstains with AbstainOperational and keeps the call's
 // error; one that answered without a readable verdict abstains with
-// AbstainAnswer.
+// AbstainAnswer. The tribunal's judges take vote's two steps themselves
+// (call, then tally: Tribunal.ask).
 func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priority string, held *heldAnswer) JudgeVote {
+	var c judgeCall
+	if held == nil {
+		s.call(ctx, q, priority, &c)
+	} else {
+		c.started, c.resp = time.Now(), held.resp
+	}
+	return s.tally(ctx, q, quote, priority, held, &c)
+}
+
+// judgeCall is a judge's model call, made (seat.call) before the judge's
+// vote is tallied from it (seat.tally): a judge's goroutine makes its call
+// from a frame of its own, without the tally's around it, and so holds a
+// smaller stack while the call is in flight.
+type judgeCall struct {
+	started time.Time
+	msgs    []Message
+	resp    Response
+	err     error
+	closed  bool // the judge's breaker was open: it was not asked
+}
+
+// call asks the seat's judge q into c, unless its breaker is open.
+func (s *seat) call(ctx context.Context, q question, priority string, c *judgeCall) {
+	if !s.breaker.Allow() {
+		c.closed = true
+		return
+	}
+	c.started = time.Now()
+	c.msgs = s.messages(q)
+	c.resp, c.err = s.completer.Complete(ctx, s.request(c.msgs, q.digest, priority))
+}
+
+// tally is the judge's vote from its call c, or from held (see vote).
+func (s *seat) tally(ctx context.Context, q question, quote answer.Quote, priority string, held *heldAnswer, c *judgeCall) JudgeVote {
 	j := s.judge
 	v := JudgeVote{Name: j.Name, Pillar: j.Pillar, Weight: j.Weight}
-	if held == nil && !s.breaker.Allow() {
+	if c.closed {
 		return v.abstained(AbstainOperational, "judge circuit breaker open after repeated failures",
 			&RetryAfterError{Err: fmt.Errorf("%w: %w: judge %s", ErrTransient, ErrCircuitOpen, j.Name), After: s.breaker.RetryIn()})
 	}
-	started := time.Now()
-	var resp Response
-	var err error
-	var msgs []Message
-	if held != nil {
-		resp = held.resp
-	} else {
-		msgs = s.messages(q)
-		resp, err = s.completer.Complete(ctx, s.request(msgs, q.digest, priority))
-	}
-	v.LatencyMS = time.Since(started).Milliseconds()
+	resp, err := c.resp, c.err
+	v.LatencyMS = time.Since(c.started).Milliseconds()
 	if err != nil {
 		if ctx.Err() != nil { // the tribunal, not this judge, ran out of time
 			return v.abstained(AbstainOperational, "tribunal deadline passed", err)
@@ -272,7 +304,7 @@ func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priorit
 		a, v.Structured = held.answer, held.structured
 	} else {
 		var unheard string
-		if a, unheard = s.hear(ctx, &v, msgs, resp, q.tag, quote, priority, started); unheard != "" {
+		if a, unheard = s.hear(ctx, &v, c.msgs, resp, q.tag, quote, priority, c.started); unheard != "" {
 			return v.abstained(AbstainAnswer, unheard, nil)
 		}
 	}
@@ -281,6 +313,14 @@ func (s *seat) vote(ctx context.Context, q question, quote answer.Quote, priorit
 		v.Abstained, v.AbstainKind, v.AbstainReason = true, AbstainAnswer, ReasonJudgeAbstained
 	}
 	return v
+}
+
+// tallyInto is tally into *out: out of the judge's goroutine's frame, the
+// vote's room is not on its stack while the call is in flight.
+//
+//go:noinline
+func (s *seat) tallyInto(ctx context.Context, q question, quote answer.Quote, priority string, c *judgeCall, out *JudgeVote) {
+	*out = s.tally(ctx, q, quote, priority, nil, c)
 }
 
 // request is the judge's request of msgs, whose digest (Request.Digest)

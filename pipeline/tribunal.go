@@ -188,8 +188,11 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote, qs []question, out []int, given []JudgeVote, done []bool, progress *Progress) (unavailable bool) {
 	dctx, cancel := context.WithTimeout(ctx, tr.deadline)
 	defer cancel()
+	calls := make([]judgeCall, len(tr.seats))
 	in := func(i int) int {
-		given[i] = tr.seats[i].vote(dctx, qs[i], quote, priority, nil)
+		s := tr.seats[i]
+		s.call(dctx, qs[i], priority, &calls[i])
+		s.tallyInto(dctx, qs[i], quote, priority, &calls[i], &given[i])
 		progress.answer()
 		if dctx.Err() != nil {
 			return -1
@@ -201,7 +204,7 @@ func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote
 	var judges sync.WaitGroup
 	for _, i := range out {
 		judges.Go(func() {
-			stack.Grow() // a judge calls a model
+			stack.Grow8() // a judge calls a model, within 8 KiB until its answer comes
 			results <- in(i)
 		})
 	}

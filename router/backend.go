@@ -13,7 +13,7 @@ import (
 // without touching the rest. The call's deadline is on ctx. Errors are
 // *CallError. Implementations must be safe for concurrent use.
 type Backend interface {
-	Chat(ctx context.Context, req pipeline.Request) (Reply, error)
+	Chat(ctx context.Context, req *pipeline.Request) (Reply, error)
 }
 
 // Reply is a backend's answer to one request.

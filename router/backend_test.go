@@ -16,7 +16,7 @@ type fakeNative struct {
 	calls []time.Time
 }
 
-func (f *fakeNative) Chat(_ context.Context, req pipeline.Request) (Reply, error) {
+func (f *fakeNative) Chat(_ context.Context, req *pipeline.Request) (Reply, error) {
 	f.calls = append(f.calls, time.Now())
 	if len(f.calls) == 1 {
 		return Reply{}, &CallError{Class: ClassRateLimited, Status: 429, Target: "native", RetryAfter: 150 * time.Millisecond,

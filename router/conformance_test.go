@@ -73,7 +73,7 @@ func testBackendConformance(t *testing.T, base sim.Config, newBackend newBackend
 
 	t.Run("answers", func(t *testing.T) {
 		_, url := simWith(t, sim.Faults{})
-		r, err := newBackend(t, url, conformanceKey).Chat(context.Background(), ask)
+		r, err := newBackend(t, url, conformanceKey).Chat(context.Background(), &ask)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,19 +85,19 @@ func testBackendConformance(t *testing.T, base sim.Config, newBackend newBackend
 		_, url := simWith(t, sim.Faults{HangRate: 1})
 		ctx, cancel := context.WithCancel(context.Background())
 		time.AfterFunc(100*time.Millisecond, cancel)
-		err := callWithin(t, 5*time.Second, func() error { _, err := newBackend(t, url, conformanceKey).Chat(ctx, ask); return err })
+		err := callWithin(t, 5*time.Second, func() error { _, err := newBackend(t, url, conformanceKey).Chat(ctx, &ask); return err })
 		wantClass(t, err, ClassCanceled, nil)
 	})
 	t.Run("a deadline is a timeout, transient", func(t *testing.T) {
 		_, url := simWith(t, sim.Faults{HangRate: 1})
 		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
-		err := callWithin(t, 5*time.Second, func() error { _, err := newBackend(t, url, conformanceKey).Chat(ctx, ask); return err })
+		err := callWithin(t, 5*time.Second, func() error { _, err := newBackend(t, url, conformanceKey).Chat(ctx, &ask); return err })
 		wantClass(t, err, ClassTimeout, pipeline.ErrTransient)
 	})
 	t.Run("429 is rate limited, with its Retry-After", func(t *testing.T) {
 		_, url := simWith(t, sim.Faults{RateLimitRate: 1})
-		_, err := newBackend(t, url, conformanceKey).Chat(context.Background(), ask)
+		_, err := newBackend(t, url, conformanceKey).Chat(context.Background(), &ask)
 		ce := wantClass(t, err, ClassRateLimited, pipeline.ErrRateLimited)
 		if ce != nil && (ce.Status != 429 || ce.RetryAfter != 2*time.Second) {
 			t.Errorf("status %d, Retry-After %s; want 429 and the provider's 2s", ce.Status, ce.RetryAfter)
@@ -105,13 +105,13 @@ func testBackendConformance(t *testing.T, base sim.Config, newBackend newBackend
 	})
 	t.Run("500 is a server error, transient", func(t *testing.T) {
 		_, url := simWith(t, sim.Faults{ErrorRate: 1})
-		_, err := newBackend(t, url, conformanceKey).Chat(context.Background(), ask)
+		_, err := newBackend(t, url, conformanceKey).Chat(context.Background(), &ask)
 		wantClass(t, err, ClassServer, pipeline.ErrTransient)
 	})
 	t.Run("a wrong key is permanent and never printed", func(t *testing.T) {
 		_, url := simWith(t, sim.Faults{})
 		wrong := "sk-wrong-key-that-must-never-print-42"
-		_, err := newBackend(t, url, wrong).Chat(context.Background(), ask)
+		_, err := newBackend(t, url, wrong).Chat(context.Background(), &ask)
 		ce := wantClass(t, err, ClassClient, pipeline.ErrPermanent)
 		if err == nil {
 			return
@@ -124,7 +124,7 @@ func testBackendConformance(t *testing.T, base sim.Config, newBackend newBackend
 		}
 	})
 	t.Run("nothing listening is a network error, transient", func(t *testing.T) {
-		_, err := newBackend(t, "http://127.0.0.1:1/v1", conformanceKey).Chat(context.Background(), ask)
+		_, err := newBackend(t, "http://127.0.0.1:1/v1", conformanceKey).Chat(context.Background(), &ask)
 		wantClass(t, err, ClassNetwork, pipeline.ErrTransient)
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -44,7 +45,42 @@ func newOpenAIBackend(p Provider, t Target, client *http.Client, redact *strings
 }
 
 // Chat implements Backend.
-func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, error) {
+func (b *openAIBackend) Chat(ctx context.Context, req *pipeline.Request) (Reply, error) {
+	oreq, structured := b.request(req)
+	defer release(oreq)
+	started := time.Now()
+	info := &respInfo{purpose: req.Purpose}
+	var out openai.ChatCompletionResponse
+	var err error
+	for {
+		out, err = b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), *oreq)
+		if err == nil || !structured || !b.structured.refusedBy(err) {
+			break
+		}
+		// The target refuses the response format, not the request: ask again
+		// at once in text, within the same call.
+		structured, oreq.ResponseFormat, info = false, nil, &respInfo{purpose: req.Purpose}
+	}
+	return b.reply(ctx, &out, err, info, started, structured)
+}
+
+// release gives r back to chatRequests, with nothing of its request kept.
+//
+//go:noinline
+func release(r *openai.ChatCompletionRequest) {
+	*r = openai.ChatCompletionRequest{}
+	chatRequests.Put(r)
+}
+
+// chatRequests holds the requests Chat gives the client: one off the
+// stack, which the call holds while it is in flight (400 B of its frame).
+var chatRequests = sync.Pool{New: func() any { return new(openai.ChatCompletionRequest) }}
+
+// request is the client's request of req, from chatRequests, and whether
+// it asks for the answer in req's schema.
+//
+//go:noinline
+func (b *openAIBackend) request(req *pipeline.Request) (*openai.ChatCompletionRequest, bool) {
 	msgs := make([]openai.ChatCompletionMessage, len(req.Messages))
 	for i, m := range req.Messages {
 		msgs[i] = openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content}
@@ -55,9 +91,8 @@ func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, 
 		// as their default (often 1.0); the smallest positive float32 is as greedy as 0.
 		temp = 1e-45
 	}
-	started := time.Now()
-	info := &respInfo{purpose: req.Purpose}
-	oreq := openai.ChatCompletionRequest{
+	oreq := chatRequests.Get().(*openai.ChatCompletionRequest)
+	*oreq = openai.ChatCompletionRequest{
 		// max_tokens, not max_completion_tokens: the field vLLM, Nebius and the
 		// other OpenAI-compatible servers all read.
 		Model: b.model, Messages: msgs, Temperature: temp, MaxTokens: req.MaxTokens, //lint:ignore SA1019 see above
@@ -66,14 +101,7 @@ func (b *openAIBackend) Chat(ctx context.Context, req pipeline.Request) (Reply, 
 	if structured {
 		oreq.ResponseFormat = responseFormat(req.Schema)
 	}
-	out, err := b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), oreq)
-	if err != nil && structured && b.structured.refusedBy(err) {
-		// The target refuses the response format, not the request: ask again
-		// at once in text, within the same call.
-		structured, oreq.ResponseFormat, info = false, nil, &respInfo{purpose: req.Purpose}
-		out, err = b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), oreq)
-	}
-	return b.reply(ctx, &out, err, info, started, structured)
+	return oreq, structured
 }
 
 // reply makes Chat's reply of the client's answer out, or its error err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -136,51 +135,36 @@ func (r *Router) Close() {
 // permanent; when one could not be asked (open breaker, spent budget), it is
 // transient, since that target may fit the request later.
 func (r *Router) Complete(ctx context.Context, req pipeline.Request) (pipeline.Response, error) {
-	chain, err := r.chain(req)
+	return r.drive(r.course(ctx, &req))
+}
+
+// course starts req's course: its chain, the targets that may be asked,
+// and the hedge between the first two, when the tier hedges. A course
+// ended here (no chain, or the hedge's answer) has its answer already.
+//
+//go:noinline
+func (r *Router) course(ctx context.Context, req *pipeline.Request) *course {
+	c := &course{r: r, ctx: ctx, req: *req}
+	chain, err := r.chain(c.req)
 	if err != nil {
-		return pipeline.Response{}, err
+		c.err, c.done = err, true
+		return c
 	}
-	open, errs := r.open(chain)
-	var tooLong []modelAt // the models that refused the request as past their context (a map here was 300 B of every call's stack)
-	if r.cfg.Hedge[req.Tier] && len(open) >= 2 {
-		if d, ok := open[0].lat.p95(); ok {
-			resp, done, err := r.hedgeFirst(ctx, &req, chain[0], open, d)
+	c.first = chain[0]
+	c.open, c.errs = r.open(chain)
+	if r.cfg.Hedge[c.req.Tier] && len(c.open) >= 2 {
+		if d, ok := c.open[0].lat.p95(); ok {
+			resp, done, err := r.hedgeFirst(ctx, &c.req, chain[0], c.open, d)
 			if done {
-				return resp, err
+				c.resp, c.err, c.done = resp, err, true
+				return c
 			}
-			tooLong = r.noteTooLong(tooLong, err)
-			errs = append(errs, err)
-			open = open[2:]
+			c.tooLong = r.noteTooLong(c.tooLong, err)
+			c.errs = append(c.errs, err)
+			c.open = c.open[2:]
 		}
 	}
-	for i, t := range open {
-		if slices.Contains(tooLong, t.modelAt()) {
-			continue // the same model at the same provider: the same context
-		}
-		if i < len(open)-1 && t.rateLimited() {
-			// Paused by a 429's Retry-After: the next target takes the traffic
-			// meanwhile, and this one has it back once the pause is over.
-			errs = append(errs, t.pausedErr())
-			continue
-		}
-		resp, err := r.viaCache(ctx, t, &req)
-		if err == nil {
-			resp.Fallback = t != chain[0]
-			return resp, nil
-		}
-		if final(err) {
-			return pipeline.Response{}, err // the request's fault: no other target would take it
-		}
-		tooLong = r.noteTooLong(tooLong, err)
-		errs = append(errs, err)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	if len(errs) == 1 {
-		return pipeline.Response{}, errs[0]
-	}
-	return pipeline.Response{}, errors.Join(errs...)
+	return c
 }
 
 // hedgeFirst asks the chain's first two open targets through hedge,
@@ -268,31 +252,10 @@ func (r *Router) open(chain []*target) (open []*target, errs []error) {
 	return open, errs
 }
 
-// viaCache answers req from t, through the cache. It takes the cache's
-// steps itself (Cache.Do's join, ask and land), and calls the model from
-// its own frame: from inside Do and two closures, the router's frames
-// took a judge's goroutine past 16 KiB while its call was in flight.
+// viaCache answers req from t, through the cache, as a course of its own
+// (a hedge's two calls are two).
 func (r *Router) viaCache(ctx context.Context, t *target, req *pipeline.Request) (pipeline.Response, error) {
-	var resp pipeline.Response
-	var err error
-	if c := r.cache; !c.On(req.Tier) {
-		resp, err = t.complete(ctx, req)
-	} else {
-		key := cacheKey(t.provider.Name, t.Model, req)
-		var f *flight
-		if resp, f, err = c.join(ctx, req.Tier, key); f != nil {
-			defer c.unwind(ctx, req.Tier, key, f)
-			var found bool
-			if resp, found = c.ask(ctx, req.Tier, key, f); !found {
-				resp, err = t.complete(ctx, req)
-			}
-			resp, err = c.land(ctx, req.Tier, key, f, resp, err)
-		}
-	}
-	if err == nil {
-		resp.Target = t.Name
-	}
-	return resp, err
+	return r.drive(&course{r: r, ctx: ctx, req: *req, open: []*target{t}, single: true})
 }
 
 // noteTooLong returns tooLong with the models that refused err's request

@@ -50,7 +50,7 @@ func newStructuredUse(t Target, log zerolog.Logger, redact *strings.Replacer) *s
 }
 
 // ask reports whether req goes to the target with its schema.
-func (u *structuredUse) ask(req pipeline.Request) bool {
+func (u *structuredUse) ask(req *pipeline.Request) bool {
 	return req.Schema != nil && u.mode != StructuredOff && !u.refused.Load()
 }
 

@@ -64,9 +64,10 @@ type target struct {
 	lat          latencies
 }
 
-// complete calls the target up to Attempts times, backing off between tries
-// (the router's retry.Policy: exponential from Backoff, doubling, ±20 %
-// jitter), and waiting at least what a Retry-After asked for. It gives up
+// again is what follows a failed first try of the target (the course's,
+// made at started; see course.tried): it calls the target up to Attempts
+// times in all, backing off between tries (the router's retry.Policy:
+// exponential from Backoff, doubling, ±20 % jitter), and waiting at least what a Retry-After asked for. It gives up
 // with the last error when the next wait would outlast ctx, and at once on a
 // permanent one (a 4xx other than 408 and 429). Only failures that say the
 // target is broken count toward its breaker (see breaks): never a request
@@ -74,19 +75,10 @@ type target struct {
 // target's, and never a call that failed for the load we put on the target
 // (overloaded): that one is not tried again here, and comes back as
 // ErrOverloaded.
-func (t *target) complete(ctx context.Context, req *pipeline.Request) (pipeline.Response, error) {
-	started := time.Now()
-	resp, err := t.try(ctx, req)
-	if err == nil {
-		t.breaker.Record(nil)
-		return resp, nil
-	}
-	return t.again(ctx, req, started, err)
-}
-
-// again is complete after a failed first try, made at started: the retry
-// policy takes it from there (retry.DoAfter). The first try is made outside
-// it, so that a call in flight holds none of the retrying's frames.
+//
+// The first try is made outside the retry policy (by the course, from
+// drive's frame), so that a call in flight holds none of the retrying's
+// frames; the policy takes over only after it failed (retry.DoAfter).
 //
 //go:noinline
 func (t *target) again(ctx context.Context, req *pipeline.Request, started time.Time, first error) (pipeline.Response, error) {
@@ -126,33 +118,145 @@ type notSent struct{ error }
 
 // try is one try: it waits out the target's pause and pace, spends one of
 // the thought's calls, admits it under the agent's quota and calls. A call
-// that failed for our load comes back as ErrOverloaded.
+// that failed for our load comes back as ErrOverloaded. A course makes its
+// first try with the same steps (attempt's open and close) around a call
+// from drive's frame; try makes the tries after it.
 func (t *target) try(ctx context.Context, req *pipeline.Request) (pipeline.Response, error) {
+	var a attempt
+	defer a.end() // a panic past open: the span, timeout and slot end, as on return
+	if err := a.open(ctx, t, req); err != nil {
+		return pipeline.Response{}, err
+	}
+	reply, err := chat(a.cctx, t.backend, req)
+	return a.close(&reply, err)
+}
+
+// attempt is one try of a target: what its steps before the backend's call
+// (open) leave for its steps after it (close).
+type attempt struct {
+	t        *target
+	ctx      context.Context // the try's
+	req      *pipeline.Request
+	agent    string // admitted under its quota ("": none asked)
+	reserved float64
+	sent     time.Time
+	slot     string // the slot's holder, while slotted
+	slotted  bool
+	cctx     context.Context // the call's: within its timeout, with its span
+	cancel   context.CancelFunc
+	span     trace.Span
+	started  time.Time
+	cold     bool
+}
+
+// open makes a try's steps up to the backend's call: it waits out the
+// target's pause and pace, spends one of the thought's calls and admits it
+// under the agent's quota (an error from these is notSent), then takes a
+// slot of the target and its shared rate limit (an error from these is the
+// try's, as close would make it), and starts the call's timeout, span and
+// accounting. The call is then made in a.cctx.
+func (a *attempt) open(ctx context.Context, t *target, req *pipeline.Request) error {
+	a.t, a.ctx, a.req = t, ctx, req
 	if err := t.waitUnblocked(ctx); err != nil {
-		return pipeline.Response{}, notSent{err}
+		return notSent{err}
 	}
 	if err := t.pace.wait(ctx, t.Name); err != nil {
-		return pipeline.Response{}, notSent{err}
+		return notSent{err}
 	}
 	if err := pipeline.SpendCall(ctx); err != nil {
-		return pipeline.Response{}, notSent{err}
+		return notSent{err}
 	}
 	agent, reserved, err := t.admit(ctx, req)
 	if err != nil {
-		return pipeline.Response{}, notSent{err}
+		return notSent{err}
 	}
-	sent := time.Now()
-	resp, err := t.call(ctx, req)
-	if agent != "" {
-		t.quotas.SettleAgent(ctx, agent, resp.Usage.TotalTokens, resp.CostUSD, reserved)
+	a.agent, a.reserved, a.sent = agent, reserved, time.Now()
+	if err := a.take(); err != nil {
+		_, err = a.after(pipeline.Response{}, err)
+		return err
 	}
-	if err != nil && ctx.Err() == nil && t.overloaded(err, req, sent) {
+	timeout, cold := t.timeout(req), t.cold()
+	if cold {
+		timeout = max(timeout, t.provider.ColdStartTimeout)
+	}
+	a.cold = cold
+	var cctx context.Context
+	cctx, a.cancel = context.WithTimeout(ctx, timeout)
+	a.cctx, a.span = t.startSpan(cctx, req)
+	a.started = time.Now()
+	if t.observer != nil {
+		t.observer.CallStarted(req.Tier, t.Target)
+	}
+	t.pace.send(a.started)
+	return nil
+}
+
+// take takes one of the target's slots, when they are limited, and one
+// call of its shared rate limit, when it has one. Calls that wait for a
+// slot are served by priority, then to the agent holding the fewest: one
+// agent's flood waits behind itself.
+func (a *attempt) take() error {
+	t := a.t
+	if t.slots != nil {
+		tenant := pipeline.TenantOf(a.ctx)
+		agent, band := tenant.Agent, fair.Band(tenant.Priority)
+		if tenant.FirstCome {
+			agent, band = "", fair.Normal
+		}
+		if err := t.slots.Acquire(a.ctx, agent, band); err != nil {
+			return fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, err)
+		}
+		a.slot, a.slotted = agent, true
+	}
+	if t.quotas != nil && (t.RPM > 0 || t.TPM > 0) {
+		if err := t.quotas.Take(a.ctx, t.Name, t.RPM, t.TPM); err != nil {
+			a.end()
+			return fmt.Errorf("%w: %s: waiting for the rate limit: %w", pipeline.ErrTransient, t.Name, err)
+		}
+	}
+	return nil
+}
+
+// close makes a try's steps after the backend's call, whose reply and err
+// it takes: the call's accounting (settle), its span, timeout and slot
+// ended, then the try's (after).
+func (a *attempt) close(reply *Reply, err error) (pipeline.Response, error) {
+	resp, err := a.t.settle(a.cctx, a.span, a.req, reply, err, time.Since(a.started), a.cold)
+	a.end()
+	return a.after(resp, err)
+}
+
+// after settles the agent's quota with what the call spent, and makes a
+// call that failed for our load an ErrOverloaded.
+func (a *attempt) after(resp pipeline.Response, err error) (pipeline.Response, error) {
+	t := a.t
+	if a.agent != "" {
+		t.quotas.SettleAgent(a.ctx, a.agent, resp.Usage.TotalTokens, resp.CostUSD, a.reserved)
+	}
+	if err != nil && a.ctx.Err() == nil && t.overloaded(err, a.req, a.sent) {
 		// Our load, not the target's fault: no breaker counts it, and
 		// no second try adds to the queue; the worker holds the thought.
-		t.log.Debug().Str("target", t.Name).Str("purpose", req.Purpose).Err(err).Msg("model call overloaded the target")
+		t.log.Debug().Str("target", t.Name).Str("purpose", a.req.Purpose).Err(err).Msg("model call overloaded the target")
 		return pipeline.Response{}, t.overload(err)
 	}
 	return resp, err
+}
+
+// end ends what open started and close has not: the call's span, its
+// timeout, the target's slot, in that order. It does nothing twice.
+func (a *attempt) end() {
+	if a.span != nil {
+		a.span.End()
+		a.span = nil
+	}
+	if a.cancel != nil {
+		a.cancel()
+		a.cancel = nil
+	}
+	if a.slotted {
+		a.t.slots.Release(a.slot)
+		a.slotted = false
+	}
 }
 
 // admit asks the shared counters whether the agent whose thought ctx serves
@@ -195,48 +299,9 @@ func (t *target) mostCost(req *pipeline.Request) float64 {
 	return (float64(chars/4)*t.PriceIn + float64(req.MaxTokens)*t.PriceOut) / 1e6
 }
 
-// call makes one request to the target's backend, within its slots, shared
-// limits and per-call timeout, and accounts for it (see settle).
-func (t *target) call(ctx context.Context, req *pipeline.Request) (pipeline.Response, error) {
-	if t.slots != nil {
-		// Calls that wait for a slot are served by priority, then to the
-		// agent holding the fewest: one agent's flood waits behind itself.
-		tenant := pipeline.TenantOf(ctx)
-		agent, band := tenant.Agent, fair.Band(tenant.Priority)
-		if tenant.FirstCome {
-			agent, band = "", fair.Normal
-		}
-		if err := t.slots.Acquire(ctx, agent, band); err != nil {
-			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for a free slot: %w", pipeline.ErrTransient, t.Name, err)
-		}
-		defer t.slots.Release(agent)
-	}
-	if t.quotas != nil && (t.RPM > 0 || t.TPM > 0) {
-		if err := t.quotas.Take(ctx, t.Name, t.RPM, t.TPM); err != nil {
-			return pipeline.Response{}, fmt.Errorf("%w: %s: waiting for the rate limit: %w", pipeline.ErrTransient, t.Name, err)
-		}
-	}
-	timeout, cold := t.timeout(req), t.cold()
-	if cold {
-		timeout = max(timeout, t.provider.ColdStartTimeout)
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ctx, span := t.startSpan(ctx, req)
-	defer span.End()
-	started := time.Now()
-	if t.observer != nil {
-		t.observer.CallStarted(req.Tier, t.Target)
-	}
-	t.pace.send(started)
-	reply, err := chat(ctx, t.backend, req)
-	return t.settle(ctx, span, req, &reply, err, time.Since(started), cold)
-}
-
-// startSpan starts the call's span. Made in call itself, its attributes
-// and options took 600 B of call's frame, which the goroutine holds while
-// the call is in flight (see chat); here they take them only while the
-// span is made.
+// startSpan starts the call's span. Made in the call's own steps, its
+// attributes and options took 600 B of their frame; here they take them
+// only while the span is made.
 //
 // Without a tracer provider set (OTLP off) it makes none: the span would
 // record nothing, and its attributes and options were 500 B a call.
@@ -272,7 +337,7 @@ func chat(ctx context.Context, b Backend, req *pipeline.Request) (reply Reply, e
 			reply, err = Reply{}, fmt.Errorf("%w: the model call: %v", pipeline.ErrPanic, v)
 		}
 	}()
-	return b.Chat(ctx, *req)
+	return b.Chat(ctx, req)
 }
 
 // tracer makes a span per upstream call, a child of the stage's span.

@@ -67,7 +67,7 @@ func TestSpeedIsKeptForStatsEveryAnswers(t *testing.T) {
 // panickingBackend's client panics, as one might on an answer it cannot take.
 type panickingBackend struct{}
 
-func (panickingBackend) Chat(context.Context, pipeline.Request) (Reply, error) {
+func (panickingBackend) Chat(context.Context, *pipeline.Request) (Reply, error) {
 	panic("runtime error: index out of range [3] with length 3")
 }
 

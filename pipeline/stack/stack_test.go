@@ -7,9 +7,13 @@ import (
 )
 
 // A thousand goroutines that grew their stacks hold 16 KiB each while they
-// wait, and the pad that grew them is not on the heap.
+// wait (8 KiB with Grow8), and the pad that grew them is not on the heap.
 func TestGrowGivesA16KiBStack(t *testing.T) {
 	testGrowGives(t, Grow, 16<<10)
+}
+
+func TestGrow8GivesAn8KiBStack(t *testing.T) {
+	testGrowGives(t, Grow8, 8<<10)
 }
 
 func testGrowGives(t *testing.T, grow func(), size int64) {
