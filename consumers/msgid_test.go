@@ -247,6 +247,23 @@ func TestStreamsAtR3(t *testing.T) {
 	if err != nil || len(letters) != 1 {
 		t.Fatalf("%d letters, %v", len(letters), err)
 	}
+	// The thoughts stream sources the replays once both have their leaders;
+	// on a loaded machine a first try can fail and the server tries again
+	// later, past Replay's wait (seen in CI: "not in NOESIS_THOUGHTS after
+	// 30s"). Replay after the source is live, as after a fresh cluster's
+	// start an operator would.
+	natstest.Eventually(t, 60*time.Second, func() bool {
+		info, err := js.Stream(ctx, consumers.StreamThoughts)
+		if err != nil {
+			return false
+		}
+		for _, src := range info.CachedInfo().Sources {
+			if src.Name == consumers.StreamReplays && src.Error == nil && src.Active >= 0 {
+				return true
+			}
+		}
+		return false
+	}, func() string { return "NOESIS_THOUGHTS does not source NOESIS_REPLAYS yet" })
 	ack, err := consumers.Replay(ctx, js, letters[0])
 	if err != nil {
 		t.Fatal(err)
