@@ -10,13 +10,17 @@
 //     those whose breaker is open or whose provider's budget is spent, and
 //     asks them in order until one answers: a fallback on failure, never
 //     after a refusal no other target would answer differently;
+//   - course.go: the request's course takes those steps one at a time
+//     (drive), so that each backend call is made from one shallow frame
+//     with the steps' state in the course, not in frames around the call;
 //   - hedge.go: on a hedged tier, the second target is asked too once the
 //     first has taken longer than its p95 latency; the first answer wins;
 //   - cache.go: each target's answer goes through the answer Cache
 //     (identical requests in flight share one call; a shared level, when
 //     set, spans every worker process);
-//   - target.go: target.complete tries the target up to Config.Attempts
-//     times under the one retry policy (pipeline/retry), each try waiting
+//   - target.go: a target is tried up to Config.Attempts times, the
+//     first try by the course, the others under the one retry policy
+//     (pipeline/retry, target.again), each try (attempt) waiting
 //     out the target's rate-limit pause and learned pace (pace.go), taking
 //     the agent's quota and the target's slots and shared limits (Quotas),
 //     under a per-call timeout sized by the target's measured speed

@@ -326,11 +326,10 @@ func (t *target) startSpan(ctx context.Context, req *pipeline.Request) (context.
 // (chatShallow), since the caller's frames and the client's went past the
 // 16 KiB a judge's goroutine is grown to; so a call in flight held two
 // stacks of 16 KiB, the caller's waiting ~11 KB deep. With the router's way
-// flattened (viaCache takes the cache's steps itself, complete makes its
-// first try outside the retry policy) a judge's goroutine waits ~12 KB
-// deep, within its 16 KiB, and the second goroutine is not needed
-// (BenchmarkInFlight over HTTP/2: 13 goroutines and 125-151 KB of stack a
-// thought before, 9 and 90-94 KB after; docs/performance.md).
+// a course (course.go), a judge makes its call 3.1 KB from its goroutine's
+// start and holds 8 KiB while it is in flight (BenchmarkInFlight over
+// HTTP/2: 13 goroutines and 122-131 KB of stack a thought before, 9 and
+// 69-74 KB after; docs/performance.md).
 func chat(ctx context.Context, b Backend, req *pipeline.Request) (reply Reply, err error) {
 	defer func() {
 		if v := recover(); v != nil {
