@@ -34,8 +34,6 @@ type course struct {
 	f       *flight // the flight it leads for key, until landed
 	started time.Time
 	a       attempt // its first try
-	reply   Reply   // and the backend's reply to it
-	callErr error
 
 	done bool
 	resp pipeline.Response
@@ -47,8 +45,7 @@ type course struct {
 func (r *Router) drive(c *course) (pipeline.Response, error) {
 	defer c.unwind()
 	for c.next() {
-		c.reply, c.callErr = chat(c.a.cctx, c.t.backend, &c.req)
-		c.answered()
+		c.answered(chat(c.a.cctx, c.t.backend, &c.req))
 	}
 	return c.resp, c.err
 }
@@ -108,11 +105,10 @@ func (c *course) begin() bool {
 	return true
 }
 
-// answered makes the first try's steps after the backend's call.
-func (c *course) answered() {
-	resp, err := c.a.close(&c.reply, c.callErr)
-	c.reply, c.callErr = Reply{}, nil
-	c.tried(resp, err)
+// answered makes the first try's steps after the backend's call, which
+// gave reply or err.
+func (c *course) answered(reply Reply, err error) {
+	c.tried(c.a.close(&reply, err))
 }
 
 // tried takes the first try's answer or error: a success closes the
