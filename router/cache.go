@@ -72,7 +72,13 @@ type Cache struct {
 	ttl   map[pipeline.Tier]time.Duration
 
 	mu      sync.Mutex
-	flights map[string]*flight // calls in flight, by key
+	flights map[string]*flight // calls in flight, and landed ones until the store holds their answers (see land), by key
+	// landed lists the flights landed with an answer that keep waits to
+	// forget: once the store is seen to hold their answers. Guarded by mu.
+	landed  []landedFlight
+	landing chan struct{} // wakes keep; buffered 1
+	quit    chan struct{} // closed by Close: keep returns
+	kept    sync.WaitGroup
 	shared  Shared
 	// alone is set while this process is the only live worker (SetAlone):
 	// the shared level is then neither asked nor told.
@@ -159,7 +165,8 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	if maxBytes <= 0 {
 		maxBytes = 64 << 20
 	}
-	c := &Cache{ttl: map[pipeline.Tier]time.Duration{}, flights: map[string]*flight{}, counts: map[pipeline.Tier]*tierCounts{}, shared: cfg.Shared}
+	c := &Cache{ttl: map[pipeline.Tier]time.Duration{}, flights: map[string]*flight{}, counts: map[pipeline.Tier]*tierCounts{}, shared: cfg.Shared,
+		landing: make(chan struct{}, 1), quit: make(chan struct{})}
 	for _, t := range pipeline.Tiers {
 		c.counts[t] = &tierCounts{}
 	}
@@ -176,6 +183,7 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	c.store = store
+	c.kept.Go(c.keep)
 	return c, nil
 }
 
@@ -185,6 +193,8 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 func (c *Cache) Close() {
 	c.closeOnce.Do(func() {
 		c.settles.Wait()
+		close(c.quit)
+		c.kept.Wait()
 		c.store.Close()
 	})
 }
@@ -226,12 +236,27 @@ func (c *Cache) Peek(tier pipeline.Tier, key string) (r pipeline.Response, ok bo
 	if c == nil || c.ttl[tier] <= 0 {
 		return r, false
 	}
-	if r, ok = c.store.Get(key); !ok {
+	if r, ok = c.lookup(key); !ok {
 		return r, false
 	}
 	c.count(tier).hits.Add(1)
 	r.Cached, r.Latency, r.CostUSD = true, 0, 0
 	return r, true
+}
+
+// lookup returns the answer this process holds for key: in the store, or
+// in a flight landed with it that keep has not forgotten yet.
+func (c *Cache) lookup(key string) (pipeline.Response, bool) {
+	if r, ok := c.store.Get(key); ok {
+		return r, true
+	}
+	c.mu.Lock()
+	f := c.flights[key]
+	c.mu.Unlock()
+	if f != nil && f.stored.Load() {
+		return f.resp, true
+	}
+	return pipeline.Response{}, false
 }
 
 // Do returns the cached answer for key, or calls fn once for all the callers
@@ -282,6 +307,12 @@ func (c *Cache) join(ctx context.Context, tier pipeline.Tier, key string) (pipel
 		c.mu.Unlock()
 		if !shared {
 			return pipeline.Response{}, f, nil
+		}
+		if f.stored.Load() { // landed with its answer: as good as the store's
+			c.count(tier).hits.Add(1)
+			r := f.resp
+			r.Cached, r.Latency, r.CostUSD = true, 0, 0
+			return r, nil, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -355,15 +386,63 @@ func (c *Cache) land(ctx context.Context, tier pipeline.Tier, key string, f *fli
 		}
 	}
 	f.resp, f.err, f.landed = r, err, true
-	if err == nil {
-		c.store.SetWithTTL(key, r, int64(len(r.Content)+len(r.Reasoning)+256), c.ttl[tier])
-		c.store.Wait() // later callers must find it: the flight is forgotten next
-	}
+	kept := err == nil && c.store.SetWithTTL(key, r, int64(len(r.Content)+len(r.Reasoning)+256), c.ttl[tier])
 	c.mu.Lock()
-	delete(c.flights, key)
+	if kept {
+		// The store takes the answer in its own goroutine, a moment later.
+		// Until keep sees it there, the landed flight answers later callers
+		// (join, lookup): the caller does not wait for the store (its Wait
+		// was a sleep and a wake-up on every answer's path, behind the
+		// store's goroutine on a busy machine).
+		f.stored.Store(true)
+		c.landed = append(c.landed, landedFlight{key, f})
+	} else {
+		delete(c.flights, key)
+	}
 	c.mu.Unlock()
 	close(f.done)
+	if kept {
+		select {
+		case c.landing <- struct{}{}:
+		default: // keep is already woken
+		}
+	}
 	return r, err
+}
+
+// landedFlight is a flight landed with an answer, and its key.
+type landedFlight struct {
+	key string
+	f   *flight
+}
+
+// keep forgets landed flights once the store holds their answers: each
+// time land wakes it, it takes the flights landed so far, waits for the
+// store to have taken every write made before (one Wait for them all), and
+// removes those flights. A write the store dropped (it may, under
+// contention) then costs one more model call, as before. It returns when
+// Close closes quit.
+func (c *Cache) keep() {
+	var batch []landedFlight
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-c.landing:
+		}
+		c.mu.Lock()
+		batch, c.landed = c.landed, batch[:0]
+		c.mu.Unlock()
+		c.store.Wait()
+		c.mu.Lock()
+		for _, l := range batch {
+			if c.flights[l.key] == l.f {
+				delete(c.flights, l.key)
+			}
+		}
+		c.mu.Unlock()
+		clear(batch) // drop the answers the flights hold
+	}
 }
 
 // unwind, deferred by a flight's leader, lands the flight when a panic
@@ -389,7 +468,8 @@ type flight struct {
 	// granted the claim there.
 	called         time.Time
 	asked, granted bool
-	landed         bool // land ran (see unwind)
+	landed         bool        // land ran (see unwind)
+	stored         atomic.Bool // landed with an answer given to the store: it answers as the store would (see land)
 }
 
 // keyBufs holds the buffers CacheKey encodes requests in: a judge's

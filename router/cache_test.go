@@ -46,7 +46,7 @@ func TestCacheTTLPerTier(t *testing.T) {
 	}
 	// The fast answer's TTL passes; the reasoning answer's has not.
 	deadline := time.Now().Add(5 * time.Second)
-	for _, ok := c.store.Get("k-fast"); ok; _, ok = c.store.Get("k-fast") {
+	for _, ok := c.lookup("k-fast"); ok; _, ok = c.lookup("k-fast") {
 		if time.Now().After(deadline) {
 			t.Fatal("fast answer outlived its TTL by seconds")
 		}
@@ -283,5 +283,60 @@ func TestAPanicInTheLeaderEndsItsFlight(t *testing.T) {
 	}
 	if n := s.Stats().Requests; n != 1 {
 		t.Errorf("the simulator was asked %d times, want 1 (the panic came before the first call was sent)", n)
+	}
+}
+
+// A landed answer answers the callers that come before the store has taken
+// it (land no longer waits for the store), and is forgotten once the store
+// holds it. keep is held back at first, so the store's timing cannot decide
+// the test.
+func TestALandedAnswerAnswersUntilTheStoreHoldsIt(t *testing.T) {
+	c := newTestCache(t, DefaultCacheTTL())
+	close(c.quit) // keep returns: landed flights stay until it runs again
+	c.kept.Wait()
+	var calls atomic.Int32
+	fn := func(context.Context) (pipeline.Response, error) {
+		calls.Add(1)
+		return pipeline.Response{Content: "answer", Latency: time.Second, CostUSD: 0.01}, nil
+	}
+	ctx := context.Background()
+	if r, err := c.Do(ctx, pipeline.TierReasoning, "k", fn); err != nil || r.Cached {
+		t.Fatalf("first call: %+v %v", r, err)
+	}
+	for i := range 3 {
+		r, err := c.Do(ctx, pipeline.TierReasoning, "k", fn)
+		if err != nil || !r.Cached || r.Content != "answer" || r.Latency != 0 || r.CostUSD != 0 {
+			t.Fatalf("call %d after the first: %+v %v; want a hit", i+2, r, err)
+		}
+	}
+	if r, ok := c.Peek(pipeline.TierReasoning, "k"); !ok || r.Content != "answer" {
+		t.Fatalf("Peek: %+v %v; want the landed answer", r, ok)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("%d model calls, want 1", n)
+	}
+	if s := c.Stats(); s.Hits != 4 || s.Coalesced != 0 {
+		t.Fatalf("stats %+v, want 4 hits (three calls and a peek) and none coalesced", s)
+	}
+	c.quit = make(chan struct{})
+	c.kept.Go(c.keep)
+	c.landing <- struct{}{} // as land would have: the flight is waiting
+	deadline, poll := time.After(5*time.Second), time.NewTicker(5*time.Millisecond)
+	defer poll.Stop()
+	for {
+		c.mu.Lock()
+		open := len(c.flights)
+		c.mu.Unlock()
+		if open == 0 {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatalf("%d landed flights still held 5 s after keep ran", open)
+		case <-poll.C:
+		}
+	}
+	if r, ok := c.store.Get("k"); !ok || r.Content != "answer" {
+		t.Fatalf("the store: %+v %v; want the answer once the flight is forgotten", r, ok)
 	}
 }

@@ -159,8 +159,9 @@ func BenchmarkInFlight(b *testing.B) {
 					})
 				}
 			})
-			// The floor: the same four calls made with go-openai alone, each
-			// from a goroutine of its own, as noesis's stages and judges do.
+			// The floor: the same four calls made with go-openai alone (the
+			// same messages, the judges' with their schema), each from a
+			// goroutine of its own, as noesis's stages and judges do.
 			oc := openai.DefaultConfig("k")
 			oc.BaseURL, oc.HTTPClient = url, router.NewHTTPClient(4096, proto.kind == router.KindSim)
 			client := openai.NewClientWithConfig(oc)
@@ -174,7 +175,12 @@ func BenchmarkInFlight(b *testing.B) {
 							if i == len(prompts)-1 {
 								model = router.DefaultFastModel
 							}
-							_, _ = client.CreateChatCompletion(ctx, openai.ChatCompletionRequest{Model: model, Messages: prompts[i], Temperature: 0.7})
+							req := openai.ChatCompletionRequest{Model: model, Messages: prompts[i], Temperature: 0.7}
+							if i < len(prompts)-1 { // a judge's: with its answer's schema, as noesis sends it
+								req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONSchema,
+									JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: verdictSchema.Name, Schema: verdictSchema.Schema, Strict: true}}
+							}
+							_, _ = client.CreateChatCompletion(ctx, req)
 						}
 						var wg sync.WaitGroup
 						for i := range len(prompts) - 1 {
@@ -188,6 +194,10 @@ func BenchmarkInFlight(b *testing.B) {
 		})
 	}
 }
+
+// verdictSchema is the schema noesis's judges send their calls with (the
+// default, NOESIS_STRUCTURED=auto): the floor's judge calls carry it too.
+var verdictSchema = pipeline.VerdictSchema()
 
 // promptsOf returns the messages of th's four calls: three judges', then the bridge's.
 func promptsOf(tr *pipeline.Tribunal, br *pipeline.Bridge, th *pipeline.Thought) [][]openai.ChatCompletionMessage {
