@@ -53,3 +53,35 @@ func TestBenchPipelineDeliversEveryOutput(t *testing.T) {
 		}
 	}
 }
+
+// Without --in-process the worker and the client floor's worker run as
+// processes of their own, and each one's peak resident memory is reported;
+// in seed mode the goal of issue 21 sets noesis's against the client
+// floor's.
+func TestBenchPipelineMeasuresEachWorkersMemory(t *testing.T) {
+	t.Setenv(asCLIEnv, "1") // the children are this binary, as noesis
+	out, err := runCLI(t, "", "bench", "pipeline", "--mode", "seed", "--n", "60", "--rate", "30", "--sequential", "0", "--ceiling=false", "--format", "json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var res bench.PipelineFigures
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.NotDelivered != 0 || res.Both.Received != 60 || res.PeakRSSMB <= 0 {
+		t.Fatalf("noesis: %+v", res)
+	}
+	fl := res.ClientFloor
+	if fl == nil || fl.Both.Received != 60 || fl.PeakRSSMB <= 0 {
+		t.Fatalf("client floor %+v, want every thought and its worker's peak RSS", fl)
+	}
+	var goal *bench.Goal
+	for i, g := range res.Goals {
+		if g.Goal == "worker peak RSS <= 1.25 x the client floor's" {
+			goal = &res.Goals[i]
+		}
+	}
+	if goal == nil || goal.AtFloor != fl.PeakRSSMB || goal.Want != 1.25*fl.PeakRSSMB || goal.Noesis != res.PeakRSSMB {
+		t.Fatalf("the memory goal %+v, want noesis's %.0f MB against 1.25 x the client floor's %.0f", goal, res.PeakRSSMB, fl.PeakRSSMB)
+	}
+}

@@ -26,7 +26,7 @@ import (
 // Command is `noesis bench`: models, pipeline, tribunal and shadow.
 func Command() *cobra.Command {
 	cmd := &cobra.Command{Use: "bench", Short: "Measure models and the pipeline"}
-	cmd.AddCommand(newBenchModelsCmd(), newBenchPipelineCmd(), newBenchTribunalCmd(), newBenchShadowCmd(), newBenchFairCmd())
+	cmd.AddCommand(newBenchModelsCmd(), newBenchPipelineCmd(), newBenchTribunalCmd(), newBenchShadowCmd(), newBenchFairCmd(), newBenchFloorWorkerCmd())
 	return cmd
 }
 

@@ -42,12 +42,18 @@ func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes m
 	if err != nil {
 		return nil, err
 	}
+	const name = "the client floor (go-openai alone)"
+	if !o.inProcess { // a process of its own, as noesis's worker is: its memory is its own
+		return runFloor(ctx, cfg, o, sizes, contents, name, nil, func(natsURL string) (*floorProcess, error) {
+			return startFloorProcess(ctx, natsURL, url, o.http, sizes)
+		}, progress)
+	}
 	calls, err := newFloorCalls(cfg, url, o.http == "2")
 	if err != nil {
 		return nil, err
 	}
 	defer calls.http.CloseIdleConnections()
-	return runFloor(ctx, cfg, o, sizes, contents, "the client floor (go-openai alone)", calls.work, progress)
+	return runFloor(ctx, cfg, o, sizes, contents, name, calls.work, nil, progress)
 }
 
 // floorCalls makes noesis's model calls for a thought with go-openai alone.

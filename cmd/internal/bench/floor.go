@@ -36,6 +36,9 @@ type FloorFigures struct {
 	// MachineBusyPct is how busy the machine's processors were from the
 	// first publish to the last output (Linux only).
 	MachineBusyPct float64 `json:"machine_busy_pct,omitempty"`
+	// PeakRSSMB is the floor's worker's peak resident memory, when it ran
+	// as a process of its own (the client floor, unless --in-process).
+	PeakRSSMB float64 `json:"worker_peak_rss_mb,omitempty"`
 }
 
 // jetStreamFloor runs o's thoughts through a fresh embedded server like the
@@ -50,7 +53,7 @@ type FloorFigures struct {
 // It runs after noesis's stack has stopped, so the two do not share the
 // processors.
 func jetStreamFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, progress io.Writer) (*FloorFigures, error) {
-	return runFloor(ctx, cfg, o, sizes, contents, "the JetStream floor", nil, progress)
+	return runFloor(ctx, cfg, o, sizes, contents, "the JetStream floor", nil, nil, progress)
 }
 
 // floorWork is what a floor's worker does with a thought before it
@@ -58,8 +61,9 @@ func jetStreamFloor(ctx context.Context, cfg config.Config, o benchOptions, size
 type floorWork func(ctx context.Context, stage pipeline.Stage, msg jetstream.Msg) error
 
 // runFloor runs o's thoughts through a floor worker (see jetStreamFloor)
-// that does work, when set, for each delivery before its publish.
-func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, name string, work floorWork, progress io.Writer) (*FloorFigures, error) {
+// that does work, when set, for each delivery before its publish; or,
+// with spawn set, through the worker process spawn starts on the server.
+func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, name string, work floorWork, spawn func(natsURL string) (*floorProcess, error), progress io.Writer) (*FloorFigures, error) {
 	dir, err := os.MkdirTemp("", "noesis-floor-")
 	if err != nil {
 		return nil, err
@@ -83,14 +87,22 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	if err := consumers.EnsureStreams(ctx, wjs, cfg.Streams()); err != nil {
 		return nil, err
 	}
-	wctx, stop := context.WithCancel(ctx)
-	var handlers sync.WaitGroup
-	defer func() {
-		stop()
-		handlers.Wait()
-	}()
-	if err := floorWorker(wctx, wjs, sizes, work, &handlers); err != nil {
-		return nil, err
+	var child *floorProcess
+	if spawn != nil {
+		if child, err = spawn(srv.ClientURL()); err != nil {
+			return nil, err
+		}
+		defer child.stop()
+	} else {
+		wctx, stop := context.WithCancel(ctx)
+		var handlers sync.WaitGroup
+		defer func() {
+			stop()
+			handlers.Wait()
+		}()
+		if err := floorWorker(wctx, wjs, sizes, work, &handlers); err != nil {
+			return nil, err
+		}
 	}
 
 	nc, err := nats.Connect(srv.ClientURL(), nats.Name("noesis-floor"))
@@ -126,6 +138,9 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 		f.Seconds, f.Throughput = s, float64(both.Received)/s
 	}
 	f.LongestPauseMs = ms(arr.longestPause())
+	if child != nil {
+		f.PeakRSSMB = child.peakRSSMB()
+	}
 	return f, nil
 }
 

@@ -71,8 +71,11 @@ func goals(r *PipelineFigures) []Goal {
 		if r.AnsweredOnce != nil {
 			add("verdict p99, judges asked once", "ms", 2200, r.AnsweredOnce.P99ms, false, goalFloor{clientName, stageOf(client.Stages, "tribunal").P99ms})
 		}
-		add("worker peak RSS", "MB", 300, r.PeakRSSMB, false) // its floor: go test -bench InFlight ./router
-		if r.IdealDrainS > 0 {                                // a burst against a provider that generates so many answers at once
+		add("worker peak RSS", "MB", 300, r.PeakRSSMB, false, goalFloor{clientName, client.PeakRSSMB})
+		if client.PeakRSSMB > 0 { // issue 21: 1.25 x go-openai alone with the same calls in flight
+			add("worker peak RSS <= 1.25 x the client floor's", "MB", 1.25*client.PeakRSSMB, r.PeakRSSMB, false, goalFloor{clientName, client.PeakRSSMB})
+		}
+		if r.IdealDrainS > 0 { // a burst against a provider that generates so many answers at once
 			drained := func(seconds float64, received int) float64 { // 0 (not met) unless every thought had both outputs
 				if received < r.Thoughts {
 					return 0
@@ -215,8 +218,12 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		}
 	}
 	if fl := r.ClientFloor; fl != nil {
-		fmt.Fprintf(w, "client floor (the same worker making noesis's model calls with go-openai alone): %.0f thoughts/s, verdicts p50 %.1f ms, p99 %.1f ms, both outputs p50 %.1f ms, p99 %.1f ms; longest pause %.0f ms\n",
+		fmt.Fprintf(w, "client floor (the same worker making noesis's model calls with go-openai alone): %.0f thoughts/s, verdicts p50 %.1f ms, p99 %.1f ms, both outputs p50 %.1f ms, p99 %.1f ms; longest pause %.0f ms",
 			fl.Throughput, stageOf(fl.Stages, "tribunal").P50ms, stageOf(fl.Stages, "tribunal").P99ms, fl.Both.P50ms, fl.Both.P99ms, fl.LongestPauseMs)
+		if fl.PeakRSSMB > 0 {
+			fmt.Fprintf(w, "; its worker process's peak RSS %.0f MB", fl.PeakRSSMB)
+		}
+		fmt.Fprintln(w)
 	}
 	if fl := r.Floor; fl != nil {
 		fmt.Fprintf(w, "JetStream floor: %.0f thoughts/s; longest pause %.0f ms\n", fl.Throughput, fl.LongestPauseMs)

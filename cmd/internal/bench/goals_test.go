@@ -47,6 +47,15 @@ func TestRatioGoalsFollowTheirFloor(t *testing.T) {
 	if g := last(cache); g.Want != 8000 || g.Met {
 		t.Fatalf("cache: %+v, want 7,000 not met against 80 %% of 10,000", g)
 	}
+	for _, c := range []struct {
+		rss float64
+		met bool
+	}{{500, true}, {525, true}, {526, false}} {
+		g := last(goals(&PipelineFigures{Mode: "seed", PeakRSSMB: c.rss, ClientFloor: &FloorFigures{PeakRSSMB: 420}}))
+		if g.Want != 525 || g.Met != c.met || g.AtFloor != 420 || g.Unit != "MB" {
+			t.Fatalf("seed, peak RSS %g MB: %+v, want met %v against 1.25 x the client floor's 420 MB", c.rss, g, c.met)
+		}
+	}
 }
 
 // Keeping up leaves the last output's latency: 99 % of the offered rate.
