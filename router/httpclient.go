@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	openai "github.com/sashabaranov/go-openai"
 )
 
 // respInfoKey carries a *respInfo through a call's context to the HTTP
@@ -14,6 +16,19 @@ type respInfoKey struct{}
 type respInfo struct {
 	purpose    string // sent as the PurposeHeader
 	retryAfter time.Duration
+	// sent is the client's request of the call (Chat's, from
+	// chatRequests), given back by giveBack; nil after.
+	sent *openai.ChatCompletionRequest
+}
+
+// giveBack gives the call's client request back to chatRequests once, when
+// the client has made its body (headerDoer.Do), or after a call that failed
+// before it did.
+func (i *respInfo) giveBack() {
+	if i.sent != nil {
+		release(i.sent)
+		i.sent = nil
+	}
 }
 
 // PurposeHeader names who in noesis makes a call ("judge:VERITAS",
@@ -35,8 +50,11 @@ func (d headerDoer) Do(req *http.Request) (*http.Response, error) {
 		req.Header.Set(k, v)
 	}
 	info, _ := req.Context().Value(respInfoKey{}).(*respInfo)
-	if info != nil && info.purpose != "" {
-		req.Header.Set(PurposeHeader, info.purpose)
+	if info != nil {
+		info.giveBack() // its body is made: the call in flight need not hold it
+		if info.purpose != "" {
+			req.Header.Set(PurposeHeader, info.purpose)
+		}
 	}
 	resp, err := d.c.Do(req)
 	if resp != nil && resp.StatusCode >= 400 && info != nil {

@@ -47,19 +47,20 @@ func newOpenAIBackend(p Provider, t Target, client *http.Client, redact *strings
 // Chat implements Backend.
 func (b *openAIBackend) Chat(ctx context.Context, req *pipeline.Request) (Reply, error) {
 	oreq, structured := b.request(req)
-	defer release(oreq)
 	started := time.Now()
-	info := &respInfo{purpose: req.Purpose}
+	info := &respInfo{purpose: req.Purpose, sent: oreq}
 	var out openai.ChatCompletionResponse
 	var err error
 	for {
 		out, err = b.client.CreateChatCompletion(context.WithValue(ctx, respInfoKey{}, info), *oreq)
+		info.giveBack() // given back when its body was made, unless the call failed before
 		if err == nil || !structured || !b.structured.refusedBy(err) {
 			break
 		}
 		// The target refuses the response format, not the request: ask again
-		// at once in text, within the same call.
-		structured, oreq.ResponseFormat, info = false, nil, &respInfo{purpose: req.Purpose}
+		// at once in text (refusedBy remembered it), within the same call.
+		oreq, structured = b.request(req)
+		info = &respInfo{purpose: req.Purpose, sent: oreq}
 	}
 	return b.reply(ctx, &out, err, info, started, structured)
 }
@@ -73,7 +74,10 @@ func release(r *openai.ChatCompletionRequest) {
 }
 
 // chatRequests holds the requests Chat gives the client: one off the
-// stack, which the call holds while it is in flight (400 B of its frame).
+// stack (400 B of Chat's frame). The client has made the request's body
+// when it hands the HTTP request to headerDoer, which gives the request
+// back then (respInfo.giveBack): a call in flight holds neither it nor its
+// messages' copies, as go-openai alone does not.
 var chatRequests = sync.Pool{New: func() any { return new(openai.ChatCompletionRequest) }}
 
 // request is the client's request of req, from chatRequests, and whether

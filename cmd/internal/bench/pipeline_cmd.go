@@ -32,8 +32,10 @@ then runs the same thoughts through a worker that does only noesis's JetStream w
 rest stopped: the JetStream floor, the most any worker can do on this machine.
 In seed and zero modes it also runs them through that worker making noesis's
 model calls (the narrative's, the three judges' at once) with go-openai alone
-to a fresh simulator: the client floor. Each of issue 10's goals the mode
-measures is printed beside its floors, with noesis's figure as a ratio of each.`,
+to a fresh simulator: the client floor. That worker runs as a process of its
+own, as noesis's does (unless --in-process), and its peak RSS is noesis's
+memory floor. Each of issue 10's goals the mode measures is printed beside its
+floors, with noesis's figure as a ratio of each.`,
 		Args: cobra.NoArgs,
 		RunE: runFigures(func(ctx context.Context, cfg config.Config, progress io.Writer) (*PipelineFigures, error) {
 			if err := o.check(); err != nil {
@@ -76,7 +78,7 @@ measures is printed beside its floors, with noesis's figure as a ratio of each.`
 	f.IntVar(&o.workers, "workers", 1, "worker processes sharing the durable consumers")
 	f.StringVar(&o.http, "http", "2", "how the worker calls the simulator: 2 (h2c, as an HTTPS provider speaks HTTP/2) or 1.1 (one connection per call, as vLLM serves)")
 	f.StringVar(&o.cpuProfile, "cpu-profile", "", "write this process's CPU profile here (the NATS server, the simulator and the load; the worker's own is served at NOESIS_PPROF_ADDR): go tool pprof reads it")
-	f.BoolVar(&o.inProcess, "in-process", false, "run the worker in this process, not as a child (its memory is then not its own)")
+	f.BoolVar(&o.inProcess, "in-process", false, "run the worker, and the client floor's, in this process, not as children (their memory is then not their own)")
 	return cmd
 }
 
