@@ -45,7 +45,7 @@ func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes m
 	const name = "the client floor (go-openai alone)"
 	if !o.inProcess { // a process of its own, as noesis's worker is: its memory is its own
 		return runFloor(ctx, cfg, o, sizes, contents, name, nil, func(natsURL string) (*floorProcess, error) {
-			return startFloorProcess(ctx, natsURL, url, o.http, sizes)
+			return startFloorProcess(ctx, cfg, natsURL, url, o.http, sizes)
 		}, progress)
 	}
 	calls, err := newFloorCalls(cfg, url, o.http == "2")

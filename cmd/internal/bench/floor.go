@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,6 +140,9 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	}
 	f.LongestPauseMs = ms(arr.longestPause())
 	if child != nil {
+		if ended, err := child.exited(); ended { // its figures would be a part's
+			return nil, fmt.Errorf("%s: its worker exited during the run (%v): %s", name, err, strings.TrimSpace(child.stderr()))
+		}
 		f.PeakRSSMB = child.peakRSSMB()
 	}
 	return f, nil

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/noesis-dev/noesis/cmd/internal/cli"
+	"github.com/noesis-dev/noesis/config"
 	"github.com/noesis-dev/noesis/pipeline"
 )
 
@@ -59,14 +61,16 @@ func newBenchFloorWorkerCmd() *cobra.Command {
 				return err
 			}
 			ctx, stop := context.WithCancel(cmd.Context())
-			defer stop()
 			go func() { // until the parent closes standard input
 				_, _ = io.Copy(io.Discard, cmd.InOrStdin())
 				stop()
 			}()
 			sizes := map[string]int{string(pipeline.StageNarrative): narrative, string(pipeline.StageTribunal): verdict, transcriptKey: transcript}
 			var handlers sync.WaitGroup
-			defer handlers.Wait()
+			defer func() {
+				stop() // a stage set up before an error stops pulling too
+				handlers.Wait()
+			}()
 			if err := floorWorker(ctx, js, sizes, calls.work, &handlers); err != nil {
 				return err
 			}
@@ -96,8 +100,12 @@ type floorProcess struct {
 
 // startFloorProcess starts this binary as the client floor's worker on the
 // server at natsURL, calling the simulator at simURL, and returns once it
-// pulls.
-func startFloorProcess(ctx context.Context, natsURL, simURL, http string, sizes map[string]int) (*floorProcess, error) {
+// pulls. It gets the environment and settings the bench's noesis workers
+// get (benchWorkerEnv), with the simulator as their provider, so that its
+// calls are theirs: the same models, over as many connections. Like them,
+// it runs in a process group of its own: a terminal's ^C reaches the
+// bench, which stops it.
+func startFloorProcess(ctx context.Context, cfg config.Config, natsURL, simURL, http string, sizes map[string]int) (*floorProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -105,6 +113,8 @@ func startFloorProcess(ctx context.Context, natsURL, simURL, http string, sizes 
 	cmd := exec.Command(self, "bench", "floor-worker", "--env-file", "/dev/null", "--nats", natsURL, "--sim", simURL, "--http", http,
 		"--narrative-bytes", strconv.Itoa(sizes[string(pipeline.StageNarrative)]), "--verdict-bytes", strconv.Itoa(sizes[string(pipeline.StageTribunal)]),
 		"--transcript-bytes", strconv.Itoa(sizes[transcriptKey]))
+	cmd.Env = append(append(os.Environ(), "LLM_PROVIDER=sim", "NOESIS_SIM_URL="+simURL), benchWorkerEnv(cfg)...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &floorProcess{cmd: cmd, log: &strings.Builder{}, ended: make(chan struct{})}
 	cmd.Stderr = &lockedWriter{w: p.log}
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
@@ -147,6 +157,16 @@ func startFloorProcess(ctx context.Context, natsURL, simURL, http string, sizes 
 	}
 	p.stop()
 	return nil, fmt.Errorf("the client floor's worker: %w: %s", err, strings.TrimSpace(p.stderr()))
+}
+
+// exited reports whether the process has ended, and why.
+func (p *floorProcess) exited() (bool, error) {
+	select {
+	case <-p.ended:
+		return true, p.err
+	default:
+		return false, nil
+	}
 }
 
 // peakRSSMB is the process's peak resident memory so far.

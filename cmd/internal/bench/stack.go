@@ -182,6 +182,17 @@ func startBenchStack(ctx context.Context, cfg config.Config, o stackOptions, pro
 	return st, nil
 }
 
+// benchWorkerEnv is the settings a bench's worker process gets beside the
+// environment (it reads no .env file): the bench's tiers, limits and agent
+// quota, as cfg has them. The client floor's worker gets them too, so that
+// it makes the same calls over as many connections.
+func benchWorkerEnv(cfg config.Config) []string {
+	return []string{"NOESIS_TIERS=fast,reasoning",
+		fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.Tier.Fast.Concurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.Tier.Reasoning.Concurrency),
+		fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending),
+		fmt.Sprintf("NOESIS_AGENT_MAX_THOUGHTS=%d", cfg.AgentMaxThoughts)}
+}
+
 // startWorkers starts o.workers `noesis serve` children (one at least)
 // on the stack's server, speaking to the simulator as provider says.
 func (st *benchStack) startWorkers(cfg config.Config, o stackOptions, provider []string) error {
@@ -198,11 +209,7 @@ func (st *benchStack) startWorkers(cfg config.Config, o stackOptions, provider [
 	}
 	for i := 0; i < max(o.workers, 1); i++ {
 		env := append(append([]string{}, provider...), o.env...)
-		w, err := proc.Logged(st.logDir, fmt.Sprintf("worker-%d", i+1), append(env, "NATS_URL="+st.natsURL,
-			"NOESIS_TIERS=fast,reasoning",
-			fmt.Sprintf("NOESIS_FAST_CONCURRENCY=%d", cfg.Tier.Fast.Concurrency), fmt.Sprintf("NOESIS_REASONING_CONCURRENCY=%d", cfg.Tier.Reasoning.Concurrency),
-			fmt.Sprintf("NOESIS_FAST_MAX_ACK_PENDING=%d", cfg.Tier.Fast.MaxAckPending), fmt.Sprintf("NOESIS_REASONING_MAX_ACK_PENDING=%d", cfg.Tier.Reasoning.MaxAckPending),
-			fmt.Sprintf("NOESIS_AGENT_MAX_THOUGHTS=%d", cfg.AgentMaxThoughts)),
+		w, err := proc.Logged(st.logDir, fmt.Sprintf("worker-%d", i+1), append(append(env, "NATS_URL="+st.natsURL), benchWorkerEnv(cfg)...),
 			self, "serve", "--env-file", "/dev/null")
 		if err != nil {
 			return err
