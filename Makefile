@@ -81,8 +81,8 @@ chaos-auth: build tools
 ## flight), the models against the simulator, the tribunal, and the pipeline with
 ## the defaults beside the hand-tuned worker, BENCH_RUNS runs each where a goal is
 ## measured, with the nats bench ceiling, the JetStream floor (zero and cache
-## modes) and the client floor (go-openai alone; seed and zero modes) on the same
-## machine (the seed runs after a 30 s warm-up, the rate growing from 0: a worker's
+## modes) and the client floor (go-openai alone, a worker process of its own whose
+## peak RSS is the memory floor; seed and zero modes) on the same machine (the seed runs after a 30 s warm-up, the rate growing from 0: a worker's
 ## steady state, its cold start printed beside): each run prints its goals
 ## beside their floors, noesis's figure as a
 ## ratio of each. Then a burst of 1,000 thoughts against a provider that

@@ -27,8 +27,10 @@ import (
 // answers each in the same time. Nothing else: no router, cache, breaker,
 // limit, retry, answer reading or verdict; an answer is not read, and a
 // failed call naks its thought. It is what the same calls cost with
-// go-openai alone on this machine, the floor under noesis's latency and
-// throughput with models in the loop.
+// go-openai alone on this machine, the floor under noesis's latency,
+// throughput and memory with models in the loop. The worker runs as a
+// process of its own (`bench floor-worker`), as noesis's does, so that its
+// peak RSS is its own; with --in-process, in this one.
 func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, progress io.Writer) (*FloorFigures, error) {
 	sc := cfg.Sim()
 	sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity
