@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -93,7 +94,7 @@ func newBenchFloorWorkerCmd() *cobra.Command {
 type floorProcess struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
-	log   *strings.Builder
+	log   *bytes.Buffer // its standard error; read once it has exited
 	ended chan struct{} // closed once it has exited, with err
 	err   error
 }
@@ -115,8 +116,8 @@ func startFloorProcess(ctx context.Context, cfg config.Config, natsURL, simURL, 
 		"--transcript-bytes", strconv.Itoa(sizes[transcriptKey]))
 	cmd.Env = append(append(os.Environ(), "LLM_PROVIDER=sim", "NOESIS_SIM_URL="+simURL), benchWorkerEnv(cfg)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	p := &floorProcess{cmd: cmd, log: &strings.Builder{}, ended: make(chan struct{})}
-	cmd.Stderr = &lockedWriter{w: p.log}
+	p := &floorProcess{cmd: cmd, log: &bytes.Buffer{}, ended: make(chan struct{})}
+	cmd.Stderr = p.log
 	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		return nil, err
 	}
@@ -184,21 +185,9 @@ func (p *floorProcess) stop() {
 	}
 }
 
+// stderr is what the process wrote to its standard error, once it has
+// exited (exec's copy of it has ended by then).
 func (p *floorProcess) stderr() string {
-	w := p.cmd.Stderr.(*lockedWriter)
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	<-p.ended
 	return p.log.String()
-}
-
-// lockedWriter is w, written to and read under mu.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(b []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(b)
 }
