@@ -108,14 +108,19 @@ func (c *Config) QuotaHoldRisks() []string {
 		if !fixed || int64(pending) > perAgent {
 			continue
 		}
-		name := "NOESIS_" + strings.ToUpper(string(t)) + "_"
+		conc, ack := tierVar(t, "CONCURRENCY"), tierVar(t, "MAX_ACK_PENDING")
 		stage, _ := pipeline.StageForTier(t)
-		out = append(out, fmt.Sprintf("the %s consumer hands out at most %d unacknowledged thoughts (%sCONCURRENCY fixed, or %sMAX_ACK_PENDING), "+
+		out = append(out, fmt.Sprintf("the %s consumer hands out at most %d unacknowledged thoughts (%s fixed, or %s), "+
 			"and one agent past its request quota may have up to %d thoughts held for its next window (NOESIS_AGENT_MAX_THOUGHTS): "+
-			"they would hold every other agent's thoughts until then; set %sMAX_ACK_PENDING above %d, or leave %sCONCURRENCY adaptive (0)",
-			stage, pending, name, name, perAgent, name, perAgent, name))
+			"they would hold every other agent's thoughts until then; set %s above %d, or leave %s adaptive (0)",
+			stage, pending, conc, ack, perAgent, ack, perAgent, conc))
 	}
 	return out
+}
+
+// tierVar is tier t's setting name: NOESIS_<TIER>_<name>.
+func tierVar(t pipeline.Tier, name string) string {
+	return "NOESIS_" + strings.ToUpper(string(t)) + "_" + name
 }
 
 // Streams returns the streams' config.

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/noesis-dev/noesis/consumers"
@@ -73,7 +72,7 @@ func (c *Config) validateProviders(p *problems) {
 func (c *Config) validateChains(p *problems) {
 	chains := map[string]string{}
 	for _, t := range pipeline.Tiers {
-		chains["NOESIS_"+strings.ToUpper(string(t))+"_CHAIN"] = c.Tier.Of(t).Chain
+		chains[tierVar(t, "CHAIN")] = c.Tier.Of(t).Chain
 	}
 	for name, js := range c.JudgeSettings {
 		chains["NOESIS_JUDGE_"+judgeKey(name)+"_TARGET"] = js.Target
@@ -148,18 +147,18 @@ func (c *Config) validateTiers(p *problems) {
 		}
 	}
 	for _, t := range pipeline.Tiers {
-		ps, prefix := c.Tier.Of(t), "NOESIS_"+strings.ToUpper(string(t))+"_"
+		ps := c.Tier.Of(t)
 		if ps.Concurrency < 0 {
-			p.bad(prefix+"CONCURRENCY", "want 0 (adaptive) or more, got %d", ps.Concurrency)
+			p.bad(tierVar(t, "CONCURRENCY"), "want 0 (adaptive) or more, got %d", ps.Concurrency)
 		}
 		if ps.MaxAckPending < 0 {
-			p.bad(prefix+"MAX_ACK_PENDING", "want 0 (derived) or more, got %d", ps.MaxAckPending)
+			p.bad(tierVar(t, "MAX_ACK_PENDING"), "want 0 (derived) or more, got %d", ps.MaxAckPending)
 		}
 		if ps.MaxAckPending > 0 && ps.MaxAckPending < ps.Concurrency {
-			p.bad(prefix+"MAX_ACK_PENDING", "want at least the tier's concurrency (%d), got %d", ps.Concurrency, ps.MaxAckPending)
+			p.bad(tierVar(t, "MAX_ACK_PENDING"), "want at least the tier's concurrency (%d), got %d", ps.Concurrency, ps.MaxAckPending)
 		}
 		if ps.AckWait < 0 {
-			p.bad(prefix+"ACK_WAIT", "want 0 (the stage's default) or a duration above 0, got %s", ps.AckWait)
+			p.bad(tierVar(t, "ACK_WAIT"), "want 0 (the stage's default) or a duration above 0, got %s", ps.AckWait)
 		}
 	}
 }
@@ -215,7 +214,7 @@ func (c *Config) validateDurations(p *problems) {
 	}
 	for _, t := range pipeline.Tiers {
 		if d := c.cacheTTL(t); d < 0 {
-			p.bad("NOESIS_"+strings.ToUpper(string(t))+"_CACHE_TTL", "want a duration of 0 (off) or more, got %s", d)
+			p.bad(tierVar(t, "CACHE_TTL"), "want a duration of 0 (off) or more, got %s", d)
 		}
 	}
 	if c.AckWaitFor(pipeline.TierReasoning) <= c.TribunalDeadline/3 {

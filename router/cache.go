@@ -240,8 +240,14 @@ func (c *Cache) Peek(tier pipeline.Tier, key string) (r pipeline.Response, ok bo
 		return r, false
 	}
 	c.count(tier).hits.Add(1)
+	return asHit(r), true
+}
+
+// asHit is r as a cache hit returns it: Cached, with no latency or cost of
+// its own.
+func asHit(r pipeline.Response) pipeline.Response {
 	r.Cached, r.Latency, r.CostUSD = true, 0, 0
-	return r, true
+	return r
 }
 
 // lookup returns the answer this process holds for key: in the store, or
@@ -294,8 +300,7 @@ func (c *Cache) On(tier pipeline.Tier) bool { return c != nil && c.ttl[tier] > 0
 func (c *Cache) join(ctx context.Context, tier pipeline.Tier, key string) (pipeline.Response, *flight, error) {
 	if r, ok := c.store.Get(key); ok {
 		c.count(tier).hits.Add(1)
-		r.Cached, r.Latency, r.CostUSD = true, 0, 0
-		return r, nil, nil
+		return asHit(r), nil, nil
 	}
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
@@ -310,9 +315,7 @@ func (c *Cache) join(ctx context.Context, tier pipeline.Tier, key string) (pipel
 		}
 		if f.stored.Load() { // landed with its answer: as good as the store's
 			c.count(tier).hits.Add(1)
-			r := f.resp
-			r.Cached, r.Latency, r.CostUSD = true, 0, 0
-			return r, nil, nil
+			return asHit(f.resp), nil, nil
 		}
 		select {
 		case <-ctx.Done():
@@ -346,15 +349,13 @@ func (c *Cache) ask(ctx context.Context, tier pipeline.Tier, key string, f *flig
 		average(&n.sharedNS, time.Since(start))
 		if found {
 			n.sharedHits.Add(1)
-			r.Cached, r.Latency, r.CostUSD = true, 0, 0
-			return r, true
+			return asHit(r), true
 		}
 		if !granted {
 			n.sharedWaits.Add(1)
 			if r, ok := c.shared.Await(ctx, tier, key); ok {
 				n.sharedHits.Add(1)
-				r.Cached, r.Latency, r.CostUSD = true, 0, 0
-				return r, true
+				return asHit(r), true
 			}
 		}
 		f.asked, f.granted = true, granted
