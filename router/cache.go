@@ -19,7 +19,8 @@ import (
 
 // CacheConfig sizes the answer cache and sets its TTL per tier.
 type CacheConfig struct {
-	// MaxBytes bounds the cached answers' size; 0 means 64 MiB.
+	// MaxBytes bounds the memory the cached answers take, each counted with
+	// what the store spends on it besides its bytes (packed); 0 means 64 MiB.
 	MaxBytes int64
 	// TTL per tier; a missing or zero TTL turns caching off for that tier.
 	TTL map[pipeline.Tier]time.Duration
@@ -68,7 +69,7 @@ type Shared interface {
 // never cached. Safe for concurrent use. Ristretto may drop a write under
 // contention; a dropped write costs one more upstream call, never a wrong answer.
 type Cache struct {
-	store *ristretto.Cache[string, pipeline.Response]
+	store *ristretto.Cache[string, packed] // answers as pack makes them; read them with stored
 	ttl   map[pipeline.Tier]time.Duration
 
 	mu      sync.Mutex
@@ -173,11 +174,11 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 	for t, d := range cfg.TTL {
 		c.ttl[t] = d
 	}
-	store, err := ristretto.NewCache(&ristretto.Config[string, pipeline.Response]{
-		NumCounters: max(maxBytes/100, 1000), // about ten counters per entry of ~1 KiB
+	store, err := ristretto.NewCache(&ristretto.Config[string, packed]{
+		NumCounters: max(maxBytes/100, 1000), // ten counters a KiB: ten an answer of ~1 KiB, five of the seed's ~500 B
 		MaxCost:     maxBytes,
 		BufferItems: 64,
-		OnEvict:     func(*ristretto.Item[pipeline.Response]) { c.evictions.Add(1) },
+		OnEvict:     func(*ristretto.Item[packed]) { c.evictions.Add(1) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
@@ -250,10 +251,18 @@ func asHit(r pipeline.Response) pipeline.Response {
 	return r
 }
 
+// stored returns the answer the store holds for key.
+func (c *Cache) stored(key string) (pipeline.Response, bool) {
+	if p, ok := c.store.Get(key); ok {
+		return p.unpack()
+	}
+	return pipeline.Response{}, false
+}
+
 // lookup returns the answer this process holds for key: in the store, or
 // in a flight landed with it that keep has not forgotten yet.
 func (c *Cache) lookup(key string) (pipeline.Response, bool) {
-	if r, ok := c.store.Get(key); ok {
+	if r, ok := c.stored(key); ok {
 		return r, true
 	}
 	c.mu.Lock()
@@ -298,7 +307,7 @@ func (c *Cache) On(tier pipeline.Tier) bool { return c != nil && c.ttl[tier] > 0
 // leads: it asks the shared level (ask), then the model when that has no
 // answer, and ends the flight with land, whatever happened.
 func (c *Cache) join(ctx context.Context, tier pipeline.Tier, key string) (pipeline.Response, *flight, error) {
-	if r, ok := c.store.Get(key); ok {
+	if r, ok := c.stored(key); ok {
 		c.count(tier).hits.Add(1)
 		return asHit(r), nil, nil
 	}
@@ -387,7 +396,11 @@ func (c *Cache) land(ctx context.Context, tier pipeline.Tier, key string, f *fli
 		}
 	}
 	f.resp, f.err, f.landed = r, err, true
-	kept := err == nil && c.store.SetWithTTL(key, r, int64(len(r.Content)+len(r.Reasoning)+256), c.ttl[tier])
+	var kept bool
+	if err == nil {
+		p := pack(r)
+		kept = c.store.SetWithTTL(key, p, p.cost(), c.ttl[tier])
+	}
 	c.mu.Lock()
 	if kept {
 		// The store takes the answer in its own goroutine, a moment later.

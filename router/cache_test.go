@@ -345,7 +345,7 @@ func TestALandedAnswerAnswersUntilTheStoreHoldsIt(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"k", "k2"} {
-		if r, ok := c.store.Get(k); !ok || r.Content != "answer" {
+		if r, ok := c.stored(k); !ok || r.Content != "answer" {
 			t.Fatalf("the store's %s: %+v %v; want the answer once the flight is forgotten", k, r, ok)
 		}
 	}
