@@ -9,8 +9,8 @@ import (
 
 // packed is an answer as the cache's store holds it: one byte slice, with
 // nothing in it for the collector to scan, where a pipeline.Response is
-// about 170 bytes of fields around four strings (the store spent about 380
-// bytes an entry besides the text; now about 130).
+// 144 bytes of fields around four strings (the store spent 263-286 bytes an
+// entry besides the text; now 146-202 besides the packed bytes).
 //
 // Layout: a flags byte, the usage's three counts and the lengths of the
 // provider, model, target and content as uvarints, then the provider,
@@ -19,7 +19,7 @@ import (
 // anything holds one.
 //
 // The text is not compressed: S2 took answer-sized pieces of English prose
-// (this repository's docs, 400 to 4,000 bytes) down by 7 to 30 %, not worth
+// (this repository's docs, 400 to 4,000 bytes) down by 0 to 31 %, not worth
 // a copy on every hit, and the simulator's thinking, a few phrases drawn
 // again and again, by two thirds, which would flatter every figure.
 type packed []byte
@@ -36,9 +36,9 @@ const (
 // packedOverhead is what the store spends on an entry besides its bytes:
 // the slice's header in ristretto's item, its key hash, conflict hash and
 // expiry, its place in the map, the expiry buckets and the admission
-// policy's cost map. TestPackedOverheadIsWhatTheStoreSpends measured 94 to
-// 149 bytes from 5,000 to 150,000 entries, as the maps fill and grow.
-const packedOverhead = 128
+// policy's cost map. TestPackedOverheadIsWhatTheStoreSpends measured 146 to
+// 202 bytes from 5,000 to 150,000 entries, as the maps fill and grow.
+const packedOverhead = 176
 
 // cost is what the store counts p as against CacheConfig.MaxBytes.
 func (p packed) cost() int64 { return int64(len(p)) + packedOverhead }

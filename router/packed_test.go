@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/noesis-dev/noesis/pipeline"
 )
@@ -87,14 +88,16 @@ func TestPackedOverheadIsWhatTheStoreSpends(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	keys, entries := make([]string, n), make([]packed, n)
-	var bytes int64
+	keys := make([]string, n)
 	for i := range n {
 		keys[i] = CacheKey("p", "m", pipeline.Request{Messages: []pipeline.Message{{Role: "user", Content: fmt.Sprint(i)}}})
-		entries[i] = pack(pipeline.Response{Content: fmt.Sprintf("VERDICT: PASS %d", i), Provider: "p", Model: "m"})
-		bytes += int64(cap(entries[i]))
 	}
-	before := heapInUse()
+	start := heapInUse()
+	entries := make([]packed, n)
+	for i := range n {
+		entries[i] = pack(pipeline.Response{Content: fmt.Sprintf("VERDICT: PASS %d", i), Provider: "p", Model: "m"})
+	}
+	made := heapInUse() - start - int64(cap(entries))*int64(unsafe.Sizeof(entries[0])) // the entries' own bytes, as allocated
 	for i := range n {
 		for !c.store.SetWithTTL(keys[i], entries[i], entries[i].cost(), time.Hour) {
 			c.store.Wait() // its buffer was full: the write was dropped
@@ -102,7 +105,7 @@ func TestPackedOverheadIsWhatTheStoreSpends(t *testing.T) {
 	}
 	c.store.Wait()
 	entries = nil // the store holds them now
-	per := (heapInUse() - before - bytes) / n
+	per := (heapInUse() - start - made) / n
 	held := 0
 	for _, k := range keys {
 		if _, ok := c.store.Get(k); ok {
