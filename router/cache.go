@@ -178,7 +178,10 @@ func NewCache(cfg CacheConfig) (*Cache, error) {
 		NumCounters: max(maxBytes/100, 1000), // ten counters a KiB: ten an answer of ~1 KiB, five of the seed's ~500 B
 		MaxCost:     maxBytes,
 		BufferItems: 64,
-		OnEvict:     func(*ristretto.Item[packed]) { c.evictions.Add(1) },
+		// An answer's cost counts the store's item already (packedOverhead):
+		// ristretto would add its 56 bytes an item a second time.
+		IgnoreInternalCost: true,
+		OnEvict:            func(*ristretto.Item[packed]) { c.evictions.Add(1) },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)

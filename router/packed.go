@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"unique"
 	"unsafe"
 
 	"github.com/noesis-dev/noesis/pipeline"
@@ -15,8 +16,10 @@ import (
 // Layout: a flags byte, the usage's three counts and the lengths of the
 // provider, model, target and content as uvarints, then the provider,
 // model, target, content and reasoning. A packed answer is never written
-// once made: unpack's strings are views of it, and keep it alive while
-// anything holds one.
+// once made: unpack's content and reasoning are views of it, and keep it
+// alive while anything holds one; its provider, model and target are the
+// process's one copy of each name (unique), so that a name kept for long,
+// as a metric's label, keeps no answer alive.
 //
 // The text is not compressed: S2 took answer-sized pieces of English prose
 // (this repository's docs, 400 to 4,000 bytes) down by 0 to 31 %, not worth
@@ -67,7 +70,8 @@ func pack(r pipeline.Response) packed {
 }
 
 // unpack returns the answer p holds, as pack was given it less Cached,
-// Latency and CostUSD; ok is false when p is not one pack made.
+// Latency and CostUSD; ok is false when p cannot be read as one pack made
+// (an entry cut short may read as a shorter answer: the store's are whole).
 func (p packed) unpack() (r pipeline.Response, ok bool) {
 	if len(p) == 0 {
 		return r, false
@@ -85,7 +89,7 @@ func (p packed) unpack() (r pipeline.Response, ok bool) {
 	if v[3]+v[4]+v[5] > len(rest) {
 		return r, false
 	}
-	r.Provider, r.Model, r.Target = view(rest[:v[3]]), view(rest[v[3]:v[3]+v[4]]), view(rest[v[3]+v[4]:v[3]+v[4]+v[5]])
+	r.Provider, r.Model, r.Target = name(rest[:v[3]]), name(rest[v[3]:v[3]+v[4]]), name(rest[v[3]+v[4]:v[3]+v[4]+v[5]])
 	text := rest[v[3]+v[4]+v[5]:]
 	if v[6] > len(text) {
 		return r, false
@@ -103,4 +107,14 @@ func view(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
+}
+
+// name is b as the process's one copy of that string: the few names a
+// cache's answers carry are made once, not once a hit, and none of them
+// is a view of an entry.
+func name(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unique.Make(view(b)).Value() // Make copies a string it keeps
 }

@@ -104,6 +104,13 @@ func TestPackedOverheadIsWhatTheStoreSpends(t *testing.T) {
 		}
 	}
 	c.store.Wait()
+	var charged int64
+	for _, p := range entries {
+		charged += p.cost()
+	}
+	if used := c.store.MaxCost() - c.store.RemainingCost(); used != charged {
+		t.Errorf("the store counts %d bytes for entries that cost %d: it adds a charge of its own", used, charged)
+	}
 	entries = nil // the store holds them now
 	per := (heapInUse() - start - made) / n
 	held := 0
@@ -128,4 +135,23 @@ func heapInUse() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// A name a hit carries (provider, model, target) keeps no answer alive: a
+// metric's label kept for the process's life would keep the whole entry.
+func TestUnpackedNamesAreNotViewsOfTheEntry(t *testing.T) {
+	p := pack(pipeline.Response{Content: "VERDICT: PASS", Reasoning: prose(t, 2000), Provider: "nebius", Model: "deepseek-ai/DeepSeek-R1-0528-fast", Target: "nebius/r1"})
+	r, ok := p.unpack()
+	if !ok {
+		t.Fatal("unpack(pack(r)) not ok")
+	}
+	lo, hi := uintptr(unsafe.Pointer(&p[0])), uintptr(unsafe.Pointer(&p[0]))+uintptr(len(p))
+	for _, s := range []string{r.Provider, r.Model, r.Target} {
+		if at := uintptr(unsafe.Pointer(unsafe.StringData(s))); at >= lo && at < hi {
+			t.Errorf("%q is a view of the packed entry", s)
+		}
+	}
+	if again, _ := p.unpack(); unsafe.StringData(again.Model) != unsafe.StringData(r.Model) {
+		t.Error("each hit made its own copy of the model's name")
+	}
 }

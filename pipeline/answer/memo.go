@@ -2,6 +2,7 @@ package answer
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 )
 
@@ -43,7 +44,7 @@ func (m *Memo) key(answer, reasoning, tag string, quote Quote) uint64 {
 // Read returns Read(answer, reasoning, tag, quote), from memory when it was
 // read before.
 func (m *Memo) Read(answer, reasoning, tag string, quote Quote) (JudgeAnswer, error) {
-	return m.read(answer, reasoning, tag, quote, func() (JudgeAnswer, error) { return Read(answer, reasoning, tag, quote) })
+	return m.read(answer, reasoning, tag, quote, func(answer, reasoning string) (JudgeAnswer, error) { return Read(answer, reasoning, tag, quote) })
 }
 
 // schemaTag stands for the tag of a reading in the verdict schema, which
@@ -54,12 +55,14 @@ const schemaTag = "\x00schema"
 // read before: every cached judge answer of a thought asked again is read
 // again, ~1 µs each.
 func (m *Memo) ReadSchema(answer string, quote Quote) (JudgeAnswer, error) {
-	return m.read(answer, "", schemaTag, quote, func() (JudgeAnswer, error) { return ReadSchema(answer, quote) })
+	return m.read(answer, "", schemaTag, quote, func(answer, _ string) (JudgeAnswer, error) { return ReadSchema(answer, quote) })
 }
 
 // read is the reading of (answer, reasoning, tag, quote) from memory, or
-// from reading, remembered when it reads.
-func (m *Memo) read(answer, reasoning, tag string, quote Quote, reading func() (JudgeAnswer, error)) (JudgeAnswer, error) {
+// from reading, remembered when it reads. What it remembers is its own
+// copy: a cached answer's strings are views of the cache's entry, and a
+// memo that outlives the entry would keep it, reasoning and all, alive.
+func (m *Memo) read(answer, reasoning, tag string, quote Quote, reading func(answer, reasoning string) (JudgeAnswer, error)) (JudgeAnswer, error) {
 	k := m.key(answer, reasoning, tag, quote)
 	m.mu.Lock()
 	e, ok := m.entries[k]
@@ -67,7 +70,8 @@ func (m *Memo) read(answer, reasoning, tag string, quote Quote, reading func() (
 	if ok && e.answer == answer && e.reasoning == reasoning && e.tag == tag && e.quote == quote {
 		return e.read, nil
 	}
-	a, err := reading()
+	answer, reasoning = strings.Clone(answer), strings.Clone(reasoning) // the reading's strings are parts of these
+	a, err := reading(answer, reasoning)
 	if err != nil {
 		return a, err
 	}

@@ -3,6 +3,7 @@ package answer
 import (
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // A cached answer is read from the memo the second time, with the same
@@ -67,4 +68,40 @@ func TestCachedSchemaAnswersReadOnce(t *testing.T) {
 	if _, err := m.ReadSchema(tagged, "q"); err == nil {
 		t.Fatal("a text answer read in the schema from the memo")
 	}
+}
+
+// The memo keeps copies of what it reads, never the strings it was given:
+// a cached answer's strings are views of the cache's whole entry (its
+// reasoning too), which a memo kept for the process's life would hold.
+func TestMemoKeepsItsOwnCopies(t *testing.T) {
+	const tag = "NOESIS-T1"
+	buf := []byte("thinking it over, at length\n" + tag + " VERDICT: PASS\n" + tag + " CONFIDENCE: 0.9\n" + tag + " OFFENSE: none\n" + tag + " REASONING: it asks first")
+	reasoning, answer := string(buf[:28]), string(buf[28:])
+	schema := `{"verdict":"PASS","confidence":0.9,"offense_level":"none","reasoning":"it asks first"}`
+	m := NewMemo(8)
+	if _, err := m.Read(answer, reasoning, tag, "q"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.ReadSchema(schema, "q"); err != nil {
+		t.Fatal(err)
+	}
+	given := []string{answer, reasoning, schema}
+	for _, e := range m.entries {
+		for _, kept := range []string{e.answer, e.reasoning, e.read.Reasoning} {
+			for _, g := range given {
+				if shares(kept, g) {
+					t.Errorf("the memo keeps %q inside the string it was given (%q)", kept, g)
+				}
+			}
+		}
+	}
+}
+
+// shares reports whether s lies within g's bytes.
+func shares(s, g string) bool {
+	if s == "" || g == "" {
+		return false
+	}
+	sp, gp := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(g)))
+	return sp >= gp && sp < gp+uintptr(len(g))
 }
