@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/binary"
+	"slices"
 	"unique"
 	"unsafe"
 
@@ -43,8 +44,10 @@ const (
 // 202 bytes from 5,000 to 150,000 entries, as the maps fill and grow.
 const packedOverhead = 176
 
-// cost is what the store counts p as against CacheConfig.MaxBytes.
-func (p packed) cost() int64 { return int64(len(p)) + packedOverhead }
+// cost is what the store counts p as against CacheConfig.MaxBytes: the
+// bytes allocated for it (pack's capacity is its allocation's size class)
+// and the store's overhead.
+func (p packed) cost() int64 { return int64(cap(p)) + packedOverhead }
 
 // pack makes r the store's entry. Cached, Latency and CostUSD are left out:
 // a hit has none of its own (asHit).
@@ -64,7 +67,7 @@ func pack(r pipeline.Response) packed {
 	for _, v := range [...]int{r.Usage.PromptTokens, r.Usage.CompletionTokens, r.Usage.TotalTokens, len(r.Provider), len(r.Model), len(r.Target), len(r.Content)} {
 		n += binary.PutUvarint(head[n:], uint64(max(v, 0)))
 	}
-	p := make([]byte, 0, n+len(r.Provider)+len(r.Model)+len(r.Target)+len(r.Content)+len(r.Reasoning))
+	p := slices.Grow([]byte(nil), n+len(r.Provider)+len(r.Model)+len(r.Target)+len(r.Content)+len(r.Reasoning)) // its capacity rounded up to the allocation's
 	p = append(append(append(append(p, head[:n]...), r.Provider...), r.Model...), r.Target...)
 	return append(append(p, r.Content...), r.Reasoning...)
 }

@@ -98,6 +98,13 @@ func TestPackedOverheadIsWhatTheStoreSpends(t *testing.T) {
 		entries[i] = pack(pipeline.Response{Content: fmt.Sprintf("VERDICT: PASS %d", i), Provider: "p", Model: "m"})
 	}
 	made := heapInUse() - start - int64(cap(entries))*int64(unsafe.Sizeof(entries[0])) // the entries' own bytes, as allocated
+	var counted int64
+	for _, p := range entries {
+		counted += p.cost() - packedOverhead
+	}
+	if d := made - counted; d > made/100 || d < -made/100 { // within the heap's own stirring
+		t.Errorf("cost counts the entries as %d bytes, their allocations take %d", counted, made)
+	}
 	for i := range n {
 		for !c.store.SetWithTTL(keys[i], entries[i], entries[i].cost(), time.Hour) {
 			c.store.Wait() // its buffer was full: the write was dropped
