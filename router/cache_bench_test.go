@@ -29,7 +29,8 @@ func BenchmarkCacheHit(b *testing.B) {
 	defer c.Close()
 	ctx := context.Background()
 	answer := func(context.Context) (pipeline.Response, error) {
-		return pipeline.Response{Content: `{"verdict":"PASS","confidence":0.9}`}, nil
+		return pipeline.Response{Content: `{"verdict":"PASS","confidence":0.9}`, Reasoning: "Okay, let me look at what the agent actually did here.",
+			Provider: "nebius", Model: "deepseek-ai/DeepSeek-R1-0528-fast", Usage: pipeline.Usage{PromptTokens: 812, CompletionTokens: 700, TotalTokens: 1512}}, nil
 	}
 	if _, err := c.Do(ctx, pipeline.TierReasoning, "k", answer); err != nil {
 		b.Fatal(err)
