@@ -125,16 +125,35 @@ func TestReviewPageInBrowser(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 	}
+	// again runs run until it runs on the page as it stands. While a
+	// page loads, Chromium may replace its document (DOM.documentUpdated) or
+	// its script context, and a node or context found a moment before is
+	// gone: run is called again until the test's deadline.
+	again := func(what string, run func() error) {
+		t.Helper()
+		for {
+			err := run()
+			gone := err != nil && (strings.Contains(err.Error(), "No node with given id") || strings.Contains(err.Error(), "Cannot find context with specified id"))
+			if !gone || ctx.Err() != nil {
+				must(what, err)
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
 	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		must("read "+sel, err)
+		var s string
+		again("read "+sel, func() (err error) { s, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel))); return err })
 		return s
 	}
 	eval := func(js string) int {
 		t.Helper()
-		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](js))
-		must("evaluate "+js, err)
+		var n int
+		again("evaluate "+js, func() (err error) { n, err = chromedp.Run(ctx, chromedp.Evaluate[int](js)); return err })
 		return n
 	}
 	must("log in", chromedp.Do(ctx, chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
