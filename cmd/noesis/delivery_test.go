@@ -157,6 +157,10 @@ func TestRateLimitStormSlowsInsteadOfFailing(t *testing.T) {
 func TestCallBudgetCapsUpstreamCalls(t *testing.T) {
 	r := newRig(t, sim.Config{})
 	r.cfg.CallBudget, r.cfg.LLMAttempts, r.cfg.MaxDeliver = 4, 3, 2
+	// Breakers that open would refuse some of the second delivery's calls
+	// (the target's opens at its 5th failure, while the judges' calls are in
+	// flight): how many then depends on timing. Here only the budget limits.
+	r.cfg.TargetBreakerFailures, r.cfg.BreakerFailures = 100, 100
 	runService(t, r.cfg)
 	got := collect(t, r.nc)
 	th := thought(1, "sim:http=503 every provider call fails")
