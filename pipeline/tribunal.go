@@ -179,14 +179,20 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 // ask asks the judges out (indexes of the tribunal's seats, each asked
 // qs[i]) at once, within the tribunal's deadline, each vote into given[i],
 // and marks done each given in time; it reports whether the deadline (or
-// ctx) ended first. It returns once every judge's call has. Every judge is
-// asked in a goroutine of its own, this one only waiting. Asked in this
-// one, the last judge took the delivery's goroutine ~18 KB deep (the pool's
-// middleware, the tribunal, the router), past the 16 KiB it is grown to, so
-// its stack was copied to 32 KiB for every thought and held that while the
-// call was in flight. A judge's own goroutine makes its call (seat.call)
-// 3.1 KB from its start and holds 8 KiB while the call is in flight; its
-// vote is tallied after (seat.tallyInto), out of the call's way.
+// ctx) ended first. It returns once every judge's call has.
+//
+// Every judge but the last is asked in a goroutine of its own, which makes
+// its call (seat.call) within the 8 KiB it is grown to and tallies its vote
+// after (seat.tallyInto), out of the call's way; the last is asked in this
+// one, the delivery's, as go-openai's callers make their last call. Asked
+// in this goroutine, the last judge's call waits 13 KB deep (the pool's
+// middleware, the tribunal, the router, the HTTP client), within the 16 KiB
+// the pool grows a delivery's stack to; in a goroutine of its own it held
+// 8 KiB more while this one waited ~6.7 KB deep in 16 KiB. Read from a core
+// of a worker at seed latencies, 1,000 thoughts/s (docs/performance.md):
+// 131 MB of stacks before, 111 MB after. (Two sessions before, the call
+// went ~18 KB deep from here and grew the stack to 32 KiB; the course and
+// the router's frames have shrunk since.)
 func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote, qs []question, out []int, given []JudgeVote, done []bool, progress *Progress) (unavailable bool) {
 	dctx, cancel := context.WithTimeout(ctx, tr.deadline)
 	defer cancel()
@@ -204,12 +210,14 @@ func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote
 	// Each judge's goroutine sends its index, or -1 for a vote given after the deadline.
 	results := make(chan int, len(out))
 	var judges sync.WaitGroup
-	for _, i := range out {
+	last := len(out) - 1
+	for _, i := range out[:last] {
 		judges.Go(func() {
 			stack.Grow8() // a judge calls a model, within 8 KiB until its answer comes
 			results <- in(i)
 		})
 	}
+	results <- in(out[last])
 	for k := 0; k < len(out) && !unavailable; k++ {
 		select {
 		case i := <-results:
