@@ -2,11 +2,14 @@ package bench
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	openai "github.com/sashabaranov/go-openai"
@@ -31,7 +34,13 @@ import (
 // throughput and memory with models in the loop. The worker runs as a
 // process of its own (`bench floor-worker`), as noesis's does, so that its
 // peak RSS is its own; with --in-process, in this one.
-func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, progress io.Writer) (*FloorFigures, error) {
+//
+// With cached, the floor keeps every answer it gets in noesis's answer
+// cache (router.Cache, its size and TTLs as the worker's: see floorCalls)
+// and is given the worker's warm-up first, so that its cache has filled as
+// the worker's has when the measured thoughts come: the floor under the
+// memory of a worker that keeps its answers.
+func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, cached bool, progress io.Writer) (*FloorFigures, error) {
 	sc := cfg.Sim()
 	sc.RequestsPerSecond, sc.Capacity = o.providerRPS, o.capacity
 	srv, err := sim.New(sc)
@@ -44,18 +53,21 @@ func clientFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes m
 	if err != nil {
 		return nil, err
 	}
-	const name = "the client floor (go-openai alone)"
+	name, warmup := "the client floor (go-openai alone)", time.Duration(0)
+	if cached {
+		name, warmup = "the client floor with the answer cache", o.warmup
+	}
 	if !o.inProcess { // a process of its own, as noesis's worker is: its memory is its own
-		return runFloor(ctx, cfg, o, sizes, contents, name, nil, func(natsURL string) (*floorProcess, error) {
-			return startFloorProcess(ctx, cfg, natsURL, url, o.http, sizes)
+		return runFloor(ctx, cfg, o, sizes, contents, name, warmup, nil, func(natsURL string) (*floorProcess, error) {
+			return startFloorProcess(ctx, cfg, natsURL, url, o.http, sizes, cached)
 		}, progress)
 	}
-	calls, err := newFloorCalls(cfg, url, o.http == "2")
+	calls, err := newFloorCalls(cfg, url, o.http == "2", cached)
 	if err != nil {
 		return nil, err
 	}
-	defer calls.http.CloseIdleConnections()
-	return runFloor(ctx, cfg, o, sizes, contents, name, calls.work, nil, progress)
+	defer calls.close()
+	return runFloor(ctx, cfg, o, sizes, contents, name, warmup, calls.work, nil, progress)
 }
 
 // floorCalls makes noesis's model calls for a thought with go-openai alone.
@@ -68,9 +80,12 @@ type floorCalls struct {
 	judges    []string // each judge's model, in the tribunal's order
 	temp      float32
 	maxTokens int
+	// cache, when set, keeps each answer as noesis's router does: under a
+	// digest of its request, in the tier's cache (router.Cache.Do).
+	cache *router.Cache
 }
 
-func newFloorCalls(cfg config.Config, url string, h2c bool) (*floorCalls, error) {
+func newFloorCalls(cfg config.Config, url string, h2c, cached bool) (*floorCalls, error) {
 	rc := cfg.Router(url)
 	models := map[string]string{}
 	for _, t := range rc.Targets {
@@ -101,7 +116,20 @@ func newFloorCalls(cfg config.Config, url string, h2c bool) (*floorCalls, error)
 	oc := openai.DefaultConfig("bench")
 	oc.BaseURL, oc.HTTPClient = url, f.http
 	f.api = openai.NewClientWithConfig(oc)
+	if cached {
+		if f.cache, err = router.NewCache(cfg.Cache()); err != nil {
+			return nil, err
+		}
+	}
 	return f, nil
+}
+
+// close lets go of the calls' connections and cache.
+func (f *floorCalls) close() {
+	f.http.CloseIdleConnections()
+	if f.cache != nil {
+		f.cache.Close()
+	}
 }
 
 // work makes the stage's calls for the thought in msg: one for the
@@ -112,18 +140,18 @@ func (f *floorCalls) work(ctx context.Context, stage pipeline.Stage, msg jetstre
 		return err
 	}
 	if stage == pipeline.StageNarrative {
-		return f.call(ctx, f.narrative, f.bridge.Messages(&t), f.bridge.Temperature, f.bridge.MaxTokens, nil)
+		return f.call(ctx, pipeline.TierFast, f.narrative, f.bridge.Messages(&t), f.bridge.Temperature, f.bridge.MaxTokens, nil)
 	}
 	judges := f.tribunal.Judges()
 	errs := make([]error, len(judges))
 	var wg sync.WaitGroup
 	for i, j := range judges[:len(judges)-1] {
 		wg.Go(func() {
-			errs[i] = f.call(ctx, f.judges[i], f.tribunal.Messages(j, &t), f.temp, f.maxTokens, judgeSchema)
+			errs[i] = f.call(ctx, pipeline.TierReasoning, f.judges[i], f.tribunal.Messages(j, &t), f.temp, f.maxTokens, judgeSchema)
 		})
 	}
 	last := len(judges) - 1
-	errs[last] = f.call(ctx, f.judges[last], f.tribunal.Messages(judges[last], &t), f.temp, f.maxTokens, judgeSchema)
+	errs[last] = f.call(ctx, pipeline.TierReasoning, f.judges[last], f.tribunal.Messages(judges[last], &t), f.temp, f.maxTokens, judgeSchema)
 	wg.Wait()
 	return errors.Join(errs...)
 }
@@ -135,8 +163,9 @@ func (f *floorCalls) work(ctx context.Context, stage pipeline.Stage, msg jetstre
 var judgeSchema = pipeline.VerdictSchema()
 
 // call is one chat completion, as noesis's backend sends it: with schema,
-// when set, as its response_format (json_schema, strict).
-func (f *floorCalls) call(ctx context.Context, model string, msgs []pipeline.Message, temp float32, maxTokens int, schema *pipeline.AnswerSchema) error {
+// when set, as its response_format (json_schema, strict). With a cache,
+// its answer is kept there (cached).
+func (f *floorCalls) call(ctx context.Context, tier pipeline.Tier, model string, msgs []pipeline.Message, temp float32, maxTokens int, schema *pipeline.AnswerSchema) error {
 	om := make([]openai.ChatCompletionMessage, len(msgs))
 	for i, m := range msgs {
 		om[i] = openai.ChatCompletionMessage{Role: string(m.Role), Content: m.Content}
@@ -149,6 +178,37 @@ func (f *floorCalls) call(ctx context.Context, model string, msgs []pipeline.Mes
 		req.ResponseFormat = &openai.ChatCompletionResponseFormat{Type: openai.ChatCompletionResponseFormatTypeJSONSchema,
 			JSONSchema: &openai.ChatCompletionResponseFormatJSONSchema{Name: schema.Name, Schema: schema.Schema, Strict: true}}
 	}
-	_, err := f.api.CreateChatCompletion(ctx, req)
+	if f.cache == nil || !f.cache.On(tier) {
+		_, err := f.api.CreateChatCompletion(ctx, req)
+		return err
+	}
+	return f.cached(ctx, tier, req)
+}
+
+// cached makes req's call through the tier's cache, keyed by a digest of
+// the model and the messages (as noesis's keys are digests), and keeps its
+// answer there as noesis keeps one: content, reasoning, names and usage.
+func (f *floorCalls) cached(ctx context.Context, tier pipeline.Tier, req openai.ChatCompletionRequest) error {
+	h := sha256.New()
+	h.Write([]byte(req.Model))
+	for _, m := range req.Messages {
+		h.Write([]byte{0})
+		h.Write([]byte(m.Role))
+		h.Write([]byte{0})
+		h.Write([]byte(m.Content))
+	}
+	key := hex.EncodeToString(h.Sum(nil))
+	_, err := f.cache.Do(ctx, tier, key, func(ctx context.Context) (pipeline.Response, error) {
+		out, err := f.api.CreateChatCompletion(ctx, req)
+		if err != nil {
+			return pipeline.Response{}, err
+		}
+		if len(out.Choices) == 0 {
+			return pipeline.Response{}, errors.New("the client floor: an answer without a choice")
+		}
+		msg := out.Choices[0].Message
+		return pipeline.Response{Content: msg.Content, Reasoning: msg.ReasoningContent, Provider: "sim", Model: out.Model, Target: string(tier),
+			Usage: pipeline.Usage{PromptTokens: out.Usage.PromptTokens, CompletionTokens: out.Usage.CompletionTokens, TotalTokens: out.Usage.TotalTokens}}, nil
+	})
 	return err
 }

@@ -54,7 +54,7 @@ type FloorFigures struct {
 // It runs after noesis's stack has stopped, so the two do not share the
 // processors.
 func jetStreamFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, progress io.Writer) (*FloorFigures, error) {
-	return runFloor(ctx, cfg, o, sizes, contents, "the JetStream floor", nil, nil, progress)
+	return runFloor(ctx, cfg, o, sizes, contents, "the JetStream floor", 0, nil, nil, progress)
 }
 
 // floorWork is what a floor's worker does with a thought before it
@@ -64,7 +64,10 @@ type floorWork func(ctx context.Context, stage pipeline.Stage, msg jetstream.Msg
 // runFloor runs o's thoughts through a floor worker (see jetStreamFloor)
 // that does work, when set, for each delivery before its publish; or,
 // with spawn set, through the worker process spawn starts on the server.
-func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, name string, work floorWork, spawn func(natsURL string) (*floorProcess, error), progress io.Writer) (*FloorFigures, error) {
+//
+// With warmup, the offered rate first grows from 0 over it, as the bench's
+// --warmup does for noesis, and those thoughts are left out of the figures.
+func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[string]int, contents func(int) string, name string, warmup time.Duration, work floorWork, spawn func(natsURL string) (*floorProcess, error), progress io.Writer) (*FloorFigures, error) {
 	dir, err := os.MkdirTemp("", "noesis-floor-")
 	if err != nil {
 		return nil, err
@@ -115,19 +118,21 @@ func runFloor(ctx context.Context, cfg config.Config, o benchOptions, sizes map[
 	if err != nil {
 		return nil, err
 	}
-	arr := newArrivals(o.n)
+	warm := rampLen(o.rate, warmup)
+	arr := newArrivals(warm + o.n)
+	arr.from = warm
 	if err := arr.subscribe(nc, "bench"); err != nil {
 		return nil, err
 	}
 	defer arr.close()
-	fmt.Fprintf(progress, "bench pipeline: %s, %d thoughts, rate %s\n", name, o.n, rateText(o.rate))
+	fmt.Fprintf(progress, "bench pipeline: %s, %d thoughts after %d of warm-up, rate %s\n", name, o.n, warm, rateText(o.rate))
 	cpu := startCPUSampler(nil)
-	start, err := publishThoughts(ctx, js, "bench", "bench", o.n, o.rate, contents, arr)
-	if err != nil {
+	if _, err := publishRamped(ctx, js, "bench", "bench", warm+o.n, o.rate, warmup, contents, arr); err != nil {
 		cpu.close()
 		return nil, err
 	}
-	arr.wait(o.outputWait(cfg, o.n))
+	start := arr.publishedAt(warm)
+	arr.wait(o.outputWait(cfg, warm+o.n))
 	cpu.close()
 	stages, both, _ := arr.figures(map[string][]float64{})
 	f := &FloorFigures{Stages: stages, Both: both, NarrativeBytes: sizes[string(pipeline.StageNarrative)], VerdictBytes: sizes[string(pipeline.StageTribunal)],

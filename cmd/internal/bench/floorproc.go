@@ -37,6 +37,7 @@ const floorWorkerReady = "floor worker ready"
 func newBenchFloorWorkerCmd() *cobra.Command {
 	var natsURL, simURL, http string
 	var narrative, verdict, transcript int
+	var cached bool
 	cmd := &cobra.Command{
 		Use:    "floor-worker",
 		Short:  "The client floor's worker, as bench pipeline runs it",
@@ -47,11 +48,11 @@ func newBenchFloorWorkerCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			calls, err := newFloorCalls(cfg, simURL, http == "2")
+			calls, err := newFloorCalls(cfg, simURL, http == "2", cached)
 			if err != nil {
 				return err
 			}
-			defer calls.http.CloseIdleConnections()
+			defer calls.close()
 			nc, err := nats.Connect(natsURL, nats.Name("noesis-floor-worker"))
 			if err != nil {
 				return err
@@ -87,6 +88,7 @@ func newBenchFloorWorkerCmd() *cobra.Command {
 	f.IntVar(&narrative, "narrative-bytes", 0, "each narrative's size")
 	f.IntVar(&verdict, "verdict-bytes", 0, "each verdict's size")
 	f.IntVar(&transcript, "transcript-bytes", 0, "each transcript's size, stored before its verdict (0: none)")
+	f.BoolVar(&cached, "cache", false, "keep each answer in noesis's answer cache, at the worker's size and TTLs")
 	return cmd
 }
 
@@ -106,14 +108,14 @@ type floorProcess struct {
 // calls are theirs: the same models, over as many connections. Like them,
 // it runs in a process group of its own: a terminal's ^C reaches the
 // bench, which stops it.
-func startFloorProcess(ctx context.Context, cfg config.Config, natsURL, simURL, http string, sizes map[string]int) (*floorProcess, error) {
+func startFloorProcess(ctx context.Context, cfg config.Config, natsURL, simURL, http string, sizes map[string]int, cached bool) (*floorProcess, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(self, "bench", "floor-worker", "--env-file", "/dev/null", "--nats", natsURL, "--sim", simURL, "--http", http,
 		"--narrative-bytes", strconv.Itoa(sizes[string(pipeline.StageNarrative)]), "--verdict-bytes", strconv.Itoa(sizes[string(pipeline.StageTribunal)]),
-		"--transcript-bytes", strconv.Itoa(sizes[transcriptKey]))
+		"--transcript-bytes", strconv.Itoa(sizes[transcriptKey]), "--cache="+strconv.FormatBool(cached))
 	cmd.Env = append(append(os.Environ(), "LLM_PROVIDER=sim", "NOESIS_SIM_URL="+simURL), benchWorkerEnv(cfg)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	p := &floorProcess{cmd: cmd, log: &bytes.Buffer{}, ended: make(chan struct{})}

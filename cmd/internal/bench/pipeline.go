@@ -78,6 +78,11 @@ type PipelineFigures struct {
 	// ClientFloor is the same run through that worker making noesis's model
 	// calls with go-openai alone (seed and zero modes; see clientFloor).
 	ClientFloor *FloorFigures `json:"client_floor,omitempty"`
+	// CachedClientFloor is the client floor keeping its answers in noesis's
+	// answer cache, after the same warm-up as the worker (seed mode, with
+	// --cache-floor; see clientFloor): the floor under the memory of a
+	// worker that keeps its answers.
+	CachedClientFloor *FloorFigures `json:"client_floor_cached,omitempty"`
 	// Goals are issue 10's goals this mode measures, each beside its floors.
 	Goals            []Goal `json:"goals,omitempty"`
 	ProviderCapacity int    `json:"provider_capacity,omitempty"`
@@ -189,7 +194,7 @@ func pipelineConfig(cfg *config.Config, o benchOptions, dir string) error {
 	// One synthetic agent publishes every thought: on the bench's own server
 	// it may hold them all, so the figures measure the pipeline, not the
 	// quota per agent that would refuse such a flood by default.
-	cfg.AgentMaxThoughts = int64(2*o.n + 1000)
+	cfg.AgentMaxThoughts = int64(2*(rampLen(o.rate, o.warmup)+o.n) + 1000) // the warm-up's thoughts too
 	switch o.mode {
 	case "seed":
 		cfg.SimLatencyScale, cfg.SimLengths = 1, "seed" // the seed's capped calls: R1 answers in 1,930 ms
@@ -290,8 +295,13 @@ func (res *PipelineFigures) compare(ctx context.Context, cfg config.Config, o be
 	}
 	if o.clientFloor && o.mode != "cache" { // cache hits make no model calls
 		stack.stop()
-		if res.ClientFloor, err = clientFloor(ctx, cfg, o, sizes, contents, progress); err != nil {
+		if res.ClientFloor, err = clientFloor(ctx, cfg, o, sizes, contents, false, progress); err != nil {
 			return fmt.Errorf("client floor: %w", err)
+		}
+		if o.cacheFloor && o.mode == "seed" && cachesAnswers(cfg) {
+			if res.CachedClientFloor, err = clientFloor(ctx, cfg, o, sizes, contents, true, progress); err != nil {
+				return fmt.Errorf("client floor with the answer cache: %w", err)
+			}
 		}
 	}
 	return nil
@@ -369,4 +379,11 @@ func concText(c int) string {
 		return "adaptive (the default)"
 	}
 	return fmt.Sprintf("%d (fixed)", c)
+}
+
+// cachesAnswers reports whether cfg's worker keeps the narratives' or the
+// judges' answers in its answer cache.
+func cachesAnswers(cfg config.Config) bool {
+	ttl := cfg.Cache().TTL
+	return ttl[pipeline.TierFast] > 0 || ttl[pipeline.TierReasoning] > 0
 }

@@ -70,6 +70,7 @@ floors, with noesis's figure as a ratio of each.`,
 	f.IntVar(&o.sequential, "sequential", 20, "thoughts to run through the seed's sequential plan (seed mode)")
 	f.StringVar(&o.chart, "chart", "", "write an SVG or PNG chart of the latency distributions here")
 	f.BoolVar(&o.ceiling, "ceiling", true, "measure the nats bench JetStream ceiling on the same server (needs the nats CLI)")
+	f.BoolVar(&o.cacheFloor, "cache-floor", true, "seed mode, with --client-floor: run the client floor again keeping its answers in noesis's answer cache (its size and TTLs as the worker's), after the same warm-up: the floor under the memory of a worker that keeps its answers")
 	f.BoolVar(&o.clientFloor, "client-floor", true, "seed and zero modes: run the same thoughts through that worker making noesis's model calls with go-openai alone (no router, cache or tribunal)")
 	f.DurationVar(&o.warmup, "warmup", 0, "first offer thoughts at a rate growing evenly from 0 to --rate over this long, and leave them out of the figures: the worker's steady state, measured apart from its start (whose verdict latencies are reported beside)")
 	f.IntVar(&o.capacity, "provider-capacity", 0, "the simulated provider generates this many answers at once per model and queues the rest (0: no limit)")
@@ -94,6 +95,7 @@ type benchOptions struct {
 	ceiling     bool
 	floor       bool
 	clientFloor bool
+	cacheFloor  bool
 	capacity    int // the simulator's answers at once per model (0: no limit)
 	warmup      time.Duration
 	inProcess   bool
