@@ -190,12 +190,18 @@ func (tr *Tribunal) deliberate(ctx context.Context, t *Thought) (votes []JudgeVo
 // the pool grows a delivery's stack to; in a goroutine of its own it held
 // 8 KiB more while this one waited ~6.7 KB deep in 16 KiB. Read from a core
 // of a worker at seed latencies, 1,000 thoughts/s (docs/performance.md):
-// 131 MB of stacks before, 111 MB after. (Two sessions before, the call
-// went ~18 KB deep from here and grew the stack to 32 KiB; the course and
-// the router's frames have shrunk since.)
+// 131 MB of stacks before, 111 MB after. That depth was read with the
+// defaults (HTTP/2 to the provider, tracing off, no hedge, no shared
+// cache); a path that went past 16 KiB would copy the delivery's stack to
+// 32 KiB for every thought, as it did when the call went ~18 KB deep from
+// here, before the course and the router's frames shrank.
 func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote, qs []question, out []int, given []JudgeVote, done []bool, progress *Progress) (unavailable bool) {
 	dctx, cancel := context.WithTimeout(ctx, tr.deadline)
-	defer cancel()
+	var judges sync.WaitGroup
+	defer func() { // also when the last judge, asked in this goroutine, panics: no judge outlives ask
+		cancel()
+		judges.Wait()
+	}()
 	calls := make([]judgeCall, len(tr.seats))
 	in := func(i int) int {
 		s := tr.seats[i]
@@ -209,7 +215,6 @@ func (tr *Tribunal) ask(ctx context.Context, priority string, quote answer.Quote
 	}
 	// Each judge's goroutine sends its index, or -1 for a vote given after the deadline.
 	results := make(chan int, len(out))
-	var judges sync.WaitGroup
 	last := len(out) - 1
 	for _, i := range out[:last] {
 		judges.Go(func() {

@@ -120,6 +120,10 @@ func TestTribunalProcess(t *testing.T) {
 		{"unparseable answer abstains", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": pass, "DIKĒ": answerText("no idea")}, 0, DecisionPass, 1, nil, "unparseable"},
 		{"slow judge times out and abstains", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": hang, "DIKĒ": pass}, 0, DecisionPass, 1, nil, "no answer within"},
 		{"global deadline makes it unavailable", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": hang, "DIKĒ": hang}, 50 * time.Millisecond, DecisionUnavailable, 2, nil, "tribunal deadline of 50ms passed"},
+		// The last judge is asked in the delivery's goroutine (Tribunal.ask):
+		// alone slow, it is cut off as any other judge is.
+		{"the last judge alone times out and abstains", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": pass, "DIKĒ": hang}, 0, DecisionPass, 1, nil, "no answer within"},
+		{"the last judge alone past the deadline makes it unavailable", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": pass, "DIKĒ": hang}, 50 * time.Millisecond, DecisionUnavailable, 1, nil, "tribunal deadline of 50ms passed"},
 		{"no judge reachable is transient", map[string]func(context.Context) (Response, error){"VERITAS": hang, "SOPHIA": hang, "DIKĒ": hang}, 0, "", 0, ErrTransient, ""},
 		{"capital veto", map[string]func(context.Context) (Response, error){"VERITAS": pass, "SOPHIA": pass, "DIKĒ": answerText("VERDICT: FAIL\nCONFIDENCE: 1\nOFFENSE: capital\nREASONING: irreversible harm")}, 0, DecisionCapital, 0, nil, ""},
 	}
@@ -203,6 +207,39 @@ func TestDeliberationOutlivesNoJudge(t *testing.T) {
 	}
 	if err != nil || v.(*Verdict).Decision != DecisionUnavailable {
 		t.Fatalf("got %+v, %v; want an unavailable verdict", v, err)
+	}
+}
+
+// TestDeliberationOutlivesNoJudgeWhenTheLastPanics: a panic in the last
+// judge, asked in the delivery's goroutine, reaches the pool's recovery
+// only after the other judges' calls have ended: none outlives Process.
+func TestDeliberationOutlivesNoJudgeWhenTheLastPanics(t *testing.T) {
+	var out atomic.Int32 // judges' calls under way
+	slowToLeave := func(ctx context.Context) (Response, error) {
+		out.Add(1)
+		defer out.Add(-1)
+		<-ctx.Done()
+		time.Sleep(20 * time.Millisecond) // a call that takes a while to unwind
+		return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
+	}
+	panics := func(context.Context) (Response, error) {
+		for out.Load() < 2 { // the other two judges' calls are under way
+			time.Sleep(time.Millisecond)
+		}
+		panic("a client that could not take the answer")
+	}
+	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": slowToLeave, "SOPHIA": slowToLeave, "DIKĒ": panics}),
+		TribunalConfig{Deadline: time.Minute})
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the last judge's panic did not reach Process's caller")
+			}
+		}()
+		_, _ = tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}})
+	}()
+	if n := out.Load(); n != 0 {
+		t.Fatalf("Process panicked with %d judges' calls still under way", n)
 	}
 }
 

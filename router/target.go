@@ -319,8 +319,8 @@ func (t *target) startSpan(ctx context.Context, req *pipeline.Request) (context.
 // chat makes the backend's call of *req. A panic in the client (an answer
 // it could not take) comes back as an error wrapping pipeline.ErrPanic, as
 // the pool's recovery makes of one in a delivery's goroutine, instead of
-// ending the worker: a judge's call is made in a goroutine of the
-// tribunal's, which has no recovery of its own.
+// ending the worker: a judge's call, but the last's, is made in a goroutine
+// of the tribunal's, which has no recovery of its own.
 //
 // The call is made on the caller's goroutine. It was made in one of its own
 // (chatShallow), since the caller's frames and the client's went past the

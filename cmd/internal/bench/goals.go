@@ -229,8 +229,12 @@ func writePipelineFigures(w io.Writer, r *PipelineFigures) error {
 		fmt.Fprintln(w)
 	}
 	if fl := r.CachedClientFloor; fl != nil {
-		fmt.Fprintf(w, "client floor with the answer cache (the same, keeping each answer in noesis's answer cache, after the worker's warm-up): verdicts p50 %.1f ms, p99 %.1f ms; its worker process's peak RSS %.0f MB\n",
-			stageOf(fl.Stages, "tribunal").P50ms, stageOf(fl.Stages, "tribunal").P99ms, fl.PeakRSSMB)
+		fmt.Fprintf(w, "client floor with the answer cache (the same, keeping each answer in noesis's answer cache, after the worker's warm-up): verdicts p50 %.1f ms, p99 %.1f ms",
+			stageOf(fl.Stages, "tribunal").P50ms, stageOf(fl.Stages, "tribunal").P99ms)
+		if fl.PeakRSSMB > 0 {
+			fmt.Fprintf(w, "; its worker process's peak RSS %.0f MB", fl.PeakRSSMB)
+		}
+		fmt.Fprintln(w)
 	}
 	if fl := r.Floor; fl != nil {
 		fmt.Fprintf(w, "JetStream floor: %.0f thoughts/s; longest pause %.0f ms\n", fl.Throughput, fl.LongestPauseMs)
