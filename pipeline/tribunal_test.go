@@ -191,15 +191,9 @@ func TestTribunalJudgesRunInParallel(t *testing.T) {
 // out have given up: no judge's call outlives the Process that made it.
 func TestDeliberationOutlivesNoJudge(t *testing.T) {
 	var out atomic.Int32 // judges' calls under way
-	slowToLeave := func(ctx context.Context) (Response, error) {
-		out.Add(1)
-		defer out.Add(-1)
-		<-ctx.Done()
-		time.Sleep(20 * time.Millisecond) // a call that takes a while to unwind
-		return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
-	}
+	leaving := slowToLeave(&out)
 	pass := answerText(`{"verdict":"PASS","confidence":0.9,"reasoning":"ok"}`)
-	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": slowToLeave, "SOPHIA": slowToLeave, "DIKĒ": pass}),
+	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": leaving, "SOPHIA": leaving, "DIKĒ": pass}),
 		TribunalConfig{Deadline: 50 * time.Millisecond})
 	v, err := tr.Process(context.Background(), Thought{EventID: "e", AgentID: "a", Content: Content{UserInput: "x"}})
 	if n := out.Load(); n != 0 {
@@ -210,25 +204,31 @@ func TestDeliberationOutlivesNoJudge(t *testing.T) {
 	}
 }
 
-// TestDeliberationOutlivesNoJudgeWhenTheLastPanics: a panic in the last
-// judge, asked in the delivery's goroutine, reaches the pool's recovery
-// only after the other judges' calls have ended: none outlives Process.
-func TestDeliberationOutlivesNoJudgeWhenTheLastPanics(t *testing.T) {
-	var out atomic.Int32 // judges' calls under way
-	slowToLeave := func(ctx context.Context) (Response, error) {
+// slowToLeave is a judge's call that waits for its context's end, then
+// takes a while to unwind, counted in out while it is under way.
+func slowToLeave(out *atomic.Int32) func(context.Context) (Response, error) {
+	return func(ctx context.Context) (Response, error) {
 		out.Add(1)
 		defer out.Add(-1)
 		<-ctx.Done()
 		time.Sleep(20 * time.Millisecond) // a call that takes a while to unwind
 		return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
 	}
+}
+
+// TestDeliberationOutlivesNoJudgeWhenTheLastPanics: a panic in the last
+// judge, asked in the delivery's goroutine, reaches the pool's recovery
+// only after the other judges' calls have ended: none outlives Process.
+func TestDeliberationOutlivesNoJudgeWhenTheLastPanics(t *testing.T) {
+	var out atomic.Int32 // judges' calls under way
+	leaving := slowToLeave(&out)
 	panics := func(context.Context) (Response, error) {
 		for out.Load() < 2 { // the other two judges' calls are under way
 			time.Sleep(time.Millisecond)
 		}
 		panic("a client that could not take the answer")
 	}
-	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": slowToLeave, "SOPHIA": slowToLeave, "DIKĒ": panics}),
+	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": leaving, "SOPHIA": leaving, "DIKĒ": panics}),
 		TribunalConfig{Deadline: time.Minute})
 	func() {
 		defer func() {
