@@ -223,8 +223,8 @@ func TestDeliberationOutlivesNoJudgeWhenTheLastPanics(t *testing.T) {
 	var out atomic.Int32 // judges' calls under way
 	leaving := slowToLeave(&out)
 	panics := func(context.Context) (Response, error) {
-		for out.Load() < 2 { // the other two judges' calls are under way
-			time.Sleep(time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); out.Load() < 2 && time.Now().Before(deadline); {
+			time.Sleep(time.Millisecond) // until the other two judges' calls are under way
 		}
 		panic("a client that could not take the answer")
 	}
