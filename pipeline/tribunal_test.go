@@ -191,7 +191,7 @@ func TestTribunalJudgesRunInParallel(t *testing.T) {
 // out have given up: no judge's call outlives the Process that made it.
 func TestDeliberationOutlivesNoJudge(t *testing.T) {
 	var out atomic.Int32 // judges' calls under way
-	leaving := slowToLeave(&out)
+	leaving := slowToLeave(&out, nil)
 	pass := answerText(`{"verdict":"PASS","confidence":0.9,"reasoning":"ok"}`)
 	tr, _ := NewTribunal(judgeAnswers(map[string]func(context.Context) (Response, error){"VERITAS": leaving, "SOPHIA": leaving, "DIKĒ": pass}),
 		TribunalConfig{Deadline: 50 * time.Millisecond})
@@ -205,11 +205,15 @@ func TestDeliberationOutlivesNoJudge(t *testing.T) {
 }
 
 // slowToLeave is a judge's call that waits for its context's end, then
-// takes a while to unwind, counted in out while it is under way.
-func slowToLeave(out *atomic.Int32) func(context.Context) (Response, error) {
+// takes a while to unwind, counted in out while it is under way; it sends
+// on underway, when set, once it is counted.
+func slowToLeave(out *atomic.Int32, underway chan<- struct{}) func(context.Context) (Response, error) {
 	return func(ctx context.Context) (Response, error) {
 		out.Add(1)
 		defer out.Add(-1)
+		if underway != nil {
+			underway <- struct{}{}
+		}
 		<-ctx.Done()
 		time.Sleep(20 * time.Millisecond) // a call that takes a while to unwind
 		return Response{}, fmt.Errorf("%w: %w", ErrTransient, ctx.Err())
@@ -220,11 +224,16 @@ func slowToLeave(out *atomic.Int32) func(context.Context) (Response, error) {
 // judge, asked in the delivery's goroutine, reaches the pool's recovery
 // only after the other judges' calls have ended: none outlives Process.
 func TestDeliberationOutlivesNoJudgeWhenTheLastPanics(t *testing.T) {
-	var out atomic.Int32 // judges' calls under way
-	leaving := slowToLeave(&out)
+	var out atomic.Int32               // judges' calls under way
+	underway := make(chan struct{}, 2) // one for each of the other two judges once its call is under way
+	leaving := slowToLeave(&out, underway)
 	panics := func(context.Context) (Response, error) {
-		for deadline := time.Now().Add(10 * time.Second); out.Load() < 2 && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond) // until the other two judges' calls are under way
+		for range 2 {
+			select {
+			case <-underway:
+			case <-time.After(10 * time.Second):
+				t.Error("the other two judges' calls did not start")
+			}
 		}
 		panic("a client that could not take the answer")
 	}
